@@ -1,0 +1,65 @@
+// File ids (fids): the permanent name of a file. Layout is documented in docs/FILE-ID.md and
+// pinned by test/file-id.test.ts. A fid never carries a server address, so moving blocks
+// never changes a URL.
+//
+// Version 1 text form: "1" + base64url(15 bytes), 21 characters, case-sensitive:
+//   bytes 0..3   block id   u32 big-endian
+//   bytes 4..10  key        u56 big-endian (unique across the cluster, leased by the name server)
+//   bytes 11..14 cookie     u32 big-endian (random; a wrong cookie answers like a missing file)
+import { randomBytes } from 'node:crypto';
+import { UgcfsError } from './errors.ts';
+
+export interface Fid {
+  readonly version: 1;
+  readonly block: number;
+  /** up to 2^56-1; kept as bigint so no precision is ever lost */
+  readonly key: bigint;
+  readonly cookie: number;
+}
+
+export const FID_V1_LENGTH = 21;
+export const MAX_KEY = (1n << 56n) - 1n;
+const V1_BYTES = 15;
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+export function newCookie(): number {
+  return randomBytes(4).readUInt32BE(0);
+}
+
+export function encodeFid(f: Omit<Fid, 'version'> & { version?: 1 }): string {
+  if (!Number.isInteger(f.block) || f.block < 0 || f.block > 0xffffffff) throw new RangeError(`block id out of range: ${f.block}`);
+  if (f.key < 0n || f.key > MAX_KEY) throw new RangeError(`key out of range: ${f.key}`);
+  if (!Number.isInteger(f.cookie) || f.cookie < 0 || f.cookie > 0xffffffff) throw new RangeError(`cookie out of range: ${f.cookie}`);
+  const b = Buffer.alloc(V1_BYTES);
+  b.writeUInt32BE(f.block, 0);
+  b.writeUIntBE(Number(f.key >> 24n), 4, 4);
+  b.writeUIntBE(Number(f.key & 0xffffffn), 8, 3);
+  b.writeUInt32BE(f.cookie, 11);
+  return '1' + b.toString('base64url');
+}
+
+/** Strict parser: anything but a canonical fid throws UGCFS_ERR_BAD_FID. */
+export function decodeFid(text: string): Fid {
+  if (typeof text !== 'string' || text.length === 0) throw badFid('empty file id');
+  const version = text[0];
+  if (version === '1') {
+    if (text.length !== FID_V1_LENGTH) throw badFid(`a version 1 file id has ${FID_V1_LENGTH} characters`);
+    const body = text.slice(1);
+    if (!B64URL.test(body)) throw badFid('file id has characters outside A-Z a-z 0-9 - _');
+    const b = Buffer.from(body, 'base64url');
+    // 20 base64 characters carry exactly 15 bytes, so every valid body round-trips; check anyway.
+    if (b.length !== V1_BYTES || b.toString('base64url') !== body) throw badFid('file id is not canonical');
+    const key = (BigInt(b.readUIntBE(4, 4)) << 24n) | BigInt(b.readUIntBE(8, 3));
+    return Object.freeze({ version: 1, block: b.readUInt32BE(0), key, cookie: b.readUInt32BE(11) });
+  }
+  throw badFid('unknown file id version');
+}
+
+/** Cheap shape test used to tell fids from legacy paths before a full decode. */
+export function looksLikeFid(text: string): boolean {
+  return text.length === FID_V1_LENGTH && text[0] === '1' && B64URL.test(text.slice(1));
+}
+
+function badFid(why: string): UgcfsError {
+  return new UgcfsError('UGCFS_ERR_BAD_FID', `malformed file id: ${why}`);
+}

@@ -1,0 +1,103 @@
+// One keep-alive HTTP client for every internal hop (client -> name server, client -> data
+// server, primary -> replicas, origin -> peer origin). Errors from peers come back as typed
+// UgcfsErrors carrying the peer's code; network failures become UPSTREAM / TIMEOUT.
+import { Agent, request, type Dispatcher } from 'undici';
+import { UgcfsError, errorFromBody } from './errors.ts';
+import { SECRET_HEADER } from './secret.ts';
+
+const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
+
+export interface CallOptions {
+  method?: Dispatcher.HttpMethod;
+  /** JSON body (object) or raw bytes */
+  body?: unknown;
+  headers?: Record<string, string>;
+  secret?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+function buildHeaders(opts: CallOptions): { headers: Record<string, string>; body: Buffer | string | undefined } {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.secret) headers[SECRET_HEADER] = opts.secret;
+  let body: Buffer | string | undefined;
+  if (opts.body instanceof Uint8Array) {
+    body = Buffer.from(opts.body.buffer, opts.body.byteOffset, opts.body.byteLength);
+    headers['content-type'] ??= 'application/octet-stream';
+  } else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers['content-type'] = 'application/json';
+  }
+  return { headers, body };
+}
+
+/** Sends a request and returns status, headers and the whole body, whatever the status. */
+export async function callRaw(url: string, opts: CallOptions = {}): Promise<RawResponse> {
+  const { headers, body } = buildHeaders(opts);
+  const timeout = opts.timeoutMs ?? 10_000;
+  try {
+    const res = await request(url, {
+      method: opts.method ?? (body === undefined ? 'GET' : 'POST'),
+      headers,
+      body,
+      dispatcher: agent,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      signal: opts.signal,
+    });
+    const buf = Buffer.from(await res.body.arrayBuffer());
+    return { status: res.statusCode, headers: res.headers, body: buf };
+  } catch (err) {
+    throw networkError(url, err);
+  }
+}
+
+/** Sends a request; a 2xx JSON answer is returned parsed, anything else throws a typed error. */
+export async function callJson<T = unknown>(url: string, opts: CallOptions = {}): Promise<T> {
+  const res = await callRaw(url, opts);
+  const text = res.body.toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (res.status < 200 || res.status >= 300) throw errorFromBody(res.status, parsed);
+  return parsed as T;
+}
+
+/** Throws the peer's typed error unless the status is 2xx. */
+export function expectOk(res: RawResponse): RawResponse {
+  if (res.status >= 200 && res.status < 300) return res;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(res.body.toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  throw errorFromBody(res.status, parsed);
+}
+
+export function networkError(url: string, err: unknown): UgcfsError {
+  if (err instanceof UgcfsError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  const where = safeOrigin(url);
+  if (code.includes('TIMEOUT') || (err as Error).name === 'TimeoutError') return new UgcfsError('UGCFS_ERR_TIMEOUT', `${where} timed out`, { cause: err });
+  return new UgcfsError('UGCFS_ERR_UPSTREAM', `${where} unreachable: ${code || (err as Error).message}`, { cause: err });
+}
+
+function safeOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'peer';
+  }
+}
+
+export { agent as httpAgent };

@@ -1,0 +1,175 @@
+// The fastify scaffolding every ugcfs server shares: request ids, the one error renderer,
+// /healthz and /metrics, the cluster-secret guard, the no-public-listen-without-secret rule,
+// and graceful shutdown.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { UgcfsError, type ErrorBody } from './errors.ts';
+import { isLoopbackHost } from './config.ts';
+import { createMetrics, type Metrics, type Registry } from './metrics.ts';
+import type { Logger } from './log.ts';
+import { secretEquals, SECRET_HEADER, bearer } from './secret.ts';
+
+export interface ServerBase {
+  app: FastifyInstance;
+  metrics: Metrics;
+  registry: Registry;
+  log: Logger;
+}
+
+export interface HttpServerOptions {
+  role: string;
+  log: Logger;
+  /** max request body in bytes */
+  bodyLimit?: number;
+  /** error responses get this short max-age (origin); internal servers send no-store */
+  errorCacheControl?: string;
+  defaultMetrics?: boolean;
+  /** health detail for /healthz */
+  health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+}
+
+export function createHttpServer(opts: HttpServerOptions): ServerBase {
+  const { registry, metrics } = createMetrics(opts.role, { defaultMetrics: opts.defaultMetrics });
+  const app = Fastify({
+    loggerInstance: opts.log as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: opts.bodyLimit ?? 64 * 1024 * 1024,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    maxParamLength: 2048,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+
+  // Raw bodies of any type arrive as Buffers; routes that stream register their own parser.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'request body is not valid JSON'), undefined);
+    }
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    (req as FastifyRequest & { startedAt?: bigint }).startedAt = process.hrtime.bigint();
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const started = (req as FastifyRequest & { startedAt?: bigint }).startedAt;
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    if (started !== undefined) metrics.httpDuration.observe({ route, method: req.method }, Number(process.hrtime.bigint() - started) / 1e9);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toUgcfsError(err);
+    if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
+    else req.log.debug({ code: e.code, msg: e.message }, 'request refused');
+    sendError(reply, e, opts.errorCacheControl);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    sendError(reply, new UgcfsError('UGCFS_ERR_ROUTE_NOT_FOUND', `no route for ${req.method} ${req.url.slice(0, 200)}`), opts.errorCacheControl);
+  });
+
+  app.get('/healthz', async () => ({ ok: true, role: opts.role, ...(opts.health ? await opts.health() : {}) }));
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+
+  return { app, metrics, registry, log: opts.log };
+}
+
+export function sendError(reply: FastifyReply, e: UgcfsError, cacheControl = 'no-store'): void {
+  const body: ErrorBody = e.toJSON();
+  reply.code(e.status).header('content-type', 'application/json; charset=utf-8').header('cache-control', cacheControl).header('x-content-type-options', 'nosniff');
+  if (e.headers) for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
+  reply.send(JSON.stringify(body));
+}
+
+/** Maps fastify's own errors onto the catalogue, so every error body has a ugcfs code. */
+export function toUgcfsError(err: unknown): UgcfsError {
+  if (err instanceof UgcfsError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_REQ_FILE_TOO_LARGE':
+    case 'FST_FILES_LIMIT':
+      return new UgcfsError('UGCFS_ERR_TOO_LARGE', e.message);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'FST_ERR_VALIDATION':
+      return new UgcfsError('UGCFS_ERR_BAD_REQUEST', e.message);
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FIELDS_LIMIT':
+    case 'FST_PROTO_VIOLATION':
+    case 'FST_NO_FORM_DATA':
+      return new UgcfsError('UGCFS_ERR_BAD_MULTIPART', e.message);
+  }
+  if (e.validation) return new UgcfsError('UGCFS_ERR_BAD_REQUEST', e.message);
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    if (e.statusCode === 413) return new UgcfsError('UGCFS_ERR_TOO_LARGE', e.message);
+    if (e.statusCode === 415) return new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', e.message);
+    return new UgcfsError('UGCFS_ERR_BAD_REQUEST', e.message);
+  }
+  return new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
+}
+
+/** Throws unless the request carries the cluster secret (X-Ugcfs-Secret or Bearer). */
+export function requireClusterSecret(req: FastifyRequest, secret: string): void {
+  if (secret === '') {
+    // Without a secret the server only listens on loopback (see assertListenAllowed).
+    return;
+  }
+  const given = (req.headers[SECRET_HEADER] as string | undefined) ?? bearer(req.headers.authorization);
+  if (!secretEquals(given, secret)) throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'cluster secret missing or wrong');
+}
+
+/** A server refuses to listen on a non-loopback address without a cluster secret. */
+export function assertListenAllowed(host: string, secret: string, role: string): void {
+  if (!isLoopbackHost(host) && secret === '') {
+    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `${role} will not listen on ${host} without a cluster secret: set UGCFS_CLUSTER_SECRET or use --host 127.0.0.1`);
+  }
+}
+
+export async function listen(app: FastifyInstance, host: string, port: number): Promise<string> {
+  await app.listen({ host, port });
+  const addr = app.server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `http://${h === '0.0.0.0' || h === '[::]' ? '127.0.0.1' : h}:${actualPort}`;
+}
+
+/**
+ * On SIGTERM/SIGINT: run the closers (stop accepting, drain, close LevelDB) once, then exit 0.
+ * A second signal exits at once.
+ */
+export function onShutdown(log: Logger, closers: Array<() => Promise<void>>): void {
+  let closing = false;
+  const handler = (sig: string) => {
+    if (closing) process.exit(1);
+    closing = true;
+    log.info({ sig }, 'shutting down');
+    (async () => {
+      for (const c of closers) {
+        try {
+          await c();
+        } catch (err) {
+          log.error({ err }, 'error during shutdown');
+        }
+      }
+      log.flush?.();
+      process.exit(0);
+    })();
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}

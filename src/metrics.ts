@@ -1,0 +1,55 @@
+// The metric vocabulary, declared once. Every server instance gets its own registry (the
+// all-in-one process runs several servers), and roles register only the groups they use.
+import client from 'prom-client';
+
+export type Registry = client.Registry;
+
+function make(registry: client.Registry) {
+  const r = [registry];
+  return {
+    // every server
+    httpRequests: new client.Counter({ name: 'ugcfs_http_requests_total', help: 'HTTP requests answered', labelNames: ['route', 'method', 'status'], registers: r }),
+    httpDuration: new client.Histogram({ name: 'ugcfs_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['route', 'method'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: r }),
+    // data server
+    needleReads: new client.Counter({ name: 'ugcfs_needle_reads_total', help: 'Needle reads served from block files', registers: r }),
+    blockPreads: new client.Counter({ name: 'ugcfs_block_preads_total', help: 'Positioned reads issued against block files for needle reads (one per read proves the one-disk-read path)', registers: r }),
+    indexLookups: new client.Counter({ name: 'ugcfs_index_lookups_total', help: 'Index lookups for needle reads', labelNames: ['source'], registers: r }),
+    needleWrites: new client.Counter({ name: 'ugcfs_needle_writes_total', help: 'Needles appended', labelNames: ['kind'], registers: r }),
+    fsyncs: new client.Counter({ name: 'ugcfs_fsyncs_total', help: 'Group-commit fsyncs of block files', registers: r }),
+    groupCommitSize: new client.Histogram({ name: 'ugcfs_group_commit_records', help: 'Records made durable per fsync', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: r }),
+    checksumFailures: new client.Counter({ name: 'ugcfs_checksum_failures_total', help: 'Records whose CRC32-C did not match', registers: r }),
+    bytesStored: new client.Gauge({ name: 'ugcfs_bytes_stored', help: 'Bytes in block files on this data server', registers: r }),
+    freeBytes: new client.Gauge({ name: 'ugcfs_free_bytes', help: 'Free bytes on the data directory filesystem', registers: r }),
+    blocks: new client.Gauge({ name: 'ugcfs_blocks', help: 'Blocks held', labelNames: ['state'], registers: r }),
+    replicationDuration: new client.Histogram({ name: 'ugcfs_replication_duration_seconds', help: 'Time to forward a write to peer replicas', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: r }),
+    replicationFailures: new client.Counter({ name: 'ugcfs_replication_failures_total', help: 'Writes a peer replica did not acknowledge', registers: r }),
+    compactedBytes: new client.Counter({ name: 'ugcfs_compacted_bytes_total', help: 'Bytes reclaimed by compaction', registers: r }),
+    blockCopyBytes: new client.Counter({ name: 'ugcfs_block_copy_bytes_total', help: 'Bytes copied between data servers for repair and moves', labelNames: ['direction'], registers: r }),
+    // name server
+    dataserversAlive: new client.Gauge({ name: 'ugcfs_dataservers_alive', help: 'Data servers currently alive', registers: r }),
+    underReplicated: new client.Gauge({ name: 'ugcfs_under_replicated_blocks', help: 'Blocks with fewer live replicas than configured', registers: r }),
+    repairs: new client.Counter({ name: 'ugcfs_repairs_total', help: 'Block re-replications completed', labelNames: ['result'], registers: r }),
+    assigns: new client.Counter({ name: 'ugcfs_assigns_total', help: 'File ids assigned', registers: r }),
+    clusterBytes: new client.Gauge({ name: 'ugcfs_cluster_used_bytes', help: 'Bytes stored across live data servers', registers: r }),
+    // origin
+    cacheLookups: new client.Counter({ name: 'ugcfs_cache_lookups_total', help: 'Origin cache lookups', labelNames: ['tier', 'result'], registers: r }),
+    resizes: new client.Counter({ name: 'ugcfs_resizes_total', help: 'Variants computed by the image pipeline', labelNames: ['format'], registers: r }),
+    resizeDuration: new client.Histogram({ name: 'ugcfs_resize_duration_seconds', help: 'Image pipeline time per variant', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: r }),
+    resizeQueue: new client.Gauge({ name: 'ugcfs_resize_queue', help: 'Variants waiting for a resize slot', registers: r }),
+    resizeRejected: new client.Counter({ name: 'ugcfs_resize_rejected_total', help: 'Resizes refused with 503 because capacity was full', registers: r }),
+    bytesServed: new client.Counter({ name: 'ugcfs_bytes_served_total', help: 'Body bytes served to clients', labelNames: ['kind'], registers: r }),
+    uploads: new client.Counter({ name: 'ugcfs_uploads_total', help: 'Files uploaded', labelNames: ['result'], registers: r }),
+    peerFetches: new client.Counter({ name: 'ugcfs_peer_fetches_total', help: 'Variants fetched from the owning origin peer', labelNames: ['result'], registers: r }),
+    legacyLookups: new client.Counter({ name: 'ugcfs_legacy_lookups_total', help: 'Legacy path lookups', labelNames: ['result'], registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof make>;
+
+export function createMetrics(role: string, opts: { defaultMetrics?: boolean } = {}): { registry: client.Registry; metrics: Metrics } {
+  const registry = new client.Registry();
+  registry.setDefaultLabels({ role });
+  const metrics = make(registry);
+  if (opts.defaultMetrics) client.collectDefaultMetrics({ register: registry, prefix: 'ugcfs_process_' });
+  return { registry, metrics };
+}

@@ -1,0 +1,178 @@
+// The internal wire protocol between ugcfs roles: route list and JSON shapes, declared once.
+// docs/INTERNAL-API.md explains each route; every internal route requires the cluster secret
+// (header X-Ugcfs-Secret, or Authorization: Bearer <secret>).
+
+/** Data server routes. `:fid` is a file id text; `:id` a block id (decimal). */
+export const DS_ROUTES = {
+  /** PUT raw bytes. Headers: x-ugcfs-mime, x-ugcfs-owner, x-ugcfs-upload-time (ms, set by the primary),
+   *  x-ugcfs-replicas (comma-separated peer base URLs to forward to; absent on forwarded writes). 201 WriteResult */
+  needle: '/needles/:fid',
+  /** GET list of BlockReport */
+  blocks: '/blocks',
+  /** POST create (body {replicas?}) 201 / DELETE the block and its index entries 204 */
+  block: '/blocks/:id',
+  /** GET raw block bytes from ?from=OFFSET to the current end; headers x-ugcfs-block-gen, x-ugcfs-block-size */
+  blockData: '/blocks/:id/data',
+  /** POST {from: url} — copy the block from a peer (incremental until caught up), index it. 200 {bytes} */
+  blockPull: '/blocks/:id/pull',
+  /** POST {readonly: boolean} — stop / resume taking writes */
+  blockReadonly: '/blocks/:id/readonly',
+  /** POST — compact now. 200 CompactResult */
+  blockCompact: '/blocks/:id/compact',
+  /** POST — check every record's CRC. 200 ScrubResult */
+  blockScrub: '/blocks/:id/scrub',
+} as const;
+
+/** Name server routes. */
+export const NS_ROUTES = {
+  /** POST Heartbeat -> HeartbeatReply (registers on first beat) */
+  heartbeat: '/ds/heartbeat',
+  /** POST {count?, replicas?} -> AssignResult */
+  assign: '/assign',
+  /** GET -> BlockLocation */
+  block: '/blocks/:id',
+  /** POST {dsId?, reason} — a write to this block failed; it stops taking writes */
+  blockWriteFailed: '/blocks/:id/write-failed',
+  /** GET -> ClusterStatus (the `ugcfs status --json` shape is a subset) */
+  status: '/status',
+  /** GET ?path= -> LegacyMapping ; PUT LegacyMapping ; DELETE ?path= */
+  legacy: '/legacy',
+  /** POST {kind, ...args} -> Operation ; GET -> Operation[] */
+  ops: '/ops',
+  /** GET -> Operation */
+  op: '/ops/:id',
+  /** GET — human status page (HTML) */
+  page: '/',
+} as const;
+
+export interface DsRef {
+  id: string;
+  url: string;
+  rack: string;
+}
+
+export interface BlockReport {
+  id: number;
+  /** bytes in the block file */
+  size: number;
+  /** live records and their bytes */
+  liveCount: number;
+  liveBytes: number;
+  /** bytes of deleted records and tombstones, reclaimable by compaction */
+  deletedBytes: number;
+  sealed: boolean;
+  readonly: boolean;
+  /** compaction generation */
+  gen: number;
+}
+
+export interface Heartbeat {
+  id: string;
+  url: string;
+  rack: string;
+  freeBytes: number;
+  usedBytes: number;
+  blockSize: number;
+  blocks: BlockReport[];
+}
+
+/** What the name server asks a data server to do, carried on the heartbeat reply. */
+export type DsCommand =
+  | { kind: 'delete-block'; block: number; reason: string }
+  | { kind: 'readonly'; block: number; readonly: boolean };
+
+export interface HeartbeatReply {
+  ok: true;
+  commands: DsCommand[];
+}
+
+export interface AssignResult {
+  fid: string;
+  block: number;
+  /** replicas[0] is the primary */
+  replicas: DsRef[];
+}
+
+export interface BlockLocation {
+  block: number;
+  replicas: DsRef[];
+  writable: boolean;
+  /** e.g. 'writable', 'sealed', 'repairing', 'moving', 'compacting', 'failed' */
+  state: string;
+}
+
+export interface WriteResult {
+  fid: string;
+  size: number;
+  /** CRC32-C of the data, as stored */
+  crc: number;
+}
+
+export interface CompactResult {
+  block: number;
+  beforeBytes: number;
+  afterBytes: number;
+  records: number;
+}
+
+export interface ScrubResult {
+  block: number;
+  records: number;
+  bad: Array<{ key: string; offset: number; reason: string }>;
+  /** sha256 over the sorted (key, crc) pairs of live records, to compare replicas */
+  digest: string;
+}
+
+export interface DataserverStatus {
+  id: string;
+  url: string;
+  rack: string;
+  alive: boolean;
+  blocks: number;
+  usedBytes: number;
+  freeBytes: number;
+  lastSeenMs?: number;
+  draining?: boolean;
+}
+
+export interface ClusterStatus {
+  dataservers: DataserverStatus[];
+  underReplicatedBlocks: number;
+  blocks: number;
+  replicas: number;
+  usedBytes: number;
+  freeBytes: number;
+  operations: Operation[];
+}
+
+export interface LegacyMapping {
+  path: string;
+  fid: string;
+}
+
+export type OperationKind = 'rebalance' | 'drain' | 'verify' | 'compact' | 'repair';
+
+export interface Operation {
+  id: string;
+  kind: OperationKind;
+  state: 'planned' | 'running' | 'done' | 'failed' | 'interrupted';
+  startedAt: number;
+  finishedAt?: number;
+  /** work units (block moves, blocks checked) done and total */
+  done: number;
+  total: number;
+  bytesDone: number;
+  message?: string;
+  /** kind-specific details (the plan, damage found, ...) */
+  details?: Record<string, unknown>;
+}
+
+export const HEADERS = {
+  mime: 'x-ugcfs-mime',
+  owner: 'x-ugcfs-owner',
+  uploadTime: 'x-ugcfs-upload-time',
+  replicas: 'x-ugcfs-replicas',
+  crc: 'x-ugcfs-crc',
+  blockGen: 'x-ugcfs-block-gen',
+  blockSize: 'x-ugcfs-block-size',
+} as const;
