@@ -35,7 +35,7 @@ export const NS_ROUTES = {
   blockWriteFailed: '/blocks/:id/write-failed',
   /** GET -> ClusterStatus (the `ugcfs status --json` shape is a subset) */
   status: '/status',
-  /** GET ?path= -> LegacyMapping ; PUT LegacyMapping ; DELETE ?path= */
+  /** GET ?path= -> LegacyMapping ; PUT LegacyPut -> LegacyMapping ; DELETE ?path= ; GET ?prefix=&after=&limit= (no path) -> LegacyList */
   legacy: '/legacy',
   /** POST {kind, ...args} -> Operation ; GET -> Operation[] */
   ops: '/ops',
@@ -148,6 +148,22 @@ export interface ClusterStatus {
 export interface LegacyMapping {
   path: string;
   fid: string;
+  /** sha256 (hex) of the stored bytes, so migrate can tell unchanged files without reading them back */
+  sha256?: string;
+  size?: number;
+  /** ms since epoch of the last change (set by the name server) */
+  updatedAt?: number;
+}
+
+/** PUT body of NS_ROUTES.legacy: `ifAbsent` makes it a create that answers 409 when another fid is mapped. */
+export interface LegacyPut extends LegacyMapping {
+  ifAbsent?: boolean;
+}
+
+export interface LegacyList {
+  mappings: LegacyMapping[];
+  /** pass as `after` for the next page; absent on the last page */
+  next?: string;
 }
 
 export type OperationKind = 'rebalance' | 'drain' | 'verify' | 'compact' | 'repair';
