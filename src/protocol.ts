@@ -33,6 +33,12 @@ export const NS_ROUTES = {
   block: '/blocks/:id',
   /** POST {dsId?, reason} — a write to this block failed; it stops taking writes */
   blockWriteFailed: '/blocks/:id/write-failed',
+  /** POST {fid, dataservers: ids} — these replicas missed a delete; the name server replays it when they are back */
+  blockMissedDeletes: '/blocks/:id/missed-deletes',
+  /** GET -> DataserverStatus[] */
+  dataservers: '/dataservers',
+  /** GET -> DataserverStatus ; DELETE forgets a dead data server (404 UGCFS_ERR_DATASERVER_NOT_FOUND when unknown) */
+  dataserver: '/dataservers/:id',
   /** GET -> ClusterStatus (the `ugcfs status --json` shape is a subset) */
   status: '/status',
   /** GET ?path= -> LegacyMapping ; PUT LegacyPut -> LegacyMapping ; DELETE ?path= ; GET ?prefix=&after=&limit= (no path) -> LegacyList */
@@ -99,6 +105,8 @@ export interface BlockLocation {
   writable: boolean;
   /** e.g. 'writable', 'sealed', 'repairing', 'moving', 'compacting', 'failed' */
   state: string;
+  /** ids of data servers meant to hold the block that are not live copies now (down, or missing it) */
+  absent?: string[];
 }
 
 export interface WriteResult {
