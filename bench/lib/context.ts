@@ -1,0 +1,30 @@
+// What every bench section gets, and what it hands back.
+import type { Tools } from './preflight.ts';
+import type { MachineInfo } from './machine.ts';
+import type { Goal } from './results.ts';
+
+export interface BenchContext {
+  tools: Tools;
+  machine: MachineInfo;
+  quick: boolean;
+  /** repetitions per figure (the median is reported) */
+  runs: number;
+  /** seconds per wrk / load run */
+  durationS: number;
+  /** a private temp dir for this section */
+  work: string;
+  log(msg: string): void;
+}
+
+export interface SectionOutput {
+  markdown: string;
+  goals: Goal[];
+  commands: string[];
+  data: unknown;
+}
+
+export interface Section {
+  id: string;
+  title: string;
+  run(ctx: BenchContext): Promise<SectionOutput>;
+}

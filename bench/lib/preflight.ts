@@ -1,0 +1,66 @@
+// What the bench needs from the machine. It installs nothing: it names the Debian packages
+// that are missing, and the comparisons that need them are skipped (and say so in the doc).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCommand } from './spawn.ts';
+
+export interface Tools {
+  nginx?: string;
+  nginxVersion?: string;
+  /** path of ngx_http_image_filter_module.so, when installed */
+  imageFilterModule?: string;
+  /** nginx was built with --with-http_dav_module (Debian's is) */
+  dav: boolean;
+  wrk?: string;
+  wrkVersion?: string;
+  /** Debian packages to install for the skipped comparisons */
+  missing: { pkg: string; for: string }[];
+}
+
+async function which(name: string): Promise<string | undefined> {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+export async function detectTools(): Promise<Tools> {
+  const tools: Tools = { dav: false, missing: [] };
+  tools.nginx = await which('nginx');
+  if (tools.nginx) {
+    const v = await runCommand(tools.nginx, ['-V'], { timeoutMs: 5000 });
+    const text = v.stdout + v.stderr;
+    tools.nginxVersion = /nginx version: nginx\/(\S+)/.exec(text)?.[1];
+    tools.dav = text.includes('--with-http_dav_module');
+    const modDir = /--modules-path=(\S+)/.exec(text)?.[1] ?? '/usr/lib/nginx/modules';
+    const so = join(modDir, 'ngx_http_image_filter_module.so');
+    if (text.includes('--with-http_image_filter_module=dynamic')) {
+      if (existsSync(so)) tools.imageFilterModule = so;
+    } else if (text.includes('--with-http_image_filter_module')) {
+      tools.imageFilterModule = 'builtin';
+    }
+    if (!tools.imageFilterModule) tools.missing.push({ pkg: 'libnginx-mod-http-image-filter', for: 'nginx image_filter resize comparison' });
+    if (!tools.dav) tools.missing.push({ pkg: 'nginx (a build with the dav module, e.g. Debian\'s)', for: 'nginx WebDAV PUT comparison' });
+  } else {
+    tools.missing.push({ pkg: 'nginx', for: 'every nginx comparison (static, WebDAV PUT)' });
+    tools.missing.push({ pkg: 'libnginx-mod-http-image-filter', for: 'nginx image_filter resize comparison' });
+  }
+  tools.wrk = await which('wrk');
+  if (tools.wrk) {
+    const v = await runCommand(tools.wrk, ['-v'], { timeoutMs: 5000 });
+    tools.wrkVersion = /wrk (\S+)/.exec(v.stdout + v.stderr)?.[1];
+  } else {
+    tools.missing.push({ pkg: 'wrk', for: 'HTTP read throughput (reads, cache hits, scale)' });
+  }
+  return tools;
+}
+
+export function missingMessage(tools: Tools): string {
+  if (tools.missing.length === 0) return '';
+  const pkgs = [...new Set(tools.missing.map((m) => m.pkg.split(' ')[0]!))];
+  return [
+    'bench: some peers are missing; these comparisons will be skipped:',
+    ...tools.missing.map((m) => `  - ${m.pkg}: ${m.for}`),
+    `install them with: apt-get install ${pkgs.join(' ')}`,
+  ].join('\n');
+}

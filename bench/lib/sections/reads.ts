@@ -1,0 +1,123 @@
+// Reads: the same files through nginx static, the bare Node ceiling, the bare fastify
+// ceiling, a ugcfs data server, and the origin (cache hit, and cache miss of the original).
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { Section, BenchContext } from '../context.ts';
+import type { Goal } from '../results.ts';
+import { SIZES, writeFiles } from '../dataset.ts';
+import { startNginx } from '../nginx.ts';
+import { startPeer, type Child } from '../spawn.ts';
+import { compareReads, rpsRatio, type Target, type TargetFigures } from '../compare.ts';
+import { table, num, ratio, micros } from '../markdown.ts';
+import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
+import { DS_ROUTES } from '../../../src/protocol.ts';
+
+const FILES_PER_SIZE = 100;
+
+export const section: Section = {
+  id: 'reads',
+  title: 'Reads: data server and origin against nginx and the bare Node ceiling',
+  async run(ctx: BenchContext) {
+    if (!ctx.tools.wrk) throw new Error('wrk is missing (apt-get install wrk)');
+    const count = ctx.quick ? 30 : FILES_PER_SIZE;
+    const dir = join(ctx.work, 'files');
+    for (const s of SIZES) writeFiles(dir, s.bytes, count, `${s.bytes}-f`);
+    const names = (bytes: number) => Array.from({ length: count }, (_, i) => `${bytes}-f${i}.bin`);
+
+    const commands: string[] = [];
+    const stops: (() => Promise<void>)[] = [];
+    const peers: { nginx?: string; node?: Child; fastify?: Child } = {};
+    try {
+      if (ctx.tools.nginx) {
+        const ng = await startNginx(ctx.tools, { dir: join(ctx.work, 'nginx'), staticRoot: dir });
+        stops.push(ng.stop);
+        peers.nginx = ng.url;
+        commands.push('nginx config:', ...ng.config.trimEnd().split('\n'));
+      }
+      peers.node = await startPeer('bare-node', ['--dir', dir, '--pack', join(ctx.work, 'pack.bin')]);
+      stops.push(() => peers.node!.stop());
+      peers.fastify = await startPeer('bare-fastify', ['--dir', dir]);
+      stops.push(() => peers.fastify!.stop());
+      commands.push('node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK', 'node bin/run-ts.mjs bench/peers/bare-fastify.ts --dir FILES');
+
+      // ugcfs: one data server (so every fid is on it), replicas 1, and two origins: one
+      // with its caches on (hits) and one with every cache off (each read a miss).
+      const roles = rolesAvailable();
+      let cluster: Cluster | undefined;
+      let missOrigin: Child | undefined;
+      const fids = new Map<string, string>();
+      let ugcfsNote = '';
+      if (roles.nameserver && roles.dataserver) {
+        try {
+          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: roles.origin, dataserverArgs: [] });
+          stops.unshift(() => cluster!.stop());
+          commands.push(...cluster.commands);
+          const w = await clientWriter(cluster.nameserver.url);
+          for (const s of SIZES) for (const n of names(s.bytes)) fids.set(n, await w.put(readFileSync(join(dir, n)), 'application/octet-stream'));
+          await w.close?.();
+          if (roles.origin) {
+            const { startUgcfs } = await import('../spawn.ts');
+            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--memory-cache-bytes', '0', '--cache-bytes', '0'];
+            missOrigin = await startUgcfs(args, { env: cluster.env });
+            stops.unshift(() => missOrigin!.stop());
+            commands.push(`ugcfs ${args.join(' ')}   (the cache-miss origin)`);
+          }
+        } catch (err) {
+          ugcfsNote = `ugcfs could not be measured: ${(err as Error).message.split('\n')[0]}`;
+          ctx.log(`  ${ugcfsNote}`);
+          fids.clear();
+        }
+      } else {
+        ugcfsNote = 'ugcfs data server / name server not built yet: their rows are not measured.';
+      }
+
+      const rows: (string | number)[][] = [];
+      const goals: Goal[] = [];
+      const data: Record<string, unknown> = {};
+      for (const s of SIZES) {
+        const ns = names(s.bytes);
+        const targets: Target[] = [];
+        if (peers.nginx) targets.push({ id: 'nginx', label: 'nginx static', url: peers.nginx, paths: ns.map((n) => `/static/${n}`) });
+        targets.push({ id: 'node', label: 'bare Node (positioned read)', url: peers.node.url, paths: ns.map((n) => `/static/${n}`) });
+        targets.push({ id: 'fastify', label: 'bare fastify (buffer in memory)', url: peers.fastify.url, paths: ns.map((n) => `/static/${n}`) });
+        if (cluster && fids.size) {
+          const dsPaths = ns.map((n) => DS_ROUTES.needle.replace(':fid', fids.get(n)!));
+          targets.push({ id: 'ds', label: 'ugcfs data server', url: cluster.dataservers[0]!.url, paths: dsPaths, headers: { 'x-ugcfs-secret': SECRET } });
+          if (cluster.origin) targets.push({ id: 'hit', label: 'ugcfs origin, cache hit', url: cluster.origin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
+          if (missOrigin) targets.push({ id: 'miss', label: 'ugcfs origin, cache miss', url: missOrigin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
+        }
+        ctx.log(` reads ${s.label}`);
+        const figs = await compareReads(ctx, targets, { what: `reads ${s.label}` });
+        data[s.label] = Object.fromEntries([...figs].map(([k, v]) => [k, { rps: v.rps, p50: v.p50, p99: v.p99, runs: v.runs.map((r) => r.rps) }]));
+        for (const t of targets) {
+          const f = figs.get(t.id)!;
+          rows.push(row(s.label, f, rpsRatio(figs, t.id, 'nginx'), rpsRatio(figs, t.id, 'node')));
+        }
+        if (s.bytes === 20 * 1024) {
+          const dsNode = rpsRatio(figs, 'ds', 'node');
+          const dsNginx = rpsRatio(figs, 'ds', 'nginx');
+          const hitNginx = rpsRatio(figs, 'hit', 'nginx');
+          goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling', target: '>= 0.9x', measured: ratio(dsNode), met: Number.isFinite(dsNode) ? dsNode >= 0.9 : undefined });
+          goals.push({ name: 'data-server 20 KB reads vs nginx static', target: '>= 0.35x', measured: ratio(dsNginx), met: Number.isFinite(dsNginx) ? dsNginx >= 0.35 : undefined });
+          goals.push({ name: 'origin cache hits (20 KB originals) vs nginx static', target: '>= 0.45x', measured: ratio(hitNginx), met: Number.isFinite(hitNginx) ? hitNginx >= 0.45 : undefined });
+        }
+      }
+      const md = [
+        `${count} files of each size, random bytes, requested round-robin; wrk with 2 threads and 32 connections, ${ctx.durationS} s per run, median of ${ctx.runs} rounds.`,
+        '',
+        table(['size', 'server', 'req/s', 'MB/s', 'p50', 'p99', 'vs nginx', 'vs bare Node', 'spread'], rows),
+        '',
+        ugcfsNote,
+        'The data server is read on its internal route with the cluster secret (one index lookup, one positioned read); the cache-miss origin runs with `--memory-cache-bytes 0 --cache-bytes 0`, so every read fetches the original from the data server.',
+      ].join('\n');
+      return { markdown: md, goals, commands, data };
+    } finally {
+      for (const s of stops) await s().catch(() => {});
+    }
+  },
+};
+
+function row(size: string, f: TargetFigures, vsNginx: number, vsNode: number): (string | number)[] {
+  if (f.error && f.runs.length === 0) return [size, f.label, `failed: ${f.error.slice(0, 80)}`, '', '', '', '', '', ''];
+  return [size, f.label, num(f.rps), num(f.mbps, 1), micros(f.p50), micros(f.p99), ratio(vsNginx), ratio(vsNode), `${Math.round(f.spread * 100)}%`];
+}

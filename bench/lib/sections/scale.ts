@@ -1,0 +1,10 @@
+// Placeholder until this section is written.
+import type { Section } from '../context.ts';
+
+export const section: Section = {
+  id: 'scale',
+  title: 'scale',
+  async run() {
+    return { markdown: 'not yet measured', goals: [], commands: [], data: {} };
+  },
+};

@@ -1,0 +1,27 @@
+// The framework's ceiling for a cache hit: one fastify route answering with a Buffer that
+// is already in memory. The origin's cache-hit path cannot beat this; the gap between the
+// two is the cost of parsing the URL, looking up the cache and setting caching headers.
+//   node bin/run-ts.mjs bench/peers/bare-fastify.ts --dir FILES [--port 0]
+import Fastify from 'fastify';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, extname } from 'node:path';
+import { parseArgv } from '../../src/config.ts';
+
+const { flags } = parseArgv(process.argv.slice(2));
+const dir = String(flags.get('--dir'));
+const port = Number(flags.get('--port') ?? 0);
+
+const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
+const files = new Map<string, { bytes: Buffer; type: string }>();
+for (const name of readdirSync(dir)) files.set(name, { bytes: readFileSync(join(dir, name)), type: TYPES[extname(name)] ?? 'application/octet-stream' });
+
+const app = Fastify({ logger: false, keepAliveTimeout: 120_000 });
+app.get<{ Params: { name: string } }>('/static/:name', async (req, reply) => {
+  const f = files.get(req.params.name);
+  if (!f) return reply.code(404).send();
+  reply.header('content-type', f.type);
+  return f.bytes;
+});
+const url = await app.listen({ port, host: '127.0.0.1' });
+process.stdout.write(JSON.stringify({ msg: 'listening', url }) + '\n');
+process.on('SIGTERM', () => void app.close().then(() => process.exit(0)));

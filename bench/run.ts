@@ -1,0 +1,98 @@
+// `npm run bench`: measures ugcfs side by side with the peers users would pick instead
+// (nginx, a bare Node server, bare sharp), on this machine, in this run, and writes
+// docs/BENCHMARKS.md. It installs nothing; missing peers are named and skipped.
+//
+//   npm run bench                        every section (about 20 minutes on 2 cores)
+//   npm run bench -- --only reads,writes  some sections; the others keep their last figures
+//   npm run bench -- --quick              fewer and shorter runs, for a smoke check
+//   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgv } from '../src/config.ts';
+import { detectTools, missingMessage } from './lib/preflight.ts';
+import { machineInfo } from './lib/machine.ts';
+import { loadResults, saveResults } from './lib/results.ts';
+import { renderDoc, SECTION_ORDER } from './lib/doc.ts';
+import { ROOT, killAll } from './lib/spawn.ts';
+import type { Section } from './lib/context.ts';
+import { INTRO } from './lib/intro.ts';
+
+const SECTIONS: Record<string, () => Promise<Section>> = {
+  reads: async () => (await import('./lib/sections/reads.ts')).section,
+  writes: async () => (await import('./lib/sections/writes.ts')).section,
+  images: async () => (await import('./lib/sections/images.ts')).section,
+  scale: async () => (await import('./lib/sections/scale.ts')).section,
+  recovery: async () => (await import('./lib/sections/recovery.ts')).section,
+  profile: async () => (await import('./lib/sections/profile.ts')).section,
+  external: async () => (await import('./lib/sections/external.ts')).section,
+};
+
+const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help']));
+if (flags.has('--help')) {
+  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--no-doc]\n`);
+  process.exit(0);
+}
+const quick = flags.has('--quick');
+const only = typeof flags.get('--only') === 'string' ? String(flags.get('--only')).split(',').map((s) => s.trim()).filter(Boolean) : SECTION_ORDER;
+const unknown = only.filter((s) => !(s in SECTIONS));
+if (unknown.length) {
+  process.stderr.write(`bench: unknown section(s) ${unknown.join(', ')}; known: ${SECTION_ORDER.join(', ')}\n`);
+  process.exit(2);
+}
+const runs = Number(flags.get('--runs') ?? (quick ? 2 : 3));
+const durationS = Number(flags.get('--duration') ?? (quick ? 2 : 5));
+if (!(runs >= 1) || !(durationS >= 1)) {
+  process.stderr.write('bench: --runs and --duration must be positive numbers\n');
+  process.exit(2);
+}
+
+const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+process.on('SIGINT', () => { killAll(); process.exit(130); });
+
+const tools = await detectTools();
+const missing = missingMessage(tools);
+if (missing) process.stderr.write(missing + '\n');
+if (!tools.wrk && !tools.nginx) {
+  process.stderr.write('bench: neither wrk nor nginx is installed; nothing meaningful can be compared. apt-get install wrk nginx libnginx-mod-http-image-filter\n');
+  process.exit(1);
+}
+const machine = await machineInfo(tools);
+const resultsPath = join(ROOT, 'docs', 'benchmarks', 'results.json');
+const results = loadResults(resultsPath);
+let failed = 0;
+
+for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
+  const section = await SECTIONS[id]!();
+  const work = mkdtempSync(join(tmpdir(), `ugcfs-bench-${id}-`));
+  const started = Date.now();
+  log(`${section.title}: starting`);
+  try {
+    const out = await section.run({ tools, machine, quick, runs, durationS, work, log });
+    results.sections[id] = {
+      id,
+      title: section.title,
+      measuredAt: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+      machine,
+      quick,
+      markdown: out.markdown,
+      goals: out.goals,
+      commands: out.commands,
+      data: out.data,
+    };
+    saveResults(resultsPath, results);
+    log(`${section.title}: done in ${Math.round((Date.now() - started) / 1000)} s`);
+  } catch (err) {
+    failed++;
+    log(`${section.title}: FAILED: ${(err as Error).stack ?? err}`);
+  } finally {
+    killAll();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (!flags.has('--no-doc')) {
+  writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), renderDoc(results, INTRO));
+  log('wrote docs/BENCHMARKS.md');
+}
+process.exit(failed ? 1 : 0);
