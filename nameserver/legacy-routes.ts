@@ -1,23 +1,12 @@
 // Admin endpoints of the legacy table (NS_ROUTES.legacy). Origins look paths up with the
 // cluster secret; operators and `ugcfs migrate` may also use the admin token.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AbstractLevel } from 'abstract-level';
 import { UgcfsError } from '../src/errors.ts';
-import { requireClusterSecret } from '../src/http-server.ts';
 import { NS_ROUTES, type LegacyPut } from '../src/protocol.ts';
-import { bearer, secretEquals } from '../src/secret.ts';
-import { LegacyTable } from './legacy-table.ts';
+import type { NameserverContext } from './context.ts';
+import { LegacyTable, type LegacyRecord } from './legacy-table.ts';
 
-export interface LegacyRouteContext {
-  config: { readonly clusterSecret: string; readonly adminToken: string };
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  db: AbstractLevel<any, any, any>;
-}
-
-function requireAdminOrCluster(req: FastifyRequest, config: LegacyRouteContext['config']): void {
-  if (config.adminToken !== '' && secretEquals(bearer(req.headers.authorization), config.adminToken)) return;
-  requireClusterSecret(req, config.clusterSecret);
-}
+export type LegacyRouteContext = Pick<NameserverContext, 'sublevel' | 'requireAdmin'>;
 
 function queryString(req: FastifyRequest, name: string): string | undefined {
   const v = (req.query as Record<string, unknown> | undefined)?.[name];
@@ -27,10 +16,10 @@ function queryString(req: FastifyRequest, name: string): string | undefined {
 }
 
 export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyTable {
-  const table = new LegacyTable(ctx.db);
+  const table = new LegacyTable(ctx.sublevel<LegacyRecord>('legacy'));
 
   app.get(NS_ROUTES.legacy, async (req) => {
-    requireAdminOrCluster(req, ctx.config);
+    ctx.requireAdmin(req);
     const path = queryString(req, 'path');
     if (path === undefined) {
       const limitText = queryString(req, 'limit');
@@ -44,7 +33,7 @@ export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyT
   });
 
   app.put(NS_ROUTES.legacy, async (req) => {
-    requireAdminOrCluster(req, ctx.config);
+    ctx.requireAdmin(req);
     const body = req.body as Partial<LegacyPut> | undefined;
     if (!body || typeof body !== 'object' || typeof body.path !== 'string' || typeof body.fid !== 'string') {
       throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'body must be JSON {path, fid, sha256?, size?, ifAbsent?}');
@@ -60,7 +49,7 @@ export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyT
   });
 
   app.delete(NS_ROUTES.legacy, async (req, reply) => {
-    requireAdminOrCluster(req, ctx.config);
+    ctx.requireAdmin(req);
     const path = queryString(req, 'path');
     if (path === undefined) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'query parameter path is required');
     if (!(await table.delete(path))) throw new UgcfsError('UGCFS_ERR_LEGACY_NOT_FOUND', 'legacy path is not mapped');

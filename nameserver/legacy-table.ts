@@ -2,21 +2,18 @@
 // "legacy") so it survives restarts; unlike the block map it cannot be rebuilt from data
 // server reports. Keys are canonical legacy paths (src/legacy-path.ts), so every spelling of
 // an old URL finds the same row.
-import type { AbstractLevel, AbstractSublevel } from 'abstract-level';
 import { UgcfsError } from '../src/errors.ts';
 import { decodeFid } from '../src/file-id.ts';
 import { legacyPathFromName } from '../src/legacy-path.ts';
 import type { LegacyList, LegacyMapping, LegacyPut } from '../src/protocol.ts';
+import type { Store } from './state-db.ts';
 
-interface LegacyRecord {
+export interface LegacyRecord {
   fid: string;
   sha256?: string;
   size?: number;
   updatedAt: number;
 }
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyLevel = AbstractLevel<any, any, any>;
 
 export const LEGACY_LIST_MAX = 1000;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -30,13 +27,14 @@ export interface LegacySetResult {
 }
 
 export class LegacyTable {
-  private readonly rows: AbstractSublevel<AnyLevel, string | Buffer | Uint8Array, string, LegacyRecord>;
+  private readonly rows: Store<LegacyRecord>;
   // Sets on one path are serialised, so an `ifAbsent` create cannot race another writer
   // between its read and its put.
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  constructor(db: AnyLevel) {
-    this.rows = db.sublevel<string, LegacyRecord>('legacy', { valueEncoding: 'json' });
+  /** `rows`: the name server's JSON sublevel "legacy" */
+  constructor(rows: Store<LegacyRecord>) {
+    this.rows = rows;
   }
 
   async get(rawPath: string): Promise<LegacyMapping | undefined> {

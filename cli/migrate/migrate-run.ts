@@ -1,0 +1,197 @@
+// The migration pipeline, the same for a directory tree and a list of old URLs: load the
+// bytes, prepare them exactly as an upload would be, skip what the table already holds,
+// store (or reuse what an interrupted run stored), read back and compare, then record the
+// mapping. One file's failure is recorded and the run goes on.
+import { createHash } from 'node:crypto';
+import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
+import type { LegacyMapping, LegacyPut } from '../../src/protocol.ts';
+import type { MigrateState } from './migrate-state.ts';
+
+/** What migrate needs from the cluster (an adapter over ClusterClient). */
+export interface MigrateStore {
+  write(data: Buffer, mime: string): Promise<string>;
+  read(fid: string): Promise<Buffer>;
+  remove(fid: string): Promise<void>;
+  legacyGet(path: string): Promise<LegacyMapping | undefined>;
+  legacySet(m: LegacyPut): Promise<LegacyMapping>;
+}
+
+export type LoadResult = { status: 'ok'; data: Buffer; etag?: string; lastModified?: string } | { status: 'not-modified' };
+
+export interface MigrateItem {
+  /** canonical legacy path, the table key */
+  path: string;
+  /** what the report calls it (relative file name or URL path) */
+  label: string;
+  /** throws a UgcfsError whose message is the failure reason */
+  load(validators: { etag?: string; lastModified?: string } | undefined): Promise<LoadResult>;
+}
+
+/** Refused before walking the pipeline (symlinks out of the tree, special files, bad names). */
+export interface PreOutcome {
+  label: string;
+  outcome: 'skipped' | 'failed';
+  reason: string;
+}
+
+export type Prepared = { data: Buffer; mime: string } | { skip: string };
+
+export interface MigrateDeps {
+  store: MigrateStore;
+  state: MigrateState;
+  /** the origin's upload preparation: sniff the type, strip metadata; `skip` for what uploads refuse */
+  prepare(data: Buffer): Promise<Prepared>;
+  dryRun: boolean;
+  concurrency: number;
+  onProgress?(p: Progress): void;
+}
+
+export type Outcome = 'copied' | 'updated' | 'unchanged' | 'skipped' | 'failed';
+
+export interface Progress {
+  total: number;
+  done: number;
+  counts: Record<Outcome, number>;
+  bytes: number;
+  last?: { label: string; outcome: Outcome; reason?: string };
+}
+
+export interface MigrateReport {
+  dryRun: boolean;
+  total: number;
+  /** newly mapped paths (in a dry run: would be) */
+  copied: number;
+  /** remapped because the bytes changed (counted in copied too) */
+  updated: number;
+  /** unchanged plus refused/unsupported */
+  skipped: number;
+  unchanged: number;
+  failed: number;
+  bytes: number;
+  seconds: number;
+  filesPerSec: number;
+  mbPerSec: number;
+  skips: Array<{ path: string; reason: string }>;
+  failures: Array<{ path: string; reason: string }>;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function reasonOf(err: unknown): string {
+  if (isUgcfsError(err)) return `${err.message} (${err.code})`;
+  return (err as Error)?.message ?? String(err);
+}
+
+export async function runMigration(items: readonly MigrateItem[], pre: readonly PreOutcome[], deps: MigrateDeps): Promise<MigrateReport> {
+  const started = process.hrtime.bigint();
+  const counts: Record<Outcome, number> = { copied: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
+  const skips: MigrateReport['skips'] = [];
+  const failures: MigrateReport['failures'] = [];
+  const total = items.length + pre.length;
+  let done = 0;
+  let bytes = 0;
+  const note = (label: string, outcome: Outcome, reason?: string) => {
+    counts[outcome]++;
+    done++;
+    if (outcome === 'skipped') skips.push({ path: label, reason: reason ?? '' });
+    if (outcome === 'failed') failures.push({ path: label, reason: reason ?? '' });
+    deps.onProgress?.({ total, done, counts: { ...counts }, bytes, last: { label, outcome, ...(reason ? { reason } : {}) } });
+  };
+  for (const p of pre) note(p.label, p.outcome, p.reason);
+
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      try {
+        const r = await migrateOne(item, deps);
+        if (r.outcome === 'copied' || r.outcome === 'updated') bytes += r.bytes;
+        note(item.label, r.outcome, r.reason);
+      } catch (err) {
+        note(item.label, 'failed', reasonOf(err));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(deps.concurrency, items.length)) }, worker));
+
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return {
+    dryRun: deps.dryRun,
+    total,
+    copied: counts.copied + counts.updated,
+    updated: counts.updated,
+    skipped: counts.skipped + counts.unchanged,
+    unchanged: counts.unchanged,
+    failed: counts.failed,
+    bytes,
+    seconds: round(seconds, 3),
+    filesPerSec: round((counts.copied + counts.updated) / Math.max(seconds, 1e-9), 1),
+    mbPerSec: round(bytes / 1e6 / Math.max(seconds, 1e-9), 2),
+    skips,
+    failures,
+  };
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+async function migrateOne(item: MigrateItem, deps: MigrateDeps): Promise<{ outcome: Outcome; reason?: string; bytes: number }> {
+  const { store, state } = deps;
+  const existing = await store.legacyGet(item.path);
+  const journal = state.get(item.path);
+  // Conditional re-fetch only when the table still holds what this journal recorded.
+  const validators = journal && existing?.fid === journal.fid && (journal.etag || journal.lm) ? { ...(journal.etag ? { etag: journal.etag } : {}), ...(journal.lm ? { lastModified: journal.lm } : {}) } : undefined;
+  const loaded = await item.load(validators);
+  if (loaded.status === 'not-modified') return { outcome: 'unchanged', bytes: 0 };
+
+  const prepared = await deps.prepare(loaded.data);
+  if ('skip' in prepared) return { outcome: 'skipped', reason: prepared.skip, bytes: 0 };
+  const { data, mime } = prepared;
+  const sha = sha256(data);
+  const keep = { ...(loaded.etag ? { etag: loaded.etag } : {}), ...(loaded.lastModified ? { lm: loaded.lastModified } : {}) };
+
+  if (existing && (await holdsSameBytes(store, existing, sha, journal?.fid === existing.fid))) {
+    if (!deps.dryRun && (journal?.fid !== existing.fid || journal.sha !== sha || journal.etag !== keep.etag || journal.lm !== keep.lm)) {
+      state.recordDone({ p: item.path, fid: existing.fid, sha, size: data.length, ...keep });
+    }
+    return { outcome: 'unchanged', bytes: 0 };
+  }
+  const outcome: Outcome = existing ? 'updated' : 'copied';
+  if (deps.dryRun) return { outcome, bytes: data.length };
+
+  let fid = state.storedFid(item.path, sha);
+  if (fid !== undefined && !(await readsBack(store, fid, sha))) fid = undefined;
+  if (fid === undefined) {
+    fid = await store.write(data, mime);
+    state.recordStored(item.path, fid, sha);
+    if (!(await readsBack(store, fid, sha))) {
+      await store.remove(fid).catch(() => undefined);
+      throw new UgcfsError('UGCFS_ERR_CHECKSUM', 'read-back after upload did not match the source bytes; the copy was removed');
+    }
+  }
+  await store.legacySet({ path: item.path, fid, sha256: sha, size: data.length });
+  state.recordDone({ p: item.path, fid, sha, size: data.length, ...keep });
+  return { outcome, bytes: data.length };
+}
+
+/**
+ * The mapped file holds these bytes. A recorded checksum that differs settles it at once; a
+ * matching one is trusted only when this state file verified that very fid, otherwise the
+ * file is read back, so a mapping left dangling by a delete is repaired rather than kept.
+ */
+async function holdsSameBytes(store: MigrateStore, m: LegacyMapping, sha: string, verifiedHere: boolean): Promise<boolean> {
+  if (m.sha256 !== undefined && m.sha256 !== sha) return false;
+  if (m.sha256 !== undefined && verifiedHere) return true;
+  return readsBack(store, m.fid, sha);
+}
+
+async function readsBack(store: MigrateStore, fid: string, sha: string): Promise<boolean> {
+  try {
+    return sha256(await store.read(fid)) === sha;
+  } catch (err) {
+    if (isUgcfsError(err, 'UGCFS_ERR_NOT_FOUND') || isUgcfsError(err, 'UGCFS_ERR_BLOCK_NOT_FOUND')) return false;
+    throw err;
+  }
+}
