@@ -1,0 +1,22 @@
+import { describeOptions, loadConfig } from '../../src/config.ts';
+import { UgcfsError } from '../../src/errors.ts';
+import { createLogger } from '../../src/log.ts';
+import { onShutdown } from '../../src/http-server.ts';
+import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
+import { startNameserver } from '../../nameserver/main.ts';
+import type { CommandModule } from '../command.ts';
+
+const mod: CommandModule = {
+  summary: 'run the name server (registry, block map, assignment, repair)',
+  usage: `ugcfs nameserver --data DIR [--host H] [--port P] [--replicas N] [--heartbeat-ms N] [--dead-after-ms N] [--repair-delay-ms N]\n\noptions:\n${describeOptions(NAMESERVER_OPTIONS)}`,
+  async run(ctx) {
+    const { config, positionals } = loadConfig(NAMESERVER_OPTIONS, { argv: ctx.argv, env: ctx.env });
+    if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
+    const log = createLogger({ name: 'nameserver', level: config.logLevel });
+    const server = await startNameserver(config, { log });
+    log.info({ url: server.url, replicas: config.replicas }, 'listening');
+    onShutdown(log, [() => server.close()]);
+    return 'serving';
+  },
+};
+export const { summary, usage, run } = mod;

@@ -1,0 +1,118 @@
+// Assignment: a fresh fid in a writable block whose every replica is alive. Keeps a small
+// pool of writable blocks per replica count, creating blocks (persisted first, then created
+// on each chosen data server) when the pool runs low.
+import { UgcfsError } from '../src/errors.ts';
+import { encodeFid, MAX_KEY, newCookie } from '../src/file-id.ts';
+import { callJson } from '../src/http-client.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import { DS_ROUTES, type AssignResult } from '../src/protocol.ts';
+import type { BlockMap, BlockRecord } from './block-map.ts';
+import { chooseReplicaSet } from './placement.ts';
+import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
+import type { PersistedSequence } from './sequence.ts';
+
+export interface AllocatorDeps {
+  blocks: BlockMap;
+  registry: Registry;
+  keys: PersistedSequence;
+  blockIds: PersistedSequence;
+  secret: string;
+  log: Logger;
+  metrics: Metrics;
+  /** writable blocks to keep open per replica count; 0 = one per live data server */
+  writableBlocks: number;
+}
+
+export const MAX_BLOCK_ID = 0xffffffffn;
+export { MAX_KEY };
+
+export class Allocator {
+  private readonly creating = new Map<number, Promise<BlockRecord | undefined>>();
+
+  constructor(private readonly d: AllocatorDeps) {}
+
+  writable(replication: number, now = Date.now()): BlockRecord[] {
+    return this.d.blocks.all().filter((r) => r.replication === replication && this.d.blocks.isWritable(r, now));
+  }
+
+  private target(now: number): number {
+    return this.d.writableBlocks > 0 ? this.d.writableBlocks : Math.max(1, this.d.registry.alive(now).length);
+  }
+
+  async assign(replication: number): Promise<AssignResult> {
+    const now = Date.now();
+    let pool = this.writable(replication, now);
+    if (pool.length === 0) {
+      await this.grow(replication);
+      pool = this.writable(replication, Date.now());
+    }
+    if (pool.length === 0) {
+      throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no writable block with ${replication} live replicas (live data servers: ${this.d.registry.alive(now).length})`);
+    }
+    if (pool.length < this.target(now)) void this.grow(replication);
+    const rec = pool[Math.floor(Math.random() * pool.length)]!;
+    const key = await this.d.keys.take();
+    this.d.metrics.assigns.inc();
+    return {
+      fid: encodeFid({ block: rec.id, key, cookie: newCookie() }),
+      block: rec.id,
+      replicas: this.d.blocks.liveHolders(rec).map(dsRef),
+    };
+  }
+
+  /** Creates one block for this replica count unless a creation is already under way. */
+  grow(replication: number): Promise<BlockRecord | undefined> {
+    let p = this.creating.get(replication);
+    if (!p) {
+      p = this.create(replication)
+        .catch((err) => {
+          this.d.log.warn({ err: (err as Error).message, replication }, 'block creation failed');
+          return undefined;
+        })
+        .finally(() => this.creating.delete(replication));
+      this.creating.set(replication, p);
+    }
+    return p;
+  }
+
+  private openLoad(now: number): Map<string, number> {
+    const load = new Map<string, number>();
+    for (const r of this.d.blocks.all()) {
+      if (r.state !== 'writable' || !this.d.blocks.isWritable(r, now)) continue;
+      for (const id of r.replicas) load.set(id, (load.get(id) ?? 0) + 1);
+    }
+    return load;
+  }
+
+  private async create(replication: number): Promise<BlockRecord | undefined> {
+    const now = Date.now();
+    const alive = this.d.registry.alive(now);
+    const needBytes = Math.max(0, ...alive.map((d) => d.blockSize));
+    const set = chooseReplicaSet(alive, replication, { needBytes, load: this.openLoad(now) });
+    if (!set) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `need ${replication} live data servers with room for a block, have ${alive.length}`);
+    const id = Number(await this.d.blockIds.take());
+    const rec: BlockRecord = { id, replication, state: 'writable', replicas: set.map((d) => d.id), createdAt: Date.now() };
+    // Persisted before any data server hears of it, so a report of this block is always
+    // recognised as ours, even after a crash right here.
+    await this.d.blocks.put(rec);
+    const results = await Promise.allSettled(set.map((ds) => this.createOn(ds, rec, set)));
+    const failed = results.filter((r) => r.status === 'rejected');
+    if (failed.length > 0) {
+      await this.d.blocks.put({ ...rec, state: 'abandoned' });
+      const reason = (failed[0] as PromiseRejectedResult).reason as Error;
+      throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `creating block ${id} failed on ${failed.length} of ${set.length} data servers: ${reason.message}`);
+    }
+    this.d.log.info({ block: id, replicas: rec.replicas }, 'block created');
+    return rec;
+  }
+
+  private async createOn(ds: DataserverEntry, rec: BlockRecord, set: DataserverEntry[]): Promise<void> {
+    await callJson(ds.url + DS_ROUTES.block.replace(':id', String(rec.id)), {
+      method: 'POST',
+      body: { replicas: set.filter((d) => d.id !== ds.id).map(dsRef) },
+      secret: this.d.secret,
+      timeoutMs: 5000,
+    });
+  }
+}

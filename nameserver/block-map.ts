@@ -1,0 +1,164 @@
+// Which blocks exist and who holds them. The name server persists what it decided (each
+// allocated block, its replica count, its state, and the data servers meant to hold it);
+// who actually holds a copy comes from block reports, so after a restart the map is
+// rebuilt from the first heartbeats. A copy counts only when both agree: a server that
+// reports a block it was never given is not trusted as a holder.
+import { UgcfsError } from '../src/errors.ts';
+import type { BlockLocation } from '../src/protocol.ts';
+import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
+import { SYNC, type Store } from './state-db.ts';
+
+/**
+ * writable: takes new files. sealed: full or repaired, read-only for ever. failed: a write
+ * to it failed, read-only for ever. abandoned: creation failed on some server; holds no
+ * files and any copy reported is deleted.
+ */
+export type BlockState = 'writable' | 'sealed' | 'failed' | 'abandoned';
+
+export interface BlockRecord {
+  id: number;
+  replication: number;
+  state: BlockState;
+  /** data server ids meant to hold it; [0] is the primary for writes */
+  replicas: string[];
+  createdAt: number;
+}
+
+export class BlockMap {
+  private readonly records = new Map<number, BlockRecord>();
+  /** transient reasons a block takes no writes and is left alone by reconciliation */
+  private readonly busy = new Map<number, string>();
+
+  constructor(
+    private readonly store: Store<BlockRecord>,
+    private readonly registry: Registry,
+    /** how long a freshly created block counts as held before reports confirm it */
+    private readonly confirmWindowMs: number,
+  ) {}
+
+  async load(): Promise<void> {
+    for await (const [, rec] of this.store.iterator()) this.records.set(rec.id, rec);
+  }
+
+  has(id: number): boolean {
+    return this.records.has(id);
+  }
+
+  get(id: number): BlockRecord | undefined {
+    return this.records.get(id);
+  }
+
+  /** Throws UGCFS_ERR_BLOCK_NOT_FOUND for blocks this name server never allocated. */
+  require(id: number): BlockRecord {
+    const rec = this.records.get(id);
+    if (!rec || rec.state === 'abandoned') throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${id} is unknown to the name server`);
+    return rec;
+  }
+
+  /** Every block that holds (or may hold) files. */
+  all(): BlockRecord[] {
+    return [...this.records.values()].filter((r) => r.state !== 'abandoned');
+  }
+
+  async put(rec: BlockRecord): Promise<void> {
+    await this.store.put(String(rec.id), rec, SYNC);
+    this.records.set(rec.id, rec);
+  }
+
+  async setState(id: number, state: BlockState): Promise<void> {
+    const rec = this.records.get(id);
+    if (!rec || rec.state === state) return;
+    await this.put({ ...rec, state });
+  }
+
+  async setReplicas(id: number, replicas: string[]): Promise<void> {
+    const rec = this.require(id);
+    await this.put({ ...rec, replicas: [...new Set(replicas)] });
+  }
+
+  async addReplica(id: number, dsId: string): Promise<void> {
+    const rec = this.require(id);
+    if (!rec.replicas.includes(dsId)) await this.put({ ...rec, replicas: [...rec.replicas, dsId] });
+  }
+
+  async removeReplica(id: number, dsId: string): Promise<void> {
+    const rec = this.require(id);
+    if (rec.replicas.includes(dsId)) await this.put({ ...rec, replicas: rec.replicas.filter((r) => r !== dsId) });
+  }
+
+  /** Marks a block busy (repairing, moving, compacting...): no writes, no reconciliation. */
+  setBusy(id: number, reason: string): void {
+    this.busy.set(id, reason);
+  }
+
+  clearBusy(id: number): void {
+    this.busy.delete(id);
+  }
+
+  busyReason(id: number): string | undefined {
+    return this.busy.get(id);
+  }
+
+  /** True when this data server's copy counts: it is meant to hold it and reported it (or just created it). */
+  holds(ds: DataserverEntry, rec: BlockRecord, now = Date.now()): boolean {
+    if (!rec.replicas.includes(ds.id)) return false;
+    return ds.reports.has(rec.id) || now - rec.createdAt < this.confirmWindowMs;
+  }
+
+  /** Live data servers holding a counted copy, in replica-set order. */
+  liveHolders(rec: BlockRecord, now = Date.now()): DataserverEntry[] {
+    const out: DataserverEntry[] = [];
+    for (const id of rec.replicas) {
+      const ds = this.registry.get(id);
+      if (ds && this.registry.isAlive(ds, now) && this.holds(ds, rec, now)) out.push(ds);
+    }
+    return out;
+  }
+
+  /** Replica-set members that do not currently count as live copies. */
+  absentReplicas(rec: BlockRecord, now = Date.now()): string[] {
+    const live = new Set(this.liveHolders(rec, now).map((d) => d.id));
+    return rec.replicas.filter((id) => !live.has(id));
+  }
+
+  isFull(rec: BlockRecord): boolean {
+    for (const id of rec.replicas) {
+      const ds = this.registry.get(id);
+      const rep = ds?.reports.get(rec.id);
+      if (rep && (rep.sealed || (ds!.blockSize > 0 && rep.size >= ds!.blockSize * 0.95))) return true;
+    }
+    return false;
+  }
+
+  isWritable(rec: BlockRecord, now = Date.now()): boolean {
+    if (rec.state !== 'writable' || this.busy.has(rec.id) || this.isFull(rec)) return false;
+    if (rec.replicas.length !== rec.replication) return false;
+    const holders = this.liveHolders(rec, now);
+    if (holders.length !== rec.replication) return false;
+    return holders.every((d) => !d.draining && !d.reports.get(rec.id)?.readonly);
+  }
+
+  stateOf(rec: BlockRecord, now = Date.now()): string {
+    const busy = this.busy.get(rec.id);
+    if (busy) return busy;
+    if (rec.state === 'writable' && !this.isWritable(rec, now)) return 'readonly';
+    return rec.state;
+  }
+
+  /** Blocks with fewer live copies than their replica count. */
+  underReplicated(now = Date.now()): BlockRecord[] {
+    return this.all().filter((r) => this.liveHolders(r, now).length < r.replication);
+  }
+
+  location(id: number, now = Date.now(), exclude?: (ds: DataserverEntry) => boolean): BlockLocation & { absent: string[] } {
+    const rec = this.require(id);
+    const holders = this.liveHolders(rec, now).filter((d) => !exclude?.(d));
+    return {
+      block: id,
+      replicas: holders.map(dsRef),
+      writable: this.isWritable(rec, now),
+      state: this.stateOf(rec, now),
+      absent: this.absentReplicas(rec, now),
+    };
+  }
+}

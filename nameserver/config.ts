@@ -1,0 +1,21 @@
+// The name server's options table. Timings are in milliseconds; tests shrink them so the
+// cluster notices deaths and repairs within a few seconds.
+import { opt, type ConfigOf } from '../src/config.ts';
+import { COMMON_SERVER_OPTIONS } from '../src/role-options.ts';
+
+export const NAMESERVER_OPTIONS = {
+  ...COMMON_SERVER_OPTIONS,
+  data: opt.string('', 'directory for the name server\'s LevelDB state', { required: true }),
+  port: opt.int(7000, 'port to listen on (0 picks a free one)', { env: 'UGCFS_NAMESERVER_PORT', min: 0, max: 65535 }),
+  replicas: opt.int(2, 'copies of every block (default for new blocks)', { min: 1, max: 8 }),
+  heartbeatMs: opt.int(1000, 'interval at which data servers are expected to send heartbeats', { min: 10 }),
+  deadAfterMs: opt.int(5000, 'a data server silent for this long is dead', { min: 20 }),
+  repairDelayMs: opt.int(30_000, 'wait this long after a data server dies before re-replicating its blocks (a reboot causes no copy storm)', { min: 0 }),
+  startupGraceMs: opt.int(10_000, 'after start, wait this long for block reports before judging replication (no repair during it)', { min: 0 }),
+  repairConcurrency: opt.int(2, 'blocks re-replicated at the same time', { min: 1, max: 64 }),
+  writableBlocks: opt.int(0, 'writable blocks kept open per replica count (0: one per live data server)', { min: 0, max: 1024 }),
+  keyLease: opt.int(10_000, 'file keys leased (persisted) at a time; a crash skips at most this many', { min: 1, max: 10_000_000 }),
+  adminToken: opt.string('', 'token for admin calls (status, ops); the cluster secret also works', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+};
+
+export type NameserverConfig = ConfigOf<typeof NAMESERVER_OPTIONS>;

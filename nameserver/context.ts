@@ -1,0 +1,47 @@
+// What the name server hands to its route modules, including the ones other parts add
+// (nameserver/legacy-*.ts, nameserver/ops-*.ts, nameserver/status-page.ts). Each such
+// module exports `register(app, ctx)`; nameserver/server.ts finds and calls it at start.
+// See docs/NAMESERVER.md "Extension modules".
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import type { ClusterStatus } from '../src/protocol.ts';
+import type { Allocator } from './allocator.ts';
+import type { BlockMap } from './block-map.ts';
+import type { NameserverConfig } from './config.ts';
+import type { PendingDeletes } from './pending-deletes.ts';
+import type { Registry } from './registry.ts';
+import type { Repairer } from './repair.ts';
+import type { RootDb, Store } from './state-db.ts';
+
+export interface NameserverContext {
+  readonly config: NameserverConfig;
+  /** the root LevelDB; keep your state in your own sublevel (see sublevel()) */
+  readonly db: RootDb;
+  /** a JSON-valued sublevel; names taken by the core: meta, blocks, dataservers, pending-deletes (and legacy) */
+  sublevel<V>(name: string): Store<V>;
+  /** data servers: identity, liveness, space, last block report; require(id) throws UGCFS_ERR_DATASERVER_NOT_FOUND */
+  readonly registry: Registry;
+  /** allocated blocks, replica sets, live holders, busy marks (no writes / no reconciliation while busy) */
+  readonly blocks: BlockMap;
+  readonly allocator: Allocator;
+  readonly repairer: Repairer;
+  readonly pendingDeletes: PendingDeletes;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** ms timestamp when this name server started */
+  readonly startedAt: number;
+  /** throws 401 unless the request carries the cluster secret */
+  requireInternal(req: FastifyRequest): void;
+  /** throws 401 unless the request carries the admin token or the cluster secret */
+  requireAdmin(req: FastifyRequest): void;
+  /** the current ClusterStatus (GET /status) */
+  status(): Promise<ClusterStatus>;
+  /** lets a module add to GET /status (e.g. ops fills `operations`) */
+  onStatus(fn: (status: ClusterStatus) => void | Promise<void>): void;
+  /** runs at shutdown, before LevelDB closes (stop timers, finish work) */
+  onClose(fn: () => Promise<void> | void): void;
+}
+
+/** The shape every extension module exports. */
+export type RegisterFn = (app: FastifyInstance, ctx: NameserverContext) => unknown;

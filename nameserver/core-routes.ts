@@ -1,0 +1,102 @@
+// The name server's own HTTP routes (NS_ROUTES of src/protocol.ts). Internal routes need
+// the cluster secret; admin views accept the admin token too.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { UgcfsError } from '../src/errors.ts';
+import { decodeFid } from '../src/file-id.ts';
+import { NS_ROUTES } from '../src/protocol.ts';
+import type { NameserverContext } from './context.ts';
+import type { HeartbeatHandler } from './heartbeat.ts';
+
+function blockIdParam(req: FastifyRequest): number {
+  const raw = (req.params as { id?: string }).id ?? '';
+  if (!/^\d{1,10}$/.test(raw) || Number(raw) > 0xffffffff) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `block id must be a decimal number, got ${JSON.stringify(raw.slice(0, 40))}`);
+  return Number(raw);
+}
+
+function objectBody(req: FastifyRequest): Record<string, unknown> {
+  const b = req.body ?? {};
+  if (typeof b !== 'object' || Array.isArray(b)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'body must be a JSON object');
+  return b as Record<string, unknown>;
+}
+
+export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext, heartbeats: HeartbeatHandler): void {
+  app.post(NS_ROUTES.heartbeat, async (req) => {
+    ctx.requireInternal(req);
+    return heartbeats.handle(req.body);
+  });
+
+  app.post(NS_ROUTES.assign, async (req) => {
+    ctx.requireInternal(req);
+    const body = objectBody(req);
+    const replicas = body.replicas ?? ctx.config.replicas;
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1 || replicas > 8) {
+      throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'replicas must be an integer from 1 to 8');
+    }
+    if (body.count !== undefined && body.count !== 1) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'count must be 1 (one fid per assign)');
+    return ctx.allocator.assign(replicas);
+  });
+
+  app.get(NS_ROUTES.block, async (req) => {
+    ctx.requireInternal(req);
+    const id = blockIdParam(req);
+    // A server owing deletes in this block is left out of reads until they are replayed.
+    return ctx.blocks.location(id, Date.now(), (ds) => ctx.pendingDeletes.owes(ds.id, id));
+  });
+
+  app.post(NS_ROUTES.blockWriteFailed, async (req) => {
+    ctx.requireInternal(req);
+    const id = blockIdParam(req);
+    const body = objectBody(req);
+    if (body.dsId !== undefined) {
+      if (typeof body.dsId !== 'string') throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'dsId must be a string');
+      ctx.registry.require(body.dsId);
+    }
+    const rec = ctx.blocks.require(id);
+    const reason = typeof body.reason === 'string' ? body.reason.slice(0, 200) : 'unspecified';
+    if (rec.state === 'writable') {
+      await ctx.blocks.setState(id, 'failed');
+      ctx.log.warn({ block: id, ds: body.dsId, reason }, 'a write failed; block takes no more writes');
+    }
+    return { ok: true, block: id, state: ctx.blocks.stateOf(ctx.blocks.require(id)) };
+  });
+
+  app.post(NS_ROUTES.blockMissedDeletes, async (req) => {
+    ctx.requireInternal(req);
+    const id = blockIdParam(req);
+    const body = objectBody(req);
+    if (typeof body.fid !== 'string') throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'fid must be a string');
+    const fid = decodeFid(body.fid);
+    if (fid.block !== id) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `fid is in block ${fid.block}, not ${id}`);
+    if (!Array.isArray(body.dataservers) || !body.dataservers.every((d) => typeof d === 'string')) {
+      throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'dataservers must be an array of data server ids');
+    }
+    ctx.blocks.require(id);
+    const ids = body.dataservers as string[];
+    for (const ds of ids) ctx.registry.require(ds);
+    for (const ds of ids) await ctx.pendingDeletes.add(ds, body.fid, id);
+    return { ok: true, pending: ids.length };
+  });
+
+  app.get(NS_ROUTES.status, async (req) => {
+    ctx.requireAdmin(req);
+    return ctx.status();
+  });
+
+  app.get(NS_ROUTES.dataservers, async (req) => {
+    ctx.requireAdmin(req);
+    return (await ctx.status()).dataservers;
+  });
+
+  app.get(NS_ROUTES.dataserver, async (req) => {
+    ctx.requireAdmin(req);
+    const id = (req.params as { id: string }).id;
+    ctx.registry.require(id);
+    return (await ctx.status()).dataservers.find((d) => d.id === id);
+  });
+
+  app.delete(NS_ROUTES.dataserver, async (req, reply) => {
+    ctx.requireAdmin(req);
+    await ctx.registry.forget((req.params as { id: string }).id);
+    reply.code(204).send();
+  });
+}

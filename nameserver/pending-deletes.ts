@@ -1,0 +1,109 @@
+// Deletes a replica missed because it was down. The client reports them; they are kept in
+// LevelDB and replayed by the name server when that data server is back. Until its replay
+// is done, the server is left out of the block's read locations, so a returning stale copy
+// never serves a file that was deleted while it was away.
+import { callRaw } from '../src/http-client.ts';
+import { DS_ROUTES } from '../src/protocol.ts';
+import type { Logger } from '../src/log.ts';
+import type { DataserverEntry, Registry } from './registry.ts';
+import { SYNC, type Store } from './state-db.ts';
+
+interface PendingDelete {
+  block: number;
+  at: number;
+}
+
+const SEP = '!';
+
+export class PendingDeletes {
+  /** ds id -> fid -> block */
+  private readonly byDs = new Map<string, Map<string, number>>();
+  private replaying = false;
+
+  constructor(
+    private readonly store: Store<PendingDelete>,
+    private readonly registry: Registry,
+    private readonly secret: string,
+    private readonly log: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    for await (const [k, v] of this.store.iterator()) {
+      const i = k.indexOf(SEP);
+      this.remember(k.slice(0, i), k.slice(i + 1), v.block);
+    }
+  }
+
+  async add(dsId: string, fid: string, block: number): Promise<void> {
+    await this.store.put(dsId + SEP + fid, { block, at: Date.now() }, SYNC);
+    this.remember(dsId, fid, block);
+  }
+
+  /** True when this server still owes deletes in this block (its copy may serve deleted files). */
+  owes(dsId: string, block: number): boolean {
+    const m = this.byDs.get(dsId);
+    if (!m) return false;
+    for (const b of m.values()) if (b === block) return true;
+    return false;
+  }
+
+  count(dsId?: string): number {
+    if (dsId !== undefined) return this.byDs.get(dsId)?.size ?? 0;
+    let n = 0;
+    for (const m of this.byDs.values()) n += m.size;
+    return n;
+  }
+
+  /** Drops everything owed in a block by a server that no longer keeps that block. */
+  async forgetBlock(dsId: string, block: number): Promise<void> {
+    const m = this.byDs.get(dsId);
+    if (!m) return;
+    for (const [fid, b] of [...m]) if (b === block) await this.done(dsId, fid);
+  }
+
+  /** Sends owed deletes to every live server owing some; a few at a time. */
+  async replay(now = Date.now()): Promise<void> {
+    if (this.replaying) return;
+    this.replaying = true;
+    try {
+      for (const [dsId, m] of [...this.byDs]) {
+        const ds = this.registry.get(dsId);
+        if (!ds || !this.registry.isAlive(ds, now) || m.size === 0) continue;
+        const work = [...m.keys()];
+        for (let i = 0; i < work.length; i += 8) {
+          await Promise.all(work.slice(i, i + 8).map((fid) => this.replayOne(ds, fid)));
+        }
+      }
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  private async replayOne(ds: DataserverEntry, fid: string): Promise<void> {
+    try {
+      const res = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), { method: 'DELETE', secret: this.secret, timeoutMs: 5000 });
+      // 404 (file or block gone) means the delete is already in effect there.
+      if ((res.status >= 200 && res.status < 300) || res.status === 404) {
+        await this.done(ds.id, fid);
+        this.log.info({ ds: ds.id, fid }, 'replayed a missed delete');
+      } else {
+        this.log.warn({ ds: ds.id, fid, status: res.status }, 'replaying a missed delete failed; will retry');
+      }
+    } catch (err) {
+      this.log.warn({ ds: ds.id, fid, err: (err as Error).message }, 'replaying a missed delete failed; will retry');
+    }
+  }
+
+  private async done(dsId: string, fid: string): Promise<void> {
+    await this.store.del(dsId + SEP + fid);
+    const m = this.byDs.get(dsId);
+    m?.delete(fid);
+    if (m && m.size === 0) this.byDs.delete(dsId);
+  }
+
+  private remember(dsId: string, fid: string, block: number): void {
+    let m = this.byDs.get(dsId);
+    if (!m) this.byDs.set(dsId, (m = new Map()));
+    m.set(fid, block);
+  }
+}

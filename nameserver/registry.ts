@@ -1,0 +1,118 @@
+// Data servers known to the name server. Identity (id, url, rack, draining) is persisted so
+// `status` lists a server that is down across a name-server restart; liveness, space and
+// block reports live in memory and come back with the next heartbeat.
+import { UgcfsError } from '../src/errors.ts';
+import type { BlockReport, DsRef, Heartbeat } from '../src/protocol.ts';
+import type { Store } from './state-db.ts';
+
+interface PersistedDataserver {
+  id: string;
+  url: string;
+  rack: string;
+  draining: boolean;
+}
+
+export interface DataserverEntry extends PersistedDataserver {
+  freeBytes: number;
+  usedBytes: number;
+  blockSize: number;
+  /** ms timestamp of the last heartbeat; 0 when none since this name server started */
+  lastSeen: number;
+  /** the last block report, keyed by block id (allocated blocks only) */
+  reports: Map<number, BlockReport>;
+}
+
+export interface BeatResult {
+  entry: DataserverEntry;
+  /** first heartbeat since it was dead, unknown, or this name server started */
+  returned: boolean;
+}
+
+export class Registry {
+  private readonly entries = new Map<string, DataserverEntry>();
+
+  constructor(
+    private readonly store: Store<PersistedDataserver>,
+    private readonly deadAfterMs: number,
+    private readonly startedAt: number,
+  ) {}
+
+  async load(): Promise<void> {
+    for await (const [id, p] of this.store.iterator()) {
+      this.entries.set(id, { ...p, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new Map() });
+    }
+  }
+
+  /** Records a heartbeat. `reports` has already been filtered to allocated blocks. */
+  async beat(hb: Heartbeat, reports: Map<number, BlockReport>, now: number): Promise<BeatResult> {
+    let entry = this.entries.get(hb.id);
+    const returned = !entry || !this.isAlive(entry, now);
+    if (!entry) {
+      entry = { id: hb.id, url: hb.url, rack: hb.rack, draining: false, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new Map() };
+      this.entries.set(hb.id, entry);
+      await this.persist(entry);
+    } else if (entry.url !== hb.url || entry.rack !== hb.rack) {
+      // Data servers started with --port 0 come back on a new port; the id is what counts.
+      entry.url = hb.url;
+      entry.rack = hb.rack;
+      await this.persist(entry);
+    }
+    entry.freeBytes = hb.freeBytes;
+    entry.usedBytes = hb.usedBytes;
+    entry.blockSize = hb.blockSize;
+    entry.lastSeen = now;
+    entry.reports = reports;
+    return { entry, returned };
+  }
+
+  isAlive(e: DataserverEntry, now = Date.now()): boolean {
+    return e.lastSeen > 0 && now - e.lastSeen <= this.deadAfterMs;
+  }
+
+  /** When it stopped being alive (for servers not seen since start: our start time). */
+  deadSince(e: DataserverEntry): number {
+    return e.lastSeen > 0 ? e.lastSeen + this.deadAfterMs : this.startedAt;
+  }
+
+  get(id: string): DataserverEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  /** Throws UGCFS_ERR_DATASERVER_NOT_FOUND for ids never registered. */
+  require(id: string): DataserverEntry {
+    const e = typeof id === 'string' ? this.entries.get(id) : undefined;
+    if (!e) throw new UgcfsError('UGCFS_ERR_DATASERVER_NOT_FOUND', `no data server with id ${JSON.stringify(String(id).slice(0, 80))}`);
+    return e;
+  }
+
+  list(): DataserverEntry[] {
+    return [...this.entries.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  alive(now = Date.now()): DataserverEntry[] {
+    return this.list().filter((e) => this.isAlive(e, now));
+  }
+
+  /** A draining server gets no new blocks and no repair copies (ops moves its blocks off). */
+  async setDraining(id: string, draining: boolean): Promise<void> {
+    const e = this.require(id);
+    e.draining = draining;
+    await this.persist(e);
+  }
+
+  /** Forgets a server that is not alive (e.g. a machine retired for good). */
+  async forget(id: string, now = Date.now()): Promise<void> {
+    const e = this.require(id);
+    if (this.isAlive(e, now)) throw new UgcfsError('UGCFS_ERR_CONFLICT', `data server ${id} is alive; stop it before forgetting it`);
+    this.entries.delete(id);
+    await this.store.del(id);
+  }
+
+  private async persist(e: DataserverEntry): Promise<void> {
+    await this.store.put(e.id, { id: e.id, url: e.url, rack: e.rack, draining: e.draining });
+  }
+}
+
+export function dsRef(e: DataserverEntry): DsRef {
+  return { id: e.id, url: e.url, rack: e.rack };
+}

@@ -1,0 +1,118 @@
+// Automatic re-replication. A block is repaired once each missing copy is either on a
+// server dead for --repair-delay-ms (so a reboot causes no copy storm) or known lost (its
+// server is alive but no longer reports it). Blocks with the fewest live copies go first;
+// only --repair-concurrency run at once. A block being repaired takes no writes, and ends
+// sealed: its survivors plus the new copy become its replica set, so a copy on a server
+// that returns later is extra and gets removed.
+import { callJson } from '../src/http-client.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import { DS_ROUTES } from '../src/protocol.ts';
+import type { BlockMap, BlockRecord } from './block-map.ts';
+import type { PendingDeletes } from './pending-deletes.ts';
+import { chooseCopyTarget } from './placement.ts';
+import type { DataserverEntry, Registry } from './registry.ts';
+
+export interface RepairDeps {
+  blocks: BlockMap;
+  registry: Registry;
+  pending: PendingDeletes;
+  log: Logger;
+  metrics: Metrics;
+  secret: string;
+  repairDelayMs: number;
+  concurrency: number;
+  /** no repair before this time (start-up grace: block reports are still arriving) */
+  notBefore: number;
+  /** time one block copy may take */
+  copyTimeoutMs?: number;
+}
+
+export interface RepairCandidate {
+  rec: BlockRecord;
+  holders: DataserverEntry[];
+}
+
+export class Repairer {
+  private readonly running = new Set<number>();
+  /** blocks that found no target; logged once until that changes */
+  private readonly stuck = new Set<number>();
+  private closed = false;
+
+  constructor(private readonly d: RepairDeps) {}
+
+  get active(): number {
+    return this.running.size;
+  }
+
+  /** Blocks due for repair now, most endangered first. */
+  due(now = Date.now()): RepairCandidate[] {
+    if (now < this.d.notBefore) return [];
+    const out: RepairCandidate[] = [];
+    for (const rec of this.d.blocks.all()) {
+      if (this.running.has(rec.id) || this.d.blocks.busyReason(rec.id)) continue;
+      const holders = this.d.blocks.liveHolders(rec, now);
+      if (holders.length === 0 || holders.length >= rec.replication) continue;
+      const ready = this.d.blocks.absentReplicas(rec, now).every((id) => {
+        const ds = this.d.registry.get(id);
+        if (!ds || this.d.registry.isAlive(ds, now)) return true;
+        return now - this.d.registry.deadSince(ds) >= this.d.repairDelayMs;
+      });
+      if (ready || rec.replicas.length < rec.replication) out.push({ rec, holders });
+    }
+    return out.sort((a, b) => a.holders.length - b.holders.length || a.rec.id - b.rec.id);
+  }
+
+  tick(now = Date.now()): void {
+    if (this.closed) return;
+    for (const c of this.due(now)) {
+      if (this.running.size >= this.d.concurrency) break;
+      this.running.add(c.rec.id);
+      void this.repairOne(c).finally(() => this.running.delete(c.rec.id));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async repairOne({ rec, holders }: RepairCandidate): Promise<void> {
+    const { blocks, registry, log } = this.d;
+    const size = Math.max(0, ...holders.map((h) => h.reports.get(rec.id)?.size ?? 0));
+    // A server with an unexpected (e.g. half-copied) copy of this block is a poor target.
+    const candidates = registry.alive().filter((d) => !d.reports.has(rec.id) || rec.replicas.includes(d.id));
+    const target = chooseCopyTarget(candidates.length > 0 ? candidates : registry.alive(), holders, { needBytes: size });
+    if (!target) {
+      if (!this.stuck.has(rec.id)) log.warn({ block: rec.id, holders: holders.map((h) => h.id) }, 'block is under-replicated and no data server can take a copy');
+      this.stuck.add(rec.id);
+      return;
+    }
+    this.stuck.delete(rec.id);
+    const source = holders.find((h) => !this.d.pending.owes(h.id, rec.id)) ?? holders[0]!;
+    const started = Date.now();
+    blocks.setBusy(rec.id, 'repairing');
+    try {
+      // Stop appends on the survivors so the copy converges.
+      await Promise.allSettled(holders.map((h) => this.post(h, DS_ROUTES.blockReadonly, rec.id, { readonly: true }, 5000)));
+      const res = await this.post<{ bytes?: number }>(target, DS_ROUTES.blockPull, rec.id, { from: source.url }, this.d.copyTimeoutMs ?? 300_000);
+      await blocks.setReplicas(rec.id, [...holders.map((h) => h.id), target.id]);
+      if (rec.state === 'writable') await blocks.setState(rec.id, 'sealed');
+      // Catch-up pull: tombstones appended to the source between the copy and the map
+      // update (deletes that did not know of the target yet) reach the new copy too.
+      await this.post(target, DS_ROUTES.blockPull, rec.id, { from: source.url }, this.d.copyTimeoutMs ?? 300_000).catch((err: Error) =>
+        log.warn({ block: rec.id, target: target.id, err: err.message }, 'catch-up pull failed'),
+      );
+      this.d.metrics.repairs.inc({ result: 'ok' });
+      log.info({ block: rec.id, from: source.id, to: target.id, bytes: res?.bytes, ms: Date.now() - started }, 'block re-replicated');
+    } catch (err) {
+      this.d.metrics.repairs.inc({ result: 'failed' });
+      log.warn({ block: rec.id, from: source.id, to: target.id, err: (err as Error).message }, 'block repair failed; will retry');
+    } finally {
+      blocks.clearBusy(rec.id);
+    }
+  }
+
+  private post<T>(ds: DataserverEntry, route: string, block: number, body: unknown, timeoutMs: number): Promise<T> {
+    return callJson<T>(ds.url + route.replace(':id', String(block)), { method: 'POST', body, secret: this.d.secret, timeoutMs });
+  }
+}

@@ -1,0 +1,167 @@
+// Builds a name server instance: state, HTTP routes, extension modules, and the
+// maintenance loop (liveness, repair, missed-delete replay, gauges). No process-global
+// state: the all-in-one server may run it beside other roles.
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { UgcfsError } from '../src/errors.ts';
+import { MAX_KEY } from '../src/file-id.ts';
+import { createHttpServer, requireClusterSecret } from '../src/http-server.ts';
+import type { Logger } from '../src/log.ts';
+import type { ClusterStatus } from '../src/protocol.ts';
+import { bearer, secretEquals } from '../src/secret.ts';
+import { Allocator, MAX_BLOCK_ID } from './allocator.ts';
+import { BlockMap, type BlockRecord } from './block-map.ts';
+import { clusterStatus } from './cluster-status.ts';
+import type { NameserverConfig } from './config.ts';
+import type { NameserverContext, RegisterFn } from './context.ts';
+import { registerCoreRoutes } from './core-routes.ts';
+import { HeartbeatHandler } from './heartbeat.ts';
+import { PendingDeletes } from './pending-deletes.ts';
+import { Registry } from './registry.ts';
+import { Repairer } from './repair.ts';
+import { PersistedSequence } from './sequence.ts';
+import { jsonSublevel, openStateDb, type RootDb } from './state-db.ts';
+
+/** Extension modules other parts add to nameserver/; each exports register(app, ctx). */
+export const EXTENSION_MODULE = /^(legacy-.+|ops-.+|status-page)\.ts$/;
+
+export interface NameserverInstance {
+  app: FastifyInstance;
+  ctx: NameserverContext;
+  /** starts the maintenance loop (call once listening) */
+  startLoop(): void;
+  close(): Promise<void>;
+}
+
+export async function createNameserver(config: NameserverConfig, log: Logger): Promise<NameserverInstance> {
+  const startedAt = Date.now();
+  const db: RootDb = await openStateDb(join(config.data, 'state'));
+  try {
+    const meta = jsonSublevel<string>(db, 'meta');
+    const keys = new PersistedSequence(meta, 'nextKey', BigInt(config.keyLease), MAX_KEY);
+    const blockIds = new PersistedSequence(meta, 'nextBlockId', 16n, MAX_BLOCK_ID);
+    await keys.open();
+    await blockIds.open();
+    const registry = new Registry(jsonSublevel(db, 'dataservers'), config.deadAfterMs, startedAt);
+    await registry.load();
+    const blocks = new BlockMap(jsonSublevel<BlockRecord>(db, 'blocks'), registry, Math.max(config.deadAfterMs, 2 * config.heartbeatMs));
+    await blocks.load();
+    const base = createHttpServer({
+      role: 'nameserver',
+      log,
+      bodyLimit: 16 * 1024 * 1024,
+      defaultMetrics: true,
+      health: () => ({ dataserversAlive: registry.alive().length, blocks: blocks.all().length }),
+    });
+    const { app, metrics } = base;
+    const pending = new PendingDeletes(jsonSublevel(db, 'pending-deletes'), registry, config.clusterSecret, log);
+    await pending.load();
+    const allocator = new Allocator({ blocks, registry, keys, blockIds, secret: config.clusterSecret, log, metrics, writableBlocks: config.writableBlocks });
+    const repairer = new Repairer({
+      blocks,
+      registry,
+      pending,
+      log,
+      metrics,
+      secret: config.clusterSecret,
+      repairDelayMs: config.repairDelayMs,
+      concurrency: config.repairConcurrency,
+      notBefore: startedAt + config.startupGraceMs,
+    });
+    const statusHooks: Array<(s: ClusterStatus) => void | Promise<void>> = [];
+    const closers: Array<() => Promise<void> | void> = [];
+
+    const ctx: NameserverContext = {
+      config,
+      db,
+      sublevel: (name) => jsonSublevel(db, name),
+      registry,
+      blocks,
+      allocator,
+      repairer,
+      pendingDeletes: pending,
+      log,
+      metrics,
+      startedAt,
+      requireInternal: (req) => requireClusterSecret(req, config.clusterSecret),
+      requireAdmin: (req) => {
+        if (config.adminToken !== '' && secretEquals(bearer(req.headers.authorization), config.adminToken)) return;
+        if (config.clusterSecret === '' && config.adminToken !== '') throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'admin token missing or wrong');
+        requireClusterSecret(req, config.clusterSecret);
+      },
+      status: async () => {
+        const s = clusterStatus(registry, blocks, config.replicas);
+        for (const h of statusHooks) await h(s);
+        return s;
+      },
+      onStatus: (fn) => void statusHooks.push(fn),
+      onClose: (fn) => void closers.push(fn),
+    };
+
+    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log }));
+    await registerExtensions(app, ctx, log);
+
+    let timer: NodeJS.Timeout | undefined;
+    const wasAlive = new Set<string>();
+    const loop = () => {
+      const now = Date.now();
+      const alive = registry.alive(now);
+      const aliveIds = new Set(alive.map((d) => d.id));
+      for (const id of wasAlive) {
+        if (!aliveIds.has(id)) log.warn({ ds: id }, 'data server is dead (no heartbeat)');
+      }
+      wasAlive.clear();
+      for (const id of aliveIds) wasAlive.add(id);
+      metrics.dataserversAlive.set(alive.length);
+      metrics.clusterBytes.set(alive.reduce((s, d) => s + d.usedBytes, 0));
+      metrics.underReplicated.set(blocks.underReplicated(now).length);
+      repairer.tick(now);
+      void pending.replay(now);
+    };
+
+    return {
+      app,
+      ctx,
+      startLoop() {
+        timer ??= setInterval(loop, Math.min(500, Math.max(25, Math.floor(config.heartbeatMs / 2))));
+      },
+      async close() {
+        if (timer) clearInterval(timer);
+        repairer.close();
+        await app.close();
+        for (const c of closers) {
+          try {
+            await c();
+          } catch (err) {
+            log.error({ err }, 'name server extension failed to close');
+          }
+        }
+        await db.close();
+      },
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}
+
+async function registerExtensions(app: FastifyInstance, ctx: NameserverContext, log: Logger): Promise<void> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const names = readdirSync(here).filter((f) => EXTENSION_MODULE.test(f)).sort();
+  for (const name of names) {
+    let mod: { register?: RegisterFn };
+    try {
+      mod = (await import(pathToFileURL(join(here, name)).href)) as { register?: RegisterFn };
+    } catch (err) {
+      // A half-written extension must not take the whole name server down; its routes are
+      // simply missing (404) and the error is logged.
+      log.error({ err, module: name }, 'name server extension failed to load');
+      continue;
+    }
+    if (typeof mod.register !== 'function') continue;
+    await mod.register(app, ctx);
+    log.debug({ module: name }, 'name server extension registered');
+  }
+}

@@ -1,0 +1,23 @@
+// The name server's LevelDB: one database, one sublevel per concern. Extensions open their
+// own sublevel through NameserverContext.sublevel(); the names below are taken.
+import { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+
+export type RootDb = Level<string, string>;
+export type Store<V> = AbstractSublevel<RootDb, string | Buffer | Uint8Array, string, V>;
+
+/** Sublevels owned by the core name server. */
+export const CORE_SUBLEVELS = ['meta', 'blocks', 'dataservers', 'pending-deletes'] as const;
+
+export async function openStateDb(dir: string): Promise<RootDb> {
+  const db = new Level<string, string>(dir);
+  await db.open();
+  return db;
+}
+
+export function jsonSublevel<V>(db: RootDb, name: string): Store<V> {
+  return db.sublevel<string, V>(name, { valueEncoding: 'json' }) as unknown as Store<V>;
+}
+
+/** Put option for writes that must be on disk before we act on them (classic-level honours `sync` through sublevels). */
+export const SYNC = { sync: true } as unknown as Record<string, never>;
