@@ -158,7 +158,8 @@ export class BlockMap {
       replicas: holders.map(dsRef),
       writable: this.isWritable(rec, now),
       state: this.stateOf(rec, now),
-      absent: this.absentReplicas(rec, now),
+      // Left-out holders count as absent too, so a delete still gets recorded for them.
+      absent: rec.replicas.filter((r) => !holders.some((d) => d.id === r)),
     };
   }
 }

@@ -1,0 +1,404 @@
+// The cluster client: what origins, the admin CLI, migration and tests use to store and
+// fetch files. Writes: assign at the name server, send the bytes to the block's primary,
+// which forwards to the other replicas; success only when every replica appended, else the
+// block is reported (it stops taking writes) and the write is retried on another block.
+// Reads: the block's replicas come from a location cache; the replica tried first is chosen
+// by a hashring keyed by fid, so each replica's page cache holds a distinct share; on an
+// error or a checksum mismatch the next replica is tried. One instance per process is
+// meant to be shared: it holds only the location cache.
+import { createRequire } from 'node:module';
+import { crc32c } from '@node-rs/crc32';
+import { UgcfsError, isUgcfsError, type ErrorCode } from './errors.ts';
+import { decodeFid } from './file-id.ts';
+import { callJson, callRaw, expectOk, type CallOptions } from './http-client.ts';
+import {
+  DS_ROUTES,
+  HEADERS,
+  NS_ROUTES,
+  type AssignResult,
+  type BlockLocation,
+  type ClusterStatus,
+  type DsRef,
+  type LegacyMapping,
+  type LegacyPut,
+  type WriteResult,
+} from './protocol.ts';
+
+interface HashRingLike {
+  range(key: string, size?: number, unique?: boolean): string[];
+}
+// hashring ships no types; this is the one call we make.
+const HashRing = createRequire(import.meta.url)('hashring') as new (servers: string[]) => HashRingLike;
+
+export interface ClusterClientOptions {
+  /** name server base URL */
+  nameserver: string;
+  /** the cluster secret (internal APIs) */
+  secret?: string;
+  /** sent as Bearer to admin views (status) when no secret is given */
+  adminToken?: string;
+  /** per-request timeout, ms (default 10 s) */
+  timeoutMs?: number;
+  /** how long a block location is trusted before it is fetched again, ms (default 10 s) */
+  locationTtlMs?: number;
+  /** blocks whose locations are cached (default 10,000) */
+  locationCacheSize?: number;
+  /** assign + write attempts before a write fails (default 4) */
+  writeAttempts?: number;
+  /** replica count to ask for; default: the name server's --replicas */
+  replicas?: number;
+}
+
+export interface WriteMeta {
+  mime?: string;
+  owner?: string;
+  /** replica count for this file; default: the client's, else the name server's */
+  replicas?: number;
+}
+
+export interface WrittenFile {
+  fid: string;
+  size: number;
+  /** CRC32-C of the data */
+  crc: number;
+  /** where it was written; [0] was the primary */
+  replicas: DsRef[];
+}
+
+export interface FileHead {
+  fid: string;
+  size: number;
+  mime: string;
+  owner: string;
+  /** ms since the epoch */
+  uploadTime: number;
+  crc: number;
+}
+
+export interface ReadFile extends Omit<FileHead, 'size' | 'fid'> {
+  data: Buffer;
+}
+
+export interface FileStat {
+  fid: string;
+  block: number;
+  size: number;
+  mime: string;
+  /** ids of live data servers holding it */
+  replicas: string[];
+}
+
+type Location = BlockLocation & { absent?: string[] };
+
+interface CachedLocation {
+  loc: Location;
+  at: number;
+  ring: HashRingLike | undefined;
+}
+
+/** Errors worth another block: the file itself is fine, the place was not. */
+const WRITE_RETRYABLE = new Set<ErrorCode>([
+  'UGCFS_ERR_UPSTREAM',
+  'UGCFS_ERR_TIMEOUT',
+  'UGCFS_ERR_REPLICATION',
+  'UGCFS_ERR_BLOCK_READONLY',
+  'UGCFS_ERR_BLOCK_NOT_FOUND',
+  'UGCFS_ERR_NO_SPACE',
+  'UGCFS_ERR_UNAVAILABLE',
+  'UGCFS_ERR_CHECKSUM',
+  'UGCFS_ERR_DUPLICATE_KEY',
+  'UGCFS_ERR_INTERNAL',
+]);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export class ClusterClient {
+  readonly nameserver: string;
+  private readonly secret: string;
+  private readonly adminToken: string;
+  private readonly timeoutMs: number;
+  private readonly ttlMs: number;
+  private readonly cacheSize: number;
+  private readonly attempts: number;
+  private readonly replicas: number | undefined;
+  private readonly locations = new Map<number, CachedLocation>();
+
+  constructor(opts: ClusterClientOptions) {
+    this.nameserver = opts.nameserver.replace(/\/+$/, '');
+    this.secret = opts.secret ?? '';
+    this.adminToken = opts.adminToken ?? '';
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.ttlMs = opts.locationTtlMs ?? 10_000;
+    this.cacheSize = opts.locationCacheSize ?? 10_000;
+    this.attempts = Math.max(1, opts.writeAttempts ?? 4);
+    this.replicas = opts.replicas;
+  }
+
+  private call(extra: CallOptions = {}): CallOptions {
+    return { secret: this.secret || undefined, timeoutMs: this.timeoutMs, ...extra };
+  }
+
+  private nsUrl(route: string, params: Record<string, string | number> = {}): string {
+    let path = route;
+    for (const [k, v] of Object.entries(params)) path = path.replace(`:${k}`, encodeURIComponent(String(v)));
+    return this.nameserver + path;
+  }
+
+  // ---- writes ----
+
+  /** Stores a file on every replica of a block; resolves only when all have it. */
+  async write(data: Uint8Array, meta: WriteMeta = {}): Promise<WrittenFile> {
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.length === 0) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'cannot store an empty file');
+    const crc = crc32c(bytes);
+    const replicas = meta.replicas ?? this.replicas;
+    let last: UgcfsError | undefined;
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      if (attempt > 0) await sleep(25 * attempt);
+      let a: AssignResult;
+      try {
+        a = await callJson<AssignResult>(this.nsUrl(NS_ROUTES.assign), this.call({ method: 'POST', body: replicas === undefined ? {} : { replicas } }));
+      } catch (err) {
+        last = asUgcfs(err);
+        if (!WRITE_RETRYABLE.has(last.code)) throw last;
+        continue;
+      }
+      const [primary, ...peers] = a.replicas;
+      if (!primary) {
+        last = new UgcfsError('UGCFS_ERR_UNAVAILABLE', `block ${a.block} has no live replica`);
+        continue;
+      }
+      const headers: Record<string, string> = {
+        [HEADERS.mime]: meta.mime ?? 'application/octet-stream',
+        [HEADERS.owner]: meta.owner ?? '',
+      };
+      if (peers.length > 0) headers[HEADERS.replicas] = peers.map((p) => p.url).join(',');
+      try {
+        const res = expectOk(await callRaw(primary.url + DS_ROUTES.needle.replace(':fid', a.fid), this.call({ method: 'PUT', body: bytes, headers })));
+        const wr = JSON.parse(res.body.toString('utf8') || '{}') as Partial<WriteResult>;
+        if (typeof wr.crc === 'number' && wr.crc !== crc) throw new UgcfsError('UGCFS_ERR_CHECKSUM', `primary stored CRC ${wr.crc}, sent ${crc}`);
+        this.remember({ block: a.block, replicas: a.replicas, writable: true, state: 'writable' });
+        return { fid: a.fid, size: bytes.length, crc, replicas: a.replicas };
+      } catch (err) {
+        last = asUgcfs(err);
+        if (!WRITE_RETRYABLE.has(last.code)) throw last;
+        await this.reportWriteFailed(a.block, primary.id, last);
+      }
+    }
+    throw new UgcfsError(last?.code === 'UGCFS_ERR_UNAVAILABLE' ? 'UGCFS_ERR_UNAVAILABLE' : 'UGCFS_ERR_REPLICATION', `write failed after ${this.attempts} attempts: ${last?.message ?? 'no attempt'}`, { cause: last });
+  }
+
+  private async reportWriteFailed(block: number, dsId: string, err: UgcfsError): Promise<void> {
+    this.locations.delete(block);
+    try {
+      await callJson(this.nsUrl(NS_ROUTES.blockWriteFailed, { id: block }), this.call({ method: 'POST', body: { dsId, reason: `${err.code}: ${err.message}`.slice(0, 200) } }));
+    } catch {
+      // The name server may be the thing that is down; the next assign will tell.
+    }
+  }
+
+  // ---- locations ----
+
+  /** The block's live replicas, from cache unless stale or `refresh`. */
+  async locate(block: number, refresh = false): Promise<Location> {
+    const hit = this.locations.get(block);
+    if (hit && !refresh && Date.now() - hit.at < this.ttlMs) return hit.loc;
+    try {
+      const loc = await callJson<Location>(this.nsUrl(NS_ROUTES.block, { id: block }), this.call());
+      this.remember(loc);
+      return loc;
+    } catch (err) {
+      // A block the name server never allocated holds no files: to a reader that is "no such file".
+      if (isUgcfsError(err, 'UGCFS_ERR_BLOCK_NOT_FOUND')) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+      throw err;
+    }
+  }
+
+  private remember(loc: Location): void {
+    this.locations.delete(loc.block);
+    if (this.locations.size >= this.cacheSize) {
+      const oldest = this.locations.keys().next().value;
+      if (oldest !== undefined) this.locations.delete(oldest);
+    }
+    const ring = loc.replicas.length > 1 ? new HashRing(loc.replicas.map((r) => r.id)) : undefined;
+    this.locations.set(loc.block, { loc, at: Date.now(), ring });
+  }
+
+  /** Replicas in the order to try for this fid: its hashring owner first. */
+  private order(block: number, fid: string): DsRef[] {
+    const c = this.locations.get(block);
+    if (!c) return [];
+    if (!c.ring) return [...c.loc.replicas];
+    const ids = c.ring.range(fid, c.loc.replicas.length, true);
+    const byId = new Map(c.loc.replicas.map((r) => [r.id, r]));
+    const out = ids.map((id) => byId.get(id)).filter((r): r is DsRef => r !== undefined);
+    for (const r of c.loc.replicas) if (!out.includes(r)) out.push(r);
+    return out;
+  }
+
+  /**
+   * Runs `fn` against the block's replicas in hashring order until one answers. A definitive
+   * "no such file" ends the search; a replica without the block, or no replicas at all,
+   * refreshes the location once (and, right after a name-server restart, waits briefly for
+   * block reports).
+   */
+  private async withReplica<T>(fid: string, fn: (ds: DsRef) => Promise<T>): Promise<T> {
+    const f = decodeFid(fid);
+    let last: UgcfsError | undefined;
+    for (let round = 0; round < 4; round++) {
+      if (round > 1) await sleep(150 * round);
+      await this.locate(f.block, round > 0);
+      const order = this.order(f.block, fid);
+      let stale = order.length === 0;
+      for (const ds of order) {
+        try {
+          return await fn(ds);
+        } catch (err) {
+          const e = asUgcfs(err);
+          if (e.code === 'UGCFS_ERR_NOT_FOUND' || e.code === 'UGCFS_ERR_BAD_FID') throw e;
+          if (e.code === 'UGCFS_ERR_BLOCK_NOT_FOUND' || e.code === 'UGCFS_ERR_UPSTREAM') stale = true;
+          last = e;
+        }
+      }
+      if (!stale) break;
+    }
+    throw last ?? new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no live replica of block ${f.block}`);
+  }
+
+  // ---- reads ----
+
+  /** The file's bytes and metadata; a wrong cookie or missing file is UGCFS_ERR_NOT_FOUND. */
+  async read(fid: string): Promise<ReadFile> {
+    return this.withReplica(fid, async (ds) => {
+      const res = expectOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call()));
+      const h = parseHead(fid, res.headers, res.body.length);
+      const actual = crc32c(res.body);
+      if (header(res.headers, HEADERS.crc) !== undefined && actual !== h.crc) {
+        throw new UgcfsError('UGCFS_ERR_CHECKSUM', `replica ${ds.id} sent bytes with CRC ${actual}, expected ${h.crc}`);
+      }
+      return { data: res.body, mime: h.mime, owner: h.owner, uploadTime: h.uploadTime, crc: actual };
+    });
+  }
+
+  /** Metadata without the bytes. */
+  async head(fid: string): Promise<FileHead> {
+    return this.withReplica(fid, async (ds) => {
+      const res = expectOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'HEAD' })));
+      return parseHead(fid, res.headers, undefined);
+    });
+  }
+
+  /** Where the file lives: asks every live replica of its block whether it holds the file. */
+  async stat(fid: string): Promise<FileStat> {
+    const f = decodeFid(fid);
+    const loc = await this.locate(f.block, true);
+    const answers = await Promise.allSettled(
+      loc.replicas.map(async (ds) => {
+        const res = expectOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'HEAD' })));
+        return { ds, head: parseHead(fid, res.headers, undefined) };
+      }),
+    );
+    const ok = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+    if (ok.length === 0) {
+      const errs = answers.map((a) => asUgcfs((a as PromiseRejectedResult).reason));
+      if (errs.length === 0 || errs.some((e) => e.code === 'UGCFS_ERR_NOT_FOUND')) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+      throw errs[0]!;
+    }
+    return { fid, block: f.block, size: ok[0]!.head.size, mime: ok[0]!.head.mime, replicas: ok.map((o) => o.ds.id) };
+  }
+
+  // ---- deletes ----
+
+  /**
+   * Deletes the file on every replica. Replicas that are down (or that the request did not
+   * reach) are reported to the name server, which replays the delete when they return.
+   * Throws UGCFS_ERR_NOT_FOUND when no replica had the file.
+   */
+  async delete(fid: string): Promise<void> {
+    const f = decodeFid(fid);
+    const loc = await this.locate(f.block, true);
+    const results = await Promise.allSettled(
+      loc.replicas.map(async (ds) => {
+        const res = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'DELETE' }));
+        if (res.status === 404) return 'missing' as const;
+        expectOk(res);
+        return 'deleted' as const;
+      }),
+    );
+    const missed = [...(loc.absent ?? [])];
+    let deleted = 0;
+    let missing = 0;
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') missed.push(loc.replicas[i]!.id);
+      else if (r.value === 'deleted') deleted++;
+      else missing++;
+    });
+    if (missed.length > 0) {
+      await callJson(this.nsUrl(NS_ROUTES.blockMissedDeletes, { id: f.block }), this.call({ method: 'POST', body: { fid, dataservers: missed } }));
+    }
+    this.locations.delete(f.block);
+    if (deleted === 0 && missing > 0 && missed.length === 0) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+    if (deleted === 0 && missing === 0) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no replica of block ${f.block} could be reached; the delete will be replayed`);
+  }
+
+  // ---- cluster ----
+
+  async status(): Promise<ClusterStatus> {
+    const headers: Record<string, string> = this.adminToken ? { authorization: `Bearer ${this.adminToken}` } : {};
+    return callJson<ClusterStatus>(this.nsUrl(NS_ROUTES.status), this.call({ headers }));
+  }
+
+  // ---- legacy table (served by the name server's legacy module) ----
+
+  /** The fid a legacy path is mapped to, or undefined. */
+  async legacyGet(path: string): Promise<string | undefined> {
+    return (await this.legacyLookup(path))?.fid;
+  }
+
+  /** The whole mapping row (fid, sha256, size...), or undefined. */
+  async legacyLookup(path: string): Promise<LegacyMapping | undefined> {
+    try {
+      return await callJson<LegacyMapping>(`${this.nsUrl(NS_ROUTES.legacy)}?path=${encodeURIComponent(path)}`, this.call());
+    } catch (err) {
+      if (isUgcfsError(err, 'UGCFS_ERR_LEGACY_NOT_FOUND') || isUgcfsError(err, 'UGCFS_ERR_NOT_FOUND')) return undefined;
+      throw err;
+    }
+  }
+
+  async legacySet(path: string, fid: string, extra: Omit<LegacyPut, 'path' | 'fid'> = {}): Promise<LegacyMapping> {
+    return callJson<LegacyMapping>(this.nsUrl(NS_ROUTES.legacy), this.call({ method: 'PUT', body: { ...extra, path, fid } }));
+  }
+
+  async legacyDelete(path: string): Promise<void> {
+    const res = await callRaw(`${this.nsUrl(NS_ROUTES.legacy)}?path=${encodeURIComponent(path)}`, this.call({ method: 'DELETE' }));
+    if (res.status !== 404) expectOk(res);
+  }
+
+  /** Drops cached locations (the HTTP agent is shared and needs no closing). */
+  async close(): Promise<void> {
+    this.locations.clear();
+  }
+}
+
+function parseHead(fid: string, h: Record<string, string | string[] | undefined>, bodyLength: number | undefined): FileHead {
+  const len = Number(header(h, 'content-length'));
+  const owner = header(h, HEADERS.owner) ?? '';
+  return {
+    fid,
+    size: bodyLength ?? (Number.isFinite(len) ? len : 0),
+    mime: header(h, HEADERS.mime) ?? header(h, 'content-type') ?? 'application/octet-stream',
+    owner,
+    uploadTime: Number(header(h, HEADERS.uploadTime) ?? 0) || 0,
+    crc: Number(header(h, HEADERS.crc) ?? 0) >>> 0,
+  };
+}
+
+function asUgcfs(err: unknown): UgcfsError {
+  if (err instanceof UgcfsError) return err;
+  return new UgcfsError('UGCFS_ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+}
