@@ -1,0 +1,24 @@
+import { describeOptions, loadConfig } from '../../src/config.ts';
+import { onShutdown } from '../../src/http-server.ts';
+import { createLogger } from '../../src/log.ts';
+import type { CommandModule } from '../command.ts';
+import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
+import { startDataserver } from '../../dataserver/main.ts';
+
+const mod: CommandModule = {
+  summary: 'run a data server (block files + LevelDB index)',
+  usage: `ugcfs dataserver --data DIR --nameserver URL [--host H] [--port P] [--rack NAME] [--block-size BYTES] [--public-url URL]\n\n${describeOptions(DATASERVER_OPTIONS)}`,
+  async run(ctx) {
+    const { config, positionals } = loadConfig(DATASERVER_OPTIONS, { argv: ctx.argv, env: ctx.env });
+    if (positionals.length > 0) {
+      ctx.stderr.write(`ugcfs dataserver: unexpected argument ${positionals[0]}\n`);
+      return 2;
+    }
+    const ds = await startDataserver(config);
+    const log = createLogger({ name: `dataserver:${ds.id}`, level: config.logLevel });
+    log.info({ url: ds.url, id: ds.id }, 'listening');
+    onShutdown(log, [() => ds.close()]);
+    return 'serving';
+  },
+};
+export const { summary, usage, run } = mod;

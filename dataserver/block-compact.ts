@@ -1,0 +1,134 @@
+// Compaction: rewrite a block into generation gen+1 without deleted records, while reads go
+// on against the old generation. Crash-safe at every step because LevelDB's block meta
+// names the current generation and changes in the same atomic batch as the entries:
+//   copied      new file written and fsynced      -> on open: meta says old gen, new file removed
+//   tombstoned  deletes during the copy appended  -> same
+//   switched    ONE batch: entries + meta gen     -> on open: meta says new gen, old file removed
+//   unlinked    old file gone                     -> done
+// (Each name is also a UGCFS_TEST_CRASH_AT step, prefixed `compact-`.)
+import { unlink } from 'node:fs/promises';
+import { UgcfsError } from '../src/errors.ts';
+import type { CompactResult } from '../src/protocol.ts';
+import { BlockFile, syncDir, type Block } from './block.ts';
+import { writeAll, ioError } from './block-write.ts';
+import { encodeTombstone, decodeHeader } from './needle.ts';
+import type { BlockMeta, IndexEntry, IndexOp } from './needle-index.ts';
+import type { StoreContext } from './store-context.ts';
+
+const OUT_CHUNK = 4 << 20;
+
+export async function compactBlock(b: Block, ctx: StoreContext): Promise<CompactResult> {
+  if (b.compacting) throw new UgcfsError('UGCFS_ERR_CONFLICT', `block ${b.id} is already being compacted`);
+  if (b.pulling) throw new UgcfsError('UGCFS_ERR_CONFLICT', `block ${b.id} is being copied from a peer`);
+  b.compacting = true;
+  b.deletedDuringCompaction = new Set();
+  const oldFile = b.file;
+  const beforeBytes = b.meta.end;
+  let newFile: BlockFile | undefined;
+  let switched = false;
+  oldFile.pin();
+  try {
+    // Appends already queued finish first; later ones are refused while `compacting`.
+    await b.lock.run(async () => {});
+
+    const live: Array<{ key: bigint; entry: IndexEntry }> = [];
+    for await (const it of ctx.index.entries(b.id)) live.push(it);
+    live.sort((x, y) => x.entry.offset - y.entry.offset);
+
+    const newGen = b.meta.gen + 1;
+    newFile = await BlockFile.open(ctx.blocksDir, b.id, newGen, true);
+    const placed = new Map<bigint, IndexEntry>();
+    let pos = 0;
+    let out: Buffer[] = [];
+    let outBytes = 0;
+    const flushOut = async () => {
+      if (outBytes === 0) return;
+      await writeAll(newFile!.fh, Buffer.concat(out, outBytes), pos - outBytes);
+      out = [];
+      outBytes = 0;
+    };
+    for (const { key, entry } of live) {
+      const rec = Buffer.allocUnsafe(entry.length);
+      const { bytesRead } = await oldFile.fh.read(rec, 0, entry.length, entry.offset);
+      const h = bytesRead === entry.length ? decodeHeader(rec) : undefined;
+      if (!h || h.key !== key) {
+        // Copy what we can verify is the indexed record; a damaged one stays findable by scrub
+        // on the old copy until repair, so stop rather than drop or propagate it.
+        throw new UgcfsError('UGCFS_ERR_CORRUPT', `block ${b.id}: record at ${entry.offset} is damaged; scrub and repair before compacting`);
+      }
+      out.push(rec);
+      outBytes += rec.length;
+      placed.set(key, { ...entry, offset: pos });
+      pos += rec.length;
+      if (outBytes >= OUT_CHUNK) await flushOut();
+    }
+    await flushOut();
+    await newFile.fh.datasync();
+    await syncDir(ctx.blocksDir);
+    ctx.crashPoint('compact-copied');
+
+    const result = await b.lock.run(async () => {
+      // Deletes that landed during the copy were applied to the old file and the index; the
+      // new file still holds their records, so give it their tombstones too, or a later scan
+      // (pull, recovery) would bring them back.
+      let deletedBytes = 0;
+      const tombs: Buffer[] = [];
+      for (const key of b.deletedDuringCompaction ?? []) {
+        const e = placed.get(key);
+        if (!e) continue;
+        placed.delete(key);
+        const t = encodeTombstone(key, e.cookie, Date.now());
+        tombs.push(t);
+        deletedBytes += e.length + t.length;
+      }
+      if (tombs.length > 0) {
+        const t = Buffer.concat(tombs);
+        await writeAll(newFile!.fh, t, pos);
+        pos += t.length;
+        await newFile!.fh.datasync();
+      }
+      ctx.crashPoint('compact-tombstoned');
+
+      let liveBytes = 0;
+      const ops: IndexOp[] = [];
+      for (const [key, e] of placed) {
+        ops.push(ctx.index.putOp(b.id, key, e));
+        liveBytes += e.length;
+      }
+      const meta: BlockMeta = { flags: b.meta.flags, gen: newGen, end: pos, liveCount: placed.size, liveBytes, deletedBytes };
+      ops.push(ctx.index.metaOp(b.id, meta));
+      let release!: () => void;
+      b.switching = new Promise<void>((r) => (release = r));
+      try {
+        await ctx.index.apply(ops);
+        ctx.crashPoint('compact-switched');
+        b.file = newFile!;
+        b.meta = meta;
+        switched = true;
+        ctx.index.clearCache();
+      } finally {
+        b.switching = undefined;
+        release();
+      }
+      return { block: b.id, beforeBytes, afterBytes: pos, records: placed.size };
+    });
+
+    oldFile.retire();
+    await unlink(oldFile.path);
+    await syncDir(ctx.blocksDir);
+    ctx.crashPoint('compact-unlinked');
+    ctx.metrics?.compactedBytes.inc(Math.max(0, beforeBytes - result.afterBytes));
+    ctx.log?.info(result, 'compacted block');
+    return result;
+  } catch (err) {
+    if (newFile && !switched) {
+      newFile.retire();
+      await unlink(newFile.path).catch(() => {});
+    }
+    throw ioError(err, `compaction of block ${b.id}`);
+  } finally {
+    oldFile.unpin();
+    b.compacting = false;
+    b.deletedDuringCompaction = undefined;
+  }
+}

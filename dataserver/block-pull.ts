@@ -1,0 +1,89 @@
+// Copying a whole block from a peer, for repair and moves: stream the peer's bytes from our
+// current end, again and again until a round brings nothing new (the peer may still take
+// writes or deletes meanwhile), then index the copy by scanning it. The block carries the
+// INCOMPLETE flag until the copy is indexed, so a crash mid-pull never leaves a partial
+// replica that claims to be whole.
+import { request } from 'undici';
+import { UgcfsError, errorFromBody } from '../src/errors.ts';
+import { httpAgent, networkError } from '../src/http-client.ts';
+import { HEADERS } from '../src/protocol.ts';
+import { SECRET_HEADER } from '../src/secret.ts';
+import type { Block } from './block.ts';
+import { writeAll, ioError } from './block-write.ts';
+import type { BlockStore } from './block-store.ts';
+import { META_INCOMPLETE } from './needle-index.ts';
+
+const MAX_ROUNDS = 64;
+
+export async function pullBlock(store: BlockStore, id: number, from: string, secret: string, timeoutMs = 60_000): Promise<{ bytes: number }> {
+  let b: Block;
+  if (store.has(id)) {
+    b = store.block(id);
+    if (!b.incomplete || b.meta.end > 0 || b.pulling) {
+      throw new UgcfsError('UGCFS_ERR_CONFLICT', `block ${id} is already held here`);
+    }
+  } else {
+    await store.createBlock(id, META_INCOMPLETE);
+    b = store.block(id);
+  }
+  b.pulling = true;
+  const metrics = store.ctx.metrics;
+  let pos = 0;
+  let gen: string | undefined;
+  try {
+    const fh = b.file.fh;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const url = `${from}/blocks/${id}/data?from=${pos}`;
+      let res;
+      try {
+        res = await request(url, { method: 'GET', headers: secret ? { [SECRET_HEADER]: secret } : {}, dispatcher: httpAgent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      } catch (err) {
+        throw networkError(url, err);
+      }
+      if (res.statusCode !== 200) {
+        const text = await res.body.text();
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = undefined;
+        }
+        throw errorFromBody(res.statusCode, body);
+      }
+      const peerGen = String(res.headers[HEADERS.blockGen] ?? '');
+      if (gen !== undefined && peerGen !== gen) {
+        // The peer compacted under us: its offsets changed, so start over.
+        await res.body.dump();
+        await fh.truncate(0);
+        pos = 0;
+        gen = peerGen;
+        continue;
+      }
+      gen = peerGen;
+      const before = pos;
+      for await (const chunk of res.body) {
+        const buf = chunk as Buffer;
+        await writeAll(fh, buf, pos);
+        pos += buf.length;
+        metrics?.blockCopyBytes.inc({ direction: 'in' }, buf.length);
+      }
+      if (pos === before) break;
+    }
+    await fh.datasync();
+    await b.lock.run(async () => {
+      b.meta = { ...b.meta, flags: b.meta.flags & ~META_INCOMPLETE };
+      await store.reindex(b);
+      // reindex writes the meta only when it found records; an empty copy needs it too.
+      await store.ctx.index.apply([store.ctx.index.metaOp(b.id, b.meta)]);
+    });
+    store.ctx.log?.info({ block: id, bytes: pos, from }, 'pulled block from peer');
+    return { bytes: pos };
+  } catch (err) {
+    // Leave nothing half-copied behind: the name server will choose again.
+    b.pulling = false;
+    await store.deleteBlock(id).catch(() => {});
+    throw ioError(err, `pull of block ${id}`);
+  } finally {
+    b.pulling = false;
+  }
+}

@@ -1,0 +1,284 @@
+// The data server's storage engine: the blocks in `<data>/blocks`, the index in
+// `<data>/index`, and the verbs on them. Opening reconciles every block with the index
+// (leftover generations removed, tails past the watermark re-indexed or cut).
+import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import { UgcfsError } from '../src/errors.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import type { BlockReport, CompactResult, ScrubResult } from '../src/protocol.ts';
+import { Block, BlockFile, blockFileName, parseBlockFileName, syncDir } from './block.ts';
+import { compactBlock } from './block-compact.ts';
+import { readNeedle } from './block-read.ts';
+import { recoverTail } from './block-recover.ts';
+import { scrubBlock } from './block-scrub.ts';
+import { BlockWriter } from './block-write.ts';
+import { encodeNeedle, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
+import { META_INCOMPLETE, META_READONLY, NeedleIndex, type BlockMeta } from './needle-index.ts';
+import { crashHook, type StoreContext } from './store-context.ts';
+
+export interface StoreOptions {
+  /** the data directory; blocks and index live below it */
+  dir: string;
+  fsync?: boolean;
+  blockSize: number;
+  cacheEntries?: number;
+  metrics?: Metrics;
+  log?: Logger;
+  /** test-only crash step (UGCFS_TEST_CRASH_AT) */
+  crashAt?: string;
+}
+
+export interface PutResult {
+  offset: number;
+  size: number;
+  crc: number;
+  /** the same record was already stored (a retried forward): nothing was appended */
+  existed: boolean;
+}
+
+const EMPTY_META: BlockMeta = { flags: 0, gen: 0, end: 0, liveCount: 0, liveBytes: 0, deletedBytes: 0 };
+
+export class BlockStore {
+  readonly blocks = new Map<number, Block>();
+  private closed = false;
+
+  private constructor(readonly ctx: StoreContext) {}
+
+  static async open(opts: StoreOptions): Promise<BlockStore> {
+    const blocksDir = join(opts.dir, 'blocks');
+    await mkdir(blocksDir, { recursive: true });
+    const index = await NeedleIndex.open(join(opts.dir, 'index'), { cacheEntries: opts.cacheEntries, metrics: opts.metrics });
+    const store = new BlockStore({
+      blocksDir,
+      index,
+      metrics: opts.metrics,
+      log: opts.log,
+      fsync: opts.fsync ?? true,
+      blockSize: opts.blockSize,
+      crashPoint: crashHook(opts.crashAt ?? ''),
+    });
+    try {
+      await store.load();
+    } catch (err) {
+      await index.close().catch(() => {});
+      throw err;
+    }
+    return store;
+  }
+
+  private async load(): Promise<void> {
+    const { index, blocksDir, log } = this.ctx;
+    const metas = await index.metas();
+    const gens = new Map<number, number[]>();
+    for (const name of await readdir(blocksDir)) {
+      const p = parseBlockFileName(name);
+      if (!p) continue;
+      const list = gens.get(p.id) ?? [];
+      list.push(p.gen);
+      gens.set(p.id, list);
+    }
+    const ids = new Set([...metas.keys(), ...gens.keys()]);
+    for (const id of [...ids].sort((a, b) => a - b)) {
+      const onDisk = (gens.get(id) ?? []).sort((a, b) => a - b);
+      let meta = metas.get(id);
+      if (meta && (meta.flags & META_INCOMPLETE) !== 0) {
+        // A pull that did not finish: the copy is partial, and a partial replica must never be
+        // reported as a good one. Drop it; the name server will copy it again.
+        log?.warn({ block: id }, 'discarding an incomplete block copy');
+        for (const g of onDisk) await unlink(join(blocksDir, blockFileName(id, g))).catch(() => {});
+        await index.dropBlock(id);
+        continue;
+      }
+      if (meta && !onDisk.includes(meta.gen)) {
+        log?.error({ block: id, gen: meta.gen }, 'block file missing; dropping its index entries');
+        for (const g of onDisk) await unlink(join(blocksDir, blockFileName(id, g))).catch(() => {});
+        await index.dropBlock(id);
+        continue;
+      }
+      // Without a meta the block was created but its first batch never landed: adopt the
+      // oldest generation and index it from the start.
+      meta ??= { ...EMPTY_META, gen: onDisk[0]! };
+      for (const g of onDisk) {
+        if (g !== meta.gen) {
+          log?.info({ block: id, gen: g }, 'removing a leftover block generation');
+          await unlink(join(blocksDir, blockFileName(id, g)));
+        }
+      }
+      const file = await BlockFile.open(blocksDir, id, meta.gen, false);
+      const b = this.attach(new Block(id, blocksDir, file, meta));
+      await recoverTail(b, this.ctx);
+    }
+    this.updateGauges();
+  }
+
+  private attach(b: Block): Block {
+    b.writer = new BlockWriter(b, this.ctx);
+    this.blocks.set(b.id, b);
+    return b;
+  }
+
+  block(id: number): Block {
+    const b = this.blocks.get(id);
+    if (!b || b.deleted) throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${id} is not on this data server`);
+    return b;
+  }
+
+  has(id: number): boolean {
+    return this.blocks.has(id);
+  }
+
+  /** Creates an empty block; false when it already exists (creation is idempotent). */
+  async createBlock(id: number, flags = 0): Promise<boolean> {
+    this.assertOpen();
+    if (this.blocks.has(id)) return false;
+    const file = await BlockFile.open(this.ctx.blocksDir, id, 0, true);
+    await file.fh.sync();
+    await syncDir(this.ctx.blocksDir);
+    const meta = { ...EMPTY_META, flags };
+    await this.ctx.index.apply([this.ctx.index.metaOp(id, meta)]);
+    this.attach(new Block(id, this.ctx.blocksDir, file, meta));
+    this.updateGauges();
+    return true;
+  }
+
+  async put(blockId: number, meta: NeedleMeta, data: Buffer): Promise<PutResult> {
+    this.assertOpen();
+    const b = this.block(blockId);
+    const refusal = b.writeRefusal();
+    if (refusal) throw new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${blockId} is ${refusal}`);
+    const bytes = encodeNeedle(meta, data);
+    if (bytes.length > this.ctx.blockSize) {
+      throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `a ${data.length}-byte file does not fit a ${this.ctx.blockSize}-byte block`);
+    }
+    const crc = crc32c(data);
+    if (b.pendingKeys.has(meta.key)) throw new UgcfsError('UGCFS_ERR_DUPLICATE_KEY', `key ${meta.key} is being written`);
+    b.pendingKeys.add(meta.key);
+    try {
+      const existing = await this.ctx.index.get(blockId, meta.key, false);
+      if (existing) {
+        // A retried forward of the very same record succeeds without a second copy.
+        if (existing.cookie === meta.cookie) {
+          const old = await readNeedle(b, this.ctx, meta.key, meta.cookie).catch(() => undefined);
+          if (old && old.dataCrc === crc && old.data.length === data.length) return { offset: existing.offset, size: data.length, crc, existed: true };
+        }
+        throw new UgcfsError('UGCFS_ERR_DUPLICATE_KEY', `block ${blockId} already holds key ${meta.key}`);
+      }
+      const offset = await b.writer.append({ kind: 'put', key: meta.key, cookie: meta.cookie, bytes });
+      return { offset, size: data.length, crc, existed: false };
+    } finally {
+      b.pendingKeys.delete(meta.key);
+      this.updateGauges();
+    }
+  }
+
+  async read(blockId: number, key: bigint, cookie: number): Promise<Needle> {
+    return readNeedle(this.block(blockId), this.ctx, key, cookie);
+  }
+
+  /** Appends a tombstone and drops the index entry. A wrong cookie is NOT_FOUND. */
+  async delete(blockId: number, key: bigint, cookie: number): Promise<void> {
+    this.assertOpen();
+    const b = this.block(blockId);
+    if (b.pulling) throw new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${blockId} is being copied from a peer`);
+    while (b.pendingKeys.has(key)) await b.writer.idle();
+    b.pendingKeys.add(key);
+    try {
+      const e = await this.ctx.index.get(blockId, key, false);
+      if (!e || e.cookie !== cookie) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+      await b.writer.append({ kind: 'del', key, cookie, bytes: encodeTombstone(key, cookie, Date.now()), deletedLength: e.length });
+    } finally {
+      b.pendingKeys.delete(key);
+      this.updateGauges();
+    }
+  }
+
+  async setReadonly(blockId: number, readonly: boolean): Promise<BlockReport> {
+    const b = this.block(blockId);
+    await b.lock.run(async () => {
+      const flags = readonly ? b.meta.flags | META_READONLY : b.meta.flags & ~META_READONLY;
+      if (flags === b.meta.flags) return;
+      const meta = { ...b.meta, flags };
+      await this.ctx.index.apply([this.ctx.index.metaOp(b.id, meta)]);
+      b.meta = meta;
+    });
+    return b.report();
+  }
+
+  /** Removes a block: file first, then its index entries, so a crash in between cannot revive it. */
+  async deleteBlock(blockId: number): Promise<void> {
+    const b = this.block(blockId);
+    await b.lock.run(async () => {
+      b.deleted = true;
+      b.file.retire();
+      await unlink(b.file.path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      await syncDir(this.ctx.blocksDir);
+      await this.ctx.index.dropBlock(blockId);
+      this.blocks.delete(blockId);
+    });
+    this.updateGauges();
+  }
+
+  async compact(blockId: number): Promise<CompactResult> {
+    const r = await compactBlock(this.block(blockId), this.ctx);
+    this.updateGauges();
+    return r;
+  }
+
+  async scrub(blockId: number): Promise<ScrubResult> {
+    return scrubBlock(this.block(blockId), this.ctx);
+  }
+
+  /** Re-indexes whatever a pull appended past the watermark. */
+  async reindex(b: Block): Promise<void> {
+    await recoverTail(b, this.ctx);
+    this.updateGauges();
+  }
+
+  reports(): BlockReport[] {
+    return [...this.blocks.values()].filter((b) => !b.deleted).sort((a, b) => a.id - b.id).map((b) => b.report());
+  }
+
+  usedBytes(): number {
+    let n = 0;
+    for (const b of this.blocks.values()) n += b.meta.end;
+    return n;
+  }
+
+  private updateGauges(): void {
+    const m = this.ctx.metrics;
+    if (!m) return;
+    m.bytesStored.set(this.usedBytes());
+    let sealed = 0;
+    let writable = 0;
+    let readonly = 0;
+    for (const b of this.blocks.values()) {
+      if (b.sealed) sealed++;
+      else if (b.writeRefusal()) readonly++;
+      else writable++;
+    }
+    m.blocks.set({ state: 'sealed' }, sealed);
+    m.blocks.set({ state: 'writable' }, writable);
+    m.blocks.set({ state: 'readonly' }, readonly);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
+  }
+
+  /** Lets queued appends finish, then closes files and the index. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const b of this.blocks.values()) {
+      await b.writer.idle();
+      await b.lock.run(async () => {
+        b.file.retire();
+      });
+    }
+    await this.ctx.index.close();
+  }
+}

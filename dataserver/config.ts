@@ -1,0 +1,21 @@
+// Options of `ugcfs dataserver`, declared once (src/config.ts merges defaults, config file,
+// environment and flags).
+import { opt, type ConfigOf } from '../src/config.ts';
+import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../src/role-options.ts';
+
+export const DATASERVER_OPTIONS = {
+  ...COMMON_SERVER_OPTIONS,
+  ...NAMESERVER_URL_OPTION,
+  data: opt.string('', 'data directory (blocks, index, id); created if missing', { env: 'UGCFS_DATA', required: true }),
+  port: opt.int(7001, 'port to listen on (0 picks a free one)', { env: 'UGCFS_PORT', min: 0, max: 65535 }),
+  rack: opt.string('default', 'rack name, so replicas of a block land on distinct racks', { env: 'UGCFS_RACK' }),
+  blockSize: opt.int(256 * 1024 * 1024, 'block file size at which a block is sealed (accepts 64M etc.)', { min: 4096, max: 2 ** 40 }),
+  publicUrl: opt.url('', 'URL peers and clients use to reach this server (default: the listen URL)'),
+  id: opt.string('', 'data server id to use on first start (default ds-<8 hex>); kept in <data>/id'),
+  fsync: opt.bool(true, 'fdatasync block files before acknowledging writes (group commit)', { env: 'UGCFS_FSYNC' }),
+  heartbeatMs: opt.int(1000, 'interval between heartbeats to the name server', { min: 50, max: 600_000 }),
+  indexCacheEntries: opt.int(100_000, 'index entries kept in the in-memory LRU', { min: 0 }),
+  testCrashAt: opt.string('', 'TEST ONLY: SIGKILL this process at the named storage step (docs in dataserver/README.md)', { env: 'UGCFS_TEST_CRASH_AT' }),
+};
+
+export type DataserverConfig = ConfigOf<typeof DATASERVER_OPTIONS>;

@@ -1,0 +1,206 @@
+// The data server's internal HTTP API: the DS_ROUTES of src/protocol.ts, every one behind
+// the cluster secret. Bad input is refused before anything is written.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { crc32c } from '@node-rs/crc32';
+import { UgcfsError } from '../src/errors.ts';
+import { decodeFid, type Fid } from '../src/file-id.ts';
+import { requireClusterSecret } from '../src/http-server.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
+import type { BlockStore } from './block-store.ts';
+import { pullBlock } from './block-pull.ts';
+import { replicatedDelete, replicatedPut, type ReplicationContext } from './replication.ts';
+
+export interface ApiContext {
+  store: BlockStore;
+  secret: string;
+  blockSize: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;
+const PRINTABLE = /^[\x20-\x7e]*$/;
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function bad(message: string): UgcfsError {
+  return new UgcfsError('UGCFS_ERR_BAD_REQUEST', message);
+}
+
+export function parseBlockId(text: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad(`block id must be a decimal number below 2^32, got ${JSON.stringify(text.slice(0, 40))}`);
+  return Number(text);
+}
+
+function fidParam(req: FastifyRequest): { text: string; fid: Fid } {
+  const text = (req.params as { fid: string }).fid;
+  return { text, fid: decodeFid(text) };
+}
+
+function parseReplicas(req: FastifyRequest): string[] {
+  const raw = header(req, HEADERS.replicas);
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((s) => {
+    const u = s.trim();
+    try {
+      const parsed = new URL(u);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
+    } catch {
+      throw bad(`${HEADERS.replicas} holds something that is not an http(s) URL`);
+    }
+    return u.replace(/\/+$/, '');
+  });
+}
+
+function parseMeta(req: FastifyRequest): { mime: string; owner: string; uploadTime: number } {
+  const mime = header(req, HEADERS.mime) ?? header(req, 'content-type') ?? 'application/octet-stream';
+  if (mime.length > 255 || !MIME.test(mime)) throw bad(`${HEADERS.mime} is not a media type`);
+  const owner = header(req, HEADERS.owner) ?? '';
+  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${HEADERS.owner} must be at most 255 printable ASCII characters`);
+  const t = header(req, HEADERS.uploadTime);
+  let uploadTime = Date.now();
+  if (t !== undefined) {
+    if (!/^\d{1,15}$/.test(t)) throw bad(`${HEADERS.uploadTime} must be milliseconds since the epoch`);
+    uploadTime = Number(t);
+  }
+  return { mime, owner, uploadTime };
+}
+
+function jsonBody<T extends object>(req: FastifyRequest): Partial<T> {
+  const b = req.body;
+  if (b === undefined || b === null) return {};
+  if (typeof b !== 'object' || Array.isArray(b) || Buffer.isBuffer(b)) throw bad('body must be a JSON object');
+  return b as Partial<T>;
+}
+
+export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const { store } = ctx;
+  const repl: ReplicationContext = { store, secret: ctx.secret, metrics: ctx.metrics, log: ctx.log };
+
+  // Needle bodies are raw bytes whatever their content type (a stored JSON file must not be
+  // parsed), so this scope swaps the JSON parser for a raw one.
+  void app.register(async (raw) => {
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.blockSize }, (_req, body, done) => done(null, body));
+    raw.addHook('onRequest', async (req) => requireClusterSecret(req, ctx.secret));
+
+    raw.put(DS_ROUTES.needle, { bodyLimit: ctx.blockSize }, async (req, reply) => {
+      const { text, fid } = fidParam(req);
+      const data = req.body;
+      if (!Buffer.isBuffer(data) || data.length === 0) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'the body has no bytes');
+      const meta = parseMeta(req);
+      const replicas = parseReplicas(req);
+      const crc = crc32c(data);
+      const expected = header(req, HEADERS.crc);
+      if (expected !== undefined && expected !== String(crc)) throw bad(`the body does not match ${HEADERS.crc}: it was damaged on the way`);
+      const needleMeta = { key: fid.key, cookie: fid.cookie, ...meta };
+      const r = await replicatedPut(repl, { fid: text, block: fid.block, meta: needleMeta, data, crc, replicas });
+      const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
+      reply.code(201);
+      return out;
+    });
+
+    raw.get(DS_ROUTES.needle, async (req, reply) => {
+      const { fid } = fidParam(req);
+      const n = await store.read(fid.block, fid.key, fid.cookie);
+      reply
+        .header('content-type', n.mime || 'application/octet-stream')
+        .header(HEADERS.crc, String(n.dataCrc))
+        .header(HEADERS.uploadTime, String(n.uploadTime))
+        .header('cache-control', 'no-store');
+      if (n.owner) reply.header(HEADERS.owner, n.owner);
+      return reply.send(n.data);
+    });
+
+    raw.delete(DS_ROUTES.needle, async (req, reply) => {
+      const { text, fid } = fidParam(req);
+      await replicatedDelete(repl, { fid: text, block: fid.block, key: fid.key, cookie: fid.cookie, replicas: parseReplicas(req) });
+      reply.code(204).send();
+    });
+  });
+
+  void app.register(async (api) => {
+    api.addHook('onRequest', async (req) => requireClusterSecret(req, ctx.secret));
+    const blockParam = (req: FastifyRequest) => parseBlockId((req.params as { id: string }).id);
+
+    api.get(DS_ROUTES.blocks, async () => store.reports());
+
+    api.get(DS_ROUTES.block, async (req) => store.block(blockParam(req)).report());
+
+    api.post(DS_ROUTES.block, async (req, reply) => {
+      const id = blockParam(req);
+      jsonBody<{ replicas: string[] }>(req);
+      const created = await store.createBlock(id);
+      reply.code(created ? 201 : 200);
+      return store.block(id).report();
+    });
+
+    api.delete(DS_ROUTES.block, async (req, reply) => {
+      await store.deleteBlock(blockParam(req));
+      reply.code(204).send();
+    });
+
+    api.get(DS_ROUTES.blockData, async (req, reply) => streamBlock(ctx, req, reply, blockParam(req)));
+
+    api.post(DS_ROUTES.blockPull, async (req) => {
+      const id = blockParam(req);
+      const { from } = jsonBody<{ from: string }>(req);
+      if (typeof from !== 'string') throw bad('body must be {"from": "<peer base URL>"}');
+      try {
+        const u = new URL(from);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+      } catch {
+        throw bad('"from" must be an http(s) URL');
+      }
+      return pullBlock(store, id, from.replace(/\/+$/, ''), ctx.secret);
+    });
+
+    api.post(DS_ROUTES.blockReadonly, async (req) => {
+      const id = blockParam(req);
+      const { readonly } = jsonBody<{ readonly: boolean }>(req);
+      if (typeof readonly !== 'boolean') throw bad('body must be {"readonly": true|false}');
+      return store.setReadonly(id, readonly);
+    });
+
+    api.post(DS_ROUTES.blockCompact, async (req) => store.compact(blockParam(req)));
+
+    api.post(DS_ROUTES.blockScrub, async (req) => store.scrub(blockParam(req)));
+  });
+}
+
+/** Streams committed block bytes from ?from= to the indexed end, pinned to one generation. */
+async function streamBlock(ctx: ApiContext, req: FastifyRequest, reply: FastifyReply, id: number): Promise<FastifyReply> {
+  const b = ctx.store.block(id);
+  const q = req.query as { from?: string };
+  const fromText = q.from ?? '0';
+  if (!/^\d{1,15}$/.test(fromText)) throw new UgcfsError('UGCFS_ERR_BAD_PARAM', '?from= must be a byte offset');
+  const file = b.file;
+  const end = b.meta.end;
+  const from = Math.min(Number(fromText), end);
+  reply
+    .header('content-type', 'application/octet-stream')
+    .header(HEADERS.blockGen, String(file.gen))
+    .header(HEADERS.blockSize, String(end))
+    .header('cache-control', 'no-store');
+  if (from >= end) return reply.send(Buffer.alloc(0));
+  file.pin();
+  const stream = file.fh.createReadStream({ start: from, end: end - 1, autoClose: false });
+  let unpinned = false;
+  const unpin = () => {
+    if (!unpinned) {
+      unpinned = true;
+      file.unpin();
+    }
+  };
+  stream.on('close', unpin);
+  stream.on('error', unpin);
+  // Counted up front: a 'data' listener here would start the stream before fastify pipes it.
+  ctx.metrics.blockCopyBytes.inc({ direction: 'out' }, end - from);
+  reply.header('content-length', String(end - from));
+  return reply.send(stream);
+}

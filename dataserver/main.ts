@@ -1,0 +1,128 @@
+// Starts one data server: the block store under --data, its HTTP API, and the heartbeat
+// loop. Everything is per instance, so the all-in-one `ugcfs server` can start several.
+import { mkdirSync, readFileSync, writeFileSync, accessSync, constants, renameSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { UgcfsError } from '../src/errors.ts';
+import { assertListenAllowed, createHttpServer, listen } from '../src/http-server.ts';
+import { createLogger, type Logger } from '../src/log.ts';
+import type { RunningServer } from '../src/running-server.ts';
+import { BlockStore } from './block-store.ts';
+import type { DataserverConfig } from './config.ts';
+import { startHeartbeat, type HeartbeatLoop } from './heartbeat.ts';
+import { registerDataserverRoutes } from './http-api.ts';
+
+export interface DataserverStartOptions {
+  log?: Logger;
+}
+
+export interface RunningDataserver extends RunningServer {
+  id: string;
+  store: BlockStore;
+  heartbeat: HeartbeatLoop;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Creates the data directory if needed; an unusable one is a usage error (exit 2). */
+function prepareDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `data directory ${dir} is not a writable directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** The data server's identity survives restarts and moves: it is kept beside the data. */
+function loadOrCreateId(dir: string, wanted: string): string {
+  const file = join(dir, 'id');
+  let existing: string | undefined;
+  try {
+    existing = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (existing) {
+    if (wanted && wanted !== existing) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `--id ${wanted} differs from the id ${existing} stored in ${file}`);
+    return existing;
+  }
+  if (wanted && !ID_PATTERN.test(wanted)) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--id must be 1-64 characters of A-Z a-z 0-9 _ . -');
+  const id = wanted || `ds-${randomBytes(4).toString('hex')}`;
+  writeFileSync(file + '.tmp', id + '\n');
+  renameSync(file + '.tmp', file);
+  return id;
+}
+
+export async function startDataserver(config: DataserverConfig, opts: DataserverStartOptions = {}): Promise<RunningDataserver> {
+  assertListenAllowed(config.host, config.clusterSecret, 'dataserver');
+  const dataDir = resolve(config.data);
+  prepareDataDir(dataDir);
+  const id = loadOrCreateId(dataDir, config.id);
+  const log = opts.log ?? createLogger({ name: `dataserver:${id}`, level: config.logLevel });
+
+  let store: BlockStore | undefined;
+  const server = createHttpServer({
+    role: 'dataserver',
+    log,
+    bodyLimit: config.blockSize,
+    health: () => ({ id, blocks: store?.blocks.size ?? 0 }),
+  });
+  try {
+    store = await BlockStore.open({
+      dir: dataDir,
+      fsync: config.fsync,
+      blockSize: config.blockSize,
+      cacheEntries: config.indexCacheEntries,
+      metrics: server.metrics,
+      log,
+      crashAt: config.testCrashAt,
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    if ((err as { code?: string }).code === 'LEVEL_DATABASE_NOT_OPEN' && cause?.code === 'LEVEL_LOCKED') {
+      throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `data directory ${dataDir} is in use by another data server`);
+    }
+    throw err;
+  }
+  const openStore = store;
+  registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log });
+
+  let url: string;
+  try {
+    url = await listen(server.app, config.host, config.port);
+  } catch (err) {
+    await openStore.close();
+    throw err;
+  }
+  const publicUrl = config.publicUrl || url;
+  const heartbeat = startHeartbeat({
+    id,
+    url: publicUrl,
+    rack: config.rack,
+    nameserver: config.nameserver,
+    secret: config.clusterSecret,
+    intervalMs: config.heartbeatMs,
+    dataDir,
+    blockSize: config.blockSize,
+    store: openStore,
+    metrics: server.metrics,
+    log,
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: publicUrl,
+    id,
+    store: openStore,
+    heartbeat,
+    close() {
+      closing ??= (async () => {
+        await heartbeat.stop();
+        await server.app.close();
+        await openStore.close();
+      })();
+      return closing;
+    },
+  };
+}

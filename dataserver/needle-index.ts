@@ -1,0 +1,233 @@
+// The needle index in LevelDB, and the per-block meta record (watermark + stats) that is
+// written in the same batch as the entries it covers, so recovery knows exactly where
+// indexed data ends and never scans more than the unindexed tail. Layouts (README.md,
+// "Index v1") are pinned by golden tests; they are compact because a data server holds
+// millions of entries.
+import { Level } from 'level';
+import type { Metrics } from '../src/metrics.ts';
+
+type Db = Level<Buffer, Buffer>;
+export type IndexOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+const ENTRY_PREFIX = 0x6e; // 'n'
+const META_PREFIX = 0x62; // 'b'
+const ENTRY_KEY_SIZE = 12;
+const ENTRY_VALUE_SIZE = 15;
+const META_VERSION = 1;
+const META_VALUE_SIZE = 28;
+
+export interface IndexEntry {
+  offset: number;
+  /** whole record length on disk, padding included */
+  length: number;
+  cookie: number;
+  flags: number;
+}
+
+export const META_SEALED = 0x01;
+export const META_READONLY = 0x02;
+/** set while a pull is copying the block: an incomplete copy is discarded on open */
+export const META_INCOMPLETE = 0x04;
+
+export interface BlockMeta {
+  flags: number;
+  gen: number;
+  /** bytes of the block file covered by the index: the recovery watermark */
+  end: number;
+  liveCount: number;
+  liveBytes: number;
+  deletedBytes: number;
+}
+
+export function entryKey(block: number, key: bigint): Buffer {
+  const b = Buffer.allocUnsafe(ENTRY_KEY_SIZE);
+  b[0] = ENTRY_PREFIX;
+  b.writeUInt32BE(block, 1);
+  b.writeUIntBE(Number(key >> 24n), 5, 4);
+  b.writeUIntBE(Number(key & 0xffffffn), 9, 3);
+  return b;
+}
+
+export function decodeEntryKey(b: Buffer): { block: number; key: bigint } {
+  return { block: b.readUInt32BE(1), key: (BigInt(b.readUIntBE(5, 4)) << 24n) | BigInt(b.readUIntBE(9, 3)) };
+}
+
+export function encodeEntry(e: IndexEntry): Buffer {
+  const b = Buffer.allocUnsafe(ENTRY_VALUE_SIZE);
+  b.writeUIntBE(e.offset, 0, 6);
+  b.writeUInt32BE(e.length, 6);
+  b.writeUInt32BE(e.cookie >>> 0, 10);
+  b.writeUInt8(e.flags, 14);
+  return b;
+}
+
+export function decodeEntry(b: Buffer): IndexEntry {
+  if (b.length !== ENTRY_VALUE_SIZE) throw new Error(`index value has ${b.length} bytes, expected ${ENTRY_VALUE_SIZE}`);
+  return { offset: b.readUIntBE(0, 6), length: b.readUInt32BE(6), cookie: b.readUInt32BE(10), flags: b.readUInt8(14) };
+}
+
+export function metaKey(block: number): Buffer {
+  const b = Buffer.allocUnsafe(5);
+  b[0] = META_PREFIX;
+  b.writeUInt32BE(block, 1);
+  return b;
+}
+
+export function encodeMeta(m: BlockMeta): Buffer {
+  const b = Buffer.allocUnsafe(META_VALUE_SIZE);
+  b.writeUInt8(META_VERSION, 0);
+  b.writeUInt8(m.flags, 1);
+  b.writeUInt32BE(m.gen, 2);
+  b.writeUIntBE(m.end, 6, 6);
+  b.writeUInt32BE(m.liveCount, 12);
+  b.writeUIntBE(Math.max(0, m.liveBytes), 16, 6);
+  b.writeUIntBE(Math.max(0, m.deletedBytes), 22, 6);
+  return b;
+}
+
+export function decodeMeta(b: Buffer): BlockMeta {
+  if (b.length !== META_VALUE_SIZE || b[0] !== META_VERSION) throw new Error('unknown block meta version');
+  return {
+    flags: b.readUInt8(1),
+    gen: b.readUInt32BE(2),
+    end: b.readUIntBE(6, 6),
+    liveCount: b.readUInt32BE(12),
+    liveBytes: b.readUIntBE(16, 6),
+    deletedBytes: b.readUIntBE(22, 6),
+  };
+}
+
+/** A bounded map that forgets the least recently used entry; hot keys skip LevelDB. */
+class EntryCache {
+  private readonly map = new Map<bigint, IndexEntry>();
+  constructor(private readonly capacity: number) {}
+  static id(block: number, key: bigint): bigint {
+    return (BigInt(block) << 56n) | key;
+  }
+  get(id: bigint): IndexEntry | undefined {
+    const e = this.map.get(id);
+    if (e !== undefined) {
+      this.map.delete(id);
+      this.map.set(id, e);
+    }
+    return e;
+  }
+  set(id: bigint, e: IndexEntry): void {
+    if (this.capacity <= 0) return;
+    this.map.delete(id);
+    this.map.set(id, e);
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
+  }
+  delete(id: bigint): void {
+    this.map.delete(id);
+  }
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+export class NeedleIndex {
+  private readonly cache: EntryCache;
+
+  private constructor(
+    readonly db: Db,
+    cacheEntries: number,
+    private readonly metrics: Metrics | undefined,
+  ) {
+    this.cache = new EntryCache(cacheEntries);
+  }
+
+  static async open(dir: string, opts: { cacheEntries?: number; metrics?: Metrics } = {}): Promise<NeedleIndex> {
+    const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open();
+    return new NeedleIndex(db, opts.cacheEntries ?? 100_000, opts.metrics);
+  }
+
+  /** `counted` lookups are the read path's, shown in ugcfs_index_lookups_total. */
+  async get(block: number, key: bigint, counted = true): Promise<IndexEntry | undefined> {
+    const id = EntryCache.id(block, key);
+    const hit = this.cache.get(id);
+    if (hit) {
+      if (counted) this.metrics?.indexLookups.inc({ source: 'cache' });
+      return hit;
+    }
+    if (counted) this.metrics?.indexLookups.inc({ source: 'db' });
+    const v = await this.db.get(entryKey(block, key));
+    if (v === undefined) return undefined;
+    const e = decodeEntry(v);
+    this.cache.set(id, e);
+    return e;
+  }
+
+  /** Entries of one block, in key order. */
+  async *entries(block: number): AsyncGenerator<{ key: bigint; entry: IndexEntry }> {
+    const lo = Buffer.alloc(ENTRY_KEY_SIZE, 0);
+    lo[0] = ENTRY_PREFIX;
+    lo.writeUInt32BE(block, 1);
+    const hi = Buffer.alloc(ENTRY_KEY_SIZE, 0xff);
+    hi[0] = ENTRY_PREFIX;
+    hi.writeUInt32BE(block, 1);
+    for await (const [k, v] of this.db.iterator({ gte: lo, lte: hi })) {
+      yield { key: decodeEntryKey(k).key, entry: decodeEntry(v) };
+    }
+  }
+
+  async metas(): Promise<Map<number, BlockMeta>> {
+    const out = new Map<number, BlockMeta>();
+    for await (const [k, v] of this.db.iterator({ gte: Buffer.from([META_PREFIX]), lt: Buffer.from([META_PREFIX + 1]) })) {
+      out.set(k.readUInt32BE(1), decodeMeta(v));
+    }
+    return out;
+  }
+
+  putOp(block: number, key: bigint, e: IndexEntry): IndexOp {
+    return { type: 'put', key: entryKey(block, key), value: encodeEntry(e) };
+  }
+
+  delOp(block: number, key: bigint): IndexOp {
+    return { type: 'del', key: entryKey(block, key) };
+  }
+
+  metaOp(block: number, m: BlockMeta): IndexOp {
+    return { type: 'put', key: metaKey(block), value: encodeMeta(m) };
+  }
+
+  /**
+   * Applies ops atomically, then updates the cache. Not a synced write: if LevelDB loses
+   * its tail in a machine crash, the watermark in the same batch is lost with it, and
+   * recovery re-indexes those records from the (fsynced) block file.
+   */
+  async apply(ops: IndexOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.db.batch(ops);
+    for (const op of ops) {
+      if (op.key[0] !== ENTRY_PREFIX) continue;
+      const { block, key } = decodeEntryKey(op.key);
+      const id = EntryCache.id(block, key);
+      if (op.type === 'put') this.cache.set(id, decodeEntry(op.value));
+      else this.cache.delete(id);
+    }
+  }
+
+  /** Removes every entry and the meta of a block. */
+  async dropBlock(block: number): Promise<void> {
+    const lo = Buffer.alloc(ENTRY_KEY_SIZE, 0);
+    lo[0] = ENTRY_PREFIX;
+    lo.writeUInt32BE(block, 1);
+    const hi = Buffer.alloc(ENTRY_KEY_SIZE, 0xff);
+    hi[0] = ENTRY_PREFIX;
+    hi.writeUInt32BE(block, 1);
+    await this.db.clear({ gte: lo, lte: hi });
+    await this.db.del(metaKey(block));
+    this.cache.clear();
+  }
+
+  /** Forgets cached entries, after a compaction switched a block's offsets. */
+  clearCache(): void {
+    this.cache.clear();
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,27 @@
+// What the block-store modules share: the index, the knobs, metrics, and the test-only
+// crash hook. Passed explicitly so several data servers can live in one process.
+import type { NeedleIndex } from './needle-index.ts';
+import type { Metrics } from '../src/metrics.ts';
+import type { Logger } from '../src/log.ts';
+
+export interface StoreContext {
+  /** directory holding the block files */
+  blocksDir: string;
+  index: NeedleIndex;
+  metrics: Metrics | undefined;
+  log: Logger | undefined;
+  /** fdatasync block files before acknowledging (group commit) */
+  fsync: boolean;
+  /** a block is sealed when the next record would not fit */
+  blockSize: number;
+  /** test-only: SIGKILLs the process at a named step (UGCFS_TEST_CRASH_AT) */
+  crashPoint(step: string): void;
+}
+
+/** Builds the crash hook; an empty name disables it. */
+export function crashHook(name: string): (step: string) => void {
+  if (!name) return () => {};
+  return (step) => {
+    if (step === name) process.kill(process.pid, 'SIGKILL');
+  };
+}
