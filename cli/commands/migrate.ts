@@ -1,0 +1,90 @@
+// `ugcfs migrate`: imports a legacy upload tree or a list of old URLs into the cluster and
+// records every old path in the name server's legacy table. docs/MIGRATION.md is the guide.
+import { resolve } from 'node:path';
+import { opt, loadConfig, describeOptions } from '../../src/config.ts';
+import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../../src/role-options.ts';
+import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
+import { legacyPathFromName } from '../../src/legacy-path.ts';
+import { UgcfsError } from '../../src/errors.ts';
+import { EXIT, type CommandModule } from '../command.ts';
+import { MigrateState, stateFileName } from '../migrate/migrate-state.ts';
+import { runMigration } from '../migrate/migrate-run.ts';
+import { treeSource, urlSource, type Source } from '../migrate/migrate-sources.ts';
+import { formatReport, progressMeter } from '../migrate/progress-meter.ts';
+import { openMigrateStore, uploadPreparer } from '../migrate/cluster-store.ts';
+
+export const MIGRATE_OPTIONS = {
+  ...NAMESERVER_URL_OPTION,
+  clusterSecret: COMMON_SERVER_OPTIONS.clusterSecret,
+  adminToken: opt.string('', 'admin token (accepted by the legacy table instead of the cluster secret)', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+  prefix: opt.string('', 'legacy path prefix the migrated names get, e.g. /uploads'),
+  fromUrl: opt.url('', 'base URL of an old HTTP origin to copy from (with --list)'),
+  list: opt.string('', 'file with one old path (or URL under --from-url) per line'),
+  concurrency: opt.int(8, 'files in flight at once', { min: 1, max: 256 }),
+  dryRun: opt.bool(false, 'report what would be copied; store and record nothing'),
+  state: opt.string('', 'directory for the resumable state file (default: the current directory)'),
+  json: opt.bool(false, 'print the final report as JSON'),
+  maxUploadBytes: ORIGIN_OPTIONS.maxUploadBytes,
+  maxPixels: ORIGIN_OPTIONS.maxPixels,
+  timeoutMs: opt.int(30_000, 'timeout per old-origin fetch and per image check', { min: 100 }),
+  retries: opt.int(3, 'retries of a failed old-origin fetch (timeouts, 5xx, refused connections)', { min: 0, max: 10 }),
+};
+
+const mod: CommandModule = {
+  summary: 'import a legacy upload tree or old origin and map every old path',
+  usage: `ugcfs migrate DIR --prefix /uploads [options]
+ugcfs migrate --from-url BASE --list FILE [options]
+
+Copies every file into the cluster (checked and cleaned like an upload), verifies the
+copy, and maps its old path to the new file id, so the old URL keeps working through
+the origin. Resumable after a kill and idempotent: rerun it any time.
+Exit codes: 0 everything copied or skipped, 1 some files failed, 2 bad usage.
+
+options:
+${describeOptions(MIGRATE_OPTIONS)}
+`,
+  async run(ctx) {
+    const { config, positionals } = loadConfig(MIGRATE_OPTIONS, { argv: ctx.argv, env: ctx.env });
+    const fromUrl = config.fromUrl !== '';
+    if (fromUrl && positionals.length) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', 'give either DIR or --from-url, not both');
+    if (!fromUrl && positionals.length !== 1) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', positionals.length ? 'give exactly one DIR' : 'give a DIR to migrate, or --from-url BASE --list FILE');
+    if (fromUrl && !config.list) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--from-url needs --list FILE');
+    if (!fromUrl && config.list) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--list goes with --from-url');
+    let prefix = '';
+    if (config.prefix !== '' && config.prefix !== '/') {
+      try {
+        prefix = legacyPathFromName(config.prefix);
+      } catch (err) {
+        throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `--prefix ${JSON.stringify(config.prefix)}: ${(err as Error).message}`);
+      }
+    }
+
+    const dir = fromUrl ? '' : resolve(positionals[0]!);
+    const identity = fromUrl ? ['url', config.fromUrl, resolve(config.list), prefix, config.nameserver] : ['dir', dir, prefix, config.nameserver];
+    const stateFile = stateFileName(resolve(config.state || '.'), identity);
+    const source: Source = fromUrl
+      ? urlSource({ base: config.fromUrl, listFile: config.list, prefix, maxBytes: config.maxUploadBytes, timeoutMs: config.timeoutMs, retries: config.retries })
+      : await treeSource(dir, prefix, config.maxUploadBytes, new Set([stateFile, `${stateFile}.tmp`]));
+
+    const store = await openMigrateStore(config);
+    const state = config.dryRun ? MigrateState.none() : MigrateState.open(stateFile);
+    const meter = progressMeter(ctx.stderr, 'migrate');
+    try {
+      const report = await runMigration(source.items, source.pre, {
+        store,
+        state,
+        prepare: uploadPreparer({ maxPixels: config.maxPixels, timeoutMs: config.timeoutMs }),
+        dryRun: config.dryRun,
+        concurrency: config.concurrency,
+        onProgress: (p) => meter.update(p),
+      });
+      meter.finish();
+      ctx.stdout.write(config.json ? JSON.stringify({ ...report, stateFile: config.dryRun ? undefined : stateFile }) + '\n' : formatReport(report));
+      return report.failed > 0 ? EXIT.failed : EXIT.ok;
+    } finally {
+      state.close();
+      await store.close();
+    }
+  },
+};
+export const { summary, usage, run } = mod;

@@ -1,0 +1,44 @@
+// Binds the migration pipeline to the real cluster (ClusterClient) and to the origin's own
+// upload check, so a migrated file is stored exactly as if a seller had uploaded it: type
+// sniffed from the bytes, bomb guard, metadata stripped.
+import { ClusterClient } from '../../src/cluster-client.ts';
+import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
+import { checkUpload, type PipelineLimits } from '../../src/origin/image-pipeline.ts';
+import type { MigrateStore, Prepared } from './migrate-run.ts';
+
+/** Owner recorded on migrated files: only the admin token may delete them. */
+export const MIGRATE_OWNER = 'migrate';
+
+export async function openMigrateStore(config: { nameserver: string; clusterSecret: string; adminToken: string; timeoutMs: number }): Promise<MigrateStore & { close(): Promise<void> }> {
+  const client = new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret, adminToken: config.adminToken, timeoutMs: config.timeoutMs });
+  // One cheap call up front, so an unreachable name server or a wrong secret is one clear
+  // line and exit 1, not the same failure repeated for every file.
+  try {
+    await client.legacyLookup('/.ugcfs-migrate-probe');
+  } catch (err) {
+    const why = isUgcfsError(err) ? `${err.message} (${err.code})` : (err as Error).message;
+    throw new UgcfsError(isUgcfsError(err) ? err.code : 'UGCFS_ERR_UPSTREAM', `name server ${config.nameserver} refused the legacy table: ${why}`);
+  }
+  return {
+    write: async (data, mime) => (await client.write(data, { mime, owner: MIGRATE_OWNER })).fid,
+    read: async (fid) => (await client.read(fid)).data,
+    remove: (fid) => client.delete(fid),
+    legacyGet: (path) => client.legacyLookup(path),
+    legacySet: (m) => client.legacySet(m.path, m.fid, { ...(m.sha256 ? { sha256: m.sha256 } : {}), ...(m.size !== undefined ? { size: m.size } : {}) }),
+    close: () => client.close(),
+  };
+}
+
+/** The origin's upload check as migrate's `prepare`: what uploads refuse as a type is skipped, damage fails. */
+export function uploadPreparer(limits: PipelineLimits): (data: Buffer) => Promise<Prepared> {
+  return async (data) => {
+    try {
+      const checked = await checkUpload(data, limits, (job) => job());
+      return { data: checked.data, mime: checked.mime };
+    } catch (err) {
+      if (isUgcfsError(err, 'UGCFS_ERR_UNSUPPORTED_TYPE')) return { skip: 'not an image type the origin serves (JPEG, PNG, WebP, GIF, AVIF)' };
+      if (isUgcfsError(err, 'UGCFS_ERR_EMPTY_BODY')) return { skip: 'empty file' };
+      throw err;
+    }
+  };
+}
