@@ -8,6 +8,7 @@
 // meant to be shared: it holds only the location cache.
 import { createRequire } from 'node:module';
 import { crc32c } from '@node-rs/crc32';
+import { opt } from './config.ts';
 import { UgcfsError, isUgcfsError, type ErrorCode } from './errors.ts';
 import { decodeFid } from './file-id.ts';
 import { callJson, callRaw, expectOk, type CallOptions } from './http-client.ts';
@@ -23,6 +24,7 @@ import {
   type LegacyPut,
   type WriteResult,
 } from './protocol.ts';
+import { NAMESERVER_URL_OPTION } from './role-options.ts';
 
 interface HashRingLike {
   range(key: string, size?: number, unique?: boolean): string[];
@@ -401,4 +403,16 @@ function parseHead(fid: string, h: Record<string, string | string[] | undefined>
 function asUgcfs(err: unknown): UgcfsError {
   if (err instanceof UgcfsError) return err;
   return new UgcfsError('UGCFS_ERR_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+}
+
+/** Options every admin command shares to reach the cluster (see cli/commands/status.ts). */
+export const CLUSTER_CLIENT_OPTIONS = {
+  ...NAMESERVER_URL_OPTION,
+  clusterSecret: opt.string('', 'the cluster secret', { env: 'UGCFS_CLUSTER_SECRET', secret: true }),
+  adminToken: opt.string('', 'admin token', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+  timeoutMs: opt.int(10_000, 'per-request timeout in ms', { min: 100 }),
+};
+
+export function clusterClientFromConfig(c: { nameserver: string; clusterSecret: string; adminToken: string; timeoutMs: number }): ClusterClient {
+  return new ClusterClient({ nameserver: c.nameserver, secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs });
 }
