@@ -1,0 +1,32 @@
+// The origin's options table. Limits default to what a 2-core box serving product photos
+// can take; docs/ORIGIN.md explains each decision.
+import { opt, type ConfigOf } from '../config.ts';
+import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../role-options.ts';
+
+export const ORIGIN_OPTIONS = {
+  ...COMMON_SERVER_OPTIONS,
+  ...NAMESERVER_URL_OPTION,
+  port: opt.int(8080, 'port to listen on (0 picks a free one)', { env: 'UGCFS_ORIGIN_PORT', min: 0, max: 65535 }),
+  publicUrl: opt.url('', 'base URL this origin is reached at (upload answers, peer identity); defaults to the listen URL'),
+  cacheDir: opt.string('', 'directory for the disk cache of variants (empty: no disk cache)'),
+  cacheBytes: opt.int(1024 * 1024 * 1024, 'size bound of the disk cache', { min: 0 }),
+  memoryCacheBytes: opt.int(128 * 1024 * 1024, 'size bound of the in-memory hot cache', { min: 0 }),
+  peers: opt.list([], 'base URLs of every origin (this one included) sharing variants by hashring'),
+  legacyOrigin: opt.url('', 'old origin to read unmapped legacy paths through'),
+  legacyImport: opt.bool(false, 'import legacy files fetched through --legacy-origin in the background'),
+  maxUploadBytes: opt.int(25 * 1024 * 1024, 'largest accepted upload', { min: 1 }),
+  maxPixels: opt.int(100_000_000, 'largest source image in pixels (width x height x frames)', { min: 1 }),
+  maxOutputPixels: opt.int(25_000_000, 'largest variant in pixels', { min: 1 }),
+  resizeTimeoutMs: opt.int(15_000, 'image pipeline timeout per variant', { min: 100 }),
+  resizeConcurrency: opt.int(2, 'variants computed at once', { min: 1, max: 64 }),
+  resizeQueue: opt.int(64, 'variants waiting for a slot before 503 Busy', { min: 0 }),
+  presets: opt.string('', 'named variants: JSON object {"name":{"w":..,"h":..,"fit":..,"q":..,"fmt":..}} or a path to a JSON file'),
+  strict: opt.bool(false, 'allow only presets and --allowed-sizes'),
+  allowedSizes: opt.list([], 'strict mode size whitelist: WxH, Wx or xH'),
+  signingKeys: opt.list([], 'HMAC keys for signed variant URLs; the first signs, all verify (empty: unsigned)', { env: 'UGCFS_SIGNING_KEYS', secret: true }),
+  negotiateFormat: opt.bool(false, 'pick WebP/AVIF from Accept for variants without an explicit format'),
+  uploadTokens: opt.list([], 'bearer tokens allowed to upload (empty: loopback clients only)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
+  adminToken: opt.string('', 'token allowed to delete any file', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+};
+
+export type OriginConfig = ConfigOf<typeof ORIGIN_OPTIONS>;

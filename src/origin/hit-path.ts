@@ -1,0 +1,104 @@
+// The lean path for the request a CDN origin answers most: GET/HEAD of a fid or variant that
+// is already in the memory tier. It runs in the server's request listener before fastify
+// and answers synchronously from the cached entry's precomputed headers; anything else
+// (a miss, a legacy path, a negotiated format, an error) falls through to the full routes,
+// which produce the same answer more slowly. Request ids and metrics are kept identical.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Metrics } from '../metrics.ts';
+import { answer } from './cached-response.ts';
+import type { OriginCore, Source } from './origin-core.ts';
+import { parseTarget, resolveVariant, type ResolveOptions } from './variant-url.ts';
+
+interface Target {
+  source: Source;
+  /** undefined: the original */
+  key: string | undefined;
+  kind: 'original' | 'variant';
+}
+
+export interface HitPathDeps {
+  core: OriginCore;
+  metrics: Metrics;
+  /** signed URLs are verified by the full route only */
+  signed: boolean;
+  resolve: Omit<ResolveOptions, 'accept'>;
+}
+
+const MEMO_LIMIT = 50_000;
+
+export function installHitPath(server: Server, d: HitPathDeps): void {
+  // URL -> what it names; null marks URLs the fast path leaves to the routes.
+  const memo = new Map<string, Target | null>();
+  const counters = new Map<string, { inc(n?: number): void }>();
+  const durations = new Map<string, { observe(v: number): void }>();
+  const memoryHit = d.metrics.cacheLookups.labels({ tier: 'memory', result: 'hit' });
+  const bytesServed = { original: d.metrics.bytesServed.labels({ kind: 'original' }), variant: d.metrics.bytesServed.labels({ kind: 'variant' }) };
+
+  function targetOf(url: string): Target | null {
+    let t = memo.get(url);
+    if (t !== undefined) return t;
+    t = null;
+    try {
+      const p = parseTarget(url);
+      if (p.kind === 'fid') {
+        if (p.spec === undefined) t = { source: { kind: 'fid', fid: p.id }, key: undefined, kind: 'original' };
+        else if (!d.signed) {
+          const v = resolveVariant(p.spec, { ...d.resolve, accept: undefined });
+          if (!v.negotiated) t = { source: { kind: 'fid', fid: p.id }, key: v.key, kind: 'variant' };
+        }
+      }
+    } catch {
+      t = null;
+    }
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    memo.set(url, t);
+    return t;
+  }
+
+  function count(method: string, status: number, started: bigint): void {
+    const k = `${method} ${status}`;
+    let c = counters.get(k);
+    if (!c) { c = d.metrics.httpRequests.labels({ route: '/*', method, status: String(status) }); counters.set(k, c); }
+    c.inc();
+    let h = durations.get(method);
+    if (!h) { h = d.metrics.httpDuration.labels({ route: '/*', method }); durations.set(method, h); }
+    h.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  function tryHit(req: IncomingMessage, res: ServerResponse): boolean {
+    const method = req.method;
+    const url = req.url;
+    if ((method !== 'GET' && method !== 'HEAD') || url === undefined || url.charCodeAt(1) !== 0x31 /* '1': fids only */) return false;
+    const started = process.hrtime.bigint();
+    const t = targetOf(url);
+    if (t === null) return false;
+    const entry = d.core.peek(t.source, t.key);
+    if (entry === undefined) return false;
+    let a;
+    try {
+      a = answer(entry, req.headers, 'HIT');
+    } catch {
+      return false; // e.g. an unsatisfiable Range: the routes render the error
+    }
+    const given = req.headers['x-request-id'];
+    a.headers['x-request-id'] = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    memoryHit.inc();
+    if (a.body !== undefined) {
+      a.headers['content-length'] = String(a.body.length);
+      if (method === 'GET') bytesServed[t.kind].inc(a.body.length);
+    }
+    res.writeHead(a.status, a.headers);
+    if (method === 'HEAD' || a.body === undefined) res.end();
+    else res.end(a.body);
+    count(method, a.status, started);
+    return true;
+  }
+
+  const fallbacks = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (tryHit(req, res)) return;
+    for (const l of fallbacks) l.call(server, req, res);
+  });
+}

@@ -1,0 +1,120 @@
+// startOrigin: the caching image origin (docs/ORIGIN.md). Wires storage, caches, the image
+// pipeline, peers and routes for one instance; everything stateful hangs off this call, so
+// several origins can share a process.
+import { readFileSync } from 'node:fs';
+import { UgcfsError } from '../errors.ts';
+import { assertListenAllowed, createHttpServer, listen } from '../http-server.ts';
+import { createLogger, type Logger } from '../log.ts';
+import type { RunningServer } from '../running-server.ts';
+import { ClusterClient } from '../cluster-client.ts';
+import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
+import type { OriginConfig } from './config.ts';
+import { DiskCache } from './disk-cache.ts';
+import { clusterFileStore, type FileStore } from './file-store.ts';
+import { tuneSharp } from './image-pipeline.ts';
+import { defaultLegacyResolver, type LegacyResolver } from './legacy-resolver.ts';
+import { MemoryCache } from './memory-cache.ts';
+import { OriginCore, type OriginCoreDeps } from './origin-core.ts';
+import { PeerRing } from './peer-ring.ts';
+import { registerReads } from './read-routes.ts';
+import { ResizeGate } from './resize-gate.ts';
+import { registerUpload } from './upload-route.ts';
+import { parsePresets } from './variant-url.ts';
+import { installHitPath } from './hit-path.ts';
+
+export interface LegacyResolverContext {
+  config: OriginConfig;
+  store: FileStore;
+  log: Logger;
+  /** the default resolver (name-server legacy table, cached) */
+  table: LegacyResolver;
+}
+
+export interface StartOriginOptions {
+  log?: Logger;
+  /** storage; defaults to a ClusterClient on --nameserver */
+  store?: FileStore;
+  /** replaces the default legacy resolver (e.g. read-through from --legacy-origin) */
+  legacyResolver?: LegacyResolver | ((ctx: LegacyResolverContext) => LegacyResolver | Promise<LegacyResolver>);
+}
+
+function loadPresets(text: string) {
+  const t = text.trim();
+  if (t === '') return parsePresets(undefined);
+  let json: unknown;
+  try {
+    json = JSON.parse(t.startsWith('{') ? t : readFileSync(t, 'utf8'));
+  } catch (err) {
+    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `--presets is neither a JSON object nor a readable JSON file: ${(err as Error).message}`);
+  }
+  return parsePresets(json);
+}
+
+function parseSizes(list: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const s of list) {
+    const m = /^(\d{1,5})?x(\d{1,5})?$/.exec(s.trim());
+    if (!m || (m[1] === undefined && m[2] === undefined)) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `--allowed-sizes: ${JSON.stringify(s)} is not WxH, Wx or xH`);
+    out.add(`${m[1] ?? ''}x${m[2] ?? ''}`);
+  }
+  return out;
+}
+
+export async function startOrigin(config: OriginConfig, opts: StartOriginOptions = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger({ name: 'origin', level: config.logLevel });
+  assertListenAllowed(config.host, config.clusterSecret, 'origin');
+  const presets = loadPresets(config.presets);
+  const allowedSizes = parseSizes(config.allowedSizes);
+  if (config.strict && presets.size === 0 && allowedSizes.size === 0) {
+    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--strict needs --presets or --allowed-sizes, or no variant could ever be served');
+  }
+  const store = opts.store ?? clusterFileStore(new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret }));
+  tuneSharp(config.resizeConcurrency);
+
+  const { app, metrics } = createHttpServer({
+    role: 'origin',
+    log,
+    bodyLimit: config.maxUploadBytes,
+    errorCacheControl: ERROR_CACHE_CONTROL,
+    defaultMetrics: true,
+    health: () => ({
+      memoryCacheBytes: memory.usedBytes,
+      memoryCacheEntries: memory.size,
+      diskCacheBytes: disk?.usedBytes ?? 0,
+      resize: gate.stats(),
+    }),
+  });
+  const gate = new ResizeGate(config.resizeConcurrency, config.resizeQueue, (n) => metrics.resizeQueue.set(n), () => metrics.resizeRejected.inc());
+  const memory = new MemoryCache<CachedResponse>(config.memoryCacheBytes);
+  const disk = config.cacheDir ? new DiskCache(config.cacheDir, config.cacheBytes) : undefined;
+  await disk?.init();
+  const limits = { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs };
+  const coreDeps: OriginCoreDeps = { store, memory, disk, peers: undefined, gate, limits, metrics, log };
+  const core = new OriginCore(coreDeps);
+
+  const table = defaultLegacyResolver(store);
+  const given = opts.legacyResolver;
+  const resolver = typeof given === 'function' ? await given({ config, store, log, table }) : given ?? table;
+
+  const auth = { uploadTokens: config.uploadTokens, adminToken: config.adminToken };
+  let publicUrl = config.publicUrl;
+  const resolve = { presets, strict: config.strict, allowedSizes, maxOutputPixels: config.maxOutputPixels, negotiate: config.negotiateFormat };
+  await registerUpload(app, { store, gate, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => publicUrl });
+  registerReads(app, {
+    core, store, resolver, resolve, signingKeys: config.signingKeys, auth, clusterSecret: config.clusterSecret,
+    peers: () => coreDeps.peers, metrics, log,
+  });
+
+  const url = await listen(app, config.host, config.port);
+  publicUrl ||= url;
+  if (config.peers.length > 0) {
+    coreDeps.peers = new PeerRing(config.peers, publicUrl, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log);
+  }
+  installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve });
+  return {
+    url,
+    async close() {
+      await app.close();
+    },
+  };
+}

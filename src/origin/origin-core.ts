@@ -1,0 +1,224 @@
+// The origin's read path, independent of HTTP: originals and variants out of the memory
+// tier, the disk tier, the owning peer, or the pipeline — in that order — with identical
+// concurrent misses joined into one computation, and deletes enforced by tombstones that
+// outlive any computation started before them.
+import { createHash } from 'node:crypto';
+import { UgcfsError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { makeResponse, type CachedResponse } from './cached-response.ts';
+import type { DiskCache } from './disk-cache.ts';
+import type { FileStore } from './file-store.ts';
+import { PIPELINE_VERSION, renderVariant, sanitizeOriginal, type PipelineLimits } from './image-pipeline.ts';
+import { ATTACHMENT_MIME, IMAGE_MIME, sniffImage } from './media-type.ts';
+import { MemoryCache } from './memory-cache.ts';
+import type { PeerRing } from './peer-ring.ts';
+import type { ResizeGate } from './resize-gate.ts';
+import type { Variant } from './variant-url.ts';
+
+/** Where a served file comes from: a fid in the cluster, or bytes from elsewhere (legacy read-through). */
+export type Source =
+  | { kind: 'fid'; fid: string }
+  | { kind: 'bytes'; id: string; load: () => Promise<{ data: Buffer; mime: string } | undefined> };
+
+export interface Served {
+  entry: CachedResponse;
+  xCache: 'HIT' | 'MISS';
+}
+
+export interface OriginCoreDeps {
+  store: FileStore;
+  memory: MemoryCache<CachedResponse>;
+  disk: DiskCache | undefined;
+  peers: PeerRing | undefined;
+  gate: ResizeGate;
+  limits: PipelineLimits;
+  metrics: Metrics;
+  log: Logger;
+  /** how long a deleted fid stays refused locally, whatever any cache or computation holds */
+  tombstoneMs?: number;
+}
+
+function sourceId(s: Source): string {
+  return s.kind === 'fid' ? s.fid : `L:${s.id}`;
+}
+
+function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
+}
+
+export class OriginCore {
+  private readonly flights = new Map<string, Promise<CachedResponse>>();
+  private readonly tombstones = new Map<string, number>();
+  /** fids confirmed to exist by storage in this process; disk entries of others are re-checked */
+  private readonly verified = new MemoryCache<{ bytes: number }>(100_000, 1);
+  private readonly tombstoneMs: number;
+
+  constructor(private readonly d: OriginCoreDeps) {
+    this.tombstoneMs = d.tombstoneMs ?? 10 * 60_000;
+  }
+
+  isDead(fid: string): boolean {
+    const until = this.tombstones.get(fid);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.tombstones.delete(fid);
+    return false;
+  }
+
+  /** Refuses `fid` from now on and drops it from every local cache. */
+  async purge(fid: string): Promise<void> {
+    this.tombstones.set(fid, Date.now() + this.tombstoneMs);
+    if (this.tombstones.size > 100_000) for (const [k, until] of this.tombstones) if (until <= Date.now()) this.tombstones.delete(k);
+    this.verified.delete(fid);
+    const prefix = `${fid}|`;
+    this.d.memory.deleteWhere((k) => k.startsWith(prefix));
+    await this.d.disk?.purge(fid);
+  }
+
+  /** Undoes a tombstone when the delete it guarded did not happen. */
+  revive(fid: string): void {
+    this.tombstones.delete(fid);
+  }
+
+  private assertAlive(s: Source): void {
+    if (s.kind === 'fid' && this.isDead(s.fid)) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+  }
+
+  private joined(key: string, compute: () => Promise<CachedResponse>): { promise: Promise<CachedResponse>; leader: boolean } {
+    const running = this.flights.get(key);
+    if (running) {
+      this.d.metrics.cacheLookups.inc({ tier: 'inflight', result: 'hit' });
+      return { promise: running, leader: false };
+    }
+    const promise = compute().finally(() => this.flights.delete(key));
+    this.flights.set(key, promise);
+    return { promise, leader: true };
+  }
+
+  /** Memory-tier lookup only, for the synchronous hit path. */
+  peek(s: Source, variantKey: string | undefined): CachedResponse | undefined {
+    if (s.kind === 'fid' && this.tombstones.size > 0 && this.isDead(s.fid)) return undefined;
+    return this.d.memory.get(`${sourceId(s)}|${variantKey ?? 'o'}`);
+  }
+
+  async original(s: Source): Promise<Served> {
+    this.assertAlive(s);
+    const key = `${sourceId(s)}|o`;
+    const hot = this.d.memory.get(key);
+    if (hot) {
+      this.d.metrics.cacheLookups.inc({ tier: 'memory', result: 'hit' });
+      return { entry: hot, xCache: 'HIT' };
+    }
+    this.d.metrics.cacheLookups.inc({ tier: 'memory', result: 'miss' });
+    const { promise } = this.joined(key, () => this.loadOriginal(s, key));
+    const entry = await promise;
+    this.assertAlive(s);
+    return { entry, xCache: 'MISS' };
+  }
+
+  private async loadOriginal(s: Source, key: string): Promise<CachedResponse> {
+    let data: Buffer;
+    let lastModified: number;
+    if (s.kind === 'fid') {
+      const f = await this.d.store.get(s.fid);
+      this.verified.set(s.fid, { bytes: 1 });
+      data = f.data;
+      lastModified = f.uploadTime;
+    } else {
+      const got = await s.load();
+      if (!got) throw new UgcfsError('UGCFS_ERR_LEGACY_NOT_FOUND', 'the legacy path is not mapped and the old origin does not have it');
+      data = got.data;
+      lastModified = 0;
+    }
+    // The served type comes from the bytes, never from what was recorded at write time.
+    const format = sniffImage(data);
+    const body = format ? await sanitizeOriginal(data, format, this.d.limits) : data;
+    const etag = s.kind === 'fid' ? `"${s.fid}.o${PIPELINE_VERSION}"` : `"L${shortHash(s.id + '\0' + createHash('sha256').update(body).digest('hex'))}.o${PIPELINE_VERSION}"`;
+    const entry = makeResponse(body, {
+      mime: format ? IMAGE_MIME[format] : ATTACHMENT_MIME,
+      etag,
+      lastModified,
+      negotiated: false,
+      attachment: !format,
+    });
+    if (!(s.kind === 'fid' && this.isDead(s.fid))) this.d.memory.set(key, entry);
+    return entry;
+  }
+
+  async variant(s: Source, v: Variant, opts: { forward: boolean }): Promise<Served> {
+    this.assertAlive(s);
+    const id = sourceId(s);
+    const key = `${id}|${v.key}`;
+    const hot = this.d.memory.get(key);
+    if (hot) {
+      this.d.metrics.cacheLookups.inc({ tier: 'memory', result: 'hit' });
+      return { entry: hot, xCache: 'HIT' };
+    }
+    this.d.metrics.cacheLookups.inc({ tier: 'memory', result: 'miss' });
+    let fromDisk = false;
+    const { promise } = this.joined(key, async () => {
+      const warm = await this.fromDisk(s, v, key);
+      if (warm) { fromDisk = true; return warm; }
+      const owner = opts.forward && s.kind === 'fid' ? this.d.peers?.ownerOf(key) : undefined;
+      if (owner && s.kind === 'fid') {
+        const got = await this.d.peers!.fetch(owner, s.fid, v.key, v.negotiated);
+        if (got) {
+          const entry = makeResponse(got.body, { mime: got.mime, etag: got.etag, lastModified: got.lastModified, negotiated: v.negotiated, attachment: false });
+          if (!this.isDead(s.fid)) this.d.memory.set(key, entry);
+          return entry;
+        }
+      }
+      return this.compute(s, v, key);
+    });
+    const entry = await promise;
+    this.assertAlive(s);
+    return { entry, xCache: fromDisk ? 'HIT' : 'MISS' };
+  }
+
+  private async fromDisk(s: Source, v: Variant, key: string): Promise<CachedResponse | undefined> {
+    if (!this.d.disk || s.kind !== 'fid') return undefined;
+    const got = await this.d.disk.get(s.fid, v.key);
+    this.d.metrics.cacheLookups.inc({ tier: 'disk', result: got ? 'hit' : 'miss' });
+    if (!got) return undefined;
+    if (!this.verified.get(s.fid)) {
+      // Written by an earlier run: the file may have been deleted while this origin was down
+      // and missed the purge broadcast. One cheap head per fid per run settles it.
+      try {
+        await this.d.store.head(s.fid);
+        this.verified.set(s.fid, { bytes: 1 });
+      } catch (err) {
+        if ((err as UgcfsError).code === 'UGCFS_ERR_NOT_FOUND') await this.d.disk.purge(s.fid);
+        throw err;
+      }
+    }
+    const entry = makeResponse(got.body, { mime: got.meta.mime, etag: got.meta.etag, lastModified: got.meta.lastModified, negotiated: got.meta.negotiated, attachment: false });
+    if (!this.isDead(s.fid)) this.d.memory.set(key, entry);
+    return entry;
+  }
+
+  private async compute(s: Source, v: Variant, key: string): Promise<CachedResponse> {
+    const { entry: original } = await this.original(s);
+    if (original.headers['content-disposition']) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', 'variants can only be made of images');
+    const rendered = await this.d.gate.run(async () => {
+      const started = process.hrtime.bigint();
+      const r = await renderVariant(original.body, v, this.d.limits);
+      this.d.metrics.resizeDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      this.d.metrics.resizes.inc({ format: r.format });
+      return r;
+    });
+    const id = sourceId(s);
+    const etag = `"${s.kind === 'fid' ? s.fid : 'L' + shortHash(id)}.${shortHash(v.key)}.v${PIPELINE_VERSION}"`;
+    const entry = makeResponse(rendered.data, { mime: rendered.mime, etag, lastModified: original.lastModified, negotiated: v.negotiated, attachment: false });
+    const alive = () => !(s.kind === 'fid' && this.isDead(s.fid));
+    if (alive()) {
+      this.d.memory.set(key, entry);
+      if (this.d.disk && s.kind === 'fid') {
+        const fid = s.fid;
+        this.d.disk.set(fid, { key: v.key, mime: entry.mime, etag, lastModified: entry.lastModified, negotiated: v.negotiated }, entry.body, alive)
+          .catch((err: unknown) => this.d.log.warn({ err: (err as Error).message }, 'disk cache write failed'));
+      }
+    }
+    return entry;
+  }
+}

@@ -1,0 +1,128 @@
+// GET|HEAD|DELETE on every path that is not a fixed route: fids (with optional extension and
+// variant suffix or query) and legacy paths. Also the two internal routes peers use.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { UgcfsError } from '../errors.ts';
+import { decodeFid, looksLikeFid } from '../file-id.ts';
+import { requireClusterSecret } from '../http-server.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { answer, type Answer } from './cached-response.ts';
+import type { FileStore } from './file-store.ts';
+import type { LegacyResolver } from './legacy-resolver.ts';
+import type { OriginCore, Source } from './origin-core.ts';
+import { PEER_ROUTES, type PeerRing } from './peer-ring.ts';
+import { callerOf, type AuthConfig } from './upload-auth.ts';
+import { verifySignature } from './url-signature.ts';
+import { MAX_OUTPUT_SIDE, MAX_URL_LENGTH, parseTarget, resolveVariant, variantFromKey, type ParsedTarget, type ResolveOptions } from './variant-url.ts';
+
+export interface ReadDeps {
+  core: OriginCore;
+  store: FileStore;
+  resolver: LegacyResolver;
+  resolve: Omit<ResolveOptions, 'accept'>;
+  signingKeys: readonly string[];
+  auth: AuthConfig;
+  clusterSecret: string;
+  peers: () => PeerRing | undefined;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export function send(reply: FastifyReply, a: Answer, head: boolean): FastifyReply {
+  reply.code(a.status).headers(a.headers);
+  if (a.body === undefined) return reply.send();
+  if (head) {
+    reply.header('content-length', String(a.body.length));
+    return reply.send();
+  }
+  return reply.send(a.body);
+}
+
+export function registerReads(app: FastifyInstance, d: ReadDeps): void {
+  const { core } = d;
+
+  app.addHook('onRequest', async (req) => {
+    // Checked before routing so an absurd URL gets a clear 400, not a route miss.
+    if (req.url.length > MAX_URL_LENGTH) throw new UgcfsError('UGCFS_ERR_BAD_PATH', `the URL is longer than ${MAX_URL_LENGTH} characters`);
+  });
+
+  async function sourceOf(t: ParsedTarget): Promise<Source> {
+    if (t.kind === 'fid') {
+      decodeFid(t.id);
+      return { kind: 'fid', fid: t.id };
+    }
+    const fid = await d.resolver.lookup(t.id);
+    d.metrics.legacyLookups.inc({ result: fid ? 'hit' : 'miss' });
+    if (fid) {
+      if (!looksLikeFid(fid)) throw new UgcfsError('UGCFS_ERR_UPSTREAM', 'the legacy table maps this path to a malformed file id');
+      return { kind: 'fid', fid };
+    }
+    const fetchThrough = d.resolver.fetchThrough?.bind(d.resolver);
+    if (!fetchThrough) throw new UgcfsError('UGCFS_ERR_LEGACY_NOT_FOUND', 'the legacy path is not mapped');
+    const path = t.id;
+    return { kind: 'bytes', id: path, load: () => fetchThrough(path) };
+  }
+
+  async function read(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const t = parseTarget(req.url);
+    let served;
+    let kind: 'original' | 'variant';
+    if (t.spec === undefined) {
+      served = await core.original(await sourceOf(t));
+      kind = 'original';
+    } else {
+      if (d.signingKeys.length > 0) verifySignature(d.signingKeys, t.signed, t.sig);
+      const v = resolveVariant(t.spec, { ...d.resolve, accept: req.headers.accept });
+      served = await core.variant(await sourceOf(t), v, { forward: true });
+      kind = 'variant';
+    }
+    const a = answer(served.entry, req.headers, served.xCache);
+    if (a.body && req.method !== 'HEAD') d.metrics.bytesServed.inc({ kind }, a.body.length);
+    return send(reply, a, req.method === 'HEAD');
+  }
+
+  app.route({ method: ['GET', 'HEAD'], url: '/*', exposeHeadRoute: false, handler: read });
+
+  app.delete('/*', async (req, reply) => {
+    const t = parseTarget(req.url);
+    if (t.kind !== 'fid') throw new UgcfsError('UGCFS_ERR_METHOD_NOT_ALLOWED', 'files are deleted by file id, not by legacy path');
+    if (t.spec !== undefined) throw new UgcfsError('UGCFS_ERR_BAD_PARAM', 'delete the file, not a variant: variants go with it');
+    decodeFid(t.id);
+    const caller = callerOf(req, d.auth);
+    if (core.isDead(t.id)) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+    const info = await d.store.head(t.id);
+    if (!caller.admin && info.owner !== caller.owner) throw new UgcfsError('UGCFS_ERR_FORBIDDEN', 'only the uploader or the admin may delete this file');
+    // Tombstone and purge first, so nothing local serves it from here on, then delete in
+    // storage, then make every peer forget it — all before answering.
+    await core.purge(t.id);
+    try {
+      await d.store.delete(t.id);
+    } catch (err) {
+      core.revive(t.id);
+      throw err;
+    }
+    await d.peers()?.broadcastPurge(t.id);
+    req.log.info({ fid: t.id, by: caller.admin ? 'admin' : caller.owner }, 'deleted');
+    return reply.code(204).header('cache-control', 'no-store').send();
+  });
+
+  app.get(PEER_ROUTES.variant, async (req, reply) => {
+    requireClusterSecret(req, d.clusterSecret);
+    const fid = (req.params as { fid: string }).fid;
+    decodeFid(fid);
+    const q = req.query as { v?: string; n?: string };
+    const v = variantFromKey(String(q.v ?? ''), q.n === '1');
+    if (v.w * v.h > d.resolve.maxOutputPixels || v.w > MAX_OUTPUT_SIDE) throw new UgcfsError('UGCFS_ERR_OUTPUT_TOO_LARGE');
+    const served = await core.variant({ kind: 'fid', fid }, v, { forward: false });
+    const e = served.entry;
+    return reply.code(200).headers({ 'content-type': e.mime, etag: e.etag, 'last-modified': e.headers['last-modified']!, 'x-cache': served.xCache }).send(e.body);
+  });
+
+  app.post(PEER_ROUTES.purge, async (req, reply) => {
+    requireClusterSecret(req, d.clusterSecret);
+    const fid = (req.body as { fid?: unknown } | undefined)?.fid;
+    if (typeof fid !== 'string' || !looksLikeFid(fid)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'purge needs {"fid": "<file id>"}');
+    await core.purge(fid);
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,115 @@
+// POST /upload: one or many multipart `file` fields, or one raw body. Every file is checked
+// (type, pixel limit, decodability, metadata stripped) before any is stored, so a bad file
+// in a batch stores nothing; a storage failure mid-batch deletes what the batch stored.
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import multipart from '@fastify/multipart';
+import { UgcfsError, isUgcfsError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { FileStore } from './file-store.ts';
+import { checkUpload, type CheckedImage, type PipelineLimits } from './image-pipeline.ts';
+import { IMAGE_EXT } from './media-type.ts';
+import type { ResizeGate } from './resize-gate.ts';
+import { callerOf, type AuthConfig } from './upload-auth.ts';
+
+export const MAX_FILES_PER_UPLOAD = 20;
+
+export interface UploadedFile {
+  fid: string;
+  url: string;
+  size: number;
+  mime: string;
+  width: number;
+  height: number;
+  sha256: string;
+}
+
+export interface UploadDeps {
+  store: FileStore;
+  gate: ResizeGate;
+  limits: PipelineLimits;
+  auth: AuthConfig;
+  maxUploadBytes: number;
+  metrics: Metrics;
+  log: Logger;
+  /** base URL for the `url` field of answers */
+  publicUrl: () => string;
+}
+
+async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Buffer[]> {
+  const files: Buffer[] = [];
+  try {
+    for await (const part of req.parts({ limits: { fileSize: maxBytes, files: MAX_FILES_PER_UPLOAD, fields: 20, parts: MAX_FILES_PER_UPLOAD + 20 } })) {
+      if (part.type !== 'file') continue;
+      if (part.fieldname !== 'file') {
+        part.file.resume(); // other file fields are not ours; drain them
+        continue;
+      }
+      files.push(await part.toBuffer());
+    }
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'FST_REQ_FILE_TOO_LARGE' || code === 'FST_ERR_CTP_BODY_TOO_LARGE') throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `a file is larger than ${maxBytes} bytes`);
+    if (code === 'FST_FILES_LIMIT') throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `at most ${MAX_FILES_PER_UPLOAD} files per upload`);
+    if (isUgcfsError(err)) throw err;
+    throw new UgcfsError('UGCFS_ERR_BAD_MULTIPART', `the multipart body is malformed: ${(err as Error).message}`);
+  }
+  if (files.length === 0) throw new UgcfsError('UGCFS_ERR_BAD_MULTIPART', 'the multipart body has no `file` field');
+  return files;
+}
+
+export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promise<void> {
+  await app.register(multipart, { throwFileSizeLimit: true });
+
+  app.post('/upload', { bodyLimit: d.maxUploadBytes }, async (req, reply) => {
+    let caller;
+    try {
+      caller = callerOf(req, d.auth);
+    } catch (err) {
+      d.metrics.uploads.inc({ result: 'unauthorized' });
+      throw err;
+    }
+    let checked: CheckedImage[];
+    try {
+      let bodies: Buffer[];
+      if (req.isMultipart()) {
+        bodies = await multipartFiles(req, d.maxUploadBytes);
+      } else {
+        const body = req.body;
+        if (body === undefined || body === null || (Buffer.isBuffer(body) && body.length === 0)) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'the upload has no bytes');
+        // JSON and other parsed bodies are not images; only raw bytes are.
+        if (!Buffer.isBuffer(body)) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', 'the bytes are not a JPEG, PNG, WebP, GIF or AVIF image');
+        bodies = [body];
+      }
+      checked = [];
+      for (const b of bodies) checked.push(await checkUpload(b, d.limits, (job) => d.gate.run(job)));
+    } catch (err) {
+      d.metrics.uploads.inc({ result: 'refused' });
+      throw err;
+    }
+    const stored: UploadedFile[] = [];
+    try {
+      for (const c of checked) {
+        const { fid } = await d.store.put(c.data, { mime: c.mime, owner: caller.owner });
+        stored.push({
+          fid,
+          url: `${d.publicUrl()}/${fid}.${IMAGE_EXT[c.format]}`,
+          size: c.data.length,
+          mime: c.mime,
+          width: c.width,
+          height: c.height,
+          sha256: createHash('sha256').update(c.data).digest('hex'),
+        });
+      }
+    } catch (err) {
+      d.metrics.uploads.inc({ result: 'failed' });
+      await Promise.all(stored.map((f) => d.store.delete(f.fid).catch((e: unknown) => d.log.warn({ fid: f.fid, err: (e as Error).message }, 'could not undo a partial upload'))));
+      throw err;
+    }
+    d.metrics.uploads.inc({ result: 'ok' }, stored.length);
+    req.log.info({ files: stored.map((f) => f.fid), owner: caller.owner }, 'uploaded');
+    reply.code(201).header('cache-control', 'no-store');
+    return { files: stored };
+  });
+}
