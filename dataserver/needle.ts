@@ -31,7 +31,8 @@ export interface Needle extends NeedleMeta {
 }
 
 export function alignUp(n: number): number {
-  return (n + ALIGN - 1) & ~(ALIGN - 1);
+  // Plain arithmetic, not bit masks: sizes near 4 GiB overflow 32-bit integer operators.
+  return Math.ceil(n / ALIGN) * ALIGN;
 }
 
 /** Bytes a record takes on disk. */
