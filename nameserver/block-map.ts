@@ -28,6 +28,7 @@ export class BlockMap {
   private readonly records = new Map<number, BlockRecord>();
   /** transient reasons a block takes no writes and is left alone by reconciliation */
   private readonly busy = new Map<number, string>();
+  private readonly busyDeletes = new Map<number, Set<string>>();
 
   constructor(
     private readonly store: Store<BlockRecord>,
@@ -93,6 +94,22 @@ export class BlockMap {
 
   clearBusy(id: number): void {
     this.busy.delete(id);
+    this.busyDeletes.delete(id);
+  }
+
+  /** Notes a delete that happened while the block was busy (a copy in flight may miss it). */
+  noteBusyDelete(id: number, fid: string): void {
+    if (!this.busy.has(id)) return;
+    let s = this.busyDeletes.get(id);
+    if (!s) this.busyDeletes.set(id, (s = new Set()));
+    s.add(fid);
+  }
+
+  /** The deletes noted since the block became busy; whoever copied it replays them to the copy. */
+  takeBusyDeletes(id: number): string[] {
+    const s = this.busyDeletes.get(id);
+    this.busyDeletes.delete(id);
+    return s ? [...s] : [];
   }
 
   busyReason(id: number): string | undefined {

@@ -71,6 +71,7 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
       throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'dataservers must be an array of data server ids');
     }
     ctx.blocks.require(id);
+    ctx.blocks.noteBusyDelete(id, body.fid);
     const ids = body.dataservers as string[];
     for (const ds of ids) ctx.registry.require(ds);
     for (const ds of ids) await ctx.pendingDeletes.add(ds, body.fid, id);

@@ -94,14 +94,15 @@ export class Repairer {
     try {
       // Stop appends on the survivors so the copy converges.
       await Promise.allSettled(holders.map((h) => this.post(h, DS_ROUTES.blockReadonly, rec.id, { readonly: true }, 5000)));
+      if (target.reports.has(rec.id)) {
+        // A leftover copy there (e.g. a pull cut short by a crash) is not a counted copy; clear it.
+        await callJson(target.url + DS_ROUTES.block.replace(':id', String(rec.id)), { method: 'DELETE', secret: this.d.secret, timeoutMs: 10_000 }).catch(() => undefined);
+      }
       const res = await this.post<{ bytes?: number }>(target, DS_ROUTES.blockPull, rec.id, { from: source.url }, this.d.copyTimeoutMs ?? 300_000);
+      // Deletes that raced the copy are owed by the new copy; until replayed, it serves no reads.
+      for (const fid of blocks.takeBusyDeletes(rec.id)) await this.d.pending.add(target.id, fid, rec.id);
       await blocks.setReplicas(rec.id, [...holders.map((h) => h.id), target.id]);
       if (rec.state === 'writable') await blocks.setState(rec.id, 'sealed');
-      // Catch-up pull: tombstones appended to the source between the copy and the map
-      // update (deletes that did not know of the target yet) reach the new copy too.
-      await this.post(target, DS_ROUTES.blockPull, rec.id, { from: source.url }, this.d.copyTimeoutMs ?? 300_000).catch((err: Error) =>
-        log.warn({ block: rec.id, target: target.id, err: err.message }, 'catch-up pull failed'),
-      );
       this.d.metrics.repairs.inc({ result: 'ok' });
       log.info({ block: rec.id, from: source.id, to: target.id, bytes: res?.bytes, ms: Date.now() - started }, 'block re-replicated');
     } catch (err) {

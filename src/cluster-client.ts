@@ -112,6 +112,9 @@ const WRITE_RETRYABLE = new Set<ErrorCode>([
   'UGCFS_ERR_INTERNAL',
 ]);
 
+/** Block states in which no copy is being made; any other state (repairing, moving...) is busy. */
+const STEADY_STATES = new Set(['writable', 'readonly', 'sealed', 'failed']);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
@@ -178,6 +181,8 @@ export class ClusterClient {
       const headers: Record<string, string> = {
         [HEADERS.mime]: meta.mime ?? 'application/octet-stream',
         [HEADERS.owner]: meta.owner ?? '',
+        // end-to-end check: the primary refuses bytes damaged on the way
+        [HEADERS.crc]: String(crc),
       };
       if (peers.length > 0) headers[HEADERS.replicas] = peers.map((p) => p.url).join(',');
       try {
@@ -340,7 +345,9 @@ export class ClusterClient {
       else if (r.value === 'deleted') deleted++;
       else missing++;
     });
-    if (missed.length > 0) {
+    // A block being copied (repair, move) may get a new replica the delete did not reach:
+    // the name server is told so it can replay the delete to the copy.
+    if (missed.length > 0 || !STEADY_STATES.has(loc.state)) {
       await callJson(this.nsUrl(NS_ROUTES.blockMissedDeletes, { id: f.block }), this.call({ method: 'POST', body: { fid, dataservers: missed } }));
     }
     this.locations.delete(f.block);
