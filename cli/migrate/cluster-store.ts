@@ -16,8 +16,8 @@ export async function openMigrateStore(config: { nameserver: string; clusterSecr
   try {
     await client.legacyLookup('/.ugcfs-migrate-probe');
   } catch (err) {
-    const why = isUgcfsError(err) ? `${err.message} (${err.code})` : (err as Error).message;
-    throw new UgcfsError(isUgcfsError(err) ? err.code : 'UGCFS_ERR_UPSTREAM', `name server ${config.nameserver} refused the legacy table: ${why}`);
+    const why = (err as Error).message;
+    throw new UgcfsError(isUgcfsError(err) ? err.code : 'UGCFS_ERR_UPSTREAM', `cannot use the legacy table at ${config.nameserver}: ${why}`);
   }
   return {
     write: async (data, mime) => (await client.write(data, { mime, owner: MIGRATE_OWNER })).fid,

@@ -68,8 +68,12 @@ export async function fetchLegacy(base: string, path: string, opts: LegacyFetchO
     if (err instanceof UgcfsError) throw err;
     throw deadline.aborted ? timeout(url) : networkError(url, err);
   } finally {
-    // Drop whatever is left unread so the connection is not left hanging on a refused body.
-    res.body.destroy();
+    // Drop whatever is left unread so the connection is not left hanging on a refused body;
+    // the abort this raises on the stream is expected, not an error to crash on.
+    if (!res.body.readableEnded) {
+      res.body.on('error', () => undefined);
+      res.body.destroy();
+    }
   }
 }
 

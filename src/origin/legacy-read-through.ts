@@ -3,12 +3,14 @@
 // an upload is (type sniffed from the bytes, bomb guard, metadata stripped), and served;
 // with `--legacy-import` it is also handed to the background importer. The old origin's
 // 404 stays a 404, and identical concurrent misses share one fetch.
+import { ClusterClient } from '../cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../errors.ts';
 import { fetchLegacy } from './legacy-fetch.ts';
-import type { LegacyImporter } from './legacy-import.ts';
+import { LegacyImporter } from './legacy-import.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';
 import type { PipelineLimits } from './image-pipeline.ts';
 import { checkUpload } from './image-pipeline.ts';
+import type { LegacyResolverContext } from './main.ts';
 
 export interface ReadThroughOptions {
   /** resolves mapped paths (the name server's table, cached) */
@@ -67,4 +69,50 @@ export function readThroughResolver(opts: ReadThroughOptions): LegacyResolver {
       return p;
     },
   };
+}
+
+/** A counting semaphore, so read-through checks share a bounded amount of sharp. */
+function boundedSlot(max: number): <T>(job: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(job: () => Promise<T>): Promise<T> => {
+    if (running >= max) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await job();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+/**
+ * The origin's legacy resolver as configured: the name server's table alone, or with
+ * `--legacy-origin` read-through in front of it, and with `--legacy-import` the background
+ * importer behind it. Pass it to startOrigin as `legacyResolver`.
+ */
+export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver {
+  const { config, log, table } = ctx;
+  if (!config.legacyOrigin) return table;
+  let importer: LegacyImporter | undefined;
+  if (config.legacyImport) {
+    const client = new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret });
+    importer = new LegacyImporter({
+      store: client,
+      log,
+      // Drop the cached "not mapped" answer, so the next request is served from the cluster.
+      onImported: (path) => (table as LegacyResolver & { forget?(p: string): void }).forget?.(path),
+    });
+  }
+  log.info({ legacyOrigin: config.legacyOrigin, legacyImport: config.legacyImport }, 'legacy read-through enabled');
+  return readThroughResolver({
+    base: table,
+    legacyOrigin: config.legacyOrigin,
+    maxBytes: config.maxUploadBytes,
+    timeoutMs: config.resizeTimeoutMs,
+    limits: { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs },
+    decodeSlot: boundedSlot(config.resizeConcurrency),
+    ...(importer ? { importer } : {}),
+  });
 }
