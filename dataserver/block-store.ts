@@ -42,6 +42,8 @@ const EMPTY_META: BlockMeta = { flags: 0, gen: 0, end: 0, liveCount: 0, liveByte
 
 export class BlockStore {
   readonly blocks = new Map<number, Block>();
+  /** what opening had to repair: records re-indexed past watermarks, bytes of torn tails cut */
+  readonly recovered = { records: 0, cutBytes: 0, leftoverFiles: 0 };
   private closed = false;
 
   private constructor(readonly ctx: StoreContext) {}
@@ -103,12 +105,15 @@ export class BlockStore {
       for (const g of onDisk) {
         if (g !== meta.gen) {
           log?.info({ block: id, gen: g }, 'removing a leftover block generation');
+          this.recovered.leftoverFiles++;
           await unlink(join(blocksDir, blockFileName(id, g)));
         }
       }
       const file = await BlockFile.open(blocksDir, id, meta.gen, false);
       const b = this.attach(new Block(id, blocksDir, file, meta));
-      await recoverTail(b, this.ctx);
+      const r = await recoverTail(b, this.ctx);
+      this.recovered.records += r.records;
+      this.recovered.cutBytes += r.cut;
     }
     this.updateGauges();
   }
