@@ -83,7 +83,7 @@ export class LegacyTable {
   async list(opts: { prefix?: string; after?: string; limit?: number } = {}): Promise<LegacyList> {
     const limit = Math.min(Math.max(1, opts.limit ?? 100), LEGACY_LIST_MAX);
     // A prefix is a path too ("/uploads" lists "/uploads/..."), so it is canonicalised the same way.
-    const prefix = opts.prefix ? legacyPathFromName(opts.prefix) + '/' : '/';
+    const prefix = opts.prefix && opts.prefix !== '/' ? legacyPathFromName(opts.prefix) + '/' : '/';
     // Every key under "/a/" sorts below "/a0" ("0" follows "/" in byte order), whatever its characters.
     const range: { gte?: string; gt?: string; lt: string; limit: number } = { lt: prefix.slice(0, -1) + '0', limit: limit + 1 };
     if (opts.after && opts.after >= prefix) range.gt = opts.after;

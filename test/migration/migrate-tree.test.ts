@@ -1,0 +1,165 @@
+// `ugcfs migrate DIR --prefix` against a real cluster, and the migrated old URLs served by a
+// real `ugcfs origin`: nested folders, spaces, unicode (both normal forms), TFS-style names,
+// and symlinks (one inside, two leading out of the tree).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { CORPUS, start, tempDir, type Proc } from '../helpers/proc.ts';
+import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { checkUpload } from '../../src/origin/image-pipeline.ts';
+import type { LegacyList } from '../../src/protocol.ts';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const LIMITS = { maxPixels: 100_000_000, timeoutMs: 15_000 };
+/** What an upload of these bytes stores: migration must store exactly that. */
+const asStored = async (b: Buffer) => (await checkUpload(b, LIMITS, (j) => j())).data;
+
+let cluster: Cluster;
+let origin: Proc;
+let work: { dir: string; cleanup: () => void };
+let tree: string;
+let outside: string;
+let clean: Buffer;
+
+async function get(path: string): Promise<{ status: number; type: string | null; body: Buffer }> {
+  const res = await fetch(origin.url + path);
+  return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
+}
+
+async function mappings(prefix: string): Promise<LegacyList['mappings']> {
+  const res = await fetch(`${cluster.nameserver.url}/legacy?prefix=${encodeURIComponent(prefix)}&limit=1000`, { headers: { 'x-ugcfs-secret': cluster.secret } });
+  return ((await res.json()) as LegacyList).mappings;
+}
+
+beforeAll(async () => {
+  work = tempDir('ugcfs-migrate-tree-');
+  tree = join(work.dir, 'old-uploads');
+  outside = join(work.dir, 'private');
+  mkdirSync(join(tree, '2019', '05'), { recursive: true });
+  mkdirSync(join(tree, 'new folder', 'deep er'), { recursive: true });
+  mkdirSync(join(tree, '商品图片'), { recursive: true });
+  mkdirSync(outside, { recursive: true });
+  // A JPEG with nothing to strip, so "byte-exact" can be checked against the file itself.
+  clean = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 200, g: 40, b: 90 } } }).jpeg({ quality: 85 }).toBuffer();
+  writeFileSync(join(tree, '2019', '05', 'a.jpg'), clean);
+  copyFileSync(join(CORPUS, 'photos', 'Spring.png'), join(tree, 'new folder', 'deep er', 'spring 1.png'));
+  copyFileSync(join(CORPUS, 'exif', 'geodegrees_as_string.jpg'), join(tree, '商品图片', '照片 GPS.jpg'));
+  copyFileSync(join(CORPUS, 'photos', 'wood-d.webp'), join(tree, 'T1FOZHB4ET1RCvBVdK.webp'));
+  copyFileSync(join(CORPUS, 'photos', 'FreshFlower.jpg'), join(tree, 'e\u0301te\u0301.jpg')); // NFD name
+  copyFileSync(join(CORPUS, 'photos', 'FreshFlower.jpg'), join(tree, 'T1aBcDeFgHiJkLmNoP_!!0-item_pic.jpg'));
+  writeFileSync(join(tree, 'notes.txt'), 'not an image\n');
+  // Outside the tree: must never be copied or served.
+  copyFileSync(join(CORPUS, 'photos', 'LadyBird.jpg'), join(outside, 'secret.jpg'));
+  symlinkSync(join(outside, 'secret.jpg'), join(tree, 'escape.jpg'));
+  symlinkSync(outside, join(tree, 'escape-dir'));
+  symlinkSync('../2019/05/a.jpg', join(tree, '商品图片', 'alias.jpg'));
+
+  cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [], blockSize: 8 * 1024 * 1024 });
+  origin = await start(['origin', '--nameserver', cluster.nameserver.url, '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: cluster.secret } });
+});
+
+afterAll(async () => {
+  await origin?.kill();
+  await cluster?.stop();
+  work?.cleanup();
+});
+
+describe('ugcfs migrate DIR', () => {
+  it('migrates the tree, serves every old URL byte-exact with variants, and never the symlink targets', async () => {
+    const r = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', join(work.dir, 'state'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ total: 10, copied: 7, failed: 0 });
+    expect(report.skips.map((s: { path: string }) => s.path).sort()).toEqual(['escape-dir', 'escape.jpg', 'notes.txt']);
+    expect(report.skips.find((s: { path: string }) => s.path === 'escape.jpg').reason).toMatch(/outside the tree/);
+
+    // Byte-exact: the clean file as it is on disk; the others exactly as an upload stores them.
+    const a = await get('/uploads/2019/05/a.jpg');
+    expect(a.status).toBe(200);
+    expect(a.type).toBe('image/jpeg');
+    expect(a.body.equals(clean)).toBe(true);
+    const cases: Array<[string, string]> = [
+      ['/uploads/new%20folder/deep%20er/spring%201.png', join(tree, 'new folder', 'deep er', 'spring 1.png')],
+      ['/uploads/new folder/deep er/spring 1.png'.replaceAll(' ', '%20').replace('/uploads/', '/uploads//'), join(tree, 'new folder', 'deep er', 'spring 1.png')],
+      [`/uploads/${encodeURIComponent('商品图片')}/${encodeURIComponent('照片 GPS.jpg')}`, join(tree, '商品图片', '照片 GPS.jpg')],
+      ['/uploads/T1FOZHB4ET1RCvBVdK.webp', join(tree, 'T1FOZHB4ET1RCvBVdK.webp')],
+      [`/uploads/${encodeURIComponent('été.jpg'.normalize('NFC'))}`, join(tree, 'e\u0301te\u0301.jpg')],
+      [`/uploads/${encodeURIComponent('T1aBcDeFgHiJkLmNoP_!!0-item_pic.jpg')}`, join(tree, 'T1aBcDeFgHiJkLmNoP_!!0-item_pic.jpg')],
+      [`/uploads/${encodeURIComponent('商品图片')}/alias.jpg`, join(tree, '2019', '05', 'a.jpg')],
+    ];
+    for (const [url, file] of cases) {
+      const got = await get(url);
+      expect(got.status, url).toBe(200);
+      expect(sha(got.body), url).toBe(sha(await asStored(readFileSync(file))));
+    }
+    // The GPS-tagged photo left its EXIF behind.
+    const gps = await get(cases[2]![0]);
+    expect((await sharp(gps.body).metadata()).exif?.length ?? 0).toBeLessThan(64);
+
+    // Variants by query and by Taobao suffix work on migrated paths.
+    const q = await get('/uploads/2019/05/a.jpg?w=100');
+    expect(q.status).toBe(200);
+    expect((await sharp(q.body).metadata()).width).toBe(100);
+    const suffix = await get('/uploads/2019/05/a.jpg_200x200.jpg');
+    expect(suffix.status).toBe(200);
+    const sm = await sharp(suffix.body).metadata();
+    expect(Math.max(sm.width, sm.height)).toBeLessThanOrEqual(200);
+    const webp = await get('/uploads/T1FOZHB4ET1RCvBVdK.webp_120x120q90.jpg_.webp');
+    expect(webp.status).toBe(200);
+    expect(webp.type).toBe('image/webp');
+
+    // The symlink targets outside the tree: no mapping, no bytes, under any spelling.
+    for (const url of ['/uploads/escape.jpg', '/uploads/escape-dir/secret.jpg', '/uploads/2019/../escape.jpg', '/uploads/%2e%2e/private/secret.jpg']) {
+      const got = await get(url);
+      expect(got.status, url).toBeGreaterThanOrEqual(400);
+      expect(got.status, url).toBeLessThan(500);
+    }
+    const secretSha = sha(await asStored(readFileSync(join(outside, 'secret.jpg'))));
+    const all = await mappings('/');
+    expect(all).toHaveLength(7);
+    expect(all.some((m) => m.sha256 === secretSha || m.path.includes('escape'))).toBe(false);
+  });
+
+  it('is idempotent, and remaps a path whose bytes changed', async () => {
+    const state = join(work.dir, 'state');
+    const before = await mappings('/uploads');
+    const again = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', state, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ copied: 0, unchanged: 7, failed: 0 });
+    expect(await mappings('/uploads')).toEqual(before);
+
+    // A different state dir forgets nothing that matters: the table's checksums decide.
+    const fresh = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', join(work.dir, 'other-state'), '--json']);
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ copied: 0, unchanged: 7 });
+    expect(await mappings('/uploads')).toEqual(before);
+
+    const changed = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0a0' } }).jpeg().toBuffer();
+    writeFileSync(join(tree, '2019', '05', 'a.jpg'), changed);
+    const dry = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', state, '--json', '--dry-run']);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, copied: 2, updated: 2 });
+    expect(await mappings('/uploads')).toEqual(before);
+
+    const third = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', state, '--json']);
+    expect(third.code, third.stderr).toBe(0);
+    // The file and the in-tree symlink to it both changed.
+    expect(JSON.parse(third.stdout)).toMatchObject({ copied: 2, updated: 2, unchanged: 5 });
+    const after = await mappings('/uploads');
+    const moved = after.filter((m) => before.find((b) => b.path === m.path)!.fid !== m.fid).map((m) => m.path).sort();
+    expect(moved).toEqual(['/uploads/2019/05/a.jpg', '/uploads/商品图片/alias.jpg']);
+    // Origins remember a mapping for a short while (docs/MIGRATION.md); the new fid serves the new bytes at once.
+    const remapped = after.find((m) => m.path === '/uploads/2019/05/a.jpg')!;
+    expect(sha((await get('/' + remapped.fid)).body)).toBe(sha(changed));
+  });
+
+  it('answers bad usage with exit code 2 and one line', async () => {
+    for (const args of [['migrate'], ['migrate', tree, '--prefix', '/../x'], ['migrate', tree, '--from-url', 'http://127.0.0.1:1', '--list', 'x'], ['migrate', tree, '--concurrency', '0'], ['migrate', '--from-url', 'http://127.0.0.1:1']]) {
+      const r = await cluster.cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    const gone = await cluster.cli(['migrate', join(work.dir, 'no-such-dir'), '--prefix', '/uploads']);
+    expect(gone.code).toBe(2);
+  });
+});
