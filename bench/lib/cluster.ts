@@ -4,9 +4,9 @@
 // protocol (assign, then PUT to the primary), which is the same two hops.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ROOT, startUgcfs, type Child } from './spawn.ts';
 import { callJson, callRaw, expectOk } from '../../src/http-client.ts';
+import { ClusterClient } from '../../src/cluster-client.ts';
 import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult, type ClusterStatus } from '../../src/protocol.ts';
 
 export const SECRET = 'bench-cluster-secret';
@@ -47,7 +47,7 @@ export interface Cluster {
 }
 
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
-  const env = { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'warn', ...o.env };
+  const env = { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'info', ...o.env };
   const commands: string[] = [];
   mkdirSync(o.dir, { recursive: true });
   const nsArgs = ['nameserver', '--data', join(o.dir, 'ns'), '--port', '0', '--replicas', String(o.replicas), ...(o.nameserverArgs ?? [])];
@@ -94,8 +94,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 
 export interface Writer {
   how: string;
-  /** stores bytes, resolves with the fid */
-  put(bytes: Buffer, mime: string): Promise<string>;
+  /** stores bytes, resolves with the fid; `replicas` overrides the name server's default */
+  put(bytes: Buffer, mime: string, replicas?: number): Promise<string>;
   close?(): Promise<void>;
 }
 
@@ -103,8 +103,8 @@ export interface Writer {
 export function protocolWriter(nameserverUrl: string): Writer {
   return {
     how: 'assign + PUT to the primary (internal protocol)',
-    async put(bytes, mime) {
-      const a = await callJson<AssignResult>(nameserverUrl + NS_ROUTES.assign, { method: 'POST', body: {}, secret: SECRET });
+    async put(bytes, mime, replicas) {
+      const a = await callJson<AssignResult>(nameserverUrl + NS_ROUTES.assign, { method: 'POST', body: replicas ? { replicas } : {}, secret: SECRET });
       const [primary, ...peers] = a.replicas;
       const headers: Record<string, string> = { [HEADERS.mime]: mime, [HEADERS.uploadTime]: String(Date.now()) };
       if (peers.length) headers[HEADERS.replicas] = peers.map((p) => p.url).join(',');
@@ -114,31 +114,15 @@ export function protocolWriter(nameserverUrl: string): Writer {
   };
 }
 
-/**
- * The project's cluster client, loaded at run time so the bench still runs (with the
- * protocol writer) before src/cluster-client.ts exists or if its surface changes.
- */
+/** The project's cluster client (src/cluster-client.ts): assign, then a replicated PUT, with retries. */
 export async function clientWriter(nameserverUrl: string): Promise<Writer> {
-  if (!rolesAvailable().client) return protocolWriter(nameserverUrl);
-  const mod = (await import(pathToFileURL(join(ROOT, 'src', 'cluster-client.ts')).href)) as Record<string, unknown>;
-  const make = (mod.createClusterClient ?? mod.ClusterClient) as unknown;
-  if (typeof make !== 'function') return protocolWriter(nameserverUrl);
-  const opts = { nameserver: nameserverUrl, clusterSecret: SECRET, secret: SECRET };
-  let client: Record<string, unknown>;
-  try {
-    client = (make === mod.ClusterClient ? new (make as new (o: unknown) => unknown)(opts) : (make as (o: unknown) => unknown)(opts)) as Record<string, unknown>;
-  } catch {
-    return protocolWriter(nameserverUrl);
-  }
-  const write = (client.write ?? client.put) as ((b: Buffer, o: unknown) => Promise<unknown>) | undefined;
-  if (typeof write !== 'function') return protocolWriter(nameserverUrl);
+  const client = new ClusterClient({ nameserver: nameserverUrl, secret: SECRET });
   return {
-    how: 'src/cluster-client.ts',
-    async put(bytes, mime) {
-      const r = (await write.call(client, bytes, { mime })) as { fid?: string } | string;
-      return typeof r === 'string' ? r : r.fid!;
+    how: 'cluster client',
+    async put(bytes, mime, replicas) {
+      return (await client.write(bytes, { mime, replicas })).fid;
     },
-    close: typeof client.close === 'function' ? () => (client.close as () => Promise<void>)() : undefined,
+    close: () => client.close(),
   };
 }
 

@@ -39,7 +39,7 @@ export interface SpawnOptions {
 export function startNode(file: string, args: string[], opts: SpawnOptions = {}): Promise<Child> {
   const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), file, ...args], {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, UGCFS_LOG_LEVEL: 'warn', ...opts.env },
+    env: { ...process.env, UGCFS_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

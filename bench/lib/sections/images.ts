@@ -1,10 +1,168 @@
-// Placeholder until this section is written.
-import type { Section } from '../context.ts';
+// Images: resize misses (every request a variant never asked for before) through the
+// origin, bare sharp and nginx image_filter, JPEG and WebP out, on the corpus photos;
+// then cache hits of computed variants against nginx serving the same bytes statically.
+import { join } from 'node:path';
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { Agent, request } from 'undici';
+import type { Section, BenchContext } from '../context.ts';
+import type { Goal } from '../results.ts';
+import { startNginx } from '../nginx.ts';
+import { startPeer, CORPUS, type Child } from '../spawn.ts';
+import { runLoad, checkLoad, type LoadResult } from '../load.ts';
+import { compareReads, rpsRatio, type Target } from '../compare.ts';
+import { median, medianRatio, spread } from '../stats.ts';
+import { table, num, ratio, micros } from '../markdown.ts';
+import { rolesAvailable, startCluster, originUpload, type Cluster } from '../cluster.ts';
+
+const PHOTOS = join(CORPUS, 'photos');
+const QUALITY = 80;
+const CONCURRENCY = 4;
+const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 });
+
+async function fetchBytes(url: string): Promise<number> {
+  const res = await request(url, { dispatcher: agent });
+  const body = Buffer.from(await res.body.arrayBuffer());
+  if (res.statusCode !== 200) throw new Error(`${url} -> HTTP ${res.statusCode}: ${body.toString('utf8', 0, 200)}`);
+  return body.length;
+}
+
+interface MissTarget {
+  id: string;
+  label: string;
+  /** the URL of a never-seen variant: the n-th distinct width of photo p */
+  url: (photo: string, w: number) => string;
+}
 
 export const section: Section = {
   id: 'images',
-  title: 'images',
-  async run() {
-    return { markdown: 'not yet measured', goals: [], commands: [], data: {} };
+  title: 'Images: resize misses against bare sharp and nginx image_filter, cache hits against nginx',
+  async run(ctx: BenchContext) {
+    const jpegs = readdirSync(PHOTOS).filter((f) => f.endsWith('.jpg')).sort();
+    const commands: string[] = [];
+    const stops: (() => Promise<void>)[] = [];
+    const goals: Goal[] = [];
+    const data: Record<string, unknown> = {};
+    const notes: string[] = [];
+    try {
+      const sharpPeer: Child = await startPeer('bare-sharp', ['--dir', PHOTOS]);
+      stops.push(() => sharpPeer.stop());
+      commands.push('node bin/run-ts.mjs bench/peers/bare-sharp.ts --dir PHOTOS');
+      const staticDir = join(ctx.work, 'variants');
+      mkdirSync(staticDir, { recursive: true });
+      let nginxUrl: string | undefined;
+      if (ctx.tools.nginx) {
+        const ng = await startNginx(ctx.tools, { dir: join(ctx.work, 'nginx'), staticRoot: staticDir, resizeRoot: ctx.tools.imageFilterModule ? PHOTOS : undefined, jpegQuality: QUALITY });
+        stops.push(ng.stop);
+        nginxUrl = ng.url;
+        commands.push('nginx config:', ...ng.config.trimEnd().split('\n'));
+      }
+      if (!ctx.tools.imageFilterModule) notes.push('nginx image_filter is not installed (apt-get install libnginx-mod-http-image-filter): its rows are skipped.');
+
+      let cluster: Cluster | undefined;
+      const fids = new Map<string, string>();
+      const roles = rolesAvailable();
+      if (roles.nameserver && roles.dataserver && roles.origin) {
+        try {
+          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: ['--cache-dir', join(ctx.work, 'cache')] });
+          stops.unshift(() => cluster!.stop());
+          commands.push(...cluster.commands);
+          for (const p of jpegs) fids.set(p, await originUpload(cluster.origin!.url, readFileSync(join(PHOTOS, p)), 'image/jpeg'));
+        } catch (err) {
+          notes.push(`ugcfs origin could not be measured: ${(err as Error).message.split('\n')[0]}`);
+          cluster = undefined;
+        }
+      } else {
+        notes.push('ugcfs origin not built yet: its rows are not measured.');
+      }
+
+      // Resize misses. A global counter walks (photo, width) pairs so no variant repeats
+      // within or across rounds: every origin request is a true miss.
+      const missRows: (string | number)[][] = [];
+      let serial = 0;
+      const nextVariant = () => {
+        const n = serial++;
+        return { photo: jpegs[n % jpegs.length]!, w: 240 + (Math.floor(n / jpegs.length) % 1200) };
+      };
+      for (const fmt of ['jpeg', 'webp'] as const) {
+        const targets: MissTarget[] = [{ id: 'sharp', label: 'bare sharp', url: (p, w) => `${sharpPeer.url}/resize/${p}?w=${w}&q=${QUALITY}&fmt=${fmt}` }];
+        if (cluster) targets.push({ id: 'origin', label: 'ugcfs origin (miss)', url: (p, w) => `${cluster!.origin!.url}/${fids.get(p)}?w=${w}&q=${QUALITY}&fmt=${fmt}` });
+        if (nginxUrl && ctx.tools.imageFilterModule && fmt === 'jpeg') targets.push({ id: 'nginx', label: 'nginx image_filter', url: (p, w) => `${nginxUrl}/resize/${p}?w=${w}` });
+        const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.id, []]));
+        const errors = new Map<string, string>();
+        for (let r = 0; r < ctx.runs + 1; r++) {
+          for (const t of targets) {
+            if (errors.has(t.id)) continue;
+            try {
+              // round 0 is a short warm-up (sharp's thread pool, JIT, the origin's copy of the originals)
+              const res = checkLoad(await runLoad({ concurrency: CONCURRENCY, durationS: r === 0 ? 1 : ctx.durationS, op: () => { const v = nextVariant(); return fetchBytes(t.url(v.photo, v.w)); } }), `${fmt} ${t.label}`);
+              if (r > 0) runs.get(t.id)!.push(res);
+              if (r > 0) ctx.log(`  resize ${fmt} ${t.label} round ${r}: ${res.opsPerS.toFixed(1)}/s`);
+            } catch (err) {
+              errors.set(t.id, (err as Error).message);
+              ctx.log(`  resize ${fmt} ${t.label}: ${(err as Error).message}`);
+            }
+          }
+        }
+        const sharpRuns = runs.get('sharp')!;
+        for (const t of targets) {
+          const rs = runs.get(t.id)!;
+          if (rs.length === 0) { missRows.push([fmt, t.label, `failed: ${(errors.get(t.id) ?? '').slice(0, 100)}`, '', '', '', '']); continue; }
+          const vs = medianRatio(rs.map((x) => x.opsPerS), sharpRuns.map((x) => x.opsPerS));
+          missRows.push([fmt, t.label, num(median(rs.map((x) => x.opsPerS)), 1), micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), ratio(vs), `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
+          if (t.id === 'origin') goals.push({ name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: ratio(vs), met: vs >= 0.9 });
+        }
+        if (!cluster) goals.push({ name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: '—' });
+        data[`miss-${fmt}`] = Object.fromEntries([...runs].map(([k, v]) => [k, v.map((x) => x.opsPerS)]));
+      }
+
+      // Cache hits: the same computed variants through the origin and from nginx static.
+      const hitRows: (string | number)[][] = [];
+      if (ctx.tools.wrk && nginxUrl) {
+        const hitTargets: Target[] = [];
+        const variants: { name: string; origin?: string }[] = [];
+        for (const p of jpegs) {
+          for (const fmt of ['jpeg', 'webp']) {
+            const name = `${p}_400.${fmt}`;
+            if (cluster) {
+              const path = `/${fids.get(p)}?w=400&q=${QUALITY}&fmt=${fmt}`;
+              const res = await request(cluster.origin!.url + path, { dispatcher: agent });
+              writeFileSync(join(staticDir, name), Buffer.from(await res.body.arrayBuffer()));
+              variants.push({ name, origin: path });
+            } else {
+              const res = await request(`${sharpPeer.url}/resize/${p}?w=400&q=${QUALITY}&fmt=${fmt}`, { dispatcher: agent });
+              writeFileSync(join(staticDir, name), Buffer.from(await res.body.arrayBuffer()));
+              variants.push({ name });
+            }
+          }
+        }
+        hitTargets.push({ id: 'nginx', label: 'nginx static (same variant bytes)', url: nginxUrl, paths: variants.map((v) => `/static/${v.name}`) });
+        if (cluster) hitTargets.push({ id: 'hit', label: 'ugcfs origin (variant cache hit)', url: cluster.origin!.url, paths: variants.map((v) => v.origin!) });
+        const figs = await compareReads(ctx, hitTargets, { what: 'variant hits' });
+        for (const t of hitTargets) {
+          const f = figs.get(t.id)!;
+          hitRows.push([t.label, f.runs.length ? num(f.rps) : `failed: ${(f.error ?? '').slice(0, 80)}`, micros(f.p50), micros(f.p99), ratio(rpsRatio(figs, t.id, 'nginx')), `${Math.round(f.spread * 100)}%`]);
+        }
+        data.hits = Object.fromEntries([...figs].map(([k, v]) => [k, v.runs.map((x) => x.rps)]));
+      }
+
+      const md = [
+        `Sources: the ${jpegs.length} JPEG photos of the corpus (1280–2560 px). Misses: ${CONCURRENCY} concurrent clients, each request a width never asked for before (240–1439 px, aspect kept, quality ${QUALITY}), ${ctx.durationS} s per run, median of ${ctx.runs} rounds after a warm-up. The origin runs with its default resize concurrency; bare sharp runs with sharp's defaults.`,
+        '',
+        table(['out', 'server', 'resizes/s', 'p50', 'p99', 'vs bare sharp', 'spread'], missRows),
+        '',
+        'nginx image_filter cannot change the format (its output is the input\'s format), so it has a JPEG row only. It resizes with libgd, which is a different (and lower-quality) resampler than libvips.',
+        '',
+        '### Variant cache hits',
+        '',
+        hitRows.length ? table(['server', 'req/s', 'p50', 'p99', 'vs nginx', 'spread'], hitRows) : 'Not measured (needs nginx and wrk).',
+        '',
+        'Ten variants (each photo at 400 px, JPEG and WebP), requested round-robin by wrk (2 threads, 32 connections); nginx serves the exact bytes the origin produced.',
+        '',
+        ...notes,
+      ].join('\n');
+      return { markdown: md, goals, commands, data };
+    } finally {
+      for (const s of stops) await s().catch(() => {});
+    }
   },
 };

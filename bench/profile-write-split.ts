@@ -1,0 +1,56 @@
+// Splits one replicated write into its two hops (assign at the name server, PUT to the
+// primary, which forwards to the other replicas) and times each, one writer at a time and
+// 16 at a time, so a slow write can be pinned on the hop that causes it.
+//   node bin/run-ts.mjs bench/profile-write-split.ts [--replicas 2] [--size 20480] [--fsync false] [--count 100]
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, SECRET } from './lib/cluster.ts';
+import { callJson, callRaw } from '../src/http-client.ts';
+import { parseArgv } from '../src/config.ts';
+import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../src/protocol.ts';
+import { percentile } from './lib/stats.ts';
+
+const { flags } = parseArgv(process.argv.slice(2));
+const replicas = Number(flags.get('--replicas') ?? 2);
+const size = Number(flags.get('--size') ?? 20480);
+const fsync = String(flags.get('--fsync') ?? 'false');
+const count = Number(flags.get('--count') ?? 100);
+const dir = mkdtempSync(join(tmpdir(), 'ugcfs-bench-split-'));
+const c = await startCluster({ dir, dataservers: Math.max(3, replicas), replicas, dataserverArgs: [`--fsync=${fsync}`] });
+const body = randomBytes(size);
+try {
+  for (const conc of [1, 16]) {
+    const assign: number[] = [];
+    const put: number[] = [];
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: conc }, async () => {
+      for (let i = 0; i < count; i++) {
+        let t1 = 0;
+        let t2 = 0;
+        // A block just allocated may not be created on its data servers yet: the cluster
+        // client retries on another assign, and so does this.
+        for (let attempt = 0; ; attempt++) {
+          t1 = performance.now();
+          const a = await callJson<AssignResult>(c.nameserver.url + NS_ROUTES.assign, { method: 'POST', body: { replicas }, secret: SECRET });
+          t2 = performance.now();
+          const headers: Record<string, string> = { [HEADERS.mime]: 'application/octet-stream' };
+          if (a.replicas.length > 1) headers[HEADERS.replicas] = a.replicas.slice(1).map((x) => x.url).join(',');
+          const r = await callRaw(a.replicas[0]!.url + DS_ROUTES.needle.replace(':fid', a.fid), { method: 'PUT', body, secret: SECRET, headers });
+          if (r.status === 201) break;
+          if (attempt >= 20) throw new Error(`PUT -> ${r.status} ${r.body.toString()}`);
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        assign.push(t2 - t1);
+        put.push(performance.now() - t2);
+      }
+    }));
+    const secs = (performance.now() - t0) / 1000;
+    const f = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(2)} ms p99 ${percentile(xs, 99).toFixed(2)} ms`;
+    process.stdout.write(JSON.stringify({ metric: `writes/s at concurrency ${conc}`, value: Math.round(assign.length / secs), unit: 'ops/s', replicas, size, fsync, assign: f(assign), put: f(put) }) + '\n');
+  }
+} finally {
+  await c.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
