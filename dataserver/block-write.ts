@@ -146,7 +146,7 @@ export class BlockWriter {
       await this.ctx.index.apply(ops);
     } catch (err) {
       await this.undo(file.fh, start);
-      const e = new UgcfsError('UGCFS_ERR_INTERNAL', `index write for block ${b.id} failed`, { cause: err });
+      const e = ioError(err, `index write for block ${b.id}`);
       for (const rec of accepted) rec.reject(e);
       return;
     }
@@ -181,6 +181,8 @@ export async function writeAll(fh: FileHandle, buf: Buffer, position: number): P
 export function ioError(err: unknown, what: string): UgcfsError {
   if (err instanceof UgcfsError) return err;
   const code = (err as { code?: string }).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new UgcfsError('UGCFS_ERR_NO_SPACE', `disk full during ${what}`, { cause: err });
+  // LevelDB reports a full disk only in its message, possibly on the wrapped cause.
+  const text = `${(err as Error).message ?? ''} ${((err as { cause?: Error }).cause?.message) ?? ''}`;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || /No space left/i.test(text)) return new UgcfsError('UGCFS_ERR_NO_SPACE', `disk full during ${what}`, { cause: err });
   return new UgcfsError('UGCFS_ERR_INTERNAL', `${what} failed: ${code ?? (err as Error).message}`, { cause: err });
 }

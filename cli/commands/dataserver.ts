@@ -16,8 +16,9 @@ const mod: CommandModule = {
     }
     const ds = await startDataserver(config);
     const log = createLogger({ name: `dataserver:${ds.id}`, level: config.logLevel });
-    log.info({ url: ds.url, id: ds.id }, 'listening');
+    // The handler goes in before the 'listening' line: whoever reads that line may signal at once.
     onShutdown(log, [() => ds.close()]);
+    log.info({ url: ds.url, id: ds.id }, 'listening');
     return 'serving';
   },
 };
