@@ -27,6 +27,33 @@ export interface HitPathDeps {
 
 const MEMO_LIMIT = 50_000;
 
+/** The request target as sent, when the listener had to re-escape it for the router. */
+const SENT_URL = Symbol('ugcfs.sentUrl');
+
+/**
+ * fastify's router refuses paths whose escapes do not decode (`100%.jpg`, overlong UTF-8)
+ * with its own error body. Legacy URLs may legitimately hold a bare `%`, and bad ones
+ * deserve our BAD_PATH answer, so such a path is re-escaped for routing and the original
+ * kept for requestTarget(), whose parser applies the legacy-path rules to it.
+ */
+function shieldFromRouter(req: IncomingMessage): void {
+  const url = req.url ?? '/';
+  if (!url.includes('%')) return;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  try {
+    decodeURIComponent(path);
+  } catch {
+    (req as IncomingMessage & { [SENT_URL]?: string })[SENT_URL] = url;
+    req.url = path.replace(/%/g, '%25') + (q < 0 ? '' : url.slice(q));
+  }
+}
+
+/** The URL the client sent (path and query), for the origin's own parser. */
+export function requestTarget(req: { url: string; raw: IncomingMessage }): string {
+  return (req.raw as IncomingMessage & { [SENT_URL]?: string })[SENT_URL] ?? req.url;
+}
+
 export function installHitPath(server: Server, d: HitPathDeps): void {
   // URL -> what it names; null marks URLs the fast path leaves to the routes.
   const memo = new Map<string, Target | null>();
@@ -99,6 +126,7 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (tryHit(req, res)) return;
+    shieldFromRouter(req);
     for (const l of fallbacks) l.call(server, req, res);
   });
 }

@@ -33,9 +33,13 @@ function badImage(message: string, cause?: unknown): UgcfsError {
   return new UgcfsError('UGCFS_ERR_BAD_IMAGE', message, { cause });
 }
 
-/** sharp's input options for untrusted bytes: pixel limit and fail on truncated data. */
-function input(data: Buffer, limits: PipelineLimits, animated: boolean): Sharp {
-  return sharp(data, { limitInputPixels: limits.maxPixels, failOn: 'truncated', animated }).timeout({
+/**
+ * sharp's input with our pixel limit. Uploads are checked with failOn 'warning' (libjpeg's
+ * "corrupt data" warnings included: an upload that decodes with damage is refused); stored
+ * files were checked once already, so rendering only stops on truncation.
+ */
+function input(data: Buffer, limits: PipelineLimits, animated: boolean, failOn: 'warning' | 'truncated' = 'truncated'): Sharp {
+  return sharp(data, { limitInputPixels: limits.maxPixels, failOn, animated }).timeout({
     seconds: Math.max(1, Math.ceil(limits.timeoutMs / 1000)),
   });
 }
@@ -50,8 +54,10 @@ function pipelineError(err: unknown): UgcfsError {
 
 async function probe(data: Buffer): Promise<Metadata> {
   try {
-    return await sharp(data).metadata();
+    // Header only: the pixel limit is ours to apply (with a clear code), not sharp's.
+    return await sharp(data, { limitInputPixels: false }).metadata();
   } catch (err) {
+    if (/pixel limit/i.test((err as Error).message)) throw pipelineError(err);
     throw badImage(`the image header cannot be read: ${(err as Error).message.split('\n')[0]}`, err);
   }
 }
@@ -114,7 +120,7 @@ export async function checkUpload(bytes: Buffer, limits: PipelineLimits, decodeS
     try {
       // A small shrink-on-load decode still reads every compressed byte, so truncation and
       // corruption surface here at a fraction of a full decode's cost.
-      await input(data, limits, animated).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
+      await input(data, limits, animated, 'warning').resize(64, 64, { fit: 'inside' }).raw().toBuffer();
     } catch (err) {
       throw pipelineError(err);
     }

@@ -12,6 +12,7 @@ import type { LegacyResolver } from './legacy-resolver.ts';
 import type { OriginCore, Source } from './origin-core.ts';
 import { PEER_ROUTES, type PeerRing } from './peer-ring.ts';
 import { callerOf, type AuthConfig } from './upload-auth.ts';
+import { requestTarget } from './hit-path.ts';
 import { verifySignature } from './url-signature.ts';
 import { MAX_OUTPUT_SIDE, MAX_URL_LENGTH, parseTarget, resolveVariant, variantFromKey, type ParsedTarget, type ResolveOptions } from './variant-url.ts';
 
@@ -64,7 +65,7 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
   }
 
   async function read(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const t = parseTarget(req.url);
+    const t = parseTarget(requestTarget(req));
     let served;
     let kind: 'original' | 'variant';
     if (t.spec === undefined) {
@@ -84,7 +85,7 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
   app.route({ method: ['GET', 'HEAD'], url: '/*', exposeHeadRoute: false, handler: read });
 
   app.delete('/*', async (req, reply) => {
-    const t = parseTarget(req.url);
+    const t = parseTarget(requestTarget(req));
     if (t.kind !== 'fid') throw new UgcfsError('UGCFS_ERR_METHOD_NOT_ALLOWED', 'files are deleted by file id, not by legacy path');
     if (t.spec !== undefined) throw new UgcfsError('UGCFS_ERR_BAD_PARAM', 'delete the file, not a variant: variants go with it');
     decodeFid(t.id);

@@ -1,6 +1,7 @@
 // Real processes for origin tests: a name server, data servers and origins on loopback,
 // plus small HTTP helpers. Everything started here is SIGKILLed by stopAll().
 import { createServer } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -61,6 +62,25 @@ export async function http(url: string, opts: { method?: string; headers?: Recor
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(r.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
   return { status: r.statusCode, headers, body, json: () => JSON.parse(body.toString('utf8')) };
+}
+
+/** GET with the path sent exactly as given (no client-side URL normalisation of `..` or escapes). */
+export function rawGet(origin: string, path: string): Promise<Res> {
+  const u = new URL(origin);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+        resolve({ status: res.statusCode ?? 0, headers, body, json: () => JSON.parse(body.toString('utf8')) });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Uploads one file as a raw body; returns the 201 file entry. */
