@@ -40,9 +40,9 @@ describe('uploads', () => {
 
   it('takes several multipart file fields at once', async () => {
     const form = new FormData();
-    form.append('file', new Blob([corpus('exif/f1-exif.jpg')], { type: 'image/jpeg' }), 'a.jpg');
+    form.append('file', new Blob([new Uint8Array(corpus('exif/f1-exif.jpg'))], { type: 'image/jpeg' }), 'a.jpg');
     form.append('note', 'ignored');
-    form.append('file', new Blob([corpus('photos/wood-d.webp')]), 'b.webp');
+    form.append('file', new Blob([new Uint8Array(corpus('photos/wood-d.webp'))]), 'b.webp');
     const res = await fetch(`${origin}/upload`, { method: 'POST', body: form });
     expect(res.status).toBe(201);
     const { files } = (await res.json()) as { files: Array<{ fid: string; mime: string; width: number; height: number }> };
