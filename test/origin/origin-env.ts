@@ -14,6 +14,19 @@ export function corpus(rel: string): Buffer {
   return readFileSync(join(CORPUS, rel));
 }
 
+/** A port free right now (for origins that must know their peers' URLs before starting). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 export interface Env {
   cluster: Cluster;
   procs: Proc[];
