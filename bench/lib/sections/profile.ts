@@ -1,10 +1,128 @@
-// Placeholder until this section is written.
-import type { Section } from '../context.ts';
+// A short latency profile of the hot paths: where the CPU goes in a data-server read, an
+// origin cache-hit read, and a replicated upload (primary and replica data servers, name
+// server), from node --cpu-prof of the real server processes under load.
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { Section, BenchContext } from '../context.ts';
+import { runWrk } from '../wrk.ts';
+import { runLoad } from '../load.ts';
+import { table, num, micros } from '../markdown.ts';
+import { summarizeProfiles, nowUs, type ProfileSummary } from '../cpu-profile.ts';
+import { rolesAvailable, startCluster, clientWriter, SECRET } from '../cluster.ts';
+import { DS_ROUTES } from '../../../src/protocol.ts';
+
+const SIZE = 20 * 1024;
+
+function render(title: string, s: ProfileSummary | undefined, load: string): string {
+  if (!s) return `### ${title}\n\nNo profile was written.\n`;
+  return [
+    `### ${title}`,
+    '',
+    `${load}; ${num(s.busyMs)} ms of CPU sampled (idle excluded).`,
+    '',
+    table(['component', 'self time', 'share'], s.components.slice(0, 8).map((c) => [c.component, `${num(c.selfMs)} ms`, `${(c.share * 100).toFixed(1)}%`])),
+    '',
+    table(['function (self time)', 'component', 'share'], s.functions.slice(0, 10).map((f) => [f.name, f.component, `${(f.share * 100).toFixed(1)}%`])),
+    '',
+  ].join('\n');
+}
 
 export const section: Section = {
   id: 'profile',
-  title: 'profile',
-  async run() {
-    return { markdown: 'not yet measured', goals: [], commands: [], data: {} };
+  title: 'Latency profile of the hot paths',
+  async run(ctx: BenchContext) {
+    const roles = rolesAvailable();
+    if (!roles.nameserver || !roles.dataserver || !ctx.tools.wrk) {
+      return { markdown: 'Not measured: needs the name server, the data server and wrk.', goals: [], commands: [], data: {} };
+    }
+    const dur = Math.max(3, ctx.durationS);
+    const parts: string[] = [];
+    const commands: string[] = [];
+    const data: Record<string, unknown> = {};
+    const body = randomBytes(SIZE);
+
+    // Reads: one data server and one origin, both profiled, hit with 20 KB reads.
+    {
+      const dsProf = join(ctx.work, 'prof-ds-read');
+      const orProf = join(ctx.work, 'prof-origin-hit');
+      mkdirSync(dsProf);
+      mkdirSync(orProf);
+      const cluster = await startCluster({
+        dir: join(ctx.work, 'c1'), dataservers: 1, replicas: 1, origin: roles.origin,
+        dataserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dsProf],
+        originNodeFlags: ['--cpu-prof', '--cpu-prof-dir', orProf],
+      });
+      commands.push('node --cpu-prof --cpu-prof-dir DIR bin/ugcfs.mjs dataserver ... (and origin), wrk as in the reads section');
+      try {
+        const w = await clientWriter(cluster.nameserver.url);
+        const fids: string[] = [];
+        for (let i = 0; i < 100; i++) fids.push(await w.put(randomBytes(SIZE), 'application/octet-stream'));
+        await w.close?.();
+        await runWrk({ wrk: ctx.tools.wrk, url: cluster.dataservers[0]!.url, paths: fids.map((f) => DS_ROUTES.needle.replace(':fid', f)), headers: { 'x-ugcfs-secret': SECRET }, durationS: 1 });
+        const dsFrom = nowUs();
+        const ds = await runWrk({ wrk: ctx.tools.wrk, url: cluster.dataservers[0]!.url, paths: fids.map((f) => DS_ROUTES.needle.replace(':fid', f)), headers: { 'x-ugcfs-secret': SECRET }, durationS: dur });
+        const dsWindow = { fromUs: dsFrom, toUs: nowUs() };
+        data.dsRead = { rps: ds.rps, p50: ds.p50, p99: ds.p99 };
+        let hitLine = '';
+        let hitWindow = { fromUs: 0, toUs: 0 };
+        if (cluster.origin) {
+          await runWrk({ wrk: ctx.tools.wrk, url: cluster.origin.url, paths: fids.map((f) => `/${f}`), durationS: 1 });
+          const hitFrom = nowUs();
+          const hit = await runWrk({ wrk: ctx.tools.wrk, url: cluster.origin.url, paths: fids.map((f) => `/${f}`), durationS: dur });
+          hitWindow = { fromUs: hitFrom, toUs: nowUs() };
+          data.originHit = { rps: hit.rps, p50: hit.p50, p99: hit.p99 };
+          hitLine = `wrk ${dur} s of 20 KB origin cache hits: ${num(hit.rps)} req/s, p50 ${micros(hit.p50)}, p99 ${micros(hit.p99)}`;
+        }
+        await cluster.stop();
+        const dsSum = summarizeProfiles(dsProf, dsWindow);
+        parts.push(render('Data-server read (20 KB)', dsSum, `wrk ${dur} s of 20 KB reads on the data server's needle route: ${num(ds.rps)} req/s, p50 ${micros(ds.p50)}, p99 ${micros(ds.p99)} (profiling on, which slows it)`));
+        data.dsReadProfile = dsSum;
+        if (cluster.origin) {
+          const orSum = summarizeProfiles(orProf, hitWindow);
+          parts.push(render('Origin cache-hit read (20 KB original)', orSum, hitLine));
+          data.originHitProfile = orSum;
+        }
+      } finally {
+        await cluster.stop().catch(() => {});
+      }
+    }
+
+    // Uploads: 3 data servers and the name server profiled under replicated writes.
+    {
+      const dsProf = join(ctx.work, 'prof-ds-write');
+      const nsProf = join(ctx.work, 'prof-ns-write');
+      mkdirSync(dsProf);
+      mkdirSync(nsProf);
+      const cluster = await startCluster({
+        dir: join(ctx.work, 'c2'), dataservers: 3, replicas: 2,
+        dataserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dsProf],
+        dataserverArgs: ['--fsync=false'],
+      });
+      try {
+        const w = await clientWriter(cluster.nameserver.url);
+        await runLoad({ concurrency: 16, durationS: 1, op: async () => { await w.put(body, 'application/octet-stream', 2); return SIZE; } });
+        const upFrom = nowUs();
+        const res = await runLoad({ concurrency: 16, durationS: dur, op: async () => { await w.put(body, 'application/octet-stream', 2); return SIZE; } });
+        await w.close?.();
+        const upWindow = { fromUs: upFrom, toUs: nowUs() };
+        data.upload = { opsPerS: res.opsPerS, p50: res.p50, p99: res.p99 };
+        await cluster.stop();
+        const s = summarizeProfiles(dsProf, upWindow);
+        parts.push(render('Replicated upload (20 KB, replicas 2, fsync off): the three data servers together', s, `${dur} s of 16 concurrent cluster-client writes: ${num(res.opsPerS)} writes/s, p50 ${micros(res.p50)}, p99 ${micros(res.p99)}`));
+        data.uploadProfile = s;
+      } finally {
+        await cluster.stop().catch(() => {});
+      }
+      void nsProf;
+    }
+    parts.push(FINDINGS);
+    return { markdown: parts.join('\n'), goals: [], commands, data };
   },
 };
+
+// What the profiles showed and what was done about it; kept by hand as the code changes.
+const FINDINGS = `### Findings and changes
+
+See the list below the tables in docs/BENCHMARKS.md (maintained in bench/lib/sections/profile.ts).
+`;
