@@ -214,8 +214,10 @@ export class OriginCore {
     if (alive()) {
       this.d.memory.set(key, entry);
       if (this.d.disk && s.kind === 'fid') {
-        const fid = s.fid;
-        this.d.disk.set(fid, { key: v.key, mime: entry.mime, etag, lastModified: entry.lastModified, negotiated: v.negotiated }, entry.body, alive)
+        // Awaited inside the flight, so once any request has seen this variant the next one
+        // finds it on disk even with no memory tier; a failed write only costs a recompute.
+        await this.d.disk
+          .set(s.fid, { key: v.key, mime: entry.mime, etag, lastModified: entry.lastModified, negotiated: v.negotiated }, entry.body, alive)
           .catch((err: unknown) => this.d.log.warn({ err: (err as Error).message }, 'disk cache write failed'));
       }
     }
