@@ -8,7 +8,7 @@ import { legacyPathFromName } from '../../src/legacy-path.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import { EXIT, type CommandModule } from '../command.ts';
 import { MigrateState, stateFileName } from '../migrate/migrate-state.ts';
-import { runMigration } from '../migrate/migrate-run.ts';
+import { runMigration, type MigrateStore } from '../migrate/migrate-run.ts';
 import { treeSource, urlSource, type Source } from '../migrate/migrate-sources.ts';
 import { formatReport, progressMeter } from '../migrate/progress-meter.ts';
 import { openMigrateStore, uploadPreparer } from '../migrate/cluster-store.ts';
@@ -28,7 +28,22 @@ export const MIGRATE_OPTIONS = {
   maxPixels: ORIGIN_OPTIONS.maxPixels,
   timeoutMs: opt.int(30_000, 'timeout per old-origin fetch and per image check', { min: 100 }),
   retries: opt.int(3, 'retries of a failed old-origin fetch (timeouts, 5xx, refused connections)', { min: 0, max: 10 }),
+  testCrashAfterWrites: opt.int(0, 'TEST ONLY: SIGKILL this process right after its Nth write is acknowledged, before the mapping is recorded', { env: 'UGCFS_TEST_MIGRATE_CRASH_AFTER_WRITES', min: 0 }),
 };
+
+/** The crash-test hook: dies at the worst moment, bytes stored but not yet mapped. */
+function crashAfter(n: number, store: MigrateStore): MigrateStore {
+  if (n === 0) return store;
+  let writes = 0;
+  return {
+    ...store,
+    async write(data, mime, onAssigned) {
+      const fid = await store.write(data, mime, onAssigned);
+      if (++writes >= n) process.kill(process.pid, 'SIGKILL');
+      return fid;
+    },
+  };
+}
 
 const mod: CommandModule = {
   summary: 'import a legacy upload tree or old origin and map every old path',
@@ -71,7 +86,7 @@ ${describeOptions(MIGRATE_OPTIONS)}
     const meter = progressMeter(ctx.stderr, 'migrate');
     try {
       const report = await runMigration(source.items, source.pre, {
-        store,
+        store: crashAfter(config.testCrashAfterWrites, store),
         state,
         prepare: uploadPreparer({ maxPixels: config.maxPixels, timeoutMs: config.timeoutMs }),
         dryRun: config.dryRun,

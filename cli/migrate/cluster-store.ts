@@ -4,6 +4,8 @@
 import { ClusterClient } from '../../src/cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
 import { checkUpload, type PipelineLimits } from '../../src/origin/image-pipeline.ts';
+import { decodeFid } from '../../src/file-id.ts';
+import { journaledWrite } from './journaled-write.ts';
 import type { MigrateStore, Prepared } from './migrate-run.ts';
 
 /** Owner recorded on migrated files: only the admin token may delete them. */
@@ -20,8 +22,18 @@ export async function openMigrateStore(config: { nameserver: string; clusterSecr
     throw new UgcfsError(isUgcfsError(err) ? err.code : 'UGCFS_ERR_UPSTREAM', `cannot use the legacy table at ${config.nameserver}: ${why}`);
   }
   return {
-    write: async (data, mime) => (await client.write(data, { mime, owner: MIGRATE_OWNER })).fid,
+    write: (data, mime, onAssigned) => journaledWrite(client, { nameserver: config.nameserver, secret: config.clusterSecret, timeoutMs: config.timeoutMs }, data, { mime, owner: MIGRATE_OWNER }, onAssigned),
     read: async (fid) => (await client.read(fid)).data,
+    async complete(fid) {
+      try {
+        const st = await client.stat(fid);
+        const loc = await client.locate(decodeFid(fid).block);
+        return st.replicas.length >= loc.replicas.length;
+      } catch (err) {
+        if (isUgcfsError(err, 'UGCFS_ERR_NOT_FOUND')) return false;
+        throw err;
+      }
+    },
     remove: (fid) => client.delete(fid),
     legacyGet: (path) => client.legacyLookup(path),
     legacySet: (m) => client.legacySet(m.path, m.fid, { ...(m.sha256 ? { sha256: m.sha256 } : {}), ...(m.size !== undefined ? { size: m.size } : {}) }),

@@ -9,8 +9,11 @@ import type { MigrateState } from './migrate-state.ts';
 
 /** What migrate needs from the cluster (an adapter over ClusterClient). */
 export interface MigrateStore {
-  write(data: Buffer, mime: string): Promise<string>;
+  /** stores the bytes; `onAssigned` hears the fid before any byte is sent, so it can be journaled */
+  write(data: Buffer, mime: string, onAssigned: (fid: string) => void): Promise<string>;
   read(fid: string): Promise<Buffer>;
+  /** every replica of the file's block holds it (a write interrupted halfway may have left fewer) */
+  complete(fid: string): Promise<boolean>;
   remove(fid: string): Promise<void>;
   legacyGet(path: string): Promise<LegacyMapping | undefined>;
   legacySet(m: LegacyPut): Promise<LegacyMapping>;
@@ -161,11 +164,15 @@ async function migrateOne(item: MigrateItem, deps: MigrateDeps): Promise<{ outco
   const outcome: Outcome = existing ? 'updated' : 'copied';
   if (deps.dryRun) return { outcome, bytes: data.length };
 
+  // A fid journaled by an interrupted run is reused only if the copy is whole on every replica.
   let fid = state.storedFid(item.path, sha);
-  if (fid !== undefined && !(await readsBack(store, fid, sha))) fid = undefined;
+  if (fid !== undefined && !((await readsBack(store, fid, sha)) && (await store.complete(fid)))) {
+    // Whatever part of it landed is garbage now; a file that never landed makes this a no-op.
+    await store.remove(fid).catch(() => undefined);
+    fid = undefined;
+  }
   if (fid === undefined) {
-    fid = await store.write(data, mime);
-    state.recordStored(item.path, fid, sha);
+    fid = await store.write(data, mime, (assigned) => state.recordStored(item.path, assigned, sha));
     if (!(await readsBack(store, fid, sha))) {
       await store.remove(fid).catch(() => undefined);
       throw new UgcfsError('UGCFS_ERR_CHECKSUM', 'read-back after upload did not match the source bytes; the copy was removed');

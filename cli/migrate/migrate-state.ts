@@ -1,7 +1,8 @@
 // The migrate state file: an append-only JSON-lines journal that makes a killed run
-// resumable without storing anything twice. "stored" is appended as soon as the cluster
-// acknowledges a write, before the mapping is recorded, so a rerun reuses that fid instead
-// of writing the bytes again; "done" is appended once the mapping is recorded and verified,
+// resumable without storing anything twice. "stored" is appended as soon as a write has its
+// fid and before any byte is sent (the data servers finish a write even if migrate dies
+// mid-way), so a rerun checks that fid and reuses the copy instead of writing the bytes
+// again; "done" is appended once the mapping is recorded and verified,
 // and keeps the old origin's validators for conditional re-fetches. Appends are synchronous
 // single writes: a SIGKILL loses nothing already appended (the page cache outlives the
 // process), and a torn last line is ignored on load. docs/MIGRATION.md describes the format.
