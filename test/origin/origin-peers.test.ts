@@ -13,7 +13,9 @@ beforeAll(async () => {
   env = await startEnv();
   const ports = [await freePort(), await freePort()];
   const peers = ports.map((p) => `http://127.0.0.1:${p}`).join(',');
-  [a, b] = await Promise.all(ports.map((p) => startOrigin(env, ['--port', String(p), '--peers', peers])));
+  const started = await Promise.all(ports.map((p) => startOrigin(env, ['--port', String(p), '--peers', peers])));
+  a = started[0]!;
+  b = started[1]!;
 });
 afterAll(() => stopAll(env));
 
