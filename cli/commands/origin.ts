@@ -4,6 +4,7 @@ import { onShutdown } from '../../src/http-server.ts';
 import { createLogger } from '../../src/log.ts';
 import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
 import { startOrigin } from '../../src/origin/main.ts';
+import { legacyResolverFor } from '../../src/origin/legacy-read-through.ts';
 import type { CommandModule } from '../command.ts';
 
 const mod: CommandModule = {
@@ -16,7 +17,8 @@ ${describeOptions(ORIGIN_OPTIONS)}
   async run(ctx) {
     const { config } = loadConfig(ORIGIN_OPTIONS, { argv: ctx.argv, env: ctx.env });
     const log = createLogger({ name: 'origin', level: config.logLevel });
-    const server = await startOrigin(config, { log });
+    // Legacy paths: the name server's table, plus read-through/import when configured.
+    const server = await startOrigin(config, { log, legacyResolver: legacyResolverFor });
     log.info({ url: server.url }, 'listening');
     onShutdown(log, [() => server.close()]);
     return 'serving';
