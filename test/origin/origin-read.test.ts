@@ -118,6 +118,27 @@ describe('originals', () => {
   });
 });
 
+describe('legacy paths', () => {
+  it('serve a mapped old path like its fid, variants included', async () => {
+    await env.cluster.client.legacySet('/uploads/2019/05/sea view.jpg', jpeg.fid);
+    const orig = await http(`${origin}/uploads/2019/05/sea%20view.jpg`);
+    expect(orig.status).toBe(200);
+    expect(createHash('sha256').update(orig.body).digest('hex')).toBe(jpeg.sha256);
+    expect(orig.headers.etag).toBe((await http(`${origin}/${jpeg.fid}`)).headers.etag);
+    for (const [path, w, h, format] of [
+      ['/uploads/2019/05/sea%20view.jpg_200x200.jpg', 200, 125, 'jpeg'],
+      ['/uploads//2019/./05/sea%20view.jpg_200x200xz.jpg_.webp', 200, 200, 'webp'],
+      ['/uploads/2019/05/sea%20view.jpg?w=100&fmt=png', 100, 63, 'png'],
+    ] as const) {
+      const { meta } = await decoded(path);
+      expect([meta.format, meta.width, meta.height], path).toEqual([format, w, h]);
+    }
+    // The same variant by old path and by fid is one cache entry.
+    const byFid = await http(`${origin}/${jpeg.fid}.jpg_200x200.jpg`);
+    expect(byFid.headers['x-cache']).toBe('HIT');
+  });
+});
+
 describe('variants', () => {
   const cases: Array<[string, string, number, number]> = [
     ['?w=400', 'jpeg', 400, 250],
