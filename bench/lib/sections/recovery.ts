@@ -1,10 +1,141 @@
-// Placeholder until this section is written.
-import type { Section } from '../context.ts';
+// Recovery: re-replication speed after a data server is SIGKILLed (and the foreground read
+// throughput while it runs); rebalance and compaction speed once those operations exist.
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { Section, BenchContext } from '../context.ts';
+import { runWrk, type WrkResult } from '../wrk.ts';
+import { median } from '../stats.ts';
+import { table, num, bytes } from '../markdown.ts';
+import { rolesAvailable, startCluster, clientWriter, type Cluster } from '../cluster.ts';
+import { ROOT } from '../spawn.ts';
+import { callRaw } from '../../../src/http-client.ts';
+
+const FILE_SIZE = 200 * 1024;
+const BLOCK_SIZE = 16 * 2 ** 20;
+
+/** Sum of a counter over a server's /metrics, for the labels given. */
+async function counter(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const res = await callRaw(url + '/metrics').catch(() => undefined);
+  if (!res || res.status !== 200) return Number.NaN;
+  let sum = 0;
+  for (const line of res.body.toString('utf8').split('\n')) {
+    if (!line.startsWith(name)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** wrk in back-to-back slices until stop() says so; returns every slice. */
+function readWhile(ctx: BenchContext, url: string, paths: string[], stop: () => boolean): Promise<WrkResult[]> {
+  return (async () => {
+    const out: WrkResult[] = [];
+    while (!stop()) out.push(await runWrk({ wrk: ctx.tools.wrk!, url, paths, durationS: 1 }));
+    return out;
+  })();
+}
+
+const rate = (rs: WrkResult[]) => (rs.length ? rs.reduce((n, r) => n + r.requests - r.non2xx, 0) / rs.length : Number.NaN);
 
 export const section: Section = {
   id: 'recovery',
-  title: 'recovery',
-  async run() {
-    return { markdown: 'not yet measured', goals: [], commands: [], data: {} };
+  title: 'Recovery: re-replication, rebalance and compaction speed',
+  async run(ctx: BenchContext) {
+    const roles = rolesAvailable();
+    if (!roles.nameserver || !roles.dataserver) return { markdown: 'Not measured: needs the name server and data servers.', goals: [], commands: [], data: {} };
+    const files = ctx.quick ? 300 : 1000;
+    const rows: (string | number)[][] = [];
+    const notes: string[] = [];
+    const data: Record<string, unknown> = {};
+    let cluster: Cluster | undefined;
+    try {
+      cluster = await startCluster({
+        dir: join(ctx.work, 'cluster'),
+        dataservers: 4,
+        replicas: 2,
+        origin: roles.origin && !!ctx.tools.wrk,
+        nameserverArgs: ['--heartbeat-ms', '200', '--dead-after-ms', '1500', '--repair-delay-ms', '0', '--startup-grace-ms', '0'],
+        dataserverArgs: ['--heartbeat-ms', '200', '--block-size', String(BLOCK_SIZE), '--fsync=false'],
+        // the origin's caches off: every foreground read reaches a data server
+        originArgs: ['--memory-cache-bytes', '0', '--cache-bytes', '0'],
+      });
+      const w = await clientWriter(cluster.nameserver.url);
+      const fids: string[] = [];
+      const body = randomBytes(FILE_SIZE);
+      let next = 0;
+      await Promise.all(Array.from({ length: 8 }, async () => {
+        while (next < files) {
+          next++;
+          fids.push(await w.put(body, 'application/octet-stream'));
+        }
+      }));
+      await w.close?.();
+      // let heartbeats carry the final block sizes
+      await new Promise((r) => setTimeout(r, 800));
+      const before = await cluster.status();
+      const victimIdx = 1;
+      const victim = cluster.dataservers[victimIdx]!;
+      const victimStatus = before.dataservers.find((d) => d.url === victim.url) ?? before.dataservers[victimIdx]!;
+      const lostBytes = victimStatus.usedBytes;
+      const paths = fids.map((f) => `/${f}`);
+      let baseline: WrkResult[] = [];
+      if (cluster.origin) {
+        await runWrk({ wrk: ctx.tools.wrk!, url: cluster.origin.url, paths, durationS: 1 });
+        baseline = [await runWrk({ wrk: ctx.tools.wrk!, url: cluster.origin.url, paths, durationS: ctx.durationS })];
+      }
+      const survivors = cluster.dataservers.filter((d) => d !== victim);
+      const copiedBefore = (await Promise.all(survivors.map((d) => counter(d.url, 'ugcfs_block_copy_bytes_total', { direction: 'in' })))).reduce((a, b) => a + b, 0);
+
+      ctx.log(`  recovery: killing ${victimStatus.id} holding ${bytes(lostBytes)} in ${victimStatus.blocks} blocks`);
+      let done = false;
+      const tKill = Date.now();
+      await victim.kill();
+      const during = cluster.origin ? readWhile(ctx, cluster.origin.url, paths, () => done) : Promise.resolve([]);
+      let tDetect = 0;
+      let tDone = 0;
+      const deadline = tKill + 5 * 60_000;
+      while (Date.now() < deadline) {
+        const s = await cluster.status().catch(() => undefined);
+        if (s) {
+          const dead = s.dataservers.some((d) => d.id === victimStatus.id && !d.alive);
+          if (dead && !tDetect) tDetect = Date.now();
+          if (tDetect && s.underReplicatedBlocks === 0) { tDone = Date.now(); break; }
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      done = true;
+      const duringRuns = await during;
+      if (!tDone) throw new Error('under-replicated blocks did not return to 0 within 5 minutes');
+      const copied = (await Promise.all(survivors.map((d) => counter(d.url, 'ugcfs_block_copy_bytes_total', { direction: 'in' })))).reduce((a, b) => a + b, 0) - copiedBefore;
+      const repairSecs = (tDone - tDetect) / 1000;
+      const moved = Number.isFinite(copied) && copied > 0 ? copied : lostBytes;
+      const mbps = moved / 2 ** 20 / repairSecs;
+      const fgBase = median(baseline.map((r) => r.rps));
+      const fgDuring = rate(duringRuns);
+      rows.push([
+        're-replication after SIGKILL of 1 of 4 data servers',
+        bytes(moved),
+        `${repairSecs.toFixed(1)} s (+${((tDetect - tKill) / 1000).toFixed(1)} s to declare it dead)`,
+        `${mbps.toFixed(1)} MB/s`,
+        cluster.origin ? `${num(fgDuring)} req/s during vs ${num(fgBase)} before (${((fgDuring / fgBase) * 100).toFixed(0)}%)` : 'not measured',
+      ]);
+      data.rereplication = { lostBytes, copied, repairSecs, detectSecs: (tDetect - tKill) / 1000, mbps, fgBase, fgDuring, slices: duringRuns.length };
+    } catch (err) {
+      rows.push(['re-replication after SIGKILL of 1 of 4 data servers', `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
+    } finally {
+      await cluster?.stop().catch(() => {});
+    }
+    for (const [op, cmd] of [['rebalance', 'rebalance'], ['compaction', 'compact']] as const) {
+      if (!existsSync(join(ROOT, 'cli', 'commands', `${cmd}.ts`))) rows.push([op, 'not yet measured', '', '', `\`ugcfs ${cmd}\` does not exist yet`]);
+    }
+    const md = [
+      `A cluster of 1 name server and 4 data servers (replicas 2, ${BLOCK_SIZE / 2 ** 20} MiB blocks, heartbeats every 200 ms, dead after 1.5 s, repair delay 0, default repair concurrency), ${files} files of ${FILE_SIZE / 1024} KB. One data server is SIGKILLed; the time runs from the name server declaring it dead to \`underReplicatedBlocks\` returning to 0 (polled every 100 ms). Bytes are the survivors' \`ugcfs_block_copy_bytes_total{direction="in"}\`. Foreground reads: wrk on an origin with its caches off (so every read reaches a data server and some fail over from the dead one), in 1 s slices while the repair runs, against a ${ctx.durationS} s run just before the kill.`,
+      '',
+      table(['operation', 'bytes', 'time', 'speed', 'foreground reads'], rows),
+      '',
+      ...notes,
+    ].join('\n');
+    return { markdown: md, goals: [], commands: [], data };
   },
 };

@@ -1,0 +1,61 @@
+// Origin cache hits against nginx serving the very same variant bytes as static files.
+// Prints one JSON line per round and target, then a summary line with the median ratio
+// (goal: origin >= 0.45x nginx). Run: node bin/run-ts.mjs bench/origin-hits.ts [--duration S] [--runs N]
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { parseArgv } from '../src/config.ts';
+import { startCluster, originUpload } from './lib/cluster.ts';
+import { startNginx } from './lib/nginx.ts';
+import { detectTools } from './lib/preflight.ts';
+import { CORPUS, killAll } from './lib/spawn.ts';
+import { runWrk, checkWrk } from './lib/wrk.ts';
+import { median } from './lib/stats.ts';
+
+const { flags } = parseArgv(process.argv.slice(2));
+const durationS = Number(flags.get('--duration') ?? 5);
+const runs = Number(flags.get('--runs') ?? 3);
+const tools = await detectTools();
+if (!tools.wrk || !tools.nginx) {
+  console.log(JSON.stringify({ bench: 'origin-hits', skipped: 'needs wrk and nginx (apt-get install wrk nginx-light)' }));
+  process.exit(0);
+}
+const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-hits-'));
+try {
+  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, env: { UGCFS_LOG_LEVEL: 'warn' } });
+  const origin = cluster.origin!.url;
+  const staticDir = join(work, 'static');
+  mkdirSync(staticDir);
+  const paths: { origin: string; static: string }[] = [];
+  const photos = readdirSync(join(CORPUS, 'photos')).filter((f) => f.endsWith('.jpg'));
+  for (const p of photos) {
+    const fid = await originUpload(origin, readFileSync(join(CORPUS, 'photos', p)), 'image/jpeg');
+    for (const fmt of ['jpeg', 'webp']) {
+      const path = `/${fid}?w=400&fmt=${fmt}`;
+      const res = await request(origin + path);
+      const body = Buffer.from(await res.body.arrayBuffer());
+      const name = `${p}.400.${fmt}`;
+      writeFileSync(join(staticDir, name), body);
+      paths.push({ origin: path, static: `/static/${name}` });
+    }
+  }
+  // One worker each: the origin is one Node process, so nginx gets one core too.
+  const ng = await startNginx(tools, { dir: join(work, 'nginx'), staticRoot: staticDir, workers: 1 });
+  const rps: Record<string, number[]> = { nginx: [], origin: [] };
+  for (let r = 0; r <= runs; r++) {
+    for (const [id, url, ps] of [['nginx', ng.url, paths.map((p) => p.static)], ['origin', origin, paths.map((p) => p.origin)]] as const) {
+      const res = checkWrk(await runWrk({ wrk: tools.wrk, url, paths: ps, threads: 1, connections: 32, durationS: r === 0 ? 1 : durationS }), id);
+      if (r === 0) continue; // warm-up
+      rps[id]!.push(res.rps);
+      console.log(JSON.stringify({ bench: 'origin-hits', round: r, target: id, rps: Math.round(res.rps), p50_us: res.p50, p99_us: res.p99 }));
+    }
+  }
+  const ratio = median(rps.origin!) / median(rps.nginx!);
+  console.log(JSON.stringify({ bench: 'origin-hits', summary: true, nginx_rps: Math.round(median(rps.nginx!)), origin_rps: Math.round(median(rps.origin!)), ratio: Number(ratio.toFixed(3)), goal: '>= 0.45', met: ratio >= 0.45 }));
+  await ng.stop();
+  await cluster.stop();
+} finally {
+  killAll();
+  rmSync(work, { recursive: true, force: true });
+}
