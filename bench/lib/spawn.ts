@@ -37,9 +37,12 @@ export interface SpawnOptions {
 
 /** Starts `node [flags] file args` and resolves once it logs {"msg":"listening","url"}. */
 export function startNode(file: string, args: string[], opts: SpawnOptions = {}): Promise<Child> {
+  const env = { ...process.env, UGCFS_LOG_LEVEL: 'info', ...opts.env };
+  // Readiness is the info-level "listening" line: a quieter level would hang the start.
+  if (['fatal', 'error', 'warn', 'silent'].includes(env.UGCFS_LOG_LEVEL ?? '')) env.UGCFS_LOG_LEVEL = 'info';
   const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), file, ...args], {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, UGCFS_LOG_LEVEL: 'info', ...opts.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
