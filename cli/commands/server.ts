@@ -1,0 +1,166 @@
+// `ugcfs server` (what `npm start` runs): the one-machine cluster in one process — a name
+// server, N data servers and an origin on loopback — started through the same start*
+// functions the separate role commands use, so what a newcomer tries is what operators run.
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import pino from 'pino';
+import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/config.ts';
+import { UgcfsError } from '../../src/errors.ts';
+import { onShutdown } from '../../src/http-server.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
+import { COMMON_SERVER_OPTIONS } from '../../src/role-options.ts';
+import type { RunningServer } from '../../src/running-server.ts';
+import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
+import { startNameserver } from '../../nameserver/main.ts';
+import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
+import { startDataserver } from '../../dataserver/main.ts';
+import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
+import { startOrigin } from '../../src/origin/main.ts';
+import type { CommandModule } from '../command.ts';
+
+export const SERVER_OPTIONS = {
+  ...COMMON_SERVER_OPTIONS,
+  data: opt.string('./data', 'directory for all state: nameserver/, ds-1/..., cache/ (created if missing)', { env: 'UGCFS_DATA' }),
+  port: opt.int(8080, 'origin port (0 picks a free one)', { env: 'UGCFS_ORIGIN_PORT', min: 0, max: 65535 }),
+  nameserverPort: opt.int(7000, 'name server port (0 picks a free one)', { env: 'UGCFS_NAMESERVER_PORT', min: 0, max: 65535 }),
+  dataserverPort: opt.int(7001, 'first data server port; the others count up from it (0: free ports)', { env: 'UGCFS_DATASERVER_PORT', min: 0, max: 65535 }),
+  dataservers: opt.int(3, 'data servers to run', { min: 1, max: 32 }),
+  replicas: opt.int(2, 'copies of every block (at most --dataservers)', { min: 1, max: 8 }),
+  blockSize: opt.int(DATASERVER_OPTIONS.blockSize.default, 'block file size at which a block is sealed (accepts 64M etc.)', { min: 4096, max: 2 ** 40 }),
+  fsync: opt.bool(true, 'fdatasync block files before acknowledging writes', { env: 'UGCFS_FSYNC' }),
+  cacheBytes: opt.int(256 * 1024 * 1024, 'size bound of the origin\'s disk cache of variants under <data>/cache', { min: 0 }),
+  uploadTokens: opt.list([], 'bearer tokens allowed to upload (empty: loopback clients only)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
+  adminToken: opt.string('', 'token for admin calls and deleting any file', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+};
+
+export type ServerConfig = ConfigOf<typeof SERVER_OPTIONS>;
+
+/** An unusable data directory is a usage error with one line, before anything opens. */
+function prepareDataRoot(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${dir} is not a writable directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+export interface RunningAllInOne {
+  nameserver: RunningServer;
+  dataservers: Array<RunningServer & { id: string }>;
+  origin: RunningServer;
+  /** origin first (finish uploads in flight), then data servers, then the name server */
+  closers: Array<() => Promise<void>>;
+}
+
+/**
+ * Starts every role in this process. Each role's config goes through its own table and
+ * loadConfig, so the defaults and validation are exactly those of the separate commands.
+ */
+export async function startAllInOne(config: ServerConfig, logFor: (name: string) => Logger): Promise<RunningAllInOne> {
+  if (config.replicas > config.dataservers) {
+    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --replicas (${config.replicas}) must not exceed --dataservers (${config.dataservers})`);
+  }
+  const root = resolve(config.data);
+  prepareDataRoot(root);
+  // The roles get only their own settings: environment meant for a single-role process
+  // (UGCFS_PORT, UGCFS_NAMESERVER, UGCFS_RACK...) must not leak into the embedded roles.
+  const shared = { host: config.host, clusterSecret: config.clusterSecret, logLevel: config.logLevel };
+  const started: Array<() => Promise<void>> = [];
+  const stopStarted = async () => {
+    for (const c of started.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    const ns = await startNameserver(
+      loadConfig(NAMESERVER_OPTIONS, {
+        overrides: { ...shared, data: join(root, 'nameserver'), port: config.nameserverPort, replicas: config.replicas, adminToken: config.adminToken },
+      }).config,
+      { log: logFor('nameserver') },
+    );
+    started.push(() => ns.close());
+    const dataservers: RunningAllInOne['dataservers'] = [];
+    for (let i = 0; i < config.dataservers; i++) {
+      const id = `ds-${i + 1}`;
+      const ds = await startDataserver(
+        loadConfig(DATASERVER_OPTIONS, {
+          overrides: {
+            ...shared,
+            nameserver: ns.url,
+            data: join(root, id),
+            id,
+            port: config.dataserverPort === 0 ? 0 : config.dataserverPort + i,
+            rack: 'local',
+            blockSize: config.blockSize,
+            fsync: config.fsync,
+          },
+        }).config,
+        { log: logFor(`dataserver:${id}`) },
+      );
+      started.push(() => ds.close());
+      dataservers.push(ds);
+    }
+    const origin = await startOrigin(
+      loadConfig(ORIGIN_OPTIONS, {
+        overrides: {
+          ...shared,
+          nameserver: ns.url,
+          port: config.port,
+          cacheDir: join(root, 'cache'),
+          cacheBytes: config.cacheBytes,
+          uploadTokens: config.uploadTokens,
+          adminToken: config.adminToken,
+        },
+      }).config,
+      { log: logFor('origin') },
+    );
+    return {
+      nameserver: ns,
+      dataservers,
+      origin,
+      closers: [() => origin.close(), ...dataservers.map((d) => () => d.close()), () => ns.close()],
+    };
+  } catch (err) {
+    await stopStarted();
+    throw err;
+  }
+}
+
+/** What a newcomer needs next, in lines they can paste. */
+export function welcome(running: RunningAllInOne, config: ServerConfig): string {
+  const o = running.origin.url;
+  const auth = config.uploadTokens.length > 0 ? ` -H 'Authorization: Bearer <upload token>'` : '';
+  return [
+    '',
+    `ugcfs is running: origin ${o}, name server ${running.nameserver.url}, ${running.dataservers.length} data servers (${running.dataservers.map((d) => d.url).join(', ')}), data in ${resolve(config.data)}`,
+    '',
+    'Upload an image (answers with its fid and url):',
+    `  curl -s${auth} -F file=@photo.jpg ${o}/upload`,
+    'Fetch it, a 400x400 variant, and the Taobao-style spelling of a WebP thumbnail:',
+    `  curl -so original.jpg ${o}/<fid>.jpg`,
+    `  curl -so thumb.jpg '${o}/<fid>.jpg?w=400&h=400&fit=cover'`,
+    `  curl -so thumb.webp ${o}/<fid>.jpg_200x200q80.jpg_.webp`,
+    'Delete it:',
+    `  curl -s -X DELETE ${o}/<fid>`,
+    `Cluster status: ugcfs status (page: ${running.nameserver.url}/), metrics: ${o}/metrics. Stop with Ctrl-C.`,
+    '',
+  ].join('\n');
+}
+
+const mod: CommandModule = {
+  summary: 'run everything on one machine: name server, data servers and origin in one process',
+  usage: `ugcfs server [--data DIR] [--port 8080] [--dataservers 3] [--replicas 2]\n\noptions:\n${describeOptions(SERVER_OPTIONS)}`,
+  async run(ctx) {
+    const { config, positionals } = loadConfig(SERVER_OPTIONS, { argv: ctx.argv, env: ctx.env });
+    if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
+    // One destination for every role's logger, so the flush at shutdown covers them all.
+    const destination = pino.destination({ sync: false });
+    const log = createLogger({ name: 'server', level: config.logLevel, destination });
+    const running = await startAllInOne(config, (name) => createLogger({ name, level: config.logLevel, destination }));
+    onShutdown(log, running.closers);
+    ctx.stdout.write(welcome(running, config) + '\n');
+    log.info({ url: running.origin.url, nameserver: running.nameserver.url, dataservers: running.dataservers.map((d) => d.url) }, 'listening');
+    return 'serving';
+  },
+};
+export const { summary, usage, run } = mod;
