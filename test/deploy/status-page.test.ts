@@ -1,0 +1,103 @@
+// The name server's status page (GET /) rendered by a real headless Chromium: it must show
+// the live numbers of GET /status. Needs Debian's `chromium` package; skips without it.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClusterStatus } from '../../src/protocol.ts';
+import { CORPUS, waitFor } from '../helpers/proc.ts';
+import { startAllInOne, type AllInOne } from './all-in-one.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+/** The screenshot is kept for people to look at; its path is printed. */
+export const SCREENSHOT = join(tmpdir(), 'ugcfs-status-page.png');
+
+describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian package chromium)', () => {
+  let s: AllInOne;
+  let profile: string;
+  beforeAll(async () => {
+    s = await startAllInOne({ args: ['--dataservers', '3'] });
+    profile = mkdtempSync(join(tmpdir(), 'ugcfs-chromium-'));
+    const body = readFileSync(join(CORPUS, 'photos', 'Aqua.jpg'));
+    const res = await fetch(`${s.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body });
+    expect(res.status).toBe(201);
+  }, 90_000);
+  afterAll(async () => {
+    await s?.stop();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('shows the data servers, blocks and health that GET /status reports', async () => {
+    const status = await waitFor('three live data servers with the upload counted', async () => {
+      const st = (await (await fetch(`${s.nameserver}/status`)).json()) as ClusterStatus;
+      return st.dataservers.filter((d) => d.alive).length === 3 && st.usedBytes > 0 ? st : undefined;
+    });
+    const { chromium } = await import('playwright-core');
+    // A fresh profile directory per run (playwright passes it as --user-data-dir).
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1200, height: 800 },
+    });
+    try {
+      const page = browser.pages()[0] ?? (await browser.newPage());
+      const res = await page.goto(`${s.nameserver}/`);
+      expect(res?.status()).toBe(200);
+      expect(res?.headers()['content-type']).toMatch(/^text\/html/);
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      console.log(`status page screenshot: ${SCREENSHOT}`);
+
+      expect(await page.getByTestId('dataserver-count').textContent()).toBe(String(status.dataservers.length));
+      expect(await page.getByTestId('alive').textContent()).toBe(`3 / 3`);
+      expect(await page.getByTestId('blocks').textContent()).toBe(String(status.blocks));
+      expect(await page.getByTestId('under-replicated').textContent()).toBe(String(status.underReplicatedBlocks));
+      const rows = await page.locator('tr[data-ds]').evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).innerText));
+      expect(rows).toHaveLength(status.dataservers.length);
+      for (const d of status.dataservers) {
+        const row = rows.find((r) => r.startsWith(d.id));
+        expect(row, `row for ${d.id}`).toBeDefined();
+        expect(row).toContain('alive');
+        expect(row).toContain(d.url);
+      }
+      // Capacity bars are drawn: every data server row has a filled bar whose width is its share.
+      const widths = await page.locator('tr[data-ds] .fill').evaluateAll((els) => els.map((e) => (e as HTMLElement).style.width));
+      expect(widths).toHaveLength(status.dataservers.length);
+      for (const w of widths) expect(w).toMatch(/^\d+(\.\d)?%$/);
+      // No external assets: the page loads nothing but itself.
+      const requests: string[] = [];
+      page.on('request', (r) => requests.push(r.url()));
+      await page.reload();
+      expect(requests).toEqual([`${s.nameserver}/`]);
+      const png = readFileSync(SCREENSHOT);
+      expect(png.subarray(1, 4).toString()).toBe('PNG');
+    } finally {
+      await browser.close();
+    }
+  }, 90_000);
+});
+
+describe('status page access', () => {
+  let s: AllInOne;
+  const secret = 'page-secret-' + Math.random().toString(36).slice(2);
+  beforeAll(async () => {
+    s = await startAllInOne({ args: ['--dataservers', '1', '--replicas', '1'], env: { UGCFS_CLUSTER_SECRET: secret, UGCFS_ADMIN_TOKEN: 'page-admin-token' } });
+  }, 90_000);
+  afterAll(async () => s?.stop());
+
+  it('asks for credentials with a Basic challenge and accepts the admin token or secret as password', async () => {
+    const anon = await fetch(`${s.nameserver}/`);
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get('www-authenticate')).toMatch(/^Basic /);
+    expect(((await anon.json()) as { error: { code: string } }).error.code).toBe('UGCFS_ERR_UNAUTHORIZED');
+    const wrong = await fetch(`${s.nameserver}/`, { headers: { authorization: 'Basic ' + Buffer.from('admin:nope').toString('base64') } });
+    expect(wrong.status).toBe(401);
+    for (const password of ['page-admin-token', secret]) {
+      const ok = await fetch(`${s.nameserver}/`, { headers: { authorization: 'Basic ' + Buffer.from(`admin:${password}`).toString('base64') } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain('data-testid="dataserver-count">1<');
+    }
+    const bearer = await fetch(`${s.nameserver}/`, { headers: { authorization: 'Bearer page-admin-token' } });
+    expect(bearer.status).toBe(200);
+  });
+});
