@@ -29,7 +29,8 @@ export interface SectionResult {
 /**
  * One line printed by another engineer's bench script (bench/dataserver-*.ts, cluster-*,
  * repair-*, origin-*, migrate-*): any stdout line that is a JSON object with a string
- * `metric` and a numeric `value`. Other fields are shown as details.
+ * `metric` and a numeric `value`, or a summary line `{"bench", "summary": true, "ratio"?}`.
+ * Other fields are shown as details.
  */
 export interface ExternalLine {
   metric: string;
@@ -64,6 +65,11 @@ export function parseExternalLines(stdout: string): ExternalLine[] {
     try {
       const j = JSON.parse(line) as Record<string, unknown>;
       if (typeof j.metric === 'string' && typeof j.value === 'number') out.push(j as ExternalLine);
+      // Summary lines ({"bench","summary":true,"ratio",...}) are shown too, keyed by their ratio.
+      else if (j.summary === true) {
+        const { bench, summary: _s, ratio, ...rest } = j;
+        out.push({ metric: `${String(bench ?? 'bench')} summary`, value: typeof ratio === 'number' ? ratio : Number.NaN, unit: typeof ratio === 'number' ? 'x' : '', ...rest });
+      }
     } catch { /* a log line, not a result */ }
   }
   return out;

@@ -29,7 +29,7 @@ export const section: Section = {
       for (const l of lines) {
         const { metric, value, unit, ...rest } = l;
         const details = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ');
-        rows.push([s, metric, Number.isInteger(value) ? value.toLocaleString('en-US') : value.toPrecision(4), unit ?? '', details]);
+        rows.push([s, metric, !Number.isFinite(value) ? '—' : Number.isInteger(value) ? value.toLocaleString('en-US') : value.toPrecision(4), unit ?? '', details]);
       }
     }
     const md = scripts.length
