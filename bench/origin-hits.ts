@@ -23,7 +23,7 @@ if (!tools.wrk || !tools.nginx) {
 }
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-hits-'));
 try {
-  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, env: { UGCFS_LOG_LEVEL: 'warn' } });
+  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true });
   const origin = cluster.origin!.url;
   const staticDir = join(work, 'static');
   mkdirSync(staticDir);
@@ -35,6 +35,7 @@ try {
       const path = `/${fid}?w=400&fmt=${fmt}`;
       const res = await request(origin + path);
       const body = Buffer.from(await res.body.arrayBuffer());
+      if (res.statusCode !== 200) throw new Error(`${path}: HTTP ${res.statusCode} ${body.toString('utf8', 0, 200)}`);
       const name = `${p}.400.${fmt}`;
       writeFileSync(join(staticDir, name), body);
       paths.push({ origin: path, static: `/static/${name}` });

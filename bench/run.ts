@@ -41,7 +41,7 @@ if (unknown.length) {
   process.exit(2);
 }
 const runs = Number(flags.get('--runs') ?? (quick ? 2 : 3));
-const durationS = Number(flags.get('--duration') ?? (quick ? 2 : 5));
+const durationS = Number(flags.get('--duration') ?? (quick ? 2 : 4));
 if (!(runs >= 1) || !(durationS >= 1)) {
   process.stderr.write('bench: --runs and --duration must be positive numbers\n');
   process.exit(2);

@@ -140,6 +140,10 @@ export const section: Section = {
         const figs = await compareReads(ctx, hitTargets, { what: 'variant hits' });
         for (const t of hitTargets) {
           const f = figs.get(t.id)!;
+          if (t.id === 'hit') {
+            const vs = rpsRatio(figs, 'hit', 'nginx');
+            goals.push({ name: 'origin variant cache hits vs nginx static (same bytes)', target: '>= 0.45x', measured: ratio(vs), met: Number.isFinite(vs) ? vs >= 0.45 : undefined });
+          }
           hitRows.push([t.label, f.runs.length ? num(f.rps) : `failed: ${(f.error ?? '').slice(0, 80)}`, micros(f.p50), micros(f.p99), ratio(rpsRatio(figs, t.id, 'nginx')), `${Math.round(f.spread * 100)}%`]);
         }
         data.hits = Object.fromEntries([...figs].map(([k, v]) => [k, v.runs.map((x) => x.rps)]));
