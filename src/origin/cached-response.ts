@@ -16,6 +16,8 @@ export interface CachedResponse extends Sized {
   lastModified: number;
   negotiated: boolean;
   headers: Readonly<Record<string, string>>;
+  /** name/value pairs of a plain 200 cache hit, Content-Length and X-Cache included */
+  hitHeaders: readonly string[];
 }
 
 export function makeResponse(body: Buffer, o: { mime: string; etag: string; lastModified: number; negotiated: boolean; attachment: boolean }): CachedResponse {
@@ -32,7 +34,8 @@ export function makeResponse(body: Buffer, o: { mime: string; etag: string; last
   };
   if (o.negotiated) headers.vary = 'Accept';
   if (o.attachment) headers['content-disposition'] = 'attachment';
-  return { body, mime: o.mime, etag: o.etag, lastModified: o.lastModified, negotiated: o.negotiated, headers, bytes: body.length + 512 };
+  const hitHeaders = Object.entries({ ...headers, 'content-length': String(body.length), 'x-cache': 'HIT' }).flat();
+  return { body, mime: o.mime, etag: o.etag, lastModified: o.lastModified, negotiated: o.negotiated, headers, hitHeaders, bytes: body.length + 1024 };
 }
 
 export interface Answer {

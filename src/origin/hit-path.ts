@@ -102,15 +102,26 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     if (t === null) return false;
     const entry = d.core.peek(t.source, t.key);
     if (entry === undefined) return false;
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    const h = req.headers;
+    if (h['if-none-match'] === undefined && h['if-modified-since'] === undefined && h.range === undefined) {
+      // The common case: a plain 200 with headers laid out when the entry was made.
+      memoryHit.inc();
+      res.writeHead(200, [...entry.hitHeaders, 'x-request-id', id]);
+      if (method === 'HEAD') res.end();
+      else { res.end(entry.body); bytesServed[t.kind].inc(entry.body.length); }
+      count(method, 200, started);
+      return true;
+    }
     let a;
     try {
-      a = answer(entry, req.headers, 'HIT');
+      a = answer(entry, h, 'HIT');
     } catch {
       return false; // e.g. an unsatisfiable Range: the routes render the error
     }
-    const given = req.headers['x-request-id'];
-    a.headers['x-request-id'] = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     memoryHit.inc();
+    a.headers['x-request-id'] = id;
     if (a.body !== undefined) {
       a.headers['content-length'] = String(a.body.length);
       if (method === 'GET') bytesServed[t.kind].inc(a.body.length);
