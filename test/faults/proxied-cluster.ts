@@ -1,0 +1,98 @@
+// A real cluster where every link goes through a TCP proxy (test/helpers/tcp-proxy.ts):
+// clients reach the name server through `nsProxy`; each data server advertises its proxy
+// as --public-url, so clients and peer replicas reach it only through `dsProxies[i]`; and
+// each data server sends its heartbeats through its own `hbProxies[i]`. Cutting one proxy
+// partitions exactly one link. `direct[i]` bypasses the proxies, for checking afterwards.
+import { join } from 'node:path';
+import { callRaw } from '../../src/http-client.ts';
+import { ClusterClient } from '../../src/cluster-client.ts';
+import { DS_ROUTES } from '../../src/protocol.ts';
+import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { start } from '../helpers/proc.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+
+export interface ProxiedCluster {
+  cluster: Cluster;
+  nsProxy: TcpProxy;
+  dsProxies: TcpProxy[];
+  hbProxies: TcpProxy[];
+  /** data servers' own listen URLs (no proxy) */
+  direct: string[];
+  /** a client that goes through the proxies */
+  client: ClusterClient;
+  /** does data server i hold the file? asked directly, past the proxies */
+  holds(i: number, fid: string): Promise<boolean>;
+  proxies(): TcpProxy[];
+  healAll(): void;
+  stop(): Promise<void>;
+}
+
+export async function startProxiedCluster(o: { dataservers?: number; replicas?: number; clientTimeoutMs?: number; blockSize?: number; dataserverArgs?: string[] } = {}): Promise<ProxiedCluster> {
+  const n = o.dataservers ?? 3;
+  const cluster = await startCluster({ dataservers: 0, replicas: o.replicas ?? 2, racks: [''], deadAfterMs: 1500, repairDelayMs: 500 });
+  const nsPort = Number(new URL(cluster.nameserver.url).port);
+  const nsProxy = await startTcpProxy(nsPort);
+  const dsProxies: TcpProxy[] = [];
+  const hbProxies: TcpProxy[] = [];
+  const direct: string[] = [];
+  const env = { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info' };
+  try {
+    const started = [];
+    for (let i = 0; i < n; i++) {
+      const port = await freePort();
+      const dsProxy = await startTcpProxy(port);
+      const hbProxy = await startTcpProxy(nsPort);
+      dsProxies.push(dsProxy);
+      hbProxies.push(hbProxy);
+      direct.push(`http://127.0.0.1:${port}`);
+      started.push(
+        start(
+          [
+            'dataserver',
+            '--data', join(cluster.dir, `ds-${i + 1}`),
+            '--id', `ds-${i + 1}`,
+            '--nameserver', hbProxy.url,
+            '--port', String(port),
+            '--public-url', dsProxy.url,
+            '--block-size', String(o.blockSize ?? 1024 * 1024),
+            '--heartbeat-ms', '100',
+            '--fsync=false',
+            ...(o.dataserverArgs ?? []),
+          ],
+          { env },
+        ),
+      );
+    }
+    const procs = await Promise.all(started);
+    cluster.dataservers.push(...procs);
+    cluster.dsIds.push(...procs.map((_, i) => `ds-${i + 1}`));
+    await cluster.waitForAlive();
+  } catch (err) {
+    await Promise.all([nsProxy, ...dsProxies, ...hbProxies].map((p) => p.close()));
+    await cluster.stop();
+    throw err;
+  }
+  const client = new ClusterClient({ nameserver: nsProxy.url, secret: cluster.secret, timeoutMs: o.clientTimeoutMs ?? 1500, locationTtlMs: 2000 });
+  const all = () => [nsProxy, ...dsProxies, ...hbProxies];
+  return {
+    cluster,
+    nsProxy,
+    dsProxies,
+    hbProxies,
+    direct,
+    client,
+    async holds(i, fid) {
+      const r = await callRaw(direct[i]! + DS_ROUTES.needle.replace(':fid', fid), { method: 'HEAD', secret: cluster.secret, timeoutMs: 5000 });
+      return r.status === 200;
+    },
+    proxies: all,
+    healAll() {
+      for (const p of all()) p.set({ mode: 'pass', delayMs: 0 });
+    },
+    async stop() {
+      await client.close();
+      await Promise.all(all().map((p) => p.close()));
+      await cluster.stop();
+    },
+  };
+}
