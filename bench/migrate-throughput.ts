@@ -58,7 +58,10 @@ try {
       const t0 = process.hrtime.bigint();
       const r = await runCommand(process.execPath, args, { env, timeoutMs: 30 * 60_000 });
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (r.code !== 0) throw new Error(`migrate (${pass}) exited ${r.code}: ${r.stderr.trim().split("\n").find((l) => l.includes("failed:")) ?? r.stderr.slice(-300)}`);
+      if (r.code !== 0) {
+        const failures = (() => { try { return (JSON.parse(r.stdout) as { failures: unknown[] }).failures.slice(0, 3); } catch { return r.stderr.slice(-500); } })();
+        throw new Error(`migrate (${pass}) exited ${r.code}: ${JSON.stringify(failures)}`);
+      }
       const report = JSON.parse(r.stdout) as { copied: number; unchanged: number; failed: number; bytes: number };
       const expected = pass === 'first' ? report.copied : report.unchanged;
       if (expected !== files) throw new Error(`migrate (${pass}) handled ${expected} of ${files} files`);
