@@ -1,5 +1,6 @@
 // startNameserver: the name server role (see nameserver/server.ts for what it holds).
 import { mkdirSync } from 'node:fs';
+import { UgcfsError } from '../src/errors.ts';
 import { assertListenAllowed, listen } from '../src/http-server.ts';
 import { createLogger, type Logger } from '../src/log.ts';
 import type { RunningServer } from '../src/running-server.ts';
@@ -17,7 +18,12 @@ export interface RunningNameserver extends RunningServer {
 export async function startNameserver(config: NameserverConfig, opts: NameserverStartOptions = {}): Promise<RunningNameserver> {
   assertListenAllowed(config.host, config.clusterSecret, 'nameserver');
   const log = opts.log ?? createLogger({ name: 'nameserver', level: config.logLevel });
-  mkdirSync(config.data, { recursive: true });
+  try {
+    mkdirSync(config.data, { recursive: true });
+  } catch (err) {
+    // An unusable --data is bad usage (exit 2), like the data server's.
+    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${config.data} is not a writable directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
   const instance = await createNameserver(config, log);
   let url: string;
   try {
