@@ -68,6 +68,13 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   // (UGCFS_PORT, UGCFS_NAMESERVER, UGCFS_RACK...) must not leak into the embedded roles.
   const shared = { host: config.host, clusterSecret: config.clusterSecret, logLevel: config.logLevel };
   const started: Array<() => Promise<void>> = [];
+  // A taken port is the user's to fix: name the option instead of a bare EADDRINUSE.
+  const portTaken = (option: string, port: number) => (err: unknown): never => {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option ${option}: ${config.host}:${port} is already in use`);
+    }
+    throw err;
+  };
   const stopStarted = async () => {
     for (const c of started.reverse()) await c().catch(() => undefined);
   };
@@ -77,7 +84,7 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
         overrides: { ...shared, data: join(root, 'nameserver'), port: config.nameserverPort, replicas: config.replicas, adminToken: config.adminToken },
       }).config,
       { log: logFor('nameserver') },
-    );
+    ).catch(portTaken('--nameserver-port', config.nameserverPort));
     started.push(() => ns.close());
     const dataservers: RunningAllInOne['dataservers'] = [];
     for (let i = 0; i < config.dataservers; i++) {
@@ -96,7 +103,7 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
           },
         }).config,
         { log: logFor(`dataserver:${id}`) },
-      );
+      ).catch(portTaken('--dataserver-port', config.dataserverPort + i));
       started.push(() => ds.close());
       dataservers.push(ds);
     }
@@ -113,7 +120,7 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
         },
       }).config,
       { log: logFor('origin') },
-    );
+    ).catch(portTaken('--port', config.port));
     return {
       nameserver: ns,
       dataservers,
