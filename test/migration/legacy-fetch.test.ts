@@ -1,0 +1,111 @@
+// The old-origin fetcher's limits, against a real HTTP server that misbehaves on purpose:
+// lying lengths, trickled bodies, redirects, validators, retries.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { fetchLegacy, legacyUrl } from '../../src/origin/legacy-fetch.ts';
+import { withRetries } from '../../cli/migrate/migrate-sources.ts';
+import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
+
+let server: Server;
+let base: string;
+const seen: string[] = [];
+const timers = new Set<NodeJS.Timeout>();
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    seen.push(decodeURIComponent(req.url ?? ''));
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    switch (path) {
+      case '/ok/a b 图.jpg':
+        if (req.headers['if-none-match'] === '"v1"') { res.writeHead(304).end(); return; }
+        res.writeHead(200, { etag: '"v1"', 'last-modified': 'Sat, 01 Jun 2019 00:00:00 GMT' }).end(Buffer.alloc(1000, 7));
+        return;
+      case '/lying-length':
+        // Chunked, no Content-Length: only the streamed count can catch it.
+        res.writeHead(200);
+        for (let i = 0; i < 20; i++) res.write(Buffer.alloc(1000, 1));
+        res.end();
+        return;
+      case '/declared-large':
+        res.writeHead(200, { 'content-length': '5000000' });
+        res.write(Buffer.alloc(10));
+        return; // never finishes; the declared length alone must refuse it
+      case '/trickle': {
+        res.writeHead(200);
+        const t = setInterval(() => res.write('x'), 50);
+        timers.add(t);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
+      case '/redirect':
+        res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere.jpg' }).end();
+        return;
+      case '/gone':
+        res.writeHead(410).end();
+        return;
+      default:
+        res.writeHead(404).end('not here');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const addr = server.address();
+  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+});
+
+afterAll(async () => {
+  for (const t of timers) clearInterval(t);
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+const opts = { timeoutMs: 2000, maxBytes: 10_000 };
+async function code(p: Promise<unknown>): Promise<string> {
+  return p.then(() => 'ok', (e) => (isUgcfsError(e) ? e.code : String(e)));
+}
+
+describe('fetchLegacy', () => {
+  it('fetches by the encoded canonical path and honours validators', async () => {
+    expect(legacyUrl(base + '/', '/ok/a b 图.jpg')).toBe(`${base}/ok/a%20b%20${encodeURIComponent('图')}.jpg`);
+    const r = await fetchLegacy(base, '/ok/a b 图.jpg', opts);
+    expect(r).toMatchObject({ status: 'ok', etag: '"v1"', lastModified: 'Sat, 01 Jun 2019 00:00:00 GMT' });
+    expect(r.status === 'ok' && r.data.length).toBe(1000);
+    expect(await fetchLegacy(base, '/ok/a b 图.jpg', { ...opts, etag: '"v1"' })).toEqual({ status: 'not-modified' });
+  });
+
+  it('keeps the old origin\'s 404 and 410 as not-found', async () => {
+    expect(await fetchLegacy(base, '/nope.jpg', opts)).toEqual({ status: 'not-found', httpStatus: 404 });
+    expect(await fetchLegacy(base, '/gone', opts)).toEqual({ status: 'not-found', httpStatus: 410 });
+  });
+
+  it('refuses oversize bodies whether the length is declared or not, and answers on time', async () => {
+    expect(await code(fetchLegacy(base, '/lying-length', opts))).toBe('UGCFS_ERR_TOO_LARGE');
+    expect(await code(fetchLegacy(base, '/declared-large', opts))).toBe('UGCFS_ERR_TOO_LARGE');
+    // A peer trickling a byte every 50 ms never trips an idle timeout; the overall deadline must.
+    expect(await code(fetchLegacy(base, '/trickle', { timeoutMs: 500, maxBytes: 1_000_000 }))).toBe('UGCFS_ERR_TIMEOUT');
+  });
+
+  it('does not follow redirects, and names an unreachable origin', async () => {
+    expect(await code(fetchLegacy(base, '/redirect', opts))).toBe('UGCFS_ERR_UPSTREAM');
+    expect(seen.some((u) => u.includes('elsewhere'))).toBe(false);
+    expect(await code(fetchLegacy('http://127.0.0.1:1', '/a.jpg', opts))).toBe('UGCFS_ERR_UPSTREAM');
+  });
+});
+
+describe('withRetries', () => {
+  it('retries what may pass and stops at once on what never will', async () => {
+    let calls = 0;
+    const flaky = () => withRetries(2, async () => {
+      calls++;
+      if (calls < 3) throw new UgcfsError('UGCFS_ERR_UPSTREAM', 'down');
+      return 'up';
+    });
+    expect(await flaky()).toBe('up');
+    expect(calls).toBe(3);
+    calls = 0;
+    expect(await code(withRetries(3, async () => { calls++; throw new UgcfsError('UGCFS_ERR_LEGACY_NOT_FOUND'); }))).toBe('UGCFS_ERR_LEGACY_NOT_FOUND');
+    expect(calls).toBe(1);
+    calls = 0;
+    expect(await code(withRetries(1, async () => { calls++; throw new UgcfsError('UGCFS_ERR_TIMEOUT'); }))).toBe('UGCFS_ERR_TIMEOUT');
+    expect(calls).toBe(2);
+  });
+});
