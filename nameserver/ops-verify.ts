@@ -1,0 +1,149 @@
+// verify: every live copy of every block scrubs itself (each record's CRC32-C), and the
+// copies' digests over their live records are compared. A copy with bad records, or one
+// outvoted by the other copies' digest, is damaged. With repair, a damaged copy is replaced
+// from a sound one: onto a server that holds no copy when there is one (the block never has
+// fewer copies than before), else in place.
+import { isUgcfsError } from '../src/errors.ts';
+import type { ScrubResult } from '../src/protocol.ts';
+import type { NameserverContext } from './context.ts';
+import { moveBlock, recopyBlock, scrub } from './ops-block-move.ts';
+import { pool, type OpBody, type OpRun } from './ops-engine.ts';
+import { chooseCopyTarget } from './placement.ts';
+import type { DataserverEntry } from './registry.ts';
+
+export interface Damage {
+  block: number;
+  ds: string;
+  /** 'crc', 'missing', 'index-mismatch'... from scrub; 'digest-mismatch' when outvoted; 'replicas-disagree' when no majority */
+  reason: string;
+  records: number;
+  repaired?: boolean;
+  error?: string;
+}
+
+const MAX_LISTED = 100;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Checked {
+  holder: DataserverEntry;
+  result?: ScrubResult;
+  error?: string;
+}
+
+async function scrubAll(ctx: NameserverContext, holders: DataserverEntry[], block: number): Promise<Checked[]> {
+  const results = await Promise.allSettled(holders.map((h) => scrub(ctx, h, block)));
+  return results.map((r, i) => (r.status === 'fulfilled' ? { holder: holders[i]!, result: r.value } : { holder: holders[i]!, error: (r.reason as Error).message }));
+}
+
+/** Waits (briefly) for a block that another operation or the repairer is working on. */
+async function waitIdle(ctx: NameserverContext, block: number, run: OpRun): Promise<boolean> {
+  const deadline = Date.now() + 30_000;
+  while (ctx.blocks.busyReason(block) !== undefined) {
+    if (run.stopped || Date.now() > deadline) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+/** Finds the damaged copies of one block; `good` are the sound holders in the majority. */
+export async function checkBlock(ctx: NameserverContext, block: number): Promise<{ damage: Damage[]; good: DataserverEntry[]; checked: number; records: number }> {
+  const rec = ctx.blocks.get(block);
+  if (!rec) return { damage: [], good: [], checked: 0, records: 0 };
+  const holders = ctx.blocks.liveHolders(rec);
+  let checked = await scrubAll(ctx, holders, block);
+  const damage: Damage[] = [];
+  const sound = () => checked.filter((c) => c.result && c.result.bad.length === 0 && !ctx.pendingDeletes.owes(c.holder.id, block));
+  const groups = () => {
+    const g = new Map<string, DataserverEntry[]>();
+    for (const c of sound()) g.set(c.result!.digest, [...(g.get(c.result!.digest) ?? []), c.holder]);
+    return [...g.values()].sort((a, b) => b.length - a.length);
+  };
+  if (groups().length > 1) {
+    // A delete landing between two scrubs differs them for a moment; look again before judging.
+    await sleep(300);
+    checked = await scrubAll(ctx, holders, block);
+  }
+  for (const c of checked) {
+    if (c.error !== undefined) {
+      // A copy that vanished under us (moved, dropped) is not damage; an unreadable one is.
+      if (!/BLOCK_NOT_FOUND|not on this data server/.test(c.error)) damage.push({ block, ds: c.holder.id, reason: 'scrub-failed', records: 0, error: c.error });
+    } else if (c.result!.bad.length > 0) {
+      damage.push({ block, ds: c.holder.id, reason: c.result!.bad[0]!.reason, records: c.result!.bad.length });
+    }
+  }
+  const g = groups();
+  let good = g[0] ?? [];
+  if (g.length > 1) {
+    if (g[0]!.length > g[1]!.length) {
+      for (const minority of g.slice(1)) for (const h of minority) damage.push({ block, ds: h.id, reason: 'digest-mismatch', records: 0 });
+    } else {
+      good = [];
+      for (const grp of g) for (const h of grp) damage.push({ block, ds: h.id, reason: 'replicas-disagree', records: 0 });
+    }
+  }
+  const records = Math.max(0, ...checked.map((c) => c.result?.records ?? 0));
+  return { damage, good, checked: checked.length, records };
+}
+
+async function repairCopy(run: OpRun, d: Damage, good: DataserverEntry[]): Promise<void> {
+  const { ctx } = run.env;
+  const source = good[0];
+  if (!source) {
+    d.error = 'no sound copy to repair from';
+    return;
+  }
+  const rec = ctx.blocks.get(d.block);
+  if (!rec) return;
+  const holders = ctx.blocks.liveHolders(rec).filter((h) => h.id !== d.ds);
+  const size = source.reports.get(d.block)?.size ?? 0;
+  const candidates = ctx.registry.alive().filter((x) => !x.draining && !rec.replicas.includes(x.id) && !x.reports.has(d.block));
+  const target = chooseCopyTarget(candidates, holders, { needBytes: size, jitter: 0 });
+  try {
+    const out = target
+      ? await moveBlock(run.env, { block: d.block, from: d.ds, to: target.id, copyFrom: source.id })
+      : await recopyBlock(run.env, d.block, d.ds, source.id);
+    if (out.moved) {
+      d.repaired = true;
+      run.env.ctx.log.info({ block: d.block, bad: d.ds, from: source.id, to: target?.id ?? d.ds }, 'damaged copy replaced');
+    } else d.error = out.reason;
+  } catch (err) {
+    d.error = isUgcfsError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+  }
+}
+
+export function verifyBody(repair: boolean): OpBody {
+  return async (run) => {
+    const { ctx } = run.env;
+    const blocks = ctx.blocks.all().map((r) => r.id);
+    run.setTotal(blocks.length);
+    const damage: Damage[] = [];
+    let replicas = 0;
+    let records = 0;
+    const publish = () => {
+      run.detail('damaged', damage.length);
+      run.detail('repaired', damage.filter((d) => d.repaired).length);
+      run.detail('remaining', damage.filter((d) => !d.repaired).length);
+      run.detail('replicasChecked', replicas);
+      run.detail('records', records);
+      run.detail('damage', damage.slice(0, MAX_LISTED));
+    };
+    publish();
+    await pool(blocks, 2, () => run.stopped, async (block) => {
+      if (!(await waitIdle(ctx, block, run))) {
+        damage.push({ block, ds: '', reason: 'not-checked', records: 0, error: 'block stayed busy' });
+      } else {
+        const found = await checkBlock(ctx, block);
+        replicas += found.checked;
+        records += found.records;
+        damage.push(...found.damage);
+        if (repair) for (const d of found.damage) if (d.reason !== 'not-checked') await repairCopy(run, d, found.good);
+      }
+      publish();
+      await run.step(0);
+    });
+    publish();
+    const repaired = damage.filter((d) => d.repaired).length;
+    const remaining = damage.length - repaired;
+    return `${blocks.length} blocks, ${replicas} copies checked: ${damage.length} damaged, ${repaired} repaired, ${remaining} remaining`;
+  };
+}
