@@ -34,6 +34,7 @@ export interface ClusterOptions {
   /** node flags for the origin process (profiling) */
   originNodeFlags?: string[];
   dataserverNodeFlags?: string[];
+  nameserverNodeFlags?: string[];
 }
 
 export interface Cluster {
@@ -52,7 +53,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   mkdirSync(o.dir, { recursive: true });
   const nsArgs = ['nameserver', '--data', join(o.dir, 'ns'), '--port', '0', '--replicas', String(o.replicas), ...(o.nameserverArgs ?? [])];
   commands.push(`ugcfs ${nsArgs.join(' ')}`);
-  const nameserver = await startUgcfs(nsArgs, { env });
+  const nameserver = await startUgcfs(nsArgs, { env, nodeFlags: o.nameserverNodeFlags });
   const dataservers: Child[] = [];
   const started = [];
   for (let i = 0; i < o.dataservers; i++) {

@@ -11,6 +11,8 @@ import { table, num, micros } from '../markdown.ts';
 import { summarizeProfiles, nowUs, type ProfileSummary } from '../cpu-profile.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET } from '../cluster.ts';
 import { DS_ROUTES } from '../../../src/protocol.ts';
+import { runCommand, RUN_TS, ROOT } from '../spawn.ts';
+import { parseExternalLines } from '../results.ts';
 
 const SIZE = 20 * 1024;
 
@@ -97,6 +99,7 @@ export const section: Section = {
       const cluster = await startCluster({
         dir: join(ctx.work, 'c2'), dataservers: 3, replicas: 2,
         dataserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dsProf],
+        nameserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', nsProf],
         dataserverArgs: ['--fsync=false'],
       });
       try {
@@ -111,11 +114,24 @@ export const section: Section = {
         const s = summarizeProfiles(dsProf, upWindow);
         parts.push(render('Replicated upload (20 KB, replicas 2, fsync off): the three data servers together', s, `${dur} s of 16 concurrent cluster-client writes: ${num(res.opsPerS)} writes/s, p50 ${micros(res.p50)}, p99 ${micros(res.p99)}`));
         data.uploadProfile = s;
+        const ns = summarizeProfiles(nsProf, upWindow);
+        parts.push(render('Replicated upload: the name server (assign)', ns, 'the same run'));
+        data.assignProfile = ns;
       } finally {
         await cluster.stop().catch(() => {});
       }
-      void nsProf;
     }
+
+    // The two hops of a write timed apart: assign at the name server, PUT to the primary.
+    const split: string[][] = [];
+    for (const fsync of ['false', 'true']) {
+      const r = await runCommand(process.execPath, [RUN_TS, join(ROOT, 'bench', 'profile-write-split.ts'), '--replicas', '2', '--fsync', fsync, '--count', ctx.quick ? '50' : '150'], { timeoutMs: 5 * 60_000 });
+      for (const l of parseExternalLines(r.stdout)) split.push([`fsync ${fsync === 'true' ? 'on' : 'off'}`, l.metric.replace('writes/s at concurrency ', ''), num(l.value), String(l.assign), String(l.put)]);
+      if (r.code !== 0) split.push([`fsync ${fsync === 'true' ? 'on' : 'off'}`, 'failed', r.stderr.trim().split('\n').pop() ?? '', '', '']);
+    }
+    commands.push('node bin/run-ts.mjs bench/profile-write-split.ts --replicas 2 --fsync false|true');
+    data.writeSplit = split;
+    parts.push('### A write, hop by hop', '', 'bench/profile-write-split.ts: 20 KB writes with replicas 2 on 3 data servers, the assign and the PUT to the primary (which forwards to the second replica) timed apart, 1 writer and then 16 at once.', '', table(['', 'writers', 'writes/s', 'assign', 'PUT to primary (incl. forward)'], split), '');
     parts.push(FINDINGS);
     return { markdown: parts.join('\n'), goals: [], commands, data };
   },
