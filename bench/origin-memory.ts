@@ -25,7 +25,7 @@ async function get(url: string): Promise<Buffer> {
 
 async function rss(origin: string): Promise<number> {
   const text = (await get(`${origin}/metrics`)).toString('utf8');
-  const line = text.split('\n').find((l) => l.startsWith('ugcfs_process_resident_memory_bytes'));
+  const line = text.split('\n').find((l) => !l.startsWith('#') && l.includes('resident_memory_bytes'));
   return Number(line?.split(' ').pop() ?? NaN);
 }
 
