@@ -7,7 +7,7 @@
 //   npm run bench -- --quick              fewer and shorter runs, for a smoke check
 //   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgv } from '../src/config.ts';
 import { detectTools, missingMessage } from './lib/preflight.ts';
@@ -75,6 +75,8 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
       measuredAt: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
       machine,
       quick,
+      loadEnd: loadavg().map((x) => Math.round(x * 100) / 100),
+      seconds: Math.round((Date.now() - started) / 1000),
       markdown: out.markdown,
       goals: out.goals,
       commands: out.commands,

@@ -52,6 +52,8 @@ export async function compareReads(ctx: BenchContext, targets: readonly Target[]
     }
   }
   const out = new Map<string, TargetFigures>();
+  const cmd = [...runs.values()].flat()[0]?.command;
+  if (cmd) ctx.log(`  (${cmd})`);
   for (const t of targets) {
     const rs = runs.get(t.id)!;
     out.set(t.id, {

@@ -25,7 +25,8 @@ export function renderDoc(results: ResultsFile, intro: string): string {
     out.push('## Goals', '', table(['goal', 'target', 'measured', 'status', 'section'], goals.map((g) => [g.name, g.target, g.measured, goal(g.met), g.section])), '');
   }
   for (const s of sections) {
-    out.push(`## ${s.title}`, '', `Measured ${s.measuredAt}${s.quick ? ' with `--quick` (fewer, shorter runs)' : ''}.`, '', s.markdown.trimEnd(), '');
+    const when = `Measured ${s.measuredAt}${s.quick ? ' with `--quick` (fewer, shorter runs)' : ''}${s.seconds !== undefined ? ` in ${s.seconds} s` : ''}${s.loadEnd ? `; load average at the end ${s.loadEnd.join(' / ')} (2 cores)` : ''}.`;
+    out.push(`## ${s.title}`, '', when, '', s.markdown.trimEnd(), '');
     if (s.commands.length) {
       out.push('<details><summary>Exact commands</summary>', '', '```', ...[...new Set(s.commands)], '```', '', '</details>', '');
     }

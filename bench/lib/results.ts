@@ -18,6 +18,10 @@ export interface SectionResult {
   measuredAt: string;
   machine: MachineInfo;
   quick: boolean;
+  /** 1/5/15-minute load averages when the section ended (the machine is shared) */
+  loadEnd?: number[];
+  /** wall-clock seconds the section took */
+  seconds?: number;
   /** the rendered body: tables and notes */
   markdown: string;
   goals: Goal[];

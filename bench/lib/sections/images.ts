@@ -38,7 +38,7 @@ export const section: Section = {
   title: 'Images: resize misses against bare sharp and nginx image_filter, cache hits against nginx',
   async run(ctx: BenchContext) {
     const jpegs = readdirSync(PHOTOS).filter((f) => f.endsWith('.jpg')).sort();
-    const commands: string[] = [];
+    const commands: string[] = [`wrk -t 2 -c 32 -d ${ctx.durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`];
     const stops: (() => Promise<void>)[] = [];
     const goals: Goal[] = [];
     const data: Record<string, unknown> = {};

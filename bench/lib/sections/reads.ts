@@ -24,7 +24,7 @@ export const section: Section = {
     for (const s of SIZES) writeFiles(dir, s.bytes, count, `${s.bytes}-f`);
     const names = (bytes: number) => Array.from({ length: count }, (_, i) => `${bytes}-f${i}.bin`);
 
-    const commands: string[] = [];
+    const commands: string[] = [`wrk -t 2 -c 32 -d ${ctx.durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`];
     const stops: (() => Promise<void>)[] = [];
     const peers: { nginx?: string; node?: Child; fastify?: Child } = {};
     try {

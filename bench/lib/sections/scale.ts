@@ -65,7 +65,7 @@ export const section: Section = {
     }
     const counts = ctx.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
     const points: Point[] = [];
-    const commands: string[] = [];
+    const commands: string[] = [`wrk -t 2 -c 32 -d ${ctx.durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`];
     for (const count of counts) {
       ctx.log(`  scale: ${count} files`);
       const dir = join(ctx.work, `n${count}`);
