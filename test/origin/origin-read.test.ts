@@ -235,6 +235,23 @@ describe('variants', () => {
     }
   });
 
+  it('re-encodes containers it cannot strip losslessly (AVIF with EXIF)', async () => {
+    const avif = await sharp(corpus('photos/Aqua.jpg')).resize(200).withExif({ IFD0: { Copyright: 'maker-secret-42' } }).avif().toBuffer();
+    expect((await sharp(avif).metadata()).exif).toBeDefined();
+    const f = await upload(origin, avif);
+    const r = await http(`${origin}/${f.fid}`);
+    expect(r.headers['content-type']).toBe('image/avif');
+    expect((await sharp(r.body).metadata()).exif).toBeUndefined();
+    expect(r.body.includes(Buffer.from('maker-secret-42'))).toBe(false);
+  });
+
+  it('answers HEAD of a variant not yet cached with its length', async () => {
+    const h = await http(`${origin}/${jpeg.fid}?w=77`, { method: 'HEAD' });
+    const g = await http(`${origin}/${jpeg.fid}?w=77`);
+    expect([h.status, h.body.length, h.headers['x-cache']]).toEqual([200, 0, 'MISS']);
+    expect(Number(h.headers['content-length'])).toBe(g.body.length);
+  });
+
   it('computes identical concurrent misses once', async () => {
     const before = await metric(origin, 'ugcfs_resizes_total');
     const joinedBefore = await metric(origin, 'ugcfs_cache_lookups_total', 'tier="inflight"');
