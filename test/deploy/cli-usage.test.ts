@@ -1,0 +1,105 @@
+// Bad usage of the server commands: every mistake is one line on stderr naming the option,
+// exit code 2, and nothing starts. Also: the config file and environment are validated the
+// same way as flags, and docs/CONFIGURATION.md matches the option tables.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { run, tempDir } from '../helpers/proc.ts';
+import { CONFIG_DOC, renderConfigReference } from '../../deploy/config-reference.ts';
+import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
+import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
+import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
+import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
+import { flagName, loadConfig, type OptionTable } from '../../src/config.ts';
+import type { UgcfsError } from '../../src/errors.ts';
+
+const tmp = tempDir('ugcfs-usage-');
+afterAll(() => tmp.cleanup());
+const aFile = join(tmp.dir, 'a-file');
+writeFileSync(aFile, 'not a directory');
+const underFile = join(aFile, 'data');
+
+/** stderr without Node's process-warning lines (fastify deprecation notices), which are not ours to print */
+function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.trim() !== '' && !/^\(node:\d+\) |^\(Use `node --trace-warnings/.test(l));
+}
+
+// Each of these spawns a real `ugcfs` process (the exit code and stderr are the interface).
+const cases: Array<{ args: string[]; env?: Record<string, string>; says: RegExp }> = [
+  { args: ['server', '--bogus'], says: /^ugcfs server: unknown option --bogus$/ },
+  { args: ['server', '--dataservers', '2', '--replicas', '3'], says: /^ugcfs server: option --replicas \(3\) must not exceed --dataservers \(2\)$/ },
+  { args: ['server', '--data', underFile, '--port', '0', '--nameserver-port', '0', '--dataserver-port', '0'], says: /^ugcfs server: option --data: .* is not a writable directory \(ENOTDIR\)$/ },
+  { args: ['server'], env: { UGCFS_ORIGIN_PORT: 'eighty' }, says: /^ugcfs server: option --port \(from UGCFS_ORIGIN_PORT\) must be an integer/ },
+  { args: ['nameserver', '--data', underFile, '--port', '0'], says: /^ugcfs nameserver: option --data: .* is not a writable directory \(ENOTDIR\)$/ },
+  { args: ['dataserver', '--port', '0'], says: /^ugcfs dataserver: option --data is required/ },
+  { args: ['dataserver', '--data', underFile, '--port', '0'], says: /^ugcfs dataserver: data directory .* is not a writable directory \(ENOTDIR\)$/ },
+  { args: ['origin', '--port', '0', '--upload-tokens', 'tok-do-not-print', '--cache-bytes', 'lots'], says: /^ugcfs origin: option --cache-bytes .*must be an integer/ },
+  { args: ['origin', '--host', '0.0.0.0', '--port', '0'], says: /^ugcfs origin: origin will not listen on 0\.0\.0\.0 without a cluster secret/ },
+];
+
+describe.concurrent('bad usage of a server command gives one line and exit code 2', () => {
+  it.each(cases)('ugcfs $args.0 $args.1 $args.2', async ({ args, env, says }) => {
+    const r = await run(args, { env, timeoutMs: 60_000 });
+    const lines = errorLines(r.stderr);
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(says);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).not.toContain('tok-do-not-print');
+  });
+
+  it('checks a config file like flags: unknown keys are named', async () => {
+    const unknown = join(tmp.dir, 'unknown.json');
+    writeFileSync(unknown, JSON.stringify({ port: 0, colour: 'blue' }));
+    const a = await run(['server', '--config', unknown]);
+    expect(errorLines(a.stderr)).toEqual([`ugcfs server: option colour in config file ${unknown} is unknown`]);
+    expect(a.code).toBe(2);
+  });
+
+  it('prints usage with every option for --help, exit 0', async () => {
+    const r = await run(['server', '--help']);
+    expect(r.code).toBe(0);
+    for (const key of Object.keys(SERVER_OPTIONS)) expect(r.stdout).toContain(flagName(key));
+  });
+});
+
+// The same validation in-process, for every role table (no process start needed).
+describe('every role validates flags, environment and config file with a message naming the option', () => {
+  const bad = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      expect((err as UgcfsError).code).toBe('UGCFS_ERR_BAD_USAGE');
+      return (err as Error).message;
+    }
+    throw new Error('expected a usage error');
+  };
+  it.each([
+    [SERVER_OPTIONS, ['--port', '99999'], {}, /option --port \(from command line\) must be between 0 and 65535/],
+    [SERVER_OPTIONS, ['--port'], {}, /option --port needs a value/],
+    [NAMESERVER_OPTIONS, ['--port', '0'], {}, /option --data is required/],
+    [NAMESERVER_OPTIONS, ['--data', 'x', '--replicas', 'two'], {}, /option --replicas .*must be an integer/],
+    [NAMESERVER_OPTIONS, ['--data', 'x', '--log-level', 'loud'], {}, /option --log-level .*must be one of/],
+    [DATASERVER_OPTIONS, ['--data', 'x', '--nameserver', 'ftp://x'], {}, /option --nameserver .*http\(s\) URL/],
+    [DATASERVER_OPTIONS, ['--data', 'x'], { UGCFS_FSYNC: 'perhaps' }, /option --fsync \(from UGCFS_FSYNC\) must be true or false/],
+    [ORIGIN_OPTIONS, ['--port', 'abc'], {}, /option --port .*must be an integer/],
+    [ORIGIN_OPTIONS, ['--config', join(tmp.dir, 'missing.json')], {}, /option --config: cannot read JSON config file/],
+  ] as Array<[OptionTable, string[], Record<string, string>, RegExp]>)('%#', (table, argv, env, says) => {
+    expect(bad(() => loadConfig(table, { argv, env }))).toMatch(says);
+  });
+
+  it('takes values from a config file, below env and flags', () => {
+    const file = join(tmp.dir, 'ds.json');
+    writeFileSync(file, JSON.stringify({ data: '/srv/ds', rack: 'r9', port: 7100, blockSize: '64M' }));
+    const { config } = loadConfig(DATASERVER_OPTIONS, { argv: ['--config', file, '--port', '7200'], env: { UGCFS_RACK: 'r8' } });
+    expect([config.data, config.rack, config.port, config.blockSize]).toEqual(['/srv/ds', 'r8', 7200, 64 * 1024 * 1024]);
+    writeFileSync(file, JSON.stringify({ replicas: 0 }));
+    expect(bad(() => loadConfig(NAMESERVER_OPTIONS, { argv: ['--data', 'x', '--config', file] }))).toBe('option --replicas (from config file) must be between 1 and 8, got 0');
+  });
+});
+
+describe('docs/CONFIGURATION.md', () => {
+  it('is generated from the current option tables (run `npm run docs:config` after changing one)', () => {
+    expect(readFileSync(CONFIG_DOC, 'utf8')).toBe(renderConfigReference());
+  });
+});
