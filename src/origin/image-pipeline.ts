@@ -3,6 +3,7 @@
 // served bytes metadata-free, and rendering variants (auto-orient, resize, sRGB, encode).
 // PIPELINE_VERSION is part of every variant ETag and cache key: bump it whenever output
 // bytes for the same URL change, so caches and CDNs never mix old and new renderings.
+import { availableParallelism } from 'node:os';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { UgcfsError } from '../errors.ts';
 import { IMAGE_MIME, sniffImage, type ImageFormat } from './media-type.ts';
@@ -191,7 +192,7 @@ export async function renderVariant(source: Buffer, v: Variant, limits: Pipeline
 export function tuneSharp(resizeConcurrency: number): void {
   // Each job gets a share of the cores instead of every job grabbing all of them; the
   // operation cache only helps repeated identical pipelines, which our own caches absorb.
-  const cores = Math.max(1, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2);
+  const cores = Math.max(1, availableParallelism());
   sharp.concurrency(Math.max(1, Math.floor(cores / resizeConcurrency)));
   sharp.cache(false);
 }
