@@ -1,6 +1,7 @@
 // The read path: one index lookup (usually from the cache) and one positioned read of
 // exactly the record's bytes. The counters ugcfs_index_lookups_total and
 // ugcfs_block_preads_total move by one each per read, which is how tests prove it.
+import { read } from 'node:fs';
 import { UgcfsError } from '../src/errors.ts';
 import type { Block } from './block.ts';
 import { decodeNeedle, isTombstone, type Needle } from './needle.ts';
@@ -21,7 +22,7 @@ export async function readNeedle(b: Block, ctx: StoreContext, key: bigint, cooki
       // A wrong cookie is answered exactly like a missing file, so ids cannot be probed.
       if (!e || e.cookie !== cookie) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
       const buf = Buffer.allocUnsafe(e.length);
-      const { bytesRead } = await file.fh.read(buf, 0, e.length, e.offset);
+      const bytesRead = await pread(file.fh.fd, buf, e.offset);
       ctx.metrics?.blockPreads.inc();
       const where = `block ${b.id} offset ${e.offset}`;
       if (bytesRead !== e.length) throw new UgcfsError('UGCFS_ERR_CORRUPT', `record at ${where} is cut short`);
@@ -41,4 +42,14 @@ export async function readNeedle(b: Block, ctx: StoreContext, key: bigint, cooki
       file.unpin();
     }
   }
+}
+
+/**
+ * fs.read on the raw descriptor: measurably cheaper per call than FileHandle.read, which
+ * matters on the hot path (the BlockFile pin keeps the descriptor open meanwhile).
+ */
+function pread(fd: number, buf: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
 }

@@ -148,16 +148,17 @@ export class BlockStore {
     return true;
   }
 
-  async put(blockId: number, meta: NeedleMeta, data: Buffer): Promise<PutResult> {
+  /** `dataCrc` is the CRC32-C of `data` when the caller already computed it. */
+  async put(blockId: number, meta: NeedleMeta, data: Buffer, dataCrc?: number): Promise<PutResult> {
     this.assertOpen();
     const b = this.block(blockId);
     const refusal = b.writeRefusal();
     if (refusal) throw new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${blockId} is ${refusal}`);
-    const bytes = encodeNeedle(meta, data);
+    const crc = dataCrc ?? crc32c(data);
+    const bytes = encodeNeedle(meta, data, 0, crc);
     if (bytes.length > this.ctx.blockSize) {
       throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `a ${data.length}-byte file does not fit a ${this.ctx.blockSize}-byte block`);
     }
-    const crc = crc32c(data);
     if (b.pendingKeys.has(meta.key)) throw new UgcfsError('UGCFS_ERR_DUPLICATE_KEY', `key ${meta.key} is being written`);
     b.pendingKeys.add(meta.key);
     try {

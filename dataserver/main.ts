@@ -11,6 +11,7 @@ import { BlockStore } from './block-store.ts';
 import type { DataserverConfig } from './config.ts';
 import { startHeartbeat, type HeartbeatLoop } from './heartbeat.ts';
 import { registerDataserverRoutes } from './http-api.ts';
+import { installNeedleReadRoute } from './needle-read-route.ts';
 
 export interface DataserverStartOptions {
   log?: Logger;
@@ -87,6 +88,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   }
   const openStore = store;
   registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log });
+  const readRoute = installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log });
 
   let url: string;
   try {
@@ -118,6 +120,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     heartbeat,
     close() {
       closing ??= (async () => {
+        readRoute.stop();
         await heartbeat.stop();
         await server.app.close();
         await openStore.close();

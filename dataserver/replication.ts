@@ -49,7 +49,7 @@ export async function replicatedPut(
     [HEADERS.crc]: String(w.crc),
   };
   const [local, ...remote] = await Promise.all([
-    settle(ctx.store.put(w.block, w.meta, w.data)),
+    settle(ctx.store.put(w.block, w.meta, w.data, w.crc)),
     ...w.replicas.map((url) =>
       settle(callRaw(needleUrl(url, w.fid), { method: 'PUT', body: w.data, headers, secret: ctx.secret, timeoutMs: ctx.timeoutMs }).then(expectOk)),
     ),

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { decodeHeader, decodeNeedle, encodeNeedle, encodeTombstone, isTombstone, needleLength, NEEDLE_MAGIC } from '../../dataserver/needle.ts';
+import { crc32cCombine } from '../../dataserver/crc-combine.ts';
 import { decodeEntry, decodeEntryKey, decodeMeta, encodeEntry, encodeMeta, entryKey, metaKey } from '../../dataserver/needle-index.ts';
 
 const META = { key: 0x01020304050607n, cookie: 0xdeadbeef, uploadTime: 1700000000000, mime: 'image/jpeg', owner: 'u1' };
@@ -120,5 +121,17 @@ describe('index v1 golden bytes', () => {
     const v = encodeMeta(m);
     expect(v.toString('hex')).toBe('0103000000020000001000000000000a00000000a000000000002000');
     expect(decodeMeta(v)).toEqual(m);
+  });
+});
+
+describe('CRC32-C combine', () => {
+  it('equals the CRC of the concatenation', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 5000 }), (a, b) => {
+        expect(crc32cCombine(crc32c(a), crc32c(b), b.length)).toBe(crc32c(Buffer.concat([a, b])));
+      }),
+    );
+    const big = Buffer.alloc(3 << 20, 7);
+    expect(crc32cCombine(crc32c('head'), crc32c(big), big.length)).toBe(crc32c(Buffer.concat([Buffer.from('head'), big])));
   });
 });
