@@ -7,9 +7,11 @@ import type { Section, BenchContext } from '../context.ts';
 import { runWrk, type WrkResult } from '../wrk.ts';
 import { median } from '../stats.ts';
 import { table, num, bytes } from '../markdown.ts';
-import { rolesAvailable, startCluster, clientWriter, type Cluster } from '../cluster.ts';
-import { ROOT } from '../spawn.ts';
-import { callRaw } from '../../../src/http-client.ts';
+import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
+import { ROOT, startUgcfs } from '../spawn.ts';
+import { callRaw, callJson } from '../../../src/http-client.ts';
+import { NS_ROUTES, type Operation } from '../../../src/protocol.ts';
+import { ClusterClient } from '../../../src/cluster-client.ts';
 
 const FILE_SIZE = 200 * 1024;
 const BLOCK_SIZE = 16 * 2 ** 20;
@@ -34,6 +36,30 @@ function readWhile(ctx: BenchContext, url: string, paths: string[], stop: () => 
     while (!stop()) out.push(await runWrk({ wrk: ctx.tools.wrk!, url, paths, durationS: 1 }));
     return out;
   })();
+}
+
+interface OpOutcome {
+  op: Operation;
+  secs: number;
+  during: WrkResult[];
+}
+
+/** Starts a name-server operation and follows it to the end, reading in the foreground meanwhile. */
+async function runOperation(ctx: BenchContext, cluster: Cluster, body: Record<string, unknown>, readPaths: string[]): Promise<OpOutcome> {
+  let done = false;
+  const t0 = Date.now();
+  const started = await callJson<Operation>(cluster.nameserver.url + NS_ROUTES.ops, { method: 'POST', body, secret: SECRET });
+  const during = cluster.origin && readPaths.length ? readWhile(ctx, cluster.origin.url, readPaths, () => done) : Promise.resolve([]);
+  let op = started;
+  const deadline = Date.now() + 10 * 60_000;
+  while (op.state === 'running' || op.state === 'planned') {
+    if (Date.now() > deadline) throw new Error(`${String(body.kind)} did not finish within 10 minutes`);
+    await new Promise((r) => setTimeout(r, 100));
+    op = await callJson<Operation>(cluster.nameserver.url + NS_ROUTES.op.replace(':id', encodeURIComponent(started.id)), { secret: SECRET });
+  }
+  const secs = ((op.finishedAt ?? Date.now()) - (op.startedAt ?? t0)) / 1000;
+  done = true;
+  return { op, secs, during: await during };
 }
 
 const rate = (rs: WrkResult[]) => (rs.length ? rs.reduce((n, r) => n + r.requests - r.non2xx, 0) / rs.length : Number.NaN);
@@ -121,6 +147,49 @@ export const section: Section = {
         cluster.origin ? `${num(fgDuring)} req/s during vs ${num(fgBase)} before (${((fgDuring / fgBase) * 100).toFixed(0)}%)` : 'not measured',
       ]);
       data.rereplication = { lostBytes, copied, repairSecs, detectSecs: (tDetect - tKill) / 1000, mbps, fgBase, fgDuring, slices: duringRuns.length };
+
+      // Rebalance: an empty data server joins the three survivors; the name server moves
+      // blocks onto it (default move concurrency, no rate limit).
+      if (existsSync(join(ROOT, 'cli', 'commands', 'rebalance.ts'))) {
+        try {
+          const args = ['dataserver', '--data', join(ctx.work, 'cluster', 'ds-new'), '--nameserver', cluster.nameserver.url, '--port', '0', '--rack', 'r9', '--heartbeat-ms', '200', '--block-size', String(BLOCK_SIZE), '--fsync=false'];
+          const fresh = await startUgcfs(args, { env: cluster.env });
+          cluster.dataservers.push(fresh);
+          const until = Date.now() + 20_000;
+          while (!(await cluster.status()).dataservers.some((d) => d.url === fresh.url && d.alive)) {
+            if (Date.now() > until) throw new Error('the new data server did not register');
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          const r = await runOperation(ctx, cluster, { kind: 'rebalance' }, paths);
+          const mb = r.op.bytesDone / 2 ** 20;
+          rows.push([`rebalance onto a new, empty data server (${r.op.done}/${r.op.total} block moves, ${r.op.state})`, bytes(r.op.bytesDone), `${r.secs.toFixed(1)} s`, `${(mb / r.secs).toFixed(1)} MB/s`, cluster.origin ? `${num(rate(r.during))} req/s during (${((rate(r.during) / fgBase) * 100).toFixed(0)}% of before)` : 'not measured']);
+          data.rebalance = { op: r.op, secs: r.secs, fgDuring: rate(r.during) };
+        } catch (err) {
+          rows.push(['rebalance', `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
+        }
+      }
+
+      // Compaction: delete every other file, then compact every block past 10% deleted.
+      if (existsSync(join(ROOT, 'cli', 'commands', 'compact.ts'))) {
+        try {
+          const client = new ClusterClient({ nameserver: cluster.nameserver.url, secret: SECRET });
+          const keep: string[] = [];
+          for (let i = 0; i < fids.length; i++) {
+            if (i % 2) await client.delete(fids[i]!);
+            else keep.push(fids[i]!);
+          }
+          await client.close();
+          await new Promise((r) => setTimeout(r, 800));
+          const s = await cluster.status();
+          const scanned = s.dataservers.filter((d) => d.alive).reduce((n, d) => n + d.usedBytes, 0);
+          const r = await runOperation(ctx, cluster, { kind: 'compact', threshold: 0.1 }, keep.map((f) => `/${f}`));
+          const reclaimed = Number((r.op.details as { reclaimedBytes?: number } | undefined)?.reclaimedBytes ?? r.op.bytesDone);
+          rows.push([`compaction after deleting half the files (${r.op.done} block copies, ${r.op.state})`, `${bytes(scanned)} scanned, ${bytes(reclaimed)} reclaimed`, `${r.secs.toFixed(1)} s`, `${(scanned / 2 ** 20 / r.secs).toFixed(1)} MB/s scanned`, cluster.origin ? `${num(rate(r.during))} req/s during (${((rate(r.during) / fgBase) * 100).toFixed(0)}% of before)` : 'not measured']);
+          data.compaction = { op: r.op, secs: r.secs, scanned, reclaimed, fgDuring: rate(r.during) };
+        } catch (err) {
+          rows.push(['compaction', `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
+        }
+      }
     } catch (err) {
       rows.push(['re-replication after SIGKILL of 1 of 4 data servers', `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
     } finally {
@@ -133,6 +202,8 @@ export const section: Section = {
       `A cluster of 1 name server and 4 data servers (replicas 2, ${BLOCK_SIZE / 2 ** 20} MiB blocks, heartbeats every 200 ms, dead after 1.5 s, repair delay 0, default repair concurrency), ${files} files of ${FILE_SIZE / 1024} KB. One data server is SIGKILLed; the time runs from the name server declaring it dead to \`underReplicatedBlocks\` returning to 0 (polled every 100 ms). Bytes are the survivors' \`ugcfs_block_copy_bytes_total{direction="in"}\`. Foreground reads: wrk on an origin with its caches off (so every read reaches a data server and some fail over from the dead one), in 1 s slices while the repair runs, against a ${ctx.durationS} s run just before the kill.`,
       '',
       table(['operation', 'bytes', 'time', 'speed', 'foreground reads'], rows),
+      '',
+      'Then, on the same cluster: an empty data server is started and a rebalance (POST /ops {"kind":"rebalance"}, what `ugcfs rebalance` sends) moves blocks onto it; its speed is the operation\'s own `bytesDone` over its duration. Last, every other file is deleted and a compaction (threshold 0.1) rewrites the blocks; its speed is the bytes of the blocks it went through over its duration. Foreground reads for both are measured as for the repair (only files still live during compaction).',
       '',
       ...notes,
     ].join('\n');
