@@ -79,7 +79,7 @@ ${describeOptions(MIGRATE_OPTIONS)}
     const stateFile = stateFileName(resolve(config.state || '.'), identity);
     const source: Source = fromUrl
       ? urlSource({ base: config.fromUrl, listFile: config.list, prefix, maxBytes: config.maxUploadBytes, timeoutMs: config.timeoutMs, retries: config.retries })
-      : await treeSource(dir, prefix, config.maxUploadBytes, new Set([stateFile, `${stateFile}.tmp`]));
+      : await treeSource(dir, prefix, config.maxUploadBytes);
 
     const store = await openMigrateStore(config);
     const state = config.dryRun ? MigrateState.none() : MigrateState.open(stateFile);

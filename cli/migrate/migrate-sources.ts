@@ -7,6 +7,7 @@ import { joinLegacyPath, legacyPathFromUrl } from '../../src/legacy-path.ts';
 import { fetchLegacy } from '../../src/origin/legacy-fetch.ts';
 import type { MigrateItem, PreOutcome } from './migrate-run.ts';
 import { readTreeFile, walkTree } from './tree-walk.ts';
+import { STATE_FILE_PREFIX } from './migrate-state.ts';
 
 export interface Source {
   items: MigrateItem[];
@@ -17,8 +18,9 @@ function reason(err: unknown): string {
   return isUgcfsError(err) ? `${err.message} (${err.code})` : (err as Error).message;
 }
 
-export async function treeSource(dir: string, prefix: string, maxBytes: number, exclude: ReadonlySet<string>): Promise<Source> {
-  const { entries } = await walkTree(dir, exclude);
+export async function treeSource(dir: string, prefix: string, maxBytes: number): Promise<Source> {
+  // A state file kept inside the tree (the default when migrating the current directory) is not content.
+  const { entries } = await walkTree(dir, (name) => name.startsWith(STATE_FILE_PREFIX));
   const items: MigrateItem[] = [];
   const pre: PreOutcome[] = [];
   const seen = new Map<string, string>();

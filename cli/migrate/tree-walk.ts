@@ -15,8 +15,8 @@ export type WalkEntry =
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Lists the tree under `root` in sorted order; `exclude` holds absolute paths to leave out (the state file). */
-export async function walkTree(root: string, exclude: ReadonlySet<string> = new Set()): Promise<{ root: string; entries: WalkEntry[] }> {
+/** Lists the tree under `root` in sorted order; names `skip` accepts are left out silently (migrate's own state files). */
+export async function walkTree(root: string, skip: (name: string) => boolean = () => false): Promise<{ root: string; entries: WalkEntry[] }> {
   let realRoot: string;
   try {
     realRoot = await fsp.realpath(root);
@@ -25,11 +25,11 @@ export async function walkTree(root: string, exclude: ReadonlySet<string> = new 
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `${root} is not a readable directory (${(err as Error).message})`);
   }
   const entries: WalkEntry[] = [];
-  await walkDir(realRoot, realRoot, '', exclude, entries);
+  await walkDir(realRoot, realRoot, '', skip, entries);
   return { root: realRoot, entries };
 }
 
-async function walkDir(realRoot: string, absDir: string, relDir: string, exclude: ReadonlySet<string>, out: WalkEntry[]): Promise<void> {
+async function walkDir(realRoot: string, absDir: string, relDir: string, skip: (name: string) => boolean, out: WalkEntry[]): Promise<void> {
   let names: Buffer[];
   try {
     names = await fsp.readdir(absDir, { encoding: 'buffer' });
@@ -50,7 +50,7 @@ async function walkDir(realRoot: string, absDir: string, relDir: string, exclude
     }
     const abs = join(absDir, name);
     const rel = relDir ? `${relDir}/${name}` : name;
-    if (exclude.has(abs)) continue;
+    if (skip(name)) continue;
     let st;
     try {
       st = await fsp.lstat(abs);
@@ -59,7 +59,7 @@ async function walkDir(realRoot: string, absDir: string, relDir: string, exclude
       continue;
     }
     if (st.isDirectory()) {
-      await walkDir(realRoot, abs, rel, exclude, out);
+      await walkDir(realRoot, abs, rel, skip, out);
     } else if (st.isFile()) {
       out.push({ kind: 'file', rel, abs });
     } else if (st.isSymbolicLink()) {

@@ -153,6 +153,20 @@ describe('ugcfs migrate DIR', () => {
     expect(sha((await get('/' + remapped.fid)).body)).toBe(sha(changed));
   });
 
+  it('keeps its state file out of the tree it migrates, and needs the cluster secret', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', tree, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ total: 10, copied: 0, unchanged: 7 });
+    }
+    const anon = await fetch(`${cluster.nameserver.url}/legacy?path=/uploads/2019/05/a.jpg`);
+    expect(anon.status).toBe(401);
+    const wrong = await cluster.cli(['migrate', tree, '--prefix', '/uploads'], { env: { UGCFS_CLUSTER_SECRET: 'not-the-secret' } });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    expect(wrong.stderr).toMatch(/UGCFS_ERR_UNAUTHORIZED/);
+  });
+
   it('answers bad usage with exit code 2 and one line', async () => {
     for (const args of [['migrate'], ['migrate', tree, '--prefix', '/../x'], ['migrate', tree, '--from-url', 'http://127.0.0.1:1', '--list', 'x'], ['migrate', tree, '--concurrency', '0'], ['migrate', '--from-url', 'http://127.0.0.1:1']]) {
       const r = await cluster.cli(args);
