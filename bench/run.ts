@@ -79,7 +79,7 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
       seconds: Math.round((Date.now() - started) / 1000),
       markdown: out.markdown,
       goals: out.goals,
-      commands: out.commands,
+      commands: [`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`, ...out.commands],
       data: out.data,
     };
     saveResults(resultsPath, results);
