@@ -6,7 +6,7 @@ import type { Section, BenchContext } from '../context.ts';
 import type { Goal } from '../results.ts';
 import { SIZES, writeFiles } from '../dataset.ts';
 import { startNginx } from '../nginx.ts';
-import { startPeer, type Child } from '../spawn.ts';
+import { startPeer, startUgcfs, type Child } from '../spawn.ts';
 import { compareReads, rpsRatio, type Target, type TargetFigures } from '../compare.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
@@ -49,14 +49,13 @@ export const section: Section = {
       let ugcfsNote = '';
       if (roles.nameserver && roles.dataserver) {
         try {
-          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: roles.origin, dataserverArgs: [] });
+          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: roles.origin });
           stops.unshift(() => cluster!.stop());
           commands.push(...cluster.commands);
           const w = await clientWriter(cluster.nameserver.url);
           for (const s of SIZES) for (const n of names(s.bytes)) fids.set(n, await w.put(readFileSync(join(dir, n)), 'application/octet-stream'));
           await w.close?.();
           if (roles.origin) {
-            const { startUgcfs } = await import('../spawn.ts');
             const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--memory-cache-bytes', '0', '--cache-bytes', '0'];
             missOrigin = await startUgcfs(args, { env: cluster.env });
             stops.unshift(() => missOrigin!.stop());
