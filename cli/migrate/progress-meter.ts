@@ -30,7 +30,7 @@ export function progressMeter(out: Writable & { isTTY?: boolean; columns?: numbe
     const frac = p.total ? p.done / p.total : 1;
     const filled = Math.round(frac * BAR);
     const text = `[${'#'.repeat(filled)}${'-'.repeat(BAR - filled)}] ${line(p)}`;
-    out.write(`\r\x1b[2K${text.slice(0, Math.max(20, (out.columns ?? 120) - 1))}`);
+    out.write(`\r\x1b[2K${text.slice(0, Math.max(20, (out.columns || 120) - 1))}`);
     drawn = true;
   };
 
