@@ -132,6 +132,7 @@ export class ClusterClient {
   private readonly attempts: number;
   private readonly replicas: number | undefined;
   private readonly locations = new Map<number, CachedLocation>();
+  private readonly rings = new Map<string, HashRingLike>();
 
   constructor(opts: ClusterClientOptions) {
     this.nameserver = opts.nameserver.replace(/\/+$/, '');
@@ -232,15 +233,27 @@ export class ClusterClient {
       const oldest = this.locations.keys().next().value;
       if (oldest !== undefined) this.locations.delete(oldest);
     }
-    const ring = loc.replicas.length > 1 ? new HashRing(loc.replicas.map((r) => r.id)) : undefined;
-    this.locations.set(loc.block, { loc, at: Date.now(), ring });
+    this.locations.set(loc.block, { loc, at: Date.now(), ring: undefined });
+  }
+
+  /** Rings are costly to build and many blocks share a replica set, so they are shared by set. */
+  private ringFor(replicas: DsRef[]): HashRingLike {
+    const key = replicas.map((r) => r.id).sort().join(',');
+    let ring = this.rings.get(key);
+    if (!ring) {
+      if (this.rings.size >= 256) this.rings.clear();
+      ring = new HashRing(replicas.map((r) => r.id));
+      this.rings.set(key, ring);
+    }
+    return ring;
   }
 
   /** Replicas in the order to try for this fid: its hashring owner first. */
   private order(block: number, fid: string): DsRef[] {
     const c = this.locations.get(block);
     if (!c) return [];
-    if (!c.ring) return [...c.loc.replicas];
+    if (c.loc.replicas.length < 2) return [...c.loc.replicas];
+    c.ring ??= this.ringFor(c.loc.replicas);
     const ids = c.ring.range(fid, c.loc.replicas.length, true);
     const byId = new Map(c.loc.replicas.map((r) => [r.id, r]));
     const out = ids.map((id) => byId.get(id)).filter((r): r is DsRef => r !== undefined);

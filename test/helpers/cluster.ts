@@ -43,8 +43,6 @@ export interface ClusterOptions {
   dataserverArgs?: string[];
   /** extra environment for every process */
   env?: Record<string, string>;
-  /** log level of the processes (default 'info'; set UGCFS_LOG_LEVEL to override) */
-  logLevel?: string;
 }
 
 export interface Cluster {
@@ -100,7 +98,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const port = await freePort();
   const nsUrl = `http://127.0.0.1:${port}`;
   const env: Record<string, string> = {
-    UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? opts.logLevel ?? 'info',
+    // 'info' at least: readiness is the "listening" info line
+    UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info',
     ...(opts.env ?? {}),
     UGCFS_CLUSTER_SECRET: secret,
   };
