@@ -207,8 +207,9 @@ export class OriginCore {
       this.d.metrics.resizes.inc({ format: r.format });
       return r;
     });
-    const id = sourceId(s);
-    const etag = `"${s.kind === 'fid' ? s.fid : 'L' + shortHash(id)}.${shortHash(v.key)}.v${PIPELINE_VERSION}"`;
+    // Bytes from outside the cluster (legacy read-through) may change, so their variants
+    // are tagged by the source's content, not its path.
+    const etag = `"${s.kind === 'fid' ? s.fid : 'L' + shortHash(original.etag)}.${shortHash(v.key)}.v${PIPELINE_VERSION}"`;
     const entry = makeResponse(rendered.data, { mime: rendered.mime, etag, lastModified: original.lastModified, negotiated: v.negotiated, attachment: false });
     const alive = () => !(s.kind === 'fid' && this.isDead(s.fid));
     if (alive()) {
