@@ -1,0 +1,143 @@
+// Follows README.md on a fresh clone: the set-up command, then every shell block of the
+// five-minute walkthrough, run as written against the started system.
+//
+// Deviations, all about sharing this machine: `npm install` runs as
+// `npm install --prefer-offline --no-audit --no-fund` after copying this checkout's
+// node_modules into the clone (no network, seconds instead of minutes); `npm start` gets
+// UGCFS_ORIGIN_PORT/UGCFS_NAMESERVER_PORT/UGCFS_DATASERVER_PORT=0 so it cannot collide with
+// other tests, and the walkthrough's http://127.0.0.1:8080 is replaced by the port it got
+// (UGCFS_NAMESERVER points the admin CLI at the name server the same way).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CORPUS, ROOT, tempDir } from '../helpers/proc.ts';
+
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** The fenced ```sh blocks of a markdown text, in order. */
+export function shellBlocks(md: string): string[] {
+  return [...md.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+}
+
+/** The markdown between `## <title>` and the next `## ` heading. */
+export function section(md: string, title: string): string {
+  const start = md.indexOf(`\n## ${title}\n`);
+  if (start < 0) throw new Error(`README has no section "${title}"`);
+  const rest = md.slice(start + 1);
+  const next = rest.indexOf('\n## ', 1);
+  return next < 0 ? rest : rest.slice(0, next);
+}
+
+describe('README', () => {
+  it('keeps the two set-up commands as its first two code blocks', () => {
+    const blocks = [...README.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => m[2]!.trim());
+    expect(blocks.slice(0, 2)).toEqual(['npm install && npm start', 'npm install && npm test']);
+  });
+
+  it('links only to files that exist', () => {
+    const links = [...README.matchAll(/\]\(((?!https?:)[^)#]+)\)/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(3);
+    for (const l of links) expect(existsSync(join(ROOT, l)), l).toBe(true);
+  });
+});
+
+describe('README on a fresh clone', () => {
+  const tmp = tempDir('ugcfs-readme-');
+  const clone = join(tmp.dir, 'ugcfs');
+  let server: ChildProcess | undefined;
+  const out: string[] = [];
+  let origin = '';
+  let nameserver = '';
+
+  beforeAll(async () => {
+    const git = spawnSync('git', ['clone', '--quiet', ROOT, clone], { encoding: 'utf8' });
+    expect(git.status, git.stderr).toBe(0);
+    const [install, startCmd] = shellBlocks(section(README, 'Set up'))[0]!.trim().split(/\s*&&\s*/);
+    expect(install).toBe('npm install');
+    expect(startCmd).toBe('npm start');
+    expect(spawnSync('cp', ['-a', join(ROOT, 'node_modules'), join(clone, 'node_modules')]).status).toBe(0);
+    const npmInstall = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: clone, encoding: 'utf8', timeout: 240_000 });
+    expect(npmInstall.status, npmInstall.stderr).toBe(0);
+
+    // detached: npm start runs node under a shell; the group is signalled as a whole.
+    server = spawn('npm', ['start'], {
+      cwd: clone,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, UGCFS_ORIGIN_PORT: '0', UGCFS_NAMESERVER_PORT: '0', UGCFS_DATASERVER_PORT: '0', UGCFS_LOG_LEVEL: 'info' },
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`npm start did not become ready:\n${out.slice(-30).join('\n')}`)), 120_000);
+      let buf = '';
+      const onData = (d: Buffer) => {
+        buf += d.toString('utf8');
+        const lines = buf.split('\n');
+        buf = lines.pop()!;
+        for (const line of lines) {
+          out.push(line);
+          if (!line.startsWith('{')) continue;
+          const j = JSON.parse(line) as Record<string, unknown>;
+          if (j.msg === 'listening' && typeof j.nameserver === 'string') {
+            origin = String(j.url);
+            nameserver = j.nameserver;
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      };
+      server!.stdout!.on('data', onData);
+      server!.stderr!.on('data', onData);
+      server!.on('exit', (code) => reject(new Error(`npm start exited with ${code}:\n${out.slice(-30).join('\n')}`)));
+    });
+  }, 420_000);
+
+  afterAll(async () => {
+    if (server?.pid && server.exitCode === null) {
+      const exited = new Promise((r) => server!.once('exit', r));
+      process.kill(-server.pid, 'SIGKILL');
+      await exited;
+    }
+    tmp.cleanup();
+  });
+
+  it('prints where to upload and fetch', () => {
+    expect(out.join('\n')).toContain(`curl -s -F file=@photo.jpg ${origin}/upload`);
+    expect(existsSync(join(clone, 'data', 'nameserver'))).toBe(true);
+    expect(existsSync(join(clone, 'data', 'ds-3'))).toBe(true);
+  });
+
+  it('runs the five-minute walkthrough as written: upload, fetch, variants, admin CLI, delete', async () => {
+    copyFileSync(join(CORPUS, 'photos', 'FreshFlower.jpg'), join(clone, 'photo.jpg'));
+    const script = shellBlocks(section(README, 'Five-minute walkthrough')).join('\n').replaceAll('http://127.0.0.1:8080', origin);
+    expect(script).toContain('/upload');
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('bash', ['-euo', 'pipefail', '-c', script], {
+        cwd: clone,
+        env: { ...process.env, UGCFS_NAMESERVER: nameserver, PATH: `${join(clone, 'node_modules', '.bin')}:${dirname(process.execPath)}:${process.env.PATH}` },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(r.code, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`).toBe(0);
+
+    const upload = JSON.parse(readFileSync(join(clone, 'upload.json'), 'utf8')) as { files: Array<{ fid: string; url: string; sha256: string; width: number; height: number }> };
+    const f = upload.files[0]!;
+    expect(f.url.startsWith(origin)).toBe(true);
+    const original = readFileSync(join(clone, 'original.jpg'));
+    expect(createHash('sha256').update(original).digest('hex')).toBe(f.sha256);
+    const thumb = await sharp(join(clone, 'thumb.webp')).metadata();
+    expect([thumb.format, thumb.width, thumb.height]).toEqual(['webp', 400, 400]);
+    const taobao = await sharp(join(clone, 'taobao.webp')).metadata();
+    expect(taobao.format).toBe('webp');
+    expect(Math.max(taobao.width!, taobao.height!)).toBe(200);
+    expect(r.stdout).toContain('byte-exact');
+    // The last line is the status of fetching the deleted file.
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('404');
+  }, 180_000);
+});
