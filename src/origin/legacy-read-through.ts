@@ -2,7 +2,9 @@
 // fetched with the limits uploads have (byte cap, deadline), checked and cleaned exactly as
 // an upload is (type sniffed from the bytes, bomb guard, metadata stripped), and served;
 // with `--legacy-import` it is also handed to the background importer. The old origin's
-// 404 stays a 404, and identical concurrent misses share one fetch.
+// 404 stays a 404 (and is remembered for a few seconds, so junk URLs cannot turn the origin
+// into a load generator against the old server), identical concurrent misses share one
+// fetch, and fetches in flight to the old origin are bounded.
 import { ClusterClient } from '../cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../errors.ts';
 import { fetchLegacy } from './legacy-fetch.ts';
@@ -22,18 +24,36 @@ export interface ReadThroughOptions {
   /** the origin's bounded decode capacity; checks run inside it */
   decodeSlot?: <T>(job: () => Promise<T>) => Promise<T>;
   importer?: LegacyImporter;
+  /** bounds fetches in flight to the old origin */
+  fetchSlot?: <T>(job: () => Promise<T>) => Promise<T>;
+  /** how long the old origin's 404 is remembered (default 5 s) */
+  missTtlMs?: number;
   /** counts outcomes: mapped, fetched, missing, failed */
   count?(result: string): void;
 }
 
+const MAX_REMEMBERED_MISSES = 10_000;
+/** Fetches in flight to the old origin per origin process: an old single file server is easily swamped. */
+const OLD_ORIGIN_CONNECTIONS = 16;
+
 export function readThroughResolver(opts: ReadThroughOptions): LegacyResolver {
   const inflight = new Map<string, Promise<{ data: Buffer; mime: string } | undefined>>();
-  const slot = opts.decodeSlot ?? (<T>(job: () => Promise<T>) => job());
+  const direct = <T>(job: () => Promise<T>) => job();
+  const slot = opts.decodeSlot ?? direct;
+  const fetchSlot = opts.fetchSlot ?? direct;
+  const missTtl = opts.missTtlMs ?? 5_000;
+  // path -> until (ms); Map order is insertion order, so the oldest goes first when full.
+  const misses = new Map<string, number>();
 
   const fetchOnce = async (path: string) => {
+    const until = misses.get(path);
+    if (until !== undefined) {
+      if (until > Date.now()) return undefined;
+      misses.delete(path);
+    }
     let r;
     try {
-      r = await fetchLegacy(opts.legacyOrigin, path, { timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes });
+      r = await fetchSlot(() => fetchLegacy(opts.legacyOrigin, path, { timeoutMs: opts.timeoutMs, maxBytes: opts.maxBytes }));
     } catch (err) {
       opts.count?.('failed');
       // The old origin's trouble is not the client's: an oversize file is a bad gateway answer here.
@@ -42,6 +62,10 @@ export function readThroughResolver(opts: ReadThroughOptions): LegacyResolver {
     }
     if (r.status !== 'ok') {
       opts.count?.('missing');
+      if (missTtl > 0) {
+        if (misses.size >= MAX_REMEMBERED_MISSES) misses.delete(misses.keys().next().value!);
+        misses.set(path, Date.now() + missTtl);
+      }
       return undefined;
     }
     let checked;
@@ -71,18 +95,20 @@ export function readThroughResolver(opts: ReadThroughOptions): LegacyResolver {
   };
 }
 
-/** A counting semaphore, so read-through checks share a bounded amount of sharp. */
-function boundedSlot(max: number): <T>(job: () => Promise<T>) => Promise<T> {
+/** A counting semaphore: at most `max` jobs run at once, the rest wait in order. */
+export function boundedSlot(max: number): <T>(job: () => Promise<T>) => Promise<T> {
   let running = 0;
   const waiting: Array<() => void> = [];
   return async <T>(job: () => Promise<T>): Promise<T> => {
+    // A finishing job hands its slot straight to the next waiter, so no newcomer can slip in between.
     if (running >= max) await new Promise<void>((r) => waiting.push(r));
-    running++;
+    else running++;
     try {
       return await job();
     } finally {
-      running--;
-      waiting.shift()?.();
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
     }
   };
 }
@@ -113,6 +139,7 @@ export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver {
     timeoutMs: config.resizeTimeoutMs,
     limits: { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs },
     decodeSlot: boundedSlot(config.resizeConcurrency),
+    fetchSlot: boundedSlot(OLD_ORIGIN_CONNECTIONS),
     ...(importer ? { importer } : {}),
   });
 }

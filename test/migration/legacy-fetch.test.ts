@@ -4,6 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { fetchLegacy, legacyUrl } from '../../src/origin/legacy-fetch.ts';
 import { withRetries } from '../../cli/migrate/migrate-sources.ts';
+import { boundedSlot, readThroughResolver } from '../../src/origin/legacy-read-through.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CORPUS } from '../helpers/proc.ts';
 import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
 
 let server: Server;
@@ -39,6 +43,12 @@ beforeAll(async () => {
       }
       case '/redirect':
         res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere.jpg' }).end();
+        return;
+      case '/photo.jpg':
+        setTimeout(() => res.writeHead(200).end(readFileSync(join(CORPUS, 'exif', 'geodegrees_as_string.jpg'))), 100);
+        return;
+      case '/notes.txt':
+        res.writeHead(200).end('plain text, not an image');
         return;
       case '/gone':
         res.writeHead(410).end();
@@ -107,5 +117,48 @@ describe('withRetries', () => {
     calls = 0;
     expect(await code(withRetries(1, async () => { calls++; throw new UgcfsError('UGCFS_ERR_TIMEOUT'); }))).toBe('UGCFS_ERR_TIMEOUT');
     expect(calls).toBe(2);
+  });
+});
+
+describe('readThroughResolver', () => {
+  const resolver = () =>
+    readThroughResolver({
+      base: { lookup: async () => undefined },
+      legacyOrigin: base,
+      maxBytes: 1_000_000,
+      timeoutMs: 2000,
+      limits: { maxPixels: 100_000_000, timeoutMs: 5000 },
+    });
+  const hits = (path: string) => seen.filter((u) => u.startsWith(path)).length;
+
+  it('shares one fetch between concurrent misses, remembers the old 404, and serves cleaned bytes', async () => {
+    const r = resolver();
+    const got = await Promise.all([1, 2, 3].map(() => r.fetchThrough!('/photo.jpg')));
+    expect(hits('/photo.jpg')).toBe(1);
+    expect(got[0]!.mime).toBe('image/jpeg');
+    // The GPS EXIF block is gone, as from an upload.
+    expect(got[0]!.data.length).toBeLessThan(readFileSync(join(CORPUS, 'exif', 'geodegrees_as_string.jpg')).length);
+    expect(await r.fetchThrough!('/missing-a.jpg')).toBeUndefined();
+    expect(await r.fetchThrough!('/missing-a.jpg')).toBeUndefined();
+    expect(hits('/missing-a.jpg')).toBe(1);
+    expect(await code(r.fetchThrough!('/notes.txt'))).toBe('UGCFS_ERR_UPSTREAM');
+  });
+});
+
+describe('boundedSlot', () => {
+  it('never runs more than its bound, even as slots are handed over', async () => {
+    const slot = boundedSlot(2);
+    let running = 0;
+    let peak = 0;
+    const job = async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+    };
+    await Promise.all(Array.from({ length: 20 }, () => slot(job)));
+    // Newcomers arriving while slots change hands must queue too.
+    await Promise.all(Array.from({ length: 10 }, (_, i) => new Promise((r) => setTimeout(r, i * 3)).then(() => slot(job))));
+    expect(peak).toBe(2);
   });
 });
