@@ -120,6 +120,7 @@ export function boundedSlot(max: number): <T>(job: () => Promise<T>) => Promise<
  */
 export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver {
   const { config, log, table } = ctx;
+  if (config.legacyImport && !config.legacyOrigin) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--legacy-import imports what --legacy-origin reads through; give --legacy-origin URL too');
   if (!config.legacyOrigin) return table;
   let importer: LegacyImporter | undefined;
   if (config.legacyImport) {
