@@ -1,0 +1,144 @@
+// Rebalance on a real cluster while a background reader reads every file: a fourth data
+// server joins and ends within 40% of the mean used bytes; then a fifth joins and the name
+// server is SIGKILLed in the middle of the rebalance: no block loses a copy, the operation
+// reads 'interrupted' after the restart, and running it again finishes the job.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFid } from '../../src/file-id.ts';
+import type { BlockLocation, ClusterStatus, Operation } from '../../src/protocol.ts';
+import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { waitFor } from '../helpers/proc.ts';
+import { startReader, type BackgroundReader } from './background-reader.ts';
+
+let c: Cluster;
+let reader: BackgroundReader | undefined;
+const files = new Map<string, Buffer>();
+
+beforeAll(async () => {
+  c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 32 * 1024 });
+  for (let i = 0; i < 160; i++) {
+    const data = randomBytes(1000 + ((i * 977) % 3000));
+    const w = await c.client.write(data, { mime: 'application/octet-stream' });
+    files.set(w.fid, data);
+  }
+});
+afterAll(async () => {
+  await reader?.stop();
+  await c?.stop();
+});
+
+async function nsGet<T>(path: string): Promise<T> {
+  const res = await fetch(c.nameserver.url + path, { headers: { 'x-ugcfs-secret': c.secret } });
+  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+function blockIds(): number[] {
+  return [...new Set([...files.keys()].map((f) => decodeFid(f).block))].sort((a, b) => a - b);
+}
+
+/** Every block holding our files has its 2 live copies, on distinct servers and racks. */
+async function assertFullyReplicated(s: ClusterStatus): Promise<void> {
+  const rack = new Map(s.dataservers.map((d) => [d.id, d.rack]));
+  for (const id of blockIds()) {
+    const loc = await nsGet<BlockLocation>(`/blocks/${id}`);
+    const ids = loc.replicas.map((r) => r.id);
+    expect(ids.length, `block ${id} copies`).toBeGreaterThanOrEqual(2);
+    expect(new Set(ids).size).toBe(ids.length);
+    // three racks, two copies: always on two racks (an extra copy left by a cut move may share one)
+    expect(new Set(ids.map((x) => rack.get(x))).size, `block ${id} racks`).toBeGreaterThanOrEqual(2);
+  }
+}
+
+function withinOfMean(s: ClusterStatus, id: string): { used: number; mean: number } {
+  const live = s.dataservers.filter((d) => d.alive);
+  const mean = live.reduce((t, d) => t + d.usedBytes, 0) / live.length;
+  return { used: s.dataservers.find((d) => d.id === id)!.usedBytes, mean };
+}
+
+describe('rebalance', () => {
+  it('evens out used bytes onto a new fourth server; --dry-run changes nothing', async () => {
+    reader = startReader(c, files);
+    const i = await c.addDataserver();
+    const newId = c.dsIds[i]!;
+    await c.waitForAlive();
+
+    const dry = await c.cli(['rebalance', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/moves planned/);
+    expect(dry.stdout).toContain(`-> ${newId}`);
+    const dryJson = await c.cli(['rebalance', '--dry-run', '--json']);
+    const plan = JSON.parse(dryJson.stdout) as Operation;
+    expect(plan.state).toBe('planned');
+    expect(plan.total).toBeGreaterThan(0);
+    expect((await c.status()).dataservers.find((d) => d.id === newId)!.blocks).toBe(0);
+
+    const res = await c.cli(['rebalance', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const op = JSON.parse(res.stdout) as Operation;
+    console.log('rebalance', op.total, 'moves', op.bytesDone, 'bytes in', op.finishedAt! - op.startedAt, 'ms');
+    expect(op.state).toBe('done');
+    expect(op.done).toBe(op.total);
+    expect(op.bytesDone).toBeGreaterThan(0);
+
+    // used bytes come with the next heartbeats
+    const s = await c.waitFor((x) => x.dataservers.find((d) => d.id === newId)!.usedBytes > 0 && x.underReplicatedBlocks === 0, 'new server reports its copies');
+    const { used, mean } = withinOfMean(s, newId);
+    expect(Math.abs(used - mean) / mean).toBeLessThanOrEqual(0.4);
+    await assertFullyReplicated(s);
+    expect(s.operations.some((o) => o.id === op.id && o.state === 'done')).toBe(true);
+    const human = await c.cli(['status']);
+    expect(human.stdout).toContain(op.id);
+
+    // a second run finds (almost) nothing left to do
+    const again = await c.cli(['rebalance', '--dry-run', '--json']);
+    expect((JSON.parse(again.stdout) as Operation).total).toBeLessThan(op.total);
+
+    expect(reader.errors).toEqual([]);
+    expect(reader.reads).toBeGreaterThan(files.size);
+  });
+
+  it('survives a name-server SIGKILL mid-rebalance; re-running finishes the job', async () => {
+    // Readers need the name server for locations; this one caches them long enough to read
+    // through the outage (a moved copy is failed over to the block's other cached copy).
+    await reader!.stop();
+    reader = startReader(c, files, { locationTtlMs: 600_000 });
+    await waitFor('reader cached every location', () => reader!.reads >= files.size, 30_000);
+    const i = await c.addDataserver();
+    const newId = c.dsIds[i]!;
+    await c.waitForAlive();
+    // Slowed down so the kill lands while moves are under way.
+    const started = await c.cli(['rebalance', '--detach', '--json', '--bytes-per-sec', '40000', '--concurrency', '1']);
+    expect(started.code, started.stderr).toBe(0);
+    const op = JSON.parse(started.stdout) as Operation;
+    expect(op.state).toBe('running');
+    await waitFor('some moves done', async () => {
+      const o = await nsGet<Operation>(`/ops/${op.id}`);
+      return o.done >= 1 && o.done < o.total ? o : undefined;
+    }, 30_000, 50);
+    await c.killNameserver('SIGKILL');
+    await c.restartNameserver();
+    await c.waitForAlive();
+
+    const after = await nsGet<Operation>(`/ops/${op.id}`);
+    expect(after.state).toBe('interrupted');
+    expect(after.done).toBeLessThan(after.total);
+    // Every block still has its copies (a copy added but not yet dropped is an extra, never a loss).
+    const s = await c.waitFor((x) => x.underReplicatedBlocks === 0, 'reports back after restart');
+    await assertFullyReplicated(s);
+    for (const [fid, data] of files) expect((await c.client.read(fid)).data.equals(data)).toBe(true);
+
+    const rerun = await c.cli(['rebalance', '--json']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect((JSON.parse(rerun.stdout) as Operation).state).toBe('done');
+    const s2 = await c.waitFor((x) => x.underReplicatedBlocks === 0 && x.dataservers.find((d) => d.id === newId)!.usedBytes > 0, 'settled');
+    await new Promise((r) => setTimeout(r, 300));
+    const s3 = await c.status();
+    const { used, mean } = withinOfMean(s3, newId);
+    expect(Math.abs(used - mean) / mean).toBeLessThanOrEqual(0.4);
+    await assertFullyReplicated(s2);
+    // no block is left with an extra copy either
+    for (const id of blockIds()) expect((await nsGet<BlockLocation>(`/blocks/${id}`)).replicas.length).toBe(2);
+    expect(reader!.errors).toEqual([]);
+  });
+});
