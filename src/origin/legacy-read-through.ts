@@ -118,10 +118,10 @@ export function boundedSlot(max: number): <T>(job: () => Promise<T>) => Promise<
  * `--legacy-origin` read-through in front of it, and with `--legacy-import` the background
  * importer behind it. Pass it to startOrigin as `legacyResolver`.
  */
-export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver {
+export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver & { close(): Promise<void> } {
   const { config, log, table } = ctx;
   if (config.legacyImport && !config.legacyOrigin) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--legacy-import imports what --legacy-origin reads through; give --legacy-origin URL too');
-  if (!config.legacyOrigin) return table;
+  if (!config.legacyOrigin) return { lookup: (path) => table.lookup(path), close: async () => undefined };
   let importer: LegacyImporter | undefined;
   if (config.legacyImport) {
     const client = new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret });
@@ -133,7 +133,7 @@ export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver {
     });
   }
   log.info({ legacyOrigin: config.legacyOrigin, legacyImport: config.legacyImport }, 'legacy read-through enabled');
-  return readThroughResolver({
+  const resolver = readThroughResolver({
     base: table,
     legacyOrigin: config.legacyOrigin,
     maxBytes: config.maxUploadBytes,
@@ -143,4 +143,6 @@ export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver {
     fetchSlot: boundedSlot(OLD_ORIGIN_CONNECTIONS),
     ...(importer ? { importer } : {}),
   });
+  // Imports in flight finish on shutdown (queued ones are dropped: a later request queues them again).
+  return { ...resolver, close: async () => importer?.close() };
 }
