@@ -1,0 +1,214 @@
+// docker-compose.yml, Dockerfile and the nginx edge cannot run here (no Docker engine), so
+// this test checks what can be checked without one: every ugcfs service runs a real role
+// whose flags pass that role's own option table and validation, secrets come only from the
+// env file, volumes and racks are distinct, the wiring between services is consistent, and
+// the edge config is valid nginx (checked by the real nginx binary when installed).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, type OptionTable } from '../../src/config.ts';
+import { assertListenAllowed } from '../../src/http-server.ts';
+import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
+import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
+import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
+import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
+import { ROOT, tempDir } from '../helpers/proc.ts';
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  env_file?: string[];
+  volumes?: string[];
+  depends_on?: Record<string, unknown>;
+  healthcheck?: unknown;
+}
+
+const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const ROLE_TABLES: Record<string, OptionTable> = { nameserver: NAMESERVER_OPTIONS, dataserver: DATASERVER_OPTIONS, origin: ORIGIN_OPTIONS, server: SERVER_OPTIONS };
+const SECRET_VARS = ['UGCFS_CLUSTER_SECRET', 'UGCFS_UPLOAD_TOKENS', 'UGCFS_ADMIN_TOKEN'];
+
+function envFile(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+const ENV = envFile(join(ROOT, '.env.example'));
+
+const ugcfs = Object.entries(compose.services).filter(([, s]) => s.image === 'ugcfs:local');
+const byRole = (role: string) => ugcfs.filter(([, s]) => s.command?.[0] === role);
+
+/** The role config exactly as the container would load it: its flags, the env file and its environment. */
+function configOf(s: Service): Record<string, unknown> {
+  const [role, ...argv] = s.command!;
+  const { config, positionals } = loadConfig(ROLE_TABLES[role!]!, { argv, env: { ...ENV, ...s.environment } });
+  expect(positionals).toEqual([]);
+  return config as Record<string, unknown>;
+}
+
+function flag(s: Service, name: string): string | undefined {
+  const i = s.command!.indexOf(name);
+  return i < 0 ? undefined : s.command![i + 1];
+}
+
+describe('docker-compose.yml', () => {
+  it('has a name server, three data servers, two origins and an nginx edge', () => {
+    expect(byRole('nameserver')).toHaveLength(1);
+    expect(byRole('dataserver')).toHaveLength(3);
+    expect(byRole('origin')).toHaveLength(2);
+    expect(compose.services.edge?.image).toMatch(/^nginx:/);
+    expect(ugcfs).toHaveLength(6);
+  });
+
+  it('runs a real ugcfs role with flags that role accepts, listening beyond loopback with a secret', () => {
+    for (const [name, s] of ugcfs) {
+      const role = s.command![0]!;
+      expect(existsSync(join(ROOT, 'cli', 'commands', `${role}.ts`)), `${name}: ugcfs ${role}`).toBe(true);
+      expect(ROLE_TABLES[role], `${name}: ${role} is a server role`).toBeDefined();
+      const config = configOf(s);
+      expect(config.host).toBe('0.0.0.0');
+      expect(() => assertListenAllowed(String(config.host), String(config.clusterSecret), role)).not.toThrow();
+      // The image's HEALTHCHECK asks /healthz on UGCFS_HEALTH_PORT: it must be this role's port.
+      expect(Number(s.environment?.UGCFS_HEALTH_PORT), name).toBe(config.port);
+    }
+  });
+
+  it('takes secrets and tokens only from the env file', () => {
+    for (const [name, s] of ugcfs) {
+      expect(s.env_file, name).toEqual(['.env']);
+      for (const v of SECRET_VARS) expect(Object.keys(s.environment ?? {}), name).not.toContain(v);
+      for (const f of ['--cluster-secret', '--upload-tokens', '--admin-token', '--signing-keys']) expect(s.command, name).not.toContain(f);
+    }
+    for (const v of SECRET_VARS) expect(ENV[v], `.env.example sets ${v}`).toBeTruthy();
+    const text = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
+    for (const v of SECRET_VARS) expect(text).not.toContain(ENV[v]!.split(',')[0]!);
+    const origin = configOf(byRole('origin')[0]![1]);
+    expect(origin.uploadTokens).toEqual(ENV.UGCFS_UPLOAD_TOKENS!.split(','));
+    expect(origin.adminToken).toBe(ENV.UGCFS_ADMIN_TOKEN);
+    expect(configOf(byRole('nameserver')[0]![1]).clusterSecret).toBe(ENV.UGCFS_CLUSTER_SECRET);
+  });
+
+  it('gives every stateful service its own named volume at its data or cache directory', () => {
+    const seen = new Set<string>();
+    for (const [name, s] of ugcfs) {
+      const config = configOf(s);
+      const dir = String(s.command![0] === 'origin' ? config.cacheDir : config.data);
+      expect(dir, name).not.toBe('');
+      const mount = (s.volumes ?? []).map((v) => v.split(':')).find(([, target]) => target === dir);
+      expect(mount, `${name} mounts a volume at ${dir}`).toBeDefined();
+      const volume = mount![0]!;
+      expect(volume.startsWith('.') || volume.startsWith('/'), `${name}: named volume, not a bind mount`).toBe(false);
+      expect(Object.keys(compose.volumes), name).toContain(volume);
+      expect(seen.has(volume), `${volume} used twice`).toBe(false);
+      seen.add(volume);
+    }
+  });
+
+  it('puts the data servers on different racks with distinct ids and reachable public URLs', () => {
+    const ds = byRole('dataserver').map(([name, s]) => ({ name, s, c: configOf(s) }));
+    expect(new Set(ds.map((d) => d.c.rack)).size).toBe(3);
+    expect(ds.every((d) => d.c.rack !== 'default')).toBe(true);
+    expect(new Set(ds.map((d) => d.c.id)).size).toBe(3);
+    for (const d of ds) expect(d.c.publicUrl).toBe(`http://${d.name}:${d.c.port}`);
+  });
+
+  it('points data servers and origins at the name server, and each origin at every origin by --peers', () => {
+    const [nsName, ns] = byRole('nameserver')[0]!;
+    const nsUrl = `http://${nsName}:${configOf(ns).port}`;
+    for (const [name, s] of [...byRole('dataserver'), ...byRole('origin')]) {
+      expect(configOf(s).nameserver, name).toBe(nsUrl);
+      expect(Object.keys(s.depends_on ?? {}).length, `${name} waits for its dependencies`).toBeGreaterThan(0);
+    }
+    const origins = byRole('origin').map(([name, s]) => ({ name, c: configOf(s) }));
+    const urls = origins.map((o) => `http://${o.name}:${o.c.port}`);
+    for (const o of origins) {
+      expect(o.c.publicUrl).toBe(`http://${o.name}:${o.c.port}`);
+      expect([...(o.c.peers as string[])].sort()).toEqual([...urls].sort());
+      expect(o.c.cacheBytes as number).toBeGreaterThan(0);
+    }
+  });
+
+  it('puts the nginx edge in front of both origins with a disk cache', () => {
+    const edge = compose.services.edge!;
+    const mount = edge.volumes!.find((v) => v.startsWith('./deploy/nginx-edge.conf:'));
+    expect(mount).toBeDefined();
+    expect(Object.keys(edge.depends_on!).sort()).toEqual(byRole('origin').map(([n]) => n).sort());
+    const conf = readFileSync(join(ROOT, 'deploy', 'nginx-edge.conf'), 'utf8');
+    const upstream = /upstream\s+(\w+)\s*\{([^}]*)\}/.exec(conf);
+    expect(upstream).not.toBeNull();
+    const servers = [...upstream![2]!.matchAll(/^\s*server\s+([\w.-]+:\d+)/gm)].map((m) => m[1]);
+    const origins = byRole('origin').map(([name, s]) => `${name}:${configOf(s).port}`);
+    expect(servers.sort()).toEqual(origins.sort());
+    expect(conf).toMatch(new RegExp(`location / \\{\\s*proxy_pass http://${upstream![1]};`));
+    expect(conf).toMatch(/^\s*proxy_cache_path \S+ .*keys_zone=(\w+):/m);
+    const zone = /keys_zone=(\w+):/.exec(conf)![1];
+    expect(conf).toMatch(new RegExp(`^\\s*proxy_cache ${zone};`, 'm'));
+    const cacheDir = /proxy_cache_path (\S+)/.exec(conf)![1];
+    expect(edge.volumes!.some((v) => v.split(':')[1] === cacheDir)).toBe(true);
+  });
+
+  const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+  it.skipIf(!nginx)('edge config passes `nginx -t` (service names mapped to loopback; needs Debian package nginx)', () => {
+    const t = tempDir('ugcfs-edge-');
+    try {
+      let conf = readFileSync(join(ROOT, 'deploy', 'nginx-edge.conf'), 'utf8');
+      for (const [name] of byRole('origin')) conf = conf.replaceAll(`${name}:`, '127.0.0.1:');
+      conf = conf.replace(/proxy_cache_path \S+/, `proxy_cache_path ${join(t.dir, 'cache')}`).replace(/listen 80;/, 'listen 127.0.0.1:65080;'); // nginx -t parses, it does not bind
+      mkdirSync(join(t.dir, 'cache'));
+      writeFileSync(join(t.dir, 'edge.conf'), conf);
+      const main = `daemon off; pid ${t.dir}/nginx.pid; error_log ${t.dir}/error.log; events {}
+http { access_log off; client_body_temp_path ${t.dir}/body; proxy_temp_path ${t.dir}/proxy; fastcgi_temp_path ${t.dir}/fcgi; uwsgi_temp_path ${t.dir}/uwsgi; scgi_temp_path ${t.dir}/scgi; include ${t.dir}/edge.conf; }`;
+      writeFileSync(join(t.dir, 'nginx.conf'), main);
+      const r = spawnSync(nginx!, ['-t', '-p', t.dir, '-c', join(t.dir, 'nginx.conf')], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toContain('syntax is ok');
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  const df = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+
+  it('is multi-stage, installs production dependencies only, runs as a non-root user with a health check', () => {
+    expect(df.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2);
+    expect(df).toMatch(/^RUN npm ci --omit=dev/m);
+    expect(df).toMatch(/^COPY --from=deps /m);
+    const user = [...df.matchAll(/^USER (\S+)/gm)].at(-1)?.[1];
+    expect(user).toBeDefined();
+    expect(['root', '0']).not.toContain(user);
+    expect(df).toMatch(/^HEALTHCHECK .*/m);
+    expect(df).toContain('/healthz');
+    expect(df).toMatch(/^ENTRYPOINT \["node", "bin\/ugcfs\.mjs"\]/m);
+  });
+
+  it('ships everything the roles load at run time (tsx is a runtime dependency)', () => {
+    expect(pkg.dependencies.tsx).toBeDefined();
+    expect(pkg.devDependencies.tsx).toBeUndefined();
+    const copied = [...df.matchAll(/^COPY (?!--from)(?:--\S+ )*(\S+) \.\/\1$/gm)].map((m) => m[1]);
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    for (const dir of ['bin', 'cli', 'src', 'nameserver', 'dataserver']) {
+      expect(copied, `COPY ${dir}`).toContain(dir);
+      expect(ignored).not.toContain(dir);
+    }
+    // Shipped code must not reach into folders the image leaves out.
+    const offenders: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+        const rel = join(dir, e.name);
+        if (e.isDirectory()) walk(rel);
+        else if (/\.(ts|mjs)$/.test(e.name) && /from ['"](\.\.\/)+(test|bench|deploy|docs)\//.test(readFileSync(join(ROOT, rel), 'utf8'))) offenders.push(rel);
+      }
+    };
+    for (const dir of ['bin', 'cli', 'src', 'nameserver', 'dataserver']) walk(dir);
+    expect(offenders).toEqual([]);
+  });
+});
