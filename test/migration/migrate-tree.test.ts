@@ -167,8 +167,28 @@ describe('ugcfs migrate DIR', () => {
     expect(wrong.stderr).toMatch(/UGCFS_ERR_UNAUTHORIZED/);
   });
 
+  it('reports files it cannot migrate, with reasons, and copies the rest (exit 1)', async () => {
+    const odd = join(work.dir, 'odd');
+    mkdirSync(odd);
+    copyFileSync(join(CORPUS, 'exif', 'f1-exif.jpg'), join(odd, 'ok.jpg'));
+    // A Latin-1 name (no URL anyone used can be derived from it) and NFC/NFD twins (one key).
+    writeFileSync(Buffer.concat([Buffer.from(odd + '/caf'), Buffer.from([0xe9]), Buffer.from('.jpg')]), clean);
+    writeFileSync(join(odd, 'tw\u00ecn.jpg'), clean);
+    writeFileSync(join(odd, 'twi\u0300n.jpg'), clean);
+    writeFileSync(join(odd, 'broken.jpg'), clean.subarray(0, 200));
+    const r = await cluster.cli(['migrate', odd, '--prefix', '/odd', '--state', join(work.dir, 'state'), '--json']);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ total: 5, copied: 2, failed: 3 });
+    const reasons = report.failures.map((f: { reason: string }) => f.reason).join('\n');
+    expect(reasons).toMatch(/not valid UTF-8/);
+    expect(reasons).toMatch(/same legacy path/);
+    expect(reasons).toMatch(/UGCFS_ERR_BAD_IMAGE/);
+    expect((await mappings('/odd')).map((m) => m.path).sort()).toEqual(['/odd/ok.jpg', '/odd/twìn.jpg']);
+  });
+
   it('answers bad usage with exit code 2 and one line', async () => {
-    for (const args of [['migrate'], ['migrate', tree, '--prefix', '/../x'], ['migrate', tree, '--from-url', 'http://127.0.0.1:1', '--list', 'x'], ['migrate', tree, '--concurrency', '0'], ['migrate', '--from-url', 'http://127.0.0.1:1']]) {
+    for (const args of [['migrate'], ['migrate', tree, '--prefix', '/../x'], ['migrate', tree, '--concurrency', '0'], ['migrate', '--from-url', 'http://127.0.0.1:1']]) {
       const r = await cluster.cli(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
