@@ -25,6 +25,21 @@ export interface OpClientConfig {
 
 const BAR = 30;
 
+/**
+ * The on/off flags of a command (--json, --dry-run...). The argv parser lets an unknown
+ * flag take the next word as its value, so `--repair now` arrives as a value: refuse it.
+ */
+export function switches(flags: Map<string, string | true>, names: readonly string[]): Set<string> {
+  const on = new Set<string>();
+  for (const n of names) {
+    const v = flags.get(n);
+    if (v === undefined) continue;
+    if (v !== true) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `${n} takes no value (got ${JSON.stringify(v.slice(0, 40))})`);
+    on.add(n);
+  }
+  return on;
+}
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../src/config.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import type { CommandModule } from '../command.ts';
-import { follow, formatBytes, outcome, postOperation, startOrAttach } from '../progress.ts';
+import { follow, formatBytes, outcome, postOperation, startOrAttach, switches } from '../progress.ts';
 import { MOVE_OPTIONS, moveBody } from './rebalance.ts';
 
 const ID = /^[A-Za-z0-9_.-]{1,128}$/;
@@ -15,7 +15,8 @@ block copy it holds to other live servers, each copy verified before the old one
 dropped. Ends with 0 blocks there and full replication elsewhere; the server can then be
 stopped. The operation runs on the name server: Ctrl-C stops watching, not the work.`,
   async run(ctx) {
-    const { config, flags, positionals } = loadConfig(MOVE_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json', '--dry-run', '--detach'] });
+    const { config, flags: given, positionals } = loadConfig(MOVE_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json', '--dry-run', '--detach'] });
+    const flags = switches(given, ['--json', '--dry-run', '--detach']);
     if (positionals.length !== 1) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', 'drain takes exactly one data server id (see ugcfs status)');
     const id = positionals[0]!;
     if (!ID.test(id)) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `${JSON.stringify(id.slice(0, 40))} is not a data server id`);

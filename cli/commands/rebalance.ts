@@ -2,7 +2,7 @@ import { loadConfig, opt } from '../../src/config.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import type { Operation } from '../../src/protocol.ts';
 import type { CommandModule } from '../command.ts';
-import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, postOperation, startOrAttach } from '../progress.ts';
+import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, postOperation, startOrAttach, switches } from '../progress.ts';
 
 export const MOVE_OPTIONS = {
   ...OP_COMMAND_OPTIONS,
@@ -66,7 +66,8 @@ verified) and runs them. --dry-run prints the plan and changes nothing. The oper
 on the name server: Ctrl-C stops watching, not the work; running it again follows it, or,
 after it was interrupted, plans what is left. --detach prints the operation id and returns.`,
   async run(ctx) {
-    const { config, flags, positionals } = loadConfig(MOVE_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json', '--dry-run', '--detach'] });
+    const { config, flags: given, positionals } = loadConfig(MOVE_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json', '--dry-run', '--detach'] });
+    const flags = switches(given, ['--json', '--dry-run', '--detach']);
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
     const json = flags.has('--json');
     if (flags.has('--dry-run')) {
