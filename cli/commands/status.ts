@@ -3,31 +3,64 @@ import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/clust
 import { UgcfsError } from '../../src/errors.ts';
 import type { ClusterStatus } from '../../src/protocol.ts';
 import type { CommandModule } from '../command.ts';
+import { bar, formatBytes } from '../progress.ts';
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 90) return `${s} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
 }
 
-/** Plain, line-per-server text; a later part may dress it up, --json stays as is. */
-export function formatStatus(s: ClusterStatus): string {
-  const alive = s.dataservers.filter((d) => d.alive).length;
+function pct(share: number): string {
+  return `${(Number.isFinite(share) ? share * 100 : 0).toFixed(1)}%`;
+}
+
+/**
+ * The human overview: cluster totals with a disk bar, one row per data server (its USED bar
+ * is scaled to the fullest server, so balance shows at a glance), racks, under-replicated
+ * blocks and recent operations. --json is the stable shape; this text may change.
+ */
+export function formatStatus(s: ClusterStatus, now = Date.now()): string {
+  const alive = s.dataservers.filter((d) => d.alive);
+  const total = s.usedBytes + s.freeBytes;
   const lines = [
-    `data servers: ${alive} alive of ${s.dataservers.length}   blocks: ${s.blocks}   replicas: ${s.replicas}   under-replicated blocks: ${s.underReplicatedBlocks}`,
-    `used: ${bytes(s.usedBytes)}   free: ${bytes(s.freeBytes)}`,
+    `data servers: ${alive.length} alive of ${s.dataservers.length}   blocks: ${s.blocks}   replicas: ${s.replicas}   under-replicated blocks: ${s.underReplicatedBlocks}`,
+    `used ${formatBytes(s.usedBytes)} of ${formatBytes(total)}  ${bar(total > 0 ? s.usedBytes / total : 0, 20)} ${pct(total > 0 ? s.usedBytes / total : 0)}   free ${formatBytes(s.freeBytes)}`,
     '',
-    `${'ID'.padEnd(16)} ${'STATE'.padEnd(6)} ${'RACK'.padEnd(8)} ${'BLOCKS'.padStart(6)} ${'USED'.padStart(10)} ${'FREE'.padStart(10)}  URL`,
+    `${'ID'.padEnd(14)} ${'RACK'.padEnd(8)} ${'STATE'.padEnd(8)} ${'BLOCKS'.padStart(6)} ${'USED'.padStart(10)} ${'FREE'.padStart(10)} ${'DISK'.padStart(6)}  ${'USED (vs fullest)'.padEnd(22)} URL`,
   ];
+  const fullest = Math.max(1, ...alive.map((d) => d.usedBytes));
   for (const d of s.dataservers) {
-    const state = d.alive ? (d.draining ? 'drain' : 'alive') : 'DEAD';
-    lines.push(`${d.id.padEnd(16)} ${state.padEnd(6)} ${(d.rack || '-').padEnd(8)} ${String(d.blocks).padStart(6)} ${bytes(d.usedBytes).padStart(10)} ${bytes(d.freeBytes).padStart(10)}  ${d.url}`);
+    const state = !d.alive ? 'DEAD' : d.draining ? 'draining' : 'alive';
+    const cap = d.usedBytes + d.freeBytes;
+    const seen = !d.alive && d.lastSeenMs !== undefined ? `  (last seen ${ago(d.lastSeenMs)})` : '';
+    lines.push(
+      `${d.id.padEnd(14)} ${(d.rack || '-').padEnd(8)} ${state.padEnd(8)} ${String(d.blocks).padStart(6)} ${formatBytes(d.usedBytes).padStart(10)} ${formatBytes(d.freeBytes).padStart(10)} ${pct(cap > 0 ? d.usedBytes / cap : 0).padStart(6)}  ${bar(d.alive ? d.usedBytes / fullest : 0, 20)}  ${d.url}${seen}`,
+    );
   }
-  for (const op of s.operations ?? []) lines.push(`operation ${op.id} ${op.kind} ${op.state} ${op.done}/${op.total}`);
+  const racks = new Map<string, { servers: number; alive: number; used: number }>();
+  for (const d of s.dataservers) {
+    const r = racks.get(d.rack || '-') ?? { servers: 0, alive: 0, used: 0 };
+    r.servers++;
+    if (d.alive) {
+      r.alive++;
+      r.used += d.usedBytes;
+    }
+    racks.set(d.rack || '-', r);
+  }
+  lines.push('', `racks: ${[...racks].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, r]) => `${name} (${r.alive}/${r.servers} alive, ${formatBytes(r.used)})`).join(', ')}`);
+  if (s.underReplicatedBlocks > 0) lines.push(`under-replicated blocks: ${s.underReplicatedBlocks} (re-replicated automatically after the repair delay)`);
+  const ops = s.operations ?? [];
+  if (ops.length > 0) {
+    lines.push('', 'operations:');
+    for (const op of ops) {
+      const share = op.total > 0 ? op.done / op.total : op.state === 'done' ? 1 : 0;
+      const when = op.state === 'running' ? `started ${ago(now - op.startedAt)}` : `ended ${ago(now - (op.finishedAt ?? op.startedAt))}`;
+      lines.push(`  ${op.id} ${op.kind.padEnd(9)} ${op.state.padEnd(11)} ${bar(share, 20)} ${op.done}/${op.total}  ${formatBytes(op.bytesDone)}  ${when}`);
+      if (op.message && op.state !== 'running') lines.push(`      ${op.message}`);
+    }
+  }
   return lines.join('\n') + '\n';
 }
 
