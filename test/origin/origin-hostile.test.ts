@@ -125,6 +125,9 @@ describe('hostile URLs', () => {
       [`/${fid}.jpg_400x400.html`, 400, 'UGCFS_ERR_BAD_PARAM'],
       [`/${fid}?w=8000&h=8000&dpr=3`, 422, 'UGCFS_ERR_OUTPUT_TOO_LARGE'],
       ['/1AAAAAQAAAAAAAAGWdoQ!', 404, 'UGCFS_ERR_LEGACY_NOT_FOUND'],
+      // A bare % is a legal old file name, looked up rather than refused.
+      ['/sale/100%.jpg', 404, 'UGCFS_ERR_LEGACY_NOT_FOUND'],
+      ['/sale/100%.jpg_200x200.jpg', 404, 'UGCFS_ERR_LEGACY_NOT_FOUND'],
     ];
     for (const [path, status, code] of cases) {
       const r = await rawGet(origin, path);
