@@ -1,7 +1,6 @@
 // The origin's view of storage: get/head/put/delete by fid. The production store wraps the
 // cluster client (replicated writes, reads with failover); keeping this seam small lets the
 // origin's own logic be unit-tested, while acceptance tests always run a real cluster.
-import { UgcfsError } from '../errors.ts';
 
 export interface StoredFile {
   data: Buffer;
@@ -53,8 +52,4 @@ export function clusterFileStore(client: ClusterClientLike): FileStore {
     },
     legacyGet: (path) => client.legacyGet(path),
   };
-}
-
-export function notFound(): UgcfsError {
-  return new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
 }
