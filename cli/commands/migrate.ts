@@ -15,8 +15,7 @@ import { openMigrateStore, uploadPreparer } from '../migrate/cluster-store.ts';
 
 export const MIGRATE_OPTIONS = {
   ...NAMESERVER_URL_OPTION,
-  clusterSecret: COMMON_SERVER_OPTIONS.clusterSecret,
-  adminToken: opt.string('', 'admin token (accepted by the legacy table instead of the cluster secret)', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+  clusterSecret: { ...COMMON_SERVER_OPTIONS.clusterSecret, describe: 'the cluster secret: writes and the legacy table need it' },
   prefix: opt.string('', 'legacy path prefix the migrated names get, e.g. /uploads'),
   fromUrl: opt.url('', 'base URL of an old HTTP origin to copy from (with --list)'),
   list: opt.string('', 'file with one old path (or URL under --from-url) per line'),

@@ -11,8 +11,8 @@ import type { MigrateStore, Prepared } from './migrate-run.ts';
 /** Owner recorded on migrated files: only the admin token may delete them. */
 export const MIGRATE_OWNER = 'migrate';
 
-export async function openMigrateStore(config: { nameserver: string; clusterSecret: string; adminToken: string; timeoutMs: number }): Promise<MigrateStore & { close(): Promise<void> }> {
-  const client = new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret, adminToken: config.adminToken, timeoutMs: config.timeoutMs });
+export async function openMigrateStore(config: { nameserver: string; clusterSecret: string; timeoutMs: number }): Promise<MigrateStore & { close(): Promise<void> }> {
+  const client = new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret, timeoutMs: config.timeoutMs });
   // One cheap call up front, so an unreachable name server or a wrong secret is one clear
   // line and exit 1, not the same failure repeated for every file.
   try {
