@@ -11,6 +11,7 @@ import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { checkUpload } from '../../src/origin/image-pipeline.ts';
 import type { LegacyList } from '../../src/protocol.ts';
 
+const ADMIN = 'migration-admin-token';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const LIMITS = { maxPixels: 100_000_000, timeoutMs: 15_000 };
 /** What an upload of these bytes stores: migration must store exactly that. */
@@ -56,7 +57,7 @@ beforeAll(async () => {
   symlinkSync(outside, join(tree, 'escape-dir'));
   symlinkSync('../2019/05/a.jpg', join(tree, '商品图片', 'alias.jpg'));
 
-  cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [], blockSize: 8 * 1024 * 1024 });
+  cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [], blockSize: 8 * 1024 * 1024, adminToken: ADMIN });
   origin = await start(['origin', '--nameserver', cluster.nameserver.url, '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: cluster.secret } });
 });
 
@@ -80,6 +81,13 @@ describe('ugcfs migrate DIR', () => {
     expect(a.status).toBe(200);
     expect(a.type).toBe('image/jpeg');
     expect(a.body.equals(clean)).toBe(true);
+    // Served exactly like its fid: same validator, so CDNs and browsers treat them alike.
+    const aFid = (await mappings('/uploads/2019')).find((m) => m.path === '/uploads/2019/05/a.jpg')!.fid;
+    const byLegacy = await fetch(origin.url + '/uploads/2019/05/a.jpg');
+    const byFid = await fetch(`${origin.url}/${aFid}`);
+    expect(byLegacy.headers.get('etag')).toBeTruthy();
+    expect(byLegacy.headers.get('etag')).toBe(byFid.headers.get('etag'));
+    expect(byLegacy.headers.get('cache-control')).toBe(byFid.headers.get('cache-control'));
     const cases: Array<[string, string]> = [
       ['/uploads/new%20folder/deep%20er/spring%201.png', join(tree, 'new folder', 'deep er', 'spring 1.png')],
       ['/uploads/new folder/deep er/spring 1.png'.replaceAll(' ', '%20').replace('/uploads/', '/uploads//'), join(tree, 'new folder', 'deep er', 'spring 1.png')],
@@ -161,6 +169,10 @@ describe('ugcfs migrate DIR', () => {
     }
     const anon = await fetch(`${cluster.nameserver.url}/legacy?path=/uploads/2019/05/a.jpg`);
     expect(anon.status).toBe(401);
+    const wrongToken = await fetch(`${cluster.nameserver.url}/legacy?path=/uploads/2019/05/a.jpg`, { headers: { authorization: 'Bearer nope' } });
+    expect(wrongToken.status).toBe(401);
+    const admin = await fetch(`${cluster.nameserver.url}/legacy?path=/uploads/2019/05/a.jpg`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(admin.status).toBe(200);
     const wrong = await cluster.cli(['migrate', tree, '--prefix', '/uploads'], { env: { UGCFS_CLUSTER_SECRET: 'not-the-secret' } });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
