@@ -1,21 +1,19 @@
 // SIGTERM while uploads are streaming in: the process stops accepting, lets the uploads in
 // flight finish, closes LevelDB and exits 0 — and every upload that was acknowledged (201)
 // reads back byte-exact after a restart on the same data directory.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { tempDir, waitFor } from '../helpers/proc.ts';
+import { join } from 'node:path';
+import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
 
 const WORKERS = 4;
 const ACKED_BEFORE_SIGNAL = 24;
 
-async function image(i: number): Promise<Buffer> {
-  // Distinct small PNGs: each upload is different bytes, so a mix-up cannot pass.
-  return sharp({ create: { width: 48, height: 32, channels: 3, background: { r: i % 256, g: (i * 7) % 256, b: (i * 13) % 256 } } })
-    .composite([{ input: Buffer.from(`<svg width="48" height="32"><text x="2" y="20" font-size="14">${i}</text></svg>`), top: 0, left: 0 }])
-    .png()
-    .toBuffer();
+function image(): Promise<Buffer> {
+  // Distinct small PNGs of random pixels: each upload is different bytes, so a mix-up cannot pass.
+  return sharp(randomBytes(48 * 32 * 3), { raw: { width: 48, height: 32, channels: 3 } }).png().toBuffer();
 }
 
 describe('graceful SIGTERM of ugcfs server during uploads', () => {
@@ -34,15 +32,14 @@ describe('graceful SIGTERM of ugcfs server during uploads', () => {
     let inFlight = 0;
     let inFlightAtSignal = -1;
     let signalled = false;
-    let next = 0;
     const note = (k: string) => outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
 
     const worker = async () => {
       for (;;) {
-        const body = await image(next++);
+        const body = await image();
         inFlight++;
         try {
-          const res = await fetch(`${first.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body });
+          const res = await fetch(`${first.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(body) });
           const text = await res.text();
           note(String(res.status));
           if (res.status === 201) {
@@ -87,4 +84,27 @@ describe('graceful SIGTERM of ugcfs server during uploads', () => {
     expect(acked.length).toBeGreaterThanOrEqual(ACKED_BEFORE_SIGNAL);
     console.log(`acknowledged ${acked.length}, in flight at SIGTERM ${inFlightAtSignal}, outcomes ${JSON.stringify(Object.fromEntries(outcomes))}`);
   }, 240_000);
+});
+
+describe('graceful SIGTERM of each separately started role', () => {
+  const tmp = tempDir('ugcfs-sigterm-roles-');
+  const procs: Proc[] = [];
+  afterAll(async () => {
+    for (const p of procs) await p.kill('SIGKILL');
+    tmp.cleanup();
+  });
+
+  it('name server, data server and origin each exit 0 after closing', async () => {
+    const ns = await start(['nameserver', '--data', join(tmp.dir, 'ns'), '--port', '0', '--heartbeat-ms', '200']);
+    procs.push(ns);
+    const ds = await start(['dataserver', '--data', join(tmp.dir, 'ds'), '--port', '0', '--nameserver', ns.url, '--heartbeat-ms', '200', '--fsync=false']);
+    procs.push(ds);
+    const origin = await start(['origin', '--nameserver', ns.url, '--port', '0']);
+    procs.push(origin);
+    for (const p of [origin, ds, ns]) {
+      expect((await fetch(`${p.url}/healthz`)).status).toBe(200);
+      expect(await p.kill('SIGTERM'), p.args[0]).toBe(0);
+      expect(p.lines.some((l) => l.includes('"msg":"shutting down"')), p.args[0]).toBe(true);
+    }
+  }, 120_000);
 });
