@@ -53,11 +53,15 @@ export class Allocator {
     if (pool.length < this.target(now)) void this.grow(replication);
     const rec = pool[Math.floor(Math.random() * pool.length)]!;
     const key = await this.d.keys.take();
+    // Always the whole replica set: if one of them died meanwhile, the write fails and is
+    // retried elsewhere, never acknowledged with fewer copies.
+    const replicas = rec.replicas.map((id) => this.d.registry.get(id)).filter((d): d is DataserverEntry => d !== undefined);
+    if (replicas.length !== rec.replication) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `block ${rec.id} lost a replica while being assigned`);
     this.d.metrics.assigns.inc();
     return {
       fid: encodeFid({ block: rec.id, key, cookie: newCookie() }),
       block: rec.id,
-      replicas: this.d.blocks.liveHolders(rec).map(dsRef),
+      replicas: replicas.map(dsRef),
     };
   }
 
@@ -95,16 +99,25 @@ export class Allocator {
     const rec: BlockRecord = { id, replication, state: 'writable', replicas: set.map((d) => d.id), createdAt: Date.now() };
     // Persisted before any data server hears of it, so a report of this block is always
     // recognised as ours, even after a crash right here.
-    await this.d.blocks.put(rec);
-    const results = await Promise.allSettled(set.map((ds) => this.createOn(ds, rec, set)));
-    const failed = results.filter((r) => r.status === 'rejected');
-    if (failed.length > 0) {
-      await this.d.blocks.put({ ...rec, state: 'abandoned' });
-      const reason = (failed[0] as PromiseRejectedResult).reason as Error;
-      throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `creating block ${id} failed on ${failed.length} of ${set.length} data servers: ${reason.message}`);
+    // Busy until every replica has created it: no assign may hand out a fid in it before.
+    this.d.blocks.setBusy(id, 'creating');
+    try {
+      await this.d.blocks.put(rec);
+      const results = await Promise.allSettled(set.map((ds) => this.createOn(ds, rec, set)));
+      const failed = results.filter((r) => r.status === 'rejected');
+      if (failed.length > 0) {
+        await this.d.blocks.put({ ...rec, state: 'abandoned' });
+        const reason = (failed[0] as PromiseRejectedResult).reason as Error;
+        throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `creating block ${id} failed on ${failed.length} of ${set.length} data servers: ${reason.message}`);
+      }
+      // The confirm window (counted as held before the first report) starts now.
+      const created = { ...rec, createdAt: Date.now() };
+      await this.d.blocks.put(created);
+      this.d.log.info({ block: id, replicas: rec.replicas }, 'block created');
+      return created;
+    } finally {
+      this.d.blocks.clearBusy(id);
     }
-    this.d.log.info({ block: id, replicas: rec.replicas }, 'block created');
-    return rec;
   }
 
   private async createOn(ds: DataserverEntry, rec: BlockRecord, set: DataserverEntry[]): Promise<void> {

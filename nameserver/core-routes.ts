@@ -54,7 +54,8 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     const rec = ctx.blocks.require(id);
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 200) : 'unspecified';
     if (rec.state === 'writable') {
-      await ctx.blocks.setState(id, 'failed');
+      // A full block is simply sealed; anything else means its replicas may disagree.
+      await ctx.blocks.setState(id, reason.startsWith('UGCFS_ERR_BLOCK_READONLY') ? 'sealed' : 'failed');
       ctx.log.warn({ block: id, ds: body.dsId, reason }, 'a write failed; block takes no more writes');
     }
     return { ok: true, block: id, state: ctx.blocks.stateOf(ctx.blocks.require(id)) };

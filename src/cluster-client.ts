@@ -175,7 +175,7 @@ export class ClusterClient {
         continue;
       }
       const [primary, ...peers] = a.replicas;
-      if (!primary) {
+      if (!primary || (replicas !== undefined && a.replicas.length < replicas)) {
         last = new UgcfsError('UGCFS_ERR_UNAVAILABLE', `block ${a.block} has no live replica`);
         continue;
       }

@@ -11,7 +11,7 @@ let c: Cluster;
 const files = new Map<string, Buffer>();
 
 beforeAll(async () => {
-  c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 256 * 1024, deadAfterMs: 800, repairDelayMs: 300 });
+  c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 256 * 1024, deadAfterMs: 1200, repairDelayMs: 300 });
   for (let i = 0; i < 150; i++) {
     const data = randomBytes(2000 + ((i * 131) % 6000));
     const w = await c.client.write(data, { mime: 'application/octet-stream' });
@@ -97,7 +97,7 @@ describe('automatic repair (3 data servers, replicas 2)', () => {
 describe('missed deletes', () => {
   it('a server back before repair gets the deletes it missed before serving again', async () => {
     // Slow repair on this cluster: restart the name server is not needed; use a fresh cluster.
-    const d = await startCluster({ dataservers: 2, racks: ['a', 'b'], replicas: 2, blockSize: 256 * 1024, deadAfterMs: 600, repairDelayMs: 60_000 });
+    const d = await startCluster({ dataservers: 2, racks: ['a', 'b'], replicas: 2, blockSize: 256 * 1024, deadAfterMs: 1000, repairDelayMs: 60_000 });
     try {
       const fids: string[] = [];
       for (let i = 0; i < 10; i++) fids.push((await d.client.write(randomBytes(1000 + i))).fid);

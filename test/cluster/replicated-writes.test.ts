@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFid } from '../../src/file-id.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 
 let c: Cluster;
@@ -60,13 +61,23 @@ describe('replicated writes', () => {
     }
   });
 
-  it('spreads reads: each replica serves a share (hashring by fid)', async () => {
+  it('spreads reads of one block over its replicas (hashring by fid)', async () => {
+    // All files of one block share a primary; reading them must not all hit it.
+    const byBlock = new Map<number, string[]>();
+    for (const fid of files.keys()) {
+      const b = decodeFid(fid).block;
+      byBlock.set(b, [...(byBlock.get(b) ?? []), fid]);
+    }
+    const [block, fids] = [...byBlock].sort((a, b) => b[1].length - a[1].length)[0]!;
+    expect(fids.length).toBeGreaterThan(40);
+    const loc = await c.client.locate(block, true);
+    expect(loc.replicas).toHaveLength(2);
     const before = await readCounts();
-    for (const fid of [...files.keys()].slice(0, 300)) await c.client.read(fid);
+    for (const fid of fids) await c.client.read(fid);
     const after = await readCounts();
-    const served = [...after].map(([id, n]) => n - (before.get(id) ?? 0));
-    expect(served.reduce((a, b) => a + b, 0)).toBe(300);
-    for (const n of served) expect(n).toBeGreaterThan(30);
+    const served = loc.replicas.map((r) => after.get(r.id)! - before.get(r.id)!);
+    expect(served[0]! + served[1]!).toBe(fids.length);
+    for (const n of served) expect(n).toBeGreaterThan(fids.length * 0.2);
   });
 
   it('answers a wrong cookie and a never-allocated block like a missing file', async () => {

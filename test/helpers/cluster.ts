@@ -26,7 +26,7 @@ export interface ClusterOptions {
   blockSize?: number;
   /** heartbeat interval, ms, for both roles (default 100) */
   heartbeatMs?: number;
-  /** name server --dead-after-ms (default 800) */
+  /** name server --dead-after-ms (default 1500: a loaded 2-core machine delays heartbeats) */
   deadAfterMs?: number;
   /** name server --repair-delay-ms (default 500) */
   repairDelayMs?: number;
@@ -111,7 +111,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     '--port', String(port),
     '--replicas', String(opts.replicas ?? 2),
     '--heartbeat-ms', String(heartbeatMs),
-    '--dead-after-ms', String(opts.deadAfterMs ?? 800),
+    '--dead-after-ms', String(opts.deadAfterMs ?? 1500),
     '--repair-delay-ms', String(opts.repairDelayMs ?? 500),
     '--startup-grace-ms', String(opts.startupGraceMs ?? 1000),
     ...(opts.nameserverArgs ?? []),
