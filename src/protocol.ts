@@ -9,7 +9,7 @@ export const DS_ROUTES = {
   needle: '/needles/:fid',
   /** GET list of BlockReport */
   blocks: '/blocks',
-  /** POST create (body {replicas?}) 201 / DELETE the block and its index entries 204 */
+  /** POST create (body {replicas?}) 201 (200 if it exists) / DELETE the block and its index entries 204 / GET BlockReport */
   block: '/blocks/:id',
   /** GET raw block bytes from ?from=OFFSET to the current end; headers x-ugcfs-block-gen, x-ugcfs-block-size */
   blockData: '/blocks/:id/data',
