@@ -7,13 +7,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Metrics } from '../metrics.ts';
 import { answer } from './cached-response.ts';
-import type { OriginCore, Source } from './origin-core.ts';
+import { OriginCore } from './origin-core.ts';
 import { parseTarget, resolveVariant, type ResolveOptions } from './variant-url.ts';
 
 interface Target {
-  source: Source;
-  /** undefined: the original */
-  key: string | undefined;
+  fid: string;
+  /** the entry's key in the memory tier */
+  memoryKey: string;
   kind: 'original' | 'variant';
 }
 
@@ -69,10 +69,10 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     try {
       const p = parseTarget(url);
       if (p.kind === 'fid') {
-        if (p.spec === undefined) t = { source: { kind: 'fid', fid: p.id }, key: undefined, kind: 'original' };
+        if (p.spec === undefined) t = { fid: p.id, memoryKey: OriginCore.memoryKey(p.id, undefined), kind: 'original' };
         else if (!d.signed) {
           const v = resolveVariant(p.spec, { ...d.resolve, accept: undefined });
-          if (!v.negotiated) t = { source: { kind: 'fid', fid: p.id }, key: v.key, kind: 'variant' };
+          if (!v.negotiated) t = { fid: p.id, memoryKey: OriginCore.memoryKey(p.id, v.key), kind: 'variant' };
         }
       }
     } catch {
@@ -100,7 +100,7 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     const started = process.hrtime.bigint();
     const t = targetOf(url);
     if (t === null) return false;
-    const entry = d.core.peek(t.source, t.key);
+    const entry = d.core.peek(t.fid, t.memoryKey);
     if (entry === undefined) return false;
     const given = req.headers['x-request-id'];
     const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();

@@ -96,15 +96,20 @@ export class OriginCore {
     return { promise, leader: true };
   }
 
+  /** The memory-tier key of a fid's original (variantKey undefined) or variant. */
+  static memoryKey(fid: string, variantKey: string | undefined): string {
+    return `${fid}|${variantKey ?? 'o'}`;
+  }
+
   /** Memory-tier lookup only, for the synchronous hit path. */
-  peek(s: Source, variantKey: string | undefined): CachedResponse | undefined {
-    if (s.kind === 'fid' && this.tombstones.size > 0 && this.isDead(s.fid)) return undefined;
-    return this.d.memory.get(`${sourceId(s)}|${variantKey ?? 'o'}`);
+  peek(fid: string, memoryKey: string): CachedResponse | undefined {
+    if (this.tombstones.size > 0 && this.isDead(fid)) return undefined;
+    return this.d.memory.get(memoryKey);
   }
 
   async original(s: Source): Promise<Served> {
     this.assertAlive(s);
-    const key = `${sourceId(s)}|o`;
+    const key = OriginCore.memoryKey(sourceId(s), undefined);
     const hot = this.d.memory.get(key);
     if (hot) {
       this.d.metrics.cacheLookups.inc({ tier: 'memory', result: 'hit' });
@@ -149,7 +154,7 @@ export class OriginCore {
   async variant(s: Source, v: Variant, opts: { forward: boolean }): Promise<Served> {
     this.assertAlive(s);
     const id = sourceId(s);
-    const key = `${id}|${v.key}`;
+    const key = OriginCore.memoryKey(id, v.key);
     const hot = this.d.memory.get(key);
     if (hot) {
       this.d.metrics.cacheLookups.inc({ tier: 'memory', result: 'hit' });
