@@ -44,7 +44,9 @@ export const section: Section = {
       let davSerial = 0;
       const davPut = async () => {
         const n = davSerial++;
-        const res = await request(`${davUrl}/dav/${n % 100}/${n}.bin`, { method: 'PUT', body, dispatcher: agent });
+        // Names cycle through 20,000 so a long run does not leave ~100k files to delete;
+        // replacing a file costs nginx the same temp-file-and-rename as creating one.
+        const res = await request(`${davUrl}/dav/${n % 100}/${n % 20_000}.bin`, { method: 'PUT', body, dispatcher: agent });
         await res.body.dump();
         if (res.statusCode !== 201 && res.statusCode !== 204) throw new Error(`nginx PUT -> HTTP ${res.statusCode}`);
         return SIZE;
