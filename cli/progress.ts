@@ -14,6 +14,8 @@ import type { CommandContext } from './command.ts';
 export const OP_COMMAND_OPTIONS = {
   ...CLUSTER_CLIENT_OPTIONS,
   pollMs: opt.int(250, 'how often progress is fetched from the name server, ms', { min: 20, max: 60_000 }),
+  json: opt.bool(false, 'print the operation as JSON on stdout'),
+  detach: opt.bool(false, 'start the operation, print its id and return'),
 };
 
 export interface OpClientConfig {
@@ -24,21 +26,6 @@ export interface OpClientConfig {
 }
 
 const BAR = 30;
-
-/**
- * The on/off flags of a command (--json, --dry-run...). The argv parser lets an unknown
- * flag take the next word as its value, so `--repair now` arrives as a value: refuse it.
- */
-export function switches(flags: Map<string, string | true>, names: readonly string[]): Set<string> {
-  const on = new Set<string>();
-  for (const n of names) {
-    const v = flags.get(n);
-    if (v === undefined) continue;
-    if (v !== true) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `${n} takes no value (got ${JSON.stringify(v.slice(0, 40))})`);
-    on.add(n);
-  }
-  return on;
-}
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

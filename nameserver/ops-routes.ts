@@ -20,6 +20,8 @@ const STATUS_MAX = 10;
 export interface OpRequest {
   kind: Exclude<OperationKind, 'repair'>;
   dryRun: boolean;
+  /** drain only: return the server to service (it takes blocks and writes again) */
+  undo: boolean;
   dataserver?: string;
   threshold: number;
   repair: boolean;
@@ -29,7 +31,7 @@ export interface OpRequest {
 
 const FIELDS: Record<string, readonly string[]> = {
   rebalance: ['dryRun', 'concurrency', 'bytesPerSec'],
-  drain: ['dataserver', 'dryRun', 'concurrency', 'bytesPerSec'],
+  drain: ['dataserver', 'dryRun', 'undo', 'concurrency', 'bytesPerSec'],
   verify: ['repair', 'concurrency', 'bytesPerSec'],
   compact: ['threshold'],
 };
@@ -55,7 +57,7 @@ export function parseOpRequest(body: unknown): OpRequest {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`${k} must be an integer from ${min} to ${max}`);
     return v;
   };
-  const out: OpRequest = { kind, dryRun: bool('dryRun'), repair: bool('repair'), threshold: 0.1 };
+  const out: OpRequest = { kind, dryRun: bool('dryRun'), undo: bool('undo'), repair: bool('repair'), threshold: 0.1 };
   if (kind === 'drain') {
     if (typeof b.dataserver !== 'string' || b.dataserver === '') throw bad('drain needs "dataserver": the id of a data server');
     out.dataserver = b.dataserver;
@@ -109,6 +111,15 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
     ctx.requireAdmin(req);
     const r = parseOpRequest(req.body);
     if (r.kind === 'drain') ctx.registry.require(r.dataserver!);
+    if (r.kind === 'drain' && r.undo) {
+      // Stops a running drain of it first, so it does not go on moving blocks off.
+      for (const o of history.running(['drain'])) if (o.details?.dataserver === r.dataserver) engine.cancel(o.id);
+      await ctx.registry.setDraining(r.dataserver!, false);
+      ctx.log.info({ ds: r.dataserver }, 'data server returned to service (drain undone)');
+      const now = Date.now();
+      const undone: Operation = { id: 'undo', kind: 'drain', state: 'done', startedAt: now, finishedAt: now, done: 0, total: 0, bytesDone: 0, message: `${r.dataserver} takes new blocks and writes again`, details: { dataserver: r.dataserver, undo: true } };
+      return undone;
+    }
     if (r.dryRun) {
       const now = Date.now();
       const details = r.kind === 'drain' ? { dataserver: r.dataserver, moves: drainPlan(ctx, r.dataserver!) } : planDetails(currentBalancePlan(ctx));
@@ -146,7 +157,7 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
   if (settings.compactIntervalMs > 0) {
     const t = setInterval(() => {
       if (history.running(['compact']).length > 0 || compactCandidates(ctx, settings.compactThreshold).size === 0) return;
-      startOp({ kind: 'compact', dryRun: false, repair: false, threshold: settings.compactThreshold }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic compaction did not start'));
+      startOp({ kind: 'compact', dryRun: false, undo: false, repair: false, threshold: settings.compactThreshold }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic compaction did not start'));
     }, settings.compactIntervalMs);
     t.unref();
     timers.push(t);
@@ -156,7 +167,7 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
       if (history.running(['rebalance', 'drain']).length > 0) return;
       const plan = currentBalancePlan(ctx);
       if (plan.moves.length === 0 || imbalance(plan) <= settings.balanceThreshold) return;
-      startOp({ kind: 'rebalance', dryRun: false, repair: false, threshold: 0 }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic rebalance did not start'));
+      startOp({ kind: 'rebalance', dryRun: false, undo: false, repair: false, threshold: 0 }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic rebalance did not start'));
     }, settings.balanceIntervalMs);
     t.unref();
     timers.push(t);

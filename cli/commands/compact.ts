@@ -1,7 +1,7 @@
 import { loadConfig, opt } from '../../src/config.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import type { CommandModule } from '../command.ts';
-import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, startOrAttach, switches } from '../progress.ts';
+import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, startOrAttach } from '../progress.ts';
 
 const COMPACT_OPTIONS = {
   ...OP_COMMAND_OPTIONS,
@@ -17,12 +17,11 @@ tombstones over the block file) is at least the threshold, one block per server 
 Reads go on; writes go to other blocks meanwhile. The name server also compacts by itself
 on an interval.`,
   async run(ctx) {
-    const { config, flags: given, positionals } = loadConfig(COMPACT_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json', '--detach'] });
-    const flags = switches(given, ['--json', '--detach']);
+    const { config, positionals } = loadConfig(COMPACT_OPTIONS, { argv: ctx.argv, env: ctx.env });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
-    const json = flags.has('--json');
+    const json = config.json;
     let op = await startOrAttach(ctx, config, 'compact', { threshold: config.threshold });
-    if (flags.has('--detach')) {
+    if (config.detach) {
       ctx.stdout.write(json ? JSON.stringify(op) + '\n' : `${op.id}\n`);
       return 0;
     }

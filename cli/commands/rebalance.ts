@@ -2,12 +2,13 @@ import { loadConfig, opt } from '../../src/config.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import type { Operation } from '../../src/protocol.ts';
 import type { CommandModule } from '../command.ts';
-import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, postOperation, startOrAttach, switches } from '../progress.ts';
+import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, postOperation, startOrAttach } from '../progress.ts';
 
 export const MOVE_OPTIONS = {
   ...OP_COMMAND_OPTIONS,
   concurrency: opt.int(0, 'block moves at the same time (0: the name server\'s setting)', { min: 0, max: 64 }),
   bytesPerSec: opt.int(0, 'copy rate limit in bytes per second, e.g. 50M (0: the name server\'s setting)', { min: 0 }),
+  dryRun: opt.bool(false, 'print the plan; change nothing'),
 };
 
 interface PlannedMove {
@@ -66,17 +67,16 @@ verified) and runs them. --dry-run prints the plan and changes nothing. The oper
 on the name server: Ctrl-C stops watching, not the work; running it again follows it, or,
 after it was interrupted, plans what is left. --detach prints the operation id and returns.`,
   async run(ctx) {
-    const { config, flags: given, positionals } = loadConfig(MOVE_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json', '--dry-run', '--detach'] });
-    const flags = switches(given, ['--json', '--dry-run', '--detach']);
+    const { config, positionals } = loadConfig(MOVE_OPTIONS, { argv: ctx.argv, env: ctx.env });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
-    const json = flags.has('--json');
-    if (flags.has('--dry-run')) {
+    const json = config.json;
+    if (config.dryRun) {
       const plan = await postOperation(config, { kind: 'rebalance', dryRun: true });
       ctx.stdout.write(json ? JSON.stringify(plan) + '\n' : formatPlan((plan.details ?? {}) as PlanDetails));
       return 0;
     }
     let op = await startOrAttach(ctx, config, 'rebalance', moveBody(config));
-    if (flags.has('--detach')) {
+    if (config.detach) {
       ctx.stdout.write(json ? JSON.stringify(op) + '\n' : `${op.id}\n`);
       return 0;
     }

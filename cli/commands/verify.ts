@@ -1,8 +1,13 @@
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig, opt } from '../../src/config.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import type { Operation } from '../../src/protocol.ts';
 import type { CommandModule } from '../command.ts';
-import { OP_COMMAND_OPTIONS, follow, outcome, startOrAttach, switches } from '../progress.ts';
+import { OP_COMMAND_OPTIONS, follow, outcome, startOrAttach } from '../progress.ts';
+
+const VERIFY_OPTIONS = {
+  ...OP_COMMAND_OPTIONS,
+  repair: opt.bool(false, 'replace damaged copies from good ones'),
+};
 
 interface Damage {
   block: number;
@@ -38,12 +43,11 @@ compared (digest of their live records). Damage is listed; with --repair each ba
 replaced from a good one (a new copy is made before the bad one is dropped when another
 server can hold it). Exit code 1 when damage remains, 0 when the cluster is clean.`,
   async run(ctx) {
-    const { config, flags: given, positionals } = loadConfig(OP_COMMAND_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json', '--repair', '--detach'] });
-    const flags = switches(given, ['--json', '--repair', '--detach']);
+    const { config, positionals } = loadConfig(VERIFY_OPTIONS, { argv: ctx.argv, env: ctx.env });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
-    const json = flags.has('--json');
-    let op = await startOrAttach(ctx, config, 'verify', flags.has('--repair') ? { repair: true } : {});
-    if (flags.has('--detach')) {
+    const json = config.json;
+    let op = await startOrAttach(ctx, config, 'verify', config.repair ? { repair: true } : {});
+    if (config.detach) {
       ctx.stdout.write(json ? JSON.stringify(op) + '\n' : `${op.id}\n`);
       return 0;
     }

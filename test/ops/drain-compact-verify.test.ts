@@ -50,7 +50,7 @@ describe('bad usage', () => {
       [['compact', '--threshold', '2'], 2, /--threshold/],
       [['compact', '--threshold', 'lots'], 2, /--threshold/],
       [['verify', '--concurrency', '3'], 2, /unknown option/],
-      [['verify', '--repair', 'now'], 2, /takes no value/],
+      [['verify', '--repair', 'now'], 2, /unexpected argument now/],
       [['verify', 'now'], 2, /unexpected argument/],
     ];
     for (const [args, code, msg] of cases) {
@@ -82,6 +82,10 @@ describe('drain', () => {
     const victim = c.dsIds[0]!;
     const before = await c.status();
     expect(before.dataservers.find((d) => d.id === victim)!.blocks).toBeGreaterThan(0);
+    const dry = await c.cli(['drain', '--dry-run', victim]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`block copies to move off ${victim}`);
+    expect((await c.status()).dataservers.find((d) => d.id === victim)!.draining).toBe(false);
     const r = await c.cli(['drain', victim]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/done/);
@@ -108,6 +112,11 @@ describe('drain', () => {
       expect(loc.replicas.length).toBe(2);
     }
     expect(reader.errors).toEqual([]);
+
+    // --undo returns it to service (it would take blocks again once back)
+    const undo = await c.cli(['drain', '--undo', victim]);
+    expect(undo.code, undo.stderr).toBe(0);
+    expect((await c.status()).dataservers.find((d) => d.id === victim)!.draining).toBe(false);
   });
 });
 
