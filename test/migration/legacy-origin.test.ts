@@ -10,6 +10,8 @@ import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { checkUpload } from '../../src/origin/image-pipeline.ts';
 import type { LegacyMapping } from '../../src/protocol.ts';
 import { NGINX_MISSING, startOldOrigin, type OldOrigin } from './old-origin.ts';
+import { LegacyImporter } from '../../src/origin/legacy-import.ts';
+import { createLogger } from '../../src/log.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const asStored = async (b: Buffer) => (await checkUpload(b, { maxPixels: 100_000_000, timeoutMs: 15_000 }, (j) => j())).data;
@@ -98,6 +100,42 @@ describe.skipIf(NGINX_MISSING !== '')(`old origin (nginx)${NGINX_MISSING ? ': ' 
     const after = await mapping('/old/flower.jpg');
     expect(after!.fid).not.toBe(before!.fid);
     expect(after!.sha256).toBe(sha(await asStored(readFileSync(join(CORPUS, 'photos', 'Garden.jpg')))));
+  });
+
+  it('imports each path once, drops what overflows its queue, and yields to a mapping made first', async () => {
+    const img = await asStored(readFileSync(join(CORPUS, 'exif', 'f3-exif.jpg')));
+    const importer = new LegacyImporter({ store: cluster.client, log: createLogger({ name: 'test', level: 'silent' }), maxQueue: 1, concurrency: 1 });
+    expect(importer.enqueue('/lazy/a.jpg', img, 'image/jpeg')).toBe(true);
+    expect(importer.enqueue('/lazy/a.jpg', img, 'image/jpeg')).toBe(false);
+    expect(importer.enqueue('/lazy/b.jpg', img, 'image/jpeg')).toBe(true);
+    expect(importer.enqueue('/lazy/c.jpg', img, 'image/jpeg')).toBe(false);
+    expect(importer.stats.dropped).toBe(1);
+    await importer.idle();
+    expect(importer.stats).toMatchObject({ imported: 2, failed: 0 });
+    expect(importer.enqueue('/lazy/a.jpg', img, 'image/jpeg')).toBe(false);
+    const a = await mapping('/lazy/a.jpg');
+    expect(sha((await cluster.client.read(a!.fid)).data)).toBe(sha(img));
+
+    // Someone (another origin, a migrate run) mapped it first: theirs stands, our copy goes.
+    const theirs = await cluster.client.write(img, { mime: 'image/jpeg' });
+    await cluster.client.legacySet('/lazy/raced.jpg', theirs.fid);
+    const racer = new LegacyImporter({
+      // Its lookup misses, as when the other writer maps the path just after it looked.
+      store: {
+        write: cluster.client.write.bind(cluster.client),
+        read: cluster.client.read.bind(cluster.client),
+        delete: cluster.client.delete.bind(cluster.client),
+        legacySet: cluster.client.legacySet.bind(cluster.client),
+        legacyLookup: async () => undefined,
+      },
+      log: createLogger({ name: 'test', level: 'silent' }),
+    });
+    racer.enqueue('/lazy/raced.jpg', img, 'image/jpeg');
+    await racer.idle();
+    expect(racer.stats.imported).toBe(0);
+    expect((await mapping('/lazy/raced.jpg'))!.fid).toBe(theirs.fid);
+    await importer.close();
+    await racer.close();
   });
 
   it('reads unmigrated files through, imports them lazily, and keeps serving them after the old origin is gone', async (ctx) => {
