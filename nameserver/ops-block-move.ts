@@ -42,6 +42,9 @@ export type MoveOutcome = { moved: true; bytes: number } | { moved: false; reaso
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How long writes assigned to a block before it was claimed may still take to arrive. */
+export const IN_FLIGHT_MS = 200;
+
 function blockUrl(ds: DataserverEntry, route: string, block: number): string {
   return ds.url + route.replace(':id', String(block));
 }
@@ -136,7 +139,12 @@ export async function moveBlock(env: MoveEnv, m: MoveRequest): Promise<MoveOutco
   try {
     // Moved blocks are sealed, as repaired ones are: a block that changes hands takes no more
     // appends, so the copy converges and the replicas never diverge mid-move.
-    if (rec0.state === 'writable') await ctx.blocks.setState(m.block, 'sealed');
+    if (rec0.state === 'writable') {
+      await ctx.blocks.setState(m.block, 'sealed');
+      // Writes assigned just before the claim are on their way; let them land before the
+      // holders turn read-only, or they would fail half-replicated.
+      await sleep(IN_FLIGHT_MS);
+    }
     const holders = ctx.blocks.liveHolders(rec0);
     await Promise.allSettled(holders.map((h) => dsPost(ctx, h, DS_ROUTES.blockReadonly, m.block, { readonly: true }, 5000)));
     const bytes = await copyAndVerify(env, rec0, source, target);

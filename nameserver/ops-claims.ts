@@ -4,7 +4,7 @@
 // one block on different servers may share a claim; everything else is exclusive.
 import type { BlockMap } from './block-map.ts';
 
-export type ClaimReason = 'moving' | 'compacting';
+export type ClaimReason = 'moving' | 'compacting' | 'verifying';
 
 export class BlockClaims {
   private readonly held = new Map<number, { reason: ClaimReason; count: number }>();

@@ -6,7 +6,7 @@
 import type { CompactResult } from '../src/protocol.ts';
 import { DS_ROUTES } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
-import { dsPost } from './ops-block-move.ts';
+import { IN_FLIGHT_MS, dsPost } from './ops-block-move.ts';
 import type { OpBody } from './ops-engine.ts';
 
 const MAX_LISTED = 20;
@@ -63,6 +63,8 @@ export function compactBody(threshold: number): OpBody {
           }
           let freed = 0;
           try {
+            // Appends assigned just before the claim are refused while compacting; let them land.
+            if (ctx.blocks.get(block)?.state === 'writable') await sleep(IN_FLIGHT_MS);
             const res = await dsPost<CompactResult>(ctx, ds, DS_ROUTES.blockCompact, block, {}, 30 * 60_000);
             freed = Math.max(0, res.beforeBytes - res.afterBytes);
             reclaimed += freed;

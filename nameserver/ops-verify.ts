@@ -6,7 +6,7 @@
 import { isUgcfsError } from '../src/errors.ts';
 import type { ScrubResult } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
-import { moveBlock, recopyBlock, scrub } from './ops-block-move.ts';
+import { IN_FLIGHT_MS, moveBlock, recopyBlock, scrub } from './ops-block-move.ts';
 import { pool, type OpBody, type OpRun } from './ops-engine.ts';
 import { chooseCopyTarget } from './placement.ts';
 import type { DataserverEntry } from './registry.ts';
@@ -132,7 +132,17 @@ export function verifyBody(repair: boolean): OpBody {
       if (!(await waitIdle(ctx, block, run))) {
         damage.push({ block, ds: '', reason: 'not-checked', records: 0, error: 'block stayed busy' });
       } else {
-        const found = await checkBlock(ctx, block);
+        // A block taking writes would differ between two scrubs; hold its writes off (they go
+        // to other blocks) while its copies are compared.
+        const rec = ctx.blocks.get(block);
+        const held = rec !== undefined && ctx.blocks.isWritable(rec) && run.env.claims.claim(block, 'verifying');
+        let found;
+        try {
+          if (held) await sleep(IN_FLIGHT_MS);
+          found = await checkBlock(ctx, block);
+        } finally {
+          if (held) run.env.claims.release(block);
+        }
         replicas += found.checked;
         records += found.records;
         damage.push(...found.damage);
