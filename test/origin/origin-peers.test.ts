@@ -50,6 +50,17 @@ describe('origins sharing variants', () => {
     for (const p of paths) for (const o of [a, b]) expect((await http(o.url + p)).status, `${o.url}${p}`).toBe(404);
   });
 
+  it('guard the internal routes with the cluster secret', async () => {
+    const f = await upload(a.url, corpus('exif/f1-exif.jpg'));
+    const v = await http(`${a.url}/_internal/variant/${f.fid}?v=20x0.inside.auto.q0&n=0`);
+    expect([v.status, v.json().error.code]).toEqual([401, 'UGCFS_ERR_UNAUTHORIZED']);
+    const p = await http(`${a.url}/_internal/purge`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ugcfs-secret': 'wrong' }, body: JSON.stringify({ fid: f.fid }) });
+    expect(p.status).toBe(401);
+    expect((await http(`${a.url}/${f.fid}`)).status).toBe(200);
+    const ok = await http(`${a.url}/_internal/variant/${f.fid}?v=20x0.inside.auto.q0&n=0`, { headers: { 'x-ugcfs-secret': env.cluster.secret } });
+    expect([ok.status, ok.headers['content-type']]).toEqual([200, 'image/jpeg']);
+  });
+
   it('compute locally when the owner is down', async () => {
     const f = await upload(a.url, corpus('photos/Aqua.jpg'));
     await b.kill('SIGKILL');

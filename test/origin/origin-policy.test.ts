@@ -65,6 +65,14 @@ describe('loopback-only uploads without tokens', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('exits 0 on SIGTERM', async () => {
+    const o = await startOrigin(env);
+    await upload(o.url, corpus('exif/f5-exif.jpg'));
+    expect(await o.kill('SIGTERM')).toBe(0);
+  });
+});
+
 describe('signed variant URLs', () => {
   it('requires a signature from any configured key for variants, not originals', async () => {
     const keys = ['new-key-' + randomBytes(4).toString('hex'), 'old-key-' + randomBytes(4).toString('hex')];
