@@ -11,6 +11,8 @@ export interface LegacyResolver {
   lookup(path: string): Promise<string | undefined>;
   /** bytes for an unmapped path (e.g. from the old origin); served through the same pipeline */
   fetchThrough?(path: string): Promise<{ data: Buffer; mime: string } | undefined>;
+  /** called when the origin stops (e.g. to drain background imports) */
+  close?(): Promise<void>;
 }
 
 export interface LegacyResolverOptions {

@@ -115,6 +115,7 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
     url,
     async close() {
       await app.close();
+      await resolver.close?.();
     },
   };
 }
