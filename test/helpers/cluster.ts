@@ -76,6 +76,9 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+// A shared 2-core machine under load can take long to spawn a process through tsx.
+const START_TIMEOUT_MS = 45_000;
+
 /** A free loopback port, so the name server can come back on the same URL after a restart. */
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -164,13 +167,13 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     },
     async restartDataserver(i) {
       await procs[i]!.kill('SIGKILL');
-      procs[i] = await start(dsArgList[i]!, { env });
+      procs[i] = await start(dsArgList[i]!, { env, timeoutMs: START_TIMEOUT_MS });
       return procs[i]!;
     },
     async addDataserver(o = {}) {
       const i = procs.length;
       dsArgList[i] = dsArgs(i, o.rack ?? rackOf(i));
-      procs[i] = await start(dsArgList[i]!, { env });
+      procs[i] = await start(dsArgList[i]!, { env, timeoutMs: START_TIMEOUT_MS });
       cluster.dsIds[i] = `ds-${i + 1}`;
       return i;
     },
@@ -179,7 +182,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     },
     async restartNameserver() {
       await nameserver?.kill('SIGKILL');
-      nameserver = await start(nsArgs, { env: nsEnv });
+      nameserver = await start(nsArgs, { env: nsEnv, timeoutMs: START_TIMEOUT_MS });
       return nameserver;
     },
     async stop() {
@@ -190,9 +193,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   };
 
   try {
-    nameserver = await start(nsArgs, { env: nsEnv });
+    nameserver = await start(nsArgs, { env: nsEnv, timeoutMs: START_TIMEOUT_MS });
     for (let i = 0; i < n; i++) dsArgList[i] = dsArgs(i, rackOf(i));
-    const started = await Promise.all(dsArgList.map((a) => start(a, { env })));
+    const started = await Promise.all(dsArgList.map((a) => start(a, { env, timeoutMs: START_TIMEOUT_MS })));
     procs.push(...started);
     cluster.dsIds.push(...started.map((_, i) => `ds-${i + 1}`));
     await cluster.waitForAlive();
