@@ -47,6 +47,13 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     if (req.url.length > MAX_URL_LENGTH) throw new UgcfsError('UGCFS_ERR_BAD_PATH', `the URL is longer than ${MAX_URL_LENGTH} characters`);
   });
 
+  app.addHook('onSend', async (_req, reply, payload) => {
+    // Short caching suits client errors (junk URLs stay at the edge); a server-side failure
+    // must not be replayed by CDNs once the origin has recovered.
+    if (reply.statusCode >= 500) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
   async function sourceOf(t: ParsedTarget): Promise<Source> {
     if (t.kind === 'fid') {
       decodeFid(t.id);
