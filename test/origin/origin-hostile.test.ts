@@ -157,3 +157,18 @@ describe('hostile URLs', () => {
     expect(meta.exif).toBeUndefined();
   });
 });
+
+describe('storage outage', () => {
+  it('answers 5xx that no CDN may cache, keeps serving its cache, and stays healthy', async () => {
+    const cached = (await upload(origin, corpus('exif/f7-exif.jpg'))).fid;
+    const uncached = (await upload(origin, corpus('exif/f8-exif.jpg'))).fid;
+    expect((await http(`${origin}/${cached}?w=20`)).status).toBe(200);
+    for (let i = 0; i < env.cluster.dataservers.length; i++) await env.cluster.killDataserver(i);
+    const r = await http(`${origin}/${uncached}`);
+    expect(r.status).toBeGreaterThanOrEqual(500);
+    expect(r.json().error.code).toMatch(/^UGCFS_ERR_/);
+    expect(r.headers['cache-control']).toBe('no-store');
+    expect((await http(`${origin}/${cached}?w=20`)).headers['x-cache']).toBe('HIT');
+    expect((await http(`${origin}/healthz`)).status).toBe(200);
+  });
+});
