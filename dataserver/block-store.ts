@@ -162,7 +162,14 @@ export class BlockStore {
     if (b.pendingKeys.has(meta.key)) throw new UgcfsError('UGCFS_ERR_DUPLICATE_KEY', `key ${meta.key} is being written`);
     b.pendingKeys.add(meta.key);
     try {
-      const existing = await this.ctx.index.get(blockId, meta.key, false);
+      if (b.maxKey === undefined) {
+        const indexed = await this.ctx.index.maxKey(blockId);
+        // Concurrent first puts may have raised it meanwhile: keep the larger.
+        b.maxKey = b.maxKey === undefined || indexed > b.maxKey ? indexed : b.maxKey;
+      }
+      const mayExist = meta.key <= b.maxKey;
+      if (!mayExist) b.maxKey = meta.key;
+      const existing = mayExist ? await this.ctx.index.get(blockId, meta.key, false) : undefined;
       if (existing) {
         // A retried forward of the very same record succeeds without a second copy.
         if (existing.cookie === meta.cookie) {
@@ -241,6 +248,7 @@ export class BlockStore {
   /** Re-indexes whatever a pull appended past the watermark. */
   async reindex(b: Block): Promise<void> {
     await recoverTail(b, this.ctx);
+    b.maxKey = undefined;
     this.updateGauges();
   }
 

@@ -82,6 +82,12 @@ export class Block {
   deleted = false;
   /** a write failed in a way that left the file in doubt; no more appends until restart */
   failed = false;
+  /**
+   * Highest key ever offered to this block (undefined until first needed). Keys come from
+   * name-server leases and mostly increase, so a put above it cannot be a duplicate and
+   * skips the LevelDB lookup that would otherwise cost every write a miss.
+   */
+  maxKey: bigint | undefined;
   /** keys with an append or tombstone queued but not yet committed */
   readonly pendingKeys = new Set<bigint>();
   /** keys deleted while a compaction copies, so the new generation does not resurrect them */

@@ -204,6 +204,24 @@ describe('writes', () => {
     }
   });
 
+  it('detects duplicates whatever order keys arrive in, before and after reopen', async () => {
+    const dir = freshDir();
+    let s = await BlockStore.open({ dir, blockSize: BLOCK_SIZE });
+    await s.createBlock(1);
+    await Promise.all([s.put(1, meta(10n), data(10n)), s.put(1, meta(30n), data(30n))]);
+    await s.put(1, meta(20n), data(20n));
+    for (const k of [10n, 20n, 30n]) await expect(s.put(1, meta(k), Buffer.from('x'))).rejects.toMatchObject({ code: 'UGCFS_ERR_DUPLICATE_KEY' });
+    await s.close();
+    s = await BlockStore.open({ dir, blockSize: BLOCK_SIZE });
+    try {
+      await Promise.all([10n, 20n, 30n].map((k) => expect(s.put(1, meta(k), Buffer.from('x'))).rejects.toMatchObject({ code: 'UGCFS_ERR_DUPLICATE_KEY' })));
+      await s.put(1, meta(25n), data(25n));
+      await expectContents(s, [10n, 20n, 25n, 30n], []);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('refuses a second record with the same key, but accepts the same record again', async () => {
     const dir = freshDir();
     await fill(dir, [5n]);
