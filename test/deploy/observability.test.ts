@@ -66,6 +66,11 @@ describe('observability of every server', () => {
       expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
       metrics[role] = await res.text();
     }
+    // Stored bytes reach the name server with the next heartbeats, not with the write.
+    metrics.nameserver = await waitFor('the name server to count the stored bytes', async () => {
+      const text = await (await fetch(`${s.nameserver}/metrics`)).text();
+      return (samples(text, 'ugcfs_cluster_used_bytes')[0]?.value ?? 0) > 0 ? text : undefined;
+    });
   }, 120_000);
 
   afterAll(async () => s?.stop());
