@@ -79,9 +79,9 @@ describe('name server crash during a write burst', () => {
   });
 
   it('rebuilds the block map from reports after a restart', async () => {
-    const before = await c.status();
     const w = await c.client.write(randomBytes(1234));
     const st = await c.client.stat(w.fid);
+    const before = await c.status();
     await c.restartNameserver();
     await c.waitForAlive();
     const counts = (s: { dataservers: Array<{ blocks: number }> }) => s.dataservers.map((d) => d.blocks).join(',');
