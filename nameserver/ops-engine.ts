@@ -124,6 +124,7 @@ export class OpsEngine {
     } finally {
       this.cancelled.delete(op.id);
     }
+    this.ctx.metrics.operations.inc({ kind: op.kind, state: op.state });
     this.ctx.log.info({ op: op.id, kind: op.kind, state: op.state, done: op.done, total: op.total, bytes: op.bytesDone, message: op.message }, 'operation finished');
   }
 

@@ -82,6 +82,7 @@ async function runMove(run: OpRun, t: Tally, block: number, bytes: number, fn: (
   let units = retried ? 0 : 1;
   try {
     const out = await fn();
+    run.env.ctx.metrics.blockMoves.inc({ kind: run.op.kind, result: out.moved ? 'ok' : 'skipped' });
     if (out.moved) {
       t.moved++;
       copied = out.bytes;
@@ -91,6 +92,7 @@ async function runMove(run: OpRun, t: Tally, block: number, bytes: number, fn: (
       if (t.skips.length < MAX_LISTED) t.skips.push({ block, reason: out.reason });
     }
   } catch (err) {
+    run.env.ctx.metrics.blockMoves.inc({ kind: run.op.kind, result: 'failed' });
     t.failed++;
     if (t.failures.length < MAX_LISTED) t.failures.push({ block, error: (err as Error).message });
     run.env.ctx.log.warn({ op: run.op.id, block, err: (err as Error).message }, 'block move failed');

@@ -102,6 +102,7 @@ async function repairCopy(run: OpRun, d: Damage, good: DataserverEntry[]): Promi
     const out = target
       ? await moveBlock(run.env, { block: d.block, from: d.ds, to: target.id, copyFrom: source.id })
       : await recopyBlock(run.env, d.block, d.ds, source.id);
+    run.env.ctx.metrics.blockMoves.inc({ kind: 'verify', result: out.moved ? 'ok' : 'skipped' });
     if (out.moved) {
       d.repaired = true;
       run.env.ctx.log.info({ block: d.block, bad: d.ds, from: source.id, to: target?.id ?? d.ds }, 'damaged copy replaced');

@@ -31,6 +31,8 @@ function make(registry: client.Registry) {
     repairs: new client.Counter({ name: 'ugcfs_repairs_total', help: 'Block re-replications completed', labelNames: ['result'], registers: r }),
     assigns: new client.Counter({ name: 'ugcfs_assigns_total', help: 'File ids assigned', registers: r }),
     clusterBytes: new client.Gauge({ name: 'ugcfs_cluster_used_bytes', help: 'Bytes stored across live data servers', registers: r }),
+    blockMoves: new client.Counter({ name: 'ugcfs_block_moves_total', help: 'Block copies moved by cluster operations (rebalance, drain, verify --repair)', labelNames: ['kind', 'result'], registers: r }),
+    operations: new client.Counter({ name: 'ugcfs_operations_total', help: 'Cluster operations finished, by kind and final state', labelNames: ['kind', 'state'], registers: r }),
     // origin
     cacheLookups: new client.Counter({ name: 'ugcfs_cache_lookups_total', help: 'Origin cache lookups', labelNames: ['tier', 'result'], registers: r }),
     resizes: new client.Counter({ name: 'ugcfs_resizes_total', help: 'Variants computed by the image pipeline', labelNames: ['format'], registers: r }),

@@ -76,7 +76,6 @@ describe('rebalance', () => {
     const res = await c.cli(['rebalance', '--json']);
     expect(res.code, res.stderr).toBe(0);
     const op = JSON.parse(res.stdout) as Operation;
-    console.log('rebalance', op.total, 'moves', op.bytesDone, 'bytes in', op.finishedAt! - op.startedAt, 'ms');
     expect(op.state).toBe('done');
     expect(op.done).toBe(op.total);
     expect(op.bytesDone).toBeGreaterThan(0);
@@ -89,6 +88,9 @@ describe('rebalance', () => {
     expect(s.operations.some((o) => o.id === op.id && o.state === 'done')).toBe(true);
     const human = await c.cli(['status']);
     expect(human.stdout).toContain(op.id);
+    const metrics = await (await fetch(`${c.nameserver.url}/metrics`, { headers: { 'x-ugcfs-secret': c.secret } })).text();
+    const moved = /ugcfs_block_moves_total\{[^}]*kind="rebalance"[^}]*result="ok"[^}]*\} (\d+)/.exec(metrics);
+    expect(Number(moved?.[1])).toBe(op.done);
 
     // a second run finds (almost) nothing left to do
     const again = await c.cli(['rebalance', '--dry-run', '--json']);
