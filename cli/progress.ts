@@ -113,7 +113,9 @@ export async function startOrAttach(ctx: CommandContext, c: OpClientConfig, kind
     return await postOperation(c, { kind, ...body });
   } catch (err) {
     if (!isUgcfsError(err, 'UGCFS_ERR_CONFLICT')) throw err;
-    const running = (await listOperations(c)).find((o) => o.kind === kind && (o.state === 'running' || o.state === 'planned'));
+    // Same kind and same target (a drain of another server is not ours to follow).
+    const same = (o: Operation) => o.kind === kind && (body.dataserver === undefined || o.details?.dataserver === body.dataserver);
+    const running = (await listOperations(c)).find((o) => same(o) && (o.state === 'running' || o.state === 'planned'));
     if (!running) throw err;
     ctx.stderr.write(`${kind} ${running.id} is already running; following it\n`);
     return running;
