@@ -342,25 +342,40 @@ export class ClusterClient {
   async delete(fid: string): Promise<void> {
     const f = decodeFid(fid);
     const loc = await this.locate(f.block, true);
-    const results = await Promise.allSettled(
-      loc.replicas.map(async (ds) => {
-        const res = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'DELETE' }));
-        if (res.status === 404) return 'missing' as const;
-        expectOk(res);
-        return 'deleted' as const;
-      }),
-    );
+    const deleteOn = (replicas: DsRef[]) =>
+      Promise.allSettled(
+        replicas.map(async (ds) => {
+          const res = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'DELETE' }));
+          if (res.status === 404) return 'missing' as const;
+          expectOk(res);
+          return 'deleted' as const;
+        }),
+      );
+    const results = await deleteOn(loc.replicas);
     const missed = [...(loc.absent ?? [])];
     let deleted = 0;
     let missing = 0;
-    results.forEach((r, i) => {
-      if (r.status === 'rejected') missed.push(loc.replicas[i]!.id);
-      else if (r.value === 'deleted') deleted++;
-      else missing++;
-    });
+    const tally = (rs: PromiseSettledResult<'missing' | 'deleted'>[], replicas: DsRef[]) =>
+      rs.forEach((r, i) => {
+        if (r.status === 'rejected') missed.push(replicas[i]!.id);
+        else if (r.value === 'deleted') deleted++;
+        else missing++;
+      });
+    tally(results, loc.replicas);
+    // A copy finished (repair, move) while the deletes were on the wire was made before the
+    // tombstone landed and is not in `loc`: look again and delete there too.
+    let busy = !STEADY_STATES.has(loc.state);
+    try {
+      const fresh = await this.locate(f.block, true);
+      const extra = fresh.replicas.filter((r) => !loc.replicas.some((x) => x.id === r.id));
+      if (extra.length > 0) tally(await deleteOn(extra), extra);
+      busy ||= !STEADY_STATES.has(fresh.state);
+    } catch {
+      // The name server is unreachable: the report below fails too when one is needed.
+    }
     // A block being copied (repair, move) may get a new replica the delete did not reach:
     // the name server is told so it can replay the delete to the copy.
-    if (missed.length > 0 || !STEADY_STATES.has(loc.state)) {
+    if (missed.length > 0 || busy) {
       await callJson(this.nsUrl(NS_ROUTES.blockMissedDeletes, { id: f.block }), this.call({ method: 'POST', body: { fid, dataservers: missed } }));
     }
     this.locations.delete(f.block);

@@ -38,7 +38,7 @@ const NS_METHODS: Record<keyof typeof NS_ROUTES, Method[]> = {
   status: ['GET'],
   legacy: ['GET', 'PUT', 'DELETE'],
   ops: ['POST', 'GET'],
-  op: ['GET'],
+  op: ['GET', 'DELETE'],
   page: ['GET'],
 };
 const PEER_METHODS: Record<keyof typeof PEER_ROUTES, Method[]> = {
@@ -60,7 +60,7 @@ describe('internal endpoints, ownership, logs and listen addresses', () => {
   const unserved: string[] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [''], adminToken: ADMIN, logLevel: 'debug' });
+    cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [''], adminToken: ADMIN, env: { UGCFS_LOG_LEVEL: 'debug' } });
     origin = await start(['origin', '--nameserver', cluster.nameserver.url, '--port', '0'], {
       env: { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_UPLOAD_TOKENS: `${UPLOADER_A},${UPLOADER_B}`, UGCFS_ADMIN_TOKEN: ADMIN, UGCFS_LOG_LEVEL: 'trace' },
     });
