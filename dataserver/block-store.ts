@@ -182,7 +182,6 @@ export class BlockStore {
       return { offset, size: data.length, crc, existed: false };
     } finally {
       b.pendingKeys.delete(meta.key);
-      this.updateGauges();
     }
   }
 
@@ -203,7 +202,6 @@ export class BlockStore {
       await b.writer.append({ kind: 'del', key, cookie, bytes: encodeTombstone(key, cookie, Date.now()), deletedLength: e.length });
     } finally {
       b.pendingKeys.delete(key);
-      this.updateGauges();
     }
   }
 
@@ -262,7 +260,11 @@ export class BlockStore {
     return n;
   }
 
-  private updateGauges(): void {
+  /**
+   * Refreshes the storage gauges. Walks every block, so it runs on block-level changes and
+   * once per heartbeat, never per write.
+   */
+  updateGauges(): void {
     const m = this.ctx.metrics;
     if (!m) return;
     m.bytesStored.set(this.usedBytes());

@@ -59,6 +59,7 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
     try {
       const free = await freeBytes(o.dataDir);
       o.metrics.freeBytes.set(free);
+      o.store.updateGauges();
       const hb: Heartbeat = {
         id: o.id,
         url: o.url,
