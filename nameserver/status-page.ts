@@ -58,6 +58,8 @@ export interface PageExtras {
   busyBlocks: Array<{ id: number; reason: string }>;
   uptimeMs: number;
   now: Date;
+  /** --repair-delay-ms, so a reader knows when copies will be re-made */
+  repairDelayMs: number;
 }
 
 export function renderStatusPage(s: ClusterStatus, x: PageExtras): string {
@@ -95,7 +97,7 @@ tr.dead td{color:#a33}
 .bar{position:relative;background:#e3e6ec;border-radius:4px;height:18px;min-width:220px;overflow:hidden}
 .bar span{position:absolute;left:8px;top:0;font-size:12px;line-height:18px;color:#1d2330}
 .fill{height:100%}.fill.ok{background:#8fd3a5}.fill.warn{background:#f3d37a}.fill.bad{background:#ef9a9a}
-.muted{color:#889}
+.muted{color:#889}.card .v.alarm{color:#b3261e}
 </style></head>
 <body>
 <header><h1>ugcfs cluster</h1><small>name server · up ${esc(ago(x.uptimeMs).replace(' ago', ''))} · ${esc(x.now.toISOString().replace('T', ' ').slice(0, 19))} UTC · refreshes every ${REFRESH_SECONDS} s</small></header>
@@ -103,11 +105,11 @@ tr.dead td{color:#a33}
 <div class="cards">
 <div class="card"><div class="k">data servers alive</div><div class="v" data-testid="alive">${alive} / <span data-testid="dataserver-count">${s.dataservers.length}</span></div></div>
 <div class="card"><div class="k">blocks</div><div class="v" data-testid="blocks">${s.blocks}</div></div>
-<div class="card"><div class="k">under-replicated</div><div class="v" data-testid="under-replicated">${s.underReplicatedBlocks}</div></div>
+<div class="card"><div class="k">under-replicated</div><div class="v${s.underReplicatedBlocks > 0 ? ' alarm' : ''}" data-testid="under-replicated">${s.underReplicatedBlocks}</div></div>
 <div class="card"><div class="k">stored</div><div class="v" data-testid="used">${esc(formatBytes(s.usedBytes))}</div></div>
 <div class="card"><div class="k">free</div><div class="v">${esc(formatBytes(s.freeBytes))}</div></div>
 </div>
-<section><h2>Replication</h2><p data-testid="health">${health} · target ${s.replicas} copies per block</p>
+<section><h2>Replication</h2><p data-testid="health">${health} · target ${s.replicas} copies per block${s.underReplicatedBlocks > 0 ? ` · <span class="muted">copies are re-made ${Math.round(x.repairDelayMs / 1000)} s after a data server dies</span>` : ''}</p>
 ${bar(total > 0 ? s.usedBytes / total : 0, `cluster capacity: ${formatBytes(s.usedBytes)} used of ${formatBytes(total)}`)}</section>
 <section><h2>Data servers</h2>
 ${s.dataservers.length === 0 ? '<p class="muted">No data server has sent a heartbeat yet.</p>' : `<table><thead><tr><th>id</th><th>state</th><th>rack</th><th>blocks</th><th>capacity</th><th>free</th><th>last heartbeat</th><th>url</th></tr></thead><tbody>
@@ -158,6 +160,6 @@ export function register(app: FastifyInstance, ctx: NameserverContext): void {
       .header('cache-control', 'no-store')
       .header('x-content-type-options', 'nosniff')
       .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'");
-    return renderStatusPage(status, { busyBlocks, uptimeMs: Date.now() - ctx.startedAt, now: new Date() });
+    return renderStatusPage(status, { busyBlocks, uptimeMs: Date.now() - ctx.startedAt, now: new Date(), repairDelayMs: ctx.config.repairDelayMs });
   });
 }

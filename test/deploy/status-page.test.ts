@@ -7,11 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterStatus } from '../../src/protocol.ts';
 import { CORPUS, waitFor } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
+import { startCluster, type Cluster } from '../helpers/cluster.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
 /** The screenshot is kept for people to look at; its path is printed. */
 export const SCREENSHOT = join(tmpdir(), 'ugcfs-status-page.png');
+export const SCREENSHOT_DEGRADED = join(tmpdir(), 'ugcfs-status-page-degraded.png');
 
 describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian package chromium)', () => {
   let s: AllInOne;
@@ -75,6 +77,52 @@ describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian p
       await browser.close();
     }
   }, 90_000);
+});
+
+describe.skipIf(!haveChromium)('status page of a degraded cluster in headless Chromium (needs Debian package chromium)', () => {
+  let c: Cluster;
+  let profile: string;
+  beforeAll(async () => {
+    // A long repair delay keeps the cluster degraded while the page is looked at.
+    c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, repairDelayMs: 600_000 });
+    profile = mkdtempSync(join(tmpdir(), 'ugcfs-chromium-'));
+    await c.waitForAlive();
+    for (let i = 0; i < 6; i++) await c.client.write(Buffer.alloc(20_000, i), { mime: 'application/octet-stream' });
+  }, 120_000);
+  afterAll(async () => {
+    await c?.stop();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('shows the dead data server, its rack and the under-replicated blocks', async () => {
+    await c.killDataserver(2);
+    const status = await c.waitFor((st) => st.dataservers.filter((d) => d.alive).length === 2 && st.underReplicatedBlocks > 0, 'ds-3 dead, blocks under-replicated');
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1200, height: 800 },
+      // The browser answers the page's Basic challenge with the cluster secret as password.
+      httpCredentials: { username: 'ops', password: c.secret },
+    });
+    try {
+      const page = browser.pages()[0] ?? (await browser.newPage());
+      expect((await page.goto(`${c.nameserver.url}/`))?.status()).toBe(200);
+      await page.screenshot({ path: SCREENSHOT_DEGRADED, fullPage: true });
+      console.log(`degraded status page screenshot: ${SCREENSHOT_DEGRADED}`);
+      expect(await page.getByTestId('alive').textContent()).toBe('2 / 3');
+      const under = Number(await page.getByTestId('under-replicated').textContent());
+      // Repair is held off, so the count can only have stayed or grown since /status was read.
+      expect(under).toBeGreaterThanOrEqual(status.underReplicatedBlocks);
+      expect(await page.getByTestId('health').innerText()).toContain(`${under} block${under === 1 ? '' : 's'} under-replicated`);
+      const dead = await page.locator('tr[data-ds="ds-3"]').innerText();
+      expect(dead).toContain('dead');
+      expect(dead).toContain('c');
+      for (const id of ['ds-1', 'ds-2']) expect(await page.locator(`tr[data-ds="${id}"]`).innerText()).toContain('alive');
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
 });
 
 describe('status page access', () => {
