@@ -2,12 +2,13 @@
 // server joins and ends within 40% of the mean used bytes; then a fifth joins and the name
 // server is SIGKILLed in the middle of the rebalance: no block loses a copy, the operation
 // reads 'interrupted' after the restart, and running it again finishes the job.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/file-id.ts';
 import type { BlockLocation, ClusterStatus, Operation } from '../../src/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { waitFor } from '../helpers/proc.ts';
+import { BIN, ROOT, waitFor } from '../helpers/proc.ts';
 import { startReader, type BackgroundReader } from './background-reader.ts';
 
 let c: Cluster;
@@ -130,9 +131,25 @@ describe('rebalance', () => {
     await assertFullyReplicated(s);
     for (const [fid, data] of files) expect((await c.client.read(fid)).data.equals(data)).toBe(true);
 
-    const rerun = await c.cli(['rebalance', '--json']);
-    expect(rerun.code, rerun.stderr).toBe(0);
-    expect((JSON.parse(rerun.stdout) as Operation).state).toBe('done');
+    // Re-run; Ctrl-C of the CLI once it shows progress stops the watching, not the operation.
+    const cli = spawn(process.execPath, [BIN, 'rebalance', '--bytes-per-sec', '60000'], { cwd: ROOT, env: { ...process.env, ...c.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    cli.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((res) => cli.on('exit', (code) => res(code)));
+    let opId: string;
+    try {
+      opId = await waitFor('progress line', () => /rebalance (op-[0-9a-z]+-[0-9a-f]+):/.exec(stderr)?.[1], 30_000, 50);
+      cli.kill('SIGINT');
+      expect(await exited).toBe(1);
+    } finally {
+      if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
+    }
+    expect(stderr).toMatch(/keeps running on the name server/);
+    const finished = await waitFor('operation done without its CLI', async () => {
+      const o = await nsGet<Operation>(`/ops/${opId}`);
+      return o.state === 'running' ? undefined : o;
+    }, 60_000, 100);
+    expect(finished.state).toBe('done');
     const s2 = await c.waitFor((x) => x.underReplicatedBlocks === 0 && x.dataservers.find((d) => d.id === newId)!.usedBytes > 0, 'settled');
     await new Promise((r) => setTimeout(r, 300));
     const s3 = await c.status();
