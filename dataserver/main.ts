@@ -120,9 +120,10 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     heartbeat,
     close() {
       closing ??= (async () => {
-        readRoute.stop();
+        const reads = readRoute.stop();
         await heartbeat.stop();
         await server.app.close();
+        await reads;
         await openStore.close();
       })();
       return closing;

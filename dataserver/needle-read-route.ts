@@ -24,8 +24,8 @@ export interface ReadRouteContext {
 }
 
 export interface ReadRoute {
-  /** answer 503 from now on (shutdown has begun) */
-  stop(): void;
+  /** answer 503 from now on (shutdown has begun); resolves when reads in flight are done */
+  stop(): Promise<void>;
 }
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
@@ -38,9 +38,12 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
   if (fastifyListeners.length !== 1) {
     // Not the shape we expect: leave fastify alone (its own GET route serves reads).
     ctx.log.warn('fast read route not installed: unexpected request listeners');
-    return { stop() {} };
+    return { stop: async () => {} };
   }
   const fallback = fastifyListeners[0]!;
+  // fastify tracks its own requests for graceful close; these it never sees, so count them.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   server.removeListener('request', fallback);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';
@@ -49,11 +52,15 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
       fallback.call(server, req, res);
       return;
     }
-    void serve(ctx, req, res, url.slice(PREFIX.length), method === 'HEAD', stopped);
+    inFlight++;
+    void serve(ctx, req, res, url.slice(PREFIX.length), method === 'HEAD', stopped).finally(() => {
+      if (--inFlight === 0) drained?.();
+    });
   });
   return {
-    stop() {
+    async stop() {
       stopped = true;
+      if (inFlight > 0) await new Promise<void>((r) => (drained = r));
     },
   };
 }

@@ -148,6 +148,35 @@ describe('damage', () => {
     }
   });
 
+  it('records written but not yet indexed (killed between write and index) are recovered whole', async () => {
+    const dir = freshDir();
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [join(ROOT, 'bin/run-ts.mjs'), join(ROOT, 'test/dataserver/append-loop.ts'), dir, '1', String(BLOCK_SIZE)], {
+        cwd: ROOT,
+        env: { ...process.env, UGCFS_TEST_CRASH_AT: 'append-written' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let text = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
+      child.on('exit', (_c, signal) => (signal === 'SIGKILL' ? resolve(text) : reject(new Error(`no crash: ${text}`))));
+    });
+    expect(out).not.toMatch(/^P /m);
+    const s = await BlockStore.open({ dir, blockSize: BLOCK_SIZE });
+    try {
+      expect(s.recovered.records).toBeGreaterThan(0);
+      let n = 0;
+      for await (const { key, entry } of s.ctx.index.entries(1)) {
+        const rec = await s.read(1, key, entry.cookie);
+        expect(Buffer.compare(rec.data, recordData(key))).toBe(0);
+        n++;
+      }
+      expect(n).toBe(s.recovered.records);
+      expect(s.block(1).report()).toMatchObject({ liveCount: n });
+    } finally {
+      await s.close();
+    }
+  });
+
   it('without its index a block is rebuilt from the file alone, tombstones applied', async () => {
     const dir = freshDir();
     await fill(dir, range(1, 30), [3n, 9n, 27n]);
