@@ -87,7 +87,25 @@ describe('drain', () => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain(`block copies to move off ${victim}`);
     expect((await c.status()).dataservers.find((d) => d.id === victim)!.draining).toBe(false);
+    // Writes go on during the drain; none fails, and they all survive the victim's SIGKILL below.
+    const writeErrors: string[] = [];
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        const data = randomBytes(900 + files.size);
+        try {
+          const w = await c.client.write(data);
+          files.set(w.fid, data);
+        } catch (err) {
+          writeErrors.push((err as Error).message);
+        }
+        await new Promise((res) => setTimeout(res, 25));
+      }
+    })();
     const r = await c.cli(['drain', victim]);
+    writing = false;
+    await writer;
+    expect(writeErrors).toEqual([]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/done/);
     const s = await c.waitFor((x) => x.dataservers.find((d) => d.id === victim)!.blocks === 0 && x.underReplicatedBlocks === 0, 'drained');
