@@ -9,6 +9,7 @@ import type { ClusterStatus } from '../src/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { BlockMap } from './block-map.ts';
 import type { NameserverConfig } from './config.ts';
+import type { DeleteFeed } from './delete-feed.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import type { Registry } from './registry.ts';
 import type { Repairer } from './repair.ts';
@@ -18,7 +19,7 @@ export interface NameserverContext {
   readonly config: NameserverConfig;
   /** the root LevelDB; keep your state in your own sublevel (see sublevel()) */
   readonly db: RootDb;
-  /** a JSON-valued sublevel; names taken by the core: meta, blocks, dataservers, pending-deletes (and legacy) */
+  /** a JSON-valued sublevel; names taken by the core: meta, blocks, dataservers, pending-deletes, delete-feed (and legacy) */
   sublevel<V>(name: string): Store<V>;
   /** data servers: identity, liveness, space, last block report; require(id) throws UGCFS_ERR_DATASERVER_NOT_FOUND */
   readonly registry: Registry;
@@ -27,6 +28,8 @@ export interface NameserverContext {
   readonly allocator: Allocator;
   readonly repairer: Repairer;
   readonly pendingDeletes: PendingDeletes;
+  /** every delete reported by clients, by sequence number (GET /deletes?after=) */
+  readonly deleteFeed: DeleteFeed;
   readonly log: Logger;
   readonly metrics: Metrics;
   /** ms timestamp when this name server started */

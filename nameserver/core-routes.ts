@@ -61,22 +61,37 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return { ok: true, block: id, state: ctx.blocks.stateOf(ctx.blocks.require(id)) };
   });
 
-  app.post(NS_ROUTES.blockMissedDeletes, async (req) => {
+  // One handler for both spellings: /deletes {fid} and the older /blocks/:id/missed-deletes.
+  const recordDelete = async (req: FastifyRequest, blockFromPath: number | undefined) => {
     ctx.requireInternal(req);
-    const id = blockIdParam(req);
     const body = objectBody(req);
     if (typeof body.fid !== 'string') throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'fid must be a string');
     const fid = decodeFid(body.fid);
+    const id = blockFromPath ?? fid.block;
     if (fid.block !== id) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `fid is in block ${fid.block}, not ${id}`);
-    if (!Array.isArray(body.dataservers) || !body.dataservers.every((d) => typeof d === 'string')) {
+    const missed = body.dataservers ?? [];
+    if (!Array.isArray(missed) || !missed.every((d) => typeof d === 'string')) {
       throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'dataservers must be an array of data server ids');
     }
     ctx.blocks.require(id);
-    ctx.blocks.noteBusyDelete(id, body.fid);
-    const ids = body.dataservers as string[];
+    const ids = missed as string[];
     for (const ds of ids) ctx.registry.require(ds);
+    ctx.blocks.noteBusyDelete(id, body.fid);
     for (const ds of ids) await ctx.pendingDeletes.add(ds, body.fid, id);
-    return { ok: true, pending: ids.length };
+    const seq = await ctx.deleteFeed.record(body.fid);
+    return { ok: true, pending: ids.length, seq };
+  };
+
+  app.post(NS_ROUTES.blockMissedDeletes, async (req) => recordDelete(req, blockIdParam(req)));
+  app.post(NS_ROUTES.deletes, async (req) => recordDelete(req, undefined));
+
+  app.get(NS_ROUTES.deletes, async (req) => {
+    ctx.requireInternal(req);
+    const after = (req.query as { after?: unknown }).after;
+    if (after !== undefined && (typeof after !== 'string' || !/^\d{1,15}$/.test(after))) {
+      throw new UgcfsError('UGCFS_ERR_BAD_PARAM', '?after= must be a sequence number');
+    }
+    return ctx.deleteFeed.since(after === undefined ? undefined : Number(after));
   });
 
   app.get(NS_ROUTES.status, async (req) => {

@@ -14,6 +14,7 @@ import { bearer, secretEquals } from '../src/secret.ts';
 import { Allocator, MAX_BLOCK_ID } from './allocator.ts';
 import { BlockMap, type BlockRecord } from './block-map.ts';
 import { clusterStatus } from './cluster-status.ts';
+import { DeleteFeed } from './delete-feed.ts';
 import type { NameserverConfig } from './config.ts';
 import type { NameserverContext, RegisterFn } from './context.ts';
 import { registerCoreRoutes } from './core-routes.ts';
@@ -58,6 +59,8 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
     const { app, metrics } = base;
     const pending = new PendingDeletes(jsonSublevel(db, 'pending-deletes'), registry, config.clusterSecret, log);
     await pending.load();
+    const deleteFeed = new DeleteFeed(jsonSublevel(db, 'delete-feed'));
+    await deleteFeed.load();
     const allocator = new Allocator({ blocks, registry, keys, blockIds, secret: config.clusterSecret, log, metrics, writableBlocks: config.writableBlocks });
     const repairer = new Repairer({
       blocks,
@@ -82,6 +85,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       allocator,
       repairer,
       pendingDeletes: pending,
+      deleteFeed,
       log,
       metrics,
       startedAt,

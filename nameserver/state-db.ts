@@ -7,7 +7,7 @@ export type RootDb = Level<string, string>;
 export type Store<V> = AbstractSublevel<RootDb, string | Buffer | Uint8Array, string, V>;
 
 /** Sublevels owned by the core name server. */
-export const CORE_SUBLEVELS = ['meta', 'blocks', 'dataservers', 'pending-deletes'] as const;
+export const CORE_SUBLEVELS = ['meta', 'blocks', 'dataservers', 'pending-deletes', 'delete-feed'] as const;
 
 export async function openStateDb(dir: string): Promise<RootDb> {
   const db = new Level<string, string>(dir);

@@ -19,6 +19,7 @@ import {
   type AssignResult,
   type BlockLocation,
   type ClusterStatus,
+  type DeleteFeedPage,
   type DsRef,
   type LegacyMapping,
   type LegacyPut,
@@ -373,14 +374,62 @@ export class ClusterClient {
     } catch {
       // The name server is unreachable: the report below fails too when one is needed.
     }
-    // A block being copied (repair, move) may get a new replica the delete did not reach:
-    // the name server is told so it can replay the delete to the copy.
-    if (missed.length > 0 || busy) {
-      await callJson(this.nsUrl(NS_ROUTES.blockMissedDeletes, { id: f.block }), this.call({ method: 'POST', body: { fid, dataservers: missed } }));
+    // Every delete is reported: it goes into the name server's delete feed (origins purge
+    // their caches from it), replicas that missed it get it replayed when they are back, and
+    // a block being copied (repair, move) gets it replayed to the new copy. Only a delete
+    // that needs no replay may survive an unreachable name server.
+    try {
+      await callJson(this.nsUrl(NS_ROUTES.deletes), this.call({ method: 'POST', body: { fid, dataservers: missed } }));
+    } catch (err) {
+      if (missed.length > 0 || busy) throw err;
     }
     this.locations.delete(f.block);
     if (deleted === 0 && missing > 0 && missed.length === 0) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
     if (deleted === 0 && missing === 0) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no replica of block ${f.block} could be reached; the delete will be replayed`);
+  }
+
+  // ---- delete feed ----
+
+  /** Deletes recorded after `after` (a sequence number); without it, just the current cursor. */
+  async deletesSince(after?: number): Promise<DeleteFeedPage> {
+    const q = after === undefined ? '' : `?after=${after}`;
+    return callJson<DeleteFeedPage>(this.nsUrl(NS_ROUTES.deletes) + q, this.call());
+  }
+
+  /**
+   * Polls the delete feed and calls `onDelete` with the fids deleted since the last poll
+   * (from anywhere: `ugcfs rm`, other origins, migration). `onGap` is called when deletes
+   * may have been missed (the feed was trimmed past our cursor, or reset): drop every
+   * cached file then. Polling errors are retried quietly. Returns a stop function.
+   */
+  watchDeletes(o: { onDelete: (fids: string[]) => void | Promise<void>; onGap?: () => void | Promise<void>; intervalMs?: number }): () => void {
+    let cursor: number | undefined;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const poll = async () => {
+      try {
+        if (cursor === undefined) {
+          cursor = (await this.deletesSince()).seq;
+        } else {
+          for (;;) {
+            const page = await this.deletesSince(cursor);
+            if (!page.complete) await o.onGap?.();
+            if (page.deletes.length > 0) await o.onDelete(page.deletes.map((d) => d.fid));
+            const moved = page.seq !== cursor;
+            cursor = page.seq;
+            if (page.deletes.length === 0 || !moved) break;
+          }
+        }
+      } catch {
+        // name server down or restarting: try again next interval
+      }
+      if (!stopped) timer = setTimeout(() => void poll(), o.intervalMs ?? 1000).unref();
+    };
+    void poll();
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    };
   }
 
   // ---- cluster ----

@@ -35,6 +35,9 @@ export const NS_ROUTES = {
   blockWriteFailed: '/blocks/:id/write-failed',
   /** POST {fid, dataservers: ids} — these replicas missed a delete; the name server replays it when they are back */
   blockMissedDeletes: '/blocks/:id/missed-deletes',
+  /** POST {fid, dataservers?: ids} — a delete happened: recorded in the delete feed, replayed to the listed replicas (which missed it) when they are back.
+   *  GET ?after=SEQ -> DeleteFeedPage (origins poll it to purge files deleted around them) */
+  deletes: '/deletes',
   /** GET -> DataserverStatus[] */
   dataservers: '/dataservers',
   /** GET -> DataserverStatus ; DELETE forgets a dead data server (404 UGCFS_ERR_DATASERVER_NOT_FOUND when unknown) */
@@ -151,6 +154,21 @@ export interface ClusterStatus {
   usedBytes: number;
   freeBytes: number;
   operations: Operation[];
+}
+
+export interface DeleteEvent {
+  seq: number;
+  fid: string;
+  /** ms since the epoch, as recorded by the name server */
+  at: number;
+}
+
+export interface DeleteFeedPage {
+  /** the newest sequence number (pass as `after` next time) */
+  seq: number;
+  deletes: DeleteEvent[];
+  /** false when deletes after `after` were already dropped from the feed (or the feed was reset): purge everything */
+  complete: boolean;
 }
 
 export interface LegacyMapping {

@@ -81,8 +81,15 @@ describe('name server crash during a write burst', () => {
   it('rebuilds the block map from reports after a restart', async () => {
     const w = await c.client.write(randomBytes(1234));
     const st = await c.client.stat(w.fid);
+    const gone = await c.client.write(randomBytes(99));
+    await c.client.delete(gone.fid);
+    const feed = await c.client.deletesSince();
     const before = await c.status();
     await c.restartNameserver();
+    // the delete feed and its cursors survive the restart
+    const page = await c.client.deletesSince(feed.seq - 1);
+    expect(page).toMatchObject({ complete: true, seq: feed.seq });
+    expect(page.deletes.map((d) => d.fid)).toEqual([gone.fid]);
     await c.waitForAlive();
     const counts = (s: { dataservers: Array<{ blocks: number }> }) => s.dataservers.map((d) => d.blocks).join(',');
     const after = await c.waitFor((s) => counts(s) === counts(before) && s.underReplicatedBlocks === 0, 'map rebuilt from reports');

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/file-id.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { waitFor } from '../helpers/proc.ts';
 
 let c: Cluster;
 const files = new Map<string, Buffer>();
@@ -112,6 +113,33 @@ async function readCounts(): Promise<Map<string, number>> {
   }
   return out;
 }
+
+describe('delete feed', () => {
+  it('records every delete, from the client and from `ugcfs rm`, for origins to poll', async () => {
+    const start = await c.client.deletesSince();
+    const seen: string[] = [];
+    const stop = c.client.watchDeletes({ onDelete: (fids) => void seen.push(...fids), intervalMs: 100 });
+    try {
+      const a = await c.client.write(randomBytes(700));
+      const b = await c.client.write(randomBytes(800));
+      await c.client.delete(a.fid);
+      const rm = await c.cli(['rm', b.fid]);
+      expect(rm.code).toBe(0);
+      const page = await c.client.deletesSince(start.seq);
+      expect(page.complete).toBe(true);
+      expect(page.deletes.map((d) => d.fid)).toEqual([a.fid, b.fid]);
+      expect(page.seq).toBe(start.seq + 2);
+      await waitFor('watcher saw both deletes', () => seen.includes(a.fid) && seen.includes(b.fid), 10_000);
+      // a cursor from the future (e.g. a wiped name server) is a gap: purge everything
+      expect((await c.client.deletesSince(page.seq + 1000)).complete).toBe(false);
+      const bad = await fetch(`${c.nameserver.url}/deletes?after=-1`, { headers: { 'x-ugcfs-secret': c.secret } });
+      expect(bad.status).toBe(400);
+      expect((await fetch(`${c.nameserver.url}/deletes`)).status).toBe(401);
+    } finally {
+      stop();
+    }
+  });
+});
 
 describe('admin CLI', () => {
   it('put, stat, get, rm and status with the DESIGN.md JSON shapes', async () => {

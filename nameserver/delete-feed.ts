@@ -1,0 +1,74 @@
+// The delete feed: every delete made through the cluster client is recorded here with a
+// sequence number, so origins that cache files can learn of deletes made around them
+// (`ugcfs rm`, migration, another origin) by polling `GET /deletes?after=SEQ`. Kept in
+// LevelDB so cursors survive a name-server restart; bounded by count and age.
+import type { DeleteEvent, DeleteFeedPage } from '../src/protocol.ts';
+import type { Store } from './state-db.ts';
+
+interface StoredDelete {
+  fid: string;
+  at: number;
+}
+
+const key = (seq: number) => String(seq).padStart(15, '0');
+
+export interface DeleteFeedOptions {
+  maxEntries?: number;
+  maxAgeMs?: number;
+  pageSize?: number;
+}
+
+export class DeleteFeed {
+  private readonly events: DeleteEvent[] = [];
+  private seq = 0;
+  private readonly maxEntries: number;
+  private readonly maxAgeMs: number;
+  private readonly pageSize: number;
+
+  constructor(private readonly store: Store<StoredDelete>, o: DeleteFeedOptions = {}) {
+    this.maxEntries = o.maxEntries ?? 100_000;
+    this.maxAgeMs = o.maxAgeMs ?? 3_600_000;
+    this.pageSize = o.pageSize ?? 1000;
+  }
+
+  async load(): Promise<void> {
+    const newest: DeleteEvent[] = [];
+    for await (const [k, v] of this.store.iterator({ reverse: true, limit: this.maxEntries })) newest.push({ seq: Number(k), fid: v.fid, at: v.at });
+    newest.reverse();
+    this.events.push(...newest);
+    this.seq = newest.at(-1)?.seq ?? 0;
+  }
+
+  async record(fid: string, now = Date.now()): Promise<number> {
+    const ev = { seq: ++this.seq, fid, at: now };
+    this.events.push(ev);
+    await this.store.put(key(ev.seq), { fid, at: now });
+    await this.trim(now);
+    return ev.seq;
+  }
+
+  /** Deletes after `after`; without `after`, only the current cursor. */
+  since(after: number | undefined): DeleteFeedPage {
+    if (after === undefined) return { seq: this.seq, deletes: [], complete: true };
+    if (after > this.seq) return { seq: this.seq, deletes: [], complete: false };
+    const oldest = this.events[0]?.seq ?? this.seq + 1;
+    const complete = after >= oldest - 1;
+    let lo = 0;
+    let hi = this.events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.events[mid]!.seq <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const deletes = this.events.slice(lo, lo + this.pageSize);
+    return { seq: deletes.at(-1)?.seq ?? this.seq, deletes, complete };
+  }
+
+  private async trim(now: number): Promise<void> {
+    const drop: string[] = [];
+    while (this.events.length > 0 && (this.events.length > this.maxEntries || now - this.events[0]!.at > this.maxAgeMs)) {
+      drop.push(key(this.events.shift()!.seq));
+    }
+    if (drop.length > 0) await this.store.batch(drop.map((k) => ({ type: 'del' as const, key: k })));
+  }
+}
