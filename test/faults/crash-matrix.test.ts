@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { isUgcfsError } from '../../src/errors.ts';
 import { DS_ROUTES, NS_ROUTES, type Operation } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/file-id.ts';
+import { decodeNeedle, isTombstone } from '../../dataserver/needle.ts';
 import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { start, waitFor, type Proc } from '../helpers/proc.ts';
 import { faultSeed, payload, seededRandom, sha, sleep } from './fault-kit.ts';
@@ -59,6 +61,39 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     await origin?.kill();
     await cluster?.stop();
   });
+
+  /** Every key in a copy of a block, live or tombstoned (last record wins), read from its raw bytes. */
+  async function blockKeys(url: string, block: number): Promise<Map<bigint, 'live' | 'deleted'>> {
+    const raw = await callRaw(`${url}${DS_ROUTES.blockData.replace(':id', String(block))}?from=0`, { secret: cluster.secret, timeoutMs: 30_000 });
+    const keys = new Map<bigint, 'live' | 'deleted'>();
+    for (let at = 0; at < raw.body.length; ) {
+      const n = decodeNeedle(raw.body, at);
+      if (typeof n === 'string') break;
+      keys.set(n.key, isTombstone(n.flags) ? 'deleted' : 'live');
+      at += n.length;
+    }
+    return keys;
+  }
+
+  /** For a failing verify: which keys differ between the copies, and what the load did with them. */
+  async function explainDisagreement(report: string): Promise<string> {
+    const byBlock = new Map<number, string[]>();
+    for (const m of report.matchAll(/block (\d+) on (\S+): /g)) byBlock.set(Number(m[1]), [...(byBlock.get(Number(m[1])) ?? []), m[2]!]);
+    const fate = new Map<bigint, string>();
+    for (const f of live.keys()) fate.set(decodeFid(f).key, 'acknowledged write');
+    for (const f of deleted) fate.set(decodeFid(f).key, 'acknowledged delete');
+    for (const f of uncertain.keys()) fate.set(decodeFid(f).key, 'delete with no answer');
+    const out: string[] = [];
+    for (const [block, ids] of byBlock) {
+      const copies = await Promise.all(ids.map((id) => blockKeys(cluster.dataservers[cluster.dsIds.indexOf(id)]!.url, block)));
+      const all = new Set(copies.flatMap((c) => [...c.keys()]));
+      for (const k of all) {
+        const states = copies.map((c) => c.get(k) ?? 'absent');
+        if (new Set(states).size > 1) out.push(`  block ${block} key ${k}: ${ids.map((id, i) => `${id}=${states[i]}`).join(' ')} — ${fate.get(k) ?? 'never acknowledged (write with no answer)'}`);
+      }
+    }
+    return out.join('\n');
+  }
 
   async function opsRunning(): Promise<Operation[]> {
     const ops = await callJson<Operation[]>(cluster.nameserver.url + NS_ROUTES.ops, { secret: cluster.secret, timeoutMs: 3000 });
@@ -281,6 +316,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     }
 
     const v = await cluster.cli(['verify']);
+    if (v.code !== 0) console.log(`crash matrix: verify found damage; replica differences:\n${await explainDisagreement(v.stdout)}`);
     expect(v.code, `${v.stdout}\n${v.stderr}`).toBe(0);
     console.log(`crash matrix verify: ${v.stdout.trim().split('\n')[0]}`);
   }, LOAD_MS + 400_000);
