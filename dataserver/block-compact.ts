@@ -68,6 +68,7 @@ export async function compactBlock(b: Block, ctx: StoreContext): Promise<Compact
     ctx.crashPoint('compact-copied');
 
     const result = await b.lock.run(async () => {
+      if (b.deleted) throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${b.id} was deleted during compaction`);
       // Deletes that landed during the copy were applied to the old file and the index; the
       // new file still holds their records, so give it their tombstones too, or a later scan
       // (pull, recovery) would bring them back.

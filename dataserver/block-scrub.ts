@@ -9,6 +9,15 @@ import { scanBlock } from './block-scan.ts';
 import type { StoreContext } from './store-context.ts';
 
 export async function scrubBlock(b: Block, ctx: StoreContext): Promise<ScrubResult> {
+  // A compaction that switches generations mid-scrub makes index and file disagree: retry.
+  for (let attempt = 0; ; attempt++) {
+    const file = b.file;
+    const r = await scrubOnce(b, ctx);
+    if (b.file === file || attempt >= 2) return r;
+  }
+}
+
+async function scrubOnce(b: Block, ctx: StoreContext): Promise<ScrubResult> {
   const file = b.file;
   file.pin();
   try {

@@ -14,7 +14,7 @@ import { readNeedle } from './block-read.ts';
 import { recoverTail } from './block-recover.ts';
 import { scrubBlock } from './block-scrub.ts';
 import { BlockWriter } from './block-write.ts';
-import { encodeNeedle, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
+import { encodeNeedleParts, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
 import { META_INCOMPLETE, META_READONLY, NeedleIndex, type BlockMeta } from './needle-index.ts';
 import { crashHook, type StoreContext } from './store-context.ts';
 
@@ -155,8 +155,8 @@ export class BlockStore {
     const refusal = b.writeRefusal();
     if (refusal) throw new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${blockId} is ${refusal}`);
     const crc = dataCrc ?? crc32c(data);
-    const bytes = encodeNeedle(meta, data, 0, crc);
-    if (bytes.length > this.ctx.blockSize) {
+    const { parts, length } = encodeNeedleParts(meta, data, 0, crc);
+    if (length > this.ctx.blockSize) {
       throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `a ${data.length}-byte file does not fit a ${this.ctx.blockSize}-byte block`);
     }
     if (b.pendingKeys.has(meta.key)) throw new UgcfsError('UGCFS_ERR_DUPLICATE_KEY', `key ${meta.key} is being written`);
@@ -178,7 +178,7 @@ export class BlockStore {
         }
         throw new UgcfsError('UGCFS_ERR_DUPLICATE_KEY', `block ${blockId} already holds key ${meta.key}`);
       }
-      const offset = await b.writer.append({ kind: 'put', key: meta.key, cookie: meta.cookie, bytes });
+      const offset = await b.writer.append({ kind: 'put', key: meta.key, cookie: meta.cookie, parts, length });
       return { offset, size: data.length, crc, existed: false };
     } finally {
       b.pendingKeys.delete(meta.key);
@@ -199,7 +199,8 @@ export class BlockStore {
     try {
       const e = await this.ctx.index.get(blockId, key, false);
       if (!e || e.cookie !== cookie) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
-      await b.writer.append({ kind: 'del', key, cookie, bytes: encodeTombstone(key, cookie, Date.now()), deletedLength: e.length });
+      const tomb = encodeTombstone(key, cookie, Date.now());
+      await b.writer.append({ kind: 'del', key, cookie, parts: [tomb], length: tomb.length, deletedLength: e.length });
     } finally {
       b.pendingKeys.delete(key);
     }

@@ -13,8 +13,9 @@ export interface AppendRecord {
   kind: 'put' | 'del';
   key: bigint;
   cookie: number;
-  /** the encoded needle */
-  bytes: Buffer;
+  /** the encoded needle, as pieces written with one writev (no copy of the data) */
+  parts: Buffer[];
+  length: number;
   /** for tombstones: on-disk length of the record being deleted (block statistics) */
   deletedLength?: number;
 }
@@ -87,7 +88,7 @@ export class BlockWriter {
           rec.reject(new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${b.id} is ${refusal}`));
           continue;
         }
-        if (pos + rec.bytes.length > blockSize) {
+        if (pos + rec.length > blockSize) {
           // Seal rather than leave a block that rejects most writes: the name server sees
           // `sealed` in the next heartbeat and stops assigning to it.
           b.meta = { ...b.meta, flags: b.meta.flags | META_SEALED };
@@ -98,7 +99,7 @@ export class BlockWriter {
       }
       // Tombstones are accepted on sealed blocks: a delete must always be possible.
       rec.offset = pos;
-      pos += rec.bytes.length;
+      pos += rec.length;
       accepted.push(rec);
     }
     if (accepted.length === 0) {
@@ -107,9 +108,8 @@ export class BlockWriter {
     }
 
     const file = b.file;
-    const buf = accepted.length === 1 ? accepted[0]!.bytes : Buffer.concat(accepted.map((r) => r.bytes), pos - start);
     try {
-      await writeAll(file.fh, buf, start);
+      await writevAll(file.fh, accepted.flatMap((r) => r.parts), start);
       this.ctx.crashPoint('append-written');
       if (this.ctx.fsync) {
         await file.fh.datasync();
@@ -127,9 +127,9 @@ export class BlockWriter {
     const ops: IndexOp[] = [];
     for (const rec of accepted) {
       if (rec.kind === 'put') {
-        ops.push(this.ctx.index.putOp(b.id, rec.key, { offset: rec.offset, length: rec.bytes.length, cookie: rec.cookie, flags: 0 }));
+        ops.push(this.ctx.index.putOp(b.id, rec.key, { offset: rec.offset, length: rec.length, cookie: rec.cookie, flags: 0 }));
         meta.liveCount++;
-        meta.liveBytes += rec.bytes.length;
+        meta.liveBytes += rec.length;
       } else {
         ops.push(this.ctx.index.delOp(b.id, rec.key));
         const gone = rec.deletedLength ?? 0;
@@ -137,7 +137,7 @@ export class BlockWriter {
           meta.liveCount = Math.max(0, meta.liveCount - 1);
           meta.liveBytes = Math.max(0, meta.liveBytes - gone);
         }
-        meta.deletedBytes += gone + rec.bytes.length;
+        meta.deletedBytes += gone + rec.length;
         b.deletedDuringCompaction?.add(rec.key);
       }
     }
@@ -174,6 +174,25 @@ export async function writeAll(fh: FileHandle, buf: Buffer, position: number): P
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
     if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
     done += bytesWritten;
+  }
+}
+
+const IOV_MAX = 1024;
+
+/** Writes the buffers back to back at `position`, whatever the kernel's per-call limits. */
+export async function writevAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
+  let i = 0;
+  while (i < bufs.length) {
+    const chunk = bufs.slice(i, i + IOV_MAX);
+    const want = chunk.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await fh.writev(chunk, position);
+    if (bytesWritten < want) {
+      // A short vectored write: finish this chunk the plain way.
+      const rest = Buffer.concat(chunk).subarray(bytesWritten);
+      await writeAll(fh, rest, position + bytesWritten);
+    }
+    position += want;
+    i += chunk.length;
   }
 }
 

@@ -45,37 +45,48 @@ export function isTombstone(flags: number): boolean {
   return (flags & FLAG_TOMBSTONE) !== 0;
 }
 
+/** A record as the pieces written with one writev: header+metadata, the caller's data, CRC+padding. */
+export interface NeedleParts {
+  parts: Buffer[];
+  length: number;
+}
+
 /**
- * Builds the on-disk bytes of one record. Throws RangeError on values the format cannot hold.
+ * Builds one record without copying the data: the data buffer itself is one of the parts.
  * `dataCrc` (CRC32-C of `data`) may be passed when the caller has it, saving a pass.
+ * Throws RangeError on values the format cannot hold.
  */
-export function encodeNeedle(meta: NeedleMeta, data: Uint8Array, flags = 0, dataCrc?: number): Buffer {
+export function encodeNeedleParts(meta: NeedleMeta, data: Buffer, flags = 0, dataCrc?: number): NeedleParts {
   const mime = Buffer.from(meta.mime, 'latin1');
   const owner = Buffer.from(meta.owner, 'latin1');
   if (mime.length > MAX_META_BYTES || owner.length > MAX_META_BYTES) throw new RangeError('mime or owner longer than 255 bytes');
   if (meta.key < 0n || meta.key > MAX_KEY) throw new RangeError(`key out of range: ${meta.key}`);
   if (!Number.isInteger(meta.uploadTime) || meta.uploadTime < 0) throw new RangeError('bad upload time');
   if (data.length > 0xffffffff) throw new RangeError('data too large for one record');
-  const len = needleLength(mime.length, owner.length, data.length);
+  const length = needleLength(mime.length, owner.length, data.length);
+  const head = Buffer.allocUnsafe(HEADER_SIZE + mime.length + owner.length);
+  head.writeUInt32BE(NEEDLE_MAGIC, 0);
+  head.writeUInt8(flags, 4);
+  head.writeUInt8(mime.length, 5);
+  head.writeUInt8(owner.length, 6);
+  head.writeUInt8(0, 7);
+  head.writeBigUInt64BE(meta.key, 8);
+  head.writeUInt32BE(meta.cookie >>> 0, 16);
+  head.writeBigUInt64BE(BigInt(meta.uploadTime), 20);
+  head.writeUInt32BE(data.length, 28);
+  mime.copy(head, HEADER_SIZE);
+  owner.copy(head, HEADER_SIZE + mime.length);
   // Padding must be zero so identical records are byte-identical on every replica.
-  const b = Buffer.alloc(len);
-  b.writeUInt32BE(NEEDLE_MAGIC, 0);
-  b.writeUInt8(flags, 4);
-  b.writeUInt8(mime.length, 5);
-  b.writeUInt8(owner.length, 6);
-  b.writeUInt8(0, 7);
-  b.writeBigUInt64BE(meta.key, 8);
-  b.writeUInt32BE(meta.cookie >>> 0, 16);
-  b.writeBigUInt64BE(BigInt(meta.uploadTime), 20);
-  b.writeUInt32BE(data.length, 28);
-  let p = HEADER_SIZE;
-  p += mime.copy(b, p);
-  p += owner.copy(b, p);
-  const prefixCrc = crc32c(b.subarray(0, p));
-  b.set(data, p);
-  p += data.length;
-  b.writeUInt32BE(crc32cCombine(prefixCrc, dataCrc ?? crc32c(data), data.length), p);
-  return b;
+  const tail = Buffer.alloc(length - head.length - data.length);
+  tail.writeUInt32BE(crc32cCombine(crc32c(head), dataCrc ?? crc32c(data), data.length), 0);
+  return { parts: data.length > 0 ? [head, data, tail] : [head, tail], length };
+}
+
+/** Builds the on-disk bytes of one record as a single buffer. */
+export function encodeNeedle(meta: NeedleMeta, data: Uint8Array, flags = 0, dataCrc?: number): Buffer {
+  const d = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const { parts, length } = encodeNeedleParts(meta, d, flags, dataCrc);
+  return Buffer.concat(parts, length);
 }
 
 export function encodeTombstone(key: bigint, cookie: number, time: number): Buffer {

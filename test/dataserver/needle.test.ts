@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
-import { decodeHeader, decodeNeedle, encodeNeedle, encodeTombstone, isTombstone, needleLength, NEEDLE_MAGIC } from '../../dataserver/needle.ts';
+import { decodeHeader, decodeNeedle, encodeNeedle, encodeNeedleParts, encodeTombstone, isTombstone, needleLength, NEEDLE_MAGIC } from '../../dataserver/needle.ts';
 import { crc32cCombine } from '../../dataserver/crc-combine.ts';
 import { decodeEntry, decodeEntryKey, decodeMeta, encodeEntry, encodeMeta, entryKey, metaKey } from '../../dataserver/needle-index.ts';
 
@@ -133,5 +133,15 @@ describe('CRC32-C combine', () => {
     );
     const big = Buffer.alloc(3 << 20, 7);
     expect(crc32cCombine(crc32c('head'), crc32c(big), big.length)).toBe(crc32c(Buffer.concat([Buffer.from('head'), big])));
+  });
+});
+
+describe('needle parts', () => {
+  it('the pieces written with writev are exactly the single-buffer record, data not copied', () => {
+    const data = Buffer.from('hello');
+    const { parts, length } = encodeNeedleParts(META, data);
+    expect(Buffer.concat(parts).toString('hex')).toBe(GOLDEN_NEEDLE);
+    expect(length).toBe(56);
+    expect(parts[1]).toBe(data);
   });
 });
