@@ -66,6 +66,12 @@ describe('observability of every server', () => {
       expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
       metrics[role] = await res.text();
     }
+    // Storage gauges are refreshed by the data servers' heartbeat loop, not by each write.
+    const dsKeys = s.dataservers.map((_, i) => `ds-${i + 1}`);
+    await waitFor('the data servers to refresh their storage gauges', async () => {
+      for (const [i, url] of s.dataservers.entries()) metrics[dsKeys[i]!] = await (await fetch(`${url}/metrics`)).text();
+      return dsKeys.reduce((sum, k) => sum + (samples(metrics[k]!, 'ugcfs_bytes_stored')[0]?.value ?? 0), 0) > 0;
+    });
     // Stored bytes reach the name server with the next heartbeats, not with the write.
     metrics.nameserver = await waitFor('the name server to count the stored bytes', async () => {
       const text = await (await fetch(`${s.nameserver}/metrics`)).text();
