@@ -5,7 +5,8 @@
 //   npm run bench                        every section (about 20 minutes on 2 cores)
 //   npm run bench -- --only reads,writes  some sections; the others keep their last figures
 //   npm run bench -- --quick              fewer and shorter runs, for a smoke check
-//   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc
+//   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc,
+//            --external-full (the parts' own scripts in their full form; slower)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -28,9 +29,9 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   external: async () => (await import('./lib/sections/external.ts')).section,
 };
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help']));
+const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help', '--external-full']));
 if (flags.has('--help')) {
-  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--no-doc]\n`);
+  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--external-full] [--no-doc]\n`);
   process.exit(0);
 }
 const quick = flags.has('--quick');
@@ -68,7 +69,7 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   const started = Date.now();
   log(`${section.title}: starting`);
   try {
-    const out = await section.run({ tools, machine, quick, runs, durationS, work, log });
+    const out = await section.run({ tools, machine, quick, externalFull: flags.has('--external-full'), runs, durationS, work, log });
     results.sections[id] = {
       id,
       title: section.title,

@@ -7,6 +7,8 @@ export interface BenchContext {
   tools: Tools;
   machine: MachineInfo;
   quick: boolean;
+  /** run the parts' own bench scripts in their full form (external section) */
+  externalFull: boolean;
   /** repetitions per figure (the median is reported) */
   runs: number;
   /** seconds per wrk / load run */

@@ -69,7 +69,8 @@ measured, not what was hoped for; "not measured" means the part or the peer was 
 ## Other engineers' bench scripts
 
 \`bench/dataserver-*.ts\`, \`cluster-*.ts\`, \`repair-*.ts\`, \`origin-*.ts\` and \`migrate-*.ts\`
-are run by the \`external\` section with \`--quick\` passed through when given. Each prints
+are run by the \`external\` section, in their \`--quick\` form unless \`--external-full\` is
+given (their full forms together take longer than the whole bench's budget). Each prints
 result lines on stdout: one JSON object per line with at least a string \`metric\` and a
 number \`value\` (optional \`unit\`; any other fields are shown as details), e.g.
 \`{"metric":"appends/s fsync on","value":5120,"unit":"ops/s","size":20480}\`.
