@@ -3,6 +3,8 @@
 // replication crosses the proxies too). Every operation runs under a hang bound derived from
 // the client's own timeouts: it must settle in time, and a failure must be a typed ugcfs error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { start, type Proc } from '../helpers/proc.ts';
 import { faultSeed, outcome, payload, pool, seededRandom, sha, sleep } from './fault-kit.ts';
 import { startProxiedCluster, type ProxiedCluster } from './proxied-cluster.ts';
 
@@ -15,6 +17,7 @@ const CLEAN_WRITE_FAILURES = new Set<string>(['UGCFS_ERR_REPLICATION', 'UGCFS_ER
 
 describe('partitions and slow links', () => {
   let pc: ProxiedCluster;
+  let origin: Proc;
   const seed = faultSeed();
   const rnd = seededRandom(seed);
   /** every acknowledged write: fid -> bytes and the replicas it was acknowledged on */
@@ -25,10 +28,13 @@ describe('partitions and slow links', () => {
   beforeAll(async () => {
     console.log(`partition suite seed=${seed} (replay with UGCFS_FAULT_SEED=${seed})`);
     pc = await startProxiedCluster({ dataservers: 3, replicas: 2, clientTimeoutMs: CLIENT_TIMEOUT_MS });
+    // an origin behind the same proxies: it reaches the name server and data servers only through them
+    origin = await start(['origin', '--nameserver', pc.nsProxy.url, '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: pc.cluster.secret } });
   }, 90_000);
 
   afterAll(async () => {
     console.log(`partition suite: faults injected=${faults} operations checked=${opsChecked} acknowledged files=${acked.size}`);
+    await origin?.kill();
     await pc?.stop();
   });
 
@@ -97,6 +103,16 @@ describe('partitions and slow links', () => {
     expect(results.filter((r) => r.ok).length).toBeGreaterThan(0);
     for (const f of landed) expect(acked.get(f)!.replicas).not.toContain('ds-3');
     await readBack(baseline);
+    // the origin fails over too (its client has the default 10 s timeout per try)
+    for (const fid of onSilent().slice(0, 2)) {
+      const r = await outcome(async () => {
+        const res = await request(`${origin.url}/${fid}`, { headersTimeout: 120_000, bodyTimeout: 120_000 });
+        return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
+      }, 120_000, `origin GET ${fid}`);
+      opsChecked++;
+      expect(r.ok && r.value.status, r.ok ? '' : r.message).toBe(200);
+      if (r.ok) expect(sha(r.value.body)).toBe(sha(acked.get(fid)!.data));
+    }
 
     pc.dsProxies[2]!.set({ mode: 'pass' });
     await onEveryReplica([...baseline, ...landed]);
