@@ -18,10 +18,10 @@ const files = new Map<string, Buffer>();
 
 beforeAll(async () => {
   c = await startCluster({ dataservers: 4, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 32 * 1024 });
-  for (let i = 0; i < 150; i++) {
-    const data = randomBytes(1000 + ((i * 613) % 3000));
-    const w = await c.client.write(data, { mime: 'application/octet-stream' });
-    files.set(w.fid, data);
+  for (let i = 0; i < 150; i += 6) {
+    const batch = Array.from({ length: 6 }, (_, j) => randomBytes(1000 + (((i + j) * 613) % 3000)));
+    const written = await Promise.all(batch.map((data) => c.client.write(data, { mime: 'application/octet-stream' })));
+    written.forEach((w, j) => files.set(w.fid, batch[j]!));
   }
   reader = startReader(c, files);
 });

@@ -17,10 +17,10 @@ const files = new Map<string, Buffer>();
 
 beforeAll(async () => {
   c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 32 * 1024 });
-  for (let i = 0; i < 160; i++) {
-    const data = randomBytes(1000 + ((i * 977) % 3000));
-    const w = await c.client.write(data, { mime: 'application/octet-stream' });
-    files.set(w.fid, data);
+  for (let i = 0; i < 160; i += 8) {
+    const batch = Array.from({ length: 8 }, (_, j) => randomBytes(1000 + (((i + j) * 977) % 3000)));
+    const written = await Promise.all(batch.map((data) => c.client.write(data, { mime: 'application/octet-stream' })));
+    written.forEach((w, j) => files.set(w.fid, batch[j]!));
   }
 });
 afterAll(async () => {
