@@ -149,7 +149,7 @@ export function welcome(running: RunningAllInOne, config: ServerConfig): string 
     `  curl -so thumb.webp ${o}/<fid>.jpg_200x200q80.jpg_.webp`,
     'Delete it:',
     `  curl -s -X DELETE ${o}/<fid>`,
-    `Cluster status: npx ugcfs status (page: ${running.nameserver.url}/), metrics: ${o}/metrics. Stop with Ctrl-C.`,
+    `Cluster status: npx ugcfs status${running.nameserver.url === 'http://127.0.0.1:7000' ? '' : ` --nameserver ${running.nameserver.url}`} (page: ${running.nameserver.url}/), metrics: ${o}/metrics. Stop with Ctrl-C.`,
     '',
   ].join('\n');
 }
