@@ -251,8 +251,15 @@ export class BlockStore {
     this.updateGauges();
   }
 
-  reports(): BlockReport[] {
-    return [...this.blocks.values()].filter((b) => !b.deleted).sort((a, b) => a.id - b.id).map((b) => b.report());
+  /**
+   * Reports of the blocks held. `completeOnly` leaves out copies still being pulled: the name
+   * server rebuilds its block map from heartbeats and must never count a partial copy.
+   */
+  reports(opts: { completeOnly?: boolean } = {}): BlockReport[] {
+    return [...this.blocks.values()]
+      .filter((b) => !b.deleted && !(opts.completeOnly && (b.pulling || b.incomplete)))
+      .sort((a, b) => a.id - b.id)
+      .map((b) => b.report());
   }
 
   usedBytes(): number {

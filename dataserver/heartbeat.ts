@@ -67,7 +67,7 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
         freeBytes: free,
         usedBytes: o.store.usedBytes(),
         blockSize: o.blockSize,
-        blocks: o.store.reports(),
+        blocks: o.store.reports({ completeOnly: true }),
       };
       const reply = await callJson<HeartbeatReply>(o.nameserver + NS_ROUTES.heartbeat, { body: hb, secret: o.secret, timeoutMs: Math.max(2000, o.intervalMs * 2) });
       if (failing) o.log.info({ nameserver: o.nameserver }, 'name server reachable again');
