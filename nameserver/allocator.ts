@@ -33,7 +33,7 @@ export class Allocator {
   constructor(private readonly d: AllocatorDeps) {}
 
   writable(replication: number, now = Date.now()): BlockRecord[] {
-    return this.d.blocks.all().filter((r) => r.replication === replication && this.d.blocks.isWritable(r, now));
+    return this.d.blocks.writableCandidates().filter((r) => r.replication === replication && this.d.blocks.isWritable(r, now));
   }
 
   private target(now: number): number {
@@ -82,8 +82,8 @@ export class Allocator {
 
   private openLoad(now: number): Map<string, number> {
     const load = new Map<string, number>();
-    for (const r of this.d.blocks.all()) {
-      if (r.state !== 'writable' || !this.d.blocks.isWritable(r, now)) continue;
+    for (const r of this.d.blocks.writableCandidates()) {
+      if (!this.d.blocks.isWritable(r, now)) continue;
       for (const id of r.replicas) load.set(id, (load.get(id) ?? 0) + 1);
     }
     return load;

@@ -26,6 +26,7 @@ export interface BlockRecord {
 
 export class BlockMap {
   private readonly records = new Map<number, BlockRecord>();
+  private readonly writableIds = new Set<number>();
   /** transient reasons a block takes no writes and is left alone by reconciliation */
   private readonly busy = new Map<number, string>();
   private readonly busyDeletes = new Map<number, Set<string>>();
@@ -38,7 +39,7 @@ export class BlockMap {
   ) {}
 
   async load(): Promise<void> {
-    for await (const [, rec] of this.store.iterator()) this.records.set(rec.id, rec);
+    for await (const [, rec] of this.store.iterator()) this.index(rec);
   }
 
   has(id: number): boolean {
@@ -63,7 +64,18 @@ export class BlockMap {
 
   async put(rec: BlockRecord): Promise<void> {
     await this.store.put(String(rec.id), rec, SYNC);
+    this.index(rec);
+  }
+
+  /** Blocks in state `writable` (a small set; assignment scans only these). */
+  writableCandidates(): BlockRecord[] {
+    return [...this.writableIds].map((id) => this.records.get(id)!);
+  }
+
+  private index(rec: BlockRecord): void {
     this.records.set(rec.id, rec);
+    if (rec.state === 'writable') this.writableIds.add(rec.id);
+    else this.writableIds.delete(rec.id);
   }
 
   async setState(id: number, state: BlockState): Promise<void> {
