@@ -14,11 +14,13 @@ interface PendingDelete {
 }
 
 const SEP = '!';
+const RETRY_MS = 1000;
 
 export class PendingDeletes {
   /** ds id -> fid -> block */
   private readonly byDs = new Map<string, Map<string, number>>();
   private replaying = false;
+  private readonly retryAt = new Map<string, number>();
 
   constructor(
     private readonly store: Store<PendingDelete>,
@@ -69,9 +71,15 @@ export class PendingDeletes {
       for (const [dsId, m] of [...this.byDs]) {
         const ds = this.registry.get(dsId);
         if (!ds || !this.registry.isAlive(ds, now) || m.size === 0) continue;
+        if ((this.retryAt.get(dsId) ?? 0) > now) continue;
         const work = [...m.keys()];
         for (let i = 0; i < work.length; i += 8) {
-          await Promise.all(work.slice(i, i + 8).map((fid) => this.replayOne(ds, fid)));
+          const ok = await Promise.all(work.slice(i, i + 8).map((fid) => this.replayOne(ds, fid)));
+          if (ok.includes(false)) {
+            // Back off from a server that fails, rather than retrying it every loop.
+            this.retryAt.set(dsId, Date.now() + RETRY_MS);
+            break;
+          }
         }
       }
     } finally {
@@ -79,19 +87,20 @@ export class PendingDeletes {
     }
   }
 
-  private async replayOne(ds: DataserverEntry, fid: string): Promise<void> {
+  private async replayOne(ds: DataserverEntry, fid: string): Promise<boolean> {
     try {
       const res = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), { method: 'DELETE', secret: this.secret, timeoutMs: 5000 });
       // 404 (file or block gone) means the delete is already in effect there.
       if ((res.status >= 200 && res.status < 300) || res.status === 404) {
         await this.done(ds.id, fid);
         this.log.info({ ds: ds.id, fid }, 'replayed a missed delete');
-      } else {
-        this.log.warn({ ds: ds.id, fid, status: res.status }, 'replaying a missed delete failed; will retry');
+        return true;
       }
+      this.log.warn({ ds: ds.id, fid, status: res.status }, 'replaying a missed delete failed; will retry');
     } catch (err) {
       this.log.warn({ ds: ds.id, fid, err: (err as Error).message }, 'replaying a missed delete failed; will retry');
     }
+    return false;
   }
 
   private async done(dsId: string, fid: string): Promise<void> {
