@@ -23,7 +23,8 @@ export async function pullBlock(store: BlockStore, id: number, from: string, sec
       throw new UgcfsError('UGCFS_ERR_CONFLICT', `block ${id} is already held here`);
     }
   } else {
-    await store.createBlock(id, META_INCOMPLETE);
+    // A concurrent pull (or create) of the same block wins; this one is refused.
+    if (!(await store.createBlock(id, META_INCOMPLETE))) throw new UgcfsError('UGCFS_ERR_CONFLICT', `block ${id} is already held here`);
     b = store.block(id);
   }
   b.pulling = true;

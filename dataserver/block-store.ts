@@ -45,6 +45,8 @@ export class BlockStore {
   /** what opening had to repair: records re-indexed past watermarks, bytes of torn tails cut */
   readonly recovered = { records: 0, cutBytes: 0, leftoverFiles: 0 };
   private closed = false;
+  /** ids whose creation is under way, so two concurrent creates cannot both write the file */
+  private readonly creating = new Set<number>();
 
   private constructor(readonly ctx: StoreContext) {}
 
@@ -137,13 +139,18 @@ export class BlockStore {
   /** Creates an empty block; false when it already exists (creation is idempotent). */
   async createBlock(id: number, flags = 0): Promise<boolean> {
     this.assertOpen();
-    if (this.blocks.has(id)) return false;
-    const file = await BlockFile.open(this.ctx.blocksDir, id, 0, true);
-    await file.fh.sync();
-    await syncDir(this.ctx.blocksDir);
-    const meta = { ...EMPTY_META, flags };
-    await this.ctx.index.apply([this.ctx.index.metaOp(id, meta)]);
-    this.attach(new Block(id, this.ctx.blocksDir, file, meta));
+    if (this.blocks.has(id) || this.creating.has(id)) return false;
+    this.creating.add(id);
+    try {
+      const file = await BlockFile.open(this.ctx.blocksDir, id, 0, true);
+      await file.fh.sync();
+      await syncDir(this.ctx.blocksDir);
+      const meta = { ...EMPTY_META, flags };
+      await this.ctx.index.apply([this.ctx.index.metaOp(id, meta)]);
+      this.attach(new Block(id, this.ctx.blocksDir, file, meta));
+    } finally {
+      this.creating.delete(id);
+    }
     this.updateGauges();
     return true;
   }
