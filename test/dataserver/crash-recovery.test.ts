@@ -108,8 +108,7 @@ describe('crash recovery', () => {
     console.log(`crash test: ${acks.puts.size} acknowledged puts, ${acks.deletes.size} deletes; reopen re-indexed ${repaired.records} records and cut ${repaired.cutBytes} torn bytes`);
   });
 
-  it('a record that was never acknowledged is either whole or absent', async () => {
-    // A read of a key that was never written is NOT_FOUND, not an error about damage.
+  it('after all that, a key never written reads as NOT_FOUND, not as damage', async () => {
     const store = await BlockStore.open({ dir: join(tmp.dir, 'store'), blockSize: 256 * 1024 });
     try {
       const err = await store.read(1, 999_999_999n, 1).catch((e: unknown) => e);
