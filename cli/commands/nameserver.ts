@@ -14,7 +14,7 @@ const mod: CommandModule = {
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
     const log = createLogger({ name: 'nameserver', level: config.logLevel });
     const server = await startNameserver(config, { log });
-    log.info({ url: server.url, replicas: config.replicas }, 'listening');
+    log.info({ url: server.url, replicas: config.replicas, startedAt: server.instance.ctx.startedAt, repairsFrom: server.instance.ctx.startedAt + config.startupGraceMs }, 'listening');
     onShutdown(log, [() => server.close()]);
     return 'serving';
   },

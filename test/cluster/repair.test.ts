@@ -121,3 +121,30 @@ describe('missed deletes', () => {
     }
   });
 });
+
+describe('start-up grace', () => {
+  it('a restarted name server repairs nothing before its grace period ends, then heals', async () => {
+    const d = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 256 * 1024, repairDelayMs: 0, startupGraceMs: 4000 });
+    try {
+      for (let i = 0; i < 20; i++) await d.client.write(randomBytes(3000));
+      await d.killNameserver();
+      await d.killDataserver(2);
+      const ns = await d.restartNameserver();
+      const healed = await d.waitFor((s) => s.underReplicatedBlocks === 0 && s.dataservers.some((x) => x.id === 'ds-3' && !x.alive), 'healed after grace', 60_000);
+      expect(healed.dataservers.find((x) => x.id === 'ds-3')!.blocks).toBe(0);
+      const logs = ns.lines.flatMap((l) => {
+        try {
+          return [JSON.parse(l) as { msg?: string; time?: number }];
+        } catch {
+          return [];
+        }
+      });
+      const listening = logs.find((l) => l.msg === 'listening') as { startedAt: number };
+      const repairs = logs.filter((l) => l.msg === 'block re-replicated');
+      expect(repairs.length).toBeGreaterThan(0);
+      for (const r of repairs) expect(r.time!).toBeGreaterThanOrEqual(listening.startedAt + 4000);
+    } finally {
+      await d.stop();
+    }
+  });
+});
