@@ -2,6 +2,7 @@
 // cluster notices deaths and repairs within a few seconds.
 import { opt, type ConfigOf } from '../src/config.ts';
 import { COMMON_SERVER_OPTIONS } from '../src/role-options.ts';
+import { OPS_OPTIONS } from './ops-config.ts';
 
 export const NAMESERVER_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,
@@ -16,6 +17,7 @@ export const NAMESERVER_OPTIONS = {
   writableBlocks: opt.int(0, 'writable blocks kept open per replica count (0: one per live data server)', { min: 0, max: 1024 }),
   keyLease: opt.int(10_000, 'file keys leased (persisted) at a time; a crash skips at most this many', { min: 1, max: 10_000_000 }),
   adminToken: opt.string('', 'token for admin calls (status, ops); the cluster secret also works', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+  ...OPS_OPTIONS,
 };
 
 export type NameserverConfig = ConfigOf<typeof NAMESERVER_OPTIONS>;
