@@ -37,6 +37,7 @@ export class Repairer {
   private readonly running = new Set<number>();
   /** blocks that found no target; logged once until that changes */
   private readonly stuck = new Set<number>();
+  private readonly retryAt = new Map<number, { at: number; failures: number }>();
   private closed = false;
 
   constructor(private readonly d: RepairDeps) {}
@@ -51,6 +52,7 @@ export class Repairer {
     const out: RepairCandidate[] = [];
     for (const rec of this.d.blocks.all()) {
       if (this.running.has(rec.id) || this.d.blocks.busyReason(rec.id)) continue;
+      if ((this.retryAt.get(rec.id)?.at ?? 0) > now) continue;
       const holders = this.d.blocks.liveHolders(rec, now);
       if (holders.length === 0 || holders.length >= rec.replication) continue;
       const ready = this.d.blocks.absentReplicas(rec, now).every((id) => {
@@ -103,9 +105,13 @@ export class Repairer {
       for (const fid of blocks.takeBusyDeletes(rec.id)) await this.d.pending.add(target.id, fid, rec.id);
       await blocks.setReplicas(rec.id, [...holders.map((h) => h.id), target.id]);
       if (rec.state === 'writable') await blocks.setState(rec.id, 'sealed');
+      this.retryAt.delete(rec.id);
       this.d.metrics.repairs.inc({ result: 'ok' });
       log.info({ block: rec.id, from: source.id, to: target.id, bytes: res?.bytes, ms: Date.now() - started }, 'block re-replicated');
     } catch (err) {
+      // Back off (1 s, 2 s, ... 30 s) so a block that keeps failing does not hog a slot.
+      const failures = (this.retryAt.get(rec.id)?.failures ?? 0) + 1;
+      this.retryAt.set(rec.id, { at: Date.now() + Math.min(30_000, 1000 * 2 ** (failures - 1)), failures });
       this.d.metrics.repairs.inc({ result: 'failed' });
       log.warn({ block: rec.id, from: source.id, to: target.id, err: (err as Error).message }, 'block repair failed; will retry');
     } finally {
