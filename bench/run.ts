@@ -69,12 +69,13 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   const started = Date.now();
   log(`${section.title}: starting`);
   try {
-    const out = await section.run({ tools, machine, quick, externalFull: flags.has('--external-full'), runs, durationS, work, log });
+    const machineNow = { ...machine, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
+    const out = await section.run({ tools, machine: machineNow, quick, externalFull: flags.has('--external-full'), runs, durationS, work, log });
     results.sections[id] = {
       id,
       title: section.title,
       measuredAt: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
-      machine,
+      machine: machineNow,
       quick,
       loadEnd: loadavg().map((x) => Math.round(x * 100) / 100),
       seconds: Math.round((Date.now() - started) / 1000),

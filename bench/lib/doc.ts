@@ -6,7 +6,7 @@ import type { MachineInfo } from './machine.ts';
 export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'profile', 'external'];
 
 function machineLine(m: MachineInfo): string {
-  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.os}, Linux ${m.kernel}; node ${m.node}, nginx ${m.nginx ?? 'absent'}, wrk ${m.wrk ?? 'absent'}, sharp ${m.sharp} (libvips ${m.vips}); load average at start ${m.loadavgAtStart.join(' / ')}`;
+  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.os}, Linux ${m.kernel}; node ${m.node}, nginx ${m.nginx ?? 'absent'}, wrk ${m.wrk ?? 'absent'}, sharp ${m.sharp} (libvips ${m.vips})`;
 }
 
 export function renderDoc(results: ResultsFile, intro: string): string {
@@ -22,10 +22,11 @@ export function renderDoc(results: ResultsFile, intro: string): string {
   out.push('');
   const goals = sections.flatMap((s) => s.goals.map((g) => ({ ...g, section: s.id })));
   if (goals.length) {
-    out.push('## Goals', '', table(['goal', 'target', 'measured', 'status', 'section'], goals.map((g) => [g.name, g.target, g.measured, goal(g.met), g.section])), '');
+    out.push('## Goals', '', table(['goal', 'target', 'measured', 'status', 'section'], goals.map((g) => [g.name, g.target, g.measured, g.target.startsWith('reported') ? 'reported' : goal(g.met), g.section])), '');
   }
   for (const s of sections) {
-    const when = `Measured ${s.measuredAt}${s.quick ? ' with `--quick` (fewer, shorter runs)' : ''}${s.seconds !== undefined ? ` in ${s.seconds} s` : ''}${s.loadEnd ? `; load average at the end ${s.loadEnd.join(' / ')} (2 cores)` : ''}.`;
+    const load = `load average (1/5/15 min, ${s.machine.cores} cores) ${s.machine.loadavgAtStart.join(' / ')} at the start${s.loadEnd ? `, ${s.loadEnd.join(' / ')} at the end` : ''}`;
+    const when = `Measured ${s.measuredAt}${s.quick ? ' with `--quick` (fewer, shorter runs)' : ''}${s.seconds !== undefined ? ` in ${s.seconds} s` : ''}; ${load}.`;
     out.push(`## ${s.title}`, '', when, '', s.markdown.trimEnd(), '');
     if (s.commands.length) {
       out.push('<details><summary>Exact commands</summary>', '', '```', ...[...new Set(s.commands)], '```', '', '</details>', '');
