@@ -15,7 +15,8 @@ export async function readNeedle(b: Block, ctx: StoreContext, key: bigint, cooki
     const file = b.file;
     file.pin();
     try {
-      const e = await ctx.index.get(b.id, key);
+      // The cache answers synchronously; only a miss pays for an await on LevelDB.
+      const e = ctx.index.cached(b.id, key) ?? (await ctx.index.get(b.id, key));
       // A compaction switched generations while we looked up: the entry may belong to the
       // other file, so look up again against the new one.
       if ((b.switching || b.file !== file) && attempt < MAX_SWITCH_RETRIES) continue;

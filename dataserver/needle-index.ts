@@ -131,13 +131,25 @@ class EntryCache {
 
 export class NeedleIndex {
   private readonly cache: EntryCache;
+  // Bound once: resolving label values on every read costs more than the read's bookkeeping.
+  private readonly cacheHits: { inc(): void } | undefined;
+  private readonly dbLookups: { inc(): void } | undefined;
 
   private constructor(
     readonly db: Db,
     cacheEntries: number,
-    private readonly metrics: Metrics | undefined,
+    metrics: Metrics | undefined,
   ) {
     this.cache = new EntryCache(cacheEntries);
+    this.cacheHits = metrics?.indexLookups.labels({ source: 'cache' });
+    this.dbLookups = metrics?.indexLookups.labels({ source: 'db' });
+  }
+
+  /** The cached entry, synchronously, or undefined (then use get()). Counts as a lookup when found. */
+  cached(block: number, key: bigint): IndexEntry | undefined {
+    const hit = this.cache.get(EntryCache.id(block, key));
+    if (hit) this.cacheHits?.inc();
+    return hit;
   }
 
   static async open(dir: string, opts: { cacheEntries?: number; metrics?: Metrics } = {}): Promise<NeedleIndex> {
@@ -151,10 +163,10 @@ export class NeedleIndex {
     const id = EntryCache.id(block, key);
     const hit = this.cache.get(id);
     if (hit) {
-      if (counted) this.metrics?.indexLookups.inc({ source: 'cache' });
+      if (counted) this.cacheHits?.inc();
       return hit;
     }
-    if (counted) this.metrics?.indexLookups.inc({ source: 'db' });
+    if (counted) this.dbLookups?.inc();
     const v = await this.db.get(entryKey(block, key));
     if (v === undefined) return undefined;
     const e = decodeEntry(v);
