@@ -101,6 +101,7 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       const needleMeta = { key: fid.key, cookie: fid.cookie, ...meta };
       const r = await replicatedPut(repl, { fid: text, block: fid.block, meta: needleMeta, data, crc, replicas });
       const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
+      if (r.existed) out.existed = true;
       reply.code(201);
       return out;
     });

@@ -6,7 +6,7 @@ import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { callRaw, expectOk } from '../src/http-client.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { HEADERS } from '../src/protocol.ts';
+import { HEADERS, type WriteResult } from '../src/protocol.ts';
 import type { BlockStore, PutResult } from './block-store.ts';
 import type { NeedleMeta } from './needle.ts';
 
@@ -55,7 +55,12 @@ export async function replicatedPut(
     ),
   ]);
   if (w.replicas.length > 0) ctx.metrics.replicationDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-  const landed = w.replicas.filter((_, i) => remote[i]!.ok);
+  // Only copies this request created may be undone: a replica that already held the very
+  // same record (a retried write) holds a copy some earlier request was acknowledged for.
+  const landed = w.replicas.filter((_, i) => {
+    const r = remote[i]!;
+    return r.ok && !wasExisting(r.value.body);
+  });
   const failed = w.replicas.map((url, i) => ({ url, r: remote[i]! })).filter((x) => !x.r.ok);
 
   if (!local!.ok) {
@@ -110,4 +115,12 @@ export async function replicatedDelete(ctx: ReplicationContext, d: { fid: string
     throw new UgcfsError('UGCFS_ERR_REPLICATION', `not every replica applied the delete: ${failed.join('; ')}`);
   }
   if (!anyDeleted) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+}
+
+function wasExisting(body: Buffer): boolean {
+  try {
+    return (JSON.parse(body.toString('utf8')) as Partial<WriteResult>).existed === true;
+  } catch {
+    return false;
+  }
 }

@@ -117,6 +117,8 @@ export interface WriteResult {
   size: number;
   /** CRC32-C of the data, as stored */
   crc: number;
+  /** true when this very record was already stored (a retried write): nothing was appended */
+  existed?: boolean;
 }
 
 export interface CompactResult {

@@ -229,6 +229,18 @@ describe('data server HTTP API', () => {
     expect((await call(`${b.url}/needles/${fid}`)).status).toBe(404);
   });
 
+  it('a failed write never undoes a copy that an earlier write already stored', async () => {
+    const fid = fidOf(2, 102n);
+    const data = bytes(700, 3);
+    expect((await call(`${b.url}/needles/${fid}`, { method: 'PUT', body: data })).status).toBe(201);
+    const again = await call(`${b.url}/needles/${fid}`, { method: 'PUT', body: data });
+    expect(again.json()).toMatchObject({ fid, existed: true });
+    const r = await call(`${a.url}/needles/${fid}`, { method: 'PUT', body: data, headers: { 'x-ugcfs-replicas': `${b.url},http://127.0.0.1:9` } });
+    expect(r.json().error?.code).toBe('UGCFS_ERR_REPLICATION');
+    expect((await call(`${a.url}/needles/${fid}`)).status).toBe(404);
+    expect(Buffer.compare((await call(`${b.url}/needles/${fid}`)).body, data)).toBe(0);
+  });
+
   it('pulls a whole block from a peer; replicas scrub to the same digest', async () => {
     for (let k = 200n; k < 230n; k++) {
       const r = await call(`${a.url}/needles/${fidOf(2, k)}`, { method: 'PUT', body: bytes(Number(k) * 3, Number(k)), headers: { 'x-ugcfs-replicas': b.url } });
