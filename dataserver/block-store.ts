@@ -201,7 +201,8 @@ export class BlockStore {
     this.assertOpen();
     const b = this.block(blockId);
     if (b.pulling) throw new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${blockId} is being copied from a peer`);
-    while (b.pendingKeys.has(key)) await b.writer.idle();
+    // A write of the same key is in flight: let it land first (yielding to I/O, not spinning).
+    while (b.pendingKeys.has(key)) await new Promise((r) => setImmediate(r));
     b.pendingKeys.add(key);
     try {
       const e = await this.ctx.index.get(blockId, key, false);

@@ -351,3 +351,20 @@ describe('compaction', () => {
     }
   });
 });
+
+describe('races', () => {
+  it('a delete issued while the same key is still being written waits for it, then removes it', async () => {
+    const dir = freshDir();
+    const s = await BlockStore.open({ dir, blockSize: BLOCK_SIZE });
+    try {
+      await s.createBlock(1);
+      const put = s.put(1, meta(9n), data(9n));
+      const del = s.delete(1, 9n, 9);
+      await put;
+      await del;
+      await expectContents(s, [], [9n]);
+    } finally {
+      await s.close();
+    }
+  });
+});
