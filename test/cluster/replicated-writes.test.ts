@@ -188,6 +188,21 @@ describe('admin CLI', () => {
     expect(gone.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('put stores every readable file, reports the unreadable one, and exits 1', async () => {
+    const a = join(c.dir, 'a.jpg');
+    const b = join(c.dir, 'b.txt');
+    writeFileSync(a, randomBytes(1500));
+    writeFileSync(b, 'hello');
+    const r = await c.cli(['put', a, join(c.dir, 'missing.jpg'), b, '--json']);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { fid: string; size: number });
+    expect(lines.map((l) => l.size)).toEqual([1500, 5]);
+    expect(r.stderr).toContain('missing.jpg');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect((await c.client.read(lines[1]!.fid)).data.toString()).toBe('hello');
+    expect((await c.client.read(lines[0]!.fid)).mime).toBe('image/jpeg');
+  });
+
   it('exits 2 on bad usage and 1 when the name server is unreachable', async () => {
     expect((await c.cli(['stat'])).code).toBe(2);
     expect((await c.cli(['stat', 'nonsense'])).code).toBe(2);
