@@ -109,6 +109,28 @@ describe('damage', () => {
     }
   });
 
+  it('scrub resynchronises after a record whose header is destroyed and checks the rest', async () => {
+    const dir = freshDir();
+    const keys = range(1, 6);
+    await fill(dir, keys);
+    let s = await BlockStore.open({ dir, blockSize: BLOCK_SIZE });
+    const victim = (await s.ctx.index.get(1, 3n, false))!;
+    await s.close();
+    const fd = openSync(join(dir, 'blocks', '1.0.blk'), 'r+');
+    writeSync(fd, Buffer.from('garbage!'), 0, 8, victim.offset);
+    closeSync(fd);
+    s = await BlockStore.open({ dir, blockSize: BLOCK_SIZE });
+    try {
+      const r = await s.scrub(1);
+      expect(r.bad).toEqual([{ key: '3', offset: victim.offset, reason: 'magic' }]);
+      expect(r.records).toBe(6);
+      await expect(s.read(1, 3n, 3)).rejects.toMatchObject({ code: 'UGCFS_ERR_CORRUPT' });
+      await expectContents(s, keys.filter((k) => k !== 3n), []);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a torn record past the watermark is cut off on open', async () => {
     const dir = freshDir();
     await fill(dir, range(1, 5));
