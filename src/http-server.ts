@@ -77,6 +77,23 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     sendError(reply, new UgcfsError('UGCFS_ERR_ROUTE_NOT_FOUND', `no route for ${req.method} ${req.url.slice(0, 200)}`), opts.errorCacheControl);
   });
 
+  // Graceful close: a keep-alive connection that was busy when close() began would otherwise
+  // stay open until the keep-alive timeout (72 s), holding close() — and SIGTERM — longer than
+  // orchestrators wait. While closing, responses ask the client to close and idle sockets
+  // (including ones answered outside fastify, e.g. the origin's hit path) are reaped.
+  let closing = false;
+  let reaper: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    closing = true;
+    reaper = setInterval(() => app.server.closeIdleConnections(), 50);
+    reaper.unref();
+  });
+  app.addHook('onClose', async () => clearInterval(reaper));
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
   app.get('/healthz', async () => ({ ok: true, role: opts.role, ...(opts.health ? await opts.health() : {}) }));
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);
