@@ -66,6 +66,9 @@ describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian p
       const widths = await page.locator('tr[data-ds] .fill').evaluateAll((els) => els.map((e) => (e as HTMLElement).style.width));
       expect(widths).toHaveLength(status.dataservers.length);
       for (const w of widths) expect(w).toMatch(/^\d+(\.\d)?%$/);
+      // It refreshes itself, without scripts.
+      expect(await page.locator('meta[http-equiv="refresh"]').getAttribute('content')).toBe('5');
+      expect(await page.locator('script').count()).toBe(0);
       // No external assets: the page loads nothing but itself.
       const requests: string[] = [];
       page.on('request', (r) => requests.push(r.url()));
