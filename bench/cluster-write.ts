@@ -2,9 +2,10 @@
 // forwarding to the other replicas), for replicas 1, 2 and 3 with fsync on and off. Each
 // configuration runs on a fresh real cluster: a name server and 3 data servers on racks
 // a/b/c, one ClusterClient, N concurrent writers. Prints one JSON result line each.
-//   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off]
+//   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N]
 import { randomBytes } from 'node:crypto';
 import { parseArgv } from '../src/config.ts';
+import { ClusterClient } from '../src/cluster-client.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
 
 const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
@@ -13,6 +14,7 @@ const files = Number(flags.get('--files') ?? (quick ? 400 : 3000));
 const concurrency = Number(flags.get('--concurrency') ?? 32);
 const replicaCounts = String(flags.get('--replicas') ?? '1,2,3').split(',').map(Number);
 const fsyncModes = String(flags.get('--fsync') ?? 'on,off').split(',').map((s) => s.trim() === 'on');
+const assignBatch = Number(flags.get('--assign-batch') ?? 8);
 const SIZE = 20 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`cluster-write: ${m}\n`);
@@ -28,9 +30,10 @@ for (const fsync of fsyncModes) {
   for (const replicas of replicaCounts) {
     log(`replicas ${replicas}, fsync ${fsync ? 'on' : 'off'}: starting cluster`);
     const c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas, blockSize: 64 * 1024 * 1024, fsync, heartbeatMs: 500, deadAfterMs: 5000 });
+    const client = new ClusterClient({ nameserver: c.nameserver.url, secret: c.secret, assignBatch });
     try {
       // Warm up: opens the writable blocks and the keep-alive connections.
-      for (let i = 0; i < 20; i++) await c.client.write(payloads[i % payloads.length]!, { mime: 'image/jpeg' });
+      for (let i = 0; i < 20; i++) await client.write(payloads[i % payloads.length]!, { mime: 'image/jpeg' });
       const latencies: number[] = [];
       let next = 0;
       let failed = 0;
@@ -40,7 +43,7 @@ for (const fsync of fsyncModes) {
           const i = next++;
           const t = process.hrtime.bigint();
           try {
-            await c.client.write(payloads[i % payloads.length]!, { mime: 'image/jpeg', owner: 'bench' });
+            await client.write(payloads[i % payloads.length]!, { mime: 'image/jpeg', owner: 'bench' });
             latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
           } catch {
             failed++;
@@ -58,6 +61,7 @@ for (const fsync of fsyncModes) {
         files,
         failed,
         concurrency,
+        assignBatch,
         p50ms: Math.round(percentile(latencies, 50) * 100) / 100,
         p99ms: Math.round(percentile(latencies, 99) * 100) / 100,
         seconds: Math.round(seconds * 100) / 100,

@@ -40,7 +40,7 @@ export class Allocator {
     return this.d.writableBlocks > 0 ? this.d.writableBlocks : Math.max(1, this.d.registry.alive(now).length);
   }
 
-  async assign(replication: number): Promise<AssignResult> {
+  async assign(replication: number, count = 1): Promise<AssignResult> {
     const now = Date.now();
     let pool = this.writable(replication, now);
     if (pool.length === 0) {
@@ -52,16 +52,19 @@ export class Allocator {
     }
     if (pool.length < this.target(now)) void this.grow(replication);
     const rec = pool[Math.floor(Math.random() * pool.length)]!;
-    const key = await this.d.keys.take();
+    const keys: bigint[] = [];
+    for (let i = 0; i < count; i++) keys.push(await this.d.keys.take());
     // Always the whole replica set: if one of them died meanwhile, the write fails and is
     // retried elsewhere, never acknowledged with fewer copies.
     const replicas = rec.replicas.map((id) => this.d.registry.get(id)).filter((d): d is DataserverEntry => d !== undefined);
     if (replicas.length !== rec.replication) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `block ${rec.id} lost a replica while being assigned`);
-    this.d.metrics.assigns.inc();
+    this.d.metrics.assigns.inc(count);
+    const fids = keys.map((key) => encodeFid({ block: rec.id, key, cookie: newCookie() }));
     return {
-      fid: encodeFid({ block: rec.id, key, cookie: newCookie() }),
+      fid: fids[0]!,
       block: rec.id,
       replicas: replicas.map(dsRef),
+      ...(count > 1 ? { fids } : {}),
     };
   }
 

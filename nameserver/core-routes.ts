@@ -7,6 +7,9 @@ import { NS_ROUTES } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import type { HeartbeatHandler } from './heartbeat.ts';
 
+/** fids one assign may hand out (a client batching its writes asks for several) */
+const MAX_ASSIGN_COUNT = 100;
+
 function blockIdParam(req: FastifyRequest): number {
   const raw = (req.params as { id?: string }).id ?? '';
   if (!/^\d{1,10}$/.test(raw) || Number(raw) > 0xffffffff) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `block id must be a decimal number, got ${JSON.stringify(raw.slice(0, 40))}`);
@@ -32,8 +35,11 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1 || replicas > 8) {
       throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'replicas must be an integer from 1 to 8');
     }
-    if (body.count !== undefined && body.count !== 1) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'count must be 1 (one fid per assign)');
-    return ctx.allocator.assign(replicas);
+    const count = body.count ?? 1;
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_ASSIGN_COUNT) {
+      throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `count must be an integer from 1 to ${MAX_ASSIGN_COUNT}`);
+    }
+    return ctx.allocator.assign(replicas, count);
   });
 
   app.get(NS_ROUTES.block, async (req) => {

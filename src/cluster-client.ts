@@ -50,6 +50,8 @@ export interface ClusterClientOptions {
   writeAttempts?: number;
   /** replica count to ask for; default: the name server's --replicas */
   replicas?: number;
+  /** fids fetched per assign round trip, queued for the next writes (default 8; 1 = one assign per write) */
+  assignBatch?: number;
 }
 
 export interface WriteMeta {
@@ -116,6 +118,9 @@ const WRITE_RETRYABLE = new Set<ErrorCode>([
 /** Block states in which no copy is being made; any other state (repairing, moving...) is busy. */
 const STEADY_STATES = new Set(['writable', 'readonly', 'sealed', 'failed']);
 
+/** an unused batch-assigned fid older than this is discarded */
+const PREPARED_TTL_MS = 2000;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
@@ -134,6 +139,10 @@ export class ClusterClient {
   private readonly replicas: number | undefined;
   private readonly locations = new Map<number, CachedLocation>();
   private readonly rings = new Map<string, HashRingLike>();
+  private readonly assignBatch: number;
+  /** fids assigned in batches, not yet used, by requested replica count (0 = the name server's) */
+  private readonly prepared = new Map<number, Array<{ fid: string; block: number; replicas: DsRef[]; at: number }>>();
+  private readonly refills = new Map<number, Promise<void>>();
 
   constructor(opts: ClusterClientOptions) {
     this.nameserver = opts.nameserver.replace(/\/+$/, '');
@@ -144,6 +153,7 @@ export class ClusterClient {
     this.cacheSize = opts.locationCacheSize ?? 10_000;
     this.attempts = Math.max(1, opts.writeAttempts ?? 4);
     this.replicas = opts.replicas;
+    this.assignBatch = Math.min(100, Math.max(1, opts.assignBatch ?? 8));
   }
 
   private call(extra: CallOptions = {}): CallOptions {
@@ -169,7 +179,7 @@ export class ClusterClient {
       if (attempt > 0) await sleep(25 * attempt);
       let a: AssignResult;
       try {
-        a = await callJson<AssignResult>(this.nsUrl(NS_ROUTES.assign), this.call({ method: 'POST', body: replicas === undefined ? {} : { replicas } }));
+        a = await this.nextAssign(replicas);
       } catch (err) {
         last = asUgcfs(err);
         if (!WRITE_RETRYABLE.has(last.code)) throw last;
@@ -202,8 +212,39 @@ export class ClusterClient {
     throw new UgcfsError(last?.code === 'UGCFS_ERR_UNAVAILABLE' ? 'UGCFS_ERR_UNAVAILABLE' : 'UGCFS_ERR_REPLICATION', `write failed after ${this.attempts} attempts: ${last?.message ?? 'no attempt'}`, { cause: last });
   }
 
+  /**
+   * The next fid to write. With assignBatch > 1, fids come from the name server several at a
+   * time (one block each batch) and are handed to writes from a short-lived queue: one
+   * assign round trip serves several writes. Concurrent writers share one refill.
+   */
+  private async nextAssign(replicas: number | undefined): Promise<AssignResult> {
+    const body = (count: number) => ({ ...(replicas === undefined ? {} : { replicas }), ...(count > 1 ? { count } : {}) });
+    if (this.assignBatch <= 1) return callJson<AssignResult>(this.nsUrl(NS_ROUTES.assign), this.call({ method: 'POST', body: body(1) }));
+    const k = replicas ?? 0;
+    for (;;) {
+      const q = this.prepared.get(k);
+      while (q && q.length > 0) {
+        const p = q.shift()!;
+        // Old fids may point at a block that filled up meanwhile; a fresh batch is cheap.
+        if (Date.now() - p.at < PREPARED_TTL_MS) return { fid: p.fid, block: p.block, replicas: p.replicas };
+      }
+      let refill = this.refills.get(k);
+      if (!refill) {
+        refill = (async () => {
+          const a = await callJson<AssignResult>(this.nsUrl(NS_ROUTES.assign), this.call({ method: 'POST', body: body(this.assignBatch) }));
+          const at = Date.now();
+          const list = (a.fids ?? [a.fid]).map((fid) => ({ fid, block: a.block, replicas: a.replicas, at }));
+          this.prepared.set(k, [...(this.prepared.get(k) ?? []), ...list]);
+        })().finally(() => this.refills.delete(k));
+        this.refills.set(k, refill);
+      }
+      await refill;
+    }
+  }
+
   private async reportWriteFailed(block: number, dsId: string, err: UgcfsError): Promise<void> {
     this.locations.delete(block);
+    for (const [k, q] of this.prepared) this.prepared.set(k, q.filter((p) => p.block !== block));
     try {
       await callJson(this.nsUrl(NS_ROUTES.blockWriteFailed, { id: block }), this.call({ method: 'POST', body: { dsId, reason: `${err.code}: ${err.message}`.slice(0, 200) } }));
     } catch {
@@ -468,6 +509,7 @@ export class ClusterClient {
   /** Drops cached locations (the HTTP agent is shared and needs no closing). */
   async close(): Promise<void> {
     this.locations.clear();
+    this.prepared.clear();
   }
 }
 

@@ -27,7 +27,7 @@ export const DS_ROUTES = {
 export const NS_ROUTES = {
   /** POST Heartbeat -> HeartbeatReply (registers on first beat) */
   heartbeat: '/ds/heartbeat',
-  /** POST {count?, replicas?} -> AssignResult */
+  /** POST {count?, replicas?} -> AssignResult (count 1..100 fids in one block) */
   assign: '/assign',
   /** GET -> BlockLocation */
   block: '/blocks/:id',
@@ -100,6 +100,8 @@ export interface AssignResult {
   block: number;
   /** replicas[0] is the primary */
   replicas: DsRef[];
+  /** with {count: n > 1}: n fids in this block (fids[0] === fid), each for one file */
+  fids?: string[];
 }
 
 export interface BlockLocation {

@@ -4,6 +4,7 @@
 // (allocated elsewhere) — reads and stat keep pointing at the real holders.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFid } from '../../src/file-id.ts';
 import { callRaw } from '../../src/http-client.ts';
 import { NS_ROUTES, type BlockLocation, type Heartbeat } from '../../src/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
@@ -144,6 +145,14 @@ describe('admin calls with unknown ids', () => {
     expect((await callRaw(ns('/blocks/99999999999'), { secret: c.secret })).status).toBe(400);
     expect((await callRaw(ns(NS_ROUTES.assign), { method: 'POST', body: { replicas: 0 }, secret: c.secret })).status).toBe(400);
     expect((await callRaw(ns(NS_ROUTES.assign), { method: 'POST', body: { replicas: 'two' }, secret: c.secret })).status).toBe(400);
+    for (const count of [0, 101, 2.5, '3']) {
+      expect((await callRaw(ns(NS_ROUTES.assign), { method: 'POST', body: { count }, secret: c.secret })).status).toBe(400);
+    }
+    const batch = JSON.parse((await callRaw(ns(NS_ROUTES.assign), { method: 'POST', body: { count: 5 }, secret: c.secret })).body.toString()) as { fid: string; fids: string[]; block: number };
+    expect(batch.fids).toHaveLength(5);
+    expect(new Set(batch.fids).size).toBe(5);
+    expect(batch.fids[0]).toBe(batch.fid);
+    expect(batch.fids.every((f) => decodeFid(f).block === batch.block)).toBe(true);
     for (const [method, path] of [['POST', NS_ROUTES.assign], ['GET', `/blocks/${block}`], ['GET', NS_ROUTES.status], ['POST', `/blocks/${block}/write-failed`]] as const) {
       const res = await callRaw(ns(path), { method, body: method === 'POST' ? {} : undefined });
       expect(res.status).toBe(401);
