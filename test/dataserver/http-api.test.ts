@@ -369,8 +369,11 @@ describe('ugcfs dataserver process', () => {
       const last = beats.at(-1)!;
       expect(last).toMatchObject({ id: 'ds-g', url: p.url, rack: 'r2', blockSize: 65536 });
       expect(last.freeBytes).toBeGreaterThan(0);
-      reply = { ok: true, commands: [{ kind: 'delete-block', block: 5, reason: 'test' }] };
-      await waitUntil(async () => (await blocks(p)).length === 0);
+      await call(`${p.url}/blocks/6`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      reply = { ok: true, commands: [{ kind: 'delete-block', block: 5, reason: 'test' }, { kind: 'readonly', block: 6, readonly: true }] };
+      await waitUntil(async () => (await blocks(p)).map((r) => `${r.id}:${r.readonly}`).join() === '6:true');
+      const refused = await call(`${p.url}/needles/${fidOf(6, 1n)}`, { method: 'PUT', body: bytes(10) });
+      expect(refused.json().error?.code).toBe('UGCFS_ERR_BLOCK_READONLY');
       await p.kill('SIGKILL');
     } finally {
       ns.close();
