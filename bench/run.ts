@@ -5,6 +5,7 @@
 //   npm run bench                        every section (about 20 minutes on 2 cores)
 //   npm run bench -- --only reads,writes  some sections; the others keep their last figures
 //   npm run bench -- --quick              fewer and shorter runs, for a smoke check
+//   npm run bench -- --render            rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json
 //   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc,
 //            --external-full (the parts' own scripts in their full form; slower)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,13 +30,14 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   external: async () => (await import('./lib/sections/external.ts')).section,
 };
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help', '--external-full']));
+const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help', '--external-full', '--render']));
 if (flags.has('--help')) {
-  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--external-full] [--no-doc]\n`);
+  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--external-full] [--no-doc] | --render\n`);
   process.exit(0);
 }
 const quick = flags.has('--quick');
-const only = typeof flags.get('--only') === 'string' ? String(flags.get('--only')).split(',').map((s) => s.trim()).filter(Boolean) : SECTION_ORDER;
+const renderOnly = flags.has('--render');
+const only = renderOnly ? [] : typeof flags.get('--only') === 'string' ? String(flags.get('--only')).split(',').map((s) => s.trim()).filter(Boolean) : SECTION_ORDER;
 const unknown = only.filter((s) => !(s in SECTIONS));
 if (unknown.length) {
   process.stderr.write(`bench: unknown section(s) ${unknown.join(', ')}; known: ${SECTION_ORDER.join(', ')}\n`);
@@ -85,6 +87,8 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
       data: out.data,
     };
     saveResults(resultsPath, results);
+    // The doc is rewritten after every section, so an interrupted run leaves it consistent.
+    if (!flags.has('--no-doc')) writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), renderDoc(results, INTRO));
     log(`${section.title}: done in ${Math.round((Date.now() - started) / 1000)} s`);
   } catch (err) {
     failed++;
