@@ -41,6 +41,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
     return { stop: async () => {} };
   }
   const fallback = fastifyListeners[0]!;
+  const record = recorder(ctx.metrics);
   // fastify tracks its own requests for graceful close; these it never sees, so count them.
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -53,7 +54,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
       return;
     }
     inFlight++;
-    void serve(ctx, req, res, url.slice(PREFIX.length), method === 'HEAD', stopped).finally(() => {
+    void serve(ctx, record, req, res, url.slice(PREFIX.length), method === 'HEAD', stopped).finally(() => {
       if (--inFlight === 0) drained?.();
     });
   });
@@ -65,7 +66,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
   };
 }
 
-async function serve(ctx: ReadRouteContext, req: IncomingMessage, res: ServerResponse, fidText: string, head: boolean, stopped: boolean): Promise<void> {
+async function serve(ctx: ReadRouteContext, record: Recorder, req: IncomingMessage, res: ServerResponse, fidText: string, head: boolean, stopped: boolean): Promise<void> {
   const started = process.hrtime.bigint();
   const method = head ? 'HEAD' : 'GET';
   try {
@@ -89,7 +90,7 @@ async function serve(ctx: ReadRouteContext, req: IncomingMessage, res: ServerRes
     res.writeHead(200, headers);
     if (head) res.end();
     else res.end(n.data);
-    record(ctx, method, 200, started);
+    record(method, 200, started);
   } catch (err) {
     const e = isUgcfsError(err) ? err : new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
     if (e.status >= 500) ctx.log.error({ err, code: e.code }, 'read failed');
@@ -103,13 +104,31 @@ async function serve(ctx: ReadRouteContext, req: IncomingMessage, res: ServerRes
       });
     }
     res.end(head ? undefined : body);
-    record(ctx, method, e.status, started);
+    record(method, e.status, started);
   }
 }
 
-function record(ctx: ReadRouteContext, method: string, status: number, started: bigint): void {
-  ctx.metrics.httpRequests.inc({ route: ROUTE, method, status: String(status) });
-  ctx.metrics.httpDuration.observe({ route: ROUTE, method }, Number(process.hrtime.bigint() - started) / 1e9);
+type Recorder = (method: string, status: number, started: bigint) => void;
+
+/**
+ * Request metrics with their labelled children bound once per (method, status): resolving
+ * label values on every request is a measurable share of a read's CPU.
+ */
+function recorder(metrics: Metrics): Recorder {
+  const bound = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
+  return (method, status, started) => {
+    const key = `${method} ${status}`;
+    let m = bound.get(key);
+    if (!m) {
+      m = {
+        requests: metrics.httpRequests.labels({ route: ROUTE, method, status: String(status) }),
+        duration: metrics.httpDuration.labels({ route: ROUTE, method }),
+      };
+      bound.set(key, m);
+    }
+    m.requests.inc();
+    m.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  };
 }
 
 function decodeURIComponentSafe(s: string): string {
