@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Section, BenchContext } from '../context.ts';
 import { runWrk, type WrkResult } from '../wrk.ts';
-import { median } from '../stats.ts';
 import { table, num, bytes } from '../markdown.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
 import { ROOT, startUgcfs } from '../spawn.ts';
@@ -105,12 +104,15 @@ export const section: Section = {
       const victimStatus = before.dataservers.find((d) => d.url === victim.url) ?? before.dataservers[victimIdx]!;
       const lostBytes = victimStatus.usedBytes;
       const paths = fids.map((f) => `/${f}`);
-      let baseline: WrkResult[] = [];
-      if (cluster.origin) {
-        await runWrk({ wrk: ctx.tools.wrk!, url: cluster.origin.url, paths, durationS: 1 });
-        baseline = [await runWrk({ wrk: ctx.tools.wrk!, url: cluster.origin.url, paths, durationS: ctx.durationS })];
-      }
+      // Baseline: the same 1 s slices as during the operation, just before it.
+      const baselineOf = async (readPaths: string[]) => {
+        if (!cluster?.origin) return Number.NaN;
+        let n = 0;
+        return rate(await readWhile(ctx, cluster.origin.url, readPaths, () => n++ >= 3));
+      };
+      if (cluster.origin) await runWrk({ wrk: ctx.tools.wrk!, url: cluster.origin.url, paths, durationS: 1 });
       const survivors = cluster.dataservers.filter((d) => d !== victim);
+      const fgBase = await baselineOf(paths);
       const copiedBefore = (await Promise.all(survivors.map((d) => counter(d.url, 'ugcfs_block_copy_bytes_total', { direction: 'in' })))).reduce((a, b) => a + b, 0);
 
       ctx.log(`  recovery: killing ${victimStatus.id} holding ${bytes(lostBytes)} in ${victimStatus.blocks} blocks`);
@@ -137,7 +139,6 @@ export const section: Section = {
       const repairSecs = (tDone - tDetect) / 1000;
       const moved = Number.isFinite(copied) && copied > 0 ? copied : lostBytes;
       const mbps = moved / 2 ** 20 / repairSecs;
-      const fgBase = median(baseline.map((r) => r.rps));
       const fgDuring = rate(duringRuns);
       rows.push([
         're-replication after SIGKILL of 1 of 4 data servers',
@@ -160,10 +161,11 @@ export const section: Section = {
             if (Date.now() > until) throw new Error('the new data server did not register');
             await new Promise((r) => setTimeout(r, 100));
           }
+          const base = await baselineOf(paths);
           const r = await runOperation(ctx, cluster, { kind: 'rebalance' }, paths);
           const mb = r.op.bytesDone / 2 ** 20;
-          rows.push([`rebalance onto a new, empty data server (${r.op.done}/${r.op.total} block moves, ${r.op.state})`, bytes(r.op.bytesDone), `${r.secs.toFixed(1)} s`, `${(mb / r.secs).toFixed(1)} MB/s`, cluster.origin ? `${num(rate(r.during))} req/s during (${((rate(r.during) / fgBase) * 100).toFixed(0)}% of before)` : 'not measured']);
-          data.rebalance = { op: r.op, secs: r.secs, fgDuring: rate(r.during) };
+          rows.push([`rebalance onto a new, empty data server (${r.op.done}/${r.op.total} block moves, ${r.op.state})`, bytes(r.op.bytesDone), `${r.secs.toFixed(1)} s`, `${(mb / r.secs).toFixed(1)} MB/s`, cluster.origin ? `${num(rate(r.during))} req/s during vs ${num(base)} before (${((rate(r.during) / base) * 100).toFixed(0)}%)` : 'not measured']);
+          data.rebalance = { op: r.op, secs: r.secs, fgBase: base, fgDuring: rate(r.during) };
         } catch (err) {
           rows.push(['rebalance', `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
         }
@@ -182,10 +184,11 @@ export const section: Section = {
           await new Promise((r) => setTimeout(r, 800));
           const s = await cluster.status();
           const scanned = s.dataservers.filter((d) => d.alive).reduce((n, d) => n + d.usedBytes, 0);
+          const base = await baselineOf(keep.map((f) => `/${f}`));
           const r = await runOperation(ctx, cluster, { kind: 'compact', threshold: 0.1 }, keep.map((f) => `/${f}`));
           const reclaimed = Number((r.op.details as { reclaimedBytes?: number } | undefined)?.reclaimedBytes ?? r.op.bytesDone);
-          rows.push([`compaction after deleting half the files (${r.op.done} block copies, ${r.op.state})`, `${bytes(scanned)} scanned, ${bytes(reclaimed)} reclaimed`, `${r.secs.toFixed(1)} s`, `${(scanned / 2 ** 20 / r.secs).toFixed(1)} MB/s scanned`, cluster.origin ? `${num(rate(r.during))} req/s during (${((rate(r.during) / fgBase) * 100).toFixed(0)}% of before)` : 'not measured']);
-          data.compaction = { op: r.op, secs: r.secs, scanned, reclaimed, fgDuring: rate(r.during) };
+          rows.push([`compaction after deleting half the files (${r.op.done} block copies, ${r.op.state})`, `${bytes(scanned)} scanned, ${bytes(reclaimed)} reclaimed`, `${r.secs.toFixed(1)} s`, `${(scanned / 2 ** 20 / r.secs).toFixed(1)} MB/s scanned`, cluster.origin ? `${num(rate(r.during))} req/s during vs ${num(base)} before (${((rate(r.during) / base) * 100).toFixed(0)}%)` : 'not measured']);
+          data.compaction = { op: r.op, secs: r.secs, scanned, reclaimed, fgBase: base, fgDuring: rate(r.during) };
         } catch (err) {
           rows.push(['compaction', `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
         }
@@ -199,7 +202,7 @@ export const section: Section = {
       if (!existsSync(join(ROOT, 'cli', 'commands', `${cmd}.ts`))) rows.push([op, 'not yet measured', '', '', `\`ugcfs ${cmd}\` does not exist yet`]);
     }
     const md = [
-      `A cluster of 1 name server and 4 data servers (replicas 2, ${BLOCK_SIZE / 2 ** 20} MiB blocks, heartbeats every 200 ms, dead after 1.5 s, repair delay 0, default repair concurrency), ${files} files of ${FILE_SIZE / 1024} KB. One data server is SIGKILLed; the time runs from the name server declaring it dead to \`underReplicatedBlocks\` returning to 0 (polled every 100 ms). Bytes are the survivors' \`ugcfs_block_copy_bytes_total{direction="in"}\`. Foreground reads: wrk on an origin with its caches off (so every read reaches a data server and some fail over from the dead one), in 1 s slices while the repair runs, against a ${ctx.durationS} s run just before the kill.`,
+      `A cluster of 1 name server and 4 data servers (replicas 2, ${BLOCK_SIZE / 2 ** 20} MiB blocks, heartbeats every 200 ms, dead after 1.5 s, repair delay 0, default repair concurrency), ${files} files of ${FILE_SIZE / 1024} KB. One data server is SIGKILLed; the time runs from the name server declaring it dead to \`underReplicatedBlocks\` returning to 0 (polled every 100 ms). Bytes are the survivors' \`ugcfs_block_copy_bytes_total{direction="in"}\`. Foreground reads: wrk on an origin with its caches off (so every read reaches a data server and some fail over from the dead one), in 1 s slices while the operation runs (for the repair: from the kill on, so reads failing over from the dead server count), against three such slices just before it.`,
       '',
       table(['operation', 'bytes', 'time', 'speed', 'foreground reads'], rows),
       '',
