@@ -22,6 +22,8 @@ export interface AllocatorDeps {
   metrics: Metrics;
   /** writable blocks to keep open per replica count; 0 = one per live data server */
   writableBlocks: number;
+  /** no block is created before this time (recovery: every existing block id must be reported first) */
+  createNotBefore?: number;
 }
 
 export const MAX_BLOCK_ID = 0xffffffffn;
@@ -94,6 +96,7 @@ export class Allocator {
 
   private async create(replication: number): Promise<BlockRecord | undefined> {
     const now = Date.now();
+    if (now < (this.d.createNotBefore ?? 0)) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'recovering: no new blocks until every data server has reported its blocks');
     const alive = this.d.registry.alive(now);
     const needBytes = Math.max(0, ...alive.map((d) => d.blockSize));
     const set = chooseReplicaSet(alive, replication, { needBytes, load: this.openLoad(now) });

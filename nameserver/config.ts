@@ -16,6 +16,7 @@ export const NAMESERVER_OPTIONS = {
   repairConcurrency: opt.int(2, 'blocks re-replicated at the same time', { min: 1, max: 64 }),
   writableBlocks: opt.int(0, 'writable blocks kept open per replica count (0: one per live data server)', { min: 0, max: 1024 }),
   keyLease: opt.int(10_000, 'file keys leased (persisted) at a time; a crash skips at most this many', { min: 1, max: 10_000_000 }),
+  adoptBlocks: opt.bool(false, 'adopt blocks data servers report that this state does not know (recovery after losing the name server\'s data dir); off: such reports are refused'),
   adminToken: opt.string('', 'token for admin calls (status, ops); the cluster secret also works', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
   ...OPS_OPTIONS,
 };

@@ -6,9 +6,10 @@
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { BlockReport, DsCommand, Heartbeat, HeartbeatReply } from '../src/protocol.ts';
-import type { BlockMap } from './block-map.ts';
+import type { BlockMap, BlockRecord } from './block-map.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import type { Registry } from './registry.ts';
+import type { PersistedSequence } from './sequence.ts';
 
 const ID = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -67,11 +68,19 @@ export interface HeartbeatDeps {
   registry: Registry;
   pending: PendingDeletes;
   log: Logger;
+  /** block ids found on data servers are never allocated again */
+  blockIds: PersistedSequence;
+  /** adopt unknown reported blocks instead of refusing them (--adopt-blocks) */
+  adopt: boolean;
+  /** replica count for adopted blocks */
+  replicas: number;
 }
 
 export class HeartbeatHandler {
   /** (ds, block) pairs already logged as refused, so a bad report logs once, not every beat */
   private readonly refusedLogged = new Set<string>();
+  /** blocks adopted by this process: every server reporting them joins the replica set (up to the count) */
+  private readonly adopted = new Set<number>();
 
   constructor(private readonly d: HeartbeatDeps) {}
 
@@ -79,8 +88,15 @@ export class HeartbeatHandler {
     const hb = parseHeartbeat(body);
     const commands: DsCommand[] = [];
     const reports = new Map<number, BlockReport>();
+    const highest = hb.blocks.reduce((m, b) => Math.max(m, b.id), -1);
+    if (highest >= 0) await this.d.blockIds.skipThrough(BigInt(highest));
     for (const rep of hb.blocks) {
-      const rec = this.d.blocks.get(rep.id);
+      let rec = this.d.blocks.get(rep.id);
+      if (!rec && this.d.adopt) rec = await this.adoptBlock(hb.id, rep.id, now);
+      if (rec && this.adopted.has(rec.id) && !rec.replicas.includes(hb.id) && rec.replicas.length < rec.replication) {
+        await this.d.blocks.addReplica(rec.id, hb.id);
+        rec = this.d.blocks.get(rec.id)!;
+      }
       if (!rec) {
         this.refuse(hb.id, rep.id);
         continue;
@@ -110,6 +126,15 @@ export class HeartbeatHandler {
       if (rec.state !== 'writable' && !rep.readonly && !rep.sealed) commands.push({ kind: 'readonly', block: rec.id, readonly: true });
     }
     return { ok: true, commands };
+  }
+
+  /** Recovery: a block nobody recorded becomes a sealed block held by whoever reports it. */
+  private async adoptBlock(dsId: string, block: number, now: number): Promise<BlockRecord> {
+    const rec: BlockRecord = { id: block, replication: this.d.replicas, state: 'sealed', replicas: [dsId], createdAt: now };
+    await this.d.blocks.put(rec);
+    this.adopted.add(block);
+    this.d.log.warn({ ds: dsId, block }, 'adopted a block this name server had no record of (--adopt-blocks)');
+    return rec;
   }
 
   private refuse(dsId: string, block: number): void {

@@ -7,6 +7,8 @@ import { SYNC, type Store } from './state-db.ts';
 export class PersistedSequence {
   private next = 0n;
   private end = 0n;
+  /** every write of the lease end goes through this chain, so writes never reorder */
+  private chain: Promise<void> = Promise.resolve();
   private extending: Promise<void> | undefined;
 
   constructor(
@@ -26,7 +28,10 @@ export class PersistedSequence {
   /** The next unused number; never returned before, by this or any earlier process. */
   async take(): Promise<bigint> {
     while (this.next >= this.end) {
-      this.extending ??= this.extend().finally(() => {
+      this.extending ??= this.serial(async () => {
+        if (this.next < this.end) return;
+        await this.persistEnd(this.next + this.leaseSize);
+      }).finally(() => {
         this.extending = undefined;
       });
       await this.extending;
@@ -34,14 +39,32 @@ export class PersistedSequence {
     return this.next++;
   }
 
+  /**
+   * Makes sure `n` is never handed out (it exists already, e.g. a block found on a data
+   * server that this state does not know): the sequence moves past it, persisted first.
+   */
+  skipThrough(n: bigint): Promise<void> {
+    if (n < this.next) return Promise.resolve();
+    return this.serial(async () => {
+      if (n < this.next) return;
+      if (n + 1n > this.end) await this.persistEnd(n + 1n + this.leaseSize);
+      this.next = n + 1n;
+    });
+  }
+
   /** The persisted lease end: every number below it may have been issued. */
   get leasedUpTo(): bigint {
     return this.end;
   }
 
-  private async extend(): Promise<void> {
-    let end = this.end + this.leaseSize;
-    if (end > this.max + 1n) end = this.max + 1n;
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async persistEnd(wanted: bigint): Promise<void> {
+    const end = wanted > this.max + 1n ? this.max + 1n : wanted;
     if (end <= this.next) throw new RangeError(`${this.name} sequence exhausted`);
     await this.meta.put(this.name, end.toString(), SYNC);
     this.end = end;

@@ -61,7 +61,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
     await pending.load();
     const deleteFeed = new DeleteFeed(jsonSublevel(db, 'delete-feed'));
     await deleteFeed.load();
-    const allocator = new Allocator({ blocks, registry, keys, blockIds, secret: config.clusterSecret, log, metrics, writableBlocks: config.writableBlocks });
+    const allocator = new Allocator({ blocks, registry, keys, blockIds, secret: config.clusterSecret, log, metrics, writableBlocks: config.writableBlocks, createNotBefore: config.adoptBlocks ? startedAt + config.startupGraceMs : 0 });
     const repairer = new Repairer({
       blocks,
       registry,
@@ -104,7 +104,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       onClose: (fn) => void closers.push(fn),
     };
 
-    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log }));
+    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, adopt: config.adoptBlocks, replicas: config.replicas }));
     await registerExtensions(app, ctx, log);
 
     let timer: NodeJS.Timeout | undefined;

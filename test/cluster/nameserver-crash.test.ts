@@ -3,7 +3,10 @@
 // issued twice — key ranges are leased (persisted) before use, tiny here so many leases
 // roll over during the burst.
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterClient } from '../../src/cluster-client.ts';
 import { decodeFid } from '../../src/file-id.ts';
 import { callJson } from '../../src/http-client.ts';
 import { NS_ROUTES, type AssignResult } from '../../src/protocol.ts';
@@ -95,5 +98,46 @@ describe('name server crash during a write burst', () => {
     const after = await c.waitFor((s) => counts(s) === counts(before) && s.underReplicatedBlocks === 0, 'map rebuilt from reports');
     expect(after.blocks).toBeGreaterThanOrEqual(before.blocks);
     expect((await c.client.stat(w.fid)).replicas.sort()).toEqual(st.replicas.sort());
+  });
+});
+
+describe('losing the name server\'s state', () => {
+  it('refuses unknown blocks by default; --adopt-blocks rebuilds the map from reports and new blocks never reuse an id', async () => {
+    const d = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 64 * 1024, startupGraceMs: 1500 });
+    try {
+      const files = new Map<string, Buffer>();
+      for (let i = 0; i < 60; i++) {
+        const data = randomBytes(2000 + i * 10);
+        files.set((await d.client.write(data)).fid, data);
+      }
+      const blocksBefore = new Set([...files.keys()].map((f) => decodeFid(f).block));
+      expect(blocksBefore.size).toBeGreaterThan(1);
+      await d.killNameserver();
+      rmSync(join(d.dir, 'ns'), { recursive: true, force: true });
+
+      // A fresh state trusts nothing it did not allocate: the old blocks are unknown.
+      await d.restartNameserver();
+      await d.waitForAlive();
+      const [someFid] = files.keys();
+      await expect(d.client.read(someFid!)).rejects.toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
+      expect((await d.status()).blocks).toBe(0);
+
+      // Recovery: adopt what the data servers hold.
+      await d.restartNameserver(['--adopt-blocks']);
+      await d.waitForAlive();
+      // (the count includes open blocks that never got a file)
+      const s = await d.waitFor((x) => x.blocks >= blocksBefore.size && x.underReplicatedBlocks === 0 && x.dataservers.every((ds) => ds.alive), 'blocks adopted');
+      expect(s.dataservers.reduce((n, ds) => n + ds.blocks, 0)).toBe(2 * s.blocks);
+      for (const [fid, data] of files) expect((await d.client.read(fid)).data.equals(data)).toBe(true);
+      for (const fid of [...files.keys()].slice(0, 5)) expect((await d.client.stat(fid)).replicas).toHaveLength(2);
+      // new writes go to new blocks, never one of the adopted ids
+      const fresh = new ClusterClient({ nameserver: d.nameserver.url, secret: d.secret });
+      const w = await waitFor('writes after the grace', async () => fresh.write(randomBytes(500)).catch(() => undefined), 30_000, 200);
+      expect(blocksBefore.has(decodeFid(w.fid).block)).toBe(false);
+      expect(decodeFid(w.fid).block).toBeGreaterThan(Math.max(...blocksBefore));
+      expect((await fresh.read(w.fid)).data.length).toBe(500);
+    } finally {
+      await d.stop();
+    }
   });
 });

@@ -70,8 +70,8 @@ export interface Cluster {
   /** starts one more data server; returns its index */
   addDataserver(opts?: { rack?: string }): Promise<number>;
   killNameserver(signal?: NodeJS.Signals): Promise<void>;
-  /** starts the name server again on the same port and data dir */
-  restartNameserver(): Promise<Proc>;
+  /** starts the name server again on the same port and data dir (extra flags for this start only) */
+  restartNameserver(extraArgs?: string[]): Promise<Proc>;
   /** kills every process (SIGKILL) and removes the temp dir */
   stop(): Promise<void>;
 }
@@ -180,9 +180,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     async killNameserver(signal = 'SIGKILL') {
       await nameserver?.kill(signal);
     },
-    async restartNameserver() {
+    async restartNameserver(extraArgs = []) {
       await nameserver?.kill('SIGKILL');
-      nameserver = await start(nsArgs, { env: nsEnv, timeoutMs: START_TIMEOUT_MS });
+      nameserver = await start([...nsArgs, ...extraArgs], { env: nsEnv, timeoutMs: START_TIMEOUT_MS });
       return nameserver;
     },
     async stop() {

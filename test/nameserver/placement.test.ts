@@ -78,6 +78,32 @@ describe('persisted sequence', () => {
     }
   });
 
+  it('skips past numbers found to exist, durably, even with takes in flight', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      let db = await openStateDb(dir);
+      let seq = new PersistedSequence(jsonSublevel<string>(db, 'meta'), 'nextBlockId', 16n, 0xffffffffn);
+      await seq.open();
+      const taken = await Promise.all([seq.take(), seq.skipThrough(500n), seq.take(), seq.skipThrough(20n), seq.take()]);
+      const nums = taken.filter((x): x is bigint => typeof x === 'bigint');
+      expect(new Set(nums).size).toBe(3);
+      expect(nums).not.toContain(500n);
+      expect(nums).not.toContain(20n);
+      // once a skip has returned, every later number is past it
+      expect(await seq.take()).toBeGreaterThan(500n);
+      await seq.skipThrough(1000n);
+      expect(await seq.take()).toBe(1001n);
+      await db.close();
+      db = await openStateDb(dir);
+      seq = new PersistedSequence(jsonSublevel<string>(db, 'meta'), 'nextBlockId', 16n, 0xffffffffn);
+      await seq.open();
+      expect(await seq.take()).toBeGreaterThan(1001n);
+      await db.close();
+    } finally {
+      cleanup();
+    }
+  });
+
   it('throws when the space is exhausted instead of wrapping', async () => {
     const { dir, cleanup } = tempDir();
     try {
