@@ -53,7 +53,7 @@ export function nowUs(): number {
  * Merges every .cpuprofile in dir (one per process) into one summary. With a window, only
  * samples taken while the load ran count, so start-up (module loading) is left out.
  */
-export function summarizeProfiles(dir: string, window?: { fromUs: number; toUs: number }, top = 12): ProfileSummary | undefined {
+export function summarizeProfiles(dir: string, window?: { fromUs: number; toUs: number }, top = 60): ProfileSummary | undefined {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) return undefined;
   const byFn = new Map<string, { component: string; ms: number }>();

@@ -137,10 +137,21 @@ export const section: Section = {
   },
 };
 
-function share(sum: ProfileSummary | undefined, pred: (name: string, comp: string) => boolean): string {
+/** Share of the busy time spent in functions called `name` (any file). */
+function share(sum: ProfileSummary | undefined, ...names: string[]): string {
   if (!sum) return '?';
-  const ms = sum.functions.filter((f) => pred(f.name, f.component)).reduce((n, f) => n + f.selfMs, 0);
+  const ms = sum.functions.filter((f) => names.some((n) => f.name === n || f.name.startsWith(n + ' '))).reduce((t, f) => t + f.selfMs, 0);
   return `${((ms / sum.busyMs) * 100).toFixed(0)}%`;
+}
+
+/** The heaviest JavaScript functions (not native, not GC), as a readable list. */
+function topJs(sum: ProfileSummary | undefined, n = 3): string {
+  if (!sum) return '?';
+  return sum.functions
+    .filter((f) => f.component !== 'native' && !f.component.startsWith('('))
+    .slice(0, n)
+    .map((f) => `\`${f.name.split(' ')[0]}\` (${f.component}, ${(f.share * 100).toFixed(0)}%)`)
+    .join(', ');
 }
 
 // What the profiles showed and what was done about it. The shares are read from this
@@ -148,29 +159,29 @@ function share(sum: ProfileSummary | undefined, pred: (name: string, comp: strin
 function findings(d: Record<string, ProfileSummary | undefined>): string {
   return `### Findings and changes
 
-- **Data-server read.** Most of the CPU is the two system calls a read cannot avoid:
-  \`writev\` (sending the answer, ${share(d.dsReadProfile, (n) => n.startsWith('writev'))}) and the positioned \`read\` of the record
-  (${share(d.dsReadProfile, (n) => n.startsWith('read '))} incl. the FileHandle binding). Next is \`decodeNeedle\` (${share(d.dsReadProfile, (n) => n.startsWith('decodeNeedle'))}): the CRC32-C of
+- **Data-server read.** Heaviest JavaScript: ${topJs(d.dsReadProfile)}. Most of the CPU is the two system calls a read cannot avoid:
+  \`writev\` (sending the answer, ${share(d.dsReadProfile, 'writev')}) and the positioned \`read\` of the record
+  (${share(d.dsReadProfile, 'read')} incl. the FileHandle binding). Next is \`decodeNeedle\` (${share(d.dsReadProfile, 'decodeNeedle')}): the CRC32-C of
   every record is checked before it is served — a design rule (a bad record is never
   served), so it stays. Smaller, avoidable costs seen: SHA-256 in the cluster-secret check
-  (\`Hash\`/\`digest\`, ${share(d.dsReadProfile, (n) => n.startsWith('Hash ') || n.startsWith('digest '))}: \`secretEquals\` hashes both the given and the expected secret on
+  (\`Hash\`/\`digest\`, ${share(d.dsReadProfile, 'Hash', 'digest')}: \`secretEquals\` hashes both the given and the expected secret on
   every internal request; the expected digest could be computed once), a random UUID per
   request id, and the per-request prom-client histogram. These are what separate the data
   server from the bare Node ceiling; they were reported to the data-server and foundation
   owners rather than changed from the bench.
-- **Origin cache hit.** \`writev\` alone is ${share(d.originHitProfile, (n) => n.startsWith('writev'))} and GC ${share(d.originHitProfile, (n) => n.startsWith('(garbage'))}; the origin's own hit path
+- **Origin cache hit.** Heaviest JavaScript: ${topJs(d.originHitProfile)}. \`writev\` alone is ${share(d.originHitProfile, 'writev')} and GC ${share(d.originHitProfile, '(garbage collector)')}; the origin's own hit path
   (\`tryHit\`, cached-response headers, memory LRU) is a few percent. The hit path
   (src/origin/hit-path.ts) answers from the server's request listener before fastify,
   with precomputed headers, which is why hits run close to (or above) the bare fastify
   ceiling; what is left is Node's HTTP stack, which nginx does not pay.
-- **Upload (data servers).** The largest JavaScript cost is \`classic-level _get\`
-  (${share(d.uploadProfile, (n) => n.startsWith('_get '))}): \`BlockStore.put\` looks the key up in LevelDB before every append to refuse
+- **Upload (data servers).** The heaviest JavaScript functions: ${topJs(d.uploadProfile)}.
+  Among them \`classic-level _get\` (${share(d.uploadProfile, '_get')}): \`BlockStore.put\` looks the key up in LevelDB before every append to refuse
   duplicates, and for a fresh key that is always a miss that walks the LevelDB levels. The
   name server hands out every key once, so the lookup only matters for retried forwards;
   keeping it for those (or a per-block key filter) would take it off the common path. The
-  LevelDB batch of the group commit (\`_batch\`, ${share(d.uploadProfile, (n) => n.startsWith('_batch '))}) and the block write itself follow.
+  LevelDB batch of the group commit (\`_batch\`, ${share(d.uploadProfile, '_batch')}) and the block write itself follow.
   Reported to the data-server owner.
-- **Upload (name server).** An assign is cheap (\`assign\` itself ${share(d.assignProfile, (n) => n.startsWith('assign '))}); the name server's
+- **Upload (name server).** An assign is cheap (\`assign\` itself ${share(d.assignProfile, 'assign')}); the name server's
   time is HTTP handling. The hop-by-hop table shows the PUT to the primary, not the assign,
   is where a write waits.
 - **Changed in the bench because of the profiles:** profiles are cut to the load window
