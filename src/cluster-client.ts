@@ -117,6 +117,8 @@ const WRITE_RETRYABLE = new Set<ErrorCode>([
 
 /** Block states in which no copy is being made; any other state (repairing, moving...) is busy. */
 const STEADY_STATES = new Set(['writable', 'readonly', 'sealed', 'failed']);
+/** Busy states that end with a new replica a racing delete must also reach. */
+const COPYING_STATES = new Set(['repairing', 'moving']);
 
 /** an unused batch-assigned fid older than this is discarded */
 const PREPARED_TTL_MS = 2000;
@@ -405,13 +407,21 @@ export class ClusterClient {
       });
     tally(results, loc.replicas);
     // A copy finished (repair, move) while the deletes were on the wire was made before the
-    // tombstone landed and is not in `loc`: look again and delete there too.
+    // tombstone landed and is not in `loc`: look again and delete there too. While a copy is
+    // still running, wait (briefly) for it to finish: a report that reaches the name server
+    // just as the copy ends can miss the copy's list of racing deletes.
     let busy = !STEADY_STATES.has(loc.state);
+    const reached = new Set(loc.replicas.map((r) => r.id));
     try {
-      const fresh = await this.locate(f.block, true);
-      const extra = fresh.replicas.filter((r) => !loc.replicas.some((x) => x.id === r.id));
-      if (extra.length > 0) tally(await deleteOn(extra), extra);
-      busy ||= !STEADY_STATES.has(fresh.state);
+      for (let round = 0; ; round++) {
+        const fresh = await this.locate(f.block, true);
+        const extra = fresh.replicas.filter((r) => !reached.has(r.id));
+        for (const r of extra) reached.add(r.id);
+        if (extra.length > 0) tally(await deleteOn(extra), extra);
+        busy = !STEADY_STATES.has(fresh.state);
+        if (!COPYING_STATES.has(fresh.state) || round >= 30) break;
+        await sleep(100);
+      }
     } catch {
       // The name server is unreachable: the report below fails too when one is needed.
     }

@@ -24,6 +24,8 @@ export interface ProxiedCluster {
   holds(i: number, fid: string): Promise<boolean>;
   proxies(): TcpProxy[];
   healAll(): void;
+  /** SIGKILLs data server i and starts it again on the same port, data and proxies */
+  restartDataserver(i: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,10 +37,12 @@ export async function startProxiedCluster(o: { dataservers?: number; replicas?: 
   const dsProxies: TcpProxy[] = [];
   const hbProxies: TcpProxy[] = [];
   const direct: string[] = [];
+  const argsOf: string[][] = [];
   const env = { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info' };
   try {
     const started = [];
     for (let i = 0; i < n; i++) {
+      argsOf[i] = [];
       const port = await freePort();
       const dsProxy = await startTcpProxy(port);
       const hbProxy = await startTcpProxy(nsPort);
@@ -47,7 +51,7 @@ export async function startProxiedCluster(o: { dataservers?: number; replicas?: 
       direct.push(`http://127.0.0.1:${port}`);
       started.push(
         start(
-          [
+          (argsOf[i] = [
             'dataserver',
             '--data', join(cluster.dir, `ds-${i + 1}`),
             '--id', `ds-${i + 1}`,
@@ -58,7 +62,7 @@ export async function startProxiedCluster(o: { dataservers?: number; replicas?: 
             '--heartbeat-ms', '100',
             '--fsync=false',
             ...(o.dataserverArgs ?? []),
-          ],
+          ]),
           { env },
         ),
       );
@@ -86,6 +90,10 @@ export async function startProxiedCluster(o: { dataservers?: number; replicas?: 
       return r.status === 200;
     },
     proxies: all,
+    async restartDataserver(i) {
+      await cluster.dataservers[i]!.kill('SIGKILL');
+      cluster.dataservers[i] = await start(argsOf[i]!, { env });
+    },
     healAll() {
       for (const p of all()) p.set({ mode: 'pass', delayMs: 0 });
     },
