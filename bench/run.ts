@@ -7,6 +7,7 @@
 //   npm run bench -- --quick              fewer and shorter runs, for a smoke check
 //   npm run bench -- --render            rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json
 //   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc,
+//            --wait-quiet (before each section, wait up to 3 min for the load average to drop below the core count),
 //            --external-full (the parts' own scripts in their full form; slower)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
@@ -30,9 +31,9 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   external: async () => (await import('./lib/sections/external.ts')).section,
 };
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help', '--external-full', '--render']));
+const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help', '--external-full', '--render', '--wait-quiet']));
 if (flags.has('--help')) {
-  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--external-full] [--no-doc] | --render\n`);
+  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--external-full] [--wait-quiet] [--no-doc] | --render\n`);
   process.exit(0);
 }
 const quick = flags.has('--quick');
@@ -67,6 +68,16 @@ let failed = 0;
 
 for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   const section = await SECTIONS[id]!();
+  const cores = machine.cores;
+  if (flags.has('--wait-quiet')) {
+    // Other work on a shared machine skews every figure; wait (a while) for it to calm down.
+    const until = Date.now() + 3 * 60_000;
+    while (loadavg()[0]! > cores && Date.now() < until) {
+      log(`${id}: load average ${loadavg()[0]!.toFixed(1)} on ${cores} cores, waiting for it to drop below ${cores}`);
+      await new Promise((r) => setTimeout(r, 15_000));
+    }
+  }
+  if (loadavg()[0]! > 2 * cores) log(`${id}: the machine is busy (load average ${loadavg()[0]!.toFixed(1)} on ${cores} cores); figures will be noisy`);
   const work = mkdtempSync(join(tmpdir(), `ugcfs-bench-${id}-`));
   const started = Date.now();
   log(`${section.title}: starting`);

@@ -13,6 +13,8 @@ npm run bench                                             # every section, about
 npm run bench -- --only reads,writes                      # some sections; the others keep their last figures
 npm run bench -- --quick                                  # 2 short rounds per figure, a smoke check
 npm run bench -- --runs 5 --duration 10                   # more, longer rounds
+npm run bench -- --wait-quiet                             # wait (up to 3 min per section) for a quiet machine
+npm run bench -- --render                                 # rewrite this file from benchmarks/results.json
 \`\`\`
 
 Sections: \`reads\`, \`writes\`, \`images\`, \`scale\`, \`recovery\`, \`profile\`, \`external\`.
