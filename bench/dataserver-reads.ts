@@ -23,6 +23,7 @@ const SECRET = 'bench-secret';
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-dsreads-'));
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const ds = await startUgcfs(['dataserver', '--data', join(work, 'ds'), '--port', '0', '--nameserver', 'http://127.0.0.1:9', '--heartbeat-ms', '60000'], {
   env: { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'info' },
 });
