@@ -2,6 +2,7 @@
 import type { ResultsFile, SectionResult } from './results.ts';
 import { table, goal } from './markdown.ts';
 import type { MachineInfo } from './machine.ts';
+import { renderAnalysis } from './analysis.ts';
 
 export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'profile', 'external'];
 
@@ -24,6 +25,7 @@ export function renderDoc(results: ResultsFile, intro: string): string {
   if (goals.length) {
     out.push('## Goals', '', table(['goal', 'target', 'measured', 'status', 'section'], goals.map((g) => [g.name, g.target, g.measured, g.target.startsWith('reported') ? 'reported' : goal(g.met), g.section])), '');
   }
+  out.push(renderAnalysis(results));
   for (const s of sections) {
     const load = `load average (1/5/15 min, ${s.machine.cores} cores) ${s.machine.loadavgAtStart.join(' / ')} at the start${s.loadEnd ? `, ${s.loadEnd.join(' / ')} at the end` : ''}`;
     const when = `Measured ${s.measuredAt}${s.quick ? ' with `--quick` (fewer, shorter runs)' : ''}${s.seconds !== undefined ? ` in ${s.seconds} s` : ''}; ${load}.`;

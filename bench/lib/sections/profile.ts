@@ -11,7 +11,7 @@ import { table, num, micros } from '../markdown.ts';
 import { summarizeProfiles, nowUs, type ProfileSummary } from '../cpu-profile.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET } from '../cluster.ts';
 import { DS_ROUTES } from '../../../src/protocol.ts';
-import { runCommand, RUN_TS, ROOT } from '../spawn.ts';
+import { runCommand, startUgcfs, RUN_TS, ROOT } from '../spawn.ts';
 import { parseExternalLines } from '../results.ts';
 
 const SIZE = 20 * 1024;
@@ -48,8 +48,10 @@ export const section: Section = {
     {
       const dsProf = join(ctx.work, 'prof-ds-read');
       const orProf = join(ctx.work, 'prof-origin-hit');
+      const missProf = join(ctx.work, 'prof-origin-miss');
       mkdirSync(dsProf);
       mkdirSync(orProf);
+      mkdirSync(missProf);
       const cluster = await startCluster({
         dir: join(ctx.work, 'c1'), dataservers: 1, replicas: 1, origin: roles.origin,
         dataserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dsProf],
@@ -76,6 +78,19 @@ export const section: Section = {
           data.originHit = { rps: hit.rps, p50: hit.p50, p99: hit.p99 };
           hitLine = `wrk ${dur} s of 20 KB origin cache hits: ${num(hit.rps)} req/s, p50 ${micros(hit.p50)}, p99 ${micros(hit.p99)}`;
         }
+        // A cold CDN pull: an origin with every cache off, so each read fetches the original.
+        let missLine = '';
+        let missWindow = { fromUs: 0, toUs: 0 };
+        if (cluster.origin) {
+          const miss = await startUgcfs(['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--memory-cache-bytes', '0', '--cache-bytes', '0'], { env: cluster.env, nodeFlags: ['--cpu-prof', '--cpu-prof-dir', missProf] });
+          await runWrk({ wrk: ctx.tools.wrk, url: miss.url, paths: fids.map((f) => `/${f}`), durationS: 1 });
+          const from = nowUs();
+          const mr = await runWrk({ wrk: ctx.tools.wrk, url: miss.url, paths: fids.map((f) => `/${f}`), durationS: dur });
+          missWindow = { fromUs: from, toUs: nowUs() };
+          missLine = `wrk ${dur} s of 20 KB originals through an origin with its caches off: ${num(mr.rps)} req/s, p50 ${micros(mr.p50)}, p99 ${micros(mr.p99)}`;
+          data.originMiss = { rps: mr.rps, p50: mr.p50, p99: mr.p99 };
+          await miss.stop();
+        }
         await cluster.stop();
         const dsSum = summarizeProfiles(dsProf, dsWindow);
         parts.push(render('Data-server read (20 KB)', dsSum, `wrk ${dur} s of 20 KB reads on the data server's needle route: ${num(ds.rps)} req/s, p50 ${micros(ds.p50)}, p99 ${micros(ds.p99)} (profiling on, which slows it)`));
@@ -84,6 +99,9 @@ export const section: Section = {
           const orSum = summarizeProfiles(orProf, hitWindow);
           parts.push(render('Origin cache-hit read (20 KB original)', orSum, hitLine));
           data.originHitProfile = orSum;
+          const missSum = summarizeProfiles(missProf, missWindow);
+          parts.push(render('Origin cache miss of an original (20 KB, caches off)', missSum, missLine));
+          data.originMissProfile = missSum;
         }
       } finally {
         await cluster.stop().catch(() => {});

@@ -1,0 +1,30 @@
+// "What the figures say": a short reading of the goals and the main gaps, written from the
+// stored results so it never disagrees with the tables below it. The explanations come
+// from the profile section and the designs of the parts.
+import type { ResultsFile, Goal } from './results.ts';
+
+function goalOf(r: ResultsFile, prefix: string): Goal | undefined {
+  for (const s of Object.values(r.sections)) for (const g of s.goals) if (g.name.startsWith(prefix)) return g;
+  return undefined;
+}
+
+const m = (g: Goal | undefined) => (g ? `${g.measured} (goal ${g.target}: ${g.met === undefined ? 'not measured' : g.met ? 'met' : 'not met'})` : 'not measured');
+
+export function renderAnalysis(r: ResultsFile): string {
+  const out: string[] = ['## What the figures say', ''];
+  const s = r.sections;
+  if (s.reads) {
+    out.push(`- **Reads.** A data server serves 20 KB files at ${m(goalOf(r, 'data-server 20 KB reads vs bare Node'))} of the bare Node ceiling and ${m(goalOf(r, 'data-server 20 KB reads vs nginx'))} of nginx. The ceiling is itself far below nginx on small files here (one Node thread against nginx's workers and sendfile); the rest of the gap is what a real server adds per read — fastify routing, the cluster-secret check, the CRC32-C check of every record and per-request metrics (see the profile). The origin's cache-hit path answers ${m(goalOf(r, 'origin cache hits'))} of nginx; a cache miss of an original costs a name-server lookup (cached) and a data-server fetch, an order of magnitude slower than a hit, which is why the origin keeps originals in memory.`);
+  }
+  if (s.writes) {
+    out.push(`- **Writes.** Replicated writes (replicas 2, fsync off) reach ${m(goalOf(r, 'replicated writes (replicas 2, fsync off)'))} of nginx WebDAV PUT. nginx writes one copy in one hop; a ugcfs write is an assign at the name server, a PUT to the primary and a forward to the replica, and on this 2-core machine the client, the name server and three data servers share the CPU, so every hop's HTTP handling is paid from the same two cores. The profile section shows where a data server's write time goes and times the two hops apart.`);
+  }
+  if (s.images) {
+    out.push(`- **Images.** Resize misses run at ${m(goalOf(r, 'resize misses (jpeg'))} (JPEG out) and ${m(goalOf(r, 'resize misses (webp'))} (WebP out) of bare sharp — the origin adds a cache lookup, the fetch of the original (cached) and a bounded resize queue. nginx image_filter (libgd, full decode of every source) is several times slower than either. Variant cache hits: ${m(goalOf(r, 'origin variant cache hits'))} of nginx serving the same bytes.`);
+  }
+  if (s.scale) {
+    out.push(`- **Scale.** Index ${m(goalOf(r, 'index bytes per file'))} per file; reopening 1M records takes ${m(goalOf(r, 'reopen of 1M'))} because opening reads per-block watermarks, not every index entry. p99 read latency at the largest size against 10k files: ${m(goalOf(r, 'p99 read latency at 1M files vs 10k (index cache off)') ?? goalOf(r, 'p99 read latency at'))} with the index cache off (every read a LevelDB lookup), ${m(goalOf(r, 'p99 read latency at 1M files vs 10k (index cache on') )} with the default cache. The name server's memory does not depend on the number of files.`);
+  }
+  out.push('', 'Absolute figures on this machine are low and noisy (2 cores shared with the rest of the team\'s work, see the load averages); read the ratios, each measured back to back in one run.', '');
+  return out.join('\n');
+}
