@@ -72,6 +72,8 @@ export interface HeartbeatDeps {
   blockIds: PersistedSequence;
   /** adopt unknown reported blocks instead of refusing them (--adopt-blocks) */
   adopt: boolean;
+  /** the state held no block when this process started (new cluster, or a lost state dir) */
+  freshState: boolean;
   /** replica count for adopted blocks */
   replicas: number;
 }
@@ -88,8 +90,10 @@ export class HeartbeatHandler {
     const hb = parseHeartbeat(body);
     const commands: DsCommand[] = [];
     const reports = new Map<number, BlockReport>();
+    // A fresh (or recovering) state must not reuse an id that exists on a data server. A
+    // state that knows its blocks ignores such claims: a bogus id must not eat the id space.
     const highest = hb.blocks.reduce((m, b) => Math.max(m, b.id), -1);
-    if (highest >= 0) await this.d.blockIds.skipThrough(BigInt(highest));
+    if (highest >= 0 && (this.d.adopt || this.d.freshState)) await this.d.blockIds.skipThrough(BigInt(highest));
     for (const rep of hb.blocks) {
       let rec = this.d.blocks.get(rep.id);
       if (!rec && this.d.adopt) rec = await this.adoptBlock(hb.id, rep.id, now);

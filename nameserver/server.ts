@@ -49,6 +49,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
     await registry.load();
     const blocks = new BlockMap(jsonSublevel<BlockRecord>(db, 'blocks'), registry, Math.max(config.deadAfterMs, 2 * config.heartbeatMs));
     await blocks.load();
+    const freshState = blocks.all().length === 0;
     const base = createHttpServer({
       role: 'nameserver',
       log,
@@ -104,7 +105,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       onClose: (fn) => void closers.push(fn),
     };
 
-    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, adopt: config.adoptBlocks, replicas: config.replicas }));
+    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, adopt: config.adoptBlocks, freshState, replicas: config.replicas }));
     await registerExtensions(app, ctx, log);
 
     let timer: NodeJS.Timeout | undefined;

@@ -109,6 +109,8 @@ describe('heartbeats', () => {
     for (let i = 0; i < 20; i++) {
       const w = await c.client.write(randomBytes(500));
       expect(w.replicas.map((r) => r.id)).not.toContain('liar');
+      // the liar's bogus block id 424242 did not move the block-id sequence
+      expect(decodeFid(w.fid).block).toBeLessThan(1000);
     }
   });
 });
