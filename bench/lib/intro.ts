@@ -37,7 +37,7 @@ install, and the comparisons that need it are skipped.
 - **Shared machine:** this machine has 2 cores and, while the project was being built,
   other engineers' test suites ran on the same cores during the measurements. Absolute
   figures are therefore low and noisy; ratios measured back to back are the meaningful
-  part. The load average at the start of each section is recorded below.
+  part. The load average at the start and the end of each section is recorded with it.
 
 ## What is measured
 
