@@ -19,7 +19,9 @@ describe('a write whose primary died while forwarding it', () => {
   let pc: ProxiedCluster;
 
   beforeAll(async () => {
-    pc = await startProxiedCluster({ dataservers: 3, replicas: 2, clientTimeoutMs: 1500 });
+    // The restart must not look like a death: a repair would copy the block from the peer
+    // and drop the primary's copy, hiding the divergence by luck of timing.
+    pc = await startProxiedCluster({ dataservers: 3, replicas: 2, clientTimeoutMs: 1500, deadAfterMs: 120_000 });
   }, 90_000);
 
   afterAll(async () => {

@@ -29,9 +29,9 @@ export interface ProxiedCluster {
   stop(): Promise<void>;
 }
 
-export async function startProxiedCluster(o: { dataservers?: number; replicas?: number; clientTimeoutMs?: number; blockSize?: number; dataserverArgs?: string[] } = {}): Promise<ProxiedCluster> {
+export async function startProxiedCluster(o: { dataservers?: number; replicas?: number; clientTimeoutMs?: number; blockSize?: number; dataserverArgs?: string[]; deadAfterMs?: number } = {}): Promise<ProxiedCluster> {
   const n = o.dataservers ?? 3;
-  const cluster = await startCluster({ dataservers: 0, replicas: o.replicas ?? 2, racks: [''], deadAfterMs: 1500, repairDelayMs: 500 });
+  const cluster = await startCluster({ dataservers: 0, replicas: o.replicas ?? 2, racks: [''], deadAfterMs: o.deadAfterMs ?? 1500, repairDelayMs: 500 });
   const nsPort = Number(new URL(cluster.nameserver.url).port);
   const nsProxy = await startTcpProxy(nsPort);
   const dsProxies: TcpProxy[] = [];
