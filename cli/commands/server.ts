@@ -69,9 +69,14 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   const shared = { host: config.host, clusterSecret: config.clusterSecret, logLevel: config.logLevel };
   const started: Array<() => Promise<void>> = [];
   // A taken port is the user's to fix: name the option instead of a bare EADDRINUSE.
+  // So is a data directory another process holds open (LevelDB's lock).
   const portTaken = (option: string, port: number) => (err: unknown): never => {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option ${option}: ${config.host}:${port} is already in use`);
+    }
+    const e = err as { code?: string; cause?: { code?: string }; message?: string };
+    if ((e.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause?.code === 'LEVEL_LOCKED') || /is in use by another/.test(e.message ?? '')) {
+      throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${root} is in use by another ugcfs process`);
     }
     throw err;
   };

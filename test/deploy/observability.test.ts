@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORPUS, waitFor } from '../helpers/proc.ts';
+import { CORPUS, run, waitFor } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
 
 const rand = () => randomBytes(9).toString('base64url');
@@ -119,6 +119,13 @@ describe('observability of every server', () => {
     expect(ds.reduce((sum, d) => sum + samples(d, 'ugcfs_bytes_stored')[0]!.value, 0)).toBeGreaterThan(0);
     expect(ds.reduce((sum, d) => sum + total(d, 'ugcfs_needle_writes_total'), 0)).toBeGreaterThanOrEqual(4);
     expect(ds.reduce((sum, d) => sum + total(d, 'ugcfs_replication_duration_seconds_count'), 0)).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses a second ugcfs server on the same data directory with one line and exit code 2', async () => {
+    const r = await run(['server', '--data', join(s.dir, 'data'), '--port', '0', '--nameserver-port', '0', '--dataserver-port', '0'], { env: { UGCFS_CLUSTER_SECRET: SECRET } });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('ugcfs '))).toEqual([`ugcfs server: option --data: ${join(s.dir, 'data')} is in use by another ugcfs process`]);
+    expect((await fetch(`${s.origin}/healthz`)).status).toBe(200);
   });
 
   it('logs JSON lines with the request id on every server, and stops gracefully on SIGTERM with exit code 0', async () => {
