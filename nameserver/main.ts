@@ -24,7 +24,16 @@ export async function startNameserver(config: NameserverConfig, opts: Nameserver
     // An unusable --data is bad usage (exit 2), like the data server's.
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${config.data} is not a writable directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const instance = await createNameserver(config, log);
+  let instance: NameserverInstance;
+  try {
+    instance = await createNameserver(config, log);
+  } catch (err) {
+    const e = err as { code?: string; cause?: { code?: string } };
+    if (e.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause?.code === 'LEVEL_LOCKED') {
+      throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${config.data} is in use by another name server`);
+    }
+    throw err;
+  }
   let url: string;
   try {
     url = await listen(instance.app, config.host, config.port);
