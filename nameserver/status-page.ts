@@ -50,7 +50,7 @@ function dataserverRow(d: DataserverStatus): string {
 function operationRow(op: Operation): string {
   const frac = op.total > 0 ? op.done / op.total : op.state === 'done' ? 1 : 0;
   return `<tr data-op="${esc(op.id)}"><td>${esc(op.kind)}</td><td><span class="pill ${op.state === 'failed' ? 'dead' : op.state === 'running' ? 'alive' : ''}">${esc(op.state)}</span></td>
-<td class="cap">${bar(frac, `${op.done} / ${op.total}${op.bytesDone ? ` · ${formatBytes(op.bytesDone)}` : ''}`, 'ok')}</td><td>${esc(op.message ?? '')}</td></tr>`;
+<td class="cap">${bar(frac, `${op.done} / ${op.total}${op.bytesDone ? ` · ${formatBytes(op.bytesDone)}` : ''}`, 'ok')}</td><td>${esc(op.message ?? '')}</td><td class="muted">${op.finishedAt ? `finished ${esc(ago(Date.now() - op.finishedAt))}` : `started ${esc(ago(Date.now() - op.startedAt))}`}</td></tr>`;
 }
 
 export interface PageExtras {
@@ -72,7 +72,10 @@ export function renderStatusPage(s: ClusterStatus, x: PageExtras): string {
       ? `<span class="pill draining">every block has ${s.replicas} copies; ${s.dataservers.length - alive} data server${s.dataservers.length - alive === 1 ? '' : 's'} down</span>`
       : `<span class="pill alive">every block has ${s.replicas} copies</span>`;
   const running = s.operations.filter((o) => o.state === 'running' || o.state === 'planned');
-  const finished = s.operations.filter((o) => !(o.state === 'running' || o.state === 'planned')).slice(-5);
+  const finished = s.operations
+    .filter((o) => !(o.state === 'running' || o.state === 'planned'))
+    .sort((a, b) => (b.finishedAt ?? b.startedAt) - (a.finishedAt ?? a.startedAt))
+    .slice(0, 5);
   const work = running.length + x.busyBlocks.length;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -117,7 +120,7 @@ ${s.dataservers.map(dataserverRow).join('\n')}
 </tbody></table>`}</section>
 <section><h2>Running operations <span class="muted" data-testid="work-count">(${work})</span></h2>
 ${work === 0 ? '<p class="muted">Nothing running.</p>' : ''}
-${running.length > 0 ? `<table><thead><tr><th>kind</th><th>state</th><th>progress</th><th>note</th></tr></thead><tbody>${running.map(operationRow).join('\n')}</tbody></table>` : ''}
+${running.length > 0 ? `<table><thead><tr><th>kind</th><th>state</th><th>progress</th><th>note</th><th>when</th></tr></thead><tbody>${running.map(operationRow).join('\n')}</tbody></table>` : ''}
 ${x.busyBlocks.length > 0 ? `<p>${x.busyBlocks.map((b) => `block ${b.id}: ${esc(b.reason)}`).join(' · ')}</p>` : ''}
 ${finished.length > 0 ? `<h2>Recently finished</h2><table><tbody>${finished.map(operationRow).join('\n')}</tbody></table>` : ''}
 </section>

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterStatus } from '../../src/protocol.ts';
-import { CORPUS, waitFor } from '../helpers/proc.ts';
+import { CORPUS, run, waitFor } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 
@@ -31,6 +31,9 @@ describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian p
   });
 
   it('shows the data servers, blocks and health that GET /status reports', async () => {
+    // An operation run through the admin CLI must show up on the page.
+    const verify = await run(['verify', '--nameserver', s.nameserver]);
+    expect(verify.code, verify.stderr).toBe(0);
     const status = await waitFor('three live data servers with the upload counted', async () => {
       const st = (await (await fetch(`${s.nameserver}/status`)).json()) as ClusterStatus;
       return st.dataservers.filter((d) => d.alive).length === 3 && st.usedBytes > 0 ? st : undefined;
@@ -66,6 +69,8 @@ describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian p
       const widths = await page.locator('tr[data-ds] .fill').evaluateAll((els) => els.map((e) => (e as HTMLElement).style.width));
       expect(widths).toHaveLength(status.dataservers.length);
       for (const w of widths) expect(w).toMatch(/^\d+(\.\d)?%$/);
+      const ops = await page.locator('tr[data-op]').evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).innerText));
+      expect(ops.some((o) => o.startsWith('verify') && o.includes('done')), ops.join(' | ')).toBe(true);
       // It refreshes itself, without scripts.
       expect(await page.locator('meta[http-equiv="refresh"]').getAttribute('content')).toBe('5');
       expect(await page.locator('script').count()).toBe(0);
