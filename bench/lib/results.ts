@@ -33,7 +33,8 @@ export interface SectionResult {
 /**
  * One line printed by another engineer's bench script (bench/dataserver-*.ts, cluster-*,
  * repair-*, origin-*, migrate-*): any stdout line that is a JSON object with a string
- * `metric` and a numeric `value`, or a summary line `{"bench", "summary": true, "ratio"?}`.
+ * `metric` and a numeric `value`, or a summary line `{"bench", "summary": true, "ratio"?}`, or
+ * any line naming its `bench` (per-round lines with a `round` field are skipped).
  * Other fields are shown as details.
  */
 export interface ExternalLine {
@@ -73,6 +74,11 @@ export function parseExternalLines(stdout: string): ExternalLine[] {
       else if (j.summary === true) {
         const { bench, summary: _s, ratio, ...rest } = j;
         out.push({ metric: `${String(bench ?? 'bench')} summary`, value: typeof ratio === 'number' ? ratio : Number.NaN, unit: typeof ratio === 'number' ? 'x' : '', ...rest });
+      } else if (typeof j.bench === 'string' && j.round === undefined) {
+        // Any other named result line: every field becomes a detail (per-round lines are
+        // left out; their summary carries the figure).
+        const { bench, ...rest } = j;
+        out.push({ metric: bench, value: Number.NaN, ...rest });
       }
     } catch { /* a log line, not a result */ }
   }
