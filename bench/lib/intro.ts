@@ -75,5 +75,7 @@ are run by the \`external\` section, in their \`--quick\` form unless \`--extern
 given (their full forms together take longer than the whole bench's budget). Each prints
 result lines on stdout: one JSON object per line with at least a string \`metric\` and a
 number \`value\` (optional \`unit\`; any other fields are shown as details), e.g.
-\`{"metric":"appends/s fsync on","value":5120,"unit":"ops/s","size":20480}\`.
+\`{"metric":"appends/s fsync on","value":5120,"unit":"ops/s","size":20480}\`. Summary lines
+(\`{"bench":"origin-hits","summary":true,"ratio":0.7,...}\`) and other lines naming their
+\`bench\` are shown too; per-round lines (with a \`round\` field) are left out.
 `;
