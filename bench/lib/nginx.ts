@@ -83,7 +83,9 @@ export async function startNginx(tools: Tools, o: NginxOptions): Promise<Nginx> 
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<void>((res) => child.on('exit', () => res()));
-  process.once('exit', () => child.kill('SIGKILL'));
+  // SIGTERM, not SIGKILL: a killed master would leave its workers listening.
+  const onExit = () => child.kill('SIGTERM');
+  process.once('exit', onExit);
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) {
@@ -98,6 +100,7 @@ export async function startNginx(tools: Tools, o: NginxOptions): Promise<Nginx> 
     url: `http://127.0.0.1:${port}`,
     config,
     stop: async () => {
+      process.removeListener('exit', onExit);
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 5000);
