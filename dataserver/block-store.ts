@@ -277,8 +277,8 @@ export class BlockStore {
   }
 
   /**
-   * Refreshes the storage gauges. Walks every block, so it runs on block-level changes and
-   * once per heartbeat, never per write.
+   * Refreshes the storage gauges. Walks every block, so it runs on block-level changes, once
+   * per heartbeat and before each /metrics scrape, never per write.
    */
   updateGauges(): void {
     const m = this.ctx.metrics;

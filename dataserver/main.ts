@@ -87,6 +87,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     throw err;
   }
   const openStore = store;
+  server.onScrape(() => openStore.updateGauges());
   registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log });
   const readRoute = installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log });
 

@@ -14,6 +14,8 @@ export interface ServerBase {
   metrics: Metrics;
   registry: Registry;
   log: Logger;
+  /** run before each /metrics scrape, so gauges that are costly to keep live are current when read */
+  onScrape(hook: () => void): void;
 }
 
 export interface HttpServerOptions {
@@ -95,12 +97,14 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   });
 
   app.get('/healthz', async () => ({ ok: true, role: opts.role, ...(opts.health ? await opts.health() : {}) }));
+  const scrapeHooks: Array<() => void> = [];
   app.get('/metrics', async (_req, reply) => {
+    for (const hook of scrapeHooks) hook();
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
 
-  return { app, metrics, registry, log: opts.log };
+  return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook) };
 }
 
 export function sendError(reply: FastifyReply, e: UgcfsError, cacheControl = 'no-store'): void {

@@ -48,7 +48,7 @@ export function start(args: string[], opts: StartOptions = {}): Promise<Proc> {
       done = true;
       child.kill('SIGKILL');
       rejectStart(new Error(`ugcfs ${args.join(' ')} did not become ready:\n${lines.slice(-20).join('\n')}`));
-    }, opts.timeoutMs ?? 20_000);
+    }, opts.timeoutMs ?? 60_000);
     const onLine = (line: string) => {
       lines.push(line);
       if (done) return;
