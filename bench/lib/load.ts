@@ -37,7 +37,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       const i = next++;
       const t0 = process.hrtime.bigint();
       try {
-        bytes += await o.op(i);
+        // not `bytes += await ...`: that reads `bytes` before the await and loses other workers' adds
+        const moved = await o.op(i);
+        bytes += moved;
         lat.push(Number(process.hrtime.bigint() - t0) / 1000);
       } catch (err) {
         errors++;
