@@ -1,7 +1,7 @@
 // The fastify scaffolding every ugcfs server shares: request ids, the one error renderer,
 // /healthz and /metrics, the cluster-secret guard, the no-public-listen-without-secret rule,
 // and graceful shutdown.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { UgcfsError, type ErrorBody } from './errors.ts';
 import { isLoopbackHost } from './config.ts';
@@ -34,14 +34,15 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   const { registry, metrics } = createMetrics(opts.role, { defaultMetrics: opts.defaultMetrics });
   const app = Fastify({
     loggerInstance: opts.log as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Access logging is ours (request id on every line), not fastify's per-request pair.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit ?? 64 * 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
@@ -72,7 +73,7 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   app.setErrorHandler((err, req, reply) => {
     const e = toUgcfsError(err);
     if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
-    else req.log.debug({ code: e.code, msg: e.message }, 'request refused');
+    else req.log.debug({ code: e.code, reason: e.message }, 'request refused');
     sendError(reply, e, opts.errorCacheControl);
   });
   app.setNotFoundHandler((req, reply) => {
