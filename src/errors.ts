@@ -1,6 +1,7 @@
 // The one catalogue of ugcfs error codes. Codes are stable: a code never changes meaning,
 // and callers branch on `err.code`, never on the message. docs/ERRORS.md is generated
-// from this table by `npm run docs:errors` and checked by test/errors.test.ts.
+// from this table by `npm run docs:errors` (deploy/errors-reference.ts) and checked by
+// test/errors.test.ts.
 
 export interface ErrorSpec {
   readonly status: number;

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { ERRORS, UgcfsError, errorFromBody, isErrorCode } from '../src/errors.ts';
+import { ERRORS_DOC, renderErrorsReference } from '../deploy/errors-reference.ts';
 
 describe('error catalogue', () => {
   it('every code is UGCFS_ERR_* with a 4xx/5xx status and a description', () => {
@@ -17,5 +19,8 @@ describe('error catalogue', () => {
     expect(back.code).toBe('UGCFS_ERR_NOT_FOUND');
     expect(errorFromBody(502, 'junk').code).toBe('UGCFS_ERR_UPSTREAM');
     expect(isErrorCode('UGCFS_ERR_NOPE')).toBe(false);
+  });
+  it('docs/ERRORS.md lists the current catalogue (run `npm run docs:errors` after changing it)', () => {
+    expect(readFileSync(ERRORS_DOC, 'utf8')).toBe(renderErrorsReference());
   });
 });
