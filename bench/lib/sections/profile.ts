@@ -173,37 +173,45 @@ function topJs(sum: ProfileSummary | undefined, n = 3): string {
 }
 
 // What the profiles showed and what was done about it. The shares are read from this
-// run's profiles; the judgements were made from them and are kept here by hand.
+// run's profiles; the history (first profile, then the changes that landed) is kept by hand.
 function findings(d: Record<string, ProfileSummary | undefined>): string {
   return `### Findings and changes
 
-- **Data-server read.** Heaviest JavaScript: ${topJs(d.dsReadProfile)}. Most of the CPU is the two system calls a read cannot avoid:
-  \`writev\` (sending the answer, ${share(d.dsReadProfile, 'writev')}) and the positioned \`read\` of the record
-  (${share(d.dsReadProfile, 'read')} incl. the FileHandle binding). Next is \`decodeNeedle\` (${share(d.dsReadProfile, 'decodeNeedle')}): the CRC32-C of
-  every record is checked before it is served — a design rule (a bad record is never
-  served), so it stays. Smaller, avoidable costs seen: SHA-256 in the cluster-secret check
-  (\`Hash\`/\`digest\`, ${share(d.dsReadProfile, 'Hash', 'digest')}: \`secretEquals\` hashes both the given and the expected secret on
-  every internal request; the expected digest could be computed once), a random UUID per
-  request id, and the per-request prom-client histogram. These are what separate the data
-  server from the bare Node ceiling; they were reported to the data-server and foundation
-  owners rather than changed from the bench.
-- **Origin cache hit.** Heaviest JavaScript: ${topJs(d.originHitProfile)}. \`writev\` alone is ${share(d.originHitProfile, 'writev')} and GC ${share(d.originHitProfile, '(garbage collector)')}; the origin's own hit path
-  (\`tryHit\`, cached-response headers, memory LRU) is a few percent. The hit path
-  (src/origin/hit-path.ts) answers from the server's request listener before fastify,
-  with precomputed headers, which is why hits run close to (or above) the bare fastify
-  ceiling; what is left is Node's HTTP stack, which nginx does not pay.
-- **Upload (data servers).** The heaviest JavaScript functions: ${topJs(d.uploadProfile)}.
-  Among them \`classic-level _get\` (${share(d.uploadProfile, '_get')}): \`BlockStore.put\` looks the key up in LevelDB before every append to refuse
-  duplicates, and for a fresh key that is always a miss that walks the LevelDB levels. The
-  name server hands out every key once, so the lookup only matters for retried forwards;
-  keeping it for those (or a per-block key filter) would take it off the common path. The
-  LevelDB batch of the group commit (\`_batch\`, ${share(d.uploadProfile, '_batch')}) and the block write itself follow.
-  Reported to the data-server owner.
-- **Upload (name server).** An assign is cheap (\`assign\` itself ${share(d.assignProfile, 'assign')}); the name server's
-  time is HTTP handling. The hop-by-hop table shows the PUT to the primary, not the assign,
-  is where a write waits.
-- **Changed in the bench because of the profiles:** profiles are cut to the load window
-  (start-up and module loading left out, they were a fifth of the samples), and the write
-  split timer (bench/profile-write-split.ts) was added to tell the two hops apart.
+**First profiles** (04:56 UTC, commit 8b61de2, same harness) showed, besides the system
+calls every server pays (\`writev\` to send, the positioned \`read\`):
+- data-server read: \`decodeNeedle\` ~10% (the record's CRC32-C, computed in more than
+  one pass), fastify routing and hooks, and SHA-256 in the cluster-secret check;
+- data-server write: \`classic-level _get\` 22% of the data servers' CPU — \`BlockStore.put\`
+  looked every fresh key up in LevelDB (always a miss) to refuse duplicates — then the
+  block write (\`writeBuffer\`) and the LevelDB batch of the group commit;
+- a write, hop by hop: one assign round trip per file before the PUT;
+- origin hit: already lean (\`tryHit\` a few percent), the rest Node's HTTP stack.
+
+**Changed on those paths since** (by the parts' owners, measured with these tools and
+their own bench scripts):
+- 5ab9da1 — puts skip the LevelDB duplicate lookup for keys above the block's highest key
+  (the \`_get\` cost above; engine fill 31k → 50k records/s). This run: \`_get\` is
+  ${share(d.uploadProfile, '_get')} of the data servers' CPU under writes.
+- 4bc3efc, c90db82, a6fcf8f — one CRC pass per read and write (CRC32-C combine), hot
+  \`GET/HEAD /needles/:fid\` answered ahead of fastify with \`fs.read\` on the raw fd, index
+  cache hits answered synchronously, labelled metrics bound once. This run:
+  \`decodeNeedle\` ${share(d.dsReadProfile, 'decodeNeedle')} of a data-server read.
+- 43150d8 — appends written with one \`writev\` of header, data and trailer (no copy of
+  the file bytes per record).
+- cff0ccd, ed234f7 — the client builds hashrings lazily and shares them; assigns come in
+  batches (8 fids per round trip), so most writes make one hop instead of two.
+- 1a52a95, 24406bc — the origin's hit path writes precomputed header pairs and keeps
+  the memory key per URL.
+- In the bench itself: profiles are cut to the load window (module loading was a fifth of
+  the samples), and bench/profile-write-split.ts times the two hops of a write apart.
+
+**This run**, heaviest JavaScript per path — data-server read: ${topJs(d.dsReadProfile)};
+origin hit: ${topJs(d.originHitProfile)} (\`writev\` alone ${share(d.originHitProfile, 'writev')});
+origin miss: ${topJs(d.originMissProfile)}; data-server write: ${topJs(d.uploadProfile)};
+name server under assigns: ${topJs(d.assignProfile)}.
+Still open: \`secretEquals\` hashes both the given and the expected secret with SHA-256 on
+every internal request (\`Hash\`/\`digest\` ${share(d.dsReadProfile, 'Hash', 'digest')} of a data-server read; the
+expected digest could be computed once) — reported to the foundation owner.
 `;
 }
+
