@@ -7,7 +7,7 @@ import { crc32c } from '@node-rs/crc32';
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import type { BlockReport, CompactResult, ScrubResult } from '../src/protocol.ts';
+import { HEADERS, type BlockReport, type CompactResult, type ScrubResult } from '../src/protocol.ts';
 import { Block, BlockFile, blockFileName, parseBlockFileName, syncDir } from './block.ts';
 import { compactBlock } from './block-compact.ts';
 import { readNeedle } from './block-read.ts';
@@ -192,8 +192,19 @@ export class BlockStore {
     }
   }
 
+  /**
+   * A block this server does not hold, or holds only partly (a pull still copying it in), is
+   * BLOCK_NOT_FOUND rather than NOT_FOUND: the reader must try another replica, whereas
+   * NOT_FOUND from a whole copy is final.
+   */
   async read(blockId: number, key: bigint, cookie: number): Promise<Needle> {
-    return readNeedle(this.block(blockId), this.ctx, key, cookie);
+    const b = this.blocks.get(blockId);
+    if (!b || b.deleted || b.pulling || b.incomplete) {
+      throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${blockId} is not (wholly) on this data server`, {
+        headers: { [HEADERS.errorCode]: 'UGCFS_ERR_BLOCK_NOT_FOUND' },
+      });
+    }
+    return readNeedle(b, this.ctx, key, cookie);
   }
 
   /** Appends a tombstone and drops the index entry. A wrong cookie is NOT_FOUND. */

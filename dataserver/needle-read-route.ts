@@ -101,6 +101,7 @@ async function serve(ctx: ReadRouteContext, record: Recorder, req: IncomingMessa
         'content-length': Buffer.byteLength(body),
         'cache-control': 'no-store',
         'x-content-type-options': 'nosniff',
+        ...e.headers,
       });
     }
     res.end(head ? undefined : body);

@@ -9,9 +9,9 @@
 import { createRequire } from 'node:module';
 import { crc32c } from '@node-rs/crc32';
 import { opt } from './config.ts';
-import { UgcfsError, isUgcfsError, type ErrorCode } from './errors.ts';
+import { UgcfsError, isErrorCode, isUgcfsError, type ErrorCode } from './errors.ts';
 import { decodeFid } from './file-id.ts';
-import { callJson, callRaw, expectOk, type CallOptions } from './http-client.ts';
+import { callJson, callRaw, expectOk, type CallOptions, type RawResponse } from './http-client.ts';
 import {
   DS_ROUTES,
   HEADERS,
@@ -128,6 +128,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * expectOk for needle reads: a HEAD answer has no body, so its error code comes from a
+ * header; without it a replica lacking the block would look like a final "no such file".
+ */
+function needleOk(res: RawResponse): RawResponse {
+  if (res.status >= 200 && res.status < 300) return res;
+  const code = header(res.headers, HEADERS.errorCode);
+  if (res.body.length === 0 && isErrorCode(code)) throw new UgcfsError(code);
+  return expectOk(res);
 }
 
 export class ClusterClient {
@@ -307,7 +318,8 @@ export class ClusterClient {
 
   /**
    * Runs `fn` against the block's replicas in hashring order until one answers. A definitive
-   * "no such file" ends the search; a replica without the block, or no replicas at all,
+   * "no such file" (from a replica holding the whole block) ends the search; a replica without
+   * the block or with only part of it (a copy still being pulled), or no replicas at all,
    * refreshes the location once (and, right after a name-server restart, waits briefly for
    * block reports).
    */
@@ -339,7 +351,7 @@ export class ClusterClient {
   /** The file's bytes and metadata; a wrong cookie or missing file is UGCFS_ERR_NOT_FOUND. */
   async read(fid: string): Promise<ReadFile> {
     return this.withReplica(fid, async (ds) => {
-      const res = expectOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call()));
+      const res = needleOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call()));
       const h = parseHead(fid, res.headers, res.body.length);
       const actual = crc32c(res.body);
       if (header(res.headers, HEADERS.crc) !== undefined && actual !== h.crc) {
@@ -352,7 +364,7 @@ export class ClusterClient {
   /** Metadata without the bytes. */
   async head(fid: string): Promise<FileHead> {
     return this.withReplica(fid, async (ds) => {
-      const res = expectOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'HEAD' })));
+      const res = needleOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'HEAD' })));
       return parseHead(fid, res.headers, undefined);
     });
   }
@@ -363,15 +375,17 @@ export class ClusterClient {
     const loc = await this.locate(f.block, true);
     const answers = await Promise.allSettled(
       loc.replicas.map(async (ds) => {
-        const res = expectOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'HEAD' })));
+        const res = needleOk(await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), this.call({ method: 'HEAD' })));
         return { ds, head: parseHead(fid, res.headers, undefined) };
       }),
     );
     const ok = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
     if (ok.length === 0) {
       const errs = answers.map((a) => asUgcfs((a as PromiseRejectedResult).reason));
-      if (errs.length === 0 || errs.some((e) => e.code === 'UGCFS_ERR_NOT_FOUND')) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
-      throw errs[0]!;
+      // A whole copy's "no such file" is final; replicas merely lacking the block are not.
+      const other = errs.filter((e) => e.code !== 'UGCFS_ERR_BLOCK_NOT_FOUND');
+      if (other.length === 0 || other.some((e) => e.code === 'UGCFS_ERR_NOT_FOUND')) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+      throw other[0]!;
     }
     return { fid, block: f.block, size: ok[0]!.head.size, mime: ok[0]!.head.mime, replicas: ok.map((o) => o.ds.id) };
   }

@@ -221,4 +221,6 @@ export const HEADERS = {
   crc: 'x-ugcfs-crc',
   blockGen: 'x-ugcfs-block-gen',
   blockSize: 'x-ugcfs-block-size',
+  /** the UGCFS_ERR_* code of an error answer, so a HEAD (no body) still carries it */
+  errorCode: 'x-ugcfs-error-code',
 } as const;

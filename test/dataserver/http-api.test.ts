@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import type { BlockReport, Heartbeat, ScrubResult, WriteResult } from '../../src/protocol.ts';
 import { run, start, tempDir, type Proc } from '../helpers/proc.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const SECRET = 'test-cluster-secret';
 const tmp = tempDir('ugcfs-dsapi-');
@@ -264,6 +265,39 @@ describe('data server HTTP API', () => {
     const again = await call(`${c.url}/blocks/2/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ from: a.url }) });
     expect(again.json().error?.code).toBe('UGCFS_ERR_CONFLICT');
     await c.kill('SIGKILL');
+  });
+
+  it('a block held not at all or only partly (pull in progress) is BLOCK_NOT_FOUND, never NOT_FOUND', async () => {
+    const fid = fidOf(2, 200n);
+    expect((await call(`${a.url}/needles/${fid}`)).status).toBe(200);
+    const c = await startDs('c-partial');
+    // The pull's source answers nothing, so the copy stays half-made until the proxy cuts it.
+    const proxy = await startTcpProxy(Number(new URL(a.url).port));
+    proxy.set({ mode: 'blackhole' });
+    try {
+      const expectBlockNotFound = async (when: string) => {
+        const get = await call(`${c.url}/needles/${fid}`);
+        expect([when, get.status, get.json().error?.code]).toEqual([when, 404, 'UGCFS_ERR_BLOCK_NOT_FOUND']);
+        // HEAD has no body: the code travels in a header, or a reader could not tell the two apart.
+        const head = await call(`${c.url}/needles/${fid}`, { method: 'HEAD' });
+        expect([when, head.status, head.headers.get('x-ugcfs-error-code')]).toEqual([when, 404, 'UGCFS_ERR_BLOCK_NOT_FOUND']);
+      };
+      await expectBlockNotFound('block absent');
+      const pull = call(`${c.url}/blocks/2/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ from: proxy.url }) });
+      // The pull connects only after creating the (incomplete) block.
+      while (proxy.stats.connections === 0) await new Promise((r) => setTimeout(r, 20));
+      expect((await blocks(c)).map((r) => r.id)).toContain(2);
+      await expectBlockNotFound('pull in progress');
+      proxy.cut();
+      expect((await pull).status).toBeGreaterThanOrEqual(400);
+      await expectBlockNotFound('pull failed');
+      // A missing key in a whole block stays a final NOT_FOUND, headers included.
+      const missing = await call(`${a.url}/needles/${fidOf(2, 999n)}`, { method: 'HEAD' });
+      expect([missing.status, missing.headers.get('x-ugcfs-error-code')]).toEqual([404, null]);
+    } finally {
+      await proxy.close();
+      await c.kill('SIGKILL');
+    }
   });
 
   it('streams block bytes with generation and size headers', async () => {
