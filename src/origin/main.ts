@@ -9,6 +9,7 @@ import type { RunningServer } from '../running-server.ts';
 import { ClusterClient } from '../cluster-client.ts';
 import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
 import type { OriginConfig } from './config.ts';
+import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';
 import { DiskCache } from './disk-cache.ts';
 import { clusterFileStore, type FileStore } from './file-store.ts';
 import { tuneSharp } from './image-pipeline.ts';
@@ -34,6 +35,8 @@ export interface StartOriginOptions {
   log?: Logger;
   /** storage; defaults to a ClusterClient on --nameserver */
   store?: FileStore;
+  /** where deletes made around this origin are learnt; defaults to that ClusterClient (none when `store` is given) */
+  deleteFeed?: DeleteFeedSource;
   /** replaces the default legacy resolver (e.g. read-through from --legacy-origin) */
   legacyResolver?: LegacyResolver | ((ctx: LegacyResolverContext) => LegacyResolver | Promise<LegacyResolver>);
 }
@@ -68,7 +71,9 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   if (config.strict && presets.size === 0 && allowedSizes.size === 0) {
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--strict needs --presets or --allowed-sizes, or no variant could ever be served');
   }
-  const store = opts.store ?? clusterFileStore(new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret }));
+  const client = opts.store ? undefined : new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret });
+  const store = opts.store ?? clusterFileStore(client!);
+  const deleteFeed = opts.deleteFeed ?? client;
   tuneSharp(config.resizeConcurrency);
 
   const { app, metrics } = createHttpServer({
@@ -105,7 +110,21 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
     peers: () => coreDeps.peers, metrics, log,
   });
 
-  const url = await listen(app, config.host, config.port);
+  // Watching starts before the first request can fill a cache, so no delete falls between
+  // what was cached and where the feed cursor starts. A feed tombstone only has to outlive
+  // computations already running when the delete was learnt: a resize (bounded by its
+  // timeout) or a peer fetch (timeout + 5 s), plus slack.
+  const feedTombstoneMs = 2 * config.resizeTimeoutMs + 30_000;
+  const stopWatching = deleteFeed
+    ? watchDeletesInto(deleteFeed, core, { intervalMs: config.deleteFeedIntervalMs, tombstoneMs: feedTombstoneMs, log })
+    : () => {};
+  let url: string;
+  try {
+    url = await listen(app, config.host, config.port);
+  } catch (err) {
+    stopWatching();
+    throw err;
+  }
   publicUrl ||= url;
   if (config.peers.length > 0) {
     coreDeps.peers = new PeerRing(config.peers, publicUrl, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log);
@@ -114,6 +133,7 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   return {
     url,
     async close() {
+      stopWatching();
       await app.close();
       await resolver.close?.();
     },

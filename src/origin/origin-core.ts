@@ -1,7 +1,9 @@
 // The origin's read path, independent of HTTP: originals and variants out of the memory
 // tier, the disk tier, the owning peer, or the pipeline — in that order — with identical
 // concurrent misses joined into one computation, and deletes enforced by tombstones that
-// outlive any computation started before them.
+// outlive any computation started before them. When deletes may have been missed (a gap in
+// the name server's delete feed) every cache generation is dropped at once: a computation
+// started under an older generation neither stores its result nor is joined.
 import { createHash } from 'node:crypto';
 import { UgcfsError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -48,11 +50,13 @@ function shortHash(text: string): string {
 }
 
 export class OriginCore {
-  private readonly flights = new Map<string, Promise<CachedResponse>>();
+  private readonly flights = new Map<string, { promise: Promise<CachedResponse>; generation: number }>();
   private readonly tombstones = new Map<string, number>();
   /** fids confirmed to exist by storage in this process; disk entries of others are re-checked */
   private readonly verified = new MemoryCache<{ bytes: number }>(100_000, 1);
   private readonly tombstoneMs: number;
+  /** bumped by forgetAll(); results computed under an older one are not cached */
+  private generation = 0;
 
   constructor(private readonly d: OriginCoreDeps) {
     this.tombstoneMs = d.tombstoneMs ?? 10 * 60_000;
@@ -68,12 +72,42 @@ export class OriginCore {
 
   /** Refuses `fid` from now on and drops it from every local cache. */
   async purge(fid: string): Promise<void> {
-    this.tombstones.set(fid, Date.now() + this.tombstoneMs);
-    if (this.tombstones.size > 100_000) for (const [k, until] of this.tombstones) if (until <= Date.now()) this.tombstones.delete(k);
-    this.verified.delete(fid);
-    const prefix = `${fid}|`;
-    this.d.memory.deleteWhere((k) => k.startsWith(prefix));
-    await this.d.disk?.purge(fid);
+    await this.purgeMany([fid]);
+  }
+
+  /**
+   * purge() for a batch, walking each cache once. `tombstoneMs` may be shorter than the
+   * default for deletes learnt from the feed: those only have to outlive computations that
+   * were already running, not stand in for a broadcast that might not reach everyone.
+   */
+  async purgeMany(fids: readonly string[], tombstoneMs = this.tombstoneMs): Promise<void> {
+    if (fids.length === 0) return;
+    const now = Date.now();
+    for (const fid of fids) {
+      // never shorten a tombstone an earlier, longer purge left
+      if ((this.tombstones.get(fid) ?? 0) < now + tombstoneMs) this.tombstones.set(fid, now + tombstoneMs);
+      this.verified.delete(fid);
+    }
+    if (this.tombstones.size > 100_000) for (const [k, until] of this.tombstones) if (until <= now) this.tombstones.delete(k);
+    const dead = new Set(fids);
+    this.d.memory.deleteWhere((k) => dead.has(k.slice(0, k.indexOf('|'))));
+    await this.d.disk?.purgeMany(dead);
+  }
+
+  /**
+   * Forgets everything that could belong to a file deleted without this origin hearing of
+   * it: the memory tier is emptied and every disk entry must be confirmed by storage again
+   * (one head per fid) before it is served. Returns how many memory entries went.
+   */
+  forgetAll(): number {
+    this.generation++;
+    this.verified.deleteWhere(() => true);
+    return this.d.memory.deleteWhere(() => true);
+  }
+
+  /** Whether a result obtained under `generation` may still be cached. */
+  private keeps(s: Source, generation: number): boolean {
+    return generation === this.generation && !(s.kind === 'fid' && this.isDead(s.fid));
   }
 
   /** Undoes a tombstone when the delete it guarded did not happen. */
@@ -87,12 +121,14 @@ export class OriginCore {
 
   private joined(key: string, compute: () => Promise<CachedResponse>): { promise: Promise<CachedResponse>; leader: boolean } {
     const running = this.flights.get(key);
-    if (running) {
+    if (running && running.generation === this.generation) {
       this.d.metrics.cacheLookups.inc({ tier: 'inflight', result: 'hit' });
-      return { promise: running, leader: false };
+      return { promise: running.promise, leader: false };
     }
-    const promise = compute().finally(() => this.flights.delete(key));
-    this.flights.set(key, promise);
+    const promise: Promise<CachedResponse> = compute().finally(() => {
+      if (this.flights.get(key)?.promise === promise) this.flights.delete(key);
+    });
+    this.flights.set(key, { promise, generation: this.generation });
     return { promise, leader: true };
   }
 
@@ -123,11 +159,12 @@ export class OriginCore {
   }
 
   private async loadOriginal(s: Source, key: string): Promise<CachedResponse> {
+    const generation = this.generation;
     let data: Buffer;
     let lastModified: number;
     if (s.kind === 'fid') {
       const f = await this.d.store.get(s.fid);
-      this.verified.set(s.fid, { bytes: 1 });
+      if (this.keeps(s, generation)) this.verified.set(s.fid, { bytes: 1 });
       data = f.data;
       lastModified = f.uploadTime;
     } else {
@@ -147,7 +184,7 @@ export class OriginCore {
       negotiated: false,
       attachment: !format,
     });
-    if (!(s.kind === 'fid' && this.isDead(s.fid))) this.d.memory.set(key, entry);
+    if (this.keeps(s, generation)) this.d.memory.set(key, entry);
     return entry;
   }
 
@@ -163,25 +200,26 @@ export class OriginCore {
     this.d.metrics.cacheLookups.inc({ tier: 'memory', result: 'miss' });
     let fromDisk = false;
     const { promise } = this.joined(key, async () => {
-      const warm = await this.fromDisk(s, v, key);
+      const generation = this.generation;
+      const warm = await this.fromDisk(s, v, key, generation);
       if (warm) { fromDisk = true; return warm; }
       const owner = opts.forward && s.kind === 'fid' ? this.d.peers?.ownerOf(key) : undefined;
       if (owner && s.kind === 'fid') {
         const got = await this.d.peers!.fetch(owner, s.fid, v.key, v.negotiated);
         if (got) {
           const entry = makeResponse(got.body, { mime: got.mime, etag: got.etag, lastModified: got.lastModified, negotiated: v.negotiated, attachment: false });
-          if (!this.isDead(s.fid)) this.d.memory.set(key, entry);
+          if (this.keeps(s, generation)) this.d.memory.set(key, entry);
           return entry;
         }
       }
-      return this.compute(s, v, key);
+      return this.compute(s, v, key, generation);
     });
     const entry = await promise;
     this.assertAlive(s);
     return { entry, xCache: fromDisk ? 'HIT' : 'MISS' };
   }
 
-  private async fromDisk(s: Source, v: Variant, key: string): Promise<CachedResponse | undefined> {
+  private async fromDisk(s: Source, v: Variant, key: string, generation: number): Promise<CachedResponse | undefined> {
     if (!this.d.disk || s.kind !== 'fid') return undefined;
     const got = await this.d.disk.get(s.fid, v.key);
     this.d.metrics.cacheLookups.inc({ tier: 'disk', result: got ? 'hit' : 'miss' });
@@ -191,18 +229,18 @@ export class OriginCore {
       // and missed the purge broadcast. One cheap head per fid per run settles it.
       try {
         await this.d.store.head(s.fid);
-        this.verified.set(s.fid, { bytes: 1 });
+        if (this.keeps(s, generation)) this.verified.set(s.fid, { bytes: 1 });
       } catch (err) {
         if ((err as UgcfsError).code === 'UGCFS_ERR_NOT_FOUND') await this.d.disk.purge(s.fid);
         throw err;
       }
     }
     const entry = makeResponse(got.body, { mime: got.meta.mime, etag: got.meta.etag, lastModified: got.meta.lastModified, negotiated: got.meta.negotiated, attachment: false });
-    if (!this.isDead(s.fid)) this.d.memory.set(key, entry);
+    if (this.keeps(s, generation)) this.d.memory.set(key, entry);
     return entry;
   }
 
-  private async compute(s: Source, v: Variant, key: string): Promise<CachedResponse> {
+  private async compute(s: Source, v: Variant, key: string, generation: number): Promise<CachedResponse> {
     const { entry: original } = await this.original(s);
     if (original.headers['content-disposition']) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', 'variants can only be made of images');
     const rendered = await this.d.gate.run(async () => {
@@ -216,7 +254,7 @@ export class OriginCore {
     // are tagged by the source's content, not its path.
     const etag = `"${s.kind === 'fid' ? s.fid : 'L' + shortHash(original.etag)}.${shortHash(v.key)}.v${PIPELINE_VERSION}"`;
     const entry = makeResponse(rendered.data, { mime: rendered.mime, etag, lastModified: original.lastModified, negotiated: v.negotiated, attachment: false });
-    const alive = () => !(s.kind === 'fid' && this.isDead(s.fid));
+    const alive = () => this.keeps(s, generation);
     if (alive()) {
       this.d.memory.set(key, entry);
       if (this.d.disk && s.kind === 'fid') {

@@ -1,10 +1,8 @@
 // DESIGN.md: "After a delete returns, no origin serves the file or any variant within 5 s."
 // A delete made around the origin — `ugcfs rm`, or any ClusterClient — removes the file
-// from every data server, but an origin that already holds the original (or a variant) in
-// its memory cache keeps serving it: nothing tells the origin, and its cached entries are
-// never revalidated. Found by the crash matrix. Marked it.fails until the origin
-// revalidates cached entries older than 5 s (or the name server broadcasts deletes); when
-// this test starts failing, the bug is fixed: turn it into a plain `it`.
+// from every data server without telling the origin directly; an origin holding the
+// original in its memory cache learns of it from the name server's delete feed, which it
+// polls every second (found by the crash matrix when origins did not yet watch the feed).
 import sharp from 'sharp';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +24,7 @@ describe('a delete made around the origin', () => {
     await cluster?.stop();
   });
 
-  it.fails('`ugcfs rm` of a file the origin has cached: the origin stops serving it within 5 s (BUG: it serves it on)', async () => {
+  it('`ugcfs rm` of a file the origin has cached: the origin stops serving it within 5 s', async () => {
     const png = await sharp({ create: { width: 6, height: 6, channels: 3, background: { r: 40, g: 80, b: 120 } } }).png().toBuffer();
     const up = await request(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
     const { fid } = JSON.parse(await up.body.text()).files[0] as { fid: string };
