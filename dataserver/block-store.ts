@@ -7,9 +7,10 @@ import { crc32c } from '@node-rs/crc32';
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { HEADERS, type BlockReport, type CompactResult, type ScrubResult } from '../src/protocol.ts';
+import { HEADERS, type BlockKeyState, type BlockReport, type CompactResult, type ScrubResult } from '../src/protocol.ts';
 import { Block, BlockFile, blockFileName, parseBlockFileName, syncDir } from './block.ts';
 import { compactBlock } from './block-compact.ts';
+import { listBlockKeys } from './block-keys.ts';
 import { readNeedle } from './block-read.ts';
 import { recoverTail } from './block-recover.ts';
 import { scrubBlock } from './block-scrub.ts';
@@ -155,11 +156,15 @@ export class BlockStore {
     return true;
   }
 
-  /** `dataCrc` is the CRC32-C of `data` when the caller already computed it. */
-  async put(blockId: number, meta: NeedleMeta, data: Buffer, dataCrc?: number): Promise<PutResult> {
+  /**
+   * `dataCrc` is the CRC32-C of `data` when the caller already computed it. `repair`: a record
+   * verify copies from another replica of the block, taken even when the block is sealed or
+   * read-only (never over an existing key, like any put).
+   */
+  async put(blockId: number, meta: NeedleMeta, data: Buffer, dataCrc?: number, opts: { repair?: boolean } = {}): Promise<PutResult> {
     this.assertOpen();
     const b = this.block(blockId);
-    const refusal = b.writeRefusal();
+    const refusal = opts.repair ? b.repairRefusal() : b.writeRefusal();
     if (refusal) throw new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${blockId} is ${refusal}`);
     const crc = dataCrc ?? crc32c(data);
     const { parts, length } = encodeNeedleParts(meta, data, 0, crc);
@@ -185,7 +190,7 @@ export class BlockStore {
         }
         throw new UgcfsError('UGCFS_ERR_DUPLICATE_KEY', `block ${blockId} already holds key ${meta.key}`);
       }
-      const offset = await b.writer.append({ kind: 'put', key: meta.key, cookie: meta.cookie, parts, length });
+      const offset = await b.writer.append({ kind: 'put', key: meta.key, cookie: meta.cookie, parts, length, repair: opts.repair });
       return { offset, size: data.length, crc, existed: false };
     } finally {
       b.pendingKeys.delete(meta.key);
@@ -261,6 +266,10 @@ export class BlockStore {
 
   async scrub(blockId: number): Promise<ScrubResult> {
     return scrubBlock(this.block(blockId), this.ctx);
+  }
+
+  async keys(blockId: number): Promise<BlockKeyState[]> {
+    return listBlockKeys(this.block(blockId), this.ctx);
   }
 
   /** Re-indexes whatever a pull appended past the watermark. */

@@ -18,6 +18,8 @@ export interface AppendRecord {
   length: number;
   /** for tombstones: on-disk length of the record being deleted (block statistics) */
   deletedLength?: number;
+  /** a record copied by verify --repair: lands on sealed/read-only blocks, past the size limit */
+  repair?: boolean;
 }
 
 interface Pending extends AppendRecord {
@@ -83,12 +85,12 @@ export class BlockWriter {
         continue;
       }
       if (rec.kind === 'put') {
-        const refusal = b.writeRefusal();
+        const refusal = rec.repair ? b.repairRefusal() : b.writeRefusal();
         if (refusal) {
           rec.reject(new UgcfsError('UGCFS_ERR_BLOCK_READONLY', `block ${b.id} is ${refusal}`));
           continue;
         }
-        if (pos + rec.length > blockSize) {
+        if (!rec.repair && pos + rec.length > blockSize) {
           // Seal rather than leave a block that rejects most writes: the name server sees
           // `sealed` in the next heartbeat and stops assigning to it.
           b.meta = { ...b.meta, flags: b.meta.flags | META_SEALED };

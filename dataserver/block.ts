@@ -130,6 +130,15 @@ export class Block {
     return undefined;
   }
 
+  /**
+   * Why the block refuses a record that verify --repair copies from another replica. Sealed
+   * and read-only blocks take it: the record belongs to the block, the copy just missed it.
+   */
+  repairRefusal(): string | undefined {
+    const r = this.writeRefusal();
+    return r === 'sealed' || r === 'read-only' ? undefined : r;
+  }
+
   report(): BlockReport {
     return {
       id: this.id,

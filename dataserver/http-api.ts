@@ -57,6 +57,15 @@ function parseReplicas(req: FastifyRequest): string[] {
   });
 }
 
+/** verify --repair's header: the write is for this copy alone, so it cannot name peers. */
+function isRepair(req: FastifyRequest, replicas: string[]): boolean {
+  const v = header(req, HEADERS.repair);
+  if (v === undefined) return false;
+  if (v !== '1') throw bad(`${HEADERS.repair} must be 1`);
+  if (replicas.length > 0) throw bad(`a ${HEADERS.repair} write is never forwarded: drop ${HEADERS.replicas}`);
+  return true;
+}
+
 function parseMeta(req: FastifyRequest): { mime: string; owner: string; uploadTime: number } {
   const mime = header(req, HEADERS.mime) ?? header(req, 'content-type') ?? 'application/octet-stream';
   if (mime.length > 255 || !MIME.test(mime)) throw bad(`${HEADERS.mime} is not a media type`);
@@ -99,6 +108,14 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       const expected = header(req, HEADERS.crc);
       if (expected !== undefined && expected !== String(crc)) throw bad(`the body does not match ${HEADERS.crc}: it was damaged on the way`);
       const needleMeta = { key: fid.key, cookie: fid.cookie, ...meta };
+      if (isRepair(req, replicas)) {
+        const r = await store.put(fid.block, needleMeta, data, crc, { repair: true });
+        const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
+        if (r.existed) out.existed = true;
+        ctx.log.info({ fid: text, existed: r.existed }, 'record copied in by repair');
+        reply.code(201);
+        return out;
+      }
       const r = await replicatedPut(repl, { fid: text, block: fid.block, meta: needleMeta, data, crc, replicas });
       const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
       if (r.existed) out.existed = true;
@@ -120,7 +137,11 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
 
     raw.delete(DS_ROUTES.needle, async (req, reply) => {
       const { text, fid } = fidParam(req);
-      await replicatedDelete(repl, { fid: text, block: fid.block, key: fid.key, cookie: fid.cookie, replicas: parseReplicas(req) });
+      const replicas = parseReplicas(req);
+      if (isRepair(req, replicas)) {
+        await store.delete(fid.block, fid.key, fid.cookie);
+        ctx.log.info({ fid: text }, 'record deleted by repair');
+      } else await replicatedDelete(repl, { fid: text, block: fid.block, key: fid.key, cookie: fid.cookie, replicas });
       reply.code(204).send();
     });
   });
@@ -171,6 +192,8 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
     api.post(DS_ROUTES.blockCompact, async (req) => store.compact(blockParam(req)));
 
     api.post(DS_ROUTES.blockScrub, async (req) => store.scrub(blockParam(req)));
+
+    api.get(DS_ROUTES.blockKeys, async (req) => store.keys(blockParam(req)));
   });
 }
 

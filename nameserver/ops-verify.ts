@@ -3,19 +3,27 @@
 // outvoted by the other copies' digest, is damaged. With repair, a damaged copy is replaced
 // from a sound one: onto a server that holds no copy when there is one (the block never has
 // fewer copies than before), else in place.
+// Copies whose digests differ with no bad record anywhere are compared key by key instead
+// (ops-key-reconcile.ts): a half-applied delete or write is named, and with repair settled
+// by the rules there (deletes win, else the union of live records), then re-scrubbed.
 import { isUgcfsError } from '../src/errors.ts';
 import type { ScrubResult } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { IN_FLIGHT_MS, moveBlock, recopyBlock, scrub } from './ops-block-move.ts';
 import { pool, type OpBody, type OpRun } from './ops-engine.ts';
+import { applyFix, describeFix, fetchKeys, planKeyFixes, type KeyPlan } from './ops-key-reconcile.ts';
 import { chooseCopyTarget } from './placement.ts';
 import type { DataserverEntry } from './registry.ts';
 
 export interface Damage {
   block: number;
   ds: string;
-  /** 'crc', 'missing', 'index-mismatch'... from scrub; 'digest-mismatch' when outvoted; 'replicas-disagree' when no majority */
+  /** 'crc', 'missing', 'index-mismatch'... from scrub; 'digest-mismatch' when outvoted; 'replicas-disagree' when no majority;
+   *  'keys-differ (...)' naming the keys when copies differ only by half-applied deletes or writes */
   reason: string;
+  /** for keys-differ: keys to delete on this copy, and keys to copy onto it */
+  deleteKeys?: string[];
+  copyKeys?: string[];
   records: number;
   repaired?: boolean;
   error?: string;
@@ -46,7 +54,10 @@ async function waitIdle(ctx: NameserverContext, block: number, run: OpRun): Prom
 }
 
 /** Finds the damaged copies of one block; `good` are the sound holders in the majority. */
-export async function checkBlock(ctx: NameserverContext, block: number): Promise<{ damage: Damage[]; good: DataserverEntry[]; checked: number; records: number }> {
+export async function checkBlock(
+  ctx: NameserverContext,
+  block: number,
+): Promise<{ damage: Damage[]; good: DataserverEntry[]; checked: number; records: number; plan?: KeyPlan }> {
   const rec = ctx.blocks.get(block);
   if (!rec) return { damage: [], good: [], checked: 0, records: 0 };
   const holders = ctx.blocks.liveHolders(rec);
@@ -73,7 +84,13 @@ export async function checkBlock(ctx: NameserverContext, block: number): Promise
   }
   const g = groups();
   let good = g[0] ?? [];
-  if (g.length > 1) {
+  const plan = g.length > 1 && damage.length === 0 ? await keyPlan(ctx, block, sound().map((c) => c.holder)) : undefined;
+  if (plan) {
+    good = [];
+    for (const f of plan.fixes) {
+      damage.push({ block, ds: f.ds.id, reason: describeFix(f), records: 0, deleteKeys: f.deletes.map((k) => k.key), copyKeys: f.copies.map((c) => c.state.key) });
+    }
+  } else if (g.length > 1) {
     if (g[0]!.length > g[1]!.length) {
       for (const minority of g.slice(1)) for (const h of minority) damage.push({ block, ds: h.id, reason: 'digest-mismatch', records: 0 });
     } else {
@@ -82,7 +99,39 @@ export async function checkBlock(ctx: NameserverContext, block: number): Promise
     }
   }
   const records = Math.max(0, ...checked.map((c) => c.result?.records ?? 0));
-  return { damage, good, checked: checked.length, records };
+  return { damage, good, checked: checked.length, records, plan };
+}
+
+/** The key-by-key fixes for copies that differ, or undefined when the rules cannot settle it all. */
+async function keyPlan(ctx: NameserverContext, block: number, holders: DataserverEntry[]): Promise<KeyPlan | undefined> {
+  try {
+    const lists = await Promise.all(holders.map(async (ds) => ({ ds, keys: await fetchKeys(ctx, ds, block) })));
+    const plan = planKeyFixes(lists);
+    if (plan.conflicts.length > 0) ctx.log.warn({ block, conflicts: plan.conflicts.slice(0, 10) }, 'copies differ in ways key reconciliation cannot settle');
+    return plan.conflicts.length === 0 && plan.fixes.length > 0 ? plan : undefined;
+  } catch (err) {
+    ctx.log.warn({ block, err: (err as Error).message }, 'could not list the keys of every copy');
+    return undefined;
+  }
+}
+
+/** Applies a key plan, then scrubs again: the copies count as repaired only when their digests agree. */
+async function reconcileKeys(ctx: NameserverContext, block: number, plan: KeyPlan, damage: Damage[]): Promise<void> {
+  for (const f of plan.fixes) {
+    const d = damage.find((x) => x.ds === f.ds.id && x.reason.startsWith('keys-differ'));
+    try {
+      await applyFix(ctx, block, f);
+    } catch (err) {
+      if (d) d.error = isUgcfsError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+    }
+  }
+  const again = await checkBlock(ctx, block);
+  for (const f of plan.fixes) {
+    const d = damage.find((x) => x.ds === f.ds.id && x.reason.startsWith('keys-differ'));
+    if (!d || d.error !== undefined) continue;
+    if (again.damage.length === 0) d.repaired = true;
+    else d.error = `copies still differ after reconciling: ${again.damage.map((x) => `${x.ds} ${x.reason}`).join('; ')}`;
+  }
 }
 
 async function repairCopy(run: OpRun, d: Damage, good: DataserverEntry[]): Promise<void> {
@@ -141,13 +190,15 @@ export function verifyBody(repair: boolean): OpBody {
         try {
           if (held) await sleep(IN_FLIGHT_MS);
           found = await checkBlock(ctx, block);
+          // Reconciled while writes are still held, so the re-scrub compares settled copies.
+          if (repair && found.plan) await reconcileKeys(ctx, block, found.plan, found.damage);
         } finally {
           if (held) run.env.claims.release(block);
         }
         replicas += found.checked;
         records += found.records;
         damage.push(...found.damage);
-        if (repair) for (const d of found.damage) if (d.reason !== 'not-checked') await repairCopy(run, d, found.good);
+        if (repair && !found.plan) for (const d of found.damage) if (d.reason !== 'not-checked') await repairCopy(run, d, found.good);
       }
       publish();
       await run.step(0);

@@ -21,6 +21,8 @@ export const DS_ROUTES = {
   blockCompact: '/blocks/:id/compact',
   /** POST — check every record's CRC. 200 ScrubResult */
   blockScrub: '/blocks/:id/scrub',
+  /** GET — every key the copy knows: live records and tombstones. 200 BlockKeyState[] sorted by key */
+  blockKeys: '/blocks/:id/keys',
 } as const;
 
 /** Name server routes. */
@@ -138,6 +140,18 @@ export interface ScrubResult {
   digest: string;
 }
 
+/** One key of a block copy, as GET DS_ROUTES.blockKeys lists it (verify compares copies by these). */
+export interface BlockKeyState {
+  /** the key (decimal: 56-bit keys do not fit a JSON number) */
+  key: string;
+  cookie: number;
+  /** true when the copy holds a tombstone for the key (size and crc are then 0) */
+  deleted: boolean;
+  /** CRC32-C of the data of a live record */
+  crc: number;
+  size: number;
+}
+
 export interface DataserverStatus {
   id: string;
   url: string;
@@ -223,4 +237,7 @@ export const HEADERS = {
   blockSize: 'x-ugcfs-block-size',
   /** the UGCFS_ERR_* code of an error answer, so a HEAD (no body) still carries it */
   errorCode: 'x-ugcfs-error-code',
+  /** '1' on a PUT/DELETE of a needle sent by verify --repair: applied to this copy only (no
+   *  forwarding), a PUT lands even on a sealed or read-only block, never over an existing key */
+  repair: 'x-ugcfs-repair',
 } as const;

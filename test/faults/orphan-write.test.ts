@@ -6,12 +6,13 @@
 // so nothing is served wrongly, but `ugcfs verify` reports "replicas-disagree" that
 // --repair cannot mend (two copies, no majority), for good. Seen in the crash matrix ("live
 // on one copy, absent on the other, never acknowledged"); made deterministic here.
-// Marked it.fails until verify --repair reconciles such copies (e.g. copies a record that
-// only some copies hold, so no acknowledged write can be lost and the copies agree); when
-// this test starts failing, turn it into a plain `it`.
+// verify names the key; verify --repair copies the record to the copy that lacks it (a
+// record only some copies hold may have been acknowledged, so the union is kept), after
+// which a plain verify is clean.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/file-id.ts';
 import { payload, seededRandom, sleep } from './fault-kit.ts';
 import { startProxiedCluster, type ProxiedCluster } from './proxied-cluster.ts';
 
@@ -28,7 +29,7 @@ describe('a write whose primary died while forwarding it', () => {
     await pc?.stop();
   });
 
-  it.fails('leaves copies that verify --repair brings into agreement (BUG: replicas-disagree for good)', async () => {
+  it('leaves copies that verify --repair brings into agreement (the record is copied to the peer)', async () => {
     const a = await callJson<AssignResult>(pc.nsProxy.url + NS_ROUTES.assign, { method: 'POST', body: {}, secret: pc.cluster.secret });
     const [primary, peer] = a.replicas.map((r) => pc.cluster.dsIds.indexOf(r.id));
     pc.dsProxies[peer!]!.set({ mode: 'blackhole' });
@@ -51,9 +52,22 @@ describe('a write whose primary died while forwarding it', () => {
     await sleep(500);
     expect({ primary: await pc.holds(primary!, a.fid), peer: await pc.holds(peer!, a.fid) }).toEqual({ primary: true, peer: false });
 
+    const key = String(decodeFid(a.fid).key);
+    const check = await pc.cluster.cli(['verify']);
+    expect(check.code, check.stdout).toBe(1);
+    expect(check.stdout).toMatch(new RegExp(`missing here, live on \\S+: key ${key}\\b`));
+
     const v = await pc.cluster.cli(['verify', '--repair']);
     const after = [await pc.holds(primary!, a.fid), await pc.holds(peer!, a.fid)];
     expect(after[0], `copies disagree after verify --repair:\n${v.stdout}`).toBe(after[1]);
+    expect(after, 'the record is kept on both').toEqual([true, true]);
     expect(v.code, v.stdout).toBe(0);
+    // the copied record is the same bytes, byte for byte
+    const [x, y] = await Promise.all([primary!, peer!].map((i) => callRaw(pc.direct[i]! + DS_ROUTES.needle.replace(':fid', a.fid), { secret: pc.cluster.secret })));
+    expect(y!.status).toBe(200);
+    expect(y!.body.equals(x!.body)).toBe(true);
+    expect(y!.headers[HEADERS.uploadTime]).toBe(x!.headers[HEADERS.uploadTime]);
+    const clean = await pc.cluster.cli(['verify']);
+    expect(clean.code, clean.stdout).toBe(0);
   });
 });

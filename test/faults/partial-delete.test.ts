@@ -6,10 +6,10 @@
 // which replica the hashring tries first, and `ugcfs verify` reports "replicas-disagree"
 // that --repair cannot mend (two copies, no majority). Seen as an intermittent verify
 // failure in the crash matrix; made deterministic here with the TCP proxies.
-// Marked it.fails until the cluster reconciles such copies (e.g. verify --repair lets a
-// tombstone win, or the data server that took the delete forwards it to its peers); when
-// this test starts failing, turn it into a plain `it`.
+// verify names the key; verify --repair lets the tombstone win (docs/OPERATIONS.md), after
+// which a plain verify is clean.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFid } from '../../src/file-id.ts';
 import { payload, seededRandom, sleep } from './fault-kit.ts';
 import { startProxiedCluster, type ProxiedCluster } from './proxied-cluster.ts';
 
@@ -24,7 +24,7 @@ describe('a delete that reached only one replica', () => {
     await pc?.stop();
   });
 
-  it.fails('leaves copies that converge (both deleted or both kept) and a clean verify --repair (BUG: they diverge for good)', async () => {
+  it('leaves copies that verify --repair brings together (the delete wins) and a clean verify', async () => {
     const w = await pc.client.write(payload(seededRandom(7), 4000));
     const [a, b] = w.replicas.map((r) => pc.cluster.dsIds.indexOf(r.id));
 
@@ -40,9 +40,18 @@ describe('a delete that reached only one replica', () => {
     const onB = await pc.holds(b!, w.fid);
     expect({ onA, onB }).toEqual({ onA: false, onB: true }); // the half-way state itself, for the record
 
+    const key = String(decodeFid(w.fid).key);
+    const check = await pc.cluster.cli(['verify']);
+    expect(check.code, check.stdout).toBe(1);
+    expect(check.stdout).toMatch(new RegExp(`deleted on another copy: key ${key}\\b`));
+    expect({ onA: await pc.holds(a!, w.fid), onB: await pc.holds(b!, w.fid) }, 'verify without --repair changed a copy').toEqual({ onA: false, onB: true });
+
     const v = await pc.cluster.cli(['verify', '--repair']);
     const after = [await pc.holds(a!, w.fid), await pc.holds(b!, w.fid)];
     expect(after[0], `copies disagree after verify --repair:\n${v.stdout}`).toBe(after[1]);
+    expect(after, 'the delete wins').toEqual([false, false]);
     expect(v.code, v.stdout).toBe(0);
+    const clean = await pc.cluster.cli(['verify']);
+    expect(clean.code, clean.stdout).toBe(0);
   });
 });

@@ -26,6 +26,7 @@ const DS_METHODS: Record<keyof typeof DS_ROUTES, Method[]> = {
   blockReadonly: ['POST'],
   blockCompact: ['POST'],
   blockScrub: ['POST'],
+  blockKeys: ['GET'],
 };
 const NS_METHODS: Record<keyof typeof NS_ROUTES, Method[]> = {
   heartbeat: ['POST'],
