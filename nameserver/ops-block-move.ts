@@ -42,9 +42,6 @@ export type MoveOutcome = { moved: true; bytes: number } | { moved: false; reaso
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The cluster client's default location cache time (src/cluster-client.ts). */
-const CLIENT_LOCATION_TTL_MS = 10_000;
-
 /** How long writes assigned to a block before it was claimed may still take to arrive. */
 export const IN_FLIGHT_MS = 200;
 
@@ -218,10 +215,8 @@ export async function recopyBlock(env: MoveEnv, block: number, onto: string, fro
     // Out of the replica set while it is re-copied: a half-pulled copy shows up in heartbeats
     // and must not be offered to readers. The claim keeps the repairer off meanwhile.
     await ctx.blocks.removeReplica(block, onto);
-    // Readers holding a cached location still send reads here; a copy being pulled answers
-    // them "no such file" (it has no index yet) rather than failing over, so let their caches
-    // run out before the old copy goes.
-    await sleep(CLIENT_LOCATION_TTL_MS + 1000);
+    // Readers holding a cached location may still send reads here: while the copy is gone or
+    // being pulled they get BLOCK_NOT_FOUND, which sends them to the next replica.
     await deleteCopy(ctx, target, block);
     target.reports.delete(block);
     const bytes = await copyAndVerify(env, rec, source, target);
