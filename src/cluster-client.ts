@@ -59,6 +59,12 @@ export interface WriteMeta {
   owner?: string;
   /** replica count for this file; default: the client's, else the name server's */
   replicas?: number;
+  /**
+   * Hears each attempt's fid before any byte is sent (a retry on another block calls it
+   * again; the last call names the stored file). Lets a caller journal the fid first: data
+   * servers finish a write even when the client dies waiting for the answer.
+   */
+  onAssigned?: (fid: string) => void;
 }
 
 export interface WrittenFile {
@@ -203,6 +209,7 @@ export class ClusterClient {
         last = new UgcfsError('UGCFS_ERR_UNAVAILABLE', `block ${a.block} has no live replica`);
         continue;
       }
+      meta.onAssigned?.(a.fid);
       const headers: Record<string, string> = {
         [HEADERS.mime]: meta.mime ?? 'application/octet-stream',
         [HEADERS.owner]: meta.owner ?? '',

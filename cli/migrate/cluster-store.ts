@@ -5,7 +5,6 @@ import { ClusterClient } from '../../src/cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
 import { checkUpload, type PipelineLimits } from '../../src/origin/image-pipeline.ts';
 import { decodeFid } from '../../src/file-id.ts';
-import { journaledWrite } from './journaled-write.ts';
 import type { MigrateStore, Prepared } from './migrate-run.ts';
 
 /** Owner recorded on migrated files: only the admin token may delete them. */
@@ -22,7 +21,7 @@ export async function openMigrateStore(config: { nameserver: string; clusterSecr
     throw new UgcfsError(isUgcfsError(err) ? err.code : 'UGCFS_ERR_UPSTREAM', `cannot use the legacy table at ${config.nameserver}: ${why}`);
   }
   return {
-    write: (data, mime, onAssigned) => journaledWrite(client, { nameserver: config.nameserver, secret: config.clusterSecret, timeoutMs: config.timeoutMs }, data, { mime, owner: MIGRATE_OWNER }, onAssigned),
+    write: async (data, mime, onAssigned) => (await client.write(data, { mime, owner: MIGRATE_OWNER, onAssigned })).fid,
     read: async (fid) => (await client.read(fid)).data,
     async complete(fid) {
       try {
