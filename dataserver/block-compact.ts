@@ -1,5 +1,7 @@
 // Compaction: rewrite a block into generation gen+1 without deleted records, while reads go
-// on against the old generation. Crash-safe at every step because LevelDB's block meta
+// on against the old generation. Tombstones are kept (40 bytes each, not counted as
+// reclaimable): they are how verify tells a copy that deleted a key from one that never
+// had it, so a half-applied delete is settled by deleting, never by copying the file back. Crash-safe at every step because LevelDB's block meta
 // names the current generation and changes in the same atomic batch as the entries:
 //   copied      new file written and fsynced      -> on open: meta says old gen, new file removed
 //   tombstoned  deletes during the copy appended  -> same
@@ -11,7 +13,8 @@ import { UgcfsError } from '../src/errors.ts';
 import type { CompactResult } from '../src/protocol.ts';
 import { BlockFile, syncDir, type Block } from './block.ts';
 import { writeAll, ioError } from './block-write.ts';
-import { encodeTombstone, decodeHeader } from './needle.ts';
+import { scanBlock } from './block-scan.ts';
+import { encodeTombstone, decodeHeader, isTombstone } from './needle.ts';
 import type { BlockMeta, IndexEntry, IndexOp } from './needle-index.ts';
 import type { StoreContext } from './store-context.ts';
 
@@ -34,6 +37,7 @@ export async function compactBlock(b: Block, ctx: StoreContext): Promise<Compact
     const live: Array<{ key: bigint; entry: IndexEntry }> = [];
     for await (const it of ctx.index.entries(b.id)) live.push(it);
     live.sort((x, y) => x.entry.offset - y.entry.offset);
+    const snapshotEnd = b.meta.end;
 
     const newGen = b.meta.gen + 1;
     newFile = await BlockFile.open(ctx.blocksDir, b.id, newGen, true);
@@ -60,6 +64,20 @@ export async function compactBlock(b: Block, ctx: StoreContext): Promise<Compact
       outBytes += rec.length;
       placed.set(key, { ...entry, offset: pos });
       pos += rec.length;
+      if (outBytes >= OUT_CHUNK) await flushOut();
+    }
+    const liveKeys = new Set(live.map((x) => x.key));
+    const tombstones = new Map<bigint, Buffer>();
+    for await (const item of scanBlock(oldFile.fh, 0, snapshotEnd)) {
+      // A damaged record that is not indexed is dropped, as it always was; only whole
+      // tombstones of keys that are not live carry over.
+      if (item.problem || !isTombstone(item.needle.flags) || liveKeys.has(item.needle.key)) continue;
+      tombstones.set(item.needle.key, encodeTombstone(item.needle.key, item.needle.cookie, item.needle.uploadTime));
+    }
+    for (const t of tombstones.values()) {
+      out.push(t);
+      outBytes += t.length;
+      pos += t.length;
       if (outBytes >= OUT_CHUNK) await flushOut();
     }
     await flushOut();
