@@ -10,11 +10,18 @@ function goalOf(r: ResultsFile, prefix: string): Goal | undefined {
 
 const m = (g: Goal | undefined) => (g ? `${g.measured} (goal ${g.target}: ${g.met === undefined ? 'not measured' : g.met ? 'met' : 'not met'})` : 'not measured');
 
+function missShare(r: ResultsFile): string {
+  const d = (r.sections.reads?.data as Record<string, Record<string, { rps: number }>> | undefined)?.['20 KB'];
+  const hit = d?.hit?.rps;
+  const miss = d?.miss?.rps;
+  return hit && miss ? `${Math.round((miss / hit) * 100)}%` : 'an unmeasured share';
+}
+
 export function renderAnalysis(r: ResultsFile): string {
   const out: string[] = ['## What the figures say', ''];
   const s = r.sections;
   if (s.reads) {
-    out.push(`- **Reads.** A data server serves 20 KB files at ${m(goalOf(r, 'data-server 20 KB reads vs bare Node'))} of the bare Node ceiling and ${m(goalOf(r, 'data-server 20 KB reads vs nginx'))} of nginx. The ceiling is itself far below nginx on small files here (one Node thread against nginx's workers and sendfile); the rest of the gap is what a real server adds per read — fastify routing, the cluster-secret check, the CRC32-C check of every record and per-request metrics (see the profile). The origin's cache-hit path answers ${m(goalOf(r, 'origin cache hits'))} of nginx; a cache miss of an original costs a name-server lookup (cached) and a data-server fetch, an order of magnitude slower than a hit, which is why the origin keeps originals in memory.`);
+    out.push(`- **Reads.** A data server serves 20 KB files at ${m(goalOf(r, 'data-server 20 KB reads vs bare Node'))} of the bare Node ceiling and ${m(goalOf(r, 'data-server 20 KB reads vs nginx'))} of nginx. The ceiling is itself far below nginx on small files here (one Node thread against nginx's workers and sendfile); the rest of the gap is what a real server adds per read — fastify routing, the cluster-secret check, the CRC32-C check of every record and per-request metrics (see the profile). The origin's cache-hit path answers ${m(goalOf(r, 'origin cache hits'))} of nginx; a cache miss of a 20 KB original (block location cached, one data-server fetch) runs at ${missShare(r)} of a hit's rate.`);
   }
   if (s.writes) {
     out.push(`- **Writes.** Replicated writes (replicas 2, fsync off) reach ${m(goalOf(r, 'replicated writes (replicas 2, fsync off)'))} of nginx WebDAV PUT. nginx writes one copy in one hop; a ugcfs write is an assign at the name server, a PUT to the primary and a forward to the replica, and on this 2-core machine the client, the name server and three data servers share the CPU, so every hop's HTTP handling is paid from the same two cores. The profile section shows where a data server's write time goes and times the two hops apart.`);
