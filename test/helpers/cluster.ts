@@ -79,7 +79,11 @@ export interface Cluster {
 // A shared 2-core machine under load can take long to spawn a process through tsx.
 const START_TIMEOUT_MS = 45_000;
 
-/** A free loopback port, so the name server can come back on the same URL after a restart. */
+/**
+ * A loopback port free right now: the name server comes back on the same URL after a
+ * restart, and origins must know their peers' URLs before they start. (bench/lib/ports.ts
+ * has its own: bench code does not import from test/.)
+ */
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
@@ -90,6 +94,25 @@ export function freePort(): Promise<number> {
       s.close(() => res(port));
     });
   });
+}
+
+/** GET on the name server with the cluster secret; anything but 200 throws, with the body. */
+export async function nsGet<T>(c: Cluster, path: string): Promise<T> {
+  const res = await fetch(c.nameserver.url + path, { headers: { 'x-ugcfs-secret': c.secret } });
+  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+/**
+ * Writes `count` random files, `batch` at a time, into `files` (fid -> bytes). Sizes run
+ * 1000..3999 bytes, stepped by `spread`, so small blocks fill unevenly.
+ */
+export async function writeRandomFiles(c: Cluster, files: Map<string, Buffer>, opts: { count: number; batch: number; spread: number }): Promise<void> {
+  for (let i = 0; i < opts.count; i += opts.batch) {
+    const batch = Array.from({ length: opts.batch }, (_, j) => randomBytes(1000 + (((i + j) * opts.spread) % 3000)));
+    const written = await Promise.all(batch.map((data) => c.client.write(data, { mime: 'application/octet-stream' })));
+    written.forEach((w, j) => files.set(w.fid, batch[j]!));
+  }
 }
 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {

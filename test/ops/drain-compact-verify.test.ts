@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/file-id.ts';
 import type { BlockLocation, Operation } from '../../src/protocol.ts';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { nsGet, startCluster, writeRandomFiles, type Cluster } from '../helpers/cluster.ts';
 import { startReader, type BackgroundReader } from './background-reader.ts';
 
 let c: Cluster;
@@ -18,23 +18,13 @@ const files = new Map<string, Buffer>();
 
 beforeAll(async () => {
   c = await startCluster({ dataservers: 4, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 32 * 1024 });
-  for (let i = 0; i < 150; i += 6) {
-    const batch = Array.from({ length: 6 }, (_, j) => randomBytes(1000 + (((i + j) * 613) % 3000)));
-    const written = await Promise.all(batch.map((data) => c.client.write(data, { mime: 'application/octet-stream' })));
-    written.forEach((w, j) => files.set(w.fid, batch[j]!));
-  }
+  await writeRandomFiles(c, files, { count: 150, batch: 6, spread: 613 });
   reader = startReader(c, files);
 });
 afterAll(async () => {
   await reader?.stop();
   await c?.stop();
 });
-
-async function nsGet<T>(path: string): Promise<T> {
-  const res = await fetch(c.nameserver.url + path, { headers: { 'x-ugcfs-secret': c.secret } });
-  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
 
 function oneLine(s: string): void {
   expect(s.trim().split('\n')).toHaveLength(1);
@@ -74,7 +64,7 @@ describe('bad usage', () => {
     expect(nope.status).toBe(404);
     const unauth = await fetch(`${c.nameserver.url}/ops`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'verify' }) });
     expect(unauth.status).toBe(401);
-    expect(await nsGet<Operation[]>('/ops')).toEqual([]);
+    expect(await nsGet<Operation[]>(c, '/ops')).toEqual([]);
   });
 });
 
@@ -126,7 +116,7 @@ describe('drain', () => {
     const dead = await c.waitFor((x) => !x.dataservers.find((d) => d.id === victim)!.alive, 'victim dead');
     expect(dead.underReplicatedBlocks).toBe(0);
     for (const id of new Set([...files.keys()].map((f) => decodeFid(f).block))) {
-      const loc = await nsGet<BlockLocation>(`/blocks/${id}`);
+      const loc = await nsGet<BlockLocation>(c, `/blocks/${id}`);
       expect(loc.replicas.map((x) => x.id)).not.toContain(victim);
       expect(loc.replicas.length).toBe(2);
     }
@@ -200,7 +190,7 @@ describe('verify', () => {
     // Flip bytes in the middle of one copy of a block holding live files.
     const fid = [...files.keys()][0]!;
     const block = decodeFid(fid).block;
-    const loc = await nsGet<BlockLocation>(`/blocks/${block}`);
+    const loc = await nsGet<BlockLocation>(c, `/blocks/${block}`);
     const victim = loc.replicas[0]!.id;
     const dir = join(c.dir, victim, 'blocks');
     const name = readdirSync(dir).find((n) => n.startsWith(`${block}.`) && n.endsWith('.blk'))!;
@@ -225,7 +215,7 @@ describe('verify', () => {
     expect(again.code, again.stdout).toBe(0);
     const s = await c.waitFor((x) => x.underReplicatedBlocks === 0, 'fully replicated');
     expect(s.underReplicatedBlocks).toBe(0);
-    expect((await nsGet<BlockLocation>(`/blocks/${block}`)).replicas.length).toBe(2);
+    expect((await nsGet<BlockLocation>(c, `/blocks/${block}`)).replicas.length).toBe(2);
     for (const [f, data] of files) expect((await c.client.read(f)).data.equals(data)).toBe(true);
     expect(reader.errors).toEqual([]);
   });

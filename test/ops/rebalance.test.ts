@@ -3,11 +3,10 @@
 // server is SIGKILLed in the middle of the rebalance: no block loses a copy, the operation
 // reads 'interrupted' after the restart, and running it again finishes the job.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/file-id.ts';
 import type { BlockLocation, ClusterStatus, Operation } from '../../src/protocol.ts';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { nsGet, startCluster, writeRandomFiles, type Cluster } from '../helpers/cluster.ts';
 import { BIN, ROOT, waitFor } from '../helpers/proc.ts';
 import { startReader, type BackgroundReader } from './background-reader.ts';
 
@@ -17,22 +16,12 @@ const files = new Map<string, Buffer>();
 
 beforeAll(async () => {
   c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 32 * 1024 });
-  for (let i = 0; i < 160; i += 8) {
-    const batch = Array.from({ length: 8 }, (_, j) => randomBytes(1000 + (((i + j) * 977) % 3000)));
-    const written = await Promise.all(batch.map((data) => c.client.write(data, { mime: 'application/octet-stream' })));
-    written.forEach((w, j) => files.set(w.fid, batch[j]!));
-  }
+  await writeRandomFiles(c, files, { count: 160, batch: 8, spread: 977 });
 });
 afterAll(async () => {
   await reader?.stop();
   await c?.stop();
 });
-
-async function nsGet<T>(path: string): Promise<T> {
-  const res = await fetch(c.nameserver.url + path, { headers: { 'x-ugcfs-secret': c.secret } });
-  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
 
 function blockIds(): number[] {
   return [...new Set([...files.keys()].map((f) => decodeFid(f).block))].sort((a, b) => a - b);
@@ -42,7 +31,7 @@ function blockIds(): number[] {
 async function assertFullyReplicated(s: ClusterStatus): Promise<void> {
   const rack = new Map(s.dataservers.map((d) => [d.id, d.rack]));
   for (const id of blockIds()) {
-    const loc = await nsGet<BlockLocation>(`/blocks/${id}`);
+    const loc = await nsGet<BlockLocation>(c, `/blocks/${id}`);
     const ids = loc.replicas.map((r) => r.id);
     expect(ids.length, `block ${id} copies`).toBeGreaterThanOrEqual(2);
     expect(new Set(ids).size).toBe(ids.length);
@@ -117,14 +106,14 @@ describe('rebalance', () => {
     const op = JSON.parse(started.stdout) as Operation;
     expect(op.state).toBe('running');
     await waitFor('some moves done', async () => {
-      const o = await nsGet<Operation>(`/ops/${op.id}`);
+      const o = await nsGet<Operation>(c, `/ops/${op.id}`);
       return o.done >= 1 && o.done < o.total ? o : undefined;
     }, 30_000, 50);
     await c.killNameserver('SIGKILL');
     await c.restartNameserver();
     await c.waitForAlive();
 
-    const after = await nsGet<Operation>(`/ops/${op.id}`);
+    const after = await nsGet<Operation>(c, `/ops/${op.id}`);
     expect(after.state).toBe('interrupted');
     expect(after.done).toBeLessThan(after.total);
     // Every block still has its copies (a copy added but not yet dropped is an extra, never a loss).
@@ -147,7 +136,7 @@ describe('rebalance', () => {
     }
     expect(stderr).toMatch(/keeps running on the name server/);
     const finished = await waitFor('operation done without its CLI', async () => {
-      const o = await nsGet<Operation>(`/ops/${opId}`);
+      const o = await nsGet<Operation>(c, `/ops/${opId}`);
       return o.state === 'running' ? undefined : o;
     }, 60_000, 100);
     expect(finished.state).toBe('done');
@@ -158,7 +147,7 @@ describe('rebalance', () => {
     expect(Math.abs(used - mean) / mean).toBeLessThanOrEqual(0.4);
     await assertFullyReplicated(s2);
     // no block is left with an extra copy either
-    for (const id of blockIds()) expect((await nsGet<BlockLocation>(`/blocks/${id}`)).replicas.length).toBe(2);
+    for (const id of blockIds()) expect((await nsGet<BlockLocation>(c, `/blocks/${id}`)).replicas.length).toBe(2);
     expect(reader!.errors).toEqual([]);
   });
 });

@@ -1,6 +1,5 @@
 // Real processes for origin tests: a name server, data servers and origins on loopback,
 // plus small HTTP helpers. Everything started here is SIGKILLed by stopAll().
-import { createServer } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,19 +11,6 @@ export { CORPUS };
 
 export function corpus(rel: string): Buffer {
   return readFileSync(join(CORPUS, rel));
-}
-
-/** A port free right now (for origins that must know their peers' URLs before starting). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface Env {

@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/proc.ts';
-import { corpus, freePort, http, metric, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { freePort } from '../helpers/cluster.ts';
+import { corpus, http, metric, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p));
 const reason = NGINX ? '' : ' (SKIPPED: nginx is not installed; apt-get install nginx-light)';

@@ -2,7 +2,8 @@
 // compute each variant once between them; deletes reach every origin before DELETE answers;
 // a dead owner costs a local compute, not an error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corpus, freePort, http, metric, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { freePort } from '../helpers/cluster.ts';
+import { corpus, http, metric, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 import type { Proc } from '../helpers/proc.ts';
 
 let env: Env;
