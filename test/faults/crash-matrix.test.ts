@@ -345,7 +345,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     if (v.code !== 0) {
       const why = await explainDisagreement(v.stdout);
       console.log(`crash matrix: verify found damage; replica differences:\n${why.text}`);
-      expect(why.onlyKnownBug, `damage other than half-applied deletes or writes:\n${v.stdout}\n${why.text}`).toBe(true);
+      expect(why.onlyKnownBug, `damage other than half-applied deletes or writes (exit ${v.code}):\n${v.stdout}\n${v.stderr}\n${why.text}`).toBe(true);
     }
     console.log(`crash matrix verify: ${v.stdout.trim().split('\n')[0]}`);
     // verify --repair settles them (deletes win, else the union), and then verify is clean.

@@ -10,6 +10,8 @@
 // which a plain verify is clean.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/file-id.ts';
+import { callJson } from '../../src/http-client.ts';
+import { DS_ROUTES, type CompactResult } from '../../src/protocol.ts';
 import { payload, seededRandom, sleep } from './fault-kit.ts';
 import { startProxiedCluster, type ProxiedCluster } from './proxied-cluster.ts';
 
@@ -53,5 +55,29 @@ describe('a delete that reached only one replica', () => {
     expect(v.code, v.stdout).toBe(0);
     const clean = await pc.cluster.cli(['verify']);
     expect(clean.code, clean.stdout).toBe(0);
+  });
+
+  it('the delete still wins after the copy that took it compacted the record away', async () => {
+    const w = await pc.client.write(payload(seededRandom(8), 4000));
+    const [a, b] = w.replicas.map((r) => pc.cluster.dsIds.indexOf(r.id));
+    pc.dsProxies[b!]!.set({ mode: 'blackhole' });
+    const attempt = pc.client.delete(w.fid).then(() => 'acknowledged', (err: { code?: string }) => err.code ?? 'untyped');
+    await sleep(400);
+    pc.nsProxy.set({ mode: 'refuse' });
+    expect(await attempt).not.toBe('acknowledged');
+    pc.healAll();
+    await sleep(1500);
+    expect({ onA: await pc.holds(a!, w.fid), onB: await pc.holds(b!, w.fid) }).toEqual({ onA: false, onB: true });
+
+    // Compaction on the copy that took the delete drops the record: only its tombstone can
+    // still tell verify that the key was deleted there rather than never written.
+    const block = decodeFid(w.fid).block;
+    const c = await callJson<CompactResult>(pc.direct[a!]! + DS_ROUTES.blockCompact.replace(':id', String(block)), { method: 'POST', secret: pc.cluster.secret });
+    expect(c.afterBytes).toBeLessThan(c.beforeBytes);
+
+    const v = await pc.cluster.cli(['verify', '--repair']);
+    expect(v.code, v.stdout).toBe(0);
+    expect([await pc.holds(a!, w.fid), await pc.holds(b!, w.fid)], `the deleted file came back:\n${v.stdout}`).toEqual([false, false]);
+    expect((await pc.cluster.cli(['verify'])).code).toBe(0);
   });
 });
