@@ -290,7 +290,15 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     for (const role of ['nameserver', 'origin', 'ds:0', 'ds:1', 'ds:2']) expect(kills.some((k) => k.startsWith(role + '@')), role).toBe(true);
 
     // Heal: every role up, every block fully replicated, operations finished.
-    await cluster.waitFor((s) => s.dataservers.every((d) => d.alive) && s.underReplicatedBlocks === 0, 'healed cluster', 90_000);
+    try {
+      await cluster.waitFor((s) => s.dataservers.every((d) => d.alive) && s.underReplicatedBlocks === 0, 'healed cluster', 90_000);
+    } catch (err) {
+      const st = await cluster.status().catch((e: Error) => e.message);
+      const dump = `/tmp/ugcfs-crash-matrix-${seed}.log`;
+      writeFileSync(dump, allProcs.map(([role, p]) => p.lines.map((l) => `${role} ${l}`).join('\n')).join('\n') + `\nkills: ${kills.join('; ')}\n`);
+      console.log(`crash matrix: cluster did not heal: ${JSON.stringify(st)} (logs in ${dump})`);
+      throw err;
+    }
     await waitFor('operations finished', async () => (await opsRunning()).length === 0, 90_000, 250);
 
     // Every acknowledged upload byte-exact.
