@@ -69,6 +69,17 @@ export function decodeEntry(b: Buffer): IndexEntry {
   return { offset: b.readUIntBE(0, 6), length: b.readUInt32BE(6), cookie: b.readUInt32BE(10), flags: b.readUInt8(14) };
 }
 
+/** The key range holding every index entry of one block (entries sort by block, then key). */
+function blockRange(block: number): { gte: Buffer; lte: Buffer } {
+  const gte = Buffer.alloc(ENTRY_KEY_SIZE, 0);
+  gte[0] = ENTRY_PREFIX;
+  gte.writeUInt32BE(block, 1);
+  const lte = Buffer.alloc(ENTRY_KEY_SIZE, 0xff);
+  lte[0] = ENTRY_PREFIX;
+  lte.writeUInt32BE(block, 1);
+  return { gte, lte };
+}
+
 export function metaKey(block: number): Buffer {
   const b = Buffer.allocUnsafe(5);
   b[0] = META_PREFIX;
@@ -176,12 +187,7 @@ export class NeedleIndex {
 
   /** Entries of one block, in key order. */
   async *entries(block: number): AsyncGenerator<{ key: bigint; entry: IndexEntry }> {
-    const lo = Buffer.alloc(ENTRY_KEY_SIZE, 0);
-    lo[0] = ENTRY_PREFIX;
-    lo.writeUInt32BE(block, 1);
-    const hi = Buffer.alloc(ENTRY_KEY_SIZE, 0xff);
-    hi[0] = ENTRY_PREFIX;
-    hi.writeUInt32BE(block, 1);
+    const { gte: lo, lte: hi } = blockRange(block);
     for await (const [k, v] of this.db.iterator({ gte: lo, lte: hi })) {
       yield { key: decodeEntryKey(k).key, entry: decodeEntry(v) };
     }
@@ -205,12 +211,7 @@ export class NeedleIndex {
 
   /** The highest key indexed in a block (one reverse seek), or -1n when it has none. */
   async maxKey(block: number): Promise<bigint> {
-    const lo = Buffer.alloc(ENTRY_KEY_SIZE, 0);
-    lo[0] = ENTRY_PREFIX;
-    lo.writeUInt32BE(block, 1);
-    const hi = Buffer.alloc(ENTRY_KEY_SIZE, 0xff);
-    hi[0] = ENTRY_PREFIX;
-    hi.writeUInt32BE(block, 1);
+    const { gte: lo, lte: hi } = blockRange(block);
     for await (const k of this.db.keys({ gte: lo, lte: hi, reverse: true, limit: 1 })) return decodeEntryKey(k).key;
     return -1n;
   }
@@ -237,12 +238,7 @@ export class NeedleIndex {
 
   /** Removes every entry and the meta of a block. */
   async dropBlock(block: number): Promise<void> {
-    const lo = Buffer.alloc(ENTRY_KEY_SIZE, 0);
-    lo[0] = ENTRY_PREFIX;
-    lo.writeUInt32BE(block, 1);
-    const hi = Buffer.alloc(ENTRY_KEY_SIZE, 0xff);
-    hi[0] = ENTRY_PREFIX;
-    hi.writeUInt32BE(block, 1);
+    const { gte: lo, lte: hi } = blockRange(block);
     await this.db.clear({ gte: lo, lte: hi });
     await this.db.del(metaKey(block));
     this.cache.clear();
