@@ -90,19 +90,18 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
   /** For a failing verify: which keys differ between the copies, and what the load did with them. */
   async function explainDisagreement(report: string): Promise<{ text: string; onlyKnownBug: boolean }> {
     // verify names only the copy it judged damaged; compare it with every copy that exists.
-    const byBlock = new Map<number, string[]>();
-    for (const m of report.matchAll(/block (\d+) on (\S+): /g)) byBlock.set(Number(m[1]), cluster.dsIds);
+    const blocks = new Set([...report.matchAll(/block (\d+) on \S+: /g)].map((m) => Number(m[1])));
     const fate = new Map<bigint, string>();
     for (const f of live.keys()) fate.set(decodeFid(f).key, 'acknowledged write');
     for (const f of deleted) fate.set(decodeFid(f).key, 'acknowledged delete');
     for (const f of uncertain.keys()) fate.set(decodeFid(f).key, 'delete with no answer');
     const out: string[] = [];
-    let onlyKnownBug = byBlock.size > 0;
-    for (let [block, ids] of byBlock) {
-      const found = await Promise.all(ids.map(async (id) => ({ id, keys: await blockKeys(cluster.dataservers[cluster.dsIds.indexOf(id)]!.url, block) })));
+    let onlyKnownBug = blocks.size > 0;
+    for (const block of blocks) {
+      const found = await Promise.all(cluster.dsIds.map(async (id, i) => ({ id, keys: await blockKeys(cluster.dataservers[i]!.url, block) })));
       const held = found.filter((f): f is { id: string; keys: Map<bigint, 'live' | 'deleted'> } => f.keys !== undefined);
       const copies = held.map((f) => f.keys);
-      ids = held.map((f) => f.id);
+      const ids = held.map((f) => f.id);
       const all = new Set(copies.flatMap((c) => [...c.keys()]));
       for (const k of all) {
         const states = copies.map((c) => c.get(k) ?? 'absent');
