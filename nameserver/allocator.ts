@@ -102,9 +102,9 @@ export class Allocator {
     const set = chooseReplicaSet(alive, replication, { needBytes, load: this.openLoad(now) });
     if (!set) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `need ${replication} live data servers with room for a block, have ${alive.length}`);
     const id = Number(await this.d.blockIds.take());
-    const rec: BlockRecord = { id, replication, state: 'writable', replicas: set.map((d) => d.id), createdAt: Date.now() };
-    // Persisted before any data server hears of it, so a report of this block is always
-    // recognised as ours, even after a crash right here.
+    // Persisted as `creating` before any data server hears of it, so a report of this block
+    // is always recognised as ours; a crash before it turns `writable` abandons it on restart.
+    const rec: BlockRecord = { id, replication, state: 'creating', replicas: set.map((d) => d.id), createdAt: Date.now() };
     // Busy until every replica has created it: no assign may hand out a fid in it before.
     this.d.blocks.setBusy(id, 'creating');
     try {
@@ -117,7 +117,7 @@ export class Allocator {
         throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `creating block ${id} failed on ${failed.length} of ${set.length} data servers: ${reason.message}`);
       }
       // The confirm window (counted as held before the first report) starts now.
-      const created = { ...rec, createdAt: Date.now() };
+      const created: BlockRecord = { ...rec, state: 'writable', createdAt: Date.now() };
       await this.d.blocks.put(created);
       this.d.log.info({ block: id, replicas: rec.replicas }, 'block created');
       return created;

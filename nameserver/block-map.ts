@@ -9,11 +9,22 @@ import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
 import { SYNC, type Store } from './state-db.ts';
 
 /**
- * writable: takes new files. sealed: full or repaired, read-only for ever. failed: a write
- * to it failed, read-only for ever. abandoned: creation failed on some server; holds no
- * files and any copy reported is deleted.
+ * creating: persisted before any data server hears of it, and until every replica has
+ * created it; no fid is handed out in it. writable: takes new files. sealed: full or
+ * repaired, read-only for ever. failed: a write to it failed, read-only for ever.
+ * abandoned: creation failed on some server, or a name server died while creating it
+ * (`load` turns a left-over `creating` into this); holds no files and any copy reported is
+ * deleted.
  */
-export type BlockState = 'writable' | 'sealed' | 'failed' | 'abandoned';
+export type BlockState = 'creating' | 'writable' | 'sealed' | 'failed' | 'abandoned';
+
+/** States of blocks that hold no file and never will. */
+const EMPTY_STATES: ReadonlySet<BlockState> = new Set(['creating', 'abandoned']);
+
+/** False for blocks that hold no file (being created, or abandoned). */
+export function mayHoldFiles(rec: BlockRecord): boolean {
+  return !EMPTY_STATES.has(rec.state);
+}
 
 export interface BlockRecord {
   id: number;
@@ -30,6 +41,8 @@ export class BlockMap {
   /** transient reasons a block takes no writes and is left alone by reconciliation */
   private readonly busy = new Map<number, string>();
   private readonly busyDeletes = new Map<number, Set<string>>();
+  /** `${block}/${ds}` -> until when a copy just made there counts before its server reports it */
+  private readonly copiedUntil = new Map<string, number>();
 
   constructor(
     private readonly store: Store<BlockRecord>,
@@ -39,7 +52,14 @@ export class BlockMap {
   ) {}
 
   async load(): Promise<void> {
-    for await (const [, rec] of this.store.iterator()) this.index(rec);
+    const interrupted: BlockRecord[] = [];
+    for await (const [, rec] of this.store.iterator()) {
+      if (rec.state === 'creating') interrupted.push(rec);
+      else this.index(rec);
+    }
+    // A name server that died mid-creation handed out no fid in the block, but some server
+    // may never have heard of it: holding no copy, it would count as lost for ever.
+    for (const rec of interrupted) await this.put({ ...rec, state: 'abandoned' });
   }
 
   has(id: number): boolean {
@@ -53,13 +73,13 @@ export class BlockMap {
   /** Throws UGCFS_ERR_BLOCK_NOT_FOUND for blocks this name server never allocated. */
   require(id: number): BlockRecord {
     const rec = this.records.get(id);
-    if (!rec || rec.state === 'abandoned') throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${id} is unknown to the name server`);
+    if (!rec || !mayHoldFiles(rec)) throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${id} is unknown to the name server`);
     return rec;
   }
 
   /** Every block that holds (or may hold) files. */
   all(): BlockRecord[] {
-    return [...this.records.values()].filter((r) => r.state !== 'abandoned');
+    return [...this.records.values()].filter(mayHoldFiles);
   }
 
   async put(rec: BlockRecord): Promise<void> {
@@ -128,10 +148,25 @@ export class BlockMap {
     return this.busy.get(id);
   }
 
-  /** True when this data server's copy counts: it is meant to hold it and reported it (or just created it). */
+  /**
+   * Counts a copy just made on a server (a repair's pull answered) before that server's next
+   * heartbeat reports it; otherwise the block looks under-replicated for a beat and is
+   * copied again.
+   */
+  noteCopied(id: number, dsId: string, now = Date.now()): void {
+    this.copiedUntil.set(`${id}/${dsId}`, now + this.confirmWindowMs);
+  }
+
+  /** True when this data server's copy counts: it is meant to hold it and reported it (or just created or copied it). */
   holds(ds: DataserverEntry, rec: BlockRecord, now = Date.now()): boolean {
     if (!rec.replicas.includes(ds.id)) return false;
-    return ds.reports.has(rec.id) || now - rec.createdAt < this.confirmWindowMs;
+    if (ds.reports.has(rec.id) || now - rec.createdAt < this.confirmWindowMs) return true;
+    const k = `${rec.id}/${ds.id}`;
+    const until = this.copiedUntil.get(k);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.copiedUntil.delete(k);
+    return false;
   }
 
   /** Live data servers holding a counted copy, in replica-set order. */

@@ -16,7 +16,7 @@
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { callJson, callRaw } from '../src/http-client.ts';
 import { DS_ROUTES, type ScrubResult } from '../src/protocol.ts';
-import type { BlockRecord } from './block-map.ts';
+import { mayHoldFiles, type BlockRecord } from './block-map.ts';
 import type { NameserverContext } from './context.ts';
 import type { BlockClaims } from './ops-claims.ts';
 import type { DataserverEntry } from './registry.ts';
@@ -127,7 +127,7 @@ async function copyAndVerify(env: MoveEnv, rec: BlockRecord, source: DataserverE
 export async function moveBlock(env: MoveEnv, m: MoveRequest): Promise<MoveOutcome> {
   const { ctx, claims } = env;
   const rec0 = ctx.blocks.get(m.block);
-  if (!rec0 || rec0.state === 'abandoned') return { moved: false, reason: 'block no longer exists' };
+  if (!rec0 || !mayHoldFiles(rec0)) return { moved: false, reason: 'block no longer exists' };
   if (!rec0.replicas.includes(m.from)) return { moved: false, reason: `block is no longer on ${m.from}` };
   if (rec0.replicas.includes(m.to)) return { moved: false, reason: `block is already on ${m.to}` };
   const target = ctx.registry.get(m.to);

@@ -104,6 +104,7 @@ export class Repairer {
       // Deletes that raced the copy are owed by the new copy; until replayed, it serves no reads.
       for (const fid of blocks.takeBusyDeletes(rec.id)) await this.d.pending.add(target.id, fid, rec.id);
       await blocks.setReplicas(rec.id, [...holders.map((h) => h.id), target.id]);
+      blocks.noteCopied(rec.id, target.id);
       if (rec.state === 'writable') await blocks.setState(rec.id, 'sealed');
       this.retryAt.delete(rec.id);
       this.d.metrics.repairs.inc({ result: 'ok' });

@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterClient } from '../../src/cluster-client.ts';
 import { decodeFid } from '../../src/file-id.ts';
-import { callJson } from '../../src/http-client.ts';
-import { NS_ROUTES, type AssignResult } from '../../src/protocol.ts';
+import { callJson, callRaw } from '../../src/http-client.ts';
+import { DS_ROUTES, NS_ROUTES, type AssignResult } from '../../src/protocol.ts';
+import type { BlockRecord } from '../../nameserver/block-map.ts';
+import { jsonSublevel, openStateDb } from '../../nameserver/state-db.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/proc.ts';
 
@@ -98,6 +100,29 @@ describe('name server crash during a write burst', () => {
     const after = await c.waitFor((s) => counts(s) === counts(before) && s.underReplicatedBlocks === 0, 'map rebuilt from reports');
     expect(after.blocks).toBeGreaterThanOrEqual(before.blocks);
     expect((await c.client.stat(w.fid)).replicas.sort()).toEqual(st.replicas.sort());
+  });
+});
+
+describe('a name server killed while creating a block', () => {
+  it('abandons the half-created block at restart: its copies are deleted and it is not counted as lost', async () => {
+    // The state a SIGKILL leaves between persisting a new block and every replica creating
+    // it: the record says `creating`, one server has the block, the other never heard of it.
+    const id = 1_000_000;
+    await c.killNameserver('SIGKILL');
+    const db = await openStateDb(join(c.dir, 'ns', 'state'));
+    await jsonSublevel<BlockRecord>(db, 'blocks').put(String(id), { id, replication: 2, state: 'creating', replicas: [c.dsIds[0]!, c.dsIds[1]!], createdAt: Date.now() - 60_000 });
+    await db.close();
+    const onFirst = c.dataservers[0]!.url + DS_ROUTES.block.replace(':id', String(id));
+    await callJson(onFirst, { method: 'POST', body: { replicas: [] }, secret: c.secret });
+    const hasCopy = async () => (await callRaw(c.dataservers[0]!.url + DS_ROUTES.blockData.replace(':id', String(id)), { secret: c.secret })).status === 200;
+    expect(await hasCopy()).toBe(true);
+
+    await c.restartNameserver();
+    await c.waitForAlive();
+    await waitFor('the half-created copy deleted', async () => !(await hasCopy()), 20_000, 100);
+    const s = await c.waitFor((x) => x.underReplicatedBlocks === 0, 'nothing under-replicated');
+    expect(s.underReplicatedBlocks).toBe(0);
+    await expect(callJson(c.nameserver.url + NS_ROUTES.block.replace(':id', String(id)), { secret: c.secret })).rejects.toMatchObject({ code: 'UGCFS_ERR_BLOCK_NOT_FOUND' });
   });
 });
 

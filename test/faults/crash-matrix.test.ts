@@ -298,6 +298,14 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
       await cluster.waitFor((s) => s.dataservers.every((d) => d.alive) && s.underReplicatedBlocks === 0, 'healed cluster', 90_000);
     } catch (err) {
       const st = await cluster.status().catch((e: Error) => e.message);
+      // Which blocks: every id up to a little past the highest one a file landed in.
+      const top = Math.max(0, ...[...live.keys(), ...deleted].map((f) => decodeFid(f).block)) + 100;
+      const short: string[] = [];
+      for (let id = 1; id <= top; id++) {
+        const loc = await callJson<{ replicas: unknown[]; state: string }>(cluster.nameserver.url + NS_ROUTES.block.replace(':id', String(id)), { secret: cluster.secret, timeoutMs: 2000 }).catch(() => undefined);
+        if (loc && loc.replicas.length < 2) short.push(`${id}:${loc.state}:${JSON.stringify(loc.replicas)}`);
+      }
+      console.log(`crash matrix: under-replicated blocks: ${short.join(' ')}`);
       const dump = `/tmp/ugcfs-crash-matrix-${seed}.log`;
       writeFileSync(dump, allProcs.map(([role, p]) => p.lines.map((l) => `${role} ${l}`).join('\n')).join('\n') + `\nkills: ${kills.join('; ')}\n`);
       console.log(`crash matrix: cluster did not heal: ${JSON.stringify(st)} (logs in ${dump})`);
