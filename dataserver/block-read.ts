@@ -2,6 +2,7 @@
 // exactly the record's bytes. The counters ugcfs_index_lookups_total and
 // ugcfs_block_preads_total move by one each per read, which is how tests prove it.
 import { read } from 'node:fs';
+import { Readable } from 'node:stream';
 import { UgcfsError } from '../src/errors.ts';
 import type { Block } from './block.ts';
 import { decodeNeedle, isTombstone, type Needle } from './needle.ts';
@@ -53,4 +54,58 @@ function pread(fd: number, buf: Buffer, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
   });
+}
+
+/**
+ * A byte range of a pinned block file as a stream, for block copies (GET /blocks/:id/data).
+ * Not fs.createReadStream: destroying one of those closes its descriptor whatever
+ * autoClose says, and fastify destroys the stream when the reader hangs up, which would
+ * close the descriptor every reader of the block shares. This one never closes the
+ * descriptor; it calls `done` once, when it ends or is destroyed and no read is in flight.
+ */
+export class BlockRangeStream extends Readable {
+  private pos: number;
+  private reading = false;
+  private finished = false;
+  private released = false;
+
+  constructor(
+    private readonly fd: number,
+    from: number,
+    private readonly end: number,
+    private readonly done: () => void,
+  ) {
+    super({ highWaterMark: 256 * 1024 });
+    this.pos = from;
+  }
+
+  override _read(size: number): void {
+    const len = Math.min(Math.max(size, 64 * 1024), this.end - this.pos);
+    if (len <= 0) {
+      this.push(null);
+      return;
+    }
+    const buf = Buffer.allocUnsafe(len);
+    this.reading = true;
+    read(this.fd, buf, 0, len, this.pos, (err, n) => {
+      this.reading = false;
+      if (this.finished) return this.release();
+      if (err) return this.destroy(err);
+      if (n === 0) return this.destroy(new UgcfsError('UGCFS_ERR_CORRUPT', `block file ends at ${this.pos}, before its indexed end ${this.end}`));
+      this.pos += n;
+      this.push(n === len ? buf : buf.subarray(0, n));
+    });
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.finished = true;
+    if (!this.reading) this.release();
+    cb(err);
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.done();
+  }
 }

@@ -10,6 +10,7 @@ import type { Metrics } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
 import type { BlockStore } from './block-store.ts';
 import { pullBlock } from './block-pull.ts';
+import { BlockRangeStream } from './block-read.ts';
 import { replicatedDelete, replicatedPut, type ReplicationContext } from './replication.ts';
 
 export interface ApiContext {
@@ -213,16 +214,7 @@ async function streamBlock(ctx: ApiContext, req: FastifyRequest, reply: FastifyR
     .header('cache-control', 'no-store');
   if (from >= end) return reply.send(Buffer.alloc(0));
   file.pin();
-  const stream = file.fh.createReadStream({ start: from, end: end - 1, autoClose: false });
-  let unpinned = false;
-  const unpin = () => {
-    if (!unpinned) {
-      unpinned = true;
-      file.unpin();
-    }
-  };
-  stream.on('close', unpin);
-  stream.on('error', unpin);
+  const stream = new BlockRangeStream(file.fh.fd, from, end, () => file.unpin());
   // Counted up front: a 'data' listener here would start the stream before fastify pipes it.
   ctx.metrics.blockCopyBytes.inc({ direction: 'out' }, end - from);
   reply.header('content-length', String(end - from));

@@ -1,12 +1,12 @@
 // The data server's HTTP API against real `ugcfs dataserver` processes: the happy paths,
 // replication, pull, and bad input (each a clear 4xx with a stable code, nothing written).
-import { mkdirSync, openSync, readSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readSync, readdirSync, readlinkSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import type { BlockReport, Heartbeat, ScrubResult, WriteResult } from '../../src/protocol.ts';
-import { run, start, tempDir, type Proc } from '../helpers/proc.ts';
+import { run, start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const SECRET = 'test-cluster-secret';
@@ -310,6 +310,55 @@ describe('data server HTTP API', () => {
     const tail = await call(`${a.url}/blocks/2/data?from=${report.size - 8}`);
     expect(Buffer.compare(tail.body, r.body.subarray(report.size - 8))).toBe(0);
     expect((await call(`${a.url}/blocks/2/data?from=x`)).status).toBe(400);
+  });
+
+  it('block copies never leak or close the shared descriptor: closed once compacted or deleted, readable after a reader hangs up', async () => {
+    const d = await startDs('streamed', ['--block-size', '8m']);
+    const heldDeleted = () => {
+      // Every descriptor of any process that still points at an unlinked file of this server.
+      const out: string[] = [];
+      for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+        let fds: string[] = [];
+        try {
+          fds = readdirSync(`/proc/${pid}/fd`);
+        } catch {
+          continue;
+        }
+        for (const fd of fds) {
+          const target = (() => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } })();
+          if (target.startsWith(join(tmp.dir, 'streamed')) && target.endsWith('(deleted)')) out.push(target);
+        }
+      }
+      return out;
+    };
+    for (const id of [5, 6]) {
+      await call(`${d.url}/blocks/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      for (let k = 1n; k <= 3n; k++) expect((await call(`${d.url}/needles/${fidOf(id, k)}`, { method: 'PUT', body: bytes(5000) })).status).toBe(201);
+      await call(`${d.url}/needles/${fidOf(id, 2n)}`, { method: 'DELETE' });
+      const r = await call(`${d.url}/blocks/${id}/data?from=0`);
+      expect(r.status).toBe(200);
+    }
+    expect((await call(`${d.url}/blocks/5/compact`, { method: 'POST' })).status).toBe(200);
+    expect((await call(`${d.url}/blocks/6`, { method: 'DELETE' })).status).toBeLessThan(300);
+    await waitFor('old block files closed', () => heldDeleted().length === 0, 5000, 50).catch(() => undefined);
+    expect(heldDeleted()).toEqual([]);
+
+    // A copy whose reader hangs up mid-stream (a pulling peer killed) leaves the block readable.
+    await call(`${d.url}/blocks/8`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const big = bytes(60_000, 8);
+    for (let k = 1n; k <= 60n; k++) expect((await call(`${d.url}/needles/${fidOf(8, k)}`, { method: 'PUT', body: big })).status).toBe(201);
+    for (let round = 0; round < 3; round++) {
+      const ac = new AbortController();
+      const res = await fetch(`${d.url}/blocks/8/data?from=0`, { headers: { 'x-ugcfs-secret': SECRET }, signal: ac.signal });
+      const reader = res.body!.getReader();
+      await reader.read();
+      ac.abort();
+      await reader.cancel().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      const got = await call(`${d.url}/needles/${fidOf(8, 60n)}`);
+      expect(got.status).toBe(200);
+      expect(got.body.equals(big)).toBe(true);
+    }
   });
 
   it('readonly blocks refuse writes with UGCFS_ERR_BLOCK_READONLY; compaction keeps files', async () => {
