@@ -1,7 +1,8 @@
 // Compaction: rewrite a block into generation gen+1 without deleted records, while reads go
 // on against the old generation. Tombstones are kept (40 bytes each, not counted as
-// reclaimable): they are how verify tells a copy that deleted a key from one that never
-// had it, so a half-applied delete is settled by deleting, never by copying the file back. Crash-safe at every step because LevelDB's block meta
+// reclaimable) for --tombstone-keep-hours after their delete: they are how verify tells a
+// copy that deleted a key from one that never had it, so a half-applied delete is settled
+// by deleting, never by copying the file back. Crash-safe at every step because LevelDB's block meta
 // names the current generation and changes in the same atomic batch as the entries:
 //   copied      new file written and fsynced      -> on open: meta says old gen, new file removed
 //   tombstoned  deletes during the copy appended  -> same
@@ -68,10 +69,14 @@ export async function compactBlock(b: Block, ctx: StoreContext): Promise<Compact
     }
     const liveKeys = new Set(live.map((x) => x.key));
     const tombstones = new Map<bigint, Buffer>();
+    // Past the keep time every copy has long had its chance to learn of the delete (replay
+    // of missed deletes, verify --repair), so the tombstone has done its work.
+    const keepAfter = ctx.tombstoneKeepMs > 0 ? Date.now() - ctx.tombstoneKeepMs : -Infinity;
     for await (const item of scanBlock(oldFile.fh, 0, snapshotEnd)) {
       // A damaged record that is not indexed is dropped, as it always was; only whole
       // tombstones of keys that are not live carry over.
       if (item.problem || !isTombstone(item.needle.flags) || liveKeys.has(item.needle.key)) continue;
+      if (item.needle.uploadTime < keepAfter) continue;
       tombstones.set(item.needle.key, encodeTombstone(item.needle.key, item.needle.cookie, item.needle.uploadTime));
     }
     for (const t of tombstones.values()) {

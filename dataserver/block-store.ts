@@ -23,6 +23,8 @@ export interface StoreOptions {
   /** the data directory; blocks and index live below it */
   dir: string;
   fsync?: boolean;
+  /** see StoreContext.tombstoneKeepMs (default: for ever) */
+  tombstoneKeepMs?: number;
   blockSize: number;
   cacheEntries?: number;
   metrics?: Metrics;
@@ -62,6 +64,7 @@ export class BlockStore {
       log: opts.log,
       fsync: opts.fsync ?? true,
       blockSize: opts.blockSize,
+      tombstoneKeepMs: opts.tombstoneKeepMs ?? 0,
       crashPoint: crashHook(opts.crashAt ?? ''),
     });
     try {

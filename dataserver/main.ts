@@ -74,6 +74,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
       dir: dataDir,
       fsync: config.fsync,
       blockSize: config.blockSize,
+      tombstoneKeepMs: config.tombstoneKeepHours * 3_600_000,
       cacheEntries: config.indexCacheEntries,
       metrics: server.metrics,
       log,

@@ -14,6 +14,8 @@ export interface StoreContext {
   fsync: boolean;
   /** a block is sealed when the next record would not fit */
   blockSize: number;
+  /** compaction drops tombstones older than this (ms); 0 keeps them for ever */
+  tombstoneKeepMs: number;
   /** test-only: SIGKILLs the process at a named step (UGCFS_TEST_CRASH_AT) */
   crashPoint(step: string): void;
 }
