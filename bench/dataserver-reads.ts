@@ -1,31 +1,57 @@
 // 20 KB (by default) reads over HTTP from a real `ugcfs dataserver`, against the bare Node
 // ceiling (bench/peers/bare-node.ts: same bytes packed in one file, one positioned read per
-// request) measured in the same run with the same wrk load. Prints JSON result lines.
-//   node bin/run-ts.mjs bench/dataserver-reads.ts [--quick] [--size 20480] [--files 30] [--duration 5]
+// request) measured in the same run with the same wrk load, in interleaved rounds (the
+// machine is shared: a ratio of figures taken back to back drifts far less than either
+// figure). Prints JSON result lines; the ratio is the median of the per-round ratios.
+//   node bin/run-ts.mjs bench/dataserver-reads.ts [--quick] [--size 20480] [--files 30] [--duration 5] [--rounds 3]
+//     [--profile DIR]   runs both servers under node --cpu-prof and prints where their time went
 //   node bin/run-ts.mjs bench/dataserver-reads.ts --serve [--files N] [--size B]
 //     starts a populated data server, prints {"msg":"serving","url","fids":FILE,"secret"} and
 //     keeps running until SIGTERM, for load generators other than wrk.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgv } from '../src/config.ts';
 import { encodeFid, newCookie } from '../src/file-id.ts';
 import { startPeer, startUgcfs, runCommand } from './lib/spawn.ts';
-import { runWrk, checkWrk } from './lib/wrk.ts';
+import { runWrk, checkWrk, type WrkResult } from './lib/wrk.ts';
+import { median, medianRatio } from './lib/stats.ts';
+import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
 
 const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--serve']));
 const quick = flags.has('--quick');
 const size = Number(flags.get('--size') ?? 20 * 1024);
 const files = Number(flags.get('--files') ?? 30);
 const duration = Number(flags.get('--duration') ?? (quick ? 3 : 8));
+const rounds = Number(flags.get('--rounds') ?? 3);
+const profileDir = flags.get('--profile') as string | undefined;
+const profFlags = (who: string) => (profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, who)] : []);
 const SECRET = 'bench-secret';
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
+
+/**
+ * CPU time (user + system, every thread) a process has used, in ms. CPU per request is far
+ * steadier than req/s on a shared machine, and on 2 cores it is what bounds throughput.
+ */
+function cpuMs(pid: number): number {
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+/** One wrk run, with the server's CPU microseconds per request beside it. */
+async function measured(pid: number, what: string, o: Parameters<typeof runWrk>[0]): Promise<WrkResult & { cpuUs: number }> {
+  const c0 = cpuMs(pid);
+  const r = checkWrk(await runWrk(o), what);
+  return { ...r, cpuUs: ((cpuMs(pid) - c0) * 1000) / Math.max(1, r.requests) };
+}
 
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-dsreads-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const ds = await startUgcfs(['dataserver', '--data', join(work, 'ds'), '--port', '0', '--nameserver', 'http://127.0.0.1:9', '--heartbeat-ms', '60000'], {
   env: { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'info' },
+  nodeFlags: profFlags('dataserver'),
 });
 const headers = { 'x-ugcfs-secret': SECRET };
 await fetch(`${ds.url}/blocks/1`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
@@ -56,17 +82,39 @@ if (flags.has('--serve')) {
   try {
     const wrk = (await runCommand('which', ['wrk'])).stdout.trim();
     if (!wrk) throw new Error('wrk is not installed (apt-get install wrk)');
-    const bare = await startPeer('bare-node', ['--dir', filesDir, '--pack', join(work, 'pack')]);
+    const bare = await startPeer('bare-node', ['--dir', filesDir, '--pack', join(work, 'pack')], { nodeFlags: profFlags('bare-node') });
     const load = { wrk, threads: 2, connections: 32, durationS: duration };
+    const dsPaths = { url: ds.url, paths: fids.map((f) => `/needles/${f}`), headers };
+    const barePaths = { url: bare.url, paths: fids.map((f) => `/static/${f}.jpg`) };
     // Warm both (page cache, JIT) before measuring.
-    await runWrk({ ...load, durationS: 1, url: ds.url, paths: fids.map((f) => `/needles/${f}`), headers });
-    const d = checkWrk(await runWrk({ ...load, url: ds.url, paths: fids.map((f) => `/needles/${f}`), headers }), 'data server');
-    await runWrk({ ...load, durationS: 1, url: bare.url, paths: fids.map((f) => `/static/${f}.jpg`) });
-    const b = checkWrk(await runWrk({ ...load, url: bare.url, paths: fids.map((f) => `/static/${f}.jpg`) }), 'bare node');
+    await runWrk({ ...load, durationS: 1, ...dsPaths });
+    await runWrk({ ...load, durationS: 1, ...barePaths });
+    const d: (WrkResult & { cpuUs: number })[] = [];
+    const b: (WrkResult & { cpuUs: number })[] = [];
+    const from = nowUs();
+    for (let r = 0; r < rounds; r++) {
+      d.push(await measured(ds.pid, 'data server', { ...load, ...dsPaths }));
+      b.push(await measured(bare.pid, 'bare node', { ...load, ...barePaths }));
+    }
+    const to = nowUs();
     await bare.stop();
-    out({ metric: `data server ${size / 1024} KB reads`, value: Math.round(d.rps), unit: 'req/s', p50us: d.p50, p99us: d.p99, command: d.command });
-    out({ metric: `bare node ${size / 1024} KB reads`, value: Math.round(b.rps), unit: 'req/s', p50us: b.p50, p99us: b.p99 });
-    out({ metric: `data server vs bare node ${size / 1024} KB reads`, value: Math.round((d.rps / b.rps) * 100) / 100, unit: 'x' });
+    const kb = size / 1024;
+    const rps = (xs: WrkResult[]) => Math.round(median(xs.map((x) => x.rps)));
+    const p = (xs: WrkResult[], k: 'p50' | 'p99') => Math.round(median(xs.map((x) => x[k])));
+    const cpu = (xs: { cpuUs: number }[]) => Math.round(median(xs.map((x) => x.cpuUs)) * 10) / 10;
+    out({ metric: `data server ${kb} KB reads`, value: rps(d), unit: 'req/s', runs: d.map((x) => Math.round(x.rps)), p50us: p(d, 'p50'), p99us: p(d, 'p99'), cpuUsPerReq: cpu(d), command: d[0]!.command });
+    out({ metric: `bare node ${kb} KB reads`, value: rps(b), unit: 'req/s', runs: b.map((x) => Math.round(x.rps)), p50us: p(b, 'p50'), p99us: p(b, 'p99'), cpuUsPerReq: cpu(b) });
+    const ratio = medianRatio(d.map((x) => x.rps), b.map((x) => x.rps));
+    out({ metric: `data server vs bare node ${kb} KB reads`, value: Math.round(ratio * 100) / 100, unit: 'x', rounds });
+    if (profileDir) {
+      await ds.stop();
+      for (const who of ['dataserver', 'bare-node']) {
+        const sum = summarizeProfiles(join(profileDir, who), { fromUs: from, toUs: to }, 40);
+        if (!sum) continue;
+        out({ profile: who, busyMs: Math.round(sum.busyMs), totalMs: Math.round(sum.totalMs) });
+        for (const f of sum.functions) out({ profile: who, fn: f.name, ms: Math.round(f.selfMs), share: Math.round(f.share * 1000) / 10 });
+      }
+    }
   } finally {
     await ds.stop();
     rmSync(work, { recursive: true, force: true });
