@@ -1,9 +1,11 @@
 // Splits one replicated write into its two hops (assign at the name server, PUT to the
 // primary, which forwards to the other replicas) and times each, one writer at a time and
-// 16 at a time, so a slow write can be pinned on the hop that causes it.
-//   node bin/run-ts.mjs bench/profile-write-split.ts [--replicas 2] [--size 20480] [--fsync false] [--count 100]
+// 16 at a time, so a slow write can be pinned on the hop that causes it. It also reports
+// the CPU each process spent per write (from /proc: user + system time): on a shared
+// 2-core machine throughput swings with the neighbours' load, CPU per write does not.
+//   node bin/run-ts.mjs bench/profile-write-split.ts [--replicas 2] [--size 20480] [--fsync false] [--count 100] [--concurrency 1,16]
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster, SECRET } from './lib/cluster.ts';
@@ -17,13 +19,32 @@ const replicas = Number(flags.get('--replicas') ?? 2);
 const size = Number(flags.get('--size') ?? 20480);
 const fsync = String(flags.get('--fsync') ?? 'false');
 const count = Number(flags.get('--count') ?? 100);
+const concurrencies = String(flags.get('--concurrency') ?? '1,16').split(',').map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'ugcfs-bench-split-'));
 const c = await startCluster({ dir, dataservers: Math.max(3, replicas), replicas, dataserverArgs: [`--fsync=${fsync}`] });
 const body = randomBytes(size);
+
+/** CPU time (user + system) a process has used, in ms; Linux only (NaN elsewhere). */
+function cpuMs(pid: number | 'self'): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function cpuNow(): { ds: number; ns: number; client: number } {
+  return { ds: c.dataservers.reduce((s, d) => s + cpuMs(d.pid), 0), ns: cpuMs(c.nameserver.pid), client: cpuMs('self') };
+}
+
 try {
-  for (const conc of [1, 16]) {
+  for (const conc of concurrencies) {
     const assign: number[] = [];
     const put: number[] = [];
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     await Promise.all(Array.from({ length: conc }, async () => {
       for (let i = 0; i < count; i++) {
@@ -47,8 +68,14 @@ try {
       }
     }));
     const secs = (performance.now() - t0) / 1000;
+    const cpu1 = cpuNow();
+    const n = assign.length;
+    const perWrite = (a: number, b: number) => `${Math.round(((b - a) * 1000) / n)} µs`;
     const f = (xs: number[]) => `p50 ${percentile(xs, 50).toFixed(2)} ms p99 ${percentile(xs, 99).toFixed(2)} ms`;
-    process.stdout.write(JSON.stringify({ metric: `writes/s at concurrency ${conc}`, value: Math.round(assign.length / secs), unit: 'ops/s', replicas, size, fsync, assign: f(assign), put: f(put) }) + '\n');
+    process.stdout.write(JSON.stringify({
+      metric: `writes/s at concurrency ${conc}`, value: Math.round(n / secs), unit: 'ops/s', replicas, size, fsync, assign: f(assign), put: f(put),
+      cpuPerWrite: { dataservers: perWrite(cpu0.ds, cpu1.ds), nameserver: perWrite(cpu0.ns, cpu1.ns), client: perWrite(cpu0.client, cpu1.client) },
+    }) + '\n');
   }
 } finally {
   await c.stop();

@@ -1,37 +1,16 @@
 // The data server's internal HTTP API: the DS_ROUTES of src/protocol.ts, every one behind
 // the cluster secret. Bad input is refused before anything is written.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { crc32c } from '@node-rs/crc32';
 import { UgcfsError } from '../src/errors.ts';
 import { decodeFid, type Fid } from '../src/file-id.ts';
 import { requireClusterSecret } from '../src/http-server.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
-import type { BlockStore } from './block-store.ts';
+import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
 import { pullBlock } from './block-pull.ts';
 import { BlockRangeStream } from './block-read.ts';
-import { replicatedDelete, replicatedPut, type ReplicationContext } from './replication.ts';
+import { bad, installNeedleWriteRoute, isRepair, parseReplicas, storeNeedle, type NeedleWriteContext } from './needle-write-route.ts';
+import { replicatedDelete, type ReplicationContext } from './replication.ts';
 
-export interface ApiContext {
-  store: BlockStore;
-  secret: string;
-  blockSize: number;
-  metrics: Metrics;
-  log: Logger;
-}
-
-const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;
-const PRINTABLE = /^[\x20-\x7e]*$/;
-
-function header(req: FastifyRequest, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function bad(message: string): UgcfsError {
-  return new UgcfsError('UGCFS_ERR_BAD_REQUEST', message);
-}
+export type ApiContext = NeedleWriteContext;
 
 export function parseBlockId(text: string): number {
   if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad(`block id must be a decimal number below 2^32, got ${JSON.stringify(text.slice(0, 40))}`);
@@ -41,44 +20,6 @@ export function parseBlockId(text: string): number {
 function fidParam(req: FastifyRequest): { text: string; fid: Fid } {
   const text = (req.params as { fid: string }).fid;
   return { text, fid: decodeFid(text) };
-}
-
-function parseReplicas(req: FastifyRequest): string[] {
-  const raw = header(req, HEADERS.replicas);
-  if (raw === undefined || raw.trim() === '') return [];
-  return raw.split(',').map((s) => {
-    const u = s.trim();
-    try {
-      const parsed = new URL(u);
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
-    } catch {
-      throw bad(`${HEADERS.replicas} holds something that is not an http(s) URL`);
-    }
-    return u.replace(/\/+$/, '');
-  });
-}
-
-/** verify --repair's header: the write is for this copy alone, so it cannot name peers. */
-function isRepair(req: FastifyRequest, replicas: string[]): boolean {
-  const v = header(req, HEADERS.repair);
-  if (v === undefined) return false;
-  if (v !== '1') throw bad(`${HEADERS.repair} must be 1`);
-  if (replicas.length > 0) throw bad(`a ${HEADERS.repair} write is never forwarded: drop ${HEADERS.replicas}`);
-  return true;
-}
-
-function parseMeta(req: FastifyRequest): { mime: string; owner: string; uploadTime: number } {
-  const mime = header(req, HEADERS.mime) ?? header(req, 'content-type') ?? 'application/octet-stream';
-  if (mime.length > 255 || !MIME.test(mime)) throw bad(`${HEADERS.mime} is not a media type`);
-  const owner = header(req, HEADERS.owner) ?? '';
-  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${HEADERS.owner} must be at most 255 printable ASCII characters`);
-  const t = header(req, HEADERS.uploadTime);
-  let uploadTime = Date.now();
-  if (t !== undefined) {
-    if (!/^\d{1,15}$/.test(t)) throw bad(`${HEADERS.uploadTime} must be milliseconds since the epoch`);
-    uploadTime = Number(t);
-  }
-  return { mime, owner, uploadTime };
 }
 
 function jsonBody<T extends object>(req: FastifyRequest): Partial<T> {
@@ -91,6 +32,7 @@ function jsonBody<T extends object>(req: FastifyRequest): Partial<T> {
 export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx;
   const repl: ReplicationContext = { store, secret: ctx.secret, metrics: ctx.metrics, log: ctx.log };
+  installNeedleWriteRoute(app, ctx, repl);
 
   // Needle bodies are raw bytes whatever their content type (a stored JSON file must not be
   // parsed), so this scope swaps the JSON parser for a raw one.
@@ -99,27 +41,10 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
     raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.blockSize }, (_req, body, done) => done(null, body));
     raw.addHook('onRequest', async (req) => requireClusterSecret(req, ctx.secret));
 
+    // Most writes never get here: needle-write-route.ts answers them ahead of fastify.
     raw.put(DS_ROUTES.needle, { bodyLimit: ctx.blockSize }, async (req, reply) => {
-      const { text, fid } = fidParam(req);
-      const data = req.body;
-      if (!Buffer.isBuffer(data) || data.length === 0) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'the body has no bytes');
-      const meta = parseMeta(req);
-      const replicas = parseReplicas(req);
-      const crc = crc32c(data);
-      const expected = header(req, HEADERS.crc);
-      if (expected !== undefined && expected !== String(crc)) throw bad(`the body does not match ${HEADERS.crc}: it was damaged on the way`);
-      const needleMeta = { key: fid.key, cookie: fid.cookie, ...meta };
-      if (isRepair(req, replicas)) {
-        const r = await store.put(fid.block, needleMeta, data, crc, { repair: true });
-        const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
-        if (r.existed) out.existed = true;
-        ctx.log.info({ fid: text, existed: r.existed }, 'record copied in by repair');
-        reply.code(201);
-        return out;
-      }
-      const r = await replicatedPut(repl, { fid: text, block: fid.block, meta: needleMeta, data, crc, replicas });
-      const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
-      if (r.existed) out.existed = true;
+      const body = Buffer.isBuffer(req.body) ? req.body : undefined;
+      const out = await storeNeedle(ctx, repl, { fidText: (req.params as { fid: string }).fid, headers: req.headers, body, requestId: req.id });
       reply.code(201);
       return out;
     });
@@ -138,8 +63,8 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
 
     raw.delete(DS_ROUTES.needle, async (req, reply) => {
       const { text, fid } = fidParam(req);
-      const replicas = parseReplicas(req);
-      if (isRepair(req, replicas)) {
+      const replicas = parseReplicas(req.headers);
+      if (isRepair(req.headers, replicas)) {
         await store.delete(fid.block, fid.key, fid.cookie);
         ctx.log.info({ fid: text }, 'record deleted by repair');
       } else await replicatedDelete(repl, { fid: text, block: fid.block, key: fid.key, cookie: fid.cookie, replicas });

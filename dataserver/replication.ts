@@ -38,7 +38,7 @@ function describe(url: string, err: unknown): string {
 
 export async function replicatedPut(
   ctx: ReplicationContext,
-  w: { fid: string; block: number; meta: NeedleMeta; data: Buffer; crc: number; replicas: string[] },
+  w: { fid: string; block: number; meta: NeedleMeta; data: Buffer; crc: number; replicas: string[]; requestId?: string },
 ): Promise<PutResult> {
   const started = process.hrtime.bigint();
   const headers: Record<string, string> = {
@@ -48,6 +48,8 @@ export async function replicatedPut(
     [HEADERS.uploadTime]: String(w.meta.uploadTime),
     [HEADERS.crc]: String(w.crc),
   };
+  // The replicas log under the primary's request id, so one write reads as one story.
+  if (w.requestId !== undefined) headers['x-request-id'] = w.requestId;
   const [local, ...remote] = await Promise.all([
     settle(ctx.store.put(w.block, w.meta, w.data, w.crc)),
     ...w.replicas.map((url) =>

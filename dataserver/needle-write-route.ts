@@ -1,0 +1,268 @@
+// The hot write route, PUT /needles/<fid> (a client's write to the primary and the primary's
+// forward to each replica), answered straight from node:http ahead of fastify. Profiles of
+// replicated writes showed the framework's per-request work (routing, hooks, child loggers,
+// body parser, reply pipeline) paid twice per write, once on each copy. This path keeps all
+// the route does — cluster secret, body limit, header checks with their stable codes, CRC
+// check, replication and its failure semantics, request id, metrics, graceful close — and
+// hands every other request to fastify unchanged. The fastify route stays for the URLs this
+// one leaves alone (a query string, percent-encoded slashes), and both run storeNeedle().
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { crc32c } from '@node-rs/crc32';
+import type { FastifyInstance } from 'fastify';
+import { UgcfsError, isUgcfsError } from '../src/errors.ts';
+import { decodeFid } from '../src/file-id.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
+import { SECRET_HEADER, bearer, secretEquals } from '../src/secret.ts';
+import type { BlockStore } from './block-store.ts';
+import { replicatedPut, type ReplicationContext } from './replication.ts';
+
+export interface NeedleWriteContext {
+  store: BlockStore;
+  secret: string;
+  blockSize: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;
+const PRINTABLE = /^[\x20-\x7e]*$/;
+const REQUEST_ID = /^[\w.-]{1,64}$/;
+
+export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function bad(message: string): UgcfsError {
+  return new UgcfsError('UGCFS_ERR_BAD_REQUEST', message);
+}
+
+export function parseReplicas(headers: IncomingHttpHeaders): string[] {
+  const raw = header(headers, HEADERS.replicas);
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((s) => {
+    const u = s.trim();
+    try {
+      const parsed = new URL(u);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
+    } catch {
+      throw bad(`${HEADERS.replicas} holds something that is not an http(s) URL`);
+    }
+    return u.replace(/\/+$/, '');
+  });
+}
+
+/** verify --repair's header: the write is for this copy alone, so it cannot name peers. */
+export function isRepair(headers: IncomingHttpHeaders, replicas: string[]): boolean {
+  const v = header(headers, HEADERS.repair);
+  if (v === undefined) return false;
+  if (v !== '1') throw bad(`${HEADERS.repair} must be 1`);
+  if (replicas.length > 0) throw bad(`a ${HEADERS.repair} write is never forwarded: drop ${HEADERS.replicas}`);
+  return true;
+}
+
+function parseMeta(headers: IncomingHttpHeaders): { mime: string; owner: string; uploadTime: number } {
+  const mime = header(headers, HEADERS.mime) ?? header(headers, 'content-type') ?? 'application/octet-stream';
+  if (mime.length > 255 || !MIME.test(mime)) throw bad(`${HEADERS.mime} is not a media type`);
+  const owner = header(headers, HEADERS.owner) ?? '';
+  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${HEADERS.owner} must be at most 255 printable ASCII characters`);
+  const t = header(headers, HEADERS.uploadTime);
+  let uploadTime = Date.now();
+  if (t !== undefined) {
+    if (!/^\d{1,15}$/.test(t)) throw bad(`${HEADERS.uploadTime} must be milliseconds since the epoch`);
+    uploadTime = Number(t);
+  }
+  return { mime, owner, uploadTime };
+}
+
+/**
+ * The write itself, whichever route received it: checks in the order the API promises (file
+ * id, empty body, metadata headers, replicas, CRC), then a repair copy or a replicated put.
+ */
+export async function storeNeedle(
+  ctx: NeedleWriteContext,
+  repl: ReplicationContext,
+  w: { fidText: string; headers: IncomingHttpHeaders; body: Buffer | undefined; requestId?: string },
+): Promise<WriteResult> {
+  const text = w.fidText;
+  const fid = decodeFid(text);
+  const data = w.body;
+  if (!data || data.length === 0) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'the body has no bytes');
+  const meta = parseMeta(w.headers);
+  const replicas = parseReplicas(w.headers);
+  const crc = crc32c(data);
+  const expected = header(w.headers, HEADERS.crc);
+  if (expected !== undefined && expected !== String(crc)) throw bad(`the body does not match ${HEADERS.crc}: it was damaged on the way`);
+  const needleMeta = { key: fid.key, cookie: fid.cookie, ...meta };
+  const repair = isRepair(w.headers, replicas);
+  const r = repair
+    ? await ctx.store.put(fid.block, needleMeta, data, crc, { repair: true })
+    : await replicatedPut(repl, { fid: text, block: fid.block, meta: needleMeta, data, crc, replicas, requestId: w.requestId });
+  if (repair) ctx.log.info({ fid: text, existed: r.existed }, 'record copied in by repair');
+  const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
+  if (r.existed) out.existed = true;
+  return out;
+}
+
+const PREFIX = '/needles/';
+const ROUTE = DS_ROUTES.needle;
+/** fastify's maxParamLength: a longer id is fastify's "no route", so it stays fastify's */
+const MAX_FID_TEXT = 2048;
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * Puts the write route in front of fastify's request listener. Shutdown follows fastify's:
+ * from preClose on, new writes are refused with 503 (connection: close), and close waits
+ * for the writes in flight, which therefore finish before the store closes.
+ */
+export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteContext, repl: ReplicationContext): void {
+  const server = app.server as Server;
+  const listeners = server.listeners('request') as Listener[];
+  if (listeners.length !== 1) {
+    ctx.log.warn('fast write route not installed: unexpected request listeners');
+    return;
+  }
+  const fallback = listeners[0]!;
+  const record = recorder(ctx.metrics);
+  const state = { stopped: false };
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  app.addHook('preClose', async () => {
+    state.stopped = true;
+  });
+  app.addHook('onClose', async () => {
+    if (inFlight > 0) await new Promise<void>((r) => (drained = r));
+  });
+  server.removeListener('request', fallback);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '';
+    if (req.method !== 'PUT' || !url.startsWith(PREFIX) || url.length > PREFIX.length + MAX_FID_TEXT || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) {
+      fallback.call(server, req, res);
+      return;
+    }
+    inFlight++;
+    void serve(ctx, repl, record, req, res, url.slice(PREFIX.length), state).finally(() => {
+      if (--inFlight === 0) drained?.();
+    });
+  });
+}
+
+async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: Recorder, req: IncomingMessage, res: ServerResponse, fidText: string, state: { stopped: boolean }): Promise<void> {
+  const started = process.hrtime.bigint();
+  const given = req.headers['x-request-id'];
+  const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  let status = 201;
+  try {
+    if (state.stopped) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
+    if (ctx.secret !== '') {
+      const secret = (req.headers[SECRET_HEADER] as string | undefined) ?? bearer(req.headers.authorization);
+      if (!secretEquals(secret, ctx.secret)) throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'cluster secret missing or wrong');
+    }
+    const body = await readBody(req, res, ctx.blockSize);
+    const out = await storeNeedle(ctx, repl, { fidText: decodeFidText(fidText), headers: req.headers, body, requestId });
+    const json = JSON.stringify(out);
+    res.writeHead(201, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(json),
+      'x-request-id': requestId,
+      // while closing, keep-alive clients are asked to go, as fastify's onSend hook does
+      ...(state.stopped ? { connection: 'close' } : {}),
+    });
+    res.end(json);
+  } catch (err) {
+    const e = isUgcfsError(err) ? err : new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
+    status = e.status;
+    if (e.status >= 500) ctx.log.error({ err, code: e.code, reqId: requestId }, 'request failed');
+    else ctx.log.debug({ code: e.code, reason: e.message, reqId: requestId }, 'request refused');
+    if (!res.headersSent && !res.destroyed) {
+      const json = JSON.stringify(e.toJSON());
+      const headers: Record<string, string | number> = {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(json),
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        'x-request-id': requestId,
+        ...e.headers,
+      };
+      // An unread body is discarded by node:http once the answer is sent, as for fastify.
+      if (state.stopped) headers.connection = 'close';
+      res.writeHead(e.status, headers);
+      res.end(json);
+    }
+  }
+  record(status, started);
+}
+
+/**
+ * The whole body, at most `limit` bytes. A declared length over the limit is refused before
+ * a byte is read (as fastify does); a chunked body is cut off once it passes the limit.
+ */
+function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Buffer | undefined> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(new UgcfsError('UGCFS_ERR_TOO_LARGE', `request body is larger than ${limit} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const onData = (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > limit) {
+        cleanup();
+        reject(new UgcfsError('UGCFS_ERR_TOO_LARGE', `request body is larger than ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length));
+    };
+    // The client went away mid-body: nothing is written, and no one is left to answer.
+    const onAbort = () => {
+      cleanup();
+      res.destroy();
+      reject(new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'the client closed the connection before the body was complete'));
+    };
+    const cleanup = () => {
+      req.removeListener('data', onData);
+      req.removeListener('end', onEnd);
+      req.removeListener('aborted', onAbort);
+      req.removeListener('error', onAbort);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('aborted', onAbort);
+    req.on('error', onAbort);
+  });
+}
+
+function decodeFidText(s: string): string {
+  if (s.indexOf('%') < 0) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new UgcfsError('UGCFS_ERR_BAD_FID', 'malformed file id: bad percent-encoding');
+  }
+}
+
+type Recorder = (status: number, started: bigint) => void;
+
+/** Request metrics under fastify's route label, the labelled children bound once per status. */
+function recorder(metrics: Metrics): Recorder {
+  const duration = metrics.httpDuration.labels({ route: ROUTE, method: 'PUT' });
+  const requests = new Map<number, { inc(): void }>();
+  return (status, started) => {
+    let counter = requests.get(status);
+    if (!counter) {
+      counter = metrics.httpRequests.labels({ route: ROUTE, method: 'PUT', status: String(status) });
+      requests.set(status, counter);
+    }
+    counter.inc();
+    duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  };
+}

@@ -1,0 +1,174 @@
+// The write route answered ahead of fastify (dataserver/needle-write-route.ts) against real
+// `ugcfs dataserver` processes: what it must keep from the fastify route it bypasses —
+// request ids (echoed, made up, forwarded to replicas), the body limit for bodies without a
+// declared length, metrics, the fastify fallback for unusual URLs — and graceful shutdown:
+// a write in flight when SIGTERM arrives is finished and acknowledged before the exit.
+import { request as httpRequest, createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeFid } from '../../src/file-id.ts';
+import type { WriteResult } from '../../src/protocol.ts';
+import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
+
+const SECRET = 'test-cluster-secret';
+const tmp = tempDir('ugcfs-dswrite-');
+const procs: Proc[] = [];
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  tmp.cleanup();
+});
+
+async function startDs(name: string, env: Record<string, string> = {}): Promise<Proc> {
+  const p = await start(['dataserver', '--data', join(tmp.dir, name), '--port', '0', '--block-size', '64k', '--nameserver', 'http://127.0.0.1:9'], {
+    env: { UGCFS_CLUSTER_SECRET: SECRET, ...env },
+  });
+  procs.push(p);
+  return p;
+}
+
+async function call(url: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; body: Buffer; json: () => Record<string, any> }> {
+  const headers = new Headers(init.headers);
+  headers.set('x-ugcfs-secret', SECRET);
+  const r = await fetch(url, { ...init, headers });
+  const body = Buffer.from(await r.arrayBuffer());
+  return { status: r.status, headers: r.headers, body, json: () => JSON.parse(body.toString('utf8')) };
+}
+
+async function createBlock(ds: Proc, id: number): Promise<void> {
+  const r = await call(`${ds.url}/blocks/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  expect(r.status).toBe(201);
+}
+
+const fidOf = (block: number, key: bigint) => encodeFid({ block, key, cookie: 0x5eed });
+const bytes = (n: number, seed = 1) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 17 + seed) & 0xff));
+
+/** A PUT whose body is sent in chunks with no declared length (chunked transfer encoding). */
+function putChunked(url: string, chunks: Buffer[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'PUT', headers: { 'x-ugcfs-secret': SECRET, 'transfer-encoding': 'chunked' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    for (const c of chunks) req.write(c);
+    req.end();
+  });
+}
+
+async function metric(ds: Proc, pattern: RegExp): Promise<number> {
+  const text = (await call(`${ds.url}/metrics`)).body.toString();
+  return text.split('\n').filter((l) => pattern.test(l)).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+}
+
+describe('PUT /needles/<fid> ahead of fastify', () => {
+  let a: Proc;
+  let b: Proc;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startDs('a'), startDs('b', { UGCFS_LOG_LEVEL: 'debug' })]);
+    await createBlock(a, 3);
+    await createBlock(b, 3);
+  });
+
+  it('echoes a given request id, makes one up otherwise, and forwards it to the replicas', async () => {
+    const given = await call(`${a.url}/needles/${fidOf(3, 1n)}`, { method: 'PUT', body: bytes(100), headers: { 'x-request-id': 'write-abc.1' } });
+    expect(given.status).toBe(201);
+    expect(given.headers.get('x-request-id')).toBe('write-abc.1');
+    const made = await call(`${a.url}/needles/${fidOf(3, 2n)}`, { method: 'PUT', body: bytes(100) });
+    expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    // b already holds key 3 with other bytes: it refuses the forward and logs why under the
+    // primary's request id; the primary refuses the write.
+    expect((await call(`${b.url}/needles/${fidOf(3, 3n)}`, { method: 'PUT', body: bytes(50, 9) })).status).toBe(201);
+    const refused = await call(`${a.url}/needles/${fidOf(3, 3n)}`, { method: 'PUT', body: bytes(50), headers: { 'x-request-id': 'fwd-77', 'x-ugcfs-replicas': b.url } });
+    expect(refused.status).toBe(502);
+    expect(refused.json().error.code).toBe('UGCFS_ERR_REPLICATION');
+    expect(refused.headers.get('x-request-id')).toBe('fwd-77');
+    const line = await waitFor('the replica logs the refusal', () => b.lines.find((l) => l.includes('"reqId":"fwd-77"')));
+    expect(line).toContain('UGCFS_ERR_DUPLICATE_KEY');
+    expect((await call(`${a.url}/needles/${fidOf(3, 3n)}`)).status).toBe(404);
+  });
+
+  it('a chunked body past the block size -> 413 UGCFS_ERR_TOO_LARGE, nothing stored, connection still usable', async () => {
+    const fid = fidOf(3, 10n);
+    const r = await putChunked(`${a.url}/needles/${fid}`, Array.from({ length: 5 }, (_, i) => bytes(16 * 1024, i)));
+    expect(r.status).toBe(413);
+    expect(JSON.parse(r.body).error.code).toBe('UGCFS_ERR_TOO_LARGE');
+    expect((await call(`${a.url}/needles/${fid}`)).status).toBe(404);
+    const small = await putChunked(`${a.url}/needles/${fidOf(3, 11n)}`, [bytes(1000), bytes(1000, 2)]);
+    expect(small.status).toBe(201);
+    expect(JSON.parse(small.body)).toMatchObject({ fid: fidOf(3, 11n), size: 2000 });
+    expect(Buffer.compare((await call(`${a.url}/needles/${fidOf(3, 11n)}`)).body, Buffer.concat([bytes(1000), bytes(1000, 2)]))).toBe(0);
+  });
+
+  it('URLs it leaves to fastify (a query string) get the same answers', async () => {
+    const fid = fidOf(3, 20n);
+    const r = await call(`${a.url}/needles/${fid}?via=fastify`, { method: 'PUT', body: bytes(300), headers: { 'x-request-id': 'q-1' } });
+    expect(r.status).toBe(201);
+    expect(r.json()).toMatchObject({ fid, size: 300 } satisfies Partial<WriteResult>);
+    expect(r.headers.get('x-request-id')).toBe('q-1');
+    const bad = await call(`${a.url}/needles/${fid}?via=fastify`, { method: 'PUT', body: bytes(300), headers: { 'x-ugcfs-owner': 'x'.repeat(300) } });
+    expect(bad.status).toBe(400);
+    expect(bad.json().error.code).toBe('UGCFS_ERR_BAD_REQUEST');
+    const enc = await call(`${a.url}/needles/%E0%A4%A`, { method: 'PUT', body: bytes(3) });
+    expect(enc.status).toBe(400);
+    expect(enc.json().error.code).toBe('UGCFS_ERR_BAD_FID');
+  });
+
+  it('counts its requests under the route and status fastify would use', async () => {
+    const ok = /^ugcfs_http_requests_total\{.*route="\/needles\/:fid".*method="PUT".*status="201"/;
+    const refused = /^ugcfs_http_requests_total\{.*route="\/needles\/:fid".*method="PUT".*status="400"/;
+    const before = { ok: await metric(a, ok), refused: await metric(a, refused) };
+    for (let i = 0; i < 3; i++) expect((await call(`${a.url}/needles/${fidOf(3, 30n + BigInt(i))}`, { method: 'PUT', body: bytes(10) })).status).toBe(201);
+    expect((await call(`${a.url}/needles/${fidOf(3, 40n)}`, { method: 'PUT' })).status).toBe(400);
+    expect(await metric(a, ok)).toBe(before.ok + 3);
+    expect(await metric(a, refused)).toBe(before.refused + 1);
+  });
+});
+
+describe('graceful shutdown', () => {
+  // A replica that holds its answer until told: it keeps a write in flight on the primary.
+  let release: (() => void) | undefined;
+  let forwarded: Promise<void>;
+  let replica: Server;
+  let replicaUrl: string;
+  beforeAll(async () => {
+    let arrived!: () => void;
+    forwarded = new Promise((r) => (arrived = r));
+    replica = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        arrived();
+        release = () => {
+          res.writeHead(201, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ fid: req.url!.split('/').pop(), size: Buffer.concat(chunks).length, crc: Number(req.headers['x-ugcfs-crc']) }));
+        };
+      });
+    });
+    await new Promise<void>((r) => replica.listen(0, '127.0.0.1', r));
+    const addr = replica.address();
+    replicaUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  });
+  afterAll(() => new Promise<void>((r) => replica.close(() => r())));
+
+  it('a write in flight at SIGTERM is finished and acknowledged, then the process exits 0', async () => {
+    const ds = await startDs('g');
+    await createBlock(ds, 5);
+    const fid = fidOf(5, 1n);
+    const data = bytes(4000, 5);
+    const put = call(`${ds.url}/needles/${fid}`, { method: 'PUT', body: data, headers: { 'x-ugcfs-replicas': replicaUrl } });
+    await forwarded;
+    ds.child.kill('SIGTERM');
+    await waitFor('shutdown to begin', () => ds.lines.some((l) => l.includes('shutting down')));
+    release!();
+    const r = await put;
+    expect(r.status).toBe(201);
+    expect(r.json()).toMatchObject({ fid, size: 4000 });
+    expect(await ds.exited).toBe(0);
+    const again = await startDs('g');
+    const got = await call(`${again.url}/needles/${fid}`);
+    expect(got.status).toBe(200);
+    expect(Buffer.compare(got.body, data)).toBe(0);
+  });
+});
