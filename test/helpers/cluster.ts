@@ -9,11 +9,11 @@
 //   await c.waitFor((s) => s.underReplicatedBlocks === 0);
 //   await c.stop();                             // in afterAll
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ClusterClient } from '../../src/cluster-client.ts';
 import type { ClusterStatus } from '../../src/protocol.ts';
 import { start, tempDir, waitFor, type Proc, type RunResult, run } from './proc.ts';
+import { freePort } from './ready-process.ts';
 
 export interface ClusterOptions {
   /** data servers to start (default 3) */
@@ -79,22 +79,7 @@ export interface Cluster {
 // A shared 2-core machine under load can take long to spawn a process through tsx.
 const START_TIMEOUT_MS = 45_000;
 
-/**
- * A loopback port free right now: the name server comes back on the same URL after a
- * restart, and origins must know their peers' URLs before they start. (bench/lib/ports.ts
- * has its own: bench code does not import from test/.)
- */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
+export { freePort };
 
 /** GET on the name server with the cluster secret; anything but 200 throws, with the body. */
 export async function nsGet<T>(c: Cluster, path: string): Promise<T> {

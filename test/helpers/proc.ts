@@ -1,6 +1,7 @@
 // Starts real ugcfs processes for tests. Every server role logs one pino line
 // {"msg":"listening","url":...} once it accepts requests; start() resolves with that URL.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { startReady, trackChild } from './ready-process.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,77 +28,24 @@ export interface StartOptions {
   readyWhen?: (line: Record<string, unknown>) => boolean;
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
 export function start(args: string[], opts: StartOptions = {}): Promise<Proc> {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  return startReady([BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  const lines: string[] = [];
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => { live.delete(child); res(code); }));
-  return new Promise<Proc>((resolveStart, rejectStart) => {
-    let done = false;
-    const timer = setTimeout(() => {
-      if (done) return;
-      done = true;
-      child.kill('SIGKILL');
-      rejectStart(new Error(`ugcfs ${args.join(' ')} did not become ready:\n${lines.slice(-20).join('\n')}`));
-    }, opts.timeoutMs ?? 60_000);
-    const onLine = (line: string) => {
-      lines.push(line);
-      if (done) return;
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      const ready = opts.readyWhen ? opts.readyWhen(parsed) : parsed.msg === 'listening' && typeof parsed.url === 'string';
-      if (ready) {
-        done = true;
-        clearTimeout(timer);
-        const proc: Proc = {
-          url: String(parsed.url ?? ''),
-          child,
-          lines,
-          args,
-          exited,
-          kill: (signal = 'SIGKILL') => {
-            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-            return exited;
-          },
-        };
-        resolveStart(proc);
-      }
-    };
-    splitLines(child.stdout!, onLine);
-    splitLines(child.stderr!, onLine);
-    void exited.then((code) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      rejectStart(new Error(`ugcfs ${args.join(' ')} exited with ${code} before ready:\n${lines.slice(-20).join('\n')}`));
-    });
-  });
-}
-
-function splitLines(stream: NodeJS.ReadableStream, onLine: (l: string) => void): void {
-  let buf = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    buf += chunk;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      onLine(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
+    label: `ugcfs ${args.join(' ')}`,
+    timeoutMs: opts.timeoutMs,
+    ready: opts.readyWhen,
+  }).then(({ child, lines, exited, url }) => ({
+    url,
+    child,
+    lines,
+    args,
+    exited,
+    kill: (signal: NodeJS.Signals = 'SIGKILL') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  }));
 }
 
 export interface RunResult {
@@ -110,7 +58,7 @@ export interface RunResult {
 export function run(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    live.add(child);
+    trackChild(child);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -120,7 +68,6 @@ export function run(args: string[], opts: { env?: Record<string, string>; timeou
       rej(new Error(`ugcfs ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, opts.timeoutMs ?? 60_000);
     child.on('exit', (code) => {
-      live.delete(child);
       clearTimeout(timer);
       res({ code, stdout, stderr });
     });
