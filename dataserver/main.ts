@@ -67,6 +67,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     role: 'dataserver',
     log,
     bodyLimit: config.blockSize,
+    accessLog: config.accessLog,
     health: () => ({ id, blocks: store?.blocks.size ?? 0 }),
   });
   try {

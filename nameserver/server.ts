@@ -55,6 +55,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       log,
       bodyLimit: 16 * 1024 * 1024,
       defaultMetrics: true,
+      accessLog: config.accessLog,
       health: () => ({ dataserversAlive: registry.alive().length, blocks: blocks.all().length }),
     });
     const { app, metrics } = base;

@@ -8,6 +8,7 @@ import { isLoopbackHost } from './config.ts';
 import { createMetrics, type Metrics, type Registry } from './metrics.ts';
 import type { Logger } from './log.ts';
 import { secretEquals, SECRET_HEADER, bearer } from './secret.ts';
+import { createAccessLog, type AccessLog } from './access-log.ts';
 
 export interface ServerBase {
   app: FastifyInstance;
@@ -16,6 +17,8 @@ export interface ServerBase {
   log: Logger;
   /** run before each /metrics scrape, so gauges that are costly to keep live are current when read */
   onScrape(hook: () => void): void;
+  /** the access-log writer (a no-op unless --access-log); routes served ahead of fastify call it too */
+  access: AccessLog;
 }
 
 export interface HttpServerOptions {
@@ -28,10 +31,13 @@ export interface HttpServerOptions {
   defaultMetrics?: boolean;
   /** health detail for /healthz */
   health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** one log line per answered request (--access-log) */
+  accessLog?: boolean;
 }
 
 export function createHttpServer(opts: HttpServerOptions): ServerBase {
   const { registry, metrics } = createMetrics(opts.role, { defaultMetrics: opts.defaultMetrics });
+  const access = createAccessLog(opts.log, opts.accessLog ?? false);
   const app = Fastify({
     loggerInstance: opts.log as unknown as FastifyBaseLogger,
     // Access logging is ours (request id on every line), not fastify's per-request pair.
@@ -67,7 +73,11 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     const started = (req as FastifyRequest & { startedAt?: bigint }).startedAt;
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    if (started !== undefined) metrics.httpDuration.observe({ route, method: req.method }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (started !== undefined) {
+      metrics.httpDuration.observe({ route, method: req.method }, Number(process.hrtime.bigint() - started) / 1e9);
+      const length = reply.getHeader('content-length');
+      access(req.method, req.url, reply.statusCode, started, length === undefined ? undefined : Number(length), req.id);
+    }
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -105,7 +115,7 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     return registry.metrics();
   });
 
-  return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook) };
+  return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook), access };
 }
 
 export function sendError(reply: FastifyReply, e: UgcfsError, cacheControl = 'no-store'): void {

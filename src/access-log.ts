@@ -1,0 +1,25 @@
+// One log line per answered request when `--access-log` is on (off by default: at tens of
+// thousands of requests a second the line costs more than the read). fastify's routes log
+// through the onResponse hook in http-server.ts; routes answered ahead of fastify (the data
+// server's needle routes, the origin's hit path) call the same function, so every request
+// gets the same line whichever path served it:
+//   {"msg":"request","reqId":...,"method":"GET","url":"/...","status":200,"ms":0.41,"bytes":20480}
+import type { Logger } from './log.ts';
+
+export type AccessLog = (method: string, url: string, status: number, startedNs: bigint, bytes: number | undefined, reqId: string | undefined) => void;
+
+const NOOP: AccessLog = () => {};
+
+/** The access-log writer for a server: a no-op unless enabled. */
+export function createAccessLog(log: Logger, enabled: boolean): AccessLog {
+  if (!enabled) return NOOP;
+  return (method, url, status, startedNs, bytes, reqId) => {
+    const ms = Math.round(Number(process.hrtime.bigint() - startedNs) / 1e4) / 100;
+    log.info({ reqId, method, url: url.length > 300 ? url.slice(0, 300) + '…' : url, status, ms, bytes }, 'request');
+  };
+}
+
+/** True when the writer logs (callers skip gathering fields for a no-op). */
+export function isAccessLogOn(access: AccessLog): boolean {
+  return access !== NOOP;
+}
