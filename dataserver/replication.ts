@@ -3,7 +3,9 @@
 // acknowledged only when all of them have it; otherwise every copy that did land is
 // tombstoned, so a failed write never stays visible anywhere.
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
+import { putBytes } from '../src/cluster-client.ts';
 import { callRaw, expectOk } from '../src/http-client.ts';
+import { SECRET_HEADER } from '../src/secret.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { HEADERS, type WriteResult } from '../src/protocol.ts';
@@ -50,10 +52,11 @@ export async function replicatedPut(
   };
   // The replicas log under the primary's request id, so one write reads as one story.
   if (w.requestId !== undefined) headers['x-request-id'] = w.requestId;
+  if (ctx.secret) headers[SECRET_HEADER] = ctx.secret;
   const [local, ...remote] = await Promise.all([
     settle(ctx.store.put(w.block, w.meta, w.data, w.crc)),
     ...w.replicas.map((url) =>
-      settle(callRaw(needleUrl(url, w.fid), { method: 'PUT', body: w.data, headers, secret: ctx.secret, timeoutMs: ctx.timeoutMs }).then(expectOk)),
+      settle(putBytes(needleUrl(url, w.fid), w.data, headers, ctx.timeoutMs ?? 10_000).then(expectOk)),
     ),
   ]);
   if (w.replicas.length > 0) ctx.metrics.replicationDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);

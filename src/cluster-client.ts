@@ -11,7 +11,7 @@ import { crc32c } from '@node-rs/crc32';
 import { opt } from './config.ts';
 import { UgcfsError, isErrorCode, isUgcfsError, type ErrorCode } from './errors.ts';
 import { decodeFid } from './file-id.ts';
-import { callJson, callRaw, expectOk, type CallOptions, type RawResponse } from './http-client.ts';
+import { callJson, callRaw, expectOk, httpAgent, networkError, type CallOptions, type RawResponse } from './http-client.ts';
 import {
   DS_ROUTES,
   HEADERS,
@@ -26,6 +26,7 @@ import {
   type WriteResult,
 } from './protocol.ts';
 import { NAMESERVER_URL_OPTION } from './role-options.ts';
+import { SECRET_HEADER } from './secret.ts';
 
 interface HashRingLike {
   range(key: string, size?: number, unique?: boolean): string[];
@@ -211,14 +212,16 @@ export class ClusterClient {
       }
       meta.onAssigned?.(a.fid);
       const headers: Record<string, string> = {
+        'content-type': 'application/octet-stream',
         [HEADERS.mime]: meta.mime ?? 'application/octet-stream',
         [HEADERS.owner]: meta.owner ?? '',
         // end-to-end check: the primary refuses bytes damaged on the way
         [HEADERS.crc]: String(crc),
       };
       if (peers.length > 0) headers[HEADERS.replicas] = peers.map((p) => p.url).join(',');
+      if (this.secret) headers[SECRET_HEADER] = this.secret;
       try {
-        const res = expectOk(await callRaw(primary.url + DS_ROUTES.needle.replace(':fid', a.fid), this.call({ method: 'PUT', body: bytes, headers })));
+        const res = expectOk(await putBytes(primary.url + DS_ROUTES.needle.replace(':fid', a.fid), bytes, headers, this.timeoutMs));
         const wr = JSON.parse(res.body.toString('utf8') || '{}') as Partial<WriteResult>;
         if (typeof wr.crc === 'number' && wr.crc !== crc) throw new UgcfsError('UGCFS_ERR_CHECKSUM', `primary stored CRC ${wr.crc}, sent ${crc}`);
         this.remember({ block: a.block, replicas: a.replicas, writable: true, state: 'writable' });
@@ -542,6 +545,52 @@ export class ClusterClient {
     this.locations.clear();
     this.prepared.clear();
   }
+}
+
+/**
+ * A write's PUT (client to primary, primary to each replica) through the shared keep-alive
+ * agent's dispatcher, the answer collected by hand: undici's request() wraps every call in a
+ * body stream and an async resource, which costs about as much client CPU again as the
+ * request itself (measured: 32 against 17 µs for a 20 KB PUT). `headers` carry the secret.
+ */
+export function putBytes(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number): Promise<RawResponse> {
+  let origin: string;
+  let path: string;
+  try {
+    const u = new URL(url);
+    origin = u.origin;
+    path = u.pathname;
+  } catch (err) {
+    return Promise.reject(networkError(url, err));
+  }
+  return new Promise<RawResponse>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let status = 0;
+    try {
+      httpAgent.dispatch(
+        { origin, path, method: 'PUT', headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+        {
+          onConnect() {},
+          onHeaders(statusCode) {
+            status = statusCode;
+            return true;
+          },
+          onData(chunk) {
+            chunks.push(chunk);
+            return true;
+          },
+          onComplete() {
+            resolve({ status, headers: {}, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+          },
+          onError(err) {
+            reject(networkError(url, err));
+          },
+        },
+      );
+    } catch (err) {
+      reject(networkError(url, err));
+    }
+  });
 }
 
 function parseHead(fid: string, h: Record<string, string | string[] | undefined>, bodyLength: number | undefined): FileHead {
