@@ -1,7 +1,11 @@
 // The delete feed: every delete made through the cluster client is recorded here with a
 // sequence number, so origins that cache files can learn of deletes made around them
 // (`ugcfs rm`, migration, another origin) by polling `GET /deletes?after=SEQ`. Kept in
-// LevelDB so cursors survive a name-server restart; bounded by count and age.
+// LevelDB so cursors survive a name-server restart; bounded by count and age. Each feed has
+// an id made when it is first created: a name server that lost its state starts a new feed
+// at sequence 0, and a poller's cursor into the old one means nothing there, however the
+// numbers compare — the id tells it so.
+import { randomBytes } from 'node:crypto';
 import type { DeleteEvent, DeleteFeedPage } from '../src/protocol.ts';
 import type { Store } from './state-db.ts';
 
@@ -11,6 +15,8 @@ interface StoredDelete {
 }
 
 const key = (seq: number) => String(seq).padStart(15, '0');
+/** Sorts after every sequence key, so iterating `lt` it sees only events. */
+const FEED_ID_KEY = '~feed';
 
 export interface DeleteFeedOptions {
   maxEntries?: number;
@@ -21,6 +27,7 @@ export interface DeleteFeedOptions {
 export class DeleteFeed {
   private readonly events: DeleteEvent[] = [];
   private seq = 0;
+  private id = '';
   private readonly maxEntries: number;
   private readonly maxAgeMs: number;
   private readonly pageSize: number;
@@ -33,10 +40,21 @@ export class DeleteFeed {
 
   async load(): Promise<void> {
     const newest: DeleteEvent[] = [];
-    for await (const [k, v] of this.store.iterator({ reverse: true, limit: this.maxEntries })) newest.push({ seq: Number(k), fid: v.fid, at: v.at });
+    for await (const [k, v] of this.store.iterator({ reverse: true, limit: this.maxEntries, lt: FEED_ID_KEY })) newest.push({ seq: Number(k), fid: v.fid, at: v.at });
     newest.reverse();
     this.events.push(...newest);
     this.seq = newest.at(-1)?.seq ?? 0;
+    const stored = (await this.store.get(FEED_ID_KEY)) as unknown as { id?: string } | undefined;
+    if (stored?.id) this.id = stored.id;
+    else {
+      this.id = randomBytes(8).toString('hex');
+      await this.store.put(FEED_ID_KEY, { id: this.id } as unknown as StoredDelete, { sync: true } as never);
+    }
+  }
+
+  /** This feed's id (see the header comment). */
+  get feedId(): string {
+    return this.id;
   }
 
   async record(fid: string, now = Date.now()): Promise<number> {
@@ -49,8 +67,8 @@ export class DeleteFeed {
 
   /** Deletes after `after`; without `after`, only the current cursor. */
   since(after: number | undefined): DeleteFeedPage {
-    if (after === undefined) return { seq: this.seq, deletes: [], complete: true };
-    if (after > this.seq) return { seq: this.seq, deletes: [], complete: false };
+    if (after === undefined) return { feed: this.id, seq: this.seq, deletes: [], complete: true };
+    if (after > this.seq) return { feed: this.id, seq: this.seq, deletes: [], complete: false };
     const oldest = this.events[0]?.seq ?? this.seq + 1;
     const complete = after >= oldest - 1;
     let lo = 0;
@@ -61,7 +79,7 @@ export class DeleteFeed {
       else hi = mid;
     }
     const deletes = this.events.slice(lo, lo + this.pageSize);
-    return { seq: deletes.at(-1)?.seq ?? this.seq, deletes, complete };
+    return { feed: this.id, seq: deletes.at(-1)?.seq ?? this.seq, deletes, complete };
   }
 
   private async trim(now: number): Promise<void> {

@@ -479,15 +479,27 @@ export class ClusterClient {
    */
   watchDeletes(o: { onDelete: (fids: string[]) => void | Promise<void>; onGap?: () => void | Promise<void>; intervalMs?: number }): () => void {
     let cursor: number | undefined;
+    let feed: string | undefined;
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
     const poll = async () => {
       try {
         if (cursor === undefined) {
-          cursor = (await this.deletesSince()).seq;
+          const head = await this.deletesSince();
+          cursor = head.seq;
+          feed = head.feed;
         } else {
           for (;;) {
             const page = await this.deletesSince(cursor);
+            if (page.feed !== feed) {
+              // A new feed (the name server's state was lost): whatever its numbers, our
+              // cursor says nothing about what it missed.
+              await o.onGap?.();
+              const head = await this.deletesSince();
+              cursor = head.seq;
+              feed = head.feed;
+              break;
+            }
             if (!page.complete) await o.onGap?.();
             if (page.deletes.length > 0) await o.onDelete(page.deletes.map((d) => d.fid));
             const moved = page.seq !== cursor;

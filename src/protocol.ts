@@ -182,6 +182,8 @@ export interface DeleteEvent {
 }
 
 export interface DeleteFeedPage {
+  /** the feed's id: a name server that lost its state starts a new feed, and cursors into the old one mean nothing */
+  feed: string;
   /** the newest sequence number (pass as `after` next time) */
   seq: number;
   deletes: DeleteEvent[];

@@ -12,19 +12,22 @@ describe('delete feed', () => {
       let db = await openStateDb(dir);
       let feed = new DeleteFeed(jsonSublevel(db, 'delete-feed'), { maxEntries: 5, pageSize: 2 });
       await feed.load();
-      expect(feed.since(undefined)).toEqual({ seq: 0, deletes: [], complete: true });
+      const id = feed.feedId;
+      expect(id).toMatch(/^[0-9a-f]{16}$/);
+      expect(feed.since(undefined)).toEqual({ feed: id, seq: 0, deletes: [], complete: true });
       for (const f of ['a', 'b', 'c']) await feed.record(f, 1000);
       const p1 = feed.since(0);
       expect(p1.deletes.map((d) => d.fid)).toEqual(['a', 'b']);
       expect(p1.complete).toBe(true);
       const p2 = feed.since(p1.seq);
       expect(p2.deletes.map((d) => d.fid)).toEqual(['c']);
-      expect(feed.since(p2.seq)).toEqual({ seq: 3, deletes: [], complete: true });
+      expect(feed.since(p2.seq)).toEqual({ feed: id, seq: 3, deletes: [], complete: true });
       await db.close();
 
       db = await openStateDb(dir);
       feed = new DeleteFeed(jsonSublevel(db, 'delete-feed'), { maxEntries: 5, pageSize: 10 });
       await feed.load();
+      expect(feed.feedId).toBe(id); // the same feed across a reopen
       expect(feed.since(1).deletes.map((d) => d.fid)).toEqual(['b', 'c']);
       for (const f of ['d', 'e', 'f', 'g']) await feed.record(f, 2000);
       // only the last 5 (c..g) are kept: a cursor at 1 missed b
@@ -46,6 +49,30 @@ describe('delete feed', () => {
       await db.close();
     } finally {
       cleanup();
+    }
+  });
+
+  it('a lost state starts a new feed with a new id, so a cursor into the old one is known to mean nothing', async () => {
+    const a = tempDir();
+    const b = tempDir();
+    try {
+      const dbA = await openStateDb(a.dir);
+      const old = new DeleteFeed(jsonSublevel(dbA, 'delete-feed'));
+      await old.load();
+      for (const f of ['a', 'b']) await old.record(f);
+      const dbB = await openStateDb(b.dir);
+      const fresh = new DeleteFeed(jsonSublevel(dbB, 'delete-feed'));
+      await fresh.load();
+      for (const f of ['x', 'y', 'z']) await fresh.record(f);
+      // by numbers alone a cursor at 2 looks fine on the new feed (it has 3 entries)
+      const page = fresh.since(2);
+      expect(page.complete).toBe(true);
+      expect(page.feed).not.toBe(old.since(2).feed);
+      await dbA.close();
+      await dbB.close();
+    } finally {
+      a.cleanup();
+      b.cleanup();
     }
   });
 });
