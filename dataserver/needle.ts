@@ -127,7 +127,9 @@ export function decodeHeader(b: Buffer, at = 0, maxLength = Number.MAX_SAFE_INTE
     ownerLen,
     key,
     cookie: b.readUInt32BE(at + 16),
-    uploadTime: Number(b.readBigUInt64BE(at + 20)),
+    // Two 32-bit halves rather than a BigInt read: the same (correctly rounded) number,
+    // without allocating on every read.
+    uploadTime: b.readUInt32BE(at + 20) * 0x1_0000_0000 + b.readUInt32BE(at + 24),
     dataSize,
     length,
   };
