@@ -14,7 +14,8 @@ const files = Number(flags.get('--files') ?? (quick ? 400 : 3000));
 const concurrency = Number(flags.get('--concurrency') ?? 32);
 const replicaCounts = String(flags.get('--replicas') ?? '1,2,3').split(',').map(Number);
 const fsyncModes = String(flags.get('--fsync') ?? 'on,off').split(',').map((s) => s.trim() === 'on');
-const assignBatch = Number(flags.get('--assign-batch') ?? 8);
+// Without --assign-batch, the cluster client's own default.
+const assignBatch = flags.has('--assign-batch') ? Number(flags.get('--assign-batch')) : undefined;
 const SIZE = 20 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`cluster-write: ${m}\n`);
@@ -61,7 +62,7 @@ for (const fsync of fsyncModes) {
         files,
         failed,
         concurrency,
-        assignBatch,
+        assignBatch: assignBatch ?? 'default',
         p50ms: Math.round(percentile(latencies, 50) * 100) / 100,
         p99ms: Math.round(percentile(latencies, 99) * 100) / 100,
         seconds: Math.round(seconds * 100) / 100,

@@ -51,7 +51,7 @@ export interface ClusterClientOptions {
   writeAttempts?: number;
   /** replica count to ask for; default: the name server's --replicas */
   replicas?: number;
-  /** fids fetched per assign round trip, queued for the next writes (default 8; 1 = one assign per write) */
+  /** at most this many fids per assign round trip, queued for the next writes (default 32; 1 = one assign per write) */
   assignBatch?: number;
 }
 
@@ -129,6 +129,12 @@ const COPYING_STATES = new Set(['repairing', 'moving']);
 
 /** an unused batch-assigned fid older than this is discarded */
 const PREPARED_TTL_MS = 2000;
+/**
+ * A batch of fids is sized to store about this many bytes at the size of the write asking
+ * for it: the name server stops assigning a block when it is nearly full, and every fid
+ * already handed out must still fit in what is left (small files: the whole assignBatch).
+ */
+const ASSIGN_BATCH_BYTES = 1024 * 1024;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -173,7 +179,7 @@ export class ClusterClient {
     this.cacheSize = opts.locationCacheSize ?? 10_000;
     this.attempts = Math.max(1, opts.writeAttempts ?? 4);
     this.replicas = opts.replicas;
-    this.assignBatch = Math.min(100, Math.max(1, opts.assignBatch ?? 8));
+    this.assignBatch = Math.min(100, Math.max(1, opts.assignBatch ?? 32));
   }
 
   private call(extra: CallOptions = {}): CallOptions {
@@ -199,7 +205,7 @@ export class ClusterClient {
       if (attempt > 0) await sleep(25 * attempt);
       let a: AssignResult;
       try {
-        a = await this.nextAssign(replicas);
+        a = await this.nextAssign(replicas, bytes.length);
       } catch (err) {
         last = asUgcfs(err);
         if (!WRITE_RETRYABLE.has(last.code)) throw last;
@@ -238,9 +244,10 @@ export class ClusterClient {
   /**
    * The next fid to write. With assignBatch > 1, fids come from the name server several at a
    * time (one block each batch) and are handed to writes from a short-lived queue: one
-   * assign round trip serves several writes. Concurrent writers share one refill.
+   * assign round trip serves several writes (each assign costs the name server far more CPU
+   * than handing out one more fid). Concurrent writers share one refill.
    */
-  private async nextAssign(replicas: number | undefined): Promise<AssignResult> {
+  private async nextAssign(replicas: number | undefined, size: number): Promise<AssignResult> {
     const body = (count: number) => ({ ...(replicas === undefined ? {} : { replicas }), ...(count > 1 ? { count } : {}) });
     if (this.assignBatch <= 1) return callJson<AssignResult>(this.nsUrl(NS_ROUTES.assign), this.call({ method: 'POST', body: body(1) }));
     const k = replicas ?? 0;
@@ -254,7 +261,8 @@ export class ClusterClient {
       let refill = this.refills.get(k);
       if (!refill) {
         refill = (async () => {
-          const a = await callJson<AssignResult>(this.nsUrl(NS_ROUTES.assign), this.call({ method: 'POST', body: body(this.assignBatch) }));
+          const count = Math.max(1, Math.min(this.assignBatch, Math.floor(ASSIGN_BATCH_BYTES / Math.max(1, size))));
+          const a = await callJson<AssignResult>(this.nsUrl(NS_ROUTES.assign), this.call({ method: 'POST', body: body(count) }));
           const at = Date.now();
           const list = (a.fids ?? [a.fid]).map((fid) => ({ fid, block: a.block, replicas: a.replicas, at }));
           this.prepared.set(k, [...(this.prepared.get(k) ?? []), ...list]);
