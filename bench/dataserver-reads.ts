@@ -8,7 +8,7 @@
 //   node bin/run-ts.mjs bench/dataserver-reads.ts --serve [--files N] [--size B]
 //     starts a populated data server, prints {"msg":"serving","url","fids":FILE,"secret"} and
 //     keeps running until SIGTERM, for load generators other than wrk.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { startPeer, startUgcfs, runCommand } from './lib/spawn.ts';
 import { runWrk, checkWrk, type WrkResult } from './lib/wrk.ts';
 import { median, medianRatio } from './lib/stats.ts';
 import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
+import { processCpuMs } from './lib/process-cpu.ts';
 
 const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--serve']));
 const quick = flags.has('--quick');
@@ -30,21 +31,11 @@ const profFlags = (who: string) => (profileDir ? ['--cpu-prof', '--cpu-prof-dir'
 const SECRET = 'bench-secret';
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 
-/**
- * CPU time (user + system, every thread) a process has used, in ms. CPU per request is far
- * steadier than req/s on a shared machine, and on 2 cores it is what bounds throughput.
- */
-function cpuMs(pid: number): number {
-  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
-
 /** One wrk run, with the server's CPU microseconds per request beside it. */
 async function measured(pid: number, what: string, o: Parameters<typeof runWrk>[0]): Promise<WrkResult & { cpuUs: number }> {
-  const c0 = cpuMs(pid);
+  const c0 = processCpuMs(pid);
   const r = checkWrk(await runWrk(o), what);
-  return { ...r, cpuUs: ((cpuMs(pid) - c0) * 1000) / Math.max(1, r.requests) };
+  return { ...r, cpuUs: ((processCpuMs(pid) - c0) * 1000) / Math.max(1, r.requests) };
 }
 
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-dsreads-'));

@@ -1,20 +1,34 @@
 // The image pipeline's ceiling: a bare node:http server that resizes a source image already
 // in memory with sharp and sends the result. It does the same work the origin does for a
-// miss (auto-orient, resize, sRGB, strip metadata, encode) and nothing else: no cache, no
-// fetch of the original, no limits.
+// miss, with the same sharp calls and options (decode: failOn 'truncated', the origin's
+// default pixel limit; auto-orient, resize without enlarging, sRGB; encode: quality q with
+// sharp's defaults otherwise — baseline JPEG, 4:2:0 chroma, no mozjpeg, metadata stripped)
+// and nothing else: no cache, no fetch of the original, no limits, no timeout.
 //   node bin/run-ts.mjs bench/peers/bare-sharp.ts --dir PHOTOS [--port 0]
+//        [--jobs N]     at most N resizes at once, the rest wait (0: no bound, the default)
+//        [--threads T]  libvips threads per resize (0: sharp's default, one per core)
+//        [--vips-cache] keep libvips' operation cache on (sharp's default; off otherwise)
 //   GET /resize/<name>?w=400&fmt=jpeg|webp&q=80
 import { createServer } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { parseArgv } from '../../src/config.ts';
+import { boundedSlot } from '../../src/origin/legacy-read-through.ts';
 
-const { flags } = parseArgv(process.argv.slice(2));
+const { flags } = parseArgv(process.argv.slice(2), new Set(['--vips-cache']));
 const dir = String(flags.get('--dir'));
 const port = Number(flags.get('--port') ?? 0);
+const jobs = Number(flags.get('--jobs') ?? 0);
+const threads = Number(flags.get('--threads') ?? 0);
+if (threads > 0) sharp.concurrency(threads);
+if (!flags.has('--vips-cache')) sharp.cache(false);
+const MAX_PIXELS = 100_000_000; // the origin's --max-pixels default
 const sources = new Map<string, Buffer>();
 for (const name of readdirSync(dir)) sources.set(name, readFileSync(join(dir, name)));
+
+// The origin's own semaphore (a plain counting one), so both queue resizes alike.
+const slot = boundedSlot(jobs > 0 ? jobs : Number.POSITIVE_INFINITY);
 
 const server = createServer((req, res) => {
   const u = new URL(req.url!, 'http://x');
@@ -26,9 +40,10 @@ const server = createServer((req, res) => {
     res.writeHead(404).end();
     return;
   }
-  const img = sharp(src).rotate().resize({ width: w, withoutEnlargement: true }).toColourspace('srgb');
-  (fmt === 'webp' ? img.webp({ quality: q }) : img.jpeg({ quality: q }))
-    .toBuffer()
+  slot(() => {
+    const img = sharp(src, { limitInputPixels: MAX_PIXELS, failOn: 'truncated' }).autoOrient().resize({ width: w, withoutEnlargement: true }).toColourspace('srgb');
+    return (fmt === 'webp' ? img.webp({ quality: q }) : img.jpeg({ quality: q })).toBuffer();
+  })
     .then((out) => {
       res.writeHead(200, { 'content-type': `image/${fmt}`, 'content-length': out.length });
       res.end(out);

@@ -188,11 +188,14 @@ export async function renderVariant(source: Buffer, v: Variant, limits: Pipeline
   }
 }
 
+/** libvips threads each variant gets: a share of the cores, not all of them per job. */
+export function vipsThreadsPerResize(resizeConcurrency: number): number {
+  return Math.max(1, Math.floor(Math.max(1, availableParallelism()) / resizeConcurrency));
+}
+
 /** Process-wide sharp tuning; libvips' settings are global, so set once per process. */
 export function tuneSharp(resizeConcurrency: number): void {
-  // Each job gets a share of the cores instead of every job grabbing all of them; the
-  // operation cache only helps repeated identical pipelines, which our own caches absorb.
-  const cores = Math.max(1, availableParallelism());
-  sharp.concurrency(Math.max(1, Math.floor(cores / resizeConcurrency)));
+  // The operation cache only helps repeated identical pipelines, which our own caches absorb.
+  sharp.concurrency(vipsThreadsPerResize(resizeConcurrency));
   sharp.cache(false);
 }

@@ -7,7 +7,10 @@ import { Agent, request } from 'undici';
 import type { Section, BenchContext } from '../context.ts';
 import type { Goal } from '../results.ts';
 import { startNginx } from '../nginx.ts';
-import { startPeer, CORPUS, type Child } from '../spawn.ts';
+import { CORPUS, type Child } from '../spawn.ts';
+import { processCpuMs } from '../process-cpu.ts';
+import { RESIZE_JOBS, bareSharpArgs, startBareSharp } from '../sharp-peer.ts';
+import { vipsThreadsPerResize } from '../../../src/origin/image-pipeline.ts';
 import { runLoad, checkLoad, type LoadResult } from '../load.ts';
 import { compareReads, rpsRatio, type Target } from '../compare.ts';
 import { median, medianRatio, spread } from '../stats.ts';
@@ -29,6 +32,8 @@ async function fetchBytes(url: string): Promise<number> {
 interface MissTarget {
   id: string;
   label: string;
+  /** the serving process, whose CPU per resize is shown */
+  pid?: number;
   /** the URL of a never-seen variant: the n-th distinct width of photo p */
   url: (photo: string, w: number) => string;
 }
@@ -44,9 +49,9 @@ export const section: Section = {
     const data: Record<string, unknown> = {};
     const notes: string[] = [];
     try {
-      const sharpPeer: Child = await startPeer('bare-sharp', ['--dir', PHOTOS]);
+      const sharpPeer: Child = await startBareSharp(PHOTOS);
       stops.push(() => sharpPeer.stop());
-      commands.push('node bin/run-ts.mjs bench/peers/bare-sharp.ts --dir PHOTOS');
+      commands.push(`node bin/run-ts.mjs bench/peers/bare-sharp.ts ${bareSharpArgs('PHOTOS').join(' ')}`);
       const staticDir = join(ctx.work, 'variants');
       mkdirSync(staticDir, { recursive: true });
       let nginxUrl: string | undefined;
@@ -84,18 +89,22 @@ export const section: Section = {
         return { photo: jpegs[n % jpegs.length]!, w: 240 + (Math.floor(n / jpegs.length) % 1200) };
       };
       for (const fmt of ['jpeg', 'webp'] as const) {
-        const targets: MissTarget[] = [{ id: 'sharp', label: 'bare sharp', url: (p, w) => `${sharpPeer.url}/resize/${p}?w=${w}&q=${QUALITY}&fmt=${fmt}` }];
-        if (cluster) targets.push({ id: 'origin', label: 'ugcfs origin (miss)', url: (p, w) => `${cluster!.origin!.url}/${fids.get(p)}?w=${w}&q=${QUALITY}&fmt=${fmt}` });
+        const targets: MissTarget[] = [{ id: 'sharp', label: 'bare sharp', pid: sharpPeer.pid, url: (p, w) => `${sharpPeer.url}/resize/${p}?w=${w}&q=${QUALITY}&fmt=${fmt}` }];
+        if (cluster) targets.push({ id: 'origin', label: 'ugcfs origin (miss)', pid: cluster.origin!.pid, url: (p, w) => `${cluster!.origin!.url}/${fids.get(p)}?w=${w}&q=${QUALITY}&fmt=${fmt}` });
         if (nginxUrl && ctx.tools.imageFilterModule && fmt === 'jpeg') targets.push({ id: 'nginx', label: 'nginx image_filter', url: (p, w) => `${nginxUrl}/resize/${p}?w=${w}` });
         const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.id, []]));
+        const cpu = new Map<string, number[]>(targets.map((t) => [t.id, []]));
         const errors = new Map<string, string>();
         for (let r = 0; r < ctx.runs + 1; r++) {
-          for (const t of targets) {
+          // Every other round in reverse order, so no side always runs right after another.
+          for (const t of r % 2 === 1 ? [...targets].reverse() : targets) {
             if (errors.has(t.id)) continue;
             try {
+              const c0 = t.pid ? processCpuMs(t.pid) : Number.NaN;
               // round 0 is a short warm-up (sharp's thread pool, JIT, the origin's copy of the originals)
               const res = checkLoad(await runLoad({ concurrency: CONCURRENCY, durationS: r === 0 ? 1 : ctx.durationS, op: () => { const v = nextVariant(); return fetchBytes(t.url(v.photo, v.w)); } }), `${fmt} ${t.label}`);
               if (r > 0) runs.get(t.id)!.push(res);
+              if (r > 0 && t.pid) cpu.get(t.id)!.push((processCpuMs(t.pid) - c0) / Math.max(1, res.ops));
               if (r > 0) ctx.log(`  resize ${fmt} ${t.label} round ${r}: ${res.opsPerS.toFixed(1)}/s`);
             } catch (err) {
               errors.set(t.id, (err as Error).message);
@@ -106,13 +115,15 @@ export const section: Section = {
         const sharpRuns = runs.get('sharp')!;
         for (const t of targets) {
           const rs = runs.get(t.id)!;
-          if (rs.length === 0) { missRows.push([fmt, t.label, `failed: ${(errors.get(t.id) ?? '').slice(0, 100)}`, '', '', '', '']); continue; }
+          if (rs.length === 0) { missRows.push([fmt, t.label, `failed: ${(errors.get(t.id) ?? '').slice(0, 100)}`, '', '', '', '', '']); continue; }
           const vs = medianRatio(rs.map((x) => x.opsPerS), sharpRuns.map((x) => x.opsPerS));
-          missRows.push([fmt, t.label, num(median(rs.map((x) => x.opsPerS)), 1), micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), ratio(vs), `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
+          const cpuMs = median(cpu.get(t.id)!);
+          missRows.push([fmt, t.label, num(median(rs.map((x) => x.opsPerS)), 1), Number.isFinite(cpuMs) ? num(cpuMs, 1) : '—', micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), ratio(vs), `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
           if (t.id === 'origin') goals.push({ name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: ratio(vs), met: vs >= 0.9 });
         }
         if (!cluster) goals.push({ name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: '—' });
         data[`miss-${fmt}`] = Object.fromEntries([...runs].map(([k, v]) => [k, v.map((x) => x.opsPerS)]));
+        data[`miss-${fmt}-cpu-ms`] = Object.fromEntries(cpu);
       }
 
       // Cache hits: the same computed variants through the origin and from nginx static.
@@ -150,9 +161,11 @@ export const section: Section = {
       }
 
       const md = [
-        `Sources: the ${jpegs.length} JPEG photos of the corpus (1280–2560 px). Misses: ${CONCURRENCY} concurrent clients, each request a width never asked for before (240–1439 px, aspect kept, quality ${QUALITY}), ${ctx.durationS} s per run, median of ${ctx.runs} rounds after a warm-up. The origin runs with its default resize concurrency; bare sharp runs with sharp's defaults.`,
+        `Sources: the ${jpegs.length} JPEG photos of the corpus (1280–2560 px). Misses: ${CONCURRENCY} concurrent clients, each request a width never asked for before (240–1439 px, aspect kept, quality ${QUALITY}), ${ctx.durationS} s per run, ${ctx.runs} rounds after a warm-up with the order of the servers reversed every other round; figures are medians, the ratio is the median of per-round ratios. CPU/resize is the serving process's CPU time (every thread) per resize.`,
         '',
-        table(['out', 'server', 'resizes/s', 'p50', 'p99', 'vs bare sharp', 'spread'], missRows),
+        `Both sides do the same work with the same settings. Decode: sharp from a Buffer in memory (the origin keeps originals in its memory tier after the first fetch), \`failOn: 'truncated'\`, the origin's default pixel limit. Pipeline: auto-orient (EXIF orientation applied), resize to the width without enlarging, sRGB. Encode: JPEG or WebP at quality ${QUALITY} with sharp's defaults otherwise (baseline JPEG, 4:2:0 chroma subsampling, no mozjpeg, no progressive; WebP lossy, effort 4), every metadata block stripped. Resources: at most ${RESIZE_JOBS} resizes at once (the origin's default \`--resize-concurrency\`; the rest wait), ${vipsThreadsPerResize(RESIZE_JOBS)} libvips thread(s) each, libvips' operation cache off. On top, the origin parses and checks the variant URL, looks the variant up in memory and on disk, joins identical misses, applies its pipeline timeout, and writes the variant to its memory tier and (this run: \`--cache-dir\`) its disk tier before answering with ETag and cache headers.`,
+        '',
+        table(['out', 'server', 'resizes/s', 'CPU/resize (ms)', 'p50', 'p99', 'vs bare sharp', 'spread'], missRows),
         '',
         'nginx image_filter cannot change the format (its output is the input\'s format), so it has a JPEG row only. It resizes with libgd, which is a different (and lower-quality) resampler than libvips.',
         '',
