@@ -108,6 +108,8 @@ export const section: Section = {
         '',
         ugcfsNote,
         'The data server is read on its internal route with the cluster secret (one index lookup, one positioned read); the cache-miss origin runs with `--memory-cache-bytes 0 --cache-bytes 0`, so every read fetches the original from the data server.',
+        '',
+        'What a data-server read does that the bare Node ceiling does not: it checks the cluster secret (hashed and compared in constant time once per connection), decodes the file id, looks the record up in the index cache, reads the whole record (header, metadata, data, CRC) with one positioned read, verifies its CRC32-C over every byte before sending any (a record that fails is never served; one pass gives both the record CRC and the data CRC it sends as `x-ugcfs-crc`), checks that the record is the one indexed, sends type, length, CRC, upload time and owner headers, and counts the request, its latency, the lookup and the read in its metrics. Bare Node does one positioned read into a buffer and sends it with two headers. The CRC pass is the part that grows with size (`bench/dataserver-reads.ts` prints the CPU per read of both servers).',
       ].join('\n');
       return { markdown: md, goals, commands, data };
     } finally {
