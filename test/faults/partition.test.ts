@@ -148,7 +148,8 @@ describe('partitions and slow links', () => {
       // fids fetched ahead (assign batches) may carry a few writes; once they run out, every
       // write needs the name server and must fail cleanly within its bound
       const results: Array<{ ok: boolean }> = [];
-      for (let i = 0; i < 16 && results.every((r) => r.ok); i++) results.push(await write(4_000));
+      // (a batch is up to 32 fids: src/cluster-client.ts)
+      for (let i = 0; i < 48 && results.every((r) => r.ok); i++) results.push(await write(4_000));
       expect(results.some((r) => !r.ok)).toBe(true);
     } finally {
       pc.nsProxy.set({ mode: 'pass' });

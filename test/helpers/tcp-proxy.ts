@@ -4,6 +4,7 @@
 //
 //   const p = await startTcpProxy(targetPort);   // p.url = http://127.0.0.1:<proxy port>
 //   p.set({ delayMs: 200 });                      // every chunk held 200 ms each way
+//   p.set({ bytesPerSec: 1e6 });                  // a thin link: each direction read at ~1 MB/s
 //   p.set({ mode: 'blackhole' });                 // connections accepted, bytes swallowed
 //   p.set({ mode: 'refuse' });                    // new connections reset at once
 //   p.cut();                                      // reset every open connection now
@@ -33,8 +34,10 @@ export interface TcpProxy {
   target: number;
   mode: ProxyMode;
   delayMs: number;
+  /** 0: as fast as loopback */
+  bytesPerSec: number;
   stats: ProxyStats;
-  set(o: { mode?: ProxyMode; delayMs?: number }): void;
+  set(o: { mode?: ProxyMode; delayMs?: number; bytesPerSec?: number }): void;
   /** resets every open connection (both sides) */
   cut(): number;
   close(): Promise<void>;
@@ -65,6 +68,11 @@ export async function startTcpProxy(targetPort: number, opts: { host?: string } 
         return;
       }
       count(chunk.length);
+      if (proxy.bytesPerSec > 0) {
+        // A thin link: stop reading for as long as this chunk takes at that rate.
+        from.pause();
+        setTimeout(() => from.resume(), (chunk.length / proxy.bytesPerSec) * 1000);
+      }
       if (proxy.delayMs <= 0) {
         if (!to.destroyed) to.write(chunk);
         return;
@@ -118,10 +126,12 @@ export async function startTcpProxy(targetPort: number, opts: { host?: string } 
     target: targetPort,
     mode: 'pass',
     delayMs: 0,
+    bytesPerSec: 0,
     stats,
     set(o) {
       if (o.mode !== undefined) proxy.mode = o.mode;
       if (o.delayMs !== undefined) proxy.delayMs = o.delayMs;
+      if (o.bytesPerSec !== undefined) proxy.bytesPerSec = o.bytesPerSec;
       if (proxy.mode === 'refuse') proxy.cut();
     },
     cut() {
