@@ -86,7 +86,8 @@ describe('partitions and slow links', () => {
     const baseline: string[] = [];
     // until the silent server holds a few of them: reading those proves fail-over
     const onSilent = () => baseline.filter((f) => acked.get(f)!.replicas.includes('ds-3'));
-    for (let i = 0; i < 30 && (baseline.length < 8 || onSilent().length < 3); i++) {
+    // (an assign batch of up to 32 fids lands in one block, so this may take several batches)
+    for (let i = 0; i < 200 && (baseline.length < 8 || onSilent().length < 3); i++) {
       expect((await write(8_000)).ok).toBe(true);
       baseline.splice(0, baseline.length, ...[...acked.keys()].filter((f) => !before.has(f)));
     }
