@@ -12,6 +12,7 @@ import { crc32c } from '@node-rs/crc32';
 import type { FastifyInstance } from 'fastify';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid } from '../src/file-id.ts';
+import type { AccessLog } from '../src/access-log.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
@@ -25,6 +26,8 @@ export interface NeedleWriteContext {
   blockSize: number;
   metrics: Metrics;
   log: Logger;
+  /** the server's --access-log writer (ServerBase.access); without it, writes here log no access line */
+  access?: AccessLog;
 }
 
 const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;
@@ -156,6 +159,7 @@ async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: 
   const given = req.headers['x-request-id'];
   const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
   let status = 201;
+  let bytes = 0;
   try {
     if (state.stopped) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
     if (ctx.secret !== '') {
@@ -165,9 +169,10 @@ async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: 
     const body = await readBody(req, res, ctx.blockSize);
     const out = await storeNeedle(ctx, repl, { fidText: decodeFidText(fidText), headers: req.headers, body, requestId });
     const json = JSON.stringify(out);
+    bytes = Buffer.byteLength(json);
     res.writeHead(201, {
       'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(json),
+      'content-length': bytes,
       'x-request-id': requestId,
       // while closing, keep-alive clients are asked to go, as fastify's onSend hook does
       ...(state.stopped ? { connection: 'close' } : {}),
@@ -180,9 +185,10 @@ async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: 
     else ctx.log.debug({ code: e.code, reason: e.message, reqId: requestId }, 'request refused');
     if (!res.headersSent && !res.destroyed) {
       const json = JSON.stringify(e.toJSON());
+      bytes = Buffer.byteLength(json);
       const headers: Record<string, string | number> = {
         'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(json),
+        'content-length': bytes,
         'cache-control': 'no-store',
         'x-content-type-options': 'nosniff',
         'x-request-id': requestId,
@@ -195,6 +201,7 @@ async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: 
     }
   }
   record(status, started);
+  ctx.access?.('PUT', req.url ?? '', status, started, bytes, requestId);
 }
 
 /**
