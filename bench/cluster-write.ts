@@ -1,12 +1,14 @@
 // Replicated 20 KB writes per second through the cluster client (assign + primary append +
 // forwarding to the other replicas), for replicas 1, 2 and 3 with fsync on and off. Each
 // configuration runs on a fresh real cluster: a name server and 3 data servers on racks
-// a/b/c, one ClusterClient, N concurrent writers. Prints one JSON result line each.
+// a/b/c, one ClusterClient, N concurrent writers. Prints one JSON result line each, with
+// the CPU every process spent per write (steadier than writes/s on a shared machine).
 //   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N]
 import { randomBytes } from 'node:crypto';
 import { parseArgv } from '../src/config.ts';
 import { ClusterClient } from '../src/cluster-client.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
+import { processCpuMs } from './lib/process-cpu.ts';
 
 const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
 const quick = flags.has('--quick');
@@ -33,11 +35,21 @@ for (const fsync of fsyncModes) {
     const c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas, blockSize: 64 * 1024 * 1024, fsync, heartbeatMs: 500, deadAfterMs: 5000 });
     const client = new ClusterClient({ nameserver: c.nameserver.url, secret: c.secret, assignBatch });
     try {
-      // Warm up: opens the writable blocks and the keep-alive connections.
-      for (let i = 0; i < 20; i++) await client.write(payloads[i % payloads.length]!, { mime: 'image/jpeg' });
+      // Warm up: opens the writable blocks and the keep-alive connections, and lets the JIT
+      // compile the write path (with 20 writes, the first measured thousand cost the data
+      // servers twice the CPU of later ones).
+      await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 25; i++) await client.write(payloads[(w * 25 + i) % payloads.length]!, { mime: 'image/jpeg' });
+      }));
       const latencies: number[] = [];
       let next = 0;
       let failed = 0;
+      const cpuNow = () => ({
+        dataservers: c.dataservers.reduce((s, d) => s + processCpuMs(d.child.pid!), 0),
+        nameserver: processCpuMs(c.nameserver.child.pid!),
+        client: processCpuMs(process.pid),
+      });
+      const cpu0 = cpuNow();
       const started = process.hrtime.bigint();
       await Promise.all(Array.from({ length: concurrency }, async () => {
         while (next < files) {
@@ -52,6 +64,8 @@ for (const fsync of fsyncModes) {
         }
       }));
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const cpu1 = cpuNow();
+      const usPerWrite = (k: keyof typeof cpu0) => Math.round(((cpu1[k] - cpu0[k]) * 1000) / Math.max(1, latencies.length));
       latencies.sort((a, b) => a - b);
       out({
         metric: `cluster_write_20k_r${replicas}_fsync_${fsync ? 'on' : 'off'}`,
@@ -66,6 +80,7 @@ for (const fsync of fsyncModes) {
         p50ms: Math.round(percentile(latencies, 50) * 100) / 100,
         p99ms: Math.round(percentile(latencies, 99) * 100) / 100,
         seconds: Math.round(seconds * 100) / 100,
+        cpuUsPerWrite: { dataservers: usPerWrite('dataservers'), nameserver: usPerWrite('nameserver'), client: usPerWrite('client') },
       });
     } finally {
       await c.stop();

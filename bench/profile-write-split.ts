@@ -5,7 +5,7 @@
 // 2-core machine throughput swings with the neighbours' load, CPU per write does not.
 //   node bin/run-ts.mjs bench/profile-write-split.ts [--replicas 2] [--size 20480] [--fsync false] [--count 100] [--concurrency 1,16]
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster, SECRET } from './lib/cluster.ts';
@@ -13,6 +13,7 @@ import { callJson, callRaw } from '../src/http-client.ts';
 import { parseArgv } from '../src/config.ts';
 import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../src/protocol.ts';
 import { percentile } from './lib/stats.ts';
+import { processCpuMs } from './lib/process-cpu.ts';
 
 const { flags } = parseArgv(process.argv.slice(2));
 const replicas = Number(flags.get('--replicas') ?? 2);
@@ -24,20 +25,8 @@ const dir = mkdtempSync(join(tmpdir(), 'ugcfs-bench-split-'));
 const c = await startCluster({ dir, dataservers: Math.max(3, replicas), replicas, dataserverArgs: [`--fsync=${fsync}`] });
 const body = randomBytes(size);
 
-/** CPU time (user + system) a process has used, in ms; Linux only (NaN elsewhere). */
-function cpuMs(pid: number | 'self'): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name: utime and stime are the 12th and 13th.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 function cpuNow(): { ds: number; ns: number; client: number } {
-  return { ds: c.dataservers.reduce((s, d) => s + cpuMs(d.pid), 0), ns: cpuMs(c.nameserver.pid), client: cpuMs('self') };
+  return { ds: c.dataservers.reduce((s, d) => s + processCpuMs(d.pid), 0), ns: processCpuMs(c.nameserver.pid), client: processCpuMs(process.pid) };
 }
 
 try {
