@@ -4,6 +4,7 @@
 // reconciled: deletes it missed are applied, extra copies removed.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterClient } from '../../src/cluster-client.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/proc.ts';
 
@@ -126,7 +127,11 @@ describe('start-up grace', () => {
   it('a restarted name server repairs nothing before its grace period ends, then heals', async () => {
     const d = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 256 * 1024, repairDelayMs: 0, startupGraceMs: 4000 });
     try {
-      for (let i = 0; i < 20; i++) await d.client.write(randomBytes(3000));
+      // One fid per assign, so the files spread over the open blocks and ds-3 holds some.
+      const spread = new ClusterClient({ nameserver: d.nameserver.url, secret: d.secret, assignBatch: 1 });
+      let onDs3 = 0;
+      for (let i = 0; i < 200 && (i < 20 || onDs3 < 3); i++) if ((await spread.write(randomBytes(3000))).replicas.some((r) => r.id === 'ds-3')) onDs3++;
+      expect(onDs3).toBeGreaterThanOrEqual(3);
       await d.killNameserver();
       await d.killDataserver(2);
       const ns = await d.restartNameserver();

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterClient } from '../../src/cluster-client.ts';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { encodeFid, MAX_KEY } from '../../src/file-id.ts';
 import { DS_ROUTES, type BlockReport, type ScrubResult } from '../../src/protocol.ts';
@@ -104,11 +105,16 @@ describe.skipIf(!canMount)('disk full on one data server (8 MiB tmpfs)', () => {
     return { records, bad };
   }
 
+  // One fid per assign, so writes spread over the open blocks (an assign batch lands in one block).
+  let spreading: ClusterClient | undefined;
+  const spreadClient = () => (spreading ??= new ClusterClient({ nameserver: cluster.nameserver.url, secret: cluster.secret, assignBatch: 1 }));
+
   it('files stored before the disk fills keep reading back byte-exact from the full server', async () => {
     const onDs3 = () => [...stored].filter(([, v]) => v.replicas.includes('ds-3'));
+    const spread = spreadClient();
     for (let i = 0; i < 150 && (i < 20 || onDs3().length < 4); i++) {
       const data = payload(rnd, 20_000 + Math.floor(rnd() * 20_000));
-      const w = await cluster.client.write(data);
+      const w = await spread.write(data);
       stored.set(w.fid, { data, replicas: w.replicas.map((r) => r.id) });
     }
     expect(onDs3().length).toBeGreaterThanOrEqual(4);
@@ -187,7 +193,7 @@ describe.skipIf(!canMount)('disk full on one data server (8 MiB tmpfs)', () => {
     let landed = 0;
     for (let i = 0; i < 40 && landed < 2; i++) {
       const data = payload(rnd, 20_000);
-      const w = await cluster.client.write(data);
+      const w = await spreadClient().write(data);
       stored.set(w.fid, { data, replicas: w.replicas.map((r) => r.id) });
       if (w.replicas.some((r) => r.id === 'ds-3')) landed++;
     }
