@@ -69,11 +69,16 @@ describe('a delete made around the origin', () => {
     // deletes 1..4 of the new feed: the cached file first
     for (const f of fids.slice(0, 4)) await waitFor(`delete ${f}`, () => cluster.client.delete(f).then(() => true), 20_000, 200);
 
-    await waitFor('the origin stops serving the deleted file', async () => {
+    const gone = await waitFor('the origin stops serving the deleted file', async () => {
       const r = await request(`${origin.url}/${cached}`);
       await r.body.dump();
       return r.statusCode === 404;
-    }, 10_000, 250);
+    }, 20_000, 250).catch(async (err: Error) => {
+      const stat = await cluster.client.read(cached).then(() => 'readable', (e: { code?: string }) => e.code);
+      console.log(`delete feed test: ${err.message}; through the client the file is ${stat}; origin log:\n${origin.lines.filter((l) => /feed|purge|delete/i.test(l)).slice(-20).join('\n')}`);
+      return false;
+    });
+    expect(gone).toBe(true);
     expect(origin.lines.some((l) => l.includes('delete feed has a gap'))).toBe(true);
   });
 });
