@@ -4,6 +4,7 @@
 // running when this process exits is SIGKILLed, so an interrupted run leaves nothing
 // listening. test/helpers/proc.ts and bench/lib/spawn.ts shape the result for their callers.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export interface ReadyProcess {
@@ -97,9 +98,41 @@ export function splitLines(stream: NodeJS.ReadableStream, onLine: (l: string) =>
 /**
  * A loopback port free right now, for servers that must know a URL before they start (a
  * name server restarted on the same URL, origins listing their peers, nginx, which cannot
- * report a port it picked). The race with other processes is acceptable on loopback.
+ * report a port it picked). Picked at random below the kernel's ephemeral range: a port
+ * from port 0 comes from that range, where the many outgoing connections of a busy test
+ * run also take their local ports, and one of them took such a port between our check and
+ * the server's listen (EADDRINUSE in CI).
  */
-export function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
+  const [low, high] = EPHEMERAL;
+  const top = Math.min(low, 65536) - 1;
+  for (let attempt = 0; attempt < 50 && top > 20_000; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * (top - 20_000));
+    if (port >= low && port <= high) continue;
+    if (await canListen(port)) return port;
+  }
+  return listenAny();
+}
+
+const EPHEMERAL: [number, number] = (() => {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo!, hi!];
+  } catch {
+    // not Linux: fall back to the IANA dynamic range
+  }
+  return [49152, 65535];
+})();
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+function listenAny(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);
