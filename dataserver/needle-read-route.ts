@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid } from '../src/file-id.ts';
+import type { AccessLog } from '../src/access-log.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
@@ -24,6 +25,8 @@ export interface ReadRouteContext {
   secret: string;
   metrics: Metrics;
   log: Logger;
+  /** the server's --access-log writer (ServerBase.access) */
+  access?: AccessLog;
 }
 
 export interface ReadRoute {
@@ -99,7 +102,7 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
         fail(st, req, res, head, started, err);
         return;
       }
-      finish(st, head, 200, started);
+      finish(st, req, head, 200, started, n.data.length);
     },
     (err: unknown) => fail(st, req, res, head, started, err),
   );
@@ -150,11 +153,15 @@ function fail(st: RouteState, req: IncomingMessage, res: ServerResponse, head: b
     st.ctx.log.error({ err: x }, 'read error response failed');
     req.socket.destroy();
   }
-  finish(st, head, e.status, started);
+  finish(st, req, head, e.status, started, undefined);
 }
 
-function finish(st: RouteState, head: boolean, status: number, started: number): void {
+function finish(st: RouteState, req: IncomingMessage, head: boolean, status: number, started: number, bytes: number | undefined): void {
   st.record(head, status, started);
+  if (st.ctx.access) {
+    const rid = req.headers['x-request-id'];
+    st.ctx.access(head ? 'HEAD' : 'GET', req.url ?? '', status, started, bytes, typeof rid === 'string' ? rid.slice(0, 64) : undefined);
+  }
   if (--st.inFlight === 0) st.drained?.();
 }
 

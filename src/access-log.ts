@@ -6,15 +6,17 @@
 //   {"msg":"request","reqId":...,"method":"GET","url":"/...","status":200,"ms":0.41,"bytes":20480}
 import type { Logger } from './log.ts';
 
-export type AccessLog = (method: string, url: string, status: number, startedNs: bigint, bytes: number | undefined, reqId: string | undefined) => void;
+/** `started`: process.hrtime.bigint() (ns) or performance.now() (ms) when the request arrived. */
+export type AccessLog = (method: string, url: string, status: number, started: bigint | number, bytes: number | undefined, reqId: string | undefined) => void;
 
 const NOOP: AccessLog = () => {};
 
 /** The access-log writer for a server: a no-op unless enabled. */
 export function createAccessLog(log: Logger, enabled: boolean): AccessLog {
   if (!enabled) return NOOP;
-  return (method, url, status, startedNs, bytes, reqId) => {
-    const ms = Math.round(Number(process.hrtime.bigint() - startedNs) / 1e4) / 100;
+  return (method, url, status, started, bytes, reqId) => {
+    const elapsed = typeof started === 'bigint' ? Number(process.hrtime.bigint() - started) / 1e6 : performance.now() - started;
+    const ms = Math.round(elapsed * 100) / 100;
     log.info({ reqId, method, url: url.length > 300 ? url.slice(0, 300) + '…' : url, status, ms, bytes }, 'request');
   };
 }

@@ -3,6 +3,7 @@
 // and answers synchronously from the cached entry's precomputed headers; anything else
 // (a miss, a legacy path, a negotiated format, an error) falls through to the full routes,
 // which produce the same answer more slowly. Request ids and metrics are kept identical.
+import type { AccessLog } from '../access-log.ts';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Metrics } from '../metrics.ts';
@@ -23,6 +24,8 @@ export interface HitPathDeps {
   /** signed URLs are verified by the full route only */
   signed: boolean;
   resolve: Omit<ResolveOptions, 'accept'>;
+  /** the server's --access-log writer; undefined when off */
+  access?: AccessLog;
 }
 
 const MEMO_LIMIT = 50_000;
@@ -83,7 +86,8 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     return t;
   }
 
-  function count(method: string, status: number, started: bigint): void {
+  function count(method: string, status: number, started: bigint, bytes: number | undefined, id: string, url: string): void {
+    d.access?.(method, url, status, started, bytes, id);
     const k = `${method} ${status}`;
     let c = counters.get(k);
     if (!c) { c = d.metrics.httpRequests.labels({ route: '/*', method, status: String(status) }); counters.set(k, c); }
@@ -111,7 +115,7 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
       res.writeHead(200, [...entry.hitHeaders, 'x-request-id', id]);
       if (method === 'HEAD') res.end();
       else { res.end(entry.body); bytesServed[t.kind].inc(entry.body.length); }
-      count(method, 200, started);
+      count(method, 200, started, entry.body.length, id, url);
       return true;
     }
     let a;
@@ -129,7 +133,7 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     res.writeHead(a.status, a.headers);
     if (method === 'HEAD' || a.body === undefined) res.end();
     else res.end(a.body);
-    count(method, a.status, started);
+    count(method, a.status, started, a.body?.length, id, url);
     return true;
   }
 

@@ -22,6 +22,7 @@ import { ResizeGate } from './resize-gate.ts';
 import { registerUpload } from './upload-route.ts';
 import { parsePresets } from './variant-url.ts';
 import { installHitPath } from './hit-path.ts';
+import { isAccessLogOn } from '../access-log.ts';
 
 export interface LegacyResolverContext {
   config: OriginConfig;
@@ -76,9 +77,10 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   const deleteFeed = opts.deleteFeed ?? client;
   tuneSharp(config.resizeConcurrency);
 
-  const { app, metrics } = createHttpServer({
+  const { app, metrics, access } = createHttpServer({
     role: 'origin',
     log,
+    accessLog: config.accessLog,
     bodyLimit: config.maxUploadBytes,
     errorCacheControl: ERROR_CACHE_CONTROL,
     defaultMetrics: true,
@@ -129,7 +131,7 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   if (config.peers.length > 0) {
     coreDeps.peers = new PeerRing(config.peers, publicUrl, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log);
   }
-  installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve });
+  installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access: isAccessLogOn(access) ? access : undefined });
   return {
     url,
     async close() {
