@@ -4,15 +4,14 @@
 // that matters — the cluster secret, the stable error body, request metrics, one index
 // lookup and one pread — and hands every other request to fastify unchanged.
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
-import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import { decodeFid } from '../src/file-id.ts';
+import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
 import type { AccessLog } from '../src/access-log.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
-import { SECRET_HEADER, bearer, secretEquals } from '../src/secret.ts';
+import { connectionSecretGuard } from '../src/secret.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Needle } from './needle.ts';
 
@@ -47,7 +46,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
   }
   const fallback = fastifyListeners[0]!;
   // fastify tracks its own requests for graceful close; these it never sees, so count them.
-  const state: RouteState = { ctx, record: recorder(ctx.metrics), stopped: false, inFlight: 0, drained: undefined, verified: new WeakMap() };
+  const state: RouteState = { ctx, record: recorder(ctx.metrics), stopped: false, inFlight: 0, drained: undefined, checkSecret: connectionSecretGuard(ctx.secret) };
   server.removeListener('request', fallback);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';
@@ -73,8 +72,7 @@ interface RouteState {
   stopped: boolean;
   inFlight: number;
   drained: (() => void) | undefined;
-  /** per connection, the secret header value already proven right on it */
-  verified: WeakMap<Socket, string>;
+  checkSecret: (req: IncomingMessage) => void;
 }
 
 /**
@@ -86,8 +84,8 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
   let read: Promise<Needle>;
   try {
     if (st.stopped) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
-    checkSecret(st, req);
-    const fid = decodeFid(decodeURIComponentSafe(fidText));
+    st.checkSecret(req);
+    const fid = decodeFid(fidTextFromPath(fidText));
     read = st.ctx.store.read(fid.block, fid.key, fid.cookie);
   } catch (err) {
     fail(st, req, res, head, started, err);
@@ -106,20 +104,6 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
     },
     (err: unknown) => fail(st, req, res, head, started, err),
   );
-}
-
-/**
- * The cluster secret, compared in constant time (secretEquals) the first time a connection
- * presents it; later requests on that connection presenting the very same value skip the
- * hashing. That comparison can only leak the value the same client already proved it knows.
- */
-function checkSecret(st: RouteState, req: IncomingMessage): void {
-  const secret = st.ctx.secret;
-  if (secret === '') return;
-  const given = (req.headers[SECRET_HEADER] as string | undefined) ?? bearer(req.headers.authorization);
-  if (given !== undefined && st.verified.get(req.socket) === given) return;
-  if (!secretEquals(given, secret)) throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'cluster secret missing or wrong');
-  st.verified.set(req.socket, given!);
 }
 
 function respond(req: IncomingMessage, res: ServerResponse, head: boolean, n: Needle): void {
@@ -192,11 +176,3 @@ function recorder(metrics: Metrics): Recorder {
   };
 }
 
-function decodeURIComponentSafe(s: string): string {
-  if (s.indexOf('%') < 0) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    throw new UgcfsError('UGCFS_ERR_BAD_FID', 'malformed file id: bad percent-encoding');
-  }
-}

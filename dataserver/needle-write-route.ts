@@ -11,12 +11,12 @@ import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } fro
 import { crc32c } from '@node-rs/crc32';
 import type { FastifyInstance } from 'fastify';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import { decodeFid } from '../src/file-id.ts';
+import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
 import type { AccessLog } from '../src/access-log.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
-import { SECRET_HEADER, bearer, secretEquals } from '../src/secret.ts';
+import { connectionSecretGuard } from '../src/secret.ts';
 import type { BlockStore } from './block-store.ts';
 import { replicatedPut, type ReplicationContext } from './replication.ts';
 
@@ -117,6 +117,12 @@ const MAX_FID_TEXT = 2048;
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
+interface RouteState {
+  stopped: boolean;
+  /** the cluster secret, memoised per connection (src/secret.ts) */
+  checkSecret: (req: IncomingMessage) => void;
+}
+
 /**
  * Puts the write route in front of fastify's request listener. Shutdown follows fastify's:
  * from preClose on, new writes are refused with 503 (connection: close), and close waits
@@ -131,7 +137,7 @@ export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteCo
   }
   const fallback = listeners[0]!;
   const record = recorder(ctx.metrics);
-  const state = { stopped: false };
+  const state: RouteState = { stopped: false, checkSecret: connectionSecretGuard(ctx.secret) };
   let inFlight = 0;
   let drained: (() => void) | undefined;
   app.addHook('preClose', async () => {
@@ -154,7 +160,7 @@ export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteCo
   });
 }
 
-async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: Recorder, req: IncomingMessage, res: ServerResponse, fidText: string, state: { stopped: boolean }): Promise<void> {
+async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: Recorder, req: IncomingMessage, res: ServerResponse, fidText: string, state: RouteState): Promise<void> {
   const started = process.hrtime.bigint();
   const given = req.headers['x-request-id'];
   const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -162,12 +168,9 @@ async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: 
   let bytes = 0;
   try {
     if (state.stopped) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
-    if (ctx.secret !== '') {
-      const secret = (req.headers[SECRET_HEADER] as string | undefined) ?? bearer(req.headers.authorization);
-      if (!secretEquals(secret, ctx.secret)) throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'cluster secret missing or wrong');
-    }
+    state.checkSecret(req);
     const body = await readBody(req, res, ctx.blockSize);
-    const out = await storeNeedle(ctx, repl, { fidText: decodeFidText(fidText), headers: req.headers, body, requestId });
+    const out = await storeNeedle(ctx, repl, { fidText: fidTextFromPath(fidText), headers: req.headers, body, requestId });
     const json = JSON.stringify(out);
     bytes = Buffer.byteLength(json);
     res.writeHead(201, {
@@ -248,14 +251,6 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
   });
 }
 
-function decodeFidText(s: string): string {
-  if (s.indexOf('%') < 0) return s;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    throw new UgcfsError('UGCFS_ERR_BAD_FID', 'malformed file id: bad percent-encoding');
-  }
-}
 
 type Recorder = (status: number, started: bigint) => void;
 

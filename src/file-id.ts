@@ -63,3 +63,13 @@ export function looksLikeFid(text: string): boolean {
 function badFid(why: string): UgcfsError {
   return new UgcfsError('UGCFS_ERR_BAD_FID', `malformed file id: ${why}`);
 }
+
+/** The fid text of a URL path segment, percent-decoded (a bad escape is UGCFS_ERR_BAD_FID). */
+export function fidTextFromPath(segment: string): string {
+  if (segment.indexOf('%') < 0) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new UgcfsError('UGCFS_ERR_BAD_FID', 'malformed file id: bad percent-encoding');
+  }
+}

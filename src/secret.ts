@@ -1,5 +1,8 @@
 // Constant-time comparison for the cluster secret and tokens.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { UgcfsError } from './errors.ts';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -39,3 +42,21 @@ export function bearer(header: string | string[] | undefined): string | undefine
 }
 
 export const SECRET_HEADER = 'x-ugcfs-secret';
+
+/**
+ * The cluster-secret check for routes answered ahead of fastify, with a per-connection memo:
+ * the first time a connection presents the secret it is compared in constant time
+ * (secretEquals); later requests on that connection presenting the very same value skip the
+ * hashing. That shortcut can only tell a client about the value it already proved it knows.
+ * Throws UGCFS_ERR_UNAUTHORIZED; a no-op when no secret is configured.
+ */
+export function connectionSecretGuard(secret: string): (req: IncomingMessage) => void {
+  if (secret === '') return () => {};
+  const proven = new WeakMap<Socket, string>();
+  return (req) => {
+    const given = (req.headers[SECRET_HEADER] as string | undefined) ?? bearer(req.headers.authorization);
+    if (given !== undefined && proven.get(req.socket) === given) return;
+    if (!secretEquals(given, secret)) throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'cluster secret missing or wrong');
+    proven.set(req.socket, given!);
+  };
+}

@@ -3,7 +3,7 @@
 // request ids (echoed, made up, forwarded to replicas), the body limit for bodies without a
 // declared length, metrics, the fastify fallback for unusual URLs — and graceful shutdown:
 // a write in flight when SIGTERM arrives is finished and acknowledged before the exit.
-import { request as httpRequest, createServer, type Server } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
@@ -69,6 +69,44 @@ describe('PUT /needles/<fid> ahead of fastify', () => {
     [a, b] = await Promise.all([startDs('a'), startDs('b', { UGCFS_LOG_LEVEL: 'debug' })]);
     await createBlock(a, 3);
     await createBlock(b, 3);
+  });
+
+  it('checks the secret on every write of a keep-alive connection that already proved it', async () => {
+    const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    const put = (key: bigint, headers: Record<string, string>) =>
+      new Promise<{ status: number; port: number; body: string }>((resolve, reject) => {
+        const body = bytes(64, Number(key));
+        const req = httpRequest(`${a.url}/needles/${fidOf(3, key)}`, { method: 'PUT', agent, headers: { 'content-length': body.length, ...headers } }, (res) => {
+          const chunks: Buffer[] = [];
+          const port = res.socket.localPort!;
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, port, body: Buffer.concat(chunks).toString() }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const first = await put(900n, { 'x-ugcfs-secret': SECRET });
+      expect(first.status).toBe(201);
+      const tries: Array<[bigint, Record<string, string>, number]> = [
+        [901n, { 'x-ugcfs-secret': 'wrong' }, 401],
+        [902n, {}, 401],
+        [903n, { 'x-ugcfs-secret': SECRET.slice(0, -1) }, 401],
+        [904n, { 'x-ugcfs-secret': SECRET }, 201],
+        [905n, { authorization: `Bearer ${SECRET}` }, 201],
+        [906n, { 'x-ugcfs-secret': `${SECRET}x` }, 401],
+      ];
+      for (const [key, headers, status] of tries) {
+        const r = await put(key, headers);
+        expect(r.port, 'same connection').toBe(first.port);
+        expect(r.status, JSON.stringify(headers)).toBe(status);
+        if (status === 401) expect(JSON.parse(r.body).error.code).toBe('UGCFS_ERR_UNAUTHORIZED');
+      }
+      // refused writes stored nothing
+      for (const key of [901n, 902n, 903n, 906n]) expect((await call(`${a.url}/needles/${fidOf(3, key)}`)).status).toBe(404);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('echoes a given request id, makes one up otherwise, and forwards it to the replicas', async () => {
