@@ -6,7 +6,7 @@
 //   npm run bench -- --only reads,writes  some sections; the others keep their last figures
 //   npm run bench -- --quick              fewer and shorter runs, for a smoke check
 //   npm run bench -- --render            rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json
-//   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc,
+//   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc (touch nothing in docs/),
 //            --wait-quiet (before each section, wait up to 3 min for the load average to drop below the core count),
 //            --external-full (the parts' own scripts in their full form; slower)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -97,9 +97,12 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
       commands: [`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`, ...out.commands],
       data: out.data,
     };
-    saveResults(resultsPath, results);
-    // The doc is rewritten after every section, so an interrupted run leaves it consistent.
-    if (!flags.has('--no-doc')) writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), renderDoc(results, INTRO));
+    // The doc is rewritten after every section, so an interrupted run leaves it consistent;
+    // --no-doc leaves docs/ alone entirely (the stored results included).
+    if (!flags.has('--no-doc')) {
+      saveResults(resultsPath, results);
+      writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), renderDoc(results, INTRO));
+    }
     log(`${section.title}: done in ${Math.round((Date.now() - started) / 1000)} s`);
   } catch (err) {
     failed++;
