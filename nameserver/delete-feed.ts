@@ -6,6 +6,7 @@
 // at sequence 0, and a poller's cursor into the old one means nothing there, however the
 // numbers compare — the id tells it so.
 import { randomBytes } from 'node:crypto';
+import { decodeFid } from '../src/file-id.ts';
 import type { DeleteEvent, DeleteFeedPage } from '../src/protocol.ts';
 import type { Store } from './state-db.ts';
 
@@ -63,6 +64,19 @@ export class DeleteFeed {
     await this.store.put(key(ev.seq), { fid, at: now });
     await this.trim(now);
     return ev.seq;
+  }
+
+  /** The fids of the recorded deletes whose file id names `block`, oldest first. */
+  fidsInBlock(block: number): string[] {
+    const out: string[] = [];
+    for (const ev of this.events) {
+      try {
+        if (decodeFid(ev.fid).block === block) out.push(ev.fid);
+      } catch {
+        // recorded fids were valid when recorded; nothing else can be in the feed
+      }
+    }
+    return out;
   }
 
   /** Deletes after `after`; without `after`, only the current cursor. */

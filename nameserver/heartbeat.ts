@@ -7,6 +7,7 @@ import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { BlockReport, DsCommand, Heartbeat, HeartbeatReply } from '../src/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
+import type { DeleteFeed } from './delete-feed.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import type { Registry } from './registry.ts';
 import type { PersistedSequence } from './sequence.ts';
@@ -76,6 +77,8 @@ export interface HeartbeatDeps {
   freshState: boolean;
   /** replica count for adopted blocks */
   replicas: number;
+  /** deletes recorded by this state, replayed to servers that join an adopted block late */
+  deleteFeed: Pick<DeleteFeed, 'fidsInBlock'>;
 }
 
 export class HeartbeatHandler {
@@ -98,6 +101,9 @@ export class HeartbeatHandler {
       let rec = this.d.blocks.get(rep.id);
       if (!rec && this.d.adopt) rec = await this.adoptBlock(hb.id, rep.id, now);
       if (rec && this.adopted.has(rec.id) && !rec.replicas.includes(hb.id) && rec.replicas.length < rec.replication) {
+        // Deletes made since adoption reached only the servers known then: this copy owes
+        // them, and serves no reads until they are replayed to it.
+        for (const fid of this.d.deleteFeed.fidsInBlock(rec.id)) await this.d.pending.add(hb.id, fid, rec.id);
         await this.d.blocks.addReplica(rec.id, hb.id);
         rec = this.d.blocks.get(rec.id)!;
       }

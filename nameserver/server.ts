@@ -106,7 +106,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       onClose: (fn) => void closers.push(fn),
     };
 
-    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, adopt: config.adoptBlocks, freshState, replicas: config.replicas }));
+    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, adopt: config.adoptBlocks, freshState, replicas: config.replicas, deleteFeed }));
     await registerExtensions(app, ctx, log);
 
     let timer: NodeJS.Timeout | undefined;

@@ -103,6 +103,40 @@ describe('name server crash during a write burst', () => {
   });
 });
 
+describe('deletes while a lost state is being rebuilt', () => {
+  it('a server that joins an adopted block late gets the deletes made before it reported', async () => {
+    const d = await startCluster({ dataservers: 2, racks: ['', ''], replicas: 2, blockSize: 1024 * 1024, startupGraceMs: 1000 });
+    try {
+      const keep = randomBytes(1500);
+      const gone = randomBytes(1700);
+      const wKeep = await d.client.write(keep);
+      const wGone = await d.client.write(gone);
+      expect(decodeFid(wGone.fid).block).toBe(decodeFid(wKeep.fid).block);
+      await d.killNameserver();
+      rmSync(join(d.dir, 'ns'), { recursive: true, force: true });
+      await d.killDataserver(1);
+      await d.restartNameserver(['--adopt-blocks']);
+      // only ds-1 reports: the adopted block has one known copy
+      await d.waitFor((s) => s.dataservers.some((x) => x.id === 'ds-1' && x.alive && x.blocks > 0), 'ds-1 adopted');
+      const fresh = new ClusterClient({ nameserver: d.nameserver.url, secret: d.secret });
+      await fresh.delete(wGone.fid);
+
+      await d.restartDataserver(1);
+      await d.waitFor((s) => s.dataservers.every((x) => x.alive && x.blocks > 0), 'ds-2 joined the adopted block');
+      // ds-2's copy owes the delete: replayed to it, and no read is sent there before that
+      const onDs2 = d.dataservers[1]!.url + DS_ROUTES.needle.replace(':fid', wGone.fid);
+      await waitFor('the delete replayed on ds-2', async () => (await callRaw(onDs2, { secret: d.secret })).status === 404, 20_000, 200);
+      for (let i = 0; i < 5; i++) {
+        const reader = new ClusterClient({ nameserver: d.nameserver.url, secret: d.secret });
+        await expect(reader.read(wGone.fid)).rejects.toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
+        expect((await reader.read(wKeep.fid)).data.equals(keep)).toBe(true);
+      }
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
 describe('a name server killed while creating a block', () => {
   it('abandons the half-created block at restart: its copies are deleted and it is not counted as lost', async () => {
     // The state a SIGKILL leaves between persisting a new block and every replica creating
