@@ -9,7 +9,7 @@ import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
 import type { AccessLog } from '../src/access-log.ts';
 import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { routeRecorder, type Metrics, type RouteRecorder } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
 import { connectionSecretGuard } from '../src/secret.ts';
 import type { BlockStore } from './block-store.ts';
@@ -46,7 +46,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
   }
   const fallback = fastifyListeners[0]!;
   // fastify tracks its own requests for graceful close; these it never sees, so count them.
-  const state: RouteState = { ctx, record: recorder(ctx.metrics), stopped: false, inFlight: 0, drained: undefined, checkSecret: connectionSecretGuard(ctx.secret) };
+  const state: RouteState = { ctx, record: routeRecorder(ctx.metrics, ROUTE), stopped: false, inFlight: 0, drained: undefined, checkSecret: connectionSecretGuard(ctx.secret) };
   server.removeListener('request', fallback);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';
@@ -68,7 +68,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
 
 interface RouteState {
   ctx: ReadRouteContext;
-  record: Recorder;
+  record: RouteRecorder;
   stopped: boolean;
   inFlight: number;
   drained: (() => void) | undefined;
@@ -141,38 +141,10 @@ function fail(st: RouteState, req: IncomingMessage, res: ServerResponse, head: b
 }
 
 function finish(st: RouteState, req: IncomingMessage, head: boolean, status: number, started: number, bytes: number | undefined): void {
-  st.record(head, status, started);
+  st.record(head ? 'HEAD' : 'GET', status, (performance.now() - started) / 1e3);
   if (st.ctx.access) {
     const rid = req.headers['x-request-id'];
-    st.ctx.access(head ? 'HEAD' : 'GET', req.url ?? '', status, started, bytes, typeof rid === 'string' ? rid.slice(0, 64) : undefined);
+    st.ctx.access(head ? 'HEAD' : 'GET', req.url ?? '', status, started, bytes, typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : undefined);
   }
   if (--st.inFlight === 0) st.drained?.();
 }
-
-type Recorder = (head: boolean, status: number, started: number) => void;
-type Bound = { requests: { inc(): void }; duration: { observe(v: number): void } };
-
-/**
- * Request metrics with their labelled children bound once per (method, status): resolving
- * label values on every request is a measurable share of a read's CPU.
- */
-function recorder(metrics: Metrics): Recorder {
-  const bind = (method: string, status: number): Bound => ({
-    requests: metrics.httpRequests.labels({ route: ROUTE, method, status: String(status) }),
-    duration: metrics.httpDuration.labels({ route: ROUTE, method }),
-  });
-  const get200 = bind('GET', 200);
-  const others = new Map<string, Bound>();
-  return (head, status, started) => {
-    let m: Bound | undefined = get200;
-    if (head || status !== 200) {
-      const method = head ? 'HEAD' : 'GET';
-      const key = `${method} ${status}`;
-      m = others.get(key);
-      if (!m) others.set(key, (m = bind(method, status)));
-    }
-    m.requests.inc();
-    m.duration.observe((performance.now() - started) / 1e3);
-  };
-}
-

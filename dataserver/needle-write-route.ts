@@ -14,7 +14,7 @@ import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
 import type { AccessLog } from '../src/access-log.ts';
 import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { routeRecorder, type Metrics, type RouteRecorder } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
 import { connectionSecretGuard } from '../src/secret.ts';
 import type { BlockStore } from './block-store.ts';
@@ -136,7 +136,7 @@ export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteCo
     return;
   }
   const fallback = listeners[0]!;
-  const record = recorder(ctx.metrics);
+  const record = routeRecorder(ctx.metrics, ROUTE);
   const state: RouteState = { stopped: false, checkSecret: connectionSecretGuard(ctx.secret) };
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -160,7 +160,7 @@ export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteCo
   });
 }
 
-async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: Recorder, req: IncomingMessage, res: ServerResponse, fidText: string, state: RouteState): Promise<void> {
+async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: RouteRecorder, req: IncomingMessage, res: ServerResponse, fidText: string, state: RouteState): Promise<void> {
   const started = process.hrtime.bigint();
   const given = req.headers['x-request-id'];
   const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -203,7 +203,7 @@ async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: 
       res.end(json);
     }
   }
-  record(status, started);
+  record('PUT', status, Number(process.hrtime.bigint() - started) / 1e9);
   ctx.access?.('PUT', req.url ?? '', status, started, bytes, requestId);
 }
 
@@ -249,22 +249,4 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
     req.on('aborted', onAbort);
     req.on('error', onAbort);
   });
-}
-
-
-type Recorder = (status: number, started: bigint) => void;
-
-/** Request metrics under fastify's route label, the labelled children bound once per status. */
-function recorder(metrics: Metrics): Recorder {
-  const duration = metrics.httpDuration.labels({ route: ROUTE, method: 'PUT' });
-  const requests = new Map<number, { inc(): void }>();
-  return (status, started) => {
-    let counter = requests.get(status);
-    if (!counter) {
-      counter = metrics.httpRequests.labels({ route: ROUTE, method: 'PUT', status: String(status) });
-      requests.set(status, counter);
-    }
-    counter.inc();
-    duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-  };
 }

@@ -6,7 +6,7 @@
 import type { AccessLog } from '../access-log.ts';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Metrics } from '../metrics.ts';
+import { routeRecorder, type Metrics } from '../metrics.ts';
 import { answer } from './cached-response.ts';
 import { OriginCore } from './origin-core.ts';
 import { parseTarget, resolveVariant, type ResolveOptions } from './variant-url.ts';
@@ -60,8 +60,7 @@ export function requestTarget(req: { url: string; raw: IncomingMessage }): strin
 export function installHitPath(server: Server, d: HitPathDeps): void {
   // URL -> what it names; null marks URLs the fast path leaves to the routes.
   const memo = new Map<string, Target | null>();
-  const counters = new Map<string, { inc(n?: number): void }>();
-  const durations = new Map<string, { observe(v: number): void }>();
+  const record = routeRecorder(d.metrics, '/*');
   const memoryHit = d.metrics.cacheLookups.labels({ tier: 'memory', result: 'hit' });
   const bytesServed = { original: d.metrics.bytesServed.labels({ kind: 'original' }), variant: d.metrics.bytesServed.labels({ kind: 'variant' }) };
 
@@ -88,13 +87,7 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
 
   function count(method: string, status: number, started: bigint, bytes: number | undefined, id: string, url: string): void {
     d.access?.(method, url, status, started, bytes, id);
-    const k = `${method} ${status}`;
-    let c = counters.get(k);
-    if (!c) { c = d.metrics.httpRequests.labels({ route: '/*', method, status: String(status) }); counters.set(k, c); }
-    c.inc();
-    let h = durations.get(method);
-    if (!h) { h = d.metrics.httpDuration.labels({ route: '/*', method }); durations.set(method, h); }
-    h.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    record(method, status, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   function tryHit(req: IncomingMessage, res: ServerResponse): boolean {
