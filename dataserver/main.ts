@@ -12,7 +12,6 @@ import type { DataserverConfig } from './config.ts';
 import { startHeartbeat, type HeartbeatLoop } from './heartbeat.ts';
 import { registerDataserverRoutes } from './http-api.ts';
 import { installNeedleReadRoute } from './needle-read-route.ts';
-import { isAccessLogOn } from '../src/access-log.ts';
 
 export interface DataserverStartOptions {
   log?: Logger;
@@ -91,8 +90,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   }
   const openStore = store;
   server.onScrape(() => openStore.updateGauges());
-  // The hot routes skip even the call when the access log is off.
-  const access = isAccessLogOn(server.access) ? server.access : undefined;
+  const { access } = server;
   registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access });
   const readRoute = installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access });
 

@@ -9,19 +9,12 @@ import type { Logger } from './log.ts';
 /** `started`: process.hrtime.bigint() (ns) or performance.now() (ms) when the request arrived. */
 export type AccessLog = (method: string, url: string, status: number, started: bigint | number, bytes: number | undefined, reqId: string | undefined) => void;
 
-const NOOP: AccessLog = () => {};
-
-/** The access-log writer for a server: a no-op unless enabled. */
-export function createAccessLog(log: Logger, enabled: boolean): AccessLog {
-  if (!enabled) return NOOP;
+/** The access-log writer for a server, or undefined when it is off (callers skip even the call). */
+export function createAccessLog(log: Logger, enabled: boolean): AccessLog | undefined {
+  if (!enabled) return undefined;
   return (method, url, status, started, bytes, reqId) => {
     const elapsed = typeof started === 'bigint' ? Number(process.hrtime.bigint() - started) / 1e6 : performance.now() - started;
     const ms = Math.round(elapsed * 100) / 100;
     log.info({ reqId, method, url: url.length > 300 ? url.slice(0, 300) + '…' : url, status, ms, bytes }, 'request');
   };
-}
-
-/** True when the writer logs (callers skip gathering fields for a no-op). */
-export function isAccessLogOn(access: AccessLog): boolean {
-  return access !== NOOP;
 }

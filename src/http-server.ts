@@ -17,8 +17,8 @@ export interface ServerBase {
   log: Logger;
   /** run before each /metrics scrape, so gauges that are costly to keep live are current when read */
   onScrape(hook: () => void): void;
-  /** the access-log writer (a no-op unless --access-log); routes served ahead of fastify call it too */
-  access: AccessLog;
+  /** the access-log writer (undefined unless --access-log); routes served ahead of fastify call it too */
+  access: AccessLog | undefined;
 }
 
 export interface HttpServerOptions {
@@ -75,8 +75,10 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
     if (started !== undefined) {
       metrics.httpDuration.observe({ route, method: req.method }, Number(process.hrtime.bigint() - started) / 1e9);
-      const length = reply.getHeader('content-length');
-      access(req.method, req.url, reply.statusCode, started, length === undefined ? undefined : Number(length), req.id);
+      if (access) {
+        const length = reply.getHeader('content-length');
+        access(req.method, req.url, reply.statusCode, started, length === undefined ? undefined : Number(length), req.id);
+      }
     }
   });
 

@@ -22,7 +22,6 @@ import { ResizeGate } from './resize-gate.ts';
 import { registerUpload } from './upload-route.ts';
 import { parsePresets } from './variant-url.ts';
 import { installHitPath } from './hit-path.ts';
-import { isAccessLogOn } from '../access-log.ts';
 
 export interface LegacyResolverContext {
   config: OriginConfig;
@@ -131,7 +130,7 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   if (config.peers.length > 0) {
     coreDeps.peers = new PeerRing(config.peers, publicUrl, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log);
   }
-  installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access: isAccessLogOn(access) ? access : undefined });
+  installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access });
   return {
     url,
     async close() {
