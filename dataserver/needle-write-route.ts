@@ -67,11 +67,16 @@ export function isRepair(headers: IncomingHttpHeaders, replicas: string[]): bool
   return true;
 }
 
+/** A record's media type and owner as every write route accepts them; `from` names where they came from. */
+export function checkMeta(mime: string, owner: string, from: { mime: string; owner: string }): void {
+  if (mime.length > 255 || !MIME.test(mime)) throw bad(`${from.mime} is not a media type`);
+  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${from.owner} must be at most 255 printable ASCII characters`);
+}
+
 function parseMeta(headers: IncomingHttpHeaders): { mime: string; owner: string; uploadTime: number } {
   const mime = header(headers, HEADERS.mime) ?? header(headers, 'content-type') ?? 'application/octet-stream';
-  if (mime.length > 255 || !MIME.test(mime)) throw bad(`${HEADERS.mime} is not a media type`);
   const owner = header(headers, HEADERS.owner) ?? '';
-  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${HEADERS.owner} must be at most 255 printable ASCII characters`);
+  checkMeta(mime, owner, { mime: HEADERS.mime, owner: HEADERS.owner });
   const t = header(headers, HEADERS.uploadTime);
   let uploadTime = Date.now();
   if (t !== undefined) {
