@@ -92,7 +92,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   server.onScrape(() => openStore.updateGauges());
   const { access } = server;
   registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access });
-  const readRoute = installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access });
+  installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access });
 
   let url: string;
   try {
@@ -124,10 +124,9 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     heartbeat,
     close() {
       closing ??= (async () => {
-        const reads = readRoute.stop();
         await heartbeat.stop();
+        // waits for the reads and writes answered ahead of fastify too (src/ahead-route.ts)
         await server.app.close();
-        await reads;
         await openStore.close();
       })();
       return closing;

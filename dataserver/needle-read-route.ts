@@ -5,6 +5,7 @@
 // lookup and one pread — and hands every other request to fastify unchanged.
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { InFlight, serveAhead } from '../src/ahead-route.ts';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
 import type { AccessLog } from '../src/access-log.ts';
@@ -28,50 +29,28 @@ export interface ReadRouteContext {
   access?: AccessLog;
 }
 
-export interface ReadRoute {
-  /** answer 503 from now on (shutdown has begun); resolves when reads in flight are done */
-  stop(): Promise<void>;
-}
-
-type Listener = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** Puts the read route in front of fastify's request listener. */
-export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteContext): ReadRoute {
-  const server = app.server as Server;
-  const fastifyListeners = server.listeners('request') as Listener[];
-  if (fastifyListeners.length !== 1) {
-    // Not the shape we expect: leave fastify alone (its own GET route serves reads).
-    ctx.log.warn('fast read route not installed: unexpected request listeners');
-    return { stop: async () => {} };
-  }
-  const fallback = fastifyListeners[0]!;
-  // fastify tracks its own requests for graceful close; these it never sees, so count them.
-  const state: RouteState = { ctx, record: routeRecorder(ctx.metrics, ROUTE), stopped: false, inFlight: 0, drained: undefined, checkSecret: connectionSecretGuard(ctx.secret) };
-  server.removeListener('request', fallback);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+/**
+ * Puts the read route in front of fastify's request listener. Shutdown follows fastify's
+ * (src/ahead-route.ts InFlight): from preClose on, new reads are refused with 503, and close
+ * waits for the reads in flight, which therefore finish before the store closes.
+ */
+export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteContext): void {
+  const st: RouteState = { ctx, record: routeRecorder(ctx.metrics, ROUTE), flight: new InFlight(app), checkSecret: connectionSecretGuard(ctx.secret) };
+  serveAhead(app.server as Server, (req, res) => {
     const url = req.url ?? '';
     const method = req.method;
-    if ((method !== 'GET' && method !== 'HEAD') || !url.startsWith(PREFIX) || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) {
-      fallback.call(server, req, res);
-      return;
-    }
-    state.inFlight++;
-    serve(state, req, res, url.slice(PREFIX.length), method === 'HEAD');
+    if ((method !== 'GET' && method !== 'HEAD') || !url.startsWith(PREFIX) || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) return false;
+    st.flight.begin();
+    serve(st, req, res, url.slice(PREFIX.length), method === 'HEAD');
+    return true;
   });
-  return {
-    async stop() {
-      state.stopped = true;
-      if (state.inFlight > 0) await new Promise<void>((r) => (state.drained = r));
-    },
-  };
 }
 
 interface RouteState {
   ctx: ReadRouteContext;
   record: RouteRecorder;
-  stopped: boolean;
-  inFlight: number;
-  drained: (() => void) | undefined;
+  /** reads in hand; fastify's close waits for them */
+  flight: InFlight;
   checkSecret: (req: IncomingMessage) => void;
 }
 
@@ -83,7 +62,7 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
   const started = performance.now();
   let read: Promise<Needle>;
   try {
-    if (st.stopped) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
+    if (st.flight.closing) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
     st.checkSecret(req);
     const fid = decodeFid(fidTextFromPath(fidText));
     read = st.ctx.store.read(fid.block, fid.key, fid.cookie);
@@ -146,5 +125,5 @@ function finish(st: RouteState, req: IncomingMessage, head: boolean, status: num
     const rid = req.headers['x-request-id'];
     st.ctx.access(head ? 'HEAD' : 'GET', req.url ?? '', status, started, bytes, typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : undefined);
   }
-  if (--st.inFlight === 0) st.drained?.();
+  st.flight.end();
 }

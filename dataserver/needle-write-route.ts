@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { crc32c } from '@node-rs/crc32';
 import type { FastifyInstance } from 'fastify';
+import { InFlight, serveAhead } from '../src/ahead-route.ts';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
 import type { AccessLog } from '../src/access-log.ts';
@@ -120,96 +121,84 @@ const ROUTE = DS_ROUTES.needle;
 /** fastify's maxParamLength: a longer id is fastify's "no route", so it stays fastify's */
 const MAX_FID_TEXT = 2048;
 
-type Listener = (req: IncomingMessage, res: ServerResponse) => void;
-
 interface RouteState {
-  stopped: boolean;
+  ctx: NeedleWriteContext;
+  repl: ReplicationContext;
+  record: RouteRecorder;
+  /** writes in hand; fastify's close waits for them */
+  flight: InFlight;
   /** the cluster secret, memoised per connection (src/secret.ts) */
   checkSecret: (req: IncomingMessage) => void;
 }
 
 /**
- * Puts the write route in front of fastify's request listener. Shutdown follows fastify's:
- * from preClose on, new writes are refused with 503 (connection: close), and close waits
- * for the writes in flight, which therefore finish before the store closes.
+ * Puts the write route in front of fastify's request listener. Shutdown follows fastify's
+ * (src/ahead-route.ts InFlight): from preClose on, new writes are refused with 503
+ * (connection: close), and close waits for the writes in flight, which therefore finish
+ * before the store closes.
  */
 export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteContext, repl: ReplicationContext): void {
-  const server = app.server as Server;
-  const listeners = server.listeners('request') as Listener[];
-  if (listeners.length !== 1) {
-    ctx.log.warn('fast write route not installed: unexpected request listeners');
-    return;
-  }
-  const fallback = listeners[0]!;
-  const record = routeRecorder(ctx.metrics, ROUTE);
-  const state: RouteState = { stopped: false, checkSecret: connectionSecretGuard(ctx.secret) };
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
-  app.addHook('preClose', async () => {
-    state.stopped = true;
-  });
-  app.addHook('onClose', async () => {
-    if (inFlight > 0) await new Promise<void>((r) => (drained = r));
-  });
-  server.removeListener('request', fallback);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const st: RouteState = { ctx, repl, record: routeRecorder(ctx.metrics, ROUTE), flight: new InFlight(app), checkSecret: connectionSecretGuard(ctx.secret) };
+  serveAhead(app.server as Server, (req, res) => {
     const url = req.url ?? '';
-    if (req.method !== 'PUT' || !url.startsWith(PREFIX) || url.length > PREFIX.length + MAX_FID_TEXT || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) {
-      fallback.call(server, req, res);
-      return;
-    }
-    inFlight++;
-    void serve(ctx, repl, record, req, res, url.slice(PREFIX.length), state).finally(() => {
-      if (--inFlight === 0) drained?.();
-    });
+    if (req.method !== 'PUT' || !url.startsWith(PREFIX) || url.length > PREFIX.length + MAX_FID_TEXT || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) return false;
+    st.flight.begin();
+    void serve(st, req, res, url.slice(PREFIX.length));
+    return true;
   });
 }
 
-async function serve(ctx: NeedleWriteContext, repl: ReplicationContext, record: RouteRecorder, req: IncomingMessage, res: ServerResponse, fidText: string, state: RouteState): Promise<void> {
-  const started = process.hrtime.bigint();
-  const given = req.headers['x-request-id'];
-  const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-  let status = 201;
-  let bytes = 0;
+/** One write; whatever happens to it, it leaves the in-flight count (a try/finally, not a closure per write). */
+async function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidText: string): Promise<void> {
+  const { ctx, flight } = st;
   try {
-    if (state.stopped) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
-    state.checkSecret(req);
-    const body = await readBody(req, res, ctx.blockSize);
-    const out = await storeNeedle(ctx, repl, { fidText: fidTextFromPath(fidText), headers: req.headers, body, requestId });
-    const json = JSON.stringify(out);
-    bytes = Buffer.byteLength(json);
-    res.writeHead(201, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': bytes,
-      'x-request-id': requestId,
-      // while closing, keep-alive clients are asked to go, as fastify's onSend hook does
-      ...(state.stopped ? { connection: 'close' } : {}),
-    });
-    res.end(json);
-  } catch (err) {
-    const e = isUgcfsError(err) ? err : new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
-    status = e.status;
-    if (e.status >= 500) ctx.log.error({ err, code: e.code, reqId: requestId }, 'request failed');
-    else ctx.log.debug({ code: e.code, reason: e.message, reqId: requestId }, 'request refused');
-    if (!res.headersSent && !res.destroyed) {
-      const json = JSON.stringify(e.toJSON());
+    const started = process.hrtime.bigint();
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    let status = 201;
+    let bytes = 0;
+    try {
+      if (flight.closing) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
+      st.checkSecret(req);
+      const body = await readBody(req, res, ctx.blockSize);
+      const out = await storeNeedle(ctx, st.repl, { fidText: fidTextFromPath(fidText), headers: req.headers, body, requestId });
+      const json = JSON.stringify(out);
       bytes = Buffer.byteLength(json);
-      const headers: Record<string, string | number> = {
+      res.writeHead(201, {
         'content-type': 'application/json; charset=utf-8',
         'content-length': bytes,
-        'cache-control': 'no-store',
-        'x-content-type-options': 'nosniff',
         'x-request-id': requestId,
-        ...e.headers,
-      };
-      // An unread body is discarded by node:http once the answer is sent, as for fastify.
-      if (state.stopped) headers.connection = 'close';
-      res.writeHead(e.status, headers);
+        // while closing, keep-alive clients are asked to go, as fastify's onSend hook does
+        ...(flight.closing ? { connection: 'close' } : {}),
+      });
       res.end(json);
+    } catch (err) {
+      const e = isUgcfsError(err) ? err : new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
+      status = e.status;
+      if (e.status >= 500) ctx.log.error({ err, code: e.code, reqId: requestId }, 'request failed');
+      else ctx.log.debug({ code: e.code, reason: e.message, reqId: requestId }, 'request refused');
+      if (!res.headersSent && !res.destroyed) {
+        const json = JSON.stringify(e.toJSON());
+        bytes = Buffer.byteLength(json);
+        const headers: Record<string, string | number> = {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': bytes,
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          'x-request-id': requestId,
+          ...e.headers,
+        };
+        // An unread body is discarded by node:http once the answer is sent, as for fastify.
+        if (flight.closing) headers.connection = 'close';
+        res.writeHead(e.status, headers);
+        res.end(json);
+      }
     }
+    st.record('PUT', status, Number(process.hrtime.bigint() - started) / 1e9);
+    ctx.access?.('PUT', req.url ?? '', status, started, bytes, requestId);
+  } finally {
+    flight.end();
   }
-  record('PUT', status, Number(process.hrtime.bigint() - started) / 1e9);
-  ctx.access?.('PUT', req.url ?? '', status, started, bytes, requestId);
 }
 
 /**

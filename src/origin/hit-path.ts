@@ -4,6 +4,7 @@
 // (a miss, a legacy path, a negotiated format, an error) falls through to the full routes,
 // which produce the same answer more slowly. Request ids and metrics are kept identical.
 import type { AccessLog } from '../access-log.ts';
+import { serveAhead } from '../ahead-route.ts';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { routeRecorder, type Metrics } from '../metrics.ts';
@@ -130,11 +131,9 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     return true;
   }
 
-  const fallbacks = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
-  server.removeAllListeners('request');
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (tryHit(req, res)) return;
+  serveAhead(server, (req, res) => {
+    if (tryHit(req, res)) return true;
     shieldFromRouter(req);
-    for (const l of fallbacks) l.call(server, req, res);
+    return false;
   });
 }
