@@ -6,24 +6,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import type { BlockReport, Heartbeat, ScrubResult, WriteResult } from '../../src/protocol.ts';
-import { run, start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
+import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { run, waitFor, type Proc } from '../helpers/proc.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const SECRET = 'test-cluster-secret';
-const tmp = tempDir('ugcfs-dsapi-');
-const procs: Proc[] = [];
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  tmp.cleanup();
-});
-
-async function startDs(name: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
-  const p = await start(['dataserver', '--data', join(tmp.dir, name), '--port', '0', '--block-size', '64k', '--nameserver', 'http://127.0.0.1:9', ...extra], {
-    env: { UGCFS_CLUSTER_SECRET: SECRET, ...env },
-  });
-  procs.push(p);
-  return p;
-}
+const bed = dataserverBed('ugcfs-dsapi-', { secret: SECRET, args: ['--block-size', '64k'] });
+const startDs = bed.start;
 
 interface Res {
   status: number;
@@ -326,7 +315,7 @@ describe('data server HTTP API', () => {
         }
         for (const fd of fds) {
           const target = (() => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ''; } })();
-          if (target.startsWith(join(tmp.dir, 'streamed')) && target.endsWith('(deleted)')) out.push(target);
+          if (target.startsWith(join(bed.dir, 'streamed')) && target.endsWith('(deleted)')) out.push(target);
         }
       }
       return out;
@@ -380,7 +369,7 @@ describe('data server HTTP API', () => {
     const fid = fidOf(1, 1n);
     await call(`${d.url}/needles/${fid}`, { method: 'PUT', body: bytes(4000), headers: { 'x-ugcfs-mime': 'image/jpeg' } });
     expect(await d.kill('SIGTERM')).toBe(0);
-    const path = join(tmp.dir, 'd', 'blocks', '1.0.blk');
+    const path = join(bed.dir, 'd', 'blocks', '1.0.blk');
     const fd = openSync(path, 'r+');
     const one = Buffer.alloc(1);
     readSync(fd, one, 0, 1, 2000);
@@ -410,7 +399,7 @@ describe('ugcfs dataserver process', () => {
   });
 
   it('an unusable data directory is a one-line error and exit 2', async () => {
-    const file = join(tmp.dir, 'plain-file');
+    const file = join(bed.dir, 'plain-file');
     writeFileSync(file, 'x');
     const r = await run(['dataserver', '--data', join(file, 'sub'), '--port', '0']);
     expect(r.code).toBe(2);
@@ -419,7 +408,7 @@ describe('ugcfs dataserver process', () => {
   });
 
   it('refuses to listen beyond loopback without a cluster secret', async () => {
-    const r = await run(['dataserver', '--data', join(tmp.dir, 'f'), '--host', '0.0.0.0', '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: '' } });
+    const r = await run(['dataserver', '--data', join(bed.dir, 'f'), '--host', '0.0.0.0', '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: '' } });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('without a cluster secret');
   });
@@ -444,7 +433,7 @@ describe('ugcfs dataserver process', () => {
     });
     await new Promise<void>((r) => ns.listen(0, '127.0.0.1', r));
     const nsUrl = `http://127.0.0.1:${(ns.address() as { port: number }).port}`;
-    mkdirSync(join(tmp.dir, 'g'), { recursive: true });
+    mkdirSync(join(bed.dir, 'g'), { recursive: true });
     try {
       const p = await startDs('g', ['--nameserver', nsUrl, '--heartbeat-ms', '100', '--rack', 'r2', '--id', 'ds-g']);
       await call(`${p.url}/blocks/5`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });

@@ -4,27 +4,15 @@
 // declared length, metrics, the fastify fallback for unusual URLs — and graceful shutdown:
 // a write in flight when SIGTERM arrives is finished and acknowledged before the exit.
 import { Agent as HttpAgent, request as httpRequest, createServer, type Server } from 'node:http';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import type { WriteResult } from '../../src/protocol.ts';
-import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
+import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { waitFor, type Proc } from '../helpers/proc.ts';
 
 const SECRET = 'test-cluster-secret';
-const tmp = tempDir('ugcfs-dswrite-');
-const procs: Proc[] = [];
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  tmp.cleanup();
-});
-
-async function startDs(name: string, env: Record<string, string> = {}): Promise<Proc> {
-  const p = await start(['dataserver', '--data', join(tmp.dir, name), '--port', '0', '--block-size', '64k', '--nameserver', 'http://127.0.0.1:9'], {
-    env: { UGCFS_CLUSTER_SECRET: SECRET, ...env },
-  });
-  procs.push(p);
-  return p;
-}
+const bed = dataserverBed('ugcfs-dswrite-', { secret: SECRET, args: ['--block-size', '64k'] });
+const startDs = (name: string, env: Record<string, string> = {}) => bed.start(name, [], env);
 
 async function call(url: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; body: Buffer; json: () => Record<string, any> }> {
   const headers = new Headers(init.headers);

@@ -4,13 +4,13 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import type { BlockReport } from '../../src/protocol.ts';
-import { start, tempDir, type Proc } from '../helpers/proc.ts';
+import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
-const tmp = tempDir('ugcfs-nospace-');
-const mnt = join(tmp.dir, 'mnt');
+const bed = dataserverBed('ugcfs-nospace-');
+const mnt = join(bed.dir, 'mnt');
 mkdirSync(mnt);
 let mounted = false;
 try {
@@ -19,16 +19,13 @@ try {
 } catch {
   mounted = false;
 }
-let ds: Proc | undefined;
-afterAll(async () => {
-  await ds?.kill('SIGKILL');
+bed.after(() => {
   if (mounted) execFileSync('umount', [mnt], { stdio: 'ignore' });
-  tmp.cleanup();
 });
 
 describe('disk full', () => {
   it.skipIf(!mounted)('answers 507 UGCFS_ERR_NO_SPACE and damages nothing', async () => {
-    ds = await start(['dataserver', '--data', join(mnt, 'ds'), '--port', '0', '--nameserver', 'http://127.0.0.1:9', '--block-size', '64M']);
+    const ds = await bed.start('mnt/ds', ['--block-size', '64M']);
     const url = ds.url;
     expect((await fetch(`${url}/blocks/1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
     const body = (i: number) => Buffer.alloc(150 * 1024, i);

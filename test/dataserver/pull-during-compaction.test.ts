@@ -3,29 +3,20 @@
 // over. A thin link (a TCP proxy passing ~2 MB/s) keeps the first round in flight while
 // the source compacts; the copy must end equal to the compacted source, and must have
 // started over (more bytes came in than the block holds).
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { DS_ROUTES, type ScrubResult } from '../../src/protocol.ts';
-import { start, tempDir, type Proc } from '../helpers/proc.ts';
+import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import type { Proc } from '../helpers/proc.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 const SECRET = 'pull-secret';
-const tmp = tempDir('ugcfs-pull-');
-const procs: Proc[] = [];
+const bed = dataserverBed('ugcfs-pull-', { secret: SECRET, args: ['--block-size', '64m'] });
 let proxy: TcpProxy | undefined;
-afterAll(async () => {
-  await proxy?.close();
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  tmp.cleanup();
-});
+bed.after(() => proxy?.close());
 
-const startDs = async (name: string) => {
-  const p = await start(['dataserver', '--data', join(tmp.dir, name), '--port', '0', '--block-size', '64m', '--nameserver', 'http://127.0.0.1:9'], { env: { UGCFS_CLUSTER_SECRET: SECRET } });
-  procs.push(p);
-  return p;
-};
+const startDs = (name: string) => bed.start(name);
 const route = (ds: Proc, r: string, id: number) => ds.url + r.replace(':id', String(id));
 const fid = (key: number) => encodeFid({ block: 9, key: BigInt(key), cookie: 4242 });
 const copyBytesIn = async (ds: Proc) => {

@@ -3,25 +3,15 @@
 // the same keep-alive connection, the response carries every header, and the request and
 // read counters move once per read whether the index entry came from the cache or LevelDB.
 import { Agent, request } from 'node:http';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
-import { start, tempDir, type Proc } from '../helpers/proc.ts';
+import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import type { Proc } from '../helpers/proc.ts';
 
 const SECRET = 'read-route-secret';
-const tmp = tempDir('ugcfs-dsread-');
-const procs: Proc[] = [];
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  tmp.cleanup();
-});
-
-const DATA_DIR = join(tmp.dir, 'ds');
-async function startDs(): Promise<Proc> {
-  const p = await start(['dataserver', '--data', DATA_DIR, '--port', '0', '--nameserver', 'http://127.0.0.1:9'], { env: { UGCFS_CLUSTER_SECRET: SECRET } });
-  procs.push(p);
-  return p;
-}
+const bed = dataserverBed('ugcfs-dsread-', { secret: SECRET });
+/** always the same data dir: a restart reopens it */
+const startDs = () => bed.start('ds');
 
 interface Answer {
   status: number;

@@ -3,20 +3,16 @@
 // read-only blocks for this copy only, never over an existing key. Against a real
 // `ugcfs dataserver` process and a real store.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BlockStore } from '../../dataserver/block-store.ts';
 import { encodeFid } from '../../src/file-id.ts';
 import { DS_ROUTES, HEADERS, type BlockKeyState, type BlockReport } from '../../src/protocol.ts';
-import { start, tempDir, type Proc } from '../helpers/proc.ts';
+import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import type { Proc } from '../helpers/proc.ts';
 import { recordData } from './record-data.ts';
 
 const SECRET = 'repair-keys-secret';
-const tmp = tempDir('ugcfs-repair-keys-');
-const procs: Proc[] = [];
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  tmp.cleanup();
-});
+const bed = dataserverBed('ugcfs-repair-keys-', { secret: SECRET });
 
 const meta = (key: bigint) => ({ key, cookie: Number(key), uploadTime: 1_700_000_000_000, mime: 'image/jpeg', owner: 'seller-1' });
 
@@ -29,7 +25,7 @@ async function call(url: string, init: { method?: string; body?: Buffer | string
 
 describe('block key lists', () => {
   it('list live keys with their CRC and size and deleted keys, and keep deleted keys through compaction', async () => {
-    const s = await BlockStore.open({ dir: join(tmp.dir, 'store'), blockSize: 1 << 20 });
+    const s = await BlockStore.open({ dir: join(bed.dir, 'store'), blockSize: 1 << 20 });
     try {
       await s.createBlock(1);
       const keys = [1n, 2n, 3n, 4n, 5n];
@@ -64,10 +60,7 @@ describe('repair writes over HTTP', () => {
   const needle = (key: bigint) => ds.url + DS_ROUTES.needle.replace(':fid', fid(key));
 
   beforeAll(async () => {
-    ds = await start(['dataserver', '--data', join(tmp.dir, 'ds'), '--port', '0', '--block-size', '64k', '--nameserver', 'http://127.0.0.1:9'], {
-      env: { UGCFS_CLUSTER_SECRET: SECRET },
-    });
-    procs.push(ds);
+    ds = await bed.start('ds', ['--block-size', '64k']);
     expect((await call(`${ds.url}/blocks/${block}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).status).toBe(201);
   });
 

@@ -1,26 +1,16 @@
 // Compaction keeps a tombstone for --tombstone-keep-hours after its delete, then drops it.
 // Read from the block's raw bytes after compaction, on real data servers.
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { DS_ROUTES } from '../../src/protocol.ts';
 import { decodeNeedle, isTombstone } from '../../dataserver/needle.ts';
-import { start, tempDir, type Proc } from '../helpers/proc.ts';
+import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import type { Proc } from '../helpers/proc.ts';
 
 const SECRET = 'tombstone-secret';
-const tmp = tempDir('ugcfs-tomb-');
-const procs: Proc[] = [];
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  tmp.cleanup();
-});
-
-async function startDs(name: string, extra: string[]): Promise<Proc> {
-  const p = await start(['dataserver', '--data', join(tmp.dir, name), '--port', '0', '--nameserver', 'http://127.0.0.1:9', ...extra], { env: { UGCFS_CLUSTER_SECRET: SECRET } });
-  procs.push(p);
-  return p;
-}
+const bed = dataserverBed('ugcfs-tomb-', { secret: SECRET });
+const startDs = bed.start;
 
 /** key -> 'live' | 'deleted' for every record in the block file, in file order (last wins). */
 async function recordsOf(ds: Proc, block: number): Promise<Map<bigint, string>> {
