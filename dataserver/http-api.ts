@@ -8,6 +8,7 @@ import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
 import { pullBlock } from './block-pull.ts';
 import { BlockRangeStream } from './block-read.ts';
 import { bad, installNeedleWriteRoute, isRepair, parseReplicas, storeNeedle, type NeedleWriteContext } from './needle-write-route.ts';
+import { storeNeedleBatch } from './needle-batch-write.ts';
 import { replicatedDelete, type ReplicationContext } from './replication.ts';
 
 export type ApiContext = NeedleWriteContext;
@@ -47,6 +48,12 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       const out = await storeNeedle(ctx, repl, { fidText: (req.params as { fid: string }).fid, headers: req.headers, body, requestId: req.id });
       reply.code(201);
       return out;
+    });
+
+    raw.post(DS_ROUTES.blockNeedles, { bodyLimit: ctx.blockSize }, async (req) => {
+      const block = parseBlockId((req.params as { id: string }).id);
+      const body = Buffer.isBuffer(req.body) ? req.body : undefined;
+      return storeNeedleBatch(ctx, repl, { block, headers: req.headers, body, requestId: req.id });
     });
 
     raw.get(DS_ROUTES.needle, async (req, reply) => {

@@ -101,3 +101,54 @@ function safeOrigin(url: string): string {
 }
 
 export { agent as httpAgent };
+
+/**
+ * A write's PUT (client to primary, primary to each replica) through the shared keep-alive
+ * agent's dispatcher, the answer collected by hand: undici's request() wraps every call in a
+ * body stream and an async resource, which costs about as much client CPU again as the
+ * request itself (measured: 32 against 17 µs for a 20 KB PUT). `headers` carry the secret.
+ */
+export function putBytes(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number): Promise<RawResponse> {
+  return sendBytes('PUT', url, body, headers, timeoutMs);
+}
+
+/** putBytes with another method (a needle batch is POSTed). */
+export function sendBytes(method: 'PUT' | 'POST', url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number): Promise<RawResponse> {
+  let origin: string;
+  let path: string;
+  try {
+    const u = new URL(url);
+    origin = u.origin;
+    path = u.pathname;
+  } catch (err) {
+    return Promise.reject(networkError(url, err));
+  }
+  return new Promise<RawResponse>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let status = 0;
+    try {
+      agent.dispatch(
+        { origin, path, method, headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+        {
+          onConnect() {},
+          onHeaders(statusCode) {
+            status = statusCode;
+            return true;
+          },
+          onData(chunk) {
+            chunks.push(chunk);
+            return true;
+          },
+          onComplete() {
+            resolve({ status, headers: {}, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+          },
+          onError(err) {
+            reject(networkError(url, err));
+          },
+        },
+      );
+    } catch (err) {
+      reject(networkError(url, err));
+    }
+  });
+}

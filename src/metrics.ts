@@ -17,6 +17,7 @@ function make(registry: client.Registry) {
     needleWrites: new client.Counter({ name: 'ugcfs_needle_writes_total', help: 'Needles appended', labelNames: ['kind'], registers: r }),
     fsyncs: new client.Counter({ name: 'ugcfs_fsyncs_total', help: 'Group-commit fsyncs of block files', registers: r }),
     groupCommitSize: new client.Histogram({ name: 'ugcfs_group_commit_records', help: 'Records made durable per fsync', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: r }),
+    writeBatchRecords: new client.Histogram({ name: 'ugcfs_write_batch_records', help: 'Records per needle batch request received (client batches and forwards)', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: r }),
     checksumFailures: new client.Counter({ name: 'ugcfs_checksum_failures_total', help: 'Records whose CRC32-C did not match', registers: r }),
     bytesStored: new client.Gauge({ name: 'ugcfs_bytes_stored', help: 'Bytes in block files on this data server', registers: r }),
     freeBytes: new client.Gauge({ name: 'ugcfs_free_bytes', help: 'Free bytes on the data directory filesystem', registers: r }),

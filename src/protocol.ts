@@ -7,6 +7,10 @@ export const DS_ROUTES = {
   /** PUT raw bytes. Headers: x-ugcfs-mime, x-ugcfs-owner, x-ugcfs-upload-time (ms, set by the primary),
    *  x-ugcfs-replicas (comma-separated peer base URLs to forward to; absent on forwarded writes). 201 WriteResult */
   needle: '/needles/:fid',
+  /** POST a needle batch frame (src/needle-batch.ts, content type BATCH_CONTENT_TYPE): several writes to
+   *  the block, each record's fid naming it. x-ugcfs-replicas as for a PUT. 200 BatchWriteResult, one
+   *  outcome per record in frame order; a malformed frame is refused whole (400). */
+  blockNeedles: '/blocks/:id/needles',
   /** GET list of BlockReport */
   blocks: '/blocks',
   /** POST create (body {replicas?}) 201 (200 if it exists) / DELETE the block and its index entries 204 / GET BlockReport */

@@ -19,6 +19,7 @@ type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
 /** Methods each route answers (protocol.ts comments); a route missing here fails the coverage check below. */
 const DS_METHODS: Record<keyof typeof DS_ROUTES, Method[]> = {
   needle: ['PUT', 'GET', 'HEAD', 'DELETE'],
+  blockNeedles: ['POST'],
   blocks: ['GET'],
   block: ['GET', 'POST', 'DELETE'],
   blockData: ['GET'],
