@@ -3,7 +3,7 @@
 // configuration runs on a fresh real cluster: a name server and 3 data servers on racks
 // a/b/c, one ClusterClient, N concurrent writers. Prints one JSON result line each, with
 // the CPU every process spent per write (steadier than writes/s on a shared machine).
-//   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N]
+//   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N] [--write-batch N]
 import { randomBytes } from 'node:crypto';
 import { parseArgv } from '../src/config.ts';
 import { ClusterClient } from '../src/cluster-client.ts';
@@ -18,6 +18,8 @@ const replicaCounts = String(flags.get('--replicas') ?? '1,2,3').split(',').map(
 const fsyncModes = String(flags.get('--fsync') ?? 'on,off').split(',').map((s) => s.trim() === 'on');
 // Without --assign-batch, the cluster client's own default.
 const assignBatch = flags.has('--assign-batch') ? Number(flags.get('--assign-batch')) : undefined;
+// Without --write-batch, the client's own coalescing default; 1 = one PUT per write.
+const writeBatch = flags.has('--write-batch') ? Number(flags.get('--write-batch')) : undefined;
 const SIZE = 20 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`cluster-write: ${m}\n`);
@@ -33,7 +35,7 @@ for (const fsync of fsyncModes) {
   for (const replicas of replicaCounts) {
     log(`replicas ${replicas}, fsync ${fsync ? 'on' : 'off'}: starting cluster`);
     const c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas, blockSize: 64 * 1024 * 1024, fsync, heartbeatMs: 500, deadAfterMs: 5000 });
-    const client = new ClusterClient({ nameserver: c.nameserver.url, secret: c.secret, assignBatch });
+    const client = new ClusterClient({ nameserver: c.nameserver.url, secret: c.secret, assignBatch, writeBatch });
     try {
       // Warm up: opens the writable blocks and the keep-alive connections, and lets the JIT
       // compile the write path (with 20 writes, the first measured thousand cost the data
@@ -77,6 +79,7 @@ for (const fsync of fsyncModes) {
         failed,
         concurrency,
         assignBatch: assignBatch ?? 'default',
+        writeBatch: writeBatch ?? 'default',
         p50ms: Math.round(percentile(latencies, 50) * 100) / 100,
         p99ms: Math.round(percentile(latencies, 99) * 100) / 100,
         seconds: Math.round(seconds * 100) / 100,

@@ -116,10 +116,11 @@ export function protocolWriter(nameserverUrl: string): Writer {
 }
 
 /** The project's cluster client (src/cluster-client.ts): assign, then a replicated PUT, with retries. */
-export async function clientWriter(nameserverUrl: string): Promise<Writer> {
-  const client = new ClusterClient({ nameserver: nameserverUrl, secret: SECRET });
+/** `writeBatch: 1` turns the client's write coalescing off (a PUT per write). */
+export async function clientWriter(nameserverUrl: string, opts: { writeBatch?: number } = {}): Promise<Writer> {
+  const client = new ClusterClient({ nameserver: nameserverUrl, secret: SECRET, writeBatch: opts.writeBatch });
   return {
-    how: 'cluster client',
+    how: opts.writeBatch === 1 ? 'cluster client, one PUT per write' : 'cluster client',
     async put(bytes, mime, replicas) {
       return (await client.write(bytes, { mime, replicas })).fid;
     },
