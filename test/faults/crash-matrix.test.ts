@@ -361,7 +361,10 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
 
     // Copies may differ by a delete or a write that crashed half-way (partial-delete /
     // orphan-write tests); verify names them, and nothing else may be wrong.
-    const v = await cluster.cli(['verify']);
+    // verify reads every copy of every block: under a full suite on 2 cores it took over the
+    // default 60 s once (another engineer's load on top), so it gets three minutes here.
+    const VERIFY = { timeoutMs: 180_000 };
+    const v = await cluster.cli(['verify'], VERIFY);
     if (v.code !== 0) {
       const why = await explainDisagreement(v.stdout);
       console.log(`crash matrix: verify found damage; replica differences:\n${why.text}`);
@@ -369,9 +372,9 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     }
     console.log(`crash matrix verify: ${v.stdout.trim().split('\n')[0]}`);
     // verify --repair settles them (deletes win, else the union), and then verify is clean.
-    const repaired = await cluster.cli(['verify', '--repair']);
+    const repaired = await cluster.cli(['verify', '--repair'], VERIFY);
     expect(repaired.code, `${repaired.stdout}\n${repaired.stderr}`).toBe(0);
-    const clean = await cluster.cli(['verify']);
+    const clean = await cluster.cli(['verify'], VERIFY);
     expect(clean.code, `verify after verify --repair:\n${clean.stdout}\n${clean.stderr}`).toBe(0);
     console.log(`crash matrix verify after --repair: ${clean.stdout.trim().split('\n')[0]}`);
     // The repair kept every acknowledged byte and brought back no acknowledged delete.

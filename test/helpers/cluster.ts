@@ -58,7 +58,7 @@ export interface Cluster {
   /** environment for `run(['status', ...], { env: cluster.env })`: UGCFS_NAMESERVER and the secrets */
   env: Record<string, string>;
   /** runs an admin command (`ugcfs <args>`) against this cluster */
-  cli(args: string[], opts?: { env?: Record<string, string>; input?: string }): Promise<RunResult>;
+  cli(args: string[], opts?: { env?: Record<string, string>; input?: string; timeoutMs?: number }): Promise<RunResult>;
   status(): Promise<ClusterStatus>;
   /** waits until the status satisfies `pred` (default timeout 30 s) */
   waitFor(pred: (s: ClusterStatus) => boolean, what?: string, timeoutMs?: number): Promise<ClusterStatus>;
@@ -157,7 +157,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     secret,
     client,
     env: cliEnv,
-    cli: (args, o = {}) => run(args, { env: { ...cliEnv, ...(o.env ?? {}) }, input: o.input }),
+    cli: (args, o = {}) => run(args, { env: { ...cliEnv, ...(o.env ?? {}) }, input: o.input, timeoutMs: o.timeoutMs }),
     status: () => client.status(),
     waitFor: (pred, what = 'cluster status', timeoutMs = 30_000) =>
       waitFor(what, async () => {
