@@ -8,6 +8,9 @@ export const OPS_OPTIONS = {
   compactThreshold: opt.number(0.3, 'automatic compaction takes blocks whose deleted share is at least this', { min: 0.01, max: 1 }),
   balanceIntervalMs: opt.int(0, 'how often the name server checks the byte balance and rebalances by itself (0: never)', { min: 0 }),
   balanceThreshold: opt.number(0.25, 'automatic rebalance starts when a live data server\'s used bytes are off the mean by more than this share', { min: 0.01, max: 10 }),
+  // Weekly by default: verify --repair must run within --tombstone-keep-hours (default 14 days)
+  // of a half-applied delete, or expiry can let the deleted file come back from the other copy.
+  verifyIntervalMs: opt.int(7 * 24 * 3_600_000, 'how often the name server runs verify --repair by itself, settling copies that diverged (0: never)', { min: 0, max: 2_147_483_647 }),
   moveConcurrency: opt.int(2, 'block moves (rebalance, drain, repair of bad copies) run at the same time', { min: 1, max: 64 }),
   moveBytesPerSec: opt.int(0, 'bytes per second block moves may copy in total (0: no limit)', { min: 0 }),
 };

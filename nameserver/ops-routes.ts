@@ -173,6 +173,17 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
     timers.push(t);
   }
 
+  if (settings.verifyIntervalMs > 0) {
+    // Anti-entropy: copies left apart by a write or delete that failed half-way are settled
+    // without waiting for an operator (deletes win, else the union; ops-key-reconcile.ts).
+    const t = setInterval(() => {
+      if (history.running(['verify']).length > 0) return;
+      startOp({ kind: 'verify', dryRun: false, undo: false, repair: true, threshold: 0 }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic verify did not start'));
+    }, settings.verifyIntervalMs);
+    t.unref();
+    timers.push(t);
+  }
+
   ctx.onClose(async () => {
     for (const t of timers) clearInterval(t);
     await engine.close();
