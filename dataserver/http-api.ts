@@ -7,16 +7,13 @@ import { requireClusterSecret } from '../src/http-server.ts';
 import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
 import { pullBlock } from './block-pull.ts';
 import { BlockRangeStream } from './block-read.ts';
-import { bad, installNeedleWriteRoute, isRepair, parseReplicas, storeNeedle, type NeedleWriteContext } from './needle-write-route.ts';
+import { installNeedleWriteRoute, storeNeedle } from './needle-write-route.ts';
+import { bad, isRepair, parseBlockId, parseReplicas, type NeedleWriteContext } from './write-checks.ts';
 import { storeNeedleBatch } from './needle-batch-write.ts';
 import { replicatedDelete, type ReplicationContext } from './replication.ts';
 
 export type ApiContext = NeedleWriteContext;
 
-export function parseBlockId(text: string): number {
-  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad(`block id must be a decimal number below 2^32, got ${JSON.stringify(text.slice(0, 40))}`);
-  return Number(text);
-}
 
 function fidParam(req: FastifyRequest): { text: string; fid: Fid } {
   const text = (req.params as { fid: string }).fid;

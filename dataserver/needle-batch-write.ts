@@ -8,7 +8,7 @@ import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid } from '../src/file-id.ts';
 import { checkedCrc, decodeNeedleBatch, setFramedUploadTime, type BatchItemResult, type BatchWriteResult } from '../src/needle-batch.ts';
 import { HEADERS } from '../src/protocol.ts';
-import { bad, checkMeta, header, parseReplicas, type NeedleWriteContext } from './needle-write-route.ts';
+import { bad, checkMeta, header, parseReplicas, type NeedleWriteContext } from './write-checks.ts';
 import { replicatedBatchPut, type BatchItem, type ReplicationContext } from './replication.ts';
 
 const META_FROM = { mime: "a record's media type", owner: "a record's owner" };

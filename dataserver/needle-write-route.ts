@@ -1,11 +1,12 @@
-// The hot write route, PUT /needles/<fid> (a client's write to the primary and the primary's
-// forward to each replica), answered straight from node:http ahead of fastify. Profiles of
-// replicated writes showed the framework's per-request work (routing, hooks, child loggers,
-// body parser, reply pipeline) paid twice per write, once on each copy. This path keeps all
-// the route does — cluster secret, body limit, header checks with their stable codes, CRC
-// check, replication and its failure semantics, request id, metrics, graceful close — and
-// hands every other request to fastify unchanged. The fastify route stays for the URLs this
-// one leaves alone (a query string, percent-encoded slashes), and both run storeNeedle().
+// The hot write routes, answered straight from node:http ahead of fastify: PUT /needles/<fid>
+// (a client's write to the primary and the primary's forward to each replica) and POST
+// /blocks/<id>/needles (a needle batch, needle-batch-write.ts). Profiles of replicated writes
+// showed the framework's per-request work (routing, hooks, child loggers, body parser, reply
+// pipeline) paid twice per write, once on each copy. This path keeps all the routes do —
+// cluster secret, body limit, header checks with their stable codes, CRC check, replication
+// and its failure semantics, request id, metrics, graceful close — and hands every other
+// request to fastify unchanged. The fastify routes stay for the URLs this one leaves alone
+// (a query string, percent-encoded slashes), and run the same storeNeedle()/storeNeedleBatch().
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { crc32c } from '@node-rs/crc32';
@@ -13,66 +14,14 @@ import type { FastifyInstance } from 'fastify';
 import { InFlight, serveAhead } from '../src/ahead-route.ts';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
-import type { AccessLog } from '../src/access-log.ts';
-import type { Logger } from '../src/log.ts';
-import { routeRecorder, type Metrics, type RouteRecorder } from '../src/metrics.ts';
+import { routeRecorder, type RouteRecorder } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
 import { connectionSecretGuard } from '../src/secret.ts';
-import type { BlockStore } from './block-store.ts';
 import { replicatedPut, type ReplicationContext } from './replication.ts';
+import { storeNeedleBatch } from './needle-batch-write.ts';
+import { bad, checkMeta, header, isRepair, parseBlockId, parseReplicas, type NeedleWriteContext } from './write-checks.ts';
 
-export interface NeedleWriteContext {
-  store: BlockStore;
-  secret: string;
-  blockSize: number;
-  metrics: Metrics;
-  log: Logger;
-  /** the server's --access-log writer (ServerBase.access); without it, writes here log no access line */
-  access?: AccessLog;
-}
-
-const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;
-const PRINTABLE = /^[\x20-\x7e]*$/;
 const REQUEST_ID = /^[\w.-]{1,64}$/;
-
-export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-export function bad(message: string): UgcfsError {
-  return new UgcfsError('UGCFS_ERR_BAD_REQUEST', message);
-}
-
-export function parseReplicas(headers: IncomingHttpHeaders): string[] {
-  const raw = header(headers, HEADERS.replicas);
-  if (raw === undefined || raw.trim() === '') return [];
-  return raw.split(',').map((s) => {
-    const u = s.trim();
-    try {
-      const parsed = new URL(u);
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
-    } catch {
-      throw bad(`${HEADERS.replicas} holds something that is not an http(s) URL`);
-    }
-    return u.replace(/\/+$/, '');
-  });
-}
-
-/** verify --repair's header: the write is for this copy alone, so it cannot name peers. */
-export function isRepair(headers: IncomingHttpHeaders, replicas: string[]): boolean {
-  const v = header(headers, HEADERS.repair);
-  if (v === undefined) return false;
-  if (v !== '1') throw bad(`${HEADERS.repair} must be 1`);
-  if (replicas.length > 0) throw bad(`a ${HEADERS.repair} write is never forwarded: drop ${HEADERS.replicas}`);
-  return true;
-}
-
-/** A record's media type and owner as every write route accepts them; `from` names where they came from. */
-export function checkMeta(mime: string, owner: string, from: { mime: string; owner: string }): void {
-  if (mime.length > 255 || !MIME.test(mime)) throw bad(`${from.mime} is not a media type`);
-  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${from.owner} must be at most 255 printable ASCII characters`);
-}
 
 function parseMeta(headers: IncomingHttpHeaders): { mime: string; owner: string; uploadTime: number } {
   const mime = header(headers, HEADERS.mime) ?? header(headers, 'content-type') ?? 'application/octet-stream';
@@ -117,54 +66,84 @@ export async function storeNeedle(
 }
 
 const PREFIX = '/needles/';
-const ROUTE = DS_ROUTES.needle;
 /** fastify's maxParamLength: a longer id is fastify's "no route", so it stays fastify's */
 const MAX_FID_TEXT = 2048;
+/** POST /blocks/<id>/needles: a needle batch (needle-batch-write.ts) */
+const BATCH = /^\/blocks\/(\d{1,10})\/needles$/;
 
 interface RouteState {
   ctx: NeedleWriteContext;
   repl: ReplicationContext;
-  record: RouteRecorder;
+  record: { put: RouteRecorder; batch: RouteRecorder };
   /** writes in hand; fastify's close waits for them */
   flight: InFlight;
   /** the cluster secret, memoised per connection (src/secret.ts) */
   checkSecret: (req: IncomingMessage) => void;
 }
 
+/** What a request asks to write: one needle, or a batch of them to one block. */
+type WriteTarget = { kind: 'put'; fidText: string } | { kind: 'batch'; blockText: string };
+
+function targetOf(req: IncomingMessage): WriteTarget | undefined {
+  const url = req.url ?? '';
+  if (req.method === 'PUT') {
+    if (!url.startsWith(PREFIX) || url.length > PREFIX.length + MAX_FID_TEXT || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) return undefined;
+    return { kind: 'put', fidText: url.slice(PREFIX.length) };
+  }
+  if (req.method === 'POST' && url.startsWith('/blocks/')) {
+    const m = BATCH.exec(url);
+    return m ? { kind: 'batch', blockText: m[1]! } : undefined;
+  }
+  return undefined;
+}
+
 /**
- * Puts the write route in front of fastify's request listener. Shutdown follows fastify's
- * (src/ahead-route.ts InFlight): from preClose on, new writes are refused with 503
- * (connection: close), and close waits for the writes in flight, which therefore finish
- * before the store closes.
+ * Puts the write routes (a PUT of one needle, a POST of a needle batch) in front of fastify's
+ * request listener: the batch route's per-request framework cost is paid per batch, but a
+ * small batch still paid it in full. Shutdown follows fastify's (src/ahead-route.ts
+ * InFlight): from preClose on, new writes are refused with 503 (connection: close), and
+ * close waits for the writes in flight, which therefore finish before the store closes.
  */
 export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteContext, repl: ReplicationContext): void {
-  const st: RouteState = { ctx, repl, record: routeRecorder(ctx.metrics, ROUTE), flight: new InFlight(app), checkSecret: connectionSecretGuard(ctx.secret) };
+  const st: RouteState = {
+    ctx,
+    repl,
+    record: { put: routeRecorder(ctx.metrics, DS_ROUTES.needle), batch: routeRecorder(ctx.metrics, DS_ROUTES.blockNeedles) },
+    flight: new InFlight(app),
+    checkSecret: connectionSecretGuard(ctx.secret),
+  };
   serveAhead(app.server as Server, (req, res) => {
-    const url = req.url ?? '';
-    if (req.method !== 'PUT' || !url.startsWith(PREFIX) || url.length > PREFIX.length + MAX_FID_TEXT || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) return false;
+    const target = targetOf(req);
+    if (target === undefined) return false;
     st.flight.begin();
-    void serve(st, req, res, url.slice(PREFIX.length));
+    void serve(st, req, res, target);
     return true;
   });
 }
 
-/** One write; whatever happens to it, it leaves the in-flight count (a try/finally, not a closure per write). */
-async function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidText: string): Promise<void> {
+/** One write request; whatever happens to it, it leaves the in-flight count (a try/finally, not a closure per write). */
+async function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, target: WriteTarget): Promise<void> {
   const { ctx, flight } = st;
+  const method = target.kind === 'put' ? 'PUT' : 'POST';
   try {
     const started = process.hrtime.bigint();
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    let status = 201;
+    let status = target.kind === 'put' ? 201 : 200;
     let bytes = 0;
     try {
       if (flight.closing) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
       st.checkSecret(req);
+      // A bad block id is refused before the body is read, as fastify's param check did.
+      const block = target.kind === 'batch' ? parseBlockId(target.blockText) : 0;
       const body = await readBody(req, res, ctx.blockSize);
-      const out = await storeNeedle(ctx, st.repl, { fidText: fidTextFromPath(fidText), headers: req.headers, body, requestId });
+      const out =
+        target.kind === 'put'
+          ? await storeNeedle(ctx, st.repl, { fidText: fidTextFromPath(target.fidText), headers: req.headers, body, requestId })
+          : await storeNeedleBatch(ctx, st.repl, { block, headers: req.headers, body, requestId });
       const json = JSON.stringify(out);
       bytes = Buffer.byteLength(json);
-      res.writeHead(201, {
+      res.writeHead(status, {
         'content-type': 'application/json; charset=utf-8',
         'content-length': bytes,
         'x-request-id': requestId,
@@ -194,8 +173,8 @@ async function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, 
         res.end(json);
       }
     }
-    st.record('PUT', status, Number(process.hrtime.bigint() - started) / 1e9);
-    ctx.access?.('PUT', req.url ?? '', status, started, bytes, requestId);
+    st.record[target.kind](method, status, Number(process.hrtime.bigint() - started) / 1e9);
+    ctx.access?.(method, req.url ?? '', status, started, bytes, requestId);
   } finally {
     flight.end();
   }

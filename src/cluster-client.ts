@@ -63,6 +63,8 @@ export interface ClusterClientOptions {
 
 /** a coalesced batch is sent once its data reaches this many bytes */
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+/** requests out at once per block; more writes wait for a slot and leave in the next batch */
+const WRITE_BATCHES_IN_FLIGHT = 2;
 
 export interface WriteMeta {
   mime?: string;
@@ -190,7 +192,7 @@ export class ClusterClient {
     this.attempts = Math.max(1, opts.writeAttempts ?? 4);
     this.replicas = opts.replicas;
     this.assignBatch = Math.min(100, Math.max(1, opts.assignBatch ?? 32));
-    this.coalescer = new WriteCoalescer({ maxRecords: Math.max(1, opts.writeBatch ?? 32), maxBytes: WRITE_BATCH_BYTES, secret: this.secret, timeoutMs: this.timeoutMs });
+    this.coalescer = new WriteCoalescer({ maxRecords: Math.max(1, opts.writeBatch ?? 32), maxBytes: WRITE_BATCH_BYTES, maxInFlight: WRITE_BATCHES_IN_FLIGHT, secret: this.secret, timeoutMs: this.timeoutMs });
   }
 
   private call(extra: CallOptions = {}): CallOptions {

@@ -6,6 +6,7 @@
 // most of a data server's JavaScript time per write, paid once per copy; a batch pays it
 // once per request. A write alone in its turn still goes as a plain PUT: no added latency,
 // and the batch path is only taken when there is something to share.
+import { isUgcfsError } from './errors.ts';
 import { expectOk, sendBytes } from './http-client.ts';
 import { BATCH_CONTENT_TYPE, MAX_BATCH_RECORDS, batchItemError, encodeNeedleBatch, parseBatchResults, type BatchRecord, type BatchWriteResult } from './needle-batch.ts';
 import { DS_ROUTES, HEADERS, type WriteResult } from './protocol.ts';
@@ -16,6 +17,8 @@ export interface CoalescerOptions {
   maxRecords: number;
   /** a batch is sent once its data reaches this many bytes */
   maxBytes: number;
+  /** requests (batches or PUTs) out at once per block; writes beyond wait and join the next batch */
+  maxInFlight: number;
   secret: string;
   timeoutMs: number;
 }
@@ -37,13 +40,15 @@ interface Waiting {
   reject(err: unknown): void;
 }
 
-interface Group {
-  waiting: Waiting[];
-  bytes: number;
+/** The writes to one block (one primary, one set of peers) not yet sent, and the requests out. */
+interface Lane {
+  queue: Waiting[];
+  inFlight: number;
+  scheduled: boolean;
 }
 
 export class WriteCoalescer {
-  private readonly groups = new Map<string, Group>();
+  private readonly lanes = new Map<string, Lane>();
 
   constructor(private readonly opts: CoalescerOptions) {}
 
@@ -51,53 +56,100 @@ export class WriteCoalescer {
     if (this.opts.maxRecords <= 1) return w.alone();
     return new Promise<WriteResult>((resolve, reject) => {
       const key = `${w.primary} ${w.block} ${w.peers.join(',')}`;
-      let g = this.groups.get(key);
-      if (!g) {
-        const fresh: Group = { waiting: [], bytes: 0 };
-        g = fresh;
-        this.groups.set(key, fresh);
-        // Every write issued in this turn (and in the I/O callbacks of this loop iteration) joins.
-        setImmediate(() => {
-          if (this.groups.get(key) === fresh) this.send(key, fresh);
-        });
-      }
-      g.waiting.push({ w, resolve, reject });
-      g.bytes += w.record.data.length;
-      if (g.waiting.length >= Math.min(this.opts.maxRecords, MAX_BATCH_RECORDS) || g.bytes >= this.opts.maxBytes) this.send(key, g);
+      let lane = this.lanes.get(key);
+      if (!lane) this.lanes.set(key, (lane = { queue: [], inFlight: 0, scheduled: false }));
+      lane.queue.push({ w, resolve, reject });
+      this.schedule(key, lane);
     });
   }
 
-  private send(key: string, g: Group): void {
-    this.groups.delete(key);
-    if (g.waiting.length === 1) {
-      const only = g.waiting[0]!;
-      only.w.alone().then(only.resolve, only.reject);
+  /** Every write issued in this turn (and in the I/O callbacks of this loop iteration) joins. */
+  private schedule(key: string, lane: Lane): void {
+    if (lane.scheduled) return;
+    lane.scheduled = true;
+    setImmediate(() => {
+      lane.scheduled = false;
+      this.pump(key, lane);
+    });
+  }
+
+  /**
+   * Sends what is queued over the lane's free request slots, split evenly: with one batch out
+   * at a time, a client's writers would all wait for it while the data servers' other hops
+   * idle; a few in flight keep every hop busy while each still carries several writes.
+   */
+  private pump(key: string, lane: Lane): void {
+    while (lane.queue.length > 0 && lane.inFlight < this.opts.maxInFlight) {
+      const share = Math.ceil(lane.queue.length / (this.opts.maxInFlight - lane.inFlight));
+      const limit = Math.min(share, this.opts.maxRecords, MAX_BATCH_RECORDS);
+      let n = 0;
+      let bytes = 0;
+      while (n < lane.queue.length && n < limit && (n === 0 || bytes < this.opts.maxBytes)) bytes += lane.queue[n++]!.w.record.data.length;
+      const batch = lane.queue.splice(0, n);
+      lane.inFlight++;
+      this.send(batch, (failure) => {
+        lane.inFlight--;
+        // The request itself failed (primary down, timeout): what waits for this lane would go
+        // to the same place, so it fails now too and the client retries it on another block.
+        if (failure !== undefined) for (const x of lane.queue.splice(0)) x.reject(failure);
+        if (lane.queue.length > 0) this.schedule(key, lane);
+        else if (lane.inFlight === 0 && !lane.scheduled) this.lanes.delete(key);
+      });
+    }
+  }
+
+  /** `done` hears the error when the request as a whole failed (a per-record error is not one). */
+  private send(waiting: Waiting[], done: (failure?: unknown) => void): void {
+    if (waiting.length === 1) {
+      const only = waiting[0]!;
+      only.w.alone().then(
+        (r) => {
+          done();
+          only.resolve(r);
+        },
+        (err: unknown) => {
+          // A PUT's error may be the record's own (a refusal) or the primary's: only the
+          // latter says anything about the writes queued behind it.
+          done(isRequestFailure(err) ? err : undefined);
+          only.reject(err);
+        },
+      );
       return;
     }
-    const first = g.waiting[0]!.w;
+    const first = waiting[0]!.w;
     const headers: Record<string, string> = { 'content-type': BATCH_CONTENT_TYPE };
     if (first.peers.length > 0) headers[HEADERS.replicas] = first.peers.join(',');
     if (this.opts.secret) headers[SECRET_HEADER] = this.opts.secret;
-    const body = Buffer.concat(encodeNeedleBatch(g.waiting.map((x) => x.w.record)));
+    const body = Buffer.concat(encodeNeedleBatch(waiting.map((x) => x.w.record)));
     const url = first.primary + DS_ROUTES.blockNeedles.replace(':id', String(first.block));
     sendBytes('POST', url, body, headers, this.opts.timeoutMs).then(
       (res) => {
         let results: BatchWriteResult['results'];
         try {
-          results = parseBatchResults(expectOk(res).body, g.waiting.length, 'the primary');
+          results = parseBatchResults(expectOk(res).body, waiting.length, 'the primary');
         } catch (err) {
-          for (const x of g.waiting) x.reject(err);
+          done(isRequestFailure(err) ? err : undefined);
+          for (const x of waiting) x.reject(err);
           return;
         }
-        g.waiting.forEach((x, i) => {
+        done();
+        waiting.forEach((x, i) => {
           const r = results[i]!;
           if ('error' in r) x.reject(batchItemError(r));
           else x.resolve({ fid: r.fid, size: r.size, crc: r.crc, ...(r.existed ? { existed: true } : {}) });
         });
       },
       (err: unknown) => {
-        for (const x of g.waiting) x.reject(err);
+        done(err);
+        for (const x of waiting) x.reject(err);
       },
     );
   }
+}
+
+/** Errors that say the primary (or the way to it) failed, not the write. */
+const REQUEST_FAILURES = new Set(['UGCFS_ERR_UPSTREAM', 'UGCFS_ERR_TIMEOUT', 'UGCFS_ERR_UNAVAILABLE', 'UGCFS_ERR_INTERNAL']);
+
+function isRequestFailure(err: unknown): boolean {
+  return !isUgcfsError(err) || REQUEST_FAILURES.has(err.code);
 }

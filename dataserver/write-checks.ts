@@ -1,0 +1,67 @@
+// The checks every data-server write route shares (a PUT of one needle, a needle batch, a
+// DELETE): headers, replica lists, media type and owner, block ids. Each refusal is a 400
+// with a stable code, raised before anything is written.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { AccessLog } from '../src/access-log.ts';
+import { UgcfsError } from '../src/errors.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
+import { HEADERS } from '../src/protocol.ts';
+import type { BlockStore } from './block-store.ts';
+
+export interface NeedleWriteContext {
+  store: BlockStore;
+  secret: string;
+  blockSize: number;
+  metrics: Metrics;
+  log: Logger;
+  /** the server's --access-log writer (ServerBase.access); without it, writes here log no access line */
+  access?: AccessLog;
+}
+
+const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;
+const PRINTABLE = /^[\x20-\x7e]*$/;
+
+export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function bad(message: string): UgcfsError {
+  return new UgcfsError('UGCFS_ERR_BAD_REQUEST', message);
+}
+
+export function parseReplicas(headers: IncomingHttpHeaders): string[] {
+  const raw = header(headers, HEADERS.replicas);
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((s) => {
+    const u = s.trim();
+    try {
+      const parsed = new URL(u);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
+    } catch {
+      throw bad(`${HEADERS.replicas} holds something that is not an http(s) URL`);
+    }
+    return u.replace(/\/+$/, '');
+  });
+}
+
+/** verify --repair's header: the write is for this copy alone, so it cannot name peers. */
+export function isRepair(headers: IncomingHttpHeaders, replicas: string[]): boolean {
+  const v = header(headers, HEADERS.repair);
+  if (v === undefined) return false;
+  if (v !== '1') throw bad(`${HEADERS.repair} must be 1`);
+  if (replicas.length > 0) throw bad(`a ${HEADERS.repair} write is never forwarded: drop ${HEADERS.replicas}`);
+  return true;
+}
+
+/** A record's media type and owner as every write route accepts them; `from` names where they came from. */
+export function checkMeta(mime: string, owner: string, from: { mime: string; owner: string }): void {
+  if (mime.length > 255 || !MIME.test(mime)) throw bad(`${from.mime} is not a media type`);
+  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${from.owner} must be at most 255 printable ASCII characters`);
+}
+
+export function parseBlockId(text: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad(`block id must be a decimal number below 2^32, got ${JSON.stringify(text.slice(0, 40))}`);
+  return Number(text);
+}
