@@ -53,7 +53,8 @@ export class WriteCoalescer {
   constructor(private readonly opts: CoalescerOptions) {}
 
   write(w: CoalescedWrite): Promise<WriteResult> {
-    if (this.opts.maxRecords <= 1) return w.alone();
+    // A record the frame cannot carry goes alone: the primary answers it as it answers any PUT.
+    if (this.opts.maxRecords <= 1 || !frameable(w.record)) return w.alone();
     return new Promise<WriteResult>((resolve, reject) => {
       const key = `${w.primary} ${w.block} ${w.peers.join(',')}`;
       let lane = this.lanes.get(key);
@@ -93,9 +94,14 @@ export class WriteCoalescer {
         // to the same place, so it fails now too and the client retries it on another block.
         if (failure !== undefined) for (const x of lane.queue.splice(0)) x.reject(failure);
         if (lane.queue.length > 0) this.schedule(key, lane);
-        else if (lane.inFlight === 0 && !lane.scheduled) this.lanes.delete(key);
+        else this.forgetIfIdle(key, lane);
       });
     }
+    this.forgetIfIdle(key, lane);
+  }
+
+  private forgetIfIdle(key: string, lane: Lane): void {
+    if (lane.queue.length === 0 && lane.inFlight === 0 && !lane.scheduled && this.lanes.get(key) === lane) this.lanes.delete(key);
   }
 
   /** `done` hears the error when the request as a whole failed (a per-record error is not one). */
@@ -147,8 +153,19 @@ export class WriteCoalescer {
   }
 }
 
-/** Errors that say the primary (or the way to it) failed, not the write. */
-const REQUEST_FAILURES = new Set(['UGCFS_ERR_UPSTREAM', 'UGCFS_ERR_TIMEOUT', 'UGCFS_ERR_UNAVAILABLE', 'UGCFS_ERR_INTERNAL']);
+/** Errors that say the primary, the way to it or the block failed, not the write itself. */
+const REQUEST_FAILURES = new Set(['UGCFS_ERR_UPSTREAM', 'UGCFS_ERR_TIMEOUT', 'UGCFS_ERR_UNAVAILABLE', 'UGCFS_ERR_INTERNAL', 'UGCFS_ERR_BLOCK_READONLY', 'UGCFS_ERR_BLOCK_NOT_FOUND', 'UGCFS_ERR_NO_SPACE']);
+
+const PRINTABLE = /^[\x20-\x7e]*$/;
+
+/**
+ * Whether the batch frame carries the record as given: its text fields are latin1 with 8-
+ * and 16-bit lengths, so anything but short printable ASCII (which a PUT's headers would
+ * refuse anyway) could arrive changed.
+ */
+function frameable(r: BatchRecord): boolean {
+  return r.mime.length <= 0xff && r.owner.length <= 0xff && r.fid.length <= 0xffff && PRINTABLE.test(r.mime) && PRINTABLE.test(r.owner) && PRINTABLE.test(r.fid);
+}
 
 function isRequestFailure(err: unknown): boolean {
   return !isUgcfsError(err) || REQUEST_FAILURES.has(err.code);

@@ -128,4 +128,40 @@ describe('coalesced writes', () => {
     expect(results.map((r) => ('error' in r ? r.error.code : 'stored'))).toEqual(['UGCFS_ERR_REPLICATION', 'UGCFS_ERR_REPLICATION', 'UGCFS_ERR_REPLICATION']);
     for (const fid of a.fids) expect((await readFrom(primary!.url, fid)).status).toBe(404);
   });
+
+  it('refuses at once a write whose owner no data server would take, the writes beside it land', async () => {
+    const client = new ClusterClient({ nameserver: c.nameserver.url, secret: c.secret });
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 6 }, (_, i) => client.write(Buffer.alloc(500, i), { owner: 'fine' })),
+      client.write(Buffer.alloc(500, 9), { owner: 'x'.repeat(300) }),
+      client.write(Buffer.alloc(500, 10), { owner: 'Łukasz' }),
+    ]);
+    expect(results.slice(0, 6).every((r) => r.status === 'fulfilled')).toBe(true);
+    for (const r of results.slice(6)) expect(r.status === 'rejected' ? (r.reason as { code?: string }).code : 'stored').toBe('UGCFS_ERR_BAD_REQUEST');
+  });
+});
+
+describe('coalesced writes when the primary dies', () => {
+  let d: Cluster;
+  beforeAll(async () => {
+    d = await startCluster({ dataservers: 3, replicas: 2, racks: ['a', 'b', 'c'], deadAfterMs: 700 });
+  });
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  it('fails the writes queued for it over to other blocks: every write lands, readable, none on the dead server', async () => {
+    const client = new ClusterClient({ nameserver: d.nameserver.url, secret: d.secret });
+    // One write fetches an assign batch: the next fids are in the same block, on the same primary.
+    const first = await client.write(Buffer.from('first'));
+    const dead = first.replicas[0]!;
+    await d.killDataserver(d.dsIds.indexOf(dead.id), 'SIGKILL');
+    await d.waitFor((s) => s.dataservers.some((x) => x.id === dead.id && !x.alive), `${dead.id} dead`, 10_000);
+    const files = Array.from({ length: 20 }, (_, i) => Buffer.alloc(700 + i, i));
+    const written = await Promise.all(files.map((f) => client.write(f)));
+    for (const [i, w] of written.entries()) {
+      expect(w.replicas.map((r) => r.id)).not.toContain(dead.id);
+      expect((await client.read(w.fid)).data.equals(files[i]!)).toBe(true);
+    }
+  });
 });
