@@ -147,6 +147,9 @@ async function repairCopy(run: OpRun, d: Damage, good: DataserverEntry[]): Promi
   const size = source.reports.get(d.block)?.size ?? 0;
   const candidates = ctx.registry.alive().filter((x) => !x.draining && !rec.replicas.includes(x.id) && !x.reports.has(d.block));
   const target = chooseCopyTarget(candidates, holders, { needBytes: size, jitter: 0 });
+  // Under the same byte rate as rebalance and drain moves (--move-bytes-per-sec, or the
+  // operation's bytesPerSec): an automatic verify must not flood the servers it repairs.
+  await run.throttle(size);
   try {
     const out = target
       ? await moveBlock(run.env, { block: d.block, from: d.ds, to: target.id, copyFrom: source.id })
