@@ -125,7 +125,9 @@ export async function checkUpload(bytes: Buffer, limits: PipelineLimits, decodeS
     } catch (err) {
       throw pipelineError(err);
     }
-    const after = await probe(data);
+    // Bytes the strip left unchanged have the header already probed: one sharp call fewer
+    // (each costs 150-300 µs of the main thread before its work leaves it).
+    const after = data.equals(bytes) ? meta : await probe(data);
     if (stripped.needsReencode || hasLeftoverMetadata(after)) {
       try {
         data = await reencode(data, format, after, limits);
