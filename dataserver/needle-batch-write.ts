@@ -49,7 +49,14 @@ export async function storeNeedleBatch(
   const outcomes = items.length > 0 ? await replicatedBatchPut(repl, { block: w.block, items, frame, replicas, requestId: w.requestId }) : [];
   outcomes.forEach((o, k) => {
     const it = items[k]!;
-    results[slots[k]!] = o.ok ? { fid: it.fid, size: o.value.size, crc: o.value.crc, ...(o.value.existed ? { existed: true } : {}) } : failure(it.fid, o.error);
+    if (o.ok) {
+      results[slots[k]!] = { fid: it.fid, size: o.value.size, crc: o.value.crc, ...(o.value.existed ? { existed: true } : {}) };
+      return;
+    }
+    const r = failure(it.fid, o.error);
+    // As the PUT route logs a 5xx answer; a replication failure was logged where it was seen.
+    if ('error' in r && r.error.code === 'UGCFS_ERR_INTERNAL') ctx.log.error({ err: o.error, fid: it.fid, reqId: w.requestId }, 'batch record failed');
+    results[slots[k]!] = r;
   });
   return { results: results as BatchItemResult[] };
 }
