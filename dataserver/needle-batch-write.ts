@@ -8,7 +8,7 @@ import { UgcfsError, isUgcfsError } from '../src/errors.ts';
 import { decodeFid } from '../src/file-id.ts';
 import { checkedCrc, decodeNeedleBatch, setFramedUploadTime, type BatchItemResult, type BatchWriteResult } from '../src/needle-batch.ts';
 import { HEADERS } from '../src/protocol.ts';
-import { bad, checkMeta, header, parseReplicas, type NeedleWriteContext } from './write-checks.ts';
+import { bad, checkMeta, header, parseReplicas, writeResult, type NeedleWriteContext } from './write-checks.ts';
 import { replicatedBatchPut, type BatchItem, type ReplicationContext } from './replication.ts';
 
 const META_FROM = { mime: "a record's media type", owner: "a record's owner" };
@@ -50,7 +50,7 @@ export async function storeNeedleBatch(
   outcomes.forEach((o, k) => {
     const it = items[k]!;
     if (o.ok) {
-      results[slots[k]!] = { fid: it.fid, size: o.value.size, crc: o.value.crc, ...(o.value.existed ? { existed: true } : {}) };
+      results[slots[k]!] = writeResult(it.fid, o.value);
       return;
     }
     const r = failure(it.fid, o.error);

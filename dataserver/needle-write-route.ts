@@ -19,7 +19,7 @@ import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
 import { connectionSecretGuard } from '../src/secret.ts';
 import { replicatedPut, type ReplicationContext } from './replication.ts';
 import { storeNeedleBatch } from './needle-batch-write.ts';
-import { bad, checkMeta, header, isRepair, parseBlockId, parseReplicas, type NeedleWriteContext } from './write-checks.ts';
+import { bad, checkMeta, header, isRepair, parseBlockId, parseReplicas, writeResult, type NeedleWriteContext } from './write-checks.ts';
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 
@@ -60,9 +60,7 @@ export async function storeNeedle(
     ? await ctx.store.put(fid.block, needleMeta, data, crc, { repair: true })
     : await replicatedPut(repl, { fid: text, block: fid.block, meta: needleMeta, data, crc, replicas, requestId: w.requestId });
   if (repair) ctx.log.info({ fid: text, existed: r.existed }, 'record copied in by repair');
-  const out: WriteResult = { fid: text, size: r.size, crc: r.crc };
-  if (r.existed) out.existed = true;
-  return out;
+  return writeResult(text, r);
 }
 
 const PREFIX = '/needles/';

@@ -6,8 +6,8 @@ import type { AccessLog } from '../src/access-log.ts';
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { HEADERS } from '../src/protocol.ts';
-import type { BlockStore } from './block-store.ts';
+import { HEADERS, isMetaText, type WriteResult } from '../src/protocol.ts';
+import type { BlockStore, PutResult } from './block-store.ts';
 
 export interface NeedleWriteContext {
   store: BlockStore;
@@ -20,7 +20,6 @@ export interface NeedleWriteContext {
 }
 
 const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;
-const PRINTABLE = /^[\x20-\x7e]*$/;
 
 export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
@@ -58,10 +57,15 @@ export function isRepair(headers: IncomingHttpHeaders, replicas: string[]): bool
 /** A record's media type and owner as every write route accepts them; `from` names where they came from. */
 export function checkMeta(mime: string, owner: string, from: { mime: string; owner: string }): void {
   if (mime.length > 255 || !MIME.test(mime)) throw bad(`${from.mime} is not a media type`);
-  if (owner.length > 255 || !PRINTABLE.test(owner)) throw bad(`${from.owner} must be at most 255 printable ASCII characters`);
+  if (!isMetaText(owner)) throw bad(`${from.owner} must be at most 255 printable ASCII characters`);
 }
 
 export function parseBlockId(text: string): number {
   if (!/^\d{1,10}$/.test(text) || Number(text) > 0xffffffff) throw bad(`block id must be a decimal number below 2^32, got ${JSON.stringify(text.slice(0, 40))}`);
   return Number(text);
+}
+
+/** A stored write's answer, the same whichever route took it. */
+export function writeResult(fid: string, r: PutResult): WriteResult {
+  return r.existed ? { fid, size: r.size, crc: r.crc, existed: true } : { fid, size: r.size, crc: r.crc };
 }

@@ -16,6 +16,7 @@ import {
   DS_ROUTES,
   HEADERS,
   NS_ROUTES,
+  isMetaText,
   type AssignResult,
   type BlockLocation,
   type ClusterStatus,
@@ -60,8 +61,6 @@ export interface ClusterClientOptions {
    */
   writeBatch?: number;
 }
-
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 /** a coalesced batch is sent once its data reaches this many bytes */
 const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
@@ -213,11 +212,12 @@ export class ClusterClient {
   async write(data: Uint8Array, meta: WriteMeta = {}): Promise<WrittenFile> {
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (bytes.length === 0) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'cannot store an empty file');
+    const mime = meta.mime ?? 'application/octet-stream';
+    const owner = meta.owner ?? '';
     // Refused here with the code a data server would answer, rather than after every attempt
     // (a header value undici will not send looks like an unreachable server).
-    const mimeText = meta.mime ?? 'application/octet-stream';
-    if (mimeText.length > 255 || !PRINTABLE_ASCII.test(mimeText)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'the media type must be at most 255 printable ASCII characters');
-    if ((meta.owner ?? '').length > 255 || !PRINTABLE_ASCII.test(meta.owner ?? '')) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'the owner must be at most 255 printable ASCII characters');
+    if (!isMetaText(mime)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'the media type must be at most 255 printable ASCII characters');
+    if (!isMetaText(owner)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'the owner must be at most 255 printable ASCII characters');
     const crc = crc32c(bytes);
     const replicas = meta.replicas ?? this.replicas;
     let last: UgcfsError | undefined;
@@ -237,8 +237,6 @@ export class ClusterClient {
         continue;
       }
       meta.onAssigned?.(a.fid);
-      const mime = meta.mime ?? 'application/octet-stream';
-      const owner = meta.owner ?? '';
       const peerUrls = peers.map((p) => p.url);
       try {
         const wr = await this.coalescer.write({

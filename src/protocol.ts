@@ -233,6 +233,14 @@ export interface Operation {
   details?: Record<string, unknown>;
 }
 
+/**
+ * What a record's media type and owner may hold: they travel as header values and in needle
+ * batch frames (8-bit lengths, latin1), so printable ASCII of at most 255 characters.
+ */
+export function isMetaText(s: string): boolean {
+  return s.length <= 255 && /^[\x20-\x7e]*$/.test(s);
+}
+
 export const HEADERS = {
   mime: 'x-ugcfs-mime',
   owner: 'x-ugcfs-owner',

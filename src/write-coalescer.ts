@@ -9,7 +9,7 @@
 import { isUgcfsError } from './errors.ts';
 import { expectOk, sendBytes } from './http-client.ts';
 import { BATCH_CONTENT_TYPE, MAX_BATCH_RECORDS, batchItemError, encodeNeedleBatch, parseBatchResults, type BatchRecord, type BatchWriteResult } from './needle-batch.ts';
-import { DS_ROUTES, HEADERS, type WriteResult } from './protocol.ts';
+import { DS_ROUTES, HEADERS, isMetaText, type WriteResult } from './protocol.ts';
 import { SECRET_HEADER } from './secret.ts';
 
 export interface CoalescerOptions {
@@ -142,7 +142,7 @@ export class WriteCoalescer {
         waiting.forEach((x, i) => {
           const r = results[i]!;
           if ('error' in r) x.reject(batchItemError(r));
-          else x.resolve({ fid: r.fid, size: r.size, crc: r.crc, ...(r.existed ? { existed: true } : {}) });
+          else x.resolve(r);
         });
       },
       (err: unknown) => {
@@ -156,15 +156,14 @@ export class WriteCoalescer {
 /** Errors that say the primary, the way to it or the block failed, not the write itself. */
 const REQUEST_FAILURES = new Set(['UGCFS_ERR_UPSTREAM', 'UGCFS_ERR_TIMEOUT', 'UGCFS_ERR_UNAVAILABLE', 'UGCFS_ERR_INTERNAL', 'UGCFS_ERR_BLOCK_READONLY', 'UGCFS_ERR_BLOCK_NOT_FOUND', 'UGCFS_ERR_NO_SPACE']);
 
-const PRINTABLE = /^[\x20-\x7e]*$/;
-
 /**
  * Whether the batch frame carries the record as given: its text fields are latin1 with 8-
  * and 16-bit lengths, so anything but short printable ASCII (which a PUT's headers would
- * refuse anyway) could arrive changed.
+ * refuse anyway) could arrive changed. (A fid is 21 characters; the bound only keeps the
+ * encoder from throwing inside a timer.)
  */
 function frameable(r: BatchRecord): boolean {
-  return r.mime.length <= 0xff && r.owner.length <= 0xff && r.fid.length <= 0xffff && PRINTABLE.test(r.mime) && PRINTABLE.test(r.owner) && PRINTABLE.test(r.fid);
+  return isMetaText(r.mime) && isMetaText(r.owner) && isMetaText(r.fid);
 }
 
 function isRequestFailure(err: unknown): boolean {
