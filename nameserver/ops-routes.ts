@@ -154,35 +154,24 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
   // Background upkeep. Each tick starts at most one operation and only when none of its
   // kind runs; a tick that finds nothing to do leaves no record.
   const timers: NodeJS.Timeout[] = [];
-  if (settings.compactIntervalMs > 0) {
+  const every = (ms: number, busy: OperationKind[], due: () => boolean, r: OpRequest, what: string) => {
+    if (ms <= 0) return;
     const t = setInterval(() => {
-      if (history.running(['compact']).length > 0 || compactCandidates(ctx, settings.compactThreshold).size === 0) return;
-      startOp({ kind: 'compact', dryRun: false, undo: false, repair: false, threshold: settings.compactThreshold }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic compaction did not start'));
-    }, settings.compactIntervalMs);
+      if (history.running(busy).length > 0 || !due()) return;
+      startOp(r, true).catch((err: Error) => ctx.log.warn({ err: err.message }, `automatic ${what} did not start`));
+    }, ms);
     t.unref();
     timers.push(t);
-  }
-  if (settings.balanceIntervalMs > 0) {
-    const t = setInterval(() => {
-      if (history.running(['rebalance', 'drain']).length > 0) return;
-      const plan = currentBalancePlan(ctx);
-      if (plan.moves.length === 0 || imbalance(plan) <= settings.balanceThreshold) return;
-      startOp({ kind: 'rebalance', dryRun: false, undo: false, repair: false, threshold: 0 }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic rebalance did not start'));
-    }, settings.balanceIntervalMs);
-    t.unref();
-    timers.push(t);
-  }
-
-  if (settings.verifyIntervalMs > 0) {
-    // Anti-entropy: copies left apart by a write or delete that failed half-way are settled
-    // without waiting for an operator (deletes win, else the union; ops-key-reconcile.ts).
-    const t = setInterval(() => {
-      if (history.running(['verify']).length > 0) return;
-      startOp({ kind: 'verify', dryRun: false, undo: false, repair: true, threshold: 0 }, true).catch((err: Error) => ctx.log.warn({ err: err.message }, 'automatic verify did not start'));
-    }, settings.verifyIntervalMs);
-    t.unref();
-    timers.push(t);
-  }
+  };
+  const request = (kind: OpRequest['kind'], extra: Partial<OpRequest> = {}): OpRequest => ({ kind, dryRun: false, undo: false, repair: false, threshold: 0, ...extra });
+  every(settings.compactIntervalMs, ['compact'], () => compactCandidates(ctx, settings.compactThreshold).size > 0, request('compact', { threshold: settings.compactThreshold }), 'compaction');
+  every(settings.balanceIntervalMs, ['rebalance', 'drain'], () => {
+    const plan = currentBalancePlan(ctx);
+    return plan.moves.length > 0 && imbalance(plan) > settings.balanceThreshold;
+  }, request('rebalance'), 'rebalance');
+  // Anti-entropy: copies left apart by a write or delete that failed half-way are settled
+  // without waiting for an operator (deletes win, else the union; ops-key-reconcile.ts).
+  every(settings.verifyIntervalMs, ['verify'], () => true, request('verify', { repair: true }), 'verify');
 
   ctx.onClose(async () => {
     for (const t of timers) clearInterval(t);

@@ -61,14 +61,12 @@ export const section: Section = {
         commands.push(...cluster.commands);
         try {
           const writer: Writer = await clientWriter(cluster.nameserver.url).catch(() => protocolWriter(cluster.nameserver.url));
-          let single: Writer | undefined;
           const kinds: { id: string; label: string; op: () => Promise<number> }[] = [];
           if (davUrl) kinds.push({ id: 'nginx', label: 'nginx WebDAV PUT (1 copy, no fsync)', op: davPut });
           for (const r of [1, 2, 3]) kinds.push({ id: `r${r}`, label: `ugcfs replicas ${r}, fsync ${fsync ? 'on' : 'off'} (${writer.how})`, op: async () => { await writer.put(body, 'application/octet-stream', r); return SIZE; } });
           // The same client with write coalescing off: what the goal row would be without batches.
-          single = await clientWriter(cluster.nameserver.url, { writeBatch: 1 }).catch(() => undefined);
-          const one = single;
-          if (one) kinds.push({ id: 'r2-put', label: `ugcfs replicas 2, fsync ${fsync ? 'on' : 'off'} (${one.how})`, op: async () => { await one.put(body, 'application/octet-stream', 2); return SIZE; } });
+          const single = await clientWriter(cluster.nameserver.url, { writeBatch: 1 }).catch(() => undefined);
+          if (single) kinds.push({ id: 'r2-put', label: `ugcfs replicas 2, fsync ${fsync ? 'on' : 'off'} (${single.how})`, op: async () => { await single.put(body, 'application/octet-stream', 2); return SIZE; } });
           if (cluster.origin) kinds.push({ id: 'upload', label: `ugcfs origin POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas 2, fsync ${fsync ? 'on' : 'off'})`, op: async () => { await originUpload(cluster.origin!.url, jpeg, 'image/jpeg'); return jpeg.length; } });
           const runs = new Map<string, LoadResult[]>(kinds.map((k) => [k.id, []]));
           const errors = new Map<string, string>();
