@@ -4,8 +4,8 @@
 // server's ugcfs_assigns_total, with real processes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterClient } from '../../src/cluster-client.ts';
-import { callRaw } from '../../src/http-client.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
 
 let c: Cluster;
 beforeAll(async () => {
@@ -15,10 +15,7 @@ afterAll(async () => {
   await c?.stop();
 });
 
-async function assigned(): Promise<number> {
-  const text = (await callRaw(c.nameserver.url + '/metrics')).body.toString();
-  return Number(/^ugcfs_assigns_total(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
-}
+const assigned = () => metric(c.nameserver.url, 'ugcfs_assigns_total');
 
 /** fids the name server handed out while a fresh client wrote `n` files of `size` bytes, one after another */
 async function fidsFor(n: number, size: number): Promise<number> {

@@ -11,6 +11,7 @@ import { BATCH_CONTENT_TYPE, encodeNeedleBatch, type BatchRecord, type BatchWrit
 import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult, type BlockReport } from '../../src/protocol.ts';
 import { SECRET_HEADER } from '../../src/secret.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 
 let c: Cluster;
 beforeAll(async () => {
@@ -25,9 +26,9 @@ async function batchRecords(): Promise<{ sum: number; count: number }> {
   let sum = 0;
   let count = 0;
   for (const d of c.dataservers) {
-    const text = (await callRaw(d.url + '/metrics', { secret: c.secret })).body.toString();
-    sum += Number(/^ugcfs_write_batch_records_sum(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? 0);
-    count += Number(/^ugcfs_write_batch_records_count(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? 0);
+    const m = await scrapeMetrics(d.url);
+    sum += m.value('ugcfs_write_batch_records_sum');
+    count += m.value('ugcfs_write_batch_records_count');
   }
   return { sum, count };
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import type { WriteResult } from '../../src/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
 import { waitFor, type Proc } from '../helpers/proc.ts';
 
 const SECRET = 'test-cluster-secret';
@@ -43,11 +44,6 @@ function putChunked(url: string, chunks: Buffer[]): Promise<{ status: number; bo
     for (const c of chunks) req.write(c);
     req.end();
   });
-}
-
-async function metric(ds: Proc, pattern: RegExp): Promise<number> {
-  const text = (await call(`${ds.url}/metrics`)).body.toString();
-  return text.split('\n').filter((l) => pattern.test(l)).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 }
 
 describe('PUT /needles/<fid> ahead of fastify', () => {
@@ -142,13 +138,12 @@ describe('PUT /needles/<fid> ahead of fastify', () => {
   });
 
   it('counts its requests under the route and status fastify would use', async () => {
-    const ok = /^ugcfs_http_requests_total\{.*route="\/needles\/:fid".*method="PUT".*status="201"/;
-    const refused = /^ugcfs_http_requests_total\{.*route="\/needles\/:fid".*method="PUT".*status="400"/;
-    const before = { ok: await metric(a, ok), refused: await metric(a, refused) };
+    const puts = (status: string) => metric(a.url, 'ugcfs_http_requests_total', { route: '/needles/:fid', method: 'PUT', status });
+    const before = { ok: await puts('201'), refused: await puts('400') };
     for (let i = 0; i < 3; i++) expect((await call(`${a.url}/needles/${fidOf(3, 30n + BigInt(i))}`, { method: 'PUT', body: bytes(10) })).status).toBe(201);
     expect((await call(`${a.url}/needles/${fidOf(3, 40n)}`, { method: 'PUT' })).status).toBe(400);
-    expect(await metric(a, ok)).toBe(before.ok + 3);
-    expect(await metric(a, refused)).toBe(before.refused + 1);
+    expect(await puts('201')).toBe(before.ok + 3);
+    expect(await puts('400')).toBe(before.refused + 1);
   });
 });
 

@@ -8,6 +8,7 @@ import { encodeFid } from '../../src/file-id.ts';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { DS_ROUTES, type ScrubResult } from '../../src/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
 import type { Proc } from '../helpers/proc.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -19,10 +20,7 @@ bed.after(() => proxy?.close());
 const startDs = (name: string) => bed.start(name);
 const route = (ds: Proc, r: string, id: number) => ds.url + r.replace(':id', String(id));
 const fid = (key: number) => encodeFid({ block: 9, key: BigInt(key), cookie: 4242 });
-const copyBytesIn = async (ds: Proc) => {
-  const text = (await callRaw(ds.url + '/metrics')).body.toString();
-  return Number(/^ugcfs_block_copy_bytes_total\{[^}]*direction="in"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
-};
+const copyBytesIn = (ds: Proc) => metric(ds.url, 'ugcfs_block_copy_bytes_total', { direction: 'in' });
 
 describe('pulling a block while its source compacts it', () => {
   it('starts over on the new generation and ends equal to the compacted source', async () => {

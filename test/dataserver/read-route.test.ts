@@ -6,6 +6,7 @@ import { Agent, request } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import type { Proc } from '../helpers/proc.ts';
 
 const SECRET = 'read-route-secret';
@@ -35,10 +36,6 @@ function send(agent: Agent, url: string, method: string, headers: Record<string,
   });
 }
 
-async function metric(url: string, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return [...text.matchAll(new RegExp(`^${name}\\{[^}]*${labels}[^}]*\\} (\\d+)`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
-}
 
 describe('data server fast read route', () => {
   let ds: Proc;
@@ -107,13 +104,17 @@ describe('data server fast read route', () => {
   it('counts one request, one lookup and one pread per read, from the cache and after a restart from LevelDB', async () => {
     const url = `${ds.url}/needles/${fid}`;
     const auth = { 'x-ugcfs-secret': SECRET };
-    const counts = async (u: string) => ({
-      ok: await metric(u, 'ugcfs_http_requests_total', 'route="/needles/:fid",method="GET",status="200"'),
-      missing: await metric(u, 'ugcfs_http_requests_total', 'route="/needles/:fid",method="GET",status="404"'),
-      cache: await metric(u, 'ugcfs_index_lookups_total', 'source="cache"'),
-      db: await metric(u, 'ugcfs_index_lookups_total', 'source="db"'),
-      preads: await metric(u, 'ugcfs_block_preads_total'),
-    });
+    const counts = async (u: string) => {
+      const m = await scrapeMetrics(u);
+      const reads = (status: string) => m.value('ugcfs_http_requests_total', { route: '/needles/:fid', method: 'GET', status });
+      return {
+        ok: reads('200'),
+        missing: reads('404'),
+        cache: m.value('ugcfs_index_lookups_total', { source: 'cache' }),
+        db: m.value('ugcfs_index_lookups_total', { source: 'db' }),
+        preads: m.value('ugcfs_block_preads_total'),
+      };
+    };
     const before = await counts(ds.url);
     for (let i = 0; i < 5; i++) expect((await fetch(url, { headers: auth })).status).toBe(200);
     const wrongCookie = encodeFid({ block: 3, key: 77n, cookie: 0x0badcaff });

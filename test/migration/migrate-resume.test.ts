@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { BIN, ROOT, tempDir } from '../helpers/proc.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import type { BlockReport, LegacyList } from '../../src/protocol.ts';
 
 const FILES = 120;
@@ -19,9 +20,9 @@ async function dsCounters(): Promise<{ puts: number; bytes: number }> {
   let puts = 0;
   let bytes = 0;
   for (const ds of cluster.dataservers) {
-    const text = await (await fetch(ds.url + '/metrics')).text();
-    puts += Number(/^ugcfs_needle_writes_total\{kind="put"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
-    bytes += Number(/^ugcfs_bytes_stored\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? NaN);
+    const m = await scrapeMetrics(ds.url);
+    puts += m.value('ugcfs_needle_writes_total', { kind: 'put' });
+    bytes += m.value('ugcfs_bytes_stored');
   }
   return { puts, bytes };
 }
