@@ -29,7 +29,8 @@ EXPOSE 7000 7001 8080
 # Every role answers /healthz on its own port; UGCFS_HEALTH_PORT tells the check which one.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.UGCFS_HEALTH_PORT||'8080')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# SIGTERM reaches node directly (exec form, no shell): graceful shutdown, exit 0.
+# SIGTERM reaches node directly (exec form, no shell; the bin's shebang runs env, which execs
+# node with the flags it declares): graceful shutdown, exit 0.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "bin/ugcfs.mjs"]
+ENTRYPOINT ["/app/bin/ugcfs.mjs"]
 CMD ["server", "--host", "0.0.0.0", "--data", "/var/lib/ugcfs"]

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAllChildren, startReady, trackChild } from '../../test/helpers/ready-process.ts';
+import { ugcfsNodeFlags } from '../../src/node-flags.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const UGCFS_BIN = resolve(ROOT, 'bin', 'ugcfs.mjs');
@@ -67,7 +68,7 @@ export async function startNode(file: string, args: string[], opts: SpawnOptions
 
 /** Starts a ugcfs server role the way users do: `ugcfs <role> ...`. */
 export function startUgcfs(args: string[], opts: SpawnOptions = {}): Promise<Child> {
-  return startNode(UGCFS_BIN, args, opts);
+  return startNode(UGCFS_BIN, args, { ...opts, nodeFlags: [...ugcfsNodeFlags(UGCFS_BIN), ...(opts.nodeFlags ?? [])] });
 }
 
 /** Starts a TypeScript peer from bench/peers. */

@@ -14,7 +14,9 @@ import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
 import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
-import { ROOT, tempDir } from '../helpers/proc.ts';
+import { BIN, ROOT, tempDir } from '../helpers/proc.ts';
+import { startReady } from '../helpers/ready-process.ts';
+import { ugcfsNodeFlags } from '../../src/node-flags.ts';
 
 interface Service {
   image?: string;
@@ -187,7 +189,25 @@ describe('Dockerfile', () => {
     expect(['root', '0']).not.toContain(user);
     expect(df).toMatch(/^HEALTHCHECK .*/m);
     expect(df).toContain('/healthz');
-    expect(df).toMatch(/^ENTRYPOINT \["node", "bin\/ugcfs\.mjs"\]/m);
+    // The bin itself, so its shebang's node flags apply (src/node-flags.ts).
+    expect(df).toMatch(/^ENTRYPOINT \["\/app\/bin\/ugcfs\.mjs"\]/m);
+  });
+
+  it('starts every role through the bin, whose shebang applies the declared node flags', async () => {
+    const flags = ugcfsNodeFlags(BIN);
+    expect(flags).toContain('--max-semi-space-size=16');
+    expect((pkg as unknown as { scripts: Record<string, string> }).scripts.start).toMatch(/^\.\/bin\/ugcfs\.mjs server\b/);
+    // Run the way npm start and the image run it: exec the file, not `node file`.
+    const t = tempDir();
+    const p = await startReady(['nameserver', '--data', t.dir, '--port', '0'], { exec: BIN, cwd: ROOT, env: { ...process.env, UGCFS_LOG_LEVEL: 'info' }, label: 'bin' });
+    try {
+      const argv = readFileSync(`/proc/${p.child.pid}/cmdline`, 'utf8').split('\0');
+      expect(argv.slice(1, 1 + flags.length)).toEqual(flags);
+    } finally {
+      p.child.kill('SIGKILL');
+      await p.exited;
+      t.cleanup();
+    }
   });
 
   it('ships everything the roles load at run time (tsx is a runtime dependency)', () => {

@@ -6,9 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ugcfsNodeFlags } from '../../src/node-flags.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const BIN = join(ROOT, 'bin', 'ugcfs.mjs');
+/** the node flags the bin declares, for spawning it the way its shebang would */
+export const NODE_FLAGS = ugcfsNodeFlags(BIN);
 export const CORPUS = resolve(ROOT, '..', 'shared', 'corpus');
 
 export interface Proc {
@@ -29,7 +32,7 @@ export interface StartOptions {
 }
 
 export function start(args: string[], opts: StartOptions = {}): Promise<Proc> {
-  return startReady([BIN, ...args], {
+  return startReady([...NODE_FLAGS, BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info', ...opts.env },
     label: `ugcfs ${args.join(' ')}`,
@@ -57,7 +60,7 @@ export interface RunResult {
 /** Runs a short-lived `ugcfs` command (admin CLI) and collects its output. */
 export function run(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     trackChild(child);
     let stdout = '';
     let stderr = '';

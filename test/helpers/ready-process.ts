@@ -24,6 +24,8 @@ export interface ReadyOptions {
   timeoutMs?: number;
   ready?: (line: Record<string, unknown>) => boolean;
   maxLines?: number;
+  /** run this executable with argv instead of node (e.g. the bin itself, through its shebang) */
+  exec?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -43,7 +45,7 @@ export function trackChild(child: ChildProcess): void {
 const isListening = (l: Record<string, unknown>) => l.msg === 'listening' && typeof l.url === 'string';
 
 export function startReady(argv: string[], opts: ReadyOptions): Promise<ReadyProcess> {
-  const child = spawn(process.execPath, argv, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.exec ?? process.execPath, argv, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   const lines: string[] = [];
   const maxLines = opts.maxLines ?? Infinity;
