@@ -6,12 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
 import { ClusterClient } from '../../src/cluster-client.ts';
 import { decodeFid, encodeFid, newCookie } from '../../src/file-id.ts';
-import { callJson, callRaw, sendBytes } from '../../src/http-client.ts';
+import { callJson, sendBytes } from '../../src/http-client.ts';
 import { BATCH_CONTENT_TYPE, encodeNeedleBatch, type BatchRecord, type BatchWriteResult } from '../../src/needle-batch.ts';
 import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult, type BlockReport } from '../../src/protocol.ts';
 import { SECRET_HEADER } from '../../src/secret.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
+import { readCopy } from '../helpers/needle-copy.ts';
 
 let c: Cluster;
 beforeAll(async () => {
@@ -31,12 +32,6 @@ async function batchRecords(): Promise<{ sum: number; count: number }> {
     count += m.value('ugcfs_write_batch_records_count');
   }
   return { sum, count };
-}
-
-async function readFrom(url: string, fid: string): Promise<{ status: number; body: Buffer; mime?: string; owner?: string; uploadTime?: string }> {
-  const res = await callRaw(url + DS_ROUTES.needle.replace(':fid', fid), { secret: c.secret });
-  const h = (n: string) => res.headers[n] as string | undefined;
-  return { status: res.status, body: res.body, mime: h('content-type'), owner: h(HEADERS.owner), uploadTime: h(HEADERS.uploadTime) };
 }
 
 function record(fid: string, data: Buffer, over: Partial<BatchRecord> = {}): BatchRecord {
@@ -67,7 +62,7 @@ describe('coalesced writes', () => {
     for (const [i, w] of written.entries()) {
       expect(w.replicas).toHaveLength(2);
       for (const ds of w.replicas) {
-        const r = await readFrom(ds.url, w.fid);
+        const r = await readCopy(ds.url, w.fid, c.secret);
         expect(r.status).toBe(200);
         expect(r.body.equals(files[i]!)).toBe(true);
         expect(r.mime).toBe('image/png');
@@ -76,7 +71,7 @@ describe('coalesced writes', () => {
     }
     // The primary chose one upload time per record, and the replica holds the same one.
     const w0 = written[0]!;
-    const [a, b] = await Promise.all(w0.replicas.map((ds) => readFrom(ds.url, w0.fid)));
+    const [a, b] = await Promise.all(w0.replicas.map((ds) => readCopy(ds.url, w0.fid, c.secret)));
     expect(Number(a!.uploadTime)).toBeGreaterThan(Date.now() - 60_000);
     expect(b!.uploadTime).toBe(a!.uploadTime);
   });
@@ -99,9 +94,9 @@ describe('coalesced writes', () => {
     expect(results[0]).toMatchObject({ fid: a.fids[0], size: good.length, crc: crc32c(good) });
     expect(results.slice(1).map((r) => ('error' in r ? r.error.code : 'stored'))).toEqual(['UGCFS_ERR_BAD_REQUEST', 'UGCFS_ERR_BAD_REQUEST', 'UGCFS_ERR_BAD_REQUEST']);
     for (const ds of a.replicas) {
-      expect((await readFrom(ds.url, a.fids[0]!)).body.equals(good)).toBe(true);
-      expect((await readFrom(ds.url, a.fids[1]!)).status).toBe(404);
-      expect((await readFrom(ds.url, a.fids[3]!)).status).toBe(404);
+      expect((await readCopy(ds.url, a.fids[0]!, c.secret)).body.equals(good)).toBe(true);
+      expect((await readCopy(ds.url, a.fids[1]!, c.secret)).status).toBe(404);
+      expect((await readCopy(ds.url, a.fids[3]!, c.secret)).status).toBe(404);
     }
   });
 
@@ -116,7 +111,7 @@ describe('coalesced writes', () => {
     expect(JSON.parse(res.body.toString()).error.code).toBe('UGCFS_ERR_BAD_REQUEST');
     const after = (await callJson(blockUrl, { secret: c.secret })) as BlockReport;
     expect(after).toEqual(before);
-    expect((await readFrom(primary!.url, a.fids[0]!)).status).toBe(404);
+    expect((await readCopy(primary!.url, a.fids[0]!, c.secret)).status).toBe(404);
   });
 
   it('fails every record a replica did not store, and leaves none of them readable anywhere', async () => {
@@ -127,7 +122,7 @@ describe('coalesced writes', () => {
     expect(res.status).toBe(200);
     const results = (res.json as BatchWriteResult).results;
     expect(results.map((r) => ('error' in r ? r.error.code : 'stored'))).toEqual(['UGCFS_ERR_REPLICATION', 'UGCFS_ERR_REPLICATION', 'UGCFS_ERR_REPLICATION']);
-    for (const fid of a.fids) expect((await readFrom(primary!.url, fid)).status).toBe(404);
+    for (const fid of a.fids) expect((await readCopy(primary!.url, fid, c.secret)).status).toBe(404);
   });
 
   it('refuses at once a write whose owner no data server would take, the writes beside it land', async () => {

@@ -4,10 +4,9 @@
 // each data server sends its heartbeats through its own `hbProxies[i]`. Cutting one proxy
 // partitions exactly one link. `direct[i]` bypasses the proxies, for checking afterwards.
 import { join } from 'node:path';
-import { callRaw } from '../../src/http-client.ts';
 import { ClusterClient } from '../../src/cluster-client.ts';
-import { DS_ROUTES } from '../../src/protocol.ts';
 import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { holdsCopy } from '../helpers/needle-copy.ts';
 import { start } from '../helpers/proc.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -85,10 +84,7 @@ export async function startProxiedCluster(o: { dataservers?: number; replicas?: 
     hbProxies,
     direct,
     client,
-    async holds(i, fid) {
-      const r = await callRaw(direct[i]! + DS_ROUTES.needle.replace(':fid', fid), { method: 'HEAD', secret: cluster.secret, timeoutMs: 5000 });
-      return r.status === 200;
-    },
+    holds: (i, fid) => holdsCopy(direct[i]!, fid, cluster.secret, { timeoutMs: 5000 }),
     proxies: all,
     async restartDataserver(i) {
       await cluster.dataservers[i]!.kill('SIGKILL');

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callRaw } from '../../src/http-client.ts';
 import { DS_ROUTES, HEADERS } from '../../src/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { holdsCopy } from '../helpers/needle-copy.ts';
 import { waitFor } from '../helpers/proc.ts';
 
 let c: Cluster;
@@ -16,11 +17,7 @@ afterAll(async () => {
   await c?.stop();
 });
 
-async function holds(url: string, fid: string): Promise<boolean> {
-  const res = await callRaw(url + DS_ROUTES.needle.replace(':fid', fid), { secret: c.secret });
-  if (res.status !== 200 && res.status !== 404) throw new Error(`GET ${fid} on ${url}: HTTP ${res.status}`);
-  return res.status === 200;
-}
+const holds = (url: string, fid: string) => holdsCopy(url, fid, c.secret);
 
 describe('automatic verify --repair', () => {
   it('settles a delete that reached one copy only (the delete wins) and leaves other files alone', async () => {
