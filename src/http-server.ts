@@ -19,6 +19,8 @@ export interface ServerBase {
   onScrape(hook: () => void): void;
   /** the access-log writer (undefined unless --access-log); routes served ahead of fastify call it too */
   access: AccessLog | undefined;
+  /** this server's metrics as prom-client JSON, scrape hooks run first (what a pool sibling aggregates) */
+  metricsJson(): Promise<unknown[]>;
 }
 
 export interface HttpServerOptions {
@@ -33,6 +35,8 @@ export interface HttpServerOptions {
   health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** one log line per answered request (--access-log) */
   accessLog?: boolean;
+  /** what /metrics answers instead of this server's own registry (an origin worker pool's aggregate) */
+  metricsText?: () => Promise<string>;
 }
 
 export function createHttpServer(opts: HttpServerOptions): ServerBase {
@@ -112,12 +116,17 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   app.get('/healthz', async () => ({ ok: true, role: opts.role, ...(opts.health ? await opts.health() : {}) }));
   const scrapeHooks: Array<() => void> = [];
   app.get('/metrics', async (_req, reply) => {
-    for (const hook of scrapeHooks) hook();
     reply.header('content-type', registry.contentType);
+    if (opts.metricsText) return opts.metricsText();
+    for (const hook of scrapeHooks) hook();
     return registry.metrics();
   });
+  const metricsJson = async () => {
+    for (const hook of scrapeHooks) hook();
+    return registry.getMetricsAsJSON();
+  };
 
-  return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook), access };
+  return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook), access, metricsJson };
 }
 
 export function sendError(reply: FastifyReply, e: UgcfsError, cacheControl = 'no-store'): void {
@@ -186,10 +195,14 @@ export async function listen(app: FastifyInstance, host: string, port: number): 
  * On SIGTERM/SIGINT: run the closers (stop accepting, drain, close LevelDB) once, then exit 0.
  * A second signal exits at once.
  */
-export function onShutdown(log: Logger, closers: Array<() => Promise<void>>): void {
+/**
+ * SIGTERM/SIGINT run the closers in order, then exit 0; a second signal exits 1 at once.
+ * Returns the same graceful stop for other callers (an origin worker told to stop by its
+ * pool's primary), which does nothing when a stop is already under way.
+ */
+export function onShutdown(log: Logger, closers: Array<() => Promise<void>>): () => void {
   let closing = false;
-  const handler = (sig: string) => {
-    if (closing) process.exit(1);
+  const stop = (sig: string) => {
     closing = true;
     log.info({ sig }, 'shutting down');
     (async () => {
@@ -204,6 +217,13 @@ export function onShutdown(log: Logger, closers: Array<() => Promise<void>>): vo
       process.exit(0);
     })();
   };
+  const handler = (sig: string) => {
+    if (closing) process.exit(1);
+    stop(sig);
+  };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
+  return () => {
+    if (!closing) stop('pool');
+  };
 }

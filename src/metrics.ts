@@ -78,3 +78,9 @@ export function routeRecorder(metrics: Metrics, route: string): RouteRecorder {
     m.duration.observe(seconds);
   };
 }
+
+/** One exposition of several registries' getMetricsAsJSON() answers (an origin worker pool's
+ * /metrics): counters and histograms summed, gauges by each metric's own aggregator. */
+export function aggregatedMetricsText(parts: unknown[]): Promise<string> {
+  return client.AggregatorRegistry.aggregate(parts as client.MetricObjectWithValues<client.MetricValue<string>>[][]).metrics();
+}

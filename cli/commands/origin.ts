@@ -5,6 +5,8 @@ import { createLogger } from '../../src/log.ts';
 import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
 import { startOrigin } from '../../src/origin/main.ts';
 import { legacyResolverFor } from '../../src/origin/legacy-read-through.ts';
+import { poolMember, startPool, workerConfig } from '../../src/origin/worker-pool.ts';
+import cluster from 'node:cluster';
 import type { CommandModule } from '../command.ts';
 
 const mod: CommandModule = {
@@ -16,11 +18,37 @@ ${describeOptions(ORIGIN_OPTIONS)}
 `,
   async run(ctx) {
     const { config } = loadConfig(ORIGIN_OPTIONS, { argv: ctx.argv, env: ctx.env });
-    const log = createLogger({ name: 'origin', level: config.logLevel });
+    const base = createLogger({ name: 'origin', level: config.logLevel });
+    if (config.workers > 1 && cluster.isPrimary) {
+      let pool;
+      try {
+        pool = await startPool(config, base);
+      } catch (err) {
+        // the worker has said why on its own stderr already
+        ctx.stderr.write(`ugcfs origin: ${(err as Error).message}\n`);
+        return (err as { exitCode?: number }).exitCode ?? 1;
+      }
+      base.info({ url: pool.url, workers: config.workers }, 'listening');
+      onShutdown(base, [() => pool.close()]);
+      return 'serving';
+    }
+    const member = poolMember();
+    const log = member ? base.child({ worker: member.index }) : base;
     // Legacy paths: the name server's table, plus read-through/import when configured.
-    const server = await startOrigin(config, { log, legacyResolver: legacyResolverFor });
-    log.info({ url: server.url }, 'listening');
-    onShutdown(log, [() => server.close()]);
+    let server;
+    try {
+      server = await startOrigin(member ? workerConfig(config, member.index) : config, { log, legacyResolver: legacyResolverFor, pool: member });
+    } catch (err) {
+      // The pool's channel would keep a worker that cannot start alive: exit, once the CLI
+      // has set the exit code for this error, so the primary can report it.
+      if (member) setImmediate(() => process.exit());
+      throw err;
+    }
+    const stop = onShutdown(log, [() => server.close()]);
+    if (member) {
+      member.onShutdown(stop);
+      member.ready(server.url);
+    } else log.info({ url: server.url }, 'listening');
     return 'serving';
   },
 };

@@ -22,6 +22,8 @@ import { ResizeGate } from './resize-gate.ts';
 import { registerUpload } from './upload-route.ts';
 import { parsePresets } from './variant-url.ts';
 import { installHitPath } from './hit-path.ts';
+import type { PoolMember } from './worker-pool.ts';
+import { aggregatedMetricsText } from '../metrics.ts';
 
 export interface LegacyResolverContext {
   config: OriginConfig;
@@ -39,6 +41,8 @@ export interface StartOriginOptions {
   deleteFeed?: DeleteFeedSource;
   /** replaces the default legacy resolver (e.g. read-through from --legacy-origin) */
   legacyResolver?: LegacyResolver | ((ctx: LegacyResolverContext) => LegacyResolver | Promise<LegacyResolver>);
+  /** this origin is one worker of `ugcfs origin --workers N` (src/origin/worker-pool.ts) */
+  pool?: PoolMember;
 }
 
 function loadPresets(text: string) {
@@ -76,14 +80,17 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   const deleteFeed = opts.deleteFeed ?? client;
   tuneSharp(config.resizeConcurrency);
 
-  const { app, metrics, access } = createHttpServer({
+  const pool = opts.pool;
+  const { app, metrics, access, metricsJson } = createHttpServer({
     role: 'origin',
     log,
     accessLog: config.accessLog,
     bodyLimit: config.maxUploadBytes,
     errorCacheControl: ERROR_CACHE_CONTROL,
     defaultMetrics: true,
+    metricsText: pool ? async () => aggregatedMetricsText(await pool.fanOut('collect', null, true)) : undefined,
     health: () => ({
+      ...(pool ? { worker: pool.index, workers: pool.count } : {}),
       memoryCacheBytes: memory.usedBytes,
       memoryCacheEntries: memory.size,
       diskCacheBytes: disk?.usedBytes ?? 0,
@@ -97,6 +104,19 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   const limits = { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs };
   const coreDeps: OriginCoreDeps = { store, memory, disk, peers: undefined, gate, limits, metrics, log };
   const core = new OriginCore(coreDeps);
+  pool?.handle('collect', () => metricsJson());
+  pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));
+  pool?.handle('revive', (fid) => core.revive(fid as string));
+  // A delete answered by this worker is forgotten by its siblings before the answer; the
+  // delete feed would tell them too, but only within --delete-feed-interval-ms.
+  const purge = async (fid: string) => {
+    await core.purge(fid);
+    await pool?.fanOut('purge', [fid], false);
+  };
+  const revive = (fid: string) => {
+    core.revive(fid);
+    void pool?.fanOut('revive', fid, false);
+  };
 
   const table = defaultLegacyResolver(store);
   const given = opts.legacyResolver;
@@ -108,7 +128,7 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   await registerUpload(app, { store, gate, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => publicUrl });
   registerReads(app, {
     core, store, resolver, resolve, signingKeys: config.signingKeys, auth, clusterSecret: config.clusterSecret,
-    peers: () => coreDeps.peers, metrics, log,
+    peers: () => coreDeps.peers, purge, revive, metrics, log,
   });
 
   // Watching starts before the first request can fill a cache, so no delete falls between

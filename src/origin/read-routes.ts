@@ -25,6 +25,10 @@ export interface ReadDeps {
   auth: AuthConfig;
   clusterSecret: string;
   peers: () => PeerRing | undefined;
+  /** forgets a file in this origin's caches — in every worker of a pool — before resolving */
+  purge(fid: string): Promise<void>;
+  /** undoes purge()'s tombstone when the delete it guarded did not happen */
+  revive(fid: string): void;
   metrics: Metrics;
   log: Logger;
 }
@@ -102,11 +106,11 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     if (!caller.admin && info.owner !== caller.owner) throw new UgcfsError('UGCFS_ERR_FORBIDDEN', 'only the uploader or the admin may delete this file');
     // Tombstone and purge first, so nothing local serves it from here on, then delete in
     // storage, then make every peer forget it — all before answering.
-    await core.purge(t.id);
+    await d.purge(t.id);
     try {
       await d.store.delete(t.id);
     } catch (err) {
-      core.revive(t.id);
+      d.revive(t.id);
       throw err;
     }
     await d.peers()?.broadcastPurge(t.id);
@@ -130,7 +134,7 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     requireClusterSecret(req, d.clusterSecret);
     const fid = (req.body as { fid?: unknown } | undefined)?.fid;
     if (typeof fid !== 'string' || !looksLikeFid(fid)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'purge needs {"fid": "<file id>"}');
-    await core.purge(fid);
+    await d.purge(fid);
     return reply.code(204).send();
   });
 }
