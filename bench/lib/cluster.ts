@@ -8,8 +8,11 @@ import { ROOT, startUgcfs, type Child } from './spawn.ts';
 import { callJson, callRaw, expectOk } from '../../src/http-client.ts';
 import { ClusterClient } from '../../src/cluster-client.ts';
 import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult, type ClusterStatus } from '../../src/protocol.ts';
+import { availableParallelism } from 'node:os';
 
 export const SECRET = 'bench-cluster-secret';
+/** origin workers for the `--workers` rows: one per core, as nginx's `worker_processes auto` */
+export const ORIGIN_WORKERS = availableParallelism();
 
 export function rolesAvailable(): { nameserver: boolean; dataserver: boolean; origin: boolean; client: boolean } {
   const has = (p: string) => existsSync(join(ROOT, p));

@@ -2,7 +2,6 @@
 // origin, bare sharp and nginx image_filter, JPEG and WebP out, on the corpus photos;
 // then cache hits of computed variants against nginx serving the same bytes statically.
 import { join } from 'node:path';
-import { availableParallelism } from 'node:os';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import type { Section, BenchContext } from '../context.ts';
@@ -16,13 +15,11 @@ import { runLoad, checkLoad, type LoadResult } from '../load.ts';
 import { compareReads, rpsRatio, type Target } from '../compare.ts';
 import { median, medianRatio, spread } from '../stats.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
-import { rolesAvailable, startCluster, originUpload, type Cluster } from '../cluster.ts';
+import { rolesAvailable, ORIGIN_WORKERS, startCluster, originUpload, type Cluster } from '../cluster.ts';
 
 const PHOTOS = join(CORPUS, 'photos');
 const QUALITY = 80;
 const CONCURRENCY = 4;
-/** origin workers for the second hit row: one per core, as nginx's worker_processes auto */
-const WORKERS = availableParallelism();
 const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 });
 
 async function fetchBytes(url: string): Promise<number> {
@@ -153,18 +150,18 @@ export const section: Section = {
         if (cluster) hitTargets.push({ id: 'hit', label: 'ugcfs origin (variant cache hit)', url: cluster.origin!.url, paths: variants.map((v) => v.origin!) });
         if (cluster) {
           // The same origin with a worker per core, as nginx runs (worker_processes auto).
-          const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(WORKERS), '--cache-dir', join(ctx.work, 'cache-workers')];
+          const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS), '--cache-dir', join(ctx.work, 'cache-workers')];
           const pool = await startUgcfs(args, { env: cluster.env });
           stops.unshift(() => pool.stop());
           commands.push(`ugcfs ${args.join(' ')}`);
-          hitTargets.push({ id: 'hit-workers', label: `ugcfs origin --workers ${WORKERS} (variant cache hit)`, url: pool.url, paths: variants.map((v) => v.origin!) });
+          hitTargets.push({ id: 'hit-workers', label: `ugcfs origin --workers ${ORIGIN_WORKERS} (variant cache hit)`, url: pool.url, paths: variants.map((v) => v.origin!) });
         }
         const figs = await compareReads(ctx, hitTargets, { what: 'variant hits' });
         for (const t of hitTargets) {
           const f = figs.get(t.id)!;
           if (t.id === 'hit-workers') {
             const vs = rpsRatio(figs, t.id, 'nginx');
-            goals.push({ name: `origin variant cache hits vs nginx static (same bytes), --workers ${WORKERS} as nginx's ${WORKERS}`, target: '>= 0.45x', measured: ratio(vs), met: Number.isFinite(vs) ? vs >= 0.45 : undefined });
+            goals.push({ name: `origin variant cache hits vs nginx static (same bytes), --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: '>= 0.45x', measured: ratio(vs), met: Number.isFinite(vs) ? vs >= 0.45 : undefined });
           }
           if (t.id === 'hit') goals.push({ name: 'origin variant cache hits vs nginx static (same bytes), one origin process', target: 'reported', measured: ratio(rpsRatio(figs, t.id, 'nginx')) });
           hitRows.push([t.label, f.runs.length ? num(f.rps) : `failed: ${(f.error ?? '').slice(0, 80)}`, micros(f.p50), micros(f.p99), ratio(rpsRatio(figs, t.id, 'nginx')), `${Math.round(f.spread * 100)}%`]);
@@ -185,7 +182,7 @@ export const section: Section = {
         '',
         hitRows.length ? table(['server', 'req/s', 'p50', 'p99', 'vs nginx', 'spread'], hitRows) : 'Not measured (needs nginx and wrk).',
         '',
-        `Ten variants (each photo at 400 px, JPEG and WebP), requested round-robin by wrk (2 threads, 32 connections); nginx serves the exact bytes the origin produced. nginx runs \`worker_processes auto\` (${WORKERS} here); the \`--workers ${WORKERS}\` row is the same origin code as ${WORKERS} processes behind one port (docs/ORIGIN.md), each with its own caches (the warm-up fills both). wrk shares the same ${WORKERS} cores with the server under test.`,
+        `Ten variants (each photo at 400 px, JPEG and WebP), requested round-robin by wrk (2 threads, 32 connections); nginx serves the exact bytes the origin produced. nginx runs \`worker_processes auto\` (${ORIGIN_WORKERS} here); the \`--workers ${ORIGIN_WORKERS}\` row is the same origin code as ${ORIGIN_WORKERS} processes behind one port (docs/ORIGIN.md), each with its own caches (the warm-up fills both). wrk shares the same ${ORIGIN_WORKERS} cores with the server under test.`,
         '',
         ...notes,
       ].join('\n');

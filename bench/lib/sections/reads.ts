@@ -9,7 +9,7 @@ import { startNginx } from '../nginx.ts';
 import { startPeer, startUgcfs, type Child } from '../spawn.ts';
 import { compareReads, rpsRatio, type Target, type TargetFigures } from '../compare.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
-import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
+import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
 import { DS_ROUTES } from '../../../src/protocol.ts';
 
 const FILES_PER_SIZE = 100;
@@ -45,6 +45,7 @@ export const section: Section = {
       const roles = rolesAvailable();
       let cluster: Cluster | undefined;
       let missOrigin: Child | undefined;
+      let poolOrigin: Child | undefined;
       const fids = new Map<string, string>();
       let ugcfsNote = '';
       if (roles.nameserver && roles.dataserver) {
@@ -60,6 +61,11 @@ export const section: Section = {
             missOrigin = await startUgcfs(args, { env: cluster.env });
             stops.unshift(() => missOrigin!.stop());
             commands.push(`ugcfs ${args.join(' ')}   (the cache-miss origin)`);
+            // The caching origin again with a worker per core, as nginx runs (worker_processes auto).
+            const poolArgs = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS)];
+            poolOrigin = await startUgcfs(poolArgs, { env: cluster.env });
+            stops.unshift(() => poolOrigin!.stop());
+            commands.push(`ugcfs ${poolArgs.join(' ')}`);
           }
         } catch (err) {
           ugcfsNote = `ugcfs could not be measured: ${(err as Error).message.split('\n')[0]}`;
@@ -83,6 +89,7 @@ export const section: Section = {
           const dsPaths = ns.map((n) => DS_ROUTES.needle.replace(':fid', fids.get(n)!));
           targets.push({ id: 'ds', label: 'ugcfs data server', url: cluster.dataservers[0]!.url, paths: dsPaths, headers: { 'x-ugcfs-secret': SECRET } });
           if (cluster.origin) targets.push({ id: 'hit', label: 'ugcfs origin, cache hit', url: cluster.origin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
+          if (poolOrigin) targets.push({ id: 'hit-workers', label: `ugcfs origin --workers ${ORIGIN_WORKERS}, cache hit`, url: poolOrigin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
           if (missOrigin) targets.push({ id: 'miss', label: 'ugcfs origin, cache miss', url: missOrigin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
         }
         ctx.log(` reads ${s.label}`);
@@ -99,6 +106,7 @@ export const section: Section = {
           goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling', target: '>= 0.9x', measured: ratio(dsNode), met: Number.isFinite(dsNode) ? dsNode >= 0.9 : undefined });
           goals.push({ name: 'data-server 20 KB reads vs nginx static', target: '>= 0.35x', measured: ratio(dsNginx), met: Number.isFinite(dsNginx) ? dsNginx >= 0.35 : undefined });
           goals.push({ name: 'origin cache hits (20 KB originals) vs nginx static', target: '>= 0.45x', measured: ratio(hitNginx), met: Number.isFinite(hitNginx) ? hitNginx >= 0.45 : undefined });
+          if (poolOrigin) goals.push({ name: `origin cache hits (20 KB originals) vs nginx static, --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: 'reported', measured: ratio(rpsRatio(figs, 'hit-workers', 'nginx')) });
         }
       }
       const md = [
@@ -107,7 +115,7 @@ export const section: Section = {
         table(['size', 'server', 'req/s', 'MB/s', 'p50', 'p99', 'vs nginx', 'vs bare Node', 'spread'], rows),
         '',
         ugcfsNote,
-        'The data server is read on its internal route with the cluster secret (one index lookup, one positioned read); the cache-miss origin runs with `--memory-cache-bytes 0 --cache-bytes 0`, so every read fetches the original from the data server.',
+        `The data server is read on its internal route with the cluster secret (one index lookup, one positioned read); the cache-miss origin runs with \`--memory-cache-bytes 0 --cache-bytes 0\`, so every read fetches the original from the data server. The \`--workers\` row is the caching origin as ${ORIGIN_WORKERS} processes behind one port (one per core, as nginx's \`worker_processes auto\`; docs/ORIGIN.md); wrk shares the same cores.`,
         '',
         'What a data-server read does that the bare Node ceiling does not: it checks the cluster secret (hashed and compared in constant time once per connection), decodes the file id, looks the record up in the index cache, reads the whole record (header, metadata, data, CRC) with one positioned read, verifies its CRC32-C over every byte before sending any (a record that fails is never served; one pass gives both the record CRC and the data CRC it sends as `x-ugcfs-crc`), checks that the record is the one indexed, sends type, length, CRC, upload time and owner headers, and counts the request, its latency, the lookup and the read in its metrics. Bare Node does one positioned read into a buffer and sends it with two headers. The CRC pass is the part that grows with size (`bench/dataserver-reads.ts` prints the CPU per read of both servers).',
       ].join('\n');
