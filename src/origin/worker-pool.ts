@@ -194,7 +194,8 @@ export async function startPool(config: OriginConfig, log: Logger): Promise<Pool
         return;
       }
       log.error({ worker: index, code, signal }, 'origin worker died; starting a replacement');
-      setTimeout(() => { if (!closing) fork(index); }, RESTART_DELAY_MS).unref();
+      // Not unref'd: when every worker died at once, this timer is what keeps the primary up.
+      setTimeout(() => { if (!closing) fork(index); }, RESTART_DELAY_MS);
     });
   };
 
