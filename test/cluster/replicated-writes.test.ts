@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/file-id.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
 import { waitFor } from '../helpers/proc.ts';
 
 let c: Cluster;
@@ -107,9 +108,7 @@ async function readCounts(): Promise<Map<string, number>> {
   const s = await c.status();
   const out = new Map<string, number>();
   for (const d of s.dataservers) {
-    const res = await fetch(`${d.url}/metrics`, { headers: { 'x-ugcfs-secret': c.secret } });
-    const m = /^ugcfs_needle_reads_total(?:\{[^}]*\})? (\d+)/m.exec(await res.text());
-    out.set(d.id, Number(m?.[1] ?? 0));
+    out.set(d.id, await metric(d.url, 'ugcfs_needle_reads_total'));
   }
   return out;
 }

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { callRaw } from '../../src/http-client.ts';
 import { NS_ROUTES } from '../../src/protocol.ts';
+import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import { run, start, tempDir } from '../helpers/proc.ts';
 
 describe('ugcfs nameserver', () => {
@@ -13,9 +14,10 @@ describe('ugcfs nameserver', () => {
       const health = await callRaw(ns.url + '/healthz');
       expect(health.status).toBe(200);
       expect(JSON.parse(health.body.toString())).toMatchObject({ ok: true, role: 'nameserver', dataserversAlive: 0 });
-      const metrics = (await callRaw(ns.url + '/metrics')).body.toString();
-      expect(metrics).toMatch(/^ugcfs_dataservers_alive\{[^}]*\} 0$/m);
-      expect(metrics).toContain('ugcfs_under_replicated_blocks');
+      // read the samples, not value(): a gauge with no sample would read 0 there too
+      const { samples } = await scrapeMetrics(ns.url);
+      expect(samples.filter((x) => x.name === 'ugcfs_dataservers_alive').map((x) => x.value)).toEqual([0]);
+      expect(samples.some((x) => x.name === 'ugcfs_under_replicated_blocks')).toBe(true);
       const assign = await callRaw(ns.url + NS_ROUTES.assign, { method: 'POST', body: {}, secret: 's3cret' });
       expect(assign.status).toBe(503);
       expect(JSON.parse(assign.body.toString()).error.code).toBe('UGCFS_ERR_UNAVAILABLE');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/file-id.ts';
 import type { BlockLocation, ClusterStatus, Operation } from '../../src/protocol.ts';
 import { nsGet, startCluster, writeRandomFiles, type Cluster } from '../helpers/cluster.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
 import { BIN, ROOT, waitFor } from '../helpers/proc.ts';
 import { startReader, type BackgroundReader } from './background-reader.ts';
 
@@ -78,9 +79,7 @@ describe('rebalance', () => {
     expect(s.operations.some((o) => o.id === op.id && o.state === 'done')).toBe(true);
     const human = await c.cli(['status']);
     expect(human.stdout).toContain(op.id);
-    const metrics = await (await fetch(`${c.nameserver.url}/metrics`, { headers: { 'x-ugcfs-secret': c.secret } })).text();
-    const moved = /ugcfs_block_moves_total\{[^}]*kind="rebalance"[^}]*result="ok"[^}]*\} (\d+)/.exec(metrics);
-    expect(Number(moved?.[1])).toBe(op.details!.moved);
+    expect(await metric(c.nameserver.url, 'ugcfs_block_moves_total', { kind: 'rebalance', result: 'ok' })).toBe(op.details!.moved);
     expect(op.details!.moved).toBeGreaterThan(0);
 
     // a second run finds (almost) nothing left to do
