@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseMetrics, type Sample } from '../helpers/metrics-scrape.ts';
 import { CORPUS, run, waitFor } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
 
@@ -15,14 +16,9 @@ const UPLOAD_TOKENS = [`up-${rand()}`, `up-${rand()}`];
 const ADMIN = `adm-${rand()}`;
 const SECRETS = [SECRET, ...UPLOAD_TOKENS, ADMIN];
 
-/** Samples of one metric from Prometheus text: labels as written, value as a number. */
-export function samples(text: string, name: string): Array<{ labels: string; value: number }> {
-  const out: Array<{ labels: string; value: number }> = [];
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)/.exec(line);
-    if (m && m[1] === name) out.push({ labels: m[2] ?? '', value: Number(m[3]) });
-  }
-  return out;
+/** One metric's samples in a scraped text: the assertions here need them raw (how many, which labels). */
+function samples(text: string, name: string): Sample[] {
+  return parseMetrics(text).samples.filter((x) => x.name === name);
 }
 const total = (text: string, name: string) => samples(text, name).reduce((s, x) => s + x.value, 0);
 
@@ -98,7 +94,7 @@ describe('observability of every server', () => {
     expect(samples(o, 'ugcfs_uploads_total').length).toBeGreaterThan(0);
     expect(total(o, 'ugcfs_resizes_total')).toBeGreaterThanOrEqual(1);
     expect(total(o, 'ugcfs_resize_duration_seconds_count')).toBeGreaterThanOrEqual(1);
-    expect(samples(o, 'ugcfs_cache_lookups_total').some((x) => x.labels.includes('result="hit"') && x.value > 0)).toBe(true);
+    expect(samples(o, 'ugcfs_cache_lookups_total').some((x) => x.labels.result === 'hit' && x.value > 0)).toBe(true);
     expect(total(o, 'ugcfs_bytes_served_total')).toBeGreaterThan(0);
     expect(samples(o, 'ugcfs_resize_queue')).toHaveLength(1);
 
