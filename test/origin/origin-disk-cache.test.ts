@@ -4,7 +4,8 @@
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corpus, http, metric, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
+import { corpus, http, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 
 let env: Env;
 beforeAll(async () => {
@@ -28,7 +29,7 @@ describe('disk cache', () => {
     const second = await http(`${o.url}/${f.fid}?w=120`);
     expect(second.headers['x-cache']).toBe('HIT');
     expect(second.body.equals(first.body)).toBe(true);
-    expect(await metric(o.url, 'ugcfs_cache_lookups_total', 'tier="disk",result="hit"')).toBeGreaterThan(0);
+    expect(await metric(o.url, 'ugcfs_cache_lookups_total', { tier: 'disk', result: 'hit' })).toBeGreaterThan(0);
 
     // Many variants: the directory never holds more than the bound.
     for (let w = 200; w < 420; w += 20) {
@@ -47,7 +48,7 @@ describe('disk cache', () => {
     expect(again.status).toBe(200);
     expect(again.headers['x-cache']).toBe('HIT');
     expect(again.body.equals(newest.body)).toBe(true);
-    expect(await metric(o.url, 'ugcfs_resizes_total')).toBe(0);
+    expect(await metric(o.url, 'ugcfs_resizes_total', {}, { sum: true })).toBe(0);
     expect(readdirSync(dir).some((n) => n.startsWith('.tmp-'))).toBe(false);
     await o.kill('SIGKILL');
   });

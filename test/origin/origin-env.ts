@@ -90,17 +90,3 @@ export async function upload(origin: string, data: Buffer, token?: string): Prom
   if (r.status !== 201) throw new Error(`upload answered ${r.status}: ${r.body.toString('utf8').slice(0, 300)}`);
   return r.json().files[0];
 }
-
-/** Sums a counter's samples in a /metrics text, optionally filtered by a label substring. */
-export async function metric(origin: string, name: string, labelFilter = ''): Promise<number> {
-  const text = (await http(`${origin}/metrics`)).body.toString('utf8');
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== '{' && rest[0] !== ' ') continue;
-    if (labelFilter && !line.includes(labelFilter)) continue;
-    sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/proc.ts';
 import { freePort } from '../helpers/cluster.ts';
-import { corpus, http, metric, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
+import { corpus, http, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p));
 const reason = NGINX ? '' : ' (SKIPPED: nginx is not installed; apt-get install nginx-light)';
@@ -57,7 +58,7 @@ http {
 
 /** Requests that reached the origin's file routes (not /metrics or /healthz), optionally by status. */
 function originHits(status?: number): Promise<number> {
-  return metric(origin, 'ugcfs_http_requests_total', status === undefined ? 'route="/*"' : `status="${status}"`);
+  return metric(origin, 'ugcfs_http_requests_total', status === undefined ? { route: '/*' } : { status: String(status) }, { sum: true });
 }
 
 beforeAll(async () => {

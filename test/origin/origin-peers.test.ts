@@ -3,7 +3,8 @@
 // a dead owner costs a local compute, not an error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/cluster.ts';
-import { corpus, http, metric, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
+import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 import type { Proc } from '../helpers/proc.ts';
 
 let env: Env;
@@ -25,19 +26,19 @@ const variants = Array.from({ length: 12 }, (_, i) => `?w=${60 + i * 10}&fmt=web
 describe('origins sharing variants', () => {
   it('compute each variant once between them', async () => {
     const f = await upload(a.url, corpus('photos/Garden.jpg'));
-    const before = (await metric(a.url, 'ugcfs_resizes_total')) + (await metric(b.url, 'ugcfs_resizes_total'));
+    const before = (await metric(a.url, 'ugcfs_resizes_total', {}, { sum: true })) + (await metric(b.url, 'ugcfs_resizes_total', {}, { sum: true }));
     for (const v of variants) {
       const [ra, rb] = [await http(`${a.url}/${f.fid}${v}`), await http(`${b.url}/${f.fid}${v}`)];
       expect([ra.status, rb.status], v).toEqual([200, 200]);
       expect(rb.body.equals(ra.body), v).toBe(true);
       expect(rb.headers.etag).toBe(ra.headers.etag);
     }
-    const resizesA = await metric(a.url, 'ugcfs_resizes_total');
-    const resizesB = await metric(b.url, 'ugcfs_resizes_total');
+    const resizesA = await metric(a.url, 'ugcfs_resizes_total', {}, { sum: true });
+    const resizesB = await metric(b.url, 'ugcfs_resizes_total', {}, { sum: true });
     expect(resizesA + resizesB - before).toBe(variants.length);
     // Both own a share (12 keys on a two-node ring), and both asked the other.
-    expect(await metric(a.url, 'ugcfs_peer_fetches_total', 'result="ok"')).toBeGreaterThan(0);
-    expect(await metric(b.url, 'ugcfs_peer_fetches_total', 'result="ok"')).toBeGreaterThan(0);
+    expect(await metric(a.url, 'ugcfs_peer_fetches_total', { result: 'ok' })).toBeGreaterThan(0);
+    expect(await metric(b.url, 'ugcfs_peer_fetches_total', { result: 'ok' })).toBeGreaterThan(0);
   });
 
   it('forget a deleted file everywhere before the DELETE answers', async () => {
@@ -65,10 +66,10 @@ describe('origins sharing variants', () => {
   it('compute locally when the owner is down', async () => {
     const f = await upload(a.url, corpus('photos/Aqua.jpg'));
     await b.kill('SIGKILL');
-    const before = await metric(a.url, 'ugcfs_resizes_total');
+    const before = await metric(a.url, 'ugcfs_resizes_total', {}, { sum: true });
     for (const v of variants) expect((await http(`${a.url}/${f.fid}${v}`)).status, v).toBe(200);
-    expect((await metric(a.url, 'ugcfs_resizes_total')) - before).toBe(variants.length);
-    expect(await metric(a.url, 'ugcfs_peer_fetches_total', 'result="unreachable"')).toBeGreaterThan(0);
+    expect((await metric(a.url, 'ugcfs_resizes_total', {}, { sum: true })) - before).toBe(variants.length);
+    expect(await metric(a.url, 'ugcfs_peer_fetches_total', { result: 'unreachable' })).toBeGreaterThan(0);
     // Deleting still works with a peer down; the survivor forgets the file at once.
     expect((await http(`${a.url}/${f.fid}`, { method: 'DELETE' })).status).toBe(204);
     expect((await http(`${a.url}/${f.fid}${variants[0]}`)).status).toBe(404);

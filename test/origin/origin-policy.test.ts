@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUrl } from '../../src/origin/url-signature.ts';
-import { corpus, http, metric, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
+import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 import type { Proc } from '../helpers/proc.ts';
 
 let env: Env;

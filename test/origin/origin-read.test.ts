@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corpus, http, metric, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { metric } from '../helpers/metrics-scrape.ts';
+import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 
 let env: Env;
 let origin: string;
@@ -253,13 +254,13 @@ describe('variants', () => {
   });
 
   it('computes identical concurrent misses once', async () => {
-    const before = await metric(origin, 'ugcfs_resizes_total');
-    const joinedBefore = await metric(origin, 'ugcfs_cache_lookups_total', 'tier="inflight"');
+    const before = await metric(origin, 'ugcfs_resizes_total', {}, { sum: true });
+    const joinedBefore = await metric(origin, 'ugcfs_cache_lookups_total', { tier: 'inflight' }, { sum: true });
     const rs = await Promise.all(Array.from({ length: 8 }, () => http(`${origin}/${jpeg.fid}?w=333&h=222&fit=cover&fmt=webp`)));
     expect(rs.map((r) => r.status)).toEqual(Array(8).fill(200));
     expect(new Set(rs.map((r) => r.headers.etag)).size).toBe(1);
     expect(rs.every((r) => r.body.equals(rs[0]!.body))).toBe(true);
-    expect((await metric(origin, 'ugcfs_resizes_total')) - before).toBe(1);
-    expect((await metric(origin, 'ugcfs_cache_lookups_total', 'tier="inflight"')) - joinedBefore).toBeGreaterThan(0);
+    expect((await metric(origin, 'ugcfs_resizes_total', {}, { sum: true })) - before).toBe(1);
+    expect((await metric(origin, 'ugcfs_cache_lookups_total', { tier: 'inflight' }, { sum: true })) - joinedBefore).toBeGreaterThan(0);
   });
 });
