@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS, ROOT, start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 const TOKEN = 'edge-upload-token';
@@ -69,8 +70,10 @@ http { access_log off; client_body_temp_path ${d}/body; proxy_temp_path ${d}/pro
     }
     // The consistent hash sends different URLs to both origins.
     for (const o of origins) {
-      const text = await (await fetch(`${o.url}/metrics`)).text();
-      const served = text.split('\n').filter((l) => l.startsWith('ugcfs_http_requests_total{') && l.includes('method="GET"') && l.includes('status="200"') && !l.includes('/metrics')).reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
+      // every 200 GET but those of /metrics, which count earlier scrapes, not served files
+      const m = await scrapeMetrics(o.url);
+      const ok = { method: 'GET', status: '200' };
+      const served = m.value('ugcfs_http_requests_total', ok, { sum: true }) - m.value('ugcfs_http_requests_total', { ...ok, route: '/metrics' });
       if (served > 0) seen.add(o.url);
     }
     expect(seen.size).toBe(2);
