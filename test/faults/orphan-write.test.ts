@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult } from '../../src/protocol.ts';
 import { decodeFid } from '../../src/file-id.ts';
+import { readCopy } from '../helpers/needle-copy.ts';
 import { payload, seededRandom, sleep } from './fault-kit.ts';
 import { startProxiedCluster, type ProxiedCluster } from './proxied-cluster.ts';
 
@@ -63,10 +64,10 @@ describe('a write whose primary died while forwarding it', () => {
     expect(after, 'the record is kept on both').toEqual([true, true]);
     expect(v.code, v.stdout).toBe(0);
     // the copied record is the same bytes, byte for byte
-    const [x, y] = await Promise.all([primary!, peer!].map((i) => callRaw(pc.direct[i]! + DS_ROUTES.needle.replace(':fid', a.fid), { secret: pc.cluster.secret })));
+    const [x, y] = await Promise.all([primary!, peer!].map((i) => readCopy(pc.direct[i]!, a.fid, pc.cluster.secret)));
     expect(y!.status).toBe(200);
     expect(y!.body.equals(x!.body)).toBe(true);
-    expect(y!.headers[HEADERS.uploadTime]).toBe(x!.headers[HEADERS.uploadTime]);
+    expect(y!.uploadTime).toBe(x!.uploadTime);
     const clean = await pc.cluster.cli(['verify']);
     expect(clean.code, clean.stdout).toBe(0);
   });
