@@ -193,10 +193,7 @@ export async function listen(app: FastifyInstance, host: string, port: number): 
 
 /**
  * On SIGTERM/SIGINT: run the closers (stop accepting, drain, close LevelDB) once, then exit 0.
- * A second signal exits at once.
- */
-/**
- * SIGTERM/SIGINT run the closers in order, then exit 0; a second signal exits 1 at once.
+ * A second signal exits 1 at once.
  * Returns the same graceful stop for other callers (an origin worker told to stop by its
  * pool's primary), which does nothing when a stop is already under way.
  */
