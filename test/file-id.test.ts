@@ -123,3 +123,15 @@ describe('file id properties', () => {
     );
   });
 });
+
+describe('newCookie', () => {
+  it('keeps drawing fresh values across refills of its random pool (1,024 cookies per fill)', () => {
+    const cookies = Array.from({ length: 4096 }, () => newCookie());
+    for (const c of cookies) expect(Number.isInteger(c) && c >= 0 && c <= 0xffffffff).toBe(true);
+    // A pool that was not refilled would hand the same 1,024 values out again.
+    const fills = [0, 1, 2, 3].map((i) => cookies.slice(i * 1024, (i + 1) * 1024).join(','));
+    expect(new Set(fills).size).toBe(4);
+    // 4,096 draws from 2^32 values: a handful of repeats at most, never a pattern.
+    expect(new Set(cookies).size).toBeGreaterThan(4090);
+  });
+});
