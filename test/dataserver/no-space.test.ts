@@ -1,8 +1,9 @@
 // A full disk: a real data server on a tiny tmpfs answers 507 UGCFS_ERR_NO_SPACE, and every
-// file acknowledged before stays whole and readable, with no partial record left behind.
+// file acknowledged before stays whole and readable, with no partial record left behind;
+// once space is freed it takes writes again without a restart.
 // Mounting needs root (CAP_SYS_ADMIN); elsewhere the test is skipped, not faked.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
@@ -28,6 +29,8 @@ describe('disk full', () => {
     const ds = await bed.start('mnt/ds', ['--block-size', '64M']);
     const url = ds.url;
     expect((await fetch(`${url}/blocks/1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
+    // Someone else's file on the same disk, removed later to free space.
+    writeFileSync(join(mnt, 'ballast'), Buffer.alloc(1024 * 1024));
     const body = (i: number) => Buffer.alloc(150 * 1024, i);
     const stored: string[] = [];
     let refused: { status: number; code: string } | undefined;
@@ -48,5 +51,11 @@ describe('disk full', () => {
     const report = ((await (await fetch(`${url}/blocks/1`)).json()) as BlockReport);
     expect(statSync(join(mnt, 'ds', 'blocks', '1.0.blk')).size).toBe(report.size);
     expect(report.liveCount).toBe(stored.length);
+
+    // Space freed: the same server takes writes again, no restart needed.
+    rmSync(join(mnt, 'ballast'));
+    const fid = encodeFid({ block: 1, key: 1000n, cookie: 1000 });
+    expect((await fetch(`${url}/needles/${fid}`, { method: 'PUT', body: body(7) })).status).toBe(201);
+    expect(Buffer.compare(Buffer.from(await (await fetch(`${url}/needles/${fid}`)).arrayBuffer()), body(7))).toBe(0);
   });
 });
