@@ -5,7 +5,7 @@ import { createLogger } from '../../src/log.ts';
 import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
 import { startOrigin } from '../../src/origin/main.ts';
 import { legacyResolverFor } from '../../src/origin/legacy-read-through.ts';
-import { poolMember, startPool, workerConfig } from '../../src/origin/worker-pool.ts';
+import { poolMember, removeStaleWorkerCaches, startPool, workerConfig } from '../../src/origin/worker-pool.ts';
 import cluster from 'node:cluster';
 import type { CommandModule } from '../command.ts';
 
@@ -34,6 +34,8 @@ ${describeOptions(ORIGIN_OPTIONS)}
     }
     const member = poolMember();
     const log = member ? base.child({ worker: member.index }) : base;
+    // One process after a run with --workers: its other workers' disk caches would only hold disk.
+    if (!member) await removeStaleWorkerCaches(config.cacheDir, 1);
     // Legacy paths: the name server's table, plus read-through/import when configured.
     let server;
     try {

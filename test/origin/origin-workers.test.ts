@@ -142,6 +142,15 @@ describe('origin --workers 2', () => {
     expect(await o.kill('SIGTERM')).toBe(0);
     expect(pids.filter(alive)).toEqual([]);
   }, 30_000);
+
+  it('started again as one process, keeps worker 0\'s disk cache and drops the others\'', async () => {
+    const kept = readdirSync(cacheDir).filter((n) => /^[0-9a-f]{16}-/.test(n));
+    expect(existsSync(join(cacheDir, 'worker-1'))).toBe(true);
+    const one = await startOrigin(env, ['--cache-dir', cacheDir]);
+    expect(existsSync(join(cacheDir, 'worker-1'))).toBe(false);
+    expect(readdirSync(cacheDir).filter((n) => /^[0-9a-f]{16}-/.test(n))).toEqual(kept);
+    await one.kill('SIGKILL');
+  }, 30_000);
 });
 
 describe('origin --workers 2, failures of the pool itself', () => {
