@@ -4,14 +4,14 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 import sharp from 'sharp';
-import { CORPUS } from '../spawn.ts';
+import { CORPUS, startUgcfs, type Child } from '../spawn.ts';
 import type { Section, BenchContext } from '../context.ts';
 import type { Goal } from '../results.ts';
 import { startNginx } from '../nginx.ts';
 import { runLoad, checkLoad, type LoadResult } from '../load.ts';
 import { median, medianRatio, spread } from '../stats.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
-import { rolesAvailable, startCluster, clientWriter, protocolWriter, originUpload, type Writer } from '../cluster.ts';
+import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, protocolWriter, originUpload, type Writer } from '../cluster.ts';
 
 const SIZE = 20 * 1024;
 const CONCURRENCY = 16;
@@ -59,6 +59,7 @@ export const section: Section = {
         if (!roles.nameserver || !roles.dataserver) break;
         const cluster = await startCluster({ dir: join(ctx.work, `cluster-${fsync}`), dataservers: 3, replicas: 2, origin: roles.origin, dataserverArgs: [`--fsync=${fsync}`] });
         commands.push(...cluster.commands);
+        let pool: Child | undefined;
         try {
           const writer: Writer = await clientWriter(cluster.nameserver.url).catch(() => protocolWriter(cluster.nameserver.url));
           const kinds: { id: string; label: string; op: () => Promise<number> }[] = [];
@@ -68,6 +69,14 @@ export const section: Section = {
           const single = await clientWriter(cluster.nameserver.url, { writeBatch: 1 }).catch(() => undefined);
           if (single) kinds.push({ id: 'r2-put', label: `ugcfs replicas 2, fsync ${fsync ? 'on' : 'off'} (${single.how})`, op: async () => { await single.put(body, 'application/octet-stream', 2); return SIZE; } });
           if (cluster.origin) kinds.push({ id: 'upload', label: `ugcfs origin POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas 2, fsync ${fsync ? 'on' : 'off'})`, op: async () => { await originUpload(cluster.origin!.url, jpeg, 'image/jpeg'); return jpeg.length; } });
+          if (cluster.origin && !fsync) {
+            // Uploads through an origin with a worker per core (one table row is enough).
+            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS)];
+            pool = await startUgcfs(args, { env: cluster.env });
+            commands.push(`ugcfs ${args.join(' ')}`);
+            const url = pool.url;
+            kinds.push({ id: 'upload-workers', label: `ugcfs origin --workers ${ORIGIN_WORKERS} POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas 2, fsync off)`, op: async () => { await originUpload(url, jpeg, 'image/jpeg'); return jpeg.length; } });
+          }
           const runs = new Map<string, LoadResult[]>(kinds.map((k) => [k.id, []]));
           const errors = new Map<string, string>();
           for (let round = 0; round <= ctx.runs; round++) {
@@ -104,6 +113,7 @@ export const section: Section = {
           await writer.close?.();
           await single?.close?.();
         } finally {
+          await pool?.stop().catch(() => {});
           await cluster.stop().catch(() => {});
         }
       }
