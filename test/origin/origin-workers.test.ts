@@ -153,6 +153,33 @@ describe('origin --workers 2', () => {
   }, 30_000);
 });
 
+describe('origin --workers 2, stopping', () => {
+  it('SIGTERM lets the resizes in flight on every worker finish, then exits 0', async () => {
+    const p = await startOrigin(env, ['--workers', '2']);
+    const pinned = await clientsPerWorker(p.url, 2);
+    const f = await upload(p.url, corpus('photos/Aqua.jpg'));
+    // Slow requests, one per worker: a large WebP out of a 2560 px photo.
+    const answers = pinned.map((c, i) => get(c, `/${f.fid}?w=${1800 + i}&fmt=webp`));
+    // SIGTERM only once each worker says it is resizing (asked on fresh connections).
+    const busy = new Set<number>();
+    for (let i = 0; i < 200 && busy.size < 2; i++) {
+      const c = new Client(p.url);
+      const h = JSON.parse((await get(c, '/healthz')).body.toString('utf8')) as { worker: number; resize: { running: number } };
+      await c.close();
+      if (h.resize.running > 0) busy.add(h.worker);
+    }
+    expect(busy.size).toBe(2);
+    const exited = p.kill('SIGTERM');
+    for (const a of await Promise.all(answers)) {
+      expect(a.status).toBe(200);
+      expect(a.headers['content-type']).toBe('image/webp');
+      expect(a.body.subarray(8, 12).toString('latin1')).toBe('WEBP');
+    }
+    expect(await exited).toBe(0);
+    await Promise.all(pinned.map((c) => c.destroy()));
+  }, 60_000);
+});
+
 describe('origin --workers 2, failures of the pool itself', () => {
   it('workers exit when their primary is SIGKILLed', async () => {
     const o = await startOrigin(env, ['--workers', '2']);
