@@ -88,7 +88,8 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
     bodyLimit: config.maxUploadBytes,
     errorCacheControl: ERROR_CACHE_CONTROL,
     defaultMetrics: true,
-    metricsText: pool ? async () => aggregatedMetricsText(await pool.fanOut('collect', null, true)) : undefined,
+    // This worker's own registry is read here; only the siblings' cross the pool's channel.
+    metricsText: pool ? async () => aggregatedMetricsText([await metricsJson(), ...(await pool.fanOut('collect', null))]) : undefined,
     health: () => ({
       ...(pool ? { worker: pool.index, workers: pool.count } : {}),
       memoryCacheBytes: memory.usedBytes,
@@ -111,11 +112,11 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
   // delete feed would tell them too, but only within --delete-feed-interval-ms.
   const purge = async (fid: string) => {
     await core.purge(fid);
-    await pool?.fanOut('purge', [fid], false);
+    await pool?.fanOut('purge', [fid]);
   };
   const revive = (fid: string) => {
     core.revive(fid);
-    void pool?.fanOut('revive', fid, false);
+    void pool?.fanOut('revive', fid);
   };
 
   const table = defaultLegacyResolver(store);

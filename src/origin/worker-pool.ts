@@ -5,8 +5,8 @@
 // its own share of the memory and disk cache budgets (docs/ORIGIN.md, "More than one core").
 //
 // What the workers do together goes through one mechanism, fanOut(op, arg): the primary asks
-// every worker (or every other one) to run a named operation and hands the asker all
-// answers. The operations are declared once in POOL_OPS:
+// every other worker to run a named operation and hands the asker their answers (the asker
+// does its own part itself). The operations are declared once in POOL_OPS:
 //   collect  each worker's metrics, so /metrics on any worker answers for the whole origin;
 //   purge    a delete answered by one worker is forgotten by every worker before the answer;
 //   revive   and undone everywhere when the delete in storage failed.
@@ -27,7 +27,7 @@ const RESTART_DELAY_MS = 1_000;
 
 type Msg =
   | { ugcfs: 'ready'; url: string }
-  | { ugcfs: 'fan-out'; id: number; op: PoolOp; arg: unknown; self: boolean }
+  | { ugcfs: 'fan-out'; id: number; op: PoolOp; arg: unknown }
   | { ugcfs: 'run'; id: number; op: PoolOp; arg: unknown }
   | { ugcfs: 'ran'; id: number; result?: unknown; error?: string }
   | { ugcfs: 'fanned-out'; id: number; results: unknown[] }
@@ -68,8 +68,8 @@ export interface PoolMember {
   count: number;
   /** registers what this worker does when asked to run `op` */
   handle(op: PoolOp, fn: (arg: unknown) => unknown): void;
-  /** runs `op` on every worker (`self`: this one too) and resolves with their answers */
-  fanOut(op: PoolOp, arg: unknown, self: boolean): Promise<unknown[]>;
+  /** runs `op` on every other worker and resolves with their answers */
+  fanOut(op: PoolOp, arg: unknown): Promise<unknown[]>;
   /** tells the primary this worker serves; the primary announces the origin once all do */
   ready(url: string): void;
   /** called when the primary asks this worker to stop */
@@ -105,11 +105,11 @@ export function poolMember(): PoolMember | undefined {
     index,
     count,
     handle: (op, fn) => void handlers.set(op, fn),
-    fanOut: (op, arg, self) =>
+    fanOut: (op, arg) =>
       new Promise((resolve) => {
         const id = next++;
         waiting.set(id, resolve);
-        send({ ugcfs: 'fan-out', id, op, arg, self });
+        send({ ugcfs: 'fan-out', id, op, arg });
       }),
     ready: (url) => send({ ugcfs: 'ready', url }),
     onShutdown: (fn) => void (stop = fn),
@@ -165,7 +165,7 @@ export async function startPool(config: OriginConfig, log: Logger): Promise<Pool
         }
       } else if (m.ugcfs === 'fan-out') {
         const runId = nextRun++;
-        const targets = slots.filter((t): t is Worker => t !== undefined && t.isConnected() && (m.self || t !== w));
+        const targets = slots.filter((t): t is Worker => t !== undefined && t.isConnected() && t !== w);
         const left = new Set(targets.map((t) => t.id));
         const timer = setTimeout(() => {
           log.warn({ op: m.op, missing: left.size }, 'origin workers did not answer in time');
