@@ -115,16 +115,15 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
 
   app.get('/healthz', async () => ({ ok: true, role: opts.role, ...(opts.health ? await opts.health() : {}) }));
   const scrapeHooks: Array<() => void> = [];
+  const scraped = () => {
+    for (const hook of scrapeHooks) hook();
+    return registry;
+  };
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);
-    if (opts.metricsText) return opts.metricsText();
-    for (const hook of scrapeHooks) hook();
-    return registry.metrics();
+    return opts.metricsText ? opts.metricsText() : scraped().metrics();
   });
-  const metricsJson = async () => {
-    for (const hook of scrapeHooks) hook();
-    return registry.getMetricsAsJSON();
-  };
+  const metricsJson = async () => scraped().getMetricsAsJSON();
 
   return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook), access, metricsJson };
 }

@@ -8,6 +8,8 @@ import { ugcfsNodeFlags } from '../../src/node-flags.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const UGCFS_BIN = resolve(ROOT, 'bin', 'ugcfs.mjs');
+/** the node flags the bin's shebang declares, read once */
+const UGCFS_NODE_FLAGS = ugcfsNodeFlags(UGCFS_BIN);
 export const RUN_TS = resolve(ROOT, 'bin', 'run-ts.mjs');
 export const CORPUS = resolve(ROOT, '..', 'shared', 'corpus');
 
@@ -68,7 +70,7 @@ export async function startNode(file: string, args: string[], opts: SpawnOptions
 
 /** Starts a ugcfs server role the way users do: `ugcfs <role> ...`. */
 export function startUgcfs(args: string[], opts: SpawnOptions = {}): Promise<Child> {
-  return startNode(UGCFS_BIN, args, { ...opts, nodeFlags: [...ugcfsNodeFlags(UGCFS_BIN), ...(opts.nodeFlags ?? [])] });
+  return startNode(UGCFS_BIN, args, { ...opts, nodeFlags: [...UGCFS_NODE_FLAGS, ...(opts.nodeFlags ?? [])] });
 }
 
 /** Starts a TypeScript peer from bench/peers. */

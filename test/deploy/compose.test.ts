@@ -14,9 +14,8 @@ import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
 import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
-import { BIN, ROOT, tempDir } from '../helpers/proc.ts';
+import { BIN, NODE_FLAGS, ROOT, tempDir } from '../helpers/proc.ts';
 import { startReady } from '../helpers/ready-process.ts';
-import { ugcfsNodeFlags } from '../../src/node-flags.ts';
 
 interface Service {
   image?: string;
@@ -194,7 +193,7 @@ describe('Dockerfile', () => {
   });
 
   it('starts every role through the bin, whose shebang applies the declared node flags', async () => {
-    const flags = ugcfsNodeFlags(BIN);
+    const flags = NODE_FLAGS;
     expect(flags).toContain('--max-semi-space-size=16');
     expect((pkg as unknown as { scripts: Record<string, string> }).scripts.start).toMatch(/^\.\/bin\/ugcfs\.mjs server\b/);
     // Run the way npm start and the image run it: exec the file, not `node file`.
