@@ -5,8 +5,7 @@
 // acknowledged — the index's log may end in a torn record there, and recovery's scan of the
 // block tails past the watermark is what keeps nothing acknowledged from being lost.
 // Mounting needs root (CAP_SYS_ADMIN); elsewhere the test is skipped, not faked.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
@@ -14,17 +13,7 @@ import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
 const bed = dataserverBed('ugcfs-nospace-index-');
 const indexDir = join(bed.dir, 'ds', 'index');
-mkdirSync(indexDir, { recursive: true });
-let mounted = false;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', indexDir], { stdio: 'ignore' });
-  mounted = true;
-} catch {
-  mounted = false;
-}
-bed.after(() => {
-  if (mounted) execFileSync('umount', ['-l', indexDir], { stdio: 'ignore' });
-});
+const mounted = bed.tmpfs('ds/index', '1m');
 
 const fidOf = (i: number) => encodeFid({ block: 1, key: BigInt(i), cookie: i });
 const body = (i: number) => Buffer.alloc(100 + (i % 50), i % 256);

@@ -2,8 +2,7 @@
 // file acknowledged before stays whole and readable, with no partial record left behind;
 // once space is freed it takes writes again without a restart.
 // Mounting needs root (CAP_SYS_ADMIN); elsewhere the test is skipped, not faked.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
@@ -12,17 +11,7 @@ import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
 const bed = dataserverBed('ugcfs-nospace-');
 const mnt = join(bed.dir, 'mnt');
-mkdirSync(mnt);
-let mounted = false;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'ignore' });
-  mounted = true;
-} catch {
-  mounted = false;
-}
-bed.after(() => {
-  if (mounted) execFileSync('umount', [mnt], { stdio: 'ignore' });
-});
+const mounted = bed.tmpfs('mnt', '3m');
 
 describe('disk full', () => {
   it.skipIf(!mounted)('answers 507 UGCFS_ERR_NO_SPACE and damages nothing', async () => {

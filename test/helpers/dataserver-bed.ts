@@ -1,6 +1,8 @@
 // What the tests of one data-server file share: a temp dir, the `ugcfs dataserver` processes
 // they start in it (standalone: the name server address is a closed port), and an afterAll
 // that SIGKILLs those processes, runs the file's own teardown, then removes the dir.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { start, tempDir, type Proc } from './proc.ts';
@@ -19,6 +21,11 @@ export interface DataserverBed {
   start(name: string, extra?: string[], env?: Record<string, string>): Promise<Proc>;
   /** teardown of the file's own (a proxy, a mount), run after the processes are killed and before the dir goes */
   after(fn: () => unknown): void;
+  /**
+   * Mounts a tmpfs of `size` (e.g. "3m") at dir/<sub>, unmounted at teardown: a disk that fills
+   * up for real. False where mounting is not allowed (needs CAP_SYS_ADMIN): skip, don't fake.
+   */
+  tmpfs(sub: string, size: string): boolean;
 }
 
 /** Call at the top of a test file: it registers the file's afterAll. */
@@ -45,6 +52,18 @@ export function dataserverBed(prefix: string, opts: DataserverBedOptions = {}): 
     },
     after(fn) {
       teardown.push(fn);
+    },
+    tmpfs(sub, size) {
+      const at = join(tmp.dir, sub);
+      mkdirSync(at, { recursive: true });
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', at], { stdio: 'ignore' });
+      } catch {
+        return false;
+      }
+      // Lazy: a file still open in a killed process's last moments does not block it.
+      teardown.push(() => execFileSync('umount', ['-l', at], { stdio: 'ignore' }));
+      return true;
     },
   };
 }
