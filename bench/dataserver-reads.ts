@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgv } from '../src/config.ts';
 import { encodeFid, newCookie } from '../src/file-id.ts';
+import { HEADERS } from '../src/protocol.ts';
 import { startPeer, startUgcfs, runCommand } from './lib/spawn.ts';
 import { runWrk, checkWrk, type WrkResult } from './lib/wrk.ts';
 import { median, medianRatio } from './lib/stats.ts';
@@ -76,15 +77,20 @@ if (flags.has('--serve')) {
     const bare = await startPeer('bare-node', ['--dir', filesDir, '--pack', join(work, 'pack')], { nodeFlags: profFlags('bare-node') });
     const load = { wrk, threads: 2, connections: 32, durationS: duration };
     const dsPaths = { url: ds.url, paths: fids.map((f) => `/needles/${f}`), headers };
+    // How the cluster client reads: it checks the data's CRC itself (dataserver/README.md).
+    const dsClientPaths = { ...dsPaths, headers: { ...headers, [HEADERS.verify]: 'client' } };
     const barePaths = { url: bare.url, paths: fids.map((f) => `/static/${f}.jpg`) };
     // Warm both (page cache, JIT) before measuring.
     await runWrk({ ...load, durationS: 1, ...dsPaths });
+    await runWrk({ ...load, durationS: 1, ...dsClientPaths });
     await runWrk({ ...load, durationS: 1, ...barePaths });
     const d: (WrkResult & { cpuUs: number })[] = [];
+    const dc: (WrkResult & { cpuUs: number })[] = [];
     const b: (WrkResult & { cpuUs: number })[] = [];
     const from = nowUs();
     for (let r = 0; r < rounds; r++) {
       d.push(await measured(ds.pid, 'data server', { ...load, ...dsPaths }));
+      dc.push(await measured(ds.pid, 'data server, client-checked', { ...load, ...dsClientPaths }));
       b.push(await measured(bare.pid, 'bare node', { ...load, ...barePaths }));
     }
     const to = nowUs();
@@ -94,9 +100,12 @@ if (flags.has('--serve')) {
     const p = (xs: WrkResult[], k: 'p50' | 'p99') => Math.round(median(xs.map((x) => x[k])));
     const cpu = (xs: { cpuUs: number }[]) => Math.round(median(xs.map((x) => x.cpuUs)) * 10) / 10;
     out({ metric: `data server ${kb} KB reads`, value: rps(d), unit: 'req/s', runs: d.map((x) => Math.round(x.rps)), p50us: p(d, 'p50'), p99us: p(d, 'p99'), cpuUsPerReq: cpu(d), command: d[0]!.command });
+    out({ metric: `data server ${kb} KB reads, client-checked`, value: rps(dc), unit: 'req/s', runs: dc.map((x) => Math.round(x.rps)), p50us: p(dc, 'p50'), p99us: p(dc, 'p99'), cpuUsPerReq: cpu(dc) });
     out({ metric: `bare node ${kb} KB reads`, value: rps(b), unit: 'req/s', runs: b.map((x) => Math.round(x.rps)), p50us: p(b, 'p50'), p99us: p(b, 'p99'), cpuUsPerReq: cpu(b) });
     const ratio = medianRatio(d.map((x) => x.rps), b.map((x) => x.rps));
     out({ metric: `data server vs bare node ${kb} KB reads`, value: Math.round(ratio * 100) / 100, unit: 'x', rounds });
+    const ratioC = medianRatio(dc.map((x) => x.rps), b.map((x) => x.rps));
+    out({ metric: `data server client-checked vs bare node ${kb} KB reads`, value: Math.round(ratioC * 100) / 100, unit: 'x', rounds });
     if (profileDir) {
       await ds.stop();
       for (const who of ['dataserver', 'bare-node']) {

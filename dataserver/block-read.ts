@@ -5,7 +5,7 @@ import { read } from 'node:fs';
 import { Readable } from 'node:stream';
 import { UgcfsError } from '../src/errors.ts';
 import type { Block, BlockFile } from './block.ts';
-import { decodeNeedle, isTombstone, type Needle } from './needle.ts';
+import { decodeNeedle, decodeNeedleForClientCheck, isTombstone, type Needle } from './needle.ts';
 import type { IndexEntry } from './needle-index.ts';
 import type { StoreContext } from './store-context.ts';
 
@@ -16,15 +16,28 @@ const MAX_SWITCH_RETRIES = 5;
  * everything else synchronous: the promise and microtask layers of an async lookup were a
  * measurable share of a read's CPU. Anything else takes the looked-up path.
  */
-export function readNeedle(b: Block, ctx: StoreContext, key: bigint, cookie: number): Promise<Needle> {
+export function readNeedle(b: Block, ctx: StoreContext, key: bigint, cookie: number, opts: ReadOptions = SERVER_CHECKED): Promise<Needle> {
   if (!b.switching) {
     const e = ctx.index.cached(b.id, key);
-    if (e) return readIndexed(b, b.file, ctx, e, key, cookie);
+    if (e) return readIndexed(b, b.file, ctx, e, key, cookie, opts);
   }
-  return readLookedUp(b, ctx, key, cookie);
+  return readLookedUp(b, ctx, key, cookie, opts);
 }
 
-async function readLookedUp(b: Block, ctx: StoreContext, key: bigint, cookie: number): Promise<Needle> {
+export interface ReadOptions {
+  /** where the record's buffer comes from: a fresh one, or the read route's pool (read-buffer-pool.ts) */
+  take: (length: number) => Buffer;
+  /**
+   * The reader checks the data's CRC32-C against the answer's `dataCrc` (needle.ts
+   * decodeNeedleForClientCheck): no pass over the data here. Only for readers that do check.
+   */
+  clientChecks: boolean;
+}
+
+/** Every byte checked here before it is served, in a fresh buffer. */
+export const SERVER_CHECKED: ReadOptions = Object.freeze({ take: (length: number) => Buffer.allocUnsafe(length), clientChecks: false });
+
+async function readLookedUp(b: Block, ctx: StoreContext, key: bigint, cookie: number, opts: ReadOptions): Promise<Needle> {
   for (let attempt = 0; ; attempt++) {
     if (b.switching) await b.switching;
     const file = b.file;
@@ -35,7 +48,7 @@ async function readLookedUp(b: Block, ctx: StoreContext, key: bigint, cookie: nu
       // A compaction switched generations while we looked up: the entry may belong to the
       // other file, so look up again against the new one.
       if ((b.switching || b.file !== file) && attempt < MAX_SWITCH_RETRIES) continue;
-      return readIndexed(b, file, ctx, e, key, cookie);
+      return readIndexed(b, file, ctx, e, key, cookie, opts);
     } finally {
       file.unpin();
     }
@@ -43,11 +56,11 @@ async function readLookedUp(b: Block, ctx: StoreContext, key: bigint, cookie: nu
 }
 
 /** The one positioned read of an indexed record; the file stays pinned while it runs. */
-function readIndexed(b: Block, file: BlockFile, ctx: StoreContext, e: IndexEntry | undefined, key: bigint, cookie: number): Promise<Needle> {
+function readIndexed(b: Block, file: BlockFile, ctx: StoreContext, e: IndexEntry | undefined, key: bigint, cookie: number, opts: ReadOptions): Promise<Needle> {
   // A wrong cookie is answered exactly like a missing file, so ids cannot be probed.
   if (!e || e.cookie !== cookie) return Promise.reject(new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file'));
   return new Promise<Needle>((resolve, reject) => {
-    const buf = Buffer.allocUnsafe(e.length);
+    const buf = opts.take(e.length);
     file.pin();
     try {
       read(file.fh.fd, buf, 0, e.length, e.offset, (err, bytesRead) => {
@@ -55,7 +68,7 @@ function readIndexed(b: Block, file: BlockFile, ctx: StoreContext, e: IndexEntry
         if (err) return reject(err);
         ctx.metrics?.blockPreads.inc();
         try {
-          resolve(verified(b, ctx, e, key, cookie, buf, bytesRead));
+          resolve(verified(b, ctx, e, key, cookie, buf, bytesRead, opts.clientChecks));
         } catch (x) {
           reject(x);
         }
@@ -67,19 +80,22 @@ function readIndexed(b: Block, file: BlockFile, ctx: StoreContext, e: IndexEntry
   });
 }
 
-/** The record as read, served only when whole, CRC-clean and the one the index named. */
-function verified(b: Block, ctx: StoreContext, e: IndexEntry, key: bigint, cookie: number, buf: Buffer, bytesRead: number): Needle {
-  const where = `block ${b.id} offset ${e.offset}`;
-  if (bytesRead !== e.length) throw new UgcfsError('UGCFS_ERR_CORRUPT', `record at ${where} is cut short`);
-  const n = decodeNeedle(buf);
+/**
+ * The record as read, served only when whole, CRC-clean (here, or by the reader when it
+ * checks) and the one the index named.
+ */
+function verified(b: Block, ctx: StoreContext, e: IndexEntry, key: bigint, cookie: number, buf: Buffer, bytesRead: number, clientChecks: boolean): Needle {
+  const where = () => `block ${b.id} offset ${e.offset}`;
+  if (bytesRead !== e.length) throw new UgcfsError('UGCFS_ERR_CORRUPT', `record at ${where()} is cut short`);
+  const n = clientChecks ? decodeNeedleForClientCheck(buf) : decodeNeedle(buf);
   if (n === 'crc') {
     ctx.metrics?.checksumFailures.inc();
     ctx.log?.error({ block: b.id, offset: e.offset, key: key.toString() }, 'record failed its CRC32-C check');
-    throw new UgcfsError('UGCFS_ERR_CHECKSUM', `record at ${where} failed its CRC32-C check`);
+    throw new UgcfsError('UGCFS_ERR_CHECKSUM', `record at ${where()} failed its CRC32-C check`);
   }
-  if (typeof n === 'string') throw new UgcfsError('UGCFS_ERR_CORRUPT', `record at ${where} is damaged (${n})`);
+  if (typeof n === 'string') throw new UgcfsError('UGCFS_ERR_CORRUPT', `record at ${where()} is damaged (${n})`);
   if (n.key !== key || n.cookie !== cookie || isTombstone(n.flags)) {
-    throw new UgcfsError('UGCFS_ERR_CORRUPT', `record at ${where} is not the indexed one`);
+    throw new UgcfsError('UGCFS_ERR_CORRUPT', `record at ${where()} is not the indexed one`);
   }
   ctx.metrics?.needleReads.inc();
   return n;

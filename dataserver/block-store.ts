@@ -11,7 +11,7 @@ import { HEADERS, type BlockKeyState, type BlockReport, type CompactResult, type
 import { Block, BlockFile, blockFileName, parseBlockFileName, syncDir } from './block.ts';
 import { compactBlock } from './block-compact.ts';
 import { listBlockKeys } from './block-keys.ts';
-import { readNeedle } from './block-read.ts';
+import { readNeedle, type ReadOptions } from './block-read.ts';
 import { recoverTail } from './block-recover.ts';
 import { scrubBlock } from './block-scrub.ts';
 import { BlockWriter } from './block-write.ts';
@@ -203,16 +203,19 @@ export class BlockStore {
   /**
    * A block this server does not hold, or holds only partly (a pull still copying it in), is
    * BLOCK_NOT_FOUND rather than NOT_FOUND: the reader must try another replica, whereas
-   * NOT_FOUND from a whole copy is final.
+   * NOT_FOUND from a whole copy is final. Not async: on the hot path an async wrapper is one
+   * promise more per read.
    */
-  async read(blockId: number, key: bigint, cookie: number): Promise<Needle> {
+  read(blockId: number, key: bigint, cookie: number, opts?: ReadOptions): Promise<Needle> {
     const b = this.blocks.get(blockId);
     if (!b || b.deleted || b.pulling || b.incomplete) {
-      throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${blockId} is not (wholly) on this data server`, {
-        headers: { [HEADERS.errorCode]: 'UGCFS_ERR_BLOCK_NOT_FOUND' },
-      });
+      return Promise.reject(
+        new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${blockId} is not (wholly) on this data server`, {
+          headers: { [HEADERS.errorCode]: 'UGCFS_ERR_BLOCK_NOT_FOUND' },
+        }),
+      );
     }
-    return readNeedle(b, this.ctx, key, cookie);
+    return readNeedle(b, this.ctx, key, cookie, opts);
   }
 
   /** Appends a tombstone and drops the index entry. A wrong cookie is NOT_FOUND. */

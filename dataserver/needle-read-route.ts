@@ -13,8 +13,10 @@ import type { Logger } from '../src/log.ts';
 import { routeRecorder, type Metrics, type RouteRecorder } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
 import { connectionSecretGuard } from '../src/secret.ts';
+import type { ReadOptions } from './block-read.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Needle } from './needle.ts';
+import { ReadBufferPool } from './read-buffer-pool.ts';
 
 const PREFIX = '/needles/';
 const ROUTE = DS_ROUTES.needle;
@@ -27,6 +29,8 @@ export interface ReadRouteContext {
   log: Logger;
   /** the server's --access-log writer (ServerBase.access) */
   access?: AccessLog;
+  /** --read-buffer-pool-bytes */
+  poolBytes: number;
 }
 
 /**
@@ -35,7 +39,16 @@ export interface ReadRouteContext {
  * waits for the reads in flight, which therefore finish before the store closes.
  */
 export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteContext): void {
-  const st: RouteState = { ctx, record: routeRecorder(ctx.metrics, ROUTE), flight: new InFlight(app), checkSecret: connectionSecretGuard(ctx.secret) };
+  const pool = new ReadBufferPool(ctx.poolBytes);
+  const st: RouteState = {
+    ctx,
+    record: routeRecorder(ctx.metrics, ROUTE),
+    flight: new InFlight(app),
+    checkSecret: connectionSecretGuard(ctx.secret),
+    pool,
+    serverChecks: { take: (length) => pool.take(length), clientChecks: false },
+    clientChecks: { take: (length) => pool.take(length), clientChecks: true },
+  };
   serveAhead(app.server as Server, (req, res) => {
     const url = req.url ?? '';
     const method = req.method;
@@ -52,6 +65,9 @@ interface RouteState {
   /** reads in hand; fastify's close waits for them */
   flight: InFlight;
   checkSecret: (req: IncomingMessage) => void;
+  pool: ReadBufferPool;
+  serverChecks: ReadOptions;
+  clientChecks: ReadOptions;
 }
 
 /**
@@ -65,7 +81,7 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
     if (st.flight.closing) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
     st.checkSecret(req);
     const fid = decodeFid(fidTextFromPath(fidText));
-    read = st.ctx.store.read(fid.block, fid.key, fid.cookie);
+    read = st.ctx.store.read(fid.block, fid.key, fid.cookie, req.headers[HEADERS.verify] === 'client' ? st.clientChecks : st.serverChecks);
   } catch (err) {
     fail(st, req, res, head, started, err);
     return;
@@ -73,7 +89,7 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
   read.then(
     (n) => {
       try {
-        respond(req, res, head, n);
+        respond(st.pool, req, res, head, n);
       } catch (err) {
         // e.g. a stored media type node refuses as a header value
         fail(st, req, res, head, started, err);
@@ -85,15 +101,21 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
   );
 }
 
-function respond(req: IncomingMessage, res: ServerResponse, head: boolean, n: Needle): void {
+function respond(pool: ReadBufferPool, req: IncomingMessage, res: ServerResponse, head: boolean, n: Needle): void {
   // A flat list, not an object: node walks it without for-in and property lookups.
   const headers: (string | number)[] = ['content-type', n.mime || 'application/octet-stream', 'content-length', n.data.length, HEADERS.crc, n.dataCrc, HEADERS.uploadTime, n.uploadTime, 'cache-control', 'no-store'];
   if (n.owner) headers.push(HEADERS.owner, n.owner);
   const rid = req.headers['x-request-id'];
   if (typeof rid === 'string' && REQUEST_ID.test(rid)) headers.push('x-request-id', rid);
   res.writeHead(200, headers);
-  if (head) res.end();
-  else res.end(n.data);
+  if (head) {
+    res.end();
+    pool.give(n.data);
+  } else {
+    // 'finish' comes once the bytes are with the kernel, and never after a socket error:
+    // only then may another read fill this buffer (read-buffer-pool.ts).
+    res.end(n.data, () => pool.give(n.data));
+  }
 }
 
 function fail(st: RouteState, req: IncomingMessage, res: ServerResponse, head: boolean, started: number, err: unknown): void {

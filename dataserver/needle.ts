@@ -143,6 +143,20 @@ export type NeedleProblem = 'magic' | 'truncated' | 'crc';
  * The returned data is a view into `b`, not a copy.
  */
 export function decodeNeedle(b: Buffer, at = 0, maxLength?: number): Needle | NeedleProblem {
+  return decode(b, at, maxLength, true);
+}
+
+/**
+ * decodeNeedle for a reader that checks the data's CRC32-C itself (a ugcfs client that sent
+ * `x-ugcfs-verify: client`): no pass over the data here. Its `dataCrc` is derived from the
+ * record's stored CRC and its prefix, so crc32c(data) === dataCrc holds exactly when the whole
+ * record is intact: a damaged header, metadata, data or stored CRC all fail the reader's check.
+ */
+export function decodeNeedleForClientCheck(b: Buffer): Needle | NeedleProblem {
+  return decode(b, 0, undefined, false);
+}
+
+function decode(b: Buffer, at: number, maxLength: number | undefined, checkData: boolean): Needle | NeedleProblem {
   const h = decodeHeader(b, at, maxLength);
   if (!h) return b.length - at < HEADER_SIZE ? 'truncated' : 'magic';
   if (b.length - at < h.length) return 'truncated';
@@ -150,9 +164,17 @@ export function decodeNeedle(b: Buffer, at = 0, maxLength?: number): Needle | Ne
   const dataEnd = metaEnd + h.dataSize;
   const stored = b.readUInt32BE(dataEnd);
   const data = b.subarray(metaEnd, dataEnd);
-  // One pass over the data yields both CRCs: the record's is combined from the parts.
-  const dataCrc = crc32c(data);
-  if (crc32cCombine(crc32c(b.subarray(at, metaEnd)), dataCrc, h.dataSize) !== stored) return 'crc';
+  const prefixCrc = crc32c(b.subarray(at, metaEnd));
+  let dataCrc: number;
+  if (checkData) {
+    // One pass over the data yields both CRCs: the record's is combined from the parts.
+    dataCrc = crc32c(data);
+    if (crc32cCombine(prefixCrc, dataCrc, h.dataSize) !== stored) return 'crc';
+  } else {
+    // combine(prefix, data) === stored, solved for the data's CRC (the combine is an XOR of
+    // the shifted prefix CRC, so applying it to the stored CRC undoes it).
+    dataCrc = crc32cCombine(prefixCrc, stored, h.dataSize);
+  }
   return {
     key: h.key,
     cookie: h.cookie,

@@ -254,4 +254,7 @@ export const HEADERS = {
   /** '1' on a PUT/DELETE of a needle sent by verify --repair: applied to this copy only (no
    *  forwarding), a PUT lands even on a sealed or read-only block, never over an existing key */
   repair: 'x-ugcfs-repair',
+  /** 'client' on a needle GET: the reader checks the data against `x-ugcfs-crc` itself, so the
+   *  data server skips its own pass over the data (dataserver/README.md, "Reads") */
+  verify: 'x-ugcfs-verify',
 } as const;

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
-import { decodeHeader, decodeNeedle, encodeNeedle, encodeNeedleParts, encodeTombstone, isTombstone, needleLength, NEEDLE_MAGIC } from '../../dataserver/needle.ts';
+import { decodeHeader, decodeNeedle, decodeNeedleForClientCheck, encodeNeedle, encodeNeedleParts, encodeTombstone, isTombstone, needleLength, NEEDLE_MAGIC } from '../../dataserver/needle.ts';
 import { crc32cCombine } from '../../dataserver/crc-combine.ts';
 import { decodeEntry, decodeEntryKey, decodeMeta, encodeEntry, encodeMeta, entryKey, metaKey } from '../../dataserver/needle-index.ts';
 
@@ -143,5 +143,36 @@ describe('needle parts', () => {
     expect(Buffer.concat(parts).toString('hex')).toBe(GOLDEN_NEEDLE);
     expect(length).toBe(56);
     expect(parts[1]).toBe(data);
+  });
+});
+
+describe('decode for a reader that checks the data itself', () => {
+  it('gives the same data CRC as the full check, without a pass over the data', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.string({ maxLength: 40 }), (bytes, owner) => {
+        const rec = encodeNeedle({ ...META, owner: owner.replace(/[^\x20-\x7e]/g, '') }, Buffer.from(bytes));
+        const full = decodeNeedle(rec);
+        const split = decodeNeedleForClientCheck(rec);
+        if (typeof full === 'string' || typeof split === 'string') throw new Error('clean record refused');
+        expect(split.dataCrc).toBe(full.dataCrc);
+        expect(split.dataCrc).toBe(crc32c(split.data));
+      }),
+    );
+  });
+
+  it('every damaged byte of a record fails either here or the reader check', () => {
+    const data = Buffer.from('a product photo, pretend');
+    const rec = encodeNeedle({ ...META, mime: 'image/jpeg', owner: 'seller-7' }, data);
+    const covered = 32 + 'image/jpeg'.length + 'seller-7'.length + data.length + 4; // the padding after the CRC carries nothing
+    for (let at = 0; at < covered; at++) {
+      for (const mask of [0x01, 0x80, 0xff]) {
+        const bad = Buffer.from(rec);
+        bad[at]! ^= mask;
+        const n = decodeNeedleForClientCheck(bad);
+        // A problem string, or an answer whose data does not match the CRC it goes out with.
+        const passes = typeof n !== 'string' && crc32c(n.data) === n.dataCrc;
+        expect(passes, `byte ${at} ^ ${mask}`).toBe(false);
+      }
+    }
   });
 });
