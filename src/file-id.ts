@@ -54,18 +54,37 @@ export function encodeFid(f: Omit<Fid, 'version'> & { version?: 1 }): string {
 /** Strict parser: anything but a canonical fid throws UGCFS_ERR_BAD_FID. */
 export function decodeFid(text: string): Fid {
   if (typeof text !== 'string' || text.length === 0) throw badFid('empty file id');
-  const version = text[0];
-  if (version === '1') {
-    if (text.length !== FID_V1_LENGTH) throw badFid(`a version 1 file id has ${FID_V1_LENGTH} characters`);
-    const body = text.slice(1);
-    if (!B64URL.test(body)) throw badFid('file id has characters outside A-Z a-z 0-9 - _');
-    const b = Buffer.from(body, 'base64url');
-    // 20 base64 characters carry exactly 15 bytes, so every valid body round-trips; check anyway.
-    if (b.length !== V1_BYTES || b.toString('base64url') !== body) throw badFid('file id is not canonical');
-    const key = (BigInt(b.readUIntBE(4, 4)) << 24n) | BigInt(b.readUIntBE(8, 3));
-    return Object.freeze({ version: 1, block: b.readUInt32BE(0), key, cookie: b.readUInt32BE(11) });
-  }
-  throw badFid('unknown file id version');
+  if (text[0] !== '1') throw badFid('unknown file id version');
+  if (text.length !== FID_V1_LENGTH) throw badFid(`a version 1 file id has ${FID_V1_LENGTH} characters`);
+  // Decoded by hand, 4 characters (24 bits) at a time, on every read of every server: the
+  // Buffer round trip it replaces cost ~0.5 µs. 20 characters carry exactly the 15 bytes
+  // (no spare bits), so every body made of the alphabet is canonical.
+  const g0 = group(text, 1);
+  const g1 = group(text, 5);
+  const g2 = group(text, 9);
+  const g3 = group(text, 13);
+  const g4 = group(text, 17);
+  if ((g0 | g1 | g2 | g3 | g4) < 0) throw badFid('file id has characters outside A-Z a-z 0-9 - _');
+  const block = g0 * 0x100 + (g1 >>> 16); // bytes 0..3
+  const keyHigh = (g1 & 0xffff) * 0x10000 + (g2 >>> 8); // bytes 4..7
+  const keyLow = (g2 & 0xff) * 0x10000 + (g3 >>> 8); // bytes 8..10
+  const cookie = (g3 & 0xff) * 0x1000000 + g4; // bytes 11..14
+  return Object.freeze({ version: 1, block, key: (BigInt(keyHigh) << 24n) | BigInt(keyLow), cookie });
+}
+
+/** base64url character code -> its 6 bits; -1 outside the alphabet */
+const B64URL_VALUE = new Int8Array(128).fill(-1);
+for (const [i, ch] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].entries()) B64URL_VALUE[ch.charCodeAt(0)] = i;
+
+/** The 24 bits of 4 base64url characters from `at`; negative when one is outside the alphabet. */
+function group(text: string, at: number): number {
+  const a = B64URL_VALUE[text.charCodeAt(at) & 0x7f]!;
+  const b = B64URL_VALUE[text.charCodeAt(at + 1) & 0x7f]!;
+  const c = B64URL_VALUE[text.charCodeAt(at + 2) & 0x7f]!;
+  const d = B64URL_VALUE[text.charCodeAt(at + 3) & 0x7f]!;
+  // A code point over 127 would alias into the table: refuse it outright.
+  if ((text.charCodeAt(at) | text.charCodeAt(at + 1) | text.charCodeAt(at + 2) | text.charCodeAt(at + 3)) > 0x7f) return -1;
+  return (a | b | c | d) < 0 ? -1 : (a << 18) | (b << 12) | (c << 6) | d;
 }
 
 /** Cheap shape test used to tell fids from legacy paths before a full decode. */
