@@ -56,7 +56,7 @@ export class BlockStore {
   static async open(opts: StoreOptions): Promise<BlockStore> {
     const blocksDir = join(opts.dir, 'blocks');
     await mkdir(blocksDir, { recursive: true });
-    const index = await NeedleIndex.open(join(opts.dir, 'index'), { cacheEntries: opts.cacheEntries, metrics: opts.metrics });
+    const index = await NeedleIndex.open(join(opts.dir, 'index'), { cacheEntries: opts.cacheEntries, metrics: opts.metrics, log: opts.log });
     const store = new BlockStore({
       blocksDir,
       index,

@@ -3,7 +3,11 @@
 // indexed data ends and never scans more than the unindexed tail. Layouts (README.md,
 // "Index v1") are pinned by golden tests; they are compact because a data server holds
 // millions of entries.
+import { readdir, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
+import { UgcfsError } from '../src/errors.ts';
+import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 
 type Db = Level<Buffer, Buffer>;
@@ -158,16 +162,42 @@ class EntryCache {
   }
 }
 
+// A cause that outlives a reopen (a damaged table file) costs one reopen a second, not one per write.
+const REOPEN_INTERVAL_MS = 1000;
+// What a reopen writes besides the logs' contents as tables: a new MANIFEST and log, LOG lines.
+const REOPEN_SPARE_BYTES = 1 << 20;
+// LevelDB's write-ahead logs (its info log is `LOG`, without the extension).
+const WAL_FILE = /^\d+\.log$/;
+
+/**
+ * LevelDB keeps a failed background flush or compaction (a table file or the MANIFEST could not
+ * be written) as its sticky background error and answers every later write with it, even once
+ * the cause is gone, until the database is reopened. A failed append to the write-ahead log is
+ * not kept (the next write tries again); its message names the `.log` file.
+ */
+function isStickyError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (code === 'LEVEL_IO_ERROR' || code === 'LEVEL_CORRUPTION') && !/\d+\.log\b/.test((err as Error).message ?? '');
+}
+
 export class NeedleIndex {
   private readonly cache: EntryCache;
   // Bound once: resolving label values on every read costs more than the read's bookkeeping.
   private readonly cacheHits: { inc(): void } | undefined;
   private readonly dbLookups: { inc(): void } | undefined;
+  /** LevelDB's sticky background error, until a reopen clears it */
+  private stuck: Error | undefined;
+  /** a reopen attempt under way: operations wait for it rather than meet a closing database */
+  private reopening: Promise<void> | undefined;
+  private lastReopen = 0;
+  private shut = false;
 
   private constructor(
     readonly db: Db,
+    private readonly dir: string,
     cacheEntries: number,
     metrics: Metrics | undefined,
+    private readonly log: Logger | undefined,
   ) {
     this.cache = new EntryCache(cacheEntries);
     this.cacheHits = metrics?.indexLookups.labels({ source: 'cache' });
@@ -181,10 +211,10 @@ export class NeedleIndex {
     return hit;
   }
 
-  static async open(dir: string, opts: { cacheEntries?: number; metrics?: Metrics } = {}): Promise<NeedleIndex> {
+  static async open(dir: string, opts: { cacheEntries?: number; metrics?: Metrics; log?: Logger } = {}): Promise<NeedleIndex> {
     const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await db.open();
-    return new NeedleIndex(db, opts.cacheEntries ?? 100_000, opts.metrics);
+    return new NeedleIndex(db, dir, opts.cacheEntries ?? 100_000, opts.metrics, opts.log);
   }
 
   /** `counted` lookups are the read path's, shown in ugcfs_index_lookups_total. */
@@ -196,7 +226,13 @@ export class NeedleIndex {
       return hit;
     }
     if (counted) this.dbLookups?.inc();
-    const v = await this.db.get(entryKey(block, key));
+    if (this.reopening !== undefined || this.db.status !== 'open') await this.ready();
+    let v: Buffer | undefined;
+    try {
+      v = await this.db.get(entryKey(block, key));
+    } catch (err) {
+      throw this.failed(err, false);
+    }
     if (v === undefined) return undefined;
     const e = decodeEntry(v);
     this.cache.set(id, e);
@@ -205,6 +241,7 @@ export class NeedleIndex {
 
   /** Entries of one block, in key order. */
   async *entries(block: number): AsyncGenerator<{ key: bigint; entry: IndexEntry }> {
+    await this.ready();
     const { gte: lo, lte: hi } = blockRange(block);
     for await (const [k, v] of this.db.iterator({ gte: lo, lte: hi })) {
       yield { key: decodeEntryKey(k).key, entry: decodeEntry(v) };
@@ -212,6 +249,7 @@ export class NeedleIndex {
   }
 
   async metas(): Promise<Map<number, BlockMeta>> {
+    await this.ready();
     const out = new Map<number, BlockMeta>();
     for await (const [k, v] of this.db.iterator({ gte: Buffer.from([META_PREFIX]), lt: Buffer.from([META_PREFIX + 1]) })) {
       out.set(k.readUInt32BE(1), decodeMeta(v));
@@ -229,6 +267,7 @@ export class NeedleIndex {
 
   /** The highest key indexed in a block (one reverse seek), or -1n when it has none. */
   async maxKey(block: number): Promise<bigint> {
+    await this.ready();
     const { gte: lo, lte: hi } = blockRange(block);
     for await (const k of this.db.keys({ gte: lo, lte: hi, reverse: true, limit: 1 })) return decodeEntryKey(k).key;
     return -1n;
@@ -245,7 +284,12 @@ export class NeedleIndex {
    */
   async apply(ops: IndexOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.db.batch(ops);
+    await this.writable();
+    try {
+      await this.db.batch(ops);
+    } catch (err) {
+      throw this.failed(err, true);
+    }
     for (const op of ops) {
       if (op.key[0] !== ENTRY_PREFIX) continue;
       const id = op.cached?.id ?? EntryCache.id(decodeEntryKey(op.key).block, decodeEntryKey(op.key).key);
@@ -257,8 +301,13 @@ export class NeedleIndex {
   /** Removes every entry and the meta of a block. */
   async dropBlock(block: number): Promise<void> {
     const { gte: lo, lte: hi } = blockRange(block);
-    await this.db.clear({ gte: lo, lte: hi });
-    await this.db.del(metaKey(block));
+    await this.writable();
+    try {
+      await this.db.clear({ gte: lo, lte: hi });
+      await this.db.del(metaKey(block));
+    } catch (err) {
+      throw this.failed(err, true);
+    }
     this.cache.clear();
   }
 
@@ -275,6 +324,84 @@ export class NeedleIndex {
   }
 
   async close(): Promise<void> {
+    this.shut = true;
+    await this.reopening?.catch(() => {});
     await this.db.close();
+  }
+
+  /**
+   * Waits out a reopen under way. A database left closed by a failed reopen is tried again
+   * (see recover); until that works, operations are refused 503. Operations already running
+   * when a reopen closes the database: LevelDB finishes single reads and writes first, an open
+   * iterator (scrub, compaction, key listing) is ended and its caller fails once.
+   */
+  private async ready(): Promise<void> {
+    if (this.reopening !== undefined) await this.reopening.catch(() => {});
+    if (this.db.status !== 'open' && !this.shut) await this.recover();
+  }
+
+  /** Before a write: LevelDB stuck on a background error is reopened first, once it can be. */
+  private async writable(): Promise<void> {
+    await this.ready();
+    if (this.stuck !== undefined) await this.recover();
+  }
+
+  /** The error a caller gets (a closed database is a 503); notes a write's sticky background error. */
+  private failed(err: unknown, writing: boolean): unknown {
+    if ((err as { code?: unknown }).code === 'LEVEL_DATABASE_NOT_OPEN' && !this.shut) return this.unavailable(err);
+    if (writing && this.stuck === undefined && isStickyError(err)) {
+      this.stuck = err as Error;
+      this.log?.warn({ err }, 'LevelDB stopped taking writes after a failed background flush or compaction (its sticky error); the index is reopened once its disk has room');
+    }
+    return err;
+  }
+
+  private unavailable(cause?: unknown): UgcfsError {
+    return new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'the needle index is being reopened after a LevelDB error; try again', { cause });
+  }
+
+  /**
+   * Reopens LevelDB in place, which clears its sticky error; one attempt at a time, shared by
+   * every caller that needs it. Nothing acknowledged is lost: a write LevelDB refused was never
+   * logged (and its block bytes were cut again), and opening replays the logs, including the
+   * one whose flush failed, into tables. Those tables need room, so no attempt is made while
+   * the disk is still full (the sticky error, 507 for a full disk, is the answer then), nor
+   * more than once per REOPEN_INTERVAL_MS.
+   */
+  private recover(): Promise<void> {
+    this.reopening ??= this.reopen().finally(() => {
+      this.reopening = undefined;
+    });
+    return this.reopening;
+  }
+
+  private async reopen(): Promise<void> {
+    if (this.shut) throw this.unavailable();
+    const open = this.db.status === 'open';
+    if (Date.now() - this.lastReopen < REOPEN_INTERVAL_MS || !(await this.roomToReopen())) {
+      throw open && this.stuck !== undefined ? this.stuck : this.unavailable();
+    }
+    this.lastReopen = Date.now();
+    try {
+      if (open) await this.db.close();
+      await this.db.open();
+    } catch (err) {
+      this.log?.error({ err }, 'could not reopen the needle index; index operations are refused until a later attempt works');
+      throw this.unavailable(err);
+    }
+    this.stuck = undefined;
+    this.log?.warn('needle index reopened; LevelDB takes writes again');
+  }
+
+  /** Free space for what opening writes: every write-ahead log's contents as a table, and some. */
+  private async roomToReopen(): Promise<boolean> {
+    try {
+      let logs = 0;
+      for (const name of await readdir(this.dir)) if (WAL_FILE.test(name)) logs += (await stat(join(this.dir, name))).size;
+      const fs = await statfs(this.dir);
+      return fs.bavail * fs.bsize >= logs + REOPEN_SPARE_BYTES;
+    } catch {
+      return false;
+    }
   }
 }
