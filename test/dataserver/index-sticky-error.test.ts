@@ -26,7 +26,7 @@ const ARGS = ['--block-size', '256M', '--index-cache-entries', '1000'];
 
 const HEADROOM = 256 * 1024;
 const MIME = 'application/octet-stream';
-const fidOf = (i: number) => encodeFid({ block: 1, key: BigInt(i), cookie: i });
+const fidOf = (i: number, block = 1) => encodeFid({ block, key: BigInt(i), cookie: i });
 const body = (i: number) => Buffer.alloc(8 + (i % 13), i % 251);
 
 /** Keeps `free` bytes free on the index's disk by growing or cutting the ballast file. */
@@ -62,14 +62,14 @@ async function writeBatch(url: string, first: number, count: number): Promise<{ 
   return { acked, refused };
 }
 
-async function put(url: string, i: number): Promise<{ status: number; code?: string }> {
-  const r = await fetch(`${url}/needles/${fidOf(i)}`, { method: 'PUT', body: body(i) });
+async function put(url: string, i: number, block = 1): Promise<{ status: number; code?: string }> {
+  const r = await fetch(`${url}/needles/${fidOf(i, block)}`, { method: 'PUT', body: body(i) });
   const json = (await r.json()) as { error?: { code: string } };
   return { status: r.status, code: json.error?.code };
 }
 
-async function readBack(url: string, i: number): Promise<Buffer> {
-  const r = await fetch(`${url}/needles/${fidOf(i)}`);
+async function readBack(url: string, i: number, block = 1): Promise<Buffer> {
+  const r = await fetch(`${url}/needles/${fidOf(i, block)}`);
   expect(r.status, `file ${i}`).toBe(200);
   return Buffer.from(await r.arrayBuffer());
 }
@@ -77,7 +77,7 @@ async function readBack(url: string, i: number): Promise<Buffer> {
 describe('index disk full during a background flush', () => {
   it.skipIf(!mounted)('507 while full, reads served, writable again once freed without a restart, nothing acknowledged lost', async () => {
     let ds = await bed.start('ds', ARGS);
-    expect((await fetch(`${ds.url}/blocks/1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
+    for (const id of [1, 2]) expect((await fetch(`${ds.url}/blocks/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
 
     const ballast = new Ballast();
     const acked: number[] = [];
@@ -103,8 +103,18 @@ describe('index disk full during a background flush', () => {
     for (const i of [acked[0]!, acked[40_000]!, acked.at(-1)!]) expect(await readBack(ds.url, i)).toEqual(body(i));
 
     ballast.remove();
+    // All at once, so that some arrive while the first write's reopen is under way: writes of
+    // two blocks (two group commits) and reads LevelDB must answer.
     const later = [2_000_001, 2_000_002, 2_000_003];
-    for (const i of later) expect(await put(ds.url, i), `put ${i} after space was freed`).toEqual({ status: 201, code: undefined });
+    const old = [acked[0]!, acked[20_000]!, acked[40_000]!];
+    const [puts, otherBlock, reads] = await Promise.all([
+      Promise.all(later.map((i) => put(ds.url, i))),
+      put(ds.url, 7, 2),
+      Promise.all(old.map((i) => readBack(ds.url, i))),
+    ]);
+    expect(puts, 'writes after space was freed').toEqual(later.map(() => ({ status: 201, code: undefined })));
+    expect(otherBlock).toEqual({ status: 201, code: undefined });
+    expect(reads).toEqual(old.map(body));
     const batch = await writeBatch(ds.url, 3_000_001, 100);
     expect(batch.refused).toEqual([]);
     acked.push(...later, ...batch.acked);
@@ -122,5 +132,6 @@ describe('index disk full during a background flush', () => {
     expect(held.has(1_000_001)).toBe(false);
     for (let n = 0; n < acked.length; n += 997) expect(await readBack(ds.url, acked[n]!)).toEqual(body(acked[n]!));
     for (const i of acked.slice(-110)) expect(await readBack(ds.url, i)).toEqual(body(i));
+    expect(await readBack(ds.url, 7, 2)).toEqual(body(7));
   }, 120_000);
 });
