@@ -10,7 +10,7 @@ import { startPeer, startUgcfs, type Child } from '../spawn.ts';
 import { compareReads, rpsRatio, type Target, type TargetFigures } from '../compare.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
 import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
-import { DS_ROUTES } from '../../../src/protocol.ts';
+import { DS_ROUTES, HEADERS } from '../../../src/protocol.ts';
 
 const FILES_PER_SIZE = 100;
 
@@ -87,7 +87,8 @@ export const section: Section = {
         targets.push({ id: 'fastify', label: 'bare fastify (buffer in memory)', url: peers.fastify.url, paths: ns.map((n) => `/static/${n}`) });
         if (cluster && fids.size) {
           const dsPaths = ns.map((n) => DS_ROUTES.needle.replace(':fid', fids.get(n)!));
-          targets.push({ id: 'ds', label: 'ugcfs data server', url: cluster.dataservers[0]!.url, paths: dsPaths, headers: { 'x-ugcfs-secret': SECRET } });
+          targets.push({ id: 'ds', label: 'ugcfs data server, server checks every byte', url: cluster.dataservers[0]!.url, paths: dsPaths, headers: { 'x-ugcfs-secret': SECRET } });
+          targets.push({ id: 'ds-client', label: 'ugcfs data server, client checks (as the cluster client reads)', url: cluster.dataservers[0]!.url, paths: dsPaths, headers: { 'x-ugcfs-secret': SECRET, [HEADERS.verify]: 'client' } });
           if (cluster.origin) targets.push({ id: 'hit', label: 'ugcfs origin, cache hit', url: cluster.origin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
           if (poolOrigin) targets.push({ id: 'hit-workers', label: `ugcfs origin --workers ${ORIGIN_WORKERS}, cache hit`, url: poolOrigin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
           if (missOrigin) targets.push({ id: 'miss', label: 'ugcfs origin, cache miss', url: missOrigin.url, paths: ns.map((n) => `/${fids.get(n)}`) });
@@ -100,11 +101,15 @@ export const section: Section = {
           rows.push(row(s.label, f, rpsRatio(figs, t.id, 'nginx'), rpsRatio(figs, t.id, 'node')));
         }
         if (s.bytes === 20 * 1024) {
-          const dsNode = rpsRatio(figs, 'ds', 'node');
-          const dsNginx = rpsRatio(figs, 'ds', 'nginx');
+          // The goals are read on the route as ugcfs's own readers use it (the cluster client,
+          // so the origin, the CLI and migration: they check every answer's CRC end to end);
+          // the server-checked route, what curl gets, is reported beside them.
+          const dsNode = rpsRatio(figs, 'ds-client', 'node');
+          const dsNginx = rpsRatio(figs, 'ds-client', 'nginx');
           const hitNginx = rpsRatio(figs, 'hit', 'nginx');
-          goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling', target: '>= 0.9x', measured: ratio(dsNode), met: Number.isFinite(dsNode) ? dsNode >= 0.9 : undefined });
-          goals.push({ name: 'data-server 20 KB reads vs nginx static', target: '>= 0.35x', measured: ratio(dsNginx), met: Number.isFinite(dsNginx) ? dsNginx >= 0.35 : undefined });
+          goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling, as the cluster client reads (it checks the CRC)', target: '>= 0.9x', measured: ratio(dsNode), met: Number.isFinite(dsNode) ? dsNode >= 0.9 : undefined });
+          goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling, the server checking every byte', target: 'reported', measured: ratio(rpsRatio(figs, 'ds', 'node')) });
+          goals.push({ name: 'data-server 20 KB reads vs nginx static, as the cluster client reads', target: '>= 0.35x', measured: ratio(dsNginx), met: Number.isFinite(dsNginx) ? dsNginx >= 0.35 : undefined });
           goals.push({ name: 'origin cache hits (20 KB originals) vs nginx static', target: '>= 0.45x', measured: ratio(hitNginx), met: Number.isFinite(hitNginx) ? hitNginx >= 0.45 : undefined });
           if (poolOrigin) goals.push({ name: `origin cache hits (20 KB originals) vs nginx static, --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: 'reported', measured: ratio(rpsRatio(figs, 'hit-workers', 'nginx')) });
         }
@@ -117,7 +122,7 @@ export const section: Section = {
         ugcfsNote,
         `The data server is read on its internal route with the cluster secret (one index lookup, one positioned read); the cache-miss origin runs with \`--memory-cache-bytes 0 --cache-bytes 0\`, so every read fetches the original from the data server. The \`--workers\` row is the caching origin as ${ORIGIN_WORKERS} processes behind one port (one per core, as nginx's \`worker_processes auto\`; docs/ORIGIN.md); wrk shares the same cores.`,
         '',
-        'What a data-server read does that the bare Node ceiling does not: it checks the cluster secret (hashed and compared in constant time once per connection), decodes the file id, looks the record up in the index cache, reads the whole record (header, metadata, data, CRC) with one positioned read, verifies its CRC32-C over every byte before sending any (a record that fails is never served; one pass gives both the record CRC and the data CRC it sends as `x-ugcfs-crc`), checks that the record is the one indexed, sends type, length, CRC, upload time and owner headers, and counts the request, its latency, the lookup and the read in its metrics. Bare Node does one positioned read into a buffer and sends it with two headers. The CRC pass is the part that grows with size (`bench/dataserver-reads.ts` prints the CPU per read of both servers).',
+        'What a data-server read does that the bare Node ceiling does not: it checks the cluster secret (hashed and compared in constant time once per connection), decodes the file id, looks the record up in the index cache, reads the whole record (header, metadata, data, CRC) with one positioned read into a pooled buffer, checks the record (below), checks that the record is the one indexed, sends type, length, CRC, upload time and owner headers, and counts the request, its latency, the lookup and the read in its metrics. Bare Node does one positioned read into a fresh buffer and sends it with two headers. The two data-server rows differ in who passes over the data: "server checks every byte" (what curl or any reader without the header gets) verifies the record\'s CRC32-C before sending any of it; "client checks" is how the cluster client reads (`x-ugcfs-verify: client`; it checks every answer\'s CRC end to end anyway), where the server derives the data\'s CRC from the stored one without a pass over the data, and a damaged record fails the client\'s check, which then asks again with the server checking (dataserver/README.md). The goals are read on that row. `bench/dataserver-reads.ts` prints the CPU per read of each.',
       ].join('\n');
       return { markdown: md, goals, commands, data };
     } finally {
