@@ -77,27 +77,34 @@ ${describeOptions(MIGRATE_OPTIONS)}
     const identity = fromUrl ? ['url', config.fromUrl, resolve(config.list), prefix, config.nameserver] : ['dir', dir, prefix, config.nameserver];
     const stateFile = stateFileName(resolve(config.state || '.'), identity);
     const source: Source = fromUrl
-      ? urlSource({ base: config.fromUrl, listFile: config.list, prefix, maxBytes: config.maxUploadBytes, timeoutMs: config.timeoutMs, retries: config.retries })
+      ? await urlSource({ base: config.fromUrl, listFile: config.list, prefix, maxBytes: config.maxUploadBytes, timeoutMs: config.timeoutMs, retries: config.retries })
       : await treeSource(dir, prefix, config.maxUploadBytes);
-
-    const store = await openMigrateStore(config);
-    const state = config.dryRun ? MigrateState.none() : MigrateState.open(stateFile);
-    const meter = progressMeter(ctx.stderr, 'migrate');
     try {
-      const report = await runMigration(source.items, source.pre, {
-        store: crashAfter(config.testCrashAfterWrites, store),
-        state,
-        prepare: uploadPreparer({ maxPixels: config.maxPixels, timeoutMs: config.timeoutMs }),
-        dryRun: config.dryRun,
-        concurrency: config.concurrency,
-        onProgress: (p) => meter.update(p),
-      });
-      meter.finish();
-      ctx.stdout.write(config.json ? JSON.stringify({ ...report, stateFile: config.dryRun ? undefined : stateFile }) + '\n' : formatReport(report));
-      return report.failed > 0 ? EXIT.failed : EXIT.ok;
+      const store = await openMigrateStore(config);
+      try {
+        const state = config.dryRun ? MigrateState.none() : await MigrateState.open(stateFile);
+        try {
+          const meter = progressMeter(ctx.stderr, 'migrate');
+          const report = await runMigration(source.entries, {
+            store: crashAfter(config.testCrashAfterWrites, store),
+            state,
+            prepare: uploadPreparer({ maxPixels: config.maxPixels, timeoutMs: config.timeoutMs }),
+            dryRun: config.dryRun,
+            concurrency: config.concurrency,
+            expected: source.expected,
+            onProgress: (p) => meter.update(p),
+          });
+          meter.finish();
+          ctx.stdout.write(config.json ? JSON.stringify({ ...report, stateFile: config.dryRun ? undefined : stateFile }) + '\n' : formatReport(report));
+          return report.failed > 0 ? EXIT.failed : EXIT.ok;
+        } finally {
+          await state.close();
+        }
+      } finally {
+        await store.close();
+      }
     } finally {
-      state.close();
-      await store.close();
+      await source.close();
     }
   },
 };

@@ -37,6 +37,9 @@ export interface PreOutcome {
   reason: string;
 }
 
+/** What a source yields, one at a time, in its order. */
+export type SourceEntry = MigrateItem | PreOutcome;
+
 export type Prepared = { data: Buffer; mime: string } | { skip: string };
 
 export interface MigrateDeps {
@@ -46,13 +49,17 @@ export interface MigrateDeps {
   prepare(data: Buffer): Promise<Prepared>;
   dryRun: boolean;
   concurrency: number;
+  /** the source's count so far, and whether it is complete (counted alongside the run) */
+  expected?(): { total: number; final: boolean };
   onProgress?(p: Progress): void;
 }
 
 export type Outcome = 'copied' | 'updated' | 'unchanged' | 'skipped' | 'failed';
 
 export interface Progress {
+  /** the expected total; while `totalFinal` is false, only what has been counted so far */
   total: number;
+  totalFinal: boolean;
   done: number;
   counts: Record<Outcome, number>;
   bytes: number;
@@ -80,42 +87,66 @@ export interface MigrateReport {
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-function reasonOf(err: unknown): string {
+export function reasonOf(err: unknown): string {
   if (isUgcfsError(err)) return `${err.message} (${err.code})`;
   return (err as Error)?.message ?? String(err);
 }
 
-export async function runMigration(items: readonly MigrateItem[], pre: readonly PreOutcome[], deps: MigrateDeps): Promise<MigrateReport> {
+/**
+ * Runs the pipeline over a source pulled one entry at a time by `concurrency` workers, so
+ * memory holds what is in flight, not the source: the report's lists of skips and failures
+ * are the only things that grow, with the files that have a problem.
+ */
+export async function runMigration(entries: AsyncIterable<SourceEntry>, deps: MigrateDeps): Promise<MigrateReport> {
   const started = process.hrtime.bigint();
   const counts: Record<Outcome, number> = { copied: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
   const skips: MigrateReport['skips'] = [];
   const failures: MigrateReport['failures'] = [];
-  const total = items.length + pre.length;
   let done = 0;
   let bytes = 0;
+  let sourceDone = false;
   const note = (label: string, outcome: Outcome, reason?: string) => {
     counts[outcome]++;
     done++;
     if (outcome === 'skipped') skips.push({ path: label, reason: reason ?? '' });
     if (outcome === 'failed') failures.push({ path: label, reason: reason ?? '' });
-    deps.onProgress?.({ total, done, counts: { ...counts }, bytes, last: { label, outcome, ...(reason ? { reason } : {}) } });
+    if (!deps.onProgress) return;
+    const exp = deps.expected?.() ?? { total: done, final: false };
+    // The count is an estimate until the source itself has ended; then `done` is the truth.
+    const final = sourceDone && inFlight === 0;
+    const total = final ? done : Math.max(exp.total, done);
+    deps.onProgress({ total, totalFinal: final || (exp.final && exp.total >= done), done, counts: { ...counts }, bytes, last: { label, outcome, ...(reason ? { reason } : {}) } });
   };
-  for (const p of pre) note(p.label, p.outcome, p.reason);
 
-  let next = 0;
+  const it = entries[Symbol.asyncIterator]();
+  let inFlight = 0;
   const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      try {
-        const r = await migrateOne(item, deps);
-        if (r.outcome === 'copied' || r.outcome === 'updated') bytes += r.bytes;
-        note(item.label, r.outcome, r.reason);
-      } catch (err) {
-        note(item.label, 'failed', reasonOf(err));
+    for (;;) {
+      // Async generators queue concurrent next() calls, so workers can share one.
+      const r = await it.next();
+      if (r.done) {
+        sourceDone = true;
+        return;
       }
+      const e = r.value;
+      if ('outcome' in e) {
+        note(e.label, e.outcome, e.reason);
+        continue;
+      }
+      inFlight++;
+      let result: { outcome: Outcome; reason?: string; bytes: number };
+      try {
+        result = await migrateOne(e, deps);
+      } catch (err) {
+        result = { outcome: 'failed', reason: reasonOf(err), bytes: 0 };
+      }
+      inFlight--;
+      if (result.outcome === 'copied' || result.outcome === 'updated') bytes += result.bytes;
+      note(e.label, result.outcome, result.reason);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(deps.concurrency, items.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, deps.concurrency) }, worker));
+  const total = done;
 
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return {
@@ -142,8 +173,7 @@ function round(n: number, digits: number): number {
 
 async function migrateOne(item: MigrateItem, deps: MigrateDeps): Promise<{ outcome: Outcome; reason?: string; bytes: number }> {
   const { store, state } = deps;
-  const existing = await store.legacyGet(item.path);
-  const journal = state.get(item.path);
+  const [existing, journal] = await Promise.all([store.legacyGet(item.path), state.get(item.path)]);
   // Conditional re-fetch only when the table still holds what this journal recorded.
   const validators = journal && existing?.fid === journal.fid && (journal.etag || journal.lm) ? { ...(journal.etag ? { etag: journal.etag } : {}), ...(journal.lm ? { lastModified: journal.lm } : {}) } : undefined;
   const loaded = await item.load(validators);
@@ -157,7 +187,7 @@ async function migrateOne(item: MigrateItem, deps: MigrateDeps): Promise<{ outco
 
   if (existing && (await holdsSameBytes(store, existing, sha, journal?.fid === existing.fid))) {
     if (!deps.dryRun && (journal?.fid !== existing.fid || journal.sha !== sha || journal.etag !== keep.etag || journal.lm !== keep.lm)) {
-      state.recordDone({ p: item.path, fid: existing.fid, sha, size: data.length, ...keep });
+      await state.recordDone({ p: item.path, fid: existing.fid, sha, size: data.length, ...keep });
     }
     return { outcome: 'unchanged', bytes: 0 };
   }
@@ -165,7 +195,7 @@ async function migrateOne(item: MigrateItem, deps: MigrateDeps): Promise<{ outco
   if (deps.dryRun) return { outcome, bytes: data.length };
 
   // A fid journaled by an interrupted run is reused only if the copy is whole on every replica.
-  let fid = state.storedFid(item.path, sha);
+  let fid = state.storedFid(item.path, sha, journal);
   if (fid !== undefined && !((await readsBack(store, fid, sha)) && (await store.complete(fid)))) {
     // Whatever part of it landed is garbage now; a file that never landed makes this a no-op.
     await store.remove(fid).catch(() => undefined);
@@ -179,7 +209,7 @@ async function migrateOne(item: MigrateItem, deps: MigrateDeps): Promise<{ outco
     }
   }
   await store.legacySet({ path: item.path, fid, sha256: sha, size: data.length });
-  state.recordDone({ p: item.path, fid, sha, size: data.length, ...keep });
+  await state.recordDone({ p: item.path, fid, sha, size: data.length, ...keep });
   return { outcome, bytes: data.length };
 }
 

@@ -1,6 +1,8 @@
 // Progress for long migrations on stderr: a redrawn bar on a terminal, plain lines (one per
 // 5% or 5 s) otherwise, so logs of a piped run stay readable. Failures are printed as they
-// happen either way; stdout is kept for the final report.
+// happen either way; stdout is kept for the final report. The total is counted while the run
+// goes on: until the count is complete it shows as "N+" with no percentage (a percentage of
+// a growing total would run backwards), and plain lines come only every 5 s.
 import type { Writable } from 'node:stream';
 import type { MigrateReport, Progress } from './migrate-run.ts';
 
@@ -24,10 +26,11 @@ export function progressMeter(out: Writable & { isTTY?: boolean; columns?: numbe
     const secs = (Date.now() - startedAt) / 1000;
     const rate = secs > 0 ? p.bytes / 1e6 / secs : 0;
     const c = p.counts;
-    return `${label} ${p.done}/${p.total} (${pct}%) copied ${c.copied + c.updated} skipped ${c.skipped + c.unchanged} failed ${c.failed} ${rate.toFixed(1)} MB/s`;
+    const of = p.totalFinal ? `${p.total} (${pct}%)` : `${p.total}+ (counting)`;
+    return `${label} ${p.done}/${of} copied ${c.copied + c.updated} skipped ${c.skipped + c.unchanged} failed ${c.failed} ${rate.toFixed(1)} MB/s`;
   };
   const draw = (p: Progress) => {
-    const frac = p.total ? p.done / p.total : 1;
+    const frac = !p.totalFinal ? 0 : p.total ? p.done / p.total : 1;
     const filled = Math.round(frac * BAR);
     const text = `[${'#'.repeat(filled)}${'-'.repeat(BAR - filled)}] ${line(p)}`;
     out.write(`\r\x1b[2K${text.slice(0, Math.max(20, (out.columns || 120) - 1))}`);
@@ -44,14 +47,14 @@ export function progressMeter(out: Writable & { isTTY?: boolean; columns?: numbe
       }
       const now = Date.now();
       if (tty) {
-        if (now - lastDraw >= 100 || p.done === p.total) {
+        if (now - lastDraw >= 100 || (p.totalFinal && p.done === p.total)) {
           lastDraw = now;
           draw(p);
         }
         return;
       }
-      const pct = p.total ? Math.floor((p.done / p.total) * 20) : 20;
-      if (pct !== lastPct || now - lastDraw >= 5000 || p.done === p.total) {
+      const pct = !p.totalFinal ? lastPct : p.total ? Math.floor((p.done / p.total) * 20) : 20;
+      if (pct !== lastPct || now - lastDraw >= 5000 || (p.totalFinal && p.done === p.total)) {
         lastPct = pct;
         lastDraw = now;
         out.write(line(p) + '\n');
