@@ -52,7 +52,9 @@ if (!(runs >= 1) || !(durationS >= 1)) {
 }
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+// Ctrl-C, or a kill from another shell or a CI timeout: the servers it started go with it.
 process.on('SIGINT', () => { killAll(); process.exit(130); });
+process.on('SIGTERM', () => { killAll(); process.exit(143); });
 
 const tools = await detectTools();
 const missing = missingMessage(tools);
