@@ -3,7 +3,7 @@
 // reports (live records), appended-needle counter and bytes in block files.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { BIN, ROOT, tempDir } from '../helpers/proc.ts';
@@ -32,8 +32,8 @@ async function liveRecords(dsUrl: string): Promise<number> {
   return blocks.reduce((n, b) => n + b.liveCount, 0);
 }
 
-async function mappedCount(): Promise<number> {
-  const res = await fetch(`${cluster.nameserver.url}/legacy?prefix=/bulk&limit=1000`, { headers: { 'x-ugcfs-secret': cluster.secret } });
+async function mappedCount(prefix = '/bulk'): Promise<number> {
+  const res = await fetch(`${cluster.nameserver.url}/legacy?prefix=${prefix}&limit=1000`, { headers: { 'x-ugcfs-secret': cluster.secret } });
   return ((await res.json()) as LegacyList).mappings.length;
 }
 
@@ -63,15 +63,16 @@ function migrateAndKill(after: number): Promise<number> {
   });
 }
 
+/** Distinct noise images, so no two files share bytes. */
+const noise = (i: number) => sharp({ create: { width: 48 + (i % 16), height: 48 + Math.floor(i / 16), channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg({ quality: 90 }).toBuffer();
+
 beforeAll(async () => {
   work = tempDir('ugcfs-migrate-resume-');
   tree = join(work.dir, 'tree');
-  // Distinct noise images, so no two files share bytes.
   for (let i = 0; i < FILES; i++) {
     const dir = join(tree, `d${i % 7}`);
     mkdirSync(dir, { recursive: true });
-    const img = await sharp({ create: { width: 48 + (i % 16), height: 48, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg({ quality: 90 }).toBuffer();
-    writeFileSync(join(dir, `img ${i}.jpg`), img);
+    writeFileSync(join(dir, `img ${i}.jpg`), await noise(i));
   }
   cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [], blockSize: 8 * 1024 * 1024 });
 });
@@ -118,5 +119,47 @@ describe('ugcfs migrate after SIGKILL', () => {
     const afterThird = await dsCounters();
     expect(afterThird.puts).toBe(afterSecond.puts);
     expect(afterThird.bytes).toBe(afterSecond.bytes);
+  });
+});
+
+describe('ugcfs migrate with a state file from an older ugcfs', () => {
+  it('honours its unfinished write (format 1 JSON lines): reused, not stored again', async () => {
+    const small = join(work.dir, 'small');
+    const state = join(work.dir, 'state-v1');
+    mkdirSync(small);
+    for (let i = 0; i < 6; i++) writeFileSync(join(small, `s${i}.jpg`), await noise(FILES + i));
+    const args = ['migrate', small, '--prefix', '/v1', '--state', state, '--concurrency', '1', '--json'];
+    const before = await dsCounters();
+    // Killed right after its 3rd write is acknowledged: s2.jpg is stored but not mapped.
+    const crashed = await cluster.cli(args, { env: { UGCFS_TEST_MIGRATE_CRASH_AFTER_WRITES: '3' } });
+    expect(crashed.code).toBeNull();
+    expect(await mappedCount('/v1')).toBe(2);
+    const afterCrash = await dsCounters();
+    expect(afterCrash.puts - before.puts).toBe(3 * cluster.dataservers.length);
+
+    // Turn that state into what an older ugcfs would have left: JSON lines only, no LevelDB,
+    // the intent for s2.jpg and the done entries in the old line format.
+    const journal = readdirSync(state).find((f) => f.endsWith('.jsonl'))!;
+    const lines = readFileSync(join(state, journal), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { t: string; p?: string; fid?: string });
+    const intents = lines.filter((l) => l.t === 'stored');
+    const mapped = (await (await fetch(`${cluster.nameserver.url}/legacy?prefix=/v1&limit=10`, { headers: { 'x-ugcfs-secret': cluster.secret } })).json()) as LegacyList;
+    const doneOf = (p: string) => mapped.mappings.filter((m) => m.path === p).map((m) => ({ t: 'done', p: m.path, fid: m.fid, sha: m.sha256, size: m.size }));
+    expect(intents.filter((l) => doneOf(l.p!).length === 0).map((l) => l.p)).toEqual(['/v1/s2.jpg']);
+    // As format 1 wrote it: each write's stored line, then its done line once mapped.
+    const v1 = intents.flatMap((l) => [l, ...doneOf(l.p!)]);
+    rmSync(join(state, journal.replace(/\.jsonl$/, '.db')), { recursive: true });
+    writeFileSync(join(state, journal), v1.map((l) => JSON.stringify(l)).join('\n') + '\n');
+
+    const rerun = await cluster.cli(args);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(JSON.parse(rerun.stdout)).toMatchObject({ total: 6, copied: 4, unchanged: 2, failed: 0 });
+    expect(await mappedCount('/v1')).toBe(6);
+    // s2.jpg's copy was reused: only s3-s5 were written, on each data server once.
+    const afterRerun = await dsCounters();
+    expect(afterRerun.puts - afterCrash.puts).toBe(3 * cluster.dataservers.length);
+    // Converted: LevelDB beside the journal, which now starts with its version and holds
+    // write intents only (s2's, live at open, and this run's three).
+    expect(existsSync(join(state, journal.replace(/\.jsonl$/, '.db')))).toBe(true);
+    expect(readFileSync(join(state, journal), 'utf8').trim().split('\n').map((l) => JSON.parse(l).t)).toEqual(['version', 'stored', 'stored', 'stored', 'stored']);
   });
 });
