@@ -19,7 +19,7 @@ import { stateFileName } from '../cli/migrate/migrate-state.ts';
 
 const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
 const quick = flags.has('--quick');
-const files = Number(flags.get('--files') ?? (quick ? 20_000 : 200_000));
+const files = Number(flags.get('--files') ?? (quick ? 10_000 : 200_000));
 const stateFiles = Number(flags.get('--state-files') ?? (quick ? 100_000 : 1_000_000));
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`migrate-memory: ${m}\n`);
