@@ -10,7 +10,7 @@ import { EXIT, type CommandModule } from '../command.ts';
 import { MigrateState, stateFileName } from '../migrate/migrate-state.ts';
 import { runMigration, type MigrateStore } from '../migrate/migrate-run.ts';
 import { treeSource, urlSource, type Source } from '../migrate/migrate-sources.ts';
-import { formatReport, progressMeter } from '../migrate/progress-meter.ts';
+import { progressMeter, writeReport } from '../migrate/progress-meter.ts';
 import { openMigrateStore, uploadPreparer } from '../migrate/cluster-store.ts';
 
 export const MIGRATE_OPTIONS = {
@@ -95,7 +95,12 @@ ${describeOptions(MIGRATE_OPTIONS)}
             onProgress: (p) => meter.update(p),
           });
           meter.finish();
-          ctx.stdout.write(config.json ? JSON.stringify({ ...report, stateFile: config.dryRun ? undefined : stateFile }) + '\n' : formatReport(report));
+          try {
+            await writeReport(ctx.stdout, report, { json: config.json, ...(config.dryRun ? {} : { stateFile }) });
+          } finally {
+            report.skips.close();
+            report.failures.close();
+          }
           return report.failed > 0 ? EXIT.failed : EXIT.ok;
         } finally {
           await state.close();

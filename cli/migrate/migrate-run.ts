@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
 import type { LegacyMapping, LegacyPut } from '../../src/protocol.ts';
 import type { MigrateState } from './migrate-state.ts';
+import { ProblemList } from './problem-list.ts';
 
 /** What migrate needs from the cluster (an adapter over ClusterClient). */
 export interface MigrateStore {
@@ -81,8 +82,9 @@ export interface MigrateReport {
   seconds: number;
   filesPerSec: number;
   mbPerSec: number;
-  skips: Array<{ path: string; reason: string }>;
-  failures: Array<{ path: string; reason: string }>;
+  /** spilled to disk; the JSON report lists them as arrays of {path, reason} */
+  skips: ProblemList;
+  failures: ProblemList;
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -94,22 +96,22 @@ export function reasonOf(err: unknown): string {
 
 /**
  * Runs the pipeline over a source pulled one entry at a time by `concurrency` workers, so
- * memory holds what is in flight, not the source: the report's lists of skips and failures
- * are the only things that grow, with the files that have a problem.
+ * memory holds what is in flight, not the source; the report's lists of skips and failures
+ * go to disk. The caller closes those lists once the report is written.
  */
 export async function runMigration(entries: AsyncIterable<SourceEntry>, deps: MigrateDeps): Promise<MigrateReport> {
   const started = process.hrtime.bigint();
   const counts: Record<Outcome, number> = { copied: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
-  const skips: MigrateReport['skips'] = [];
-  const failures: MigrateReport['failures'] = [];
+  const skips = new ProblemList();
+  const failures = new ProblemList();
   let done = 0;
   let bytes = 0;
   let sourceDone = false;
   const note = (label: string, outcome: Outcome, reason?: string) => {
     counts[outcome]++;
     done++;
-    if (outcome === 'skipped') skips.push({ path: label, reason: reason ?? '' });
-    if (outcome === 'failed') failures.push({ path: label, reason: reason ?? '' });
+    if (outcome === 'skipped') skips.add({ path: label, reason: reason ?? '' });
+    if (outcome === 'failed') failures.add({ path: label, reason: reason ?? '' });
     if (!deps.onProgress) return;
     const exp = deps.expected?.() ?? { total: done, final: false };
     // The count is an estimate until the source itself has ended; then `done` is the truth.
@@ -145,7 +147,13 @@ export async function runMigration(entries: AsyncIterable<SourceEntry>, deps: Mi
       note(e.label, result.outcome, result.reason);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, deps.concurrency) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, deps.concurrency) }, worker));
+  } catch (err) {
+    skips.close();
+    failures.close();
+    throw err;
+  }
   const total = done;
 
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;

@@ -3,8 +3,10 @@
 // happen either way; stdout is kept for the final report. The total is counted while the run
 // goes on: until the count is complete it shows as "N+" with no percentage (a percentage of
 // a growing total would run backwards), and plain lines come only every 5 s.
+import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { MigrateReport, Progress } from './migrate-run.ts';
+import type { Problem } from './problem-list.ts';
 
 export interface ProgressMeter {
   update(p: Progress): void;
@@ -69,20 +71,44 @@ export function progressMeter(out: Writable & { isTTY?: boolean; columns?: numbe
   };
 }
 
-/** The human form of the final report. */
-export function formatReport(r: MigrateReport): string {
-  const verb = r.dryRun ? 'would copy' : 'copied';
-  const lines = [
-    `${r.dryRun ? 'dry run: ' : ''}${r.total} files: ${r.copied} ${verb}${r.updated ? ` (${r.updated} changed since last run)` : ''}, ${r.skipped} skipped (${r.unchanged} unchanged), ${r.failed} failed; ` +
-      `${(r.bytes / 1e6).toFixed(1)} MB in ${r.seconds.toFixed(1)} s (${r.filesPerSec} files/s, ${r.mbPerSec} MB/s)`,
-  ];
-  if (r.skips.length) {
-    lines.push('skipped:');
-    for (const s of r.skips) lines.push(`  ${s.path}: ${s.reason}`);
+/**
+ * Writes the final report to `out`, human or JSON (`stateFile` added to the JSON), streaming
+ * the lists of skips and failures from disk in chunks that respect the stream's backpressure.
+ */
+export async function writeReport(out: Writable, r: MigrateReport, opts: { json: boolean; stateFile?: string }): Promise<void> {
+  let chunk = '';
+  const put = async (s: string) => {
+    chunk += s;
+    if (chunk.length < 65536) return;
+    const full = chunk;
+    chunk = '';
+    if (!out.write(full)) await once(out, 'drain');
+  };
+  const list = async (l: MigrateReport['skips'], each: (p: Problem, first: boolean) => string) => {
+    let first = true;
+    for await (const p of l.entries()) {
+      await put(each(p, first));
+      first = false;
+    }
+  };
+  const { skips, failures, ...head } = r;
+  if (opts.json) {
+    // The same object as JSON.stringify({...report, stateFile}) gives, written piece by piece.
+    await put(JSON.stringify(head).slice(0, -1) + ',"skips":[');
+    await list(skips, (p, first) => (first ? '' : ',') + JSON.stringify(p));
+    await put('],"failures":[');
+    await list(failures, (p, first) => (first ? '' : ',') + JSON.stringify(p));
+    await put(']' + (opts.stateFile !== undefined ? `,"stateFile":${JSON.stringify(opts.stateFile)}` : '') + '}\n');
+  } else {
+    const verb = r.dryRun ? 'would copy' : 'copied';
+    await put(
+      `${r.dryRun ? 'dry run: ' : ''}${r.total} files: ${r.copied} ${verb}${r.updated ? ` (${r.updated} changed since last run)` : ''}, ${r.skipped} skipped (${r.unchanged} unchanged), ${r.failed} failed; ` +
+        `${(r.bytes / 1e6).toFixed(1)} MB in ${r.seconds.toFixed(1)} s (${r.filesPerSec} files/s, ${r.mbPerSec} MB/s)\n`,
+    );
+    if (skips.count) await put('skipped:\n');
+    await list(skips, (p) => `  ${p.path}: ${p.reason}\n`);
+    if (failures.count) await put('failed:\n');
+    await list(failures, (p) => `  ${p.path}: ${p.reason}\n`);
   }
-  if (r.failures.length) {
-    lines.push('failed:');
-    for (const f of r.failures) lines.push(`  ${f.path}: ${f.reason}`);
-  }
-  return lines.join('\n') + '\n';
+  if (chunk && !out.write(chunk)) await once(out, 'drain');
 }
