@@ -1,12 +1,14 @@
 // Memory of `ugcfs migrate` against the size of the migration: peak RSS (the kernel's max
 // resident set, from /usr/bin/time) of the real command
 //   1. `--dry-run` over a tree of N tiny PNGs in nested folders (walk, lookup, upload check
-//      for every file, nothing stored), and
-//   2. opening a state that remembers N finished files: first an old-format JSON-lines state
+//      for every file, nothing stored),
+//   2. `--dry-run` over a tree of N text files (every one skipped, so listed in the report),
+//   3. opening a state that remembers N finished files: first an old-format JSON-lines state
 //      file (converted on first use), then the converted state, over an empty tree.
 // Memory that grows with N shows up as RSS growing with N; run it at two sizes to see the
-// slope. Prints one JSON result line per figure (docs/BENCHMARKS.md convention).
-//   node bin/run-ts.mjs bench/migrate-memory.ts [--quick] [--files N] [--state-files N]
+// slope. A scenario whose N is 0 is left out. Prints one JSON result line per figure
+// (docs/BENCHMARKS.md convention).
+//   node bin/run-ts.mjs bench/migrate-memory.ts [--quick] [--files N] [--skip-files N] [--state-files N]
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -21,6 +23,7 @@ const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
 const quick = flags.has('--quick');
 const files = Number(flags.get('--files') ?? (quick ? 10_000 : 200_000));
 const stateFiles = Number(flags.get('--state-files') ?? (quick ? 100_000 : 1_000_000));
+const skipFiles = Number(flags.get('--skip-files') ?? (quick ? 10_000 : 200_000));
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`migrate-memory: ${m}\n`);
 const TIME = '/usr/bin/time';
@@ -36,8 +39,17 @@ async function peakRss(args: string[], env: Record<string, string>, work: string
 }
 
 /** 100 files per folder, 100 folders per parent: the shape of a dated upload tree. */
-function relName(i: number): string {
-  return `${String(Math.floor(i / 10_000)).padStart(3, '0')}/${String(Math.floor(i / 100) % 100).padStart(2, '0')}/img-${i}.png`;
+function relName(i: number, ext = 'png'): string {
+  return `${String(Math.floor(i / 10_000)).padStart(3, '0')}/${String(Math.floor(i / 100) % 100).padStart(2, '0')}/img-${i}.${ext}`;
+}
+
+function makeTree(dir: string, n: number, ext: string, bytes: Buffer): void {
+  mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const rel = relName(i, ext);
+    if (i % 100 === 0) mkdirSync(join(dir, rel, '..'), { recursive: true });
+    writeFileSync(join(dir, rel), bytes);
+  }
 }
 
 if (!existsSync(TIME)) {
@@ -49,23 +61,28 @@ process.on('SIGINT', () => { killAll(); rmSync(work, { recursive: true, force: t
 try {
   const png = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#808080' } }).png().toBuffer();
   const tree = join(work, 'tree');
-  for (let i = 0; i < files; i++) {
-    const rel = relName(i);
-    if (i % 100 === 0) mkdirSync(join(tree, rel, '..'), { recursive: true });
-    writeFileSync(join(tree, rel), png);
-  }
+  const texts = join(work, 'texts');
+  makeTree(tree, files, 'png', png);
+  makeTree(texts, skipFiles, 'txt', Buffer.from('not an image\n'));
   const empty = join(work, 'empty');
   mkdirSync(empty);
-  log(`tree: ${files} files of ${png.length} bytes; starting a name server and a data server`);
+  log(`trees: ${files} PNGs of ${png.length} bytes, ${skipFiles} text files; starting a name server and a data server`);
   const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1 });
   try {
     const env = { ...cluster.env, UGCFS_NAMESERVER: cluster.nameserver.url };
-    const dry = await peakRss(['migrate', tree, '--prefix', '/uploads', '--dry-run', '--json'], env, work);
-    if (dry.code !== 0) throw new Error(`dry run exited ${dry.code}: ${dry.stderr.slice(-500)}`);
-    const report = JSON.parse(dry.stdout) as { total: number; copied: number };
-    if (report.total !== files || report.copied !== files) throw new Error(`dry run saw ${report.total} files, would copy ${report.copied}, of ${files}`);
-    out({ metric: 'migrate --dry-run peak RSS', value: dry.mb, unit: 'MB', files, seconds: dry.seconds });
-    log(`dry run: ${dry.mb} MB in ${dry.seconds} s`);
+    for (const [n, dir, metric] of [
+      [files, tree, 'migrate --dry-run peak RSS'],
+      [skipFiles, texts, 'migrate --dry-run peak RSS, every file skipped (not an image)'],
+    ] as const) {
+      if (n === 0) continue;
+      const dry = await peakRss(['migrate', dir, '--prefix', '/uploads', '--dry-run', '--json'], env, work);
+      if (dry.code !== 0) throw new Error(`dry run exited ${dry.code}: ${dry.stderr.slice(-500)}`);
+      const report = JSON.parse(dry.stdout) as { total: number; copied: number; skips: unknown[] };
+      const handled = dir === tree ? report.copied : report.skips.length;
+      if (report.total !== n || handled !== n) throw new Error(`dry run saw ${report.total} files, handled ${handled}, of ${n}`);
+      out({ metric, value: dry.mb, unit: 'MB', files: n, seconds: dry.seconds });
+      log(`${metric}: ${dry.mb} MB in ${dry.seconds} s`);
+    }
 
     // An old-format state file as the JSON-lines journal wrote it: one "done" line per file.
     const stateDir = join(work, 'state');
@@ -80,7 +97,7 @@ try {
     ws.end();
     await once(ws, 'finish');
     const args = ['migrate', empty, '--prefix', '/uploads', '--state', stateDir, '--nameserver', nsUrl, '--json'];
-    for (const pass of ['old-format state', 'converted state'] as const) {
+    for (const pass of stateFiles > 0 ? (['old-format state', 'converted state'] as const) : []) {
       const r = await peakRss(args, env, work);
       if (r.code !== 0) throw new Error(`${pass} run exited ${r.code}: ${r.stderr.slice(-500)}`);
       out({ metric: `migrate peak RSS opening a ${pass} of N done files`, value: r.mb, unit: 'MB', stateFiles, seconds: r.seconds });
