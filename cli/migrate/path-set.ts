@@ -1,11 +1,10 @@
 // A set of legacy paths kept on disk, for "each key once" over sources too big to remember in
 // memory (an access log of tens of millions of lines). A throwaway LevelDB in the system's
-// temporary directory, removed on close; it is never part of the resumable state, so a dry
-// run writes nothing anywhere else.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// temporary directory, removed on close (or by the next run, after a SIGKILL: scratch-dir.ts);
+// it is never part of the resumable state, so a dry run writes nothing anywhere else.
+import { rmSync } from 'node:fs';
 import { Level } from 'level';
+import { scratchDir } from './scratch-dir.ts';
 
 export class PathSet {
   private constructor(
@@ -14,7 +13,7 @@ export class PathSet {
   ) {}
 
   static async open(): Promise<PathSet> {
-    const dir = mkdtempSync(join(tmpdir(), 'ugcfs-migrate-seen-'));
+    const dir = scratchDir('seen');
     const db = new Level<string, string>(dir);
     try {
       await db.open();

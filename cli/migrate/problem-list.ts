@@ -1,11 +1,11 @@
 // The files a run skipped for a reason or failed, for the final report. A legacy tree can hold
 // millions of files that are not images, so the list is spilled to a JSON-lines file in the
-// system's temporary directory (made on the first entry, removed on close) and streamed back
+// system's temporary directory (made on the first entry, removed on close, or by the next run after a SIGKILL) and streamed back
 // into the report: memory holds a count, not the list.
-import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, rmSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scratchDir } from './scratch-dir.ts';
 
 export interface Problem {
   path: string;
@@ -19,7 +19,7 @@ export class ProblemList {
 
   add(p: Problem): void {
     if (this.fd === undefined) {
-      this.dir = mkdtempSync(join(tmpdir(), 'ugcfs-migrate-report-'));
+      this.dir = scratchDir('report');
       this.fd = openSync(join(this.dir, 'list.jsonl'), 'w');
     }
     writeSync(this.fd, JSON.stringify({ path: p.path, reason: p.reason }) + '\n');

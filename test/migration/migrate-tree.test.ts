@@ -2,7 +2,8 @@
 // real `ugcfs origin`: nested folders, spaces, unicode (both normal forms), TFS-style names,
 // and symlinks (one inside, two leading out of the tree).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -207,5 +208,23 @@ describe('ugcfs migrate DIR', () => {
     }
     const gone = await cluster.cli(['migrate', join(work.dir, 'no-such-dir'), '--prefix', '/uploads']);
     expect(gone.code).toBe(2);
+  });
+  it('removes the scratch dirs a SIGKILLed run left in the temp dir, never a live run\'s', async () => {
+    // TMPDIR of its own, so what the run leaves and removes can be seen.
+    const tmp = join(work.dir, 'tmp');
+    mkdirSync(tmp);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!; // exited and reaped: not running
+    const orphans = [`ugcfs-migrate-seen-${dead}-aaaaaa`, `ugcfs-migrate-report-${dead}-bbbbbb`];
+    const live = `ugcfs-migrate-report-${process.pid}-cccccc`;
+    for (const d of [...orphans, live, 'unrelated-dir']) mkdirSync(join(tmp, d));
+    writeFileSync(join(tmp, orphans[1]!, 'list.jsonl'), '{"path":"x","reason":"y"}\n');
+    const r = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', join(work.dir, 'state'), '--json', '--dry-run'], { env: { TMPDIR: tmp } });
+    expect(r.code, r.stderr).toBe(0);
+    // The tree holds files that are not images: the run made its own report list, and removed it.
+    expect(JSON.parse(r.stdout).skipped).toBeGreaterThan(0);
+    // (the TypeScript loader keeps its own cache there too)
+    const left = readdirSync(tmp);
+    expect(left.filter((n) => n.startsWith('ugcfs-migrate-'))).toEqual([live]);
+    expect(left).toContain('unrelated-dir');
   });
 });
