@@ -78,12 +78,16 @@ for (const [i, ch] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 /** The 24 bits of 4 base64url characters from `at`; negative when one is outside the alphabet. */
 function group(text: string, at: number): number {
-  const a = B64URL_VALUE[text.charCodeAt(at) & 0x7f]!;
-  const b = B64URL_VALUE[text.charCodeAt(at + 1) & 0x7f]!;
-  const c = B64URL_VALUE[text.charCodeAt(at + 2) & 0x7f]!;
-  const d = B64URL_VALUE[text.charCodeAt(at + 3) & 0x7f]!;
-  // A code point over 127 would alias into the table: refuse it outright.
-  if ((text.charCodeAt(at) | text.charCodeAt(at + 1) | text.charCodeAt(at + 2) | text.charCodeAt(at + 3)) > 0x7f) return -1;
+  const ca = text.charCodeAt(at);
+  const cb = text.charCodeAt(at + 1);
+  const cc = text.charCodeAt(at + 2);
+  const cd = text.charCodeAt(at + 3);
+  // A code point over 127 is outside the table (and would alias into it if masked).
+  if ((ca | cb | cc | cd) > 0x7f) return -1;
+  const a = B64URL_VALUE[ca]!;
+  const b = B64URL_VALUE[cb]!;
+  const c = B64URL_VALUE[cc]!;
+  const d = B64URL_VALUE[cd]!;
   return (a | b | c | d) < 0 ? -1 : (a << 18) | (b << 12) | (c << 6) | d;
 }
 
