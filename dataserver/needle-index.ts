@@ -226,7 +226,7 @@ export class NeedleIndex {
       return hit;
     }
     if (counted) this.dbLookups?.inc();
-    if (this.reopening !== undefined || this.db.status !== 'open') await this.ready();
+    if (!this.settled) await this.ready();
     let v: Buffer | undefined;
     try {
       v = await this.db.get(entryKey(block, key));
@@ -284,7 +284,7 @@ export class NeedleIndex {
    */
   async apply(ops: IndexOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.writable();
+    if (!this.settled || this.stuck !== undefined) await this.writable();
     try {
       await this.db.batch(ops);
     } catch (err) {
@@ -338,6 +338,11 @@ export class NeedleIndex {
   private async ready(): Promise<void> {
     if (this.reopening !== undefined) await this.reopening.catch(() => {});
     if (this.db.status !== 'open' && !this.shut) await this.recover();
+  }
+
+  /** Open, and no reopen under way: the usual case, checked without a promise on the hot paths. */
+  private get settled(): boolean {
+    return this.reopening === undefined && this.db.status === 'open';
   }
 
   /** Before a write: LevelDB stuck on a background error is reopened first, once it can be. */

@@ -40,14 +40,15 @@ export interface ReadRouteContext {
  */
 export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteContext): void {
   const pool = new ReadBufferPool(ctx.poolBytes);
+  const take = (length: number) => pool.take(length);
   const st: RouteState = {
     ctx,
     record: routeRecorder(ctx.metrics, ROUTE),
     flight: new InFlight(app),
     checkSecret: connectionSecretGuard(ctx.secret),
     pool,
-    serverChecks: { take: (length) => pool.take(length), clientChecks: false },
-    clientChecks: { take: (length) => pool.take(length), clientChecks: true },
+    serverChecks: { take, clientChecks: false },
+    clientChecks: { take, clientChecks: true },
   };
   serveAhead(app.server as Server, (req, res) => {
     const url = req.url ?? '';
