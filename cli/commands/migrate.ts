@@ -12,6 +12,7 @@ import { runMigration, type MigrateStore } from '../migrate/migrate-run.ts';
 import { treeSource, urlSource, type Source } from '../migrate/migrate-sources.ts';
 import { progressMeter, writeReport } from '../migrate/progress-meter.ts';
 import { openMigrateStore, uploadPreparer } from '../migrate/cluster-store.ts';
+import { removeScratchOrphans } from '../migrate/scratch-dir.ts';
 
 export const MIGRATE_OPTIONS = {
   ...NAMESERVER_URL_OPTION,
@@ -76,6 +77,8 @@ ${describeOptions(MIGRATE_OPTIONS)}
     const dir = fromUrl ? '' : resolve(positionals[0]!);
     const identity = fromUrl ? ['url', config.fromUrl, resolve(config.list), prefix, config.nameserver] : ['dir', dir, prefix, config.nameserver];
     const stateFile = stateFileName(resolve(config.state || '.'), identity);
+    // What a SIGKILLed run left in the temp dir, before this run makes its own there.
+    removeScratchOrphans();
     const source: Source = fromUrl
       ? await urlSource({ base: config.fromUrl, listFile: config.list, prefix, maxBytes: config.maxUploadBytes, timeoutMs: config.timeoutMs, retries: config.retries })
       : await treeSource(dir, prefix, config.maxUploadBytes);

@@ -7,7 +7,6 @@ import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
 import type { LegacyMapping, LegacyPut } from '../../src/protocol.ts';
 import type { MigrateState } from './migrate-state.ts';
 import { ProblemList } from './problem-list.ts';
-import { removeScratchOrphans } from './scratch-dir.ts';
 
 /** What migrate needs from the cluster (an adapter over ClusterClient). */
 export interface MigrateStore {
@@ -102,7 +101,6 @@ export function reasonOf(err: unknown): string {
  */
 export async function runMigration(entries: AsyncIterable<SourceEntry>, deps: MigrateDeps): Promise<MigrateReport> {
   const started = process.hrtime.bigint();
-  removeScratchOrphans();
   const counts: Record<Outcome, number> = { copied: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
   const skips = new ProblemList();
   const failures = new ProblemList();

@@ -1,8 +1,8 @@
 // Throwaway directories a migrate run keeps in the system's temporary directory (the seen-set
 // of a URL list, the report's lists). They are removed on close, but a SIGKILLed run cannot
-// close them, so each name carries its process id, and every run starts by removing those of
-// processes no longer running. A recycled pid only keeps an orphan a little longer; a live
-// run's dirs are never touched.
+// close them, so each name carries its process id, and every run starts (cli/commands/
+// migrate.ts) by removing those of processes no longer running. A recycled pid only keeps an
+// orphan a little longer; a live run's dirs are never touched.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
