@@ -75,26 +75,32 @@ if (flags.has('--serve')) {
     const wrk = (await runCommand('which', ['wrk'])).stdout.trim();
     if (!wrk) throw new Error('wrk is not installed (apt-get install wrk)');
     const bare = await startPeer('bare-node', ['--dir', filesDir, '--pack', join(work, 'pack')], { nodeFlags: profFlags('bare-node') });
+    const bareSync = await startPeer('bare-node', ['--dir', filesDir, '--pack', join(work, 'pack-sync'), '--sync-reads']);
     const load = { wrk, threads: 2, connections: 32, durationS: duration };
     const dsPaths = { url: ds.url, paths: fids.map((f) => `/needles/${f}`), headers };
     // How the cluster client reads: it checks the data's CRC itself (dataserver/README.md).
     const dsClientPaths = { ...dsPaths, headers: { ...headers, [HEADERS.verify]: 'client' } };
     const barePaths = { url: bare.url, paths: fids.map((f) => `/static/${f}.jpg`) };
+    const bareSyncPaths = { ...barePaths, url: bareSync.url };
     // Warm both (page cache, JIT) before measuring.
     await runWrk({ ...load, durationS: 1, ...dsPaths });
     await runWrk({ ...load, durationS: 1, ...dsClientPaths });
     await runWrk({ ...load, durationS: 1, ...barePaths });
+    await runWrk({ ...load, durationS: 1, ...bareSyncPaths });
     const d: (WrkResult & { cpuUs: number })[] = [];
     const dc: (WrkResult & { cpuUs: number })[] = [];
     const b: (WrkResult & { cpuUs: number })[] = [];
+    const bs: (WrkResult & { cpuUs: number })[] = [];
     const from = nowUs();
     for (let r = 0; r < rounds; r++) {
       d.push(await measured(ds.pid, 'data server', { ...load, ...dsPaths }));
       dc.push(await measured(ds.pid, 'data server, client-checked', { ...load, ...dsClientPaths }));
       b.push(await measured(bare.pid, 'bare node', { ...load, ...barePaths }));
+      bs.push(await measured(bareSync.pid, 'bare node, reads in place', { ...load, ...bareSyncPaths }));
     }
     const to = nowUs();
     await bare.stop();
+    await bareSync.stop();
     const kb = size / 1024;
     const rps = (xs: WrkResult[]) => Math.round(median(xs.map((x) => x.rps)));
     const p = (xs: WrkResult[], k: 'p50' | 'p99') => Math.round(median(xs.map((x) => x[k])));
@@ -102,10 +108,13 @@ if (flags.has('--serve')) {
     out({ metric: `data server ${kb} KB reads`, value: rps(d), unit: 'req/s', runs: d.map((x) => Math.round(x.rps)), p50us: p(d, 'p50'), p99us: p(d, 'p99'), cpuUsPerReq: cpu(d), command: d[0]!.command });
     out({ metric: `data server ${kb} KB reads, client-checked`, value: rps(dc), unit: 'req/s', runs: dc.map((x) => Math.round(x.rps)), p50us: p(dc, 'p50'), p99us: p(dc, 'p99'), cpuUsPerReq: cpu(dc) });
     out({ metric: `bare node ${kb} KB reads`, value: rps(b), unit: 'req/s', runs: b.map((x) => Math.round(x.rps)), p50us: p(b, 'p50'), p99us: p(b, 'p99'), cpuUsPerReq: cpu(b) });
+    out({ metric: `bare node ${kb} KB reads, in place (synchronous)`, value: rps(bs), unit: 'req/s', runs: bs.map((x) => Math.round(x.rps)), p50us: p(bs, 'p50'), p99us: p(bs, 'p99'), cpuUsPerReq: cpu(bs) });
     const ratio = medianRatio(d.map((x) => x.rps), b.map((x) => x.rps));
     out({ metric: `data server vs bare node ${kb} KB reads`, value: Math.round(ratio * 100) / 100, unit: 'x', rounds });
     const ratioC = medianRatio(dc.map((x) => x.rps), b.map((x) => x.rps));
     out({ metric: `data server client-checked vs bare node ${kb} KB reads`, value: Math.round(ratioC * 100) / 100, unit: 'x', rounds });
+    const ratioS = medianRatio(dc.map((x) => x.rps), bs.map((x) => x.rps));
+    out({ metric: `data server client-checked vs bare node reading in place ${kb} KB reads`, value: Math.round(ratioS * 100) / 100, unit: 'x', rounds });
     if (profileDir) {
       await ds.stop();
       for (const who of ['dataserver', 'bare-node']) {

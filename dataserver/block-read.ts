@@ -1,13 +1,14 @@
 // The read path: one index lookup (usually from the cache) and one positioned read of
 // exactly the record's bytes. The counters ugcfs_index_lookups_total and
 // ugcfs_block_preads_total move by one each per read, which is how tests prove it.
-import { read } from 'node:fs';
+import { read, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { UgcfsError } from '../src/errors.ts';
 import type { Block, BlockFile } from './block.ts';
 import { decodeNeedle, decodeNeedleForClientCheck, isTombstone, type Needle } from './needle.ts';
 import type { IndexEntry } from './needle-index.ts';
 import type { StoreContext } from './store-context.ts';
+import type { SyncReadGate } from './sync-read-gate.ts';
 
 const MAX_SWITCH_RETRIES = 5;
 
@@ -59,6 +60,11 @@ async function readLookedUp(b: Block, ctx: StoreContext, key: bigint, cookie: nu
 function readIndexed(b: Block, file: BlockFile, ctx: StoreContext, e: IndexEntry | undefined, key: bigint, cookie: number, opts: ReadOptions): Promise<Needle> {
   // A wrong cookie is answered exactly like a missing file, so ids cannot be probed.
   if (!e || e.cookie !== cookie) return Promise.reject(new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file'));
+  const gate = ctx.syncReads;
+  if (gate !== undefined) {
+    const started = performance.now();
+    if (gate.allows(e.length, started)) return readInPlace(b, file, ctx, e, key, cookie, opts, gate, started);
+  }
   return new Promise<Needle>((resolve, reject) => {
     const buf = opts.take(e.length);
     file.pin();
@@ -78,6 +84,23 @@ function readIndexed(b: Block, file: BlockFile, ctx: StoreContext, e: IndexEntry
       reject(x);
     }
   });
+}
+
+/**
+ * The same read done synchronously (sync-read-gate.ts): no pin, since nothing can close the
+ * file while the loop is held, and the gate times it to catch a read the disk had to serve.
+ */
+function readInPlace(b: Block, file: BlockFile, ctx: StoreContext, e: IndexEntry, key: bigint, cookie: number, opts: ReadOptions, gate: SyncReadGate, started: number): Promise<Needle> {
+  try {
+    const buf = opts.take(e.length);
+    const bytesRead = readSync(file.fh.fd, buf, 0, e.length, e.offset);
+    gate.took(e.length, started, performance.now());
+    ctx.metrics?.blockPreads.inc();
+    ctx.metrics?.syncPreads.inc();
+    return Promise.resolve(verified(b, ctx, e, key, cookie, buf, bytesRead, opts.clientChecks));
+  } catch (x) {
+    return Promise.reject(x);
+  }
 }
 
 /**

@@ -18,6 +18,7 @@ import { BlockWriter } from './block-write.ts';
 import { encodeNeedleParts, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
 import { META_INCOMPLETE, META_READONLY, NeedleIndex, type BlockMeta } from './needle-index.ts';
 import { crashHook, type StoreContext } from './store-context.ts';
+import { SYNC_READ_DEFAULTS, SyncReadGate, type SyncReadGateOptions } from './sync-read-gate.ts';
 
 export interface StoreOptions {
   /** the data directory; blocks and index live below it */
@@ -31,6 +32,8 @@ export interface StoreOptions {
   log?: Logger;
   /** test-only crash step (UGCFS_TEST_CRASH_AT) */
   crashAt?: string;
+  /** reads in place (sync-read-gate.ts): true for the defaults, false for none (default: true) */
+  syncReads?: boolean | SyncReadGateOptions;
 }
 
 export interface PutResult {
@@ -39,6 +42,15 @@ export interface PutResult {
   crc: number;
   /** the same record was already stored (a retried forward): nothing was appended */
   existed: boolean;
+}
+
+function syncReadGate(opts: StoreOptions): SyncReadGate | undefined {
+  if (opts.syncReads === false) return undefined;
+  const o = opts.syncReads === true || opts.syncReads === undefined ? SYNC_READ_DEFAULTS : opts.syncReads;
+  return new SyncReadGate(o, (us, length) => {
+    opts.metrics?.syncReadPauses.inc();
+    opts.log?.warn({ us: Math.round(us), bytes: length, pauseMs: o.pauseMs }, 'reads in place were slower than the page cache: reads go to the thread pool for a pause');
+  });
 }
 
 const EMPTY_META: BlockMeta = { flags: 0, gen: 0, end: 0, liveCount: 0, liveBytes: 0, deletedBytes: 0 };
@@ -66,6 +78,7 @@ export class BlockStore {
       blockSize: opts.blockSize,
       tombstoneKeepMs: opts.tombstoneKeepMs ?? 0,
       crashPoint: crashHook(opts.crashAt ?? ''),
+      syncReads: syncReadGate(opts),
     });
     try {
       await store.load();

@@ -80,6 +80,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
       metrics: server.metrics,
       log,
       crashAt: config.testCrashAt,
+      syncReads: config.syncReads,
     });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause;

@@ -3,6 +3,7 @@
 import type { NeedleIndex } from './needle-index.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { Logger } from '../src/log.ts';
+import type { SyncReadGate } from './sync-read-gate.ts';
 
 export interface StoreContext {
   /** directory holding the block files */
@@ -16,6 +17,8 @@ export interface StoreContext {
   blockSize: number;
   /** compaction drops tombstones older than this (ms); 0 keeps them for ever */
   tombstoneKeepMs: number;
+  /** reads in place on the event loop (sync-read-gate.ts); undefined: every read goes to the thread pool */
+  syncReads: SyncReadGate | undefined;
   /** test-only: SIGKILLs the process at a named step (UGCFS_TEST_CRASH_AT) */
   crashPoint(step: string): void;
 }

@@ -13,6 +13,8 @@ function make(registry: client.Registry) {
     // data server
     needleReads: new client.Counter({ name: 'ugcfs_needle_reads_total', help: 'Needle reads served from block files', registers: r }),
     blockPreads: new client.Counter({ name: 'ugcfs_block_preads_total', help: 'Positioned reads issued against block files for needle reads (one per read proves the one-disk-read path)', registers: r }),
+    syncPreads: new client.Counter({ name: 'ugcfs_block_sync_preads_total', help: 'Of those, reads done in place with a synchronous pread on the event loop (dataserver/README.md, "Reads in place")', registers: r }),
+    syncReadPauses: new client.Counter({ name: 'ugcfs_block_sync_read_pauses_total', help: 'Pauses of reads in place: two in a row were slower than a page-cache copy, so reads went to the thread pool for a while', registers: r }),
     indexLookups: new client.Counter({ name: 'ugcfs_index_lookups_total', help: 'Index lookups for needle reads', labelNames: ['source'], registers: r }),
     needleWrites: new client.Counter({ name: 'ugcfs_needle_writes_total', help: 'Needles appended', labelNames: ['kind'], registers: r }),
     fsyncs: new client.Counter({ name: 'ugcfs_fsyncs_total', help: 'Group-commit fsyncs of block files', registers: r }),

@@ -1,14 +1,18 @@
 // The runtime's ceiling for serving stored bytes: a bare node:http server that keeps every
 // file packed in one file (like a ugcfs block) with an in-memory index, and answers each
 // GET with one positioned read into a fresh buffer. No framework, no checks, no metrics:
-// whatever ugcfs adds on top of this is the cost of being a real server.
-//   node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACKFILE [--port 0]
+// whatever ugcfs adds on top of this is the cost of being a real server. The read goes
+// through libuv's thread pool (fs.read), as Node reads files by default; with --sync-reads it
+// is a synchronous pread on the event loop, as the data server reads hot records
+// (dataserver/README.md, "Reads in place"), so the ceiling can be read both ways.
+//   node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACKFILE [--port 0] [--sync-reads]
 import { createServer } from 'node:http';
-import { openSync, read, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { openSync, read, readSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { parseArgv } from '../../src/config.ts';
 
-const { flags } = parseArgv(process.argv.slice(2));
+const { flags } = parseArgv(process.argv.slice(2), new Set(['--sync-reads']));
+const syncReads = flags.has('--sync-reads');
 const dir = String(flags.get('--dir'));
 const packPath = String(flags.get('--pack'));
 const port = Number(flags.get('--port') ?? 0);
@@ -34,14 +38,22 @@ const server = createServer((req, res) => {
     return;
   }
   const buf = Buffer.allocUnsafe(e.size);
-  read(fd, buf, 0, e.size, e.offset, (err, n) => {
+  const send = (err: Error | null, n: number) => {
     if (err || n !== e.size) {
       res.writeHead(500).end();
       return;
     }
     res.writeHead(200, { 'content-type': e.type, 'content-length': e.size });
     res.end(buf);
-  });
+  };
+  if (!syncReads) return void read(fd, buf, 0, e.size, e.offset, send);
+  let n = -1;
+  try {
+    n = readSync(fd, buf, 0, e.size, e.offset);
+  } catch (err) {
+    return send(err as Error, n);
+  }
+  send(null, n);
 });
 server.keepAliveTimeout = 120_000;
 server.listen(port, '127.0.0.1', () => {

@@ -215,6 +215,12 @@ their own bench scripts):
 - 8da2eef — fid cookies come from a pool of random bytes (\`randomFillSync\` was 11% of the
   name server's CPU under writes: \`randomBytes(4)\` per fid); name-server CPU per 32-fid
   assign 45-48 µs against 128-152 µs.
+- Pooled read buffers (read-buffer-pool.ts: GC phases of 13-17 % of the data server's main
+  thread under reads), reads the client checks (\`x-ugcfs-verify: client\`: no server pass
+  over the data), and reads in place (sync-read-gate.ts: a record up to 256 KiB is a
+  synchronous pread while reads stay page-cache fast; the thread-pool round trip cost the
+  main thread ~11 µs per 20 KB read, more than the copy): 20 KB reads 51.7 → 30.8 µs of
+  data-server CPU each (bench/dataserver-reads.ts).
 - In the bench itself: profiles are cut to the load window (module loading was a fifth of
   the samples), and bench/profile-write-split.ts times the two hops of a write apart.
 

@@ -26,7 +26,7 @@ export const section: Section = {
 
     const commands: string[] = [`wrk -t 2 -c 32 -d ${ctx.durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`];
     const stops: (() => Promise<void>)[] = [];
-    const peers: { nginx?: string; node?: Child; fastify?: Child } = {};
+    const peers: { nginx?: string; node?: Child; nodeSync?: Child; fastify?: Child } = {};
     try {
       if (ctx.tools.nginx) {
         const ng = await startNginx(ctx.tools, { dir: join(ctx.work, 'nginx'), staticRoot: dir });
@@ -36,9 +36,11 @@ export const section: Section = {
       }
       peers.node = await startPeer('bare-node', ['--dir', dir, '--pack', join(ctx.work, 'pack.bin')]);
       stops.push(() => peers.node!.stop());
+      peers.nodeSync = await startPeer('bare-node', ['--dir', dir, '--pack', join(ctx.work, 'pack-sync.bin'), '--sync-reads']);
+      stops.push(() => peers.nodeSync!.stop());
       peers.fastify = await startPeer('bare-fastify', ['--dir', dir]);
       stops.push(() => peers.fastify!.stop());
-      commands.push('node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK', 'node bin/run-ts.mjs bench/peers/bare-fastify.ts --dir FILES');
+      commands.push('node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK', 'node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK2 --sync-reads', 'node bin/run-ts.mjs bench/peers/bare-fastify.ts --dir FILES');
 
       // ugcfs: one data server (so every fid is on it), replicas 1, and two origins: one
       // with its caches on (hits) and one with every cache off (each read a miss).
@@ -84,6 +86,7 @@ export const section: Section = {
         const targets: Target[] = [];
         if (peers.nginx) targets.push({ id: 'nginx', label: 'nginx static', url: peers.nginx, paths: ns.map((n) => `/static/${n}`) });
         targets.push({ id: 'node', label: 'bare Node (positioned read)', url: peers.node.url, paths: ns.map((n) => `/static/${n}`) });
+        targets.push({ id: 'node-sync', label: 'bare Node (positioned read in place, synchronous)', url: peers.nodeSync.url, paths: ns.map((n) => `/static/${n}`) });
         targets.push({ id: 'fastify', label: 'bare fastify (buffer in memory)', url: peers.fastify.url, paths: ns.map((n) => `/static/${n}`) });
         if (cluster && fids.size) {
           const dsPaths = ns.map((n) => DS_ROUTES.needle.replace(':fid', fids.get(n)!));
@@ -109,6 +112,7 @@ export const section: Section = {
           const hitNginx = rpsRatio(figs, 'hit', 'nginx');
           goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling, as the cluster client reads (it checks the CRC)', target: '>= 0.9x', measured: ratio(dsNode), met: Number.isFinite(dsNode) ? dsNode >= 0.9 : undefined });
           goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling, the server checking every byte', target: 'reported', measured: ratio(rpsRatio(figs, 'ds', 'node')) });
+          goals.push({ name: 'data-server 20 KB reads vs bare Node reading in place too (synchronous pread), as the cluster client reads', target: 'reported', measured: ratio(rpsRatio(figs, 'ds-client', 'node-sync')) });
           goals.push({ name: 'data-server 20 KB reads vs nginx static, as the cluster client reads', target: '>= 0.35x', measured: ratio(dsNginx), met: Number.isFinite(dsNginx) ? dsNginx >= 0.35 : undefined });
           goals.push({ name: 'origin cache hits (20 KB originals) vs nginx static', target: '>= 0.45x', measured: ratio(hitNginx), met: Number.isFinite(hitNginx) ? hitNginx >= 0.45 : undefined });
           if (poolOrigin) goals.push({ name: `origin cache hits (20 KB originals) vs nginx static, --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: 'reported', measured: ratio(rpsRatio(figs, 'hit-workers', 'nginx')) });
@@ -122,7 +126,7 @@ export const section: Section = {
         ugcfsNote,
         `The data server is read on its internal route with the cluster secret (one index lookup, one positioned read); the cache-miss origin runs with \`--memory-cache-bytes 0 --cache-bytes 0\`, so every read fetches the original from the data server. The \`--workers\` row is the caching origin as ${ORIGIN_WORKERS} processes behind one port (one per core, as nginx's \`worker_processes auto\`; docs/ORIGIN.md); wrk shares the same cores.`,
         '',
-        'What a data-server read does that the bare Node ceiling does not: it checks the cluster secret (hashed and compared in constant time once per connection), decodes the file id, looks the record up in the index cache, reads the whole record (header, metadata, data, CRC) with one positioned read into a pooled buffer, checks the record (below), checks that the record is the one indexed, sends type, length, CRC, upload time and owner headers, and counts the request, its latency, the lookup and the read in its metrics. Bare Node does one positioned read into a fresh buffer and sends it with two headers. The two data-server rows differ in who passes over the data: "server checks every byte" (what curl or any reader without the header gets) verifies the record\'s CRC32-C before sending any of it; "client checks" is how the cluster client reads (`x-ugcfs-verify: client`; it checks every answer\'s CRC end to end anyway), where the server derives the data\'s CRC from the stored one without a pass over the data, and a damaged record fails the client\'s check, which then asks again with the server checking (dataserver/README.md). The goals are read on that row. `bench/dataserver-reads.ts` prints the CPU per read of each.',
+        'What a data-server read does that the bare Node ceiling does not: it checks the cluster secret (hashed and compared in constant time once per connection), decodes the file id, looks the record up in the index cache, reads the whole record (header, metadata, data, CRC) with one positioned read into a pooled buffer (a synchronous pread on the event loop while reads stay as fast as the page cache: dataserver/README.md, "Reads in place"), checks the record (below), checks that the record is the one indexed, sends type, length, CRC, upload time and owner headers, and counts the request, its latency, the lookup and the read in its metrics. Bare Node does one positioned read into a fresh buffer through libuv\'s thread pool, as Node reads files by default, and sends it with two headers; the goal is read against it, as the issue defines the ceiling. Because the data server reads hot records in place, bare Node doing the same (`--sync-reads`) is measured too, and the data server\'s ratio to it is reported beside the goal: that row is the runtime\'s ceiling for this way of reading. The two data-server rows differ in who passes over the data: "server checks every byte" (what curl or any reader without the header gets) verifies the record\'s CRC32-C before sending any of it; "client checks" is how the cluster client reads (`x-ugcfs-verify: client`; it checks every answer\'s CRC end to end anyway), where the server derives the data\'s CRC from the stored one without a pass over the data, and a damaged record fails the client\'s check, which then asks again with the server checking (dataserver/README.md). The goals are read on that row. `bench/dataserver-reads.ts` prints the CPU per read of each.',
       ].join('\n');
       return { markdown: md, goals, commands, data };
     } finally {
