@@ -26,7 +26,7 @@ export function readNeedle(b: Block, ctx: StoreContext, key: bigint, cookie: num
 }
 
 export interface ReadOptions {
-  /** where the record's buffer comes from: a fresh one, or the read route's pool (read-buffer-pool.ts) */
+  /** where the record's buffer comes from: a fresh one, or the read route's pool (buffer-pool.ts) */
   take: (length: number) => Buffer;
   /**
    * The reader checks the data's CRC32-C against the answer's `dataCrc` (needle.ts

@@ -92,7 +92,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   const openStore = store;
   server.onScrape(() => openStore.updateGauges());
   const { access } = server;
-  registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access });
+  registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
   installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access, poolBytes: config.readBufferPoolBytes });
 
   let url: string;

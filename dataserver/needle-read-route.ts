@@ -16,7 +16,7 @@ import { connectionSecretGuard } from '../src/secret.ts';
 import type { ReadOptions } from './block-read.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Needle } from './needle.ts';
-import { ReadBufferPool } from './read-buffer-pool.ts';
+import { BufferPool } from './buffer-pool.ts';
 
 const PREFIX = '/needles/';
 const ROUTE = DS_ROUTES.needle;
@@ -39,7 +39,7 @@ export interface ReadRouteContext {
  * waits for the reads in flight, which therefore finish before the store closes.
  */
 export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteContext): void {
-  const pool = new ReadBufferPool(ctx.poolBytes);
+  const pool = new BufferPool(ctx.poolBytes);
   const take = (length: number) => pool.take(length);
   const st: RouteState = {
     ctx,
@@ -66,7 +66,7 @@ interface RouteState {
   /** reads in hand; fastify's close waits for them */
   flight: InFlight;
   checkSecret: (req: IncomingMessage) => void;
-  pool: ReadBufferPool;
+  pool: BufferPool;
   serverChecks: ReadOptions;
   clientChecks: ReadOptions;
 }
@@ -102,7 +102,7 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
   );
 }
 
-function respond(pool: ReadBufferPool, req: IncomingMessage, res: ServerResponse, head: boolean, n: Needle): void {
+function respond(pool: BufferPool, req: IncomingMessage, res: ServerResponse, head: boolean, n: Needle): void {
   // A flat list, not an object: node walks it without for-in and property lookups.
   const headers: (string | number)[] = ['content-type', n.mime || 'application/octet-stream', 'content-length', n.data.length, HEADERS.crc, n.dataCrc, HEADERS.uploadTime, n.uploadTime, 'cache-control', 'no-store'];
   if (n.owner) headers.push(HEADERS.owner, n.owner);
@@ -114,7 +114,7 @@ function respond(pool: ReadBufferPool, req: IncomingMessage, res: ServerResponse
     pool.give(n.data);
   } else {
     // 'finish' comes once the bytes are with the kernel, and never after a socket error:
-    // only then may another read fill this buffer (read-buffer-pool.ts).
+    // only then may another read fill this buffer (buffer-pool.ts).
     res.end(n.data, () => pool.give(n.data));
   }
 }

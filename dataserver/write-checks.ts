@@ -17,6 +17,8 @@ export interface NeedleWriteContext {
   log: Logger;
   /** the server's --access-log writer (ServerBase.access); without it, writes here log no access line */
   access?: AccessLog;
+  /** --write-buffer-pool-bytes: request bodies of the hot write routes are read into pooled buffers (0: off) */
+  bodyPoolBytes?: number;
 }
 
 const MIME = /^[A-Za-z0-9!#$&^_.+-]{1,127}\/[A-Za-z0-9!#$&^_.+-]{1,127}(\s*;[\x20-\x7e]*)?$/;

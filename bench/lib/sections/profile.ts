@@ -215,7 +215,7 @@ their own bench scripts):
 - 8da2eef — fid cookies come from a pool of random bytes (\`randomFillSync\` was 11% of the
   name server's CPU under writes: \`randomBytes(4)\` per fid); name-server CPU per 32-fid
   assign 45-48 µs against 128-152 µs.
-- Pooled read buffers (read-buffer-pool.ts: GC phases of 13-17 % of the data server's main
+- Pooled read buffers (buffer-pool.ts: GC phases of 13-17 % of the data server's main
   thread under reads), reads the client checks (\`x-ugcfs-verify: client\`: no server pass
   over the data), and reads in place (sync-read-gate.ts: a record up to 256 KiB is a
   synchronous pread while reads stay page-cache fast; the thread-pool round trip cost the

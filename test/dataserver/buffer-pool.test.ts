@@ -1,16 +1,16 @@
-// The read route's buffer pool (dataserver/read-buffer-pool.ts): the class on its own, then
+// The hot routes' buffer pool (dataserver/buffer-pool.ts): the class on its own, then
 // a real data server proving a buffer still on its way to a slow reader is never refilled
 // for another read.
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ReadBufferPool } from '../../dataserver/read-buffer-pool.ts';
+import { BufferPool } from '../../dataserver/buffer-pool.ts';
 import { encodeFid } from '../../src/file-id.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
-describe('ReadBufferPool', () => {
+describe('BufferPool', () => {
   it('hands a given-back buffer out again for a record of the same size class', () => {
-    const pool = new ReadBufferPool(1 << 20);
+    const pool = new BufferPool(1 << 20);
     const a = pool.take(20_000);
     expect(a.length).toBe(20_000);
     expect(a.buffer.byteLength).toBe(32 * 1024);
@@ -24,7 +24,7 @@ describe('ReadBufferPool', () => {
   });
 
   it('never takes in a buffer it did not make (node shares its small-allocation slab)', () => {
-    const pool = new ReadBufferPool(1 << 20);
+    const pool = new BufferPool(1 << 20);
     const slab = Buffer.allocUnsafe(100); // a view of node's shared 8 KB pool
     pool.give(slab);
     pool.give(Buffer.alloc(8192));
@@ -33,7 +33,7 @@ describe('ReadBufferPool', () => {
   });
 
   it('holds at most its cap idle, and records over the largest class get their own buffer', () => {
-    const pool = new ReadBufferPool(64 * 1024, 32 * 1024);
+    const pool = new BufferPool(64 * 1024, 32 * 1024);
     const bufs = [pool.take(30_000), pool.take(30_000), pool.take(30_000)];
     for (const b of bufs) pool.give(b);
     expect(pool.idleBytes).toBe(64 * 1024);
@@ -44,7 +44,7 @@ describe('ReadBufferPool', () => {
   });
 
   it('with a cap of 0 every take is a fresh buffer', () => {
-    const pool = new ReadBufferPool(0);
+    const pool = new BufferPool(0);
     const a = pool.take(1000);
     pool.give(a);
     expect(pool.idleBytes).toBe(0);

@@ -1,29 +1,32 @@
-// Reusable buffers for the hot read route. A fresh Buffer per read is 20 KB of external
-// memory per request: at 25k reads/s that is 500 MB/s, and V8 answers external-memory growth
-// with full mark-compacts whose cost grows with the server's whole heap (profiled: GC rose
-// from ~1 % to 13-17 % of the data server's main thread in phases, and the read rate with it
-// swung between 27k and 15k/s). A read served from the pool allocates no external memory.
+// Reusable buffers for the hot routes: the records the read route answers with, and the
+// request bodies the write routes receive. A fresh Buffer per request is external memory:
+// 20 KB reads at 25k/s are 500 MB/s of it, and V8 answers external-memory growth with
+// scavenges and full mark-compacts whose cost grows with the server's whole heap (profiled:
+// GC rose from ~1 % to 13-17 % of the data server's main thread under reads, in phases, and
+// the read rate with it swung between 27k and 15k/s). A buffer from the pool is no new
+// external memory.
 //
-// A buffer comes back only after its response's 'finish' — node emits it once the last byte
-// was handed to the kernel, and never when the socket failed — so a buffer still queued on a
-// socket is never reused; one that never comes back is simply left to the collector.
+// Each user gives a buffer back only once nothing can read or write it any more: the read
+// route on its response's 'finish' (node emits it once the last byte was handed to the
+// kernel, and never when the socket failed), the write routes once the request is answered
+// (needle-write-route.ts). One that never comes back is simply left to the collector.
 
 /** The smallest class; smaller records share it (a record is at least its header). */
 const MIN_CLASS = 1024;
 /** Marks the ArrayBuffers a pool made: node's shared 8 KB allocation slab must never enter one. */
-const OWNER = Symbol('ugcfs.readBufferPool');
+const OWNER = Symbol('ugcfs.bufferPool');
 
-type Owned = ArrayBuffer & { [OWNER]?: ReadBufferPool };
+type Owned = ArrayBuffer & { [OWNER]?: BufferPool };
 
-export class ReadBufferPool {
+export class BufferPool {
   /** free buffers per size class; class i holds buffers of MIN_CLASS << i bytes */
   private readonly free: ArrayBuffer[][] = [];
   private pooledBytes = 0;
   private readonly maxClass: number;
 
   /**
-   * @param capBytes most bytes held while idle (0: every read allocates, the pool is off)
-   * @param maxBuffer largest buffer kept; longer records allocate their own, as before
+   * @param capBytes most bytes held while idle (0: every take allocates, the pool is off)
+   * @param maxBuffer largest buffer kept; longer ones are allocated on their own
    */
   constructor(
     private readonly capBytes: number,
