@@ -130,6 +130,8 @@ export const section: Section = {
         table(['writer', 'writes/s', 'MB/s', 'p50', 'p99', 'vs nginx PUT', 'spread'], rows),
         '',
         ...notes,
+        '',
+        WHERE_THE_TIME_GOES,
       ].join('\n');
       return { markdown: md, goals, commands, data };
     } finally {
@@ -137,3 +139,9 @@ export const section: Section = {
     }
   },
 };
+
+/**
+ * Why replicas 2 stays under half of nginx: measured by hand on 2026-11-21 (session notes),
+ * not by this section, so it carries its own date and tools.
+ */
+const WHERE_THE_TIME_GOES = `**Where a replicated write's time goes** (2026-11-21, \`bench/cluster-write.ts\`, which prints each process's CPU per write, and \`perf record -a\`): with replicas 2 and fsync off the data servers spend 550-700 µs of CPU per 20 KB write for the two copies, the client 90-150 µs, the name server 30-50 µs, about 870 µs in all, so on 2 cores the cluster is CPU-bound near 2,300 writes/s; half of nginx's ~10k PUTs/s needs about 385 µs per write in all, each data-server copy near nginx's whole cost of one PUT. Of a copy: about a third is kernel time (loopback TCP on both hops, the page-cache copy — \`copy_folio_from_iter_atomic\` alone ~10 % — and wake-ups), then V8's collector (external memory from node:http's per-read chunks still sets off marking; pooled write bodies took a quarter to a third of it away), CRC32-C at ~4.6 GB/s (one pass per copy, ~8 %), and HTTP parsing on both ends of the replica hop. Bigger batches do not help: with one batch of 16 in flight per block instead of two of 8, the data servers' CPU per write fell a quarter with replicas 1 and 6 % with replicas 2, and writes/s did not move. What would: a binary replication channel (no HTTP on the replica hop, reads into a static buffer), a native 3-way CRC32-C, and fewer allocations on the receive path.`;
