@@ -2,7 +2,9 @@
 // ceiling (bench/peers/bare-node.ts: same bytes packed in one file, one positioned read per
 // request) measured in the same run with the same wrk load, in interleaved rounds (the
 // machine is shared: a ratio of figures taken back to back drifts far less than either
-// figure). Prints JSON result lines; the ratio is the median of the per-round ratios.
+// figure). Prints JSON result lines; the ratio is the median of the per-round ratios. Both
+// the data server and bare Node are measured reading in place and through libuv's thread
+// pool (--sync-reads on one and off on a second data server holding the same records).
 //   node bin/run-ts.mjs bench/dataserver-reads.ts [--quick] [--size 20480] [--files 30] [--duration 5] [--rounds 3]
 //     [--profile DIR]   runs both servers under node --cpu-prof and prints where their time went
 //   node bin/run-ts.mjs bench/dataserver-reads.ts --serve [--files N] [--size B]
@@ -45,16 +47,28 @@ const ds = await startUgcfs(['dataserver', '--data', join(work, 'ds'), '--port',
   env: { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'info' },
   nodeFlags: profFlags('dataserver'),
 });
+// The same data server with its reads through the thread pool (--sync-reads=false), holding
+// the same records, so the effect of reading in place is measured in the same run.
+const dsPool = flags.has('--serve')
+  ? undefined
+  : await startUgcfs(['dataserver', '--data', join(work, 'ds-pool'), '--port', '0', '--nameserver', 'http://127.0.0.1:9', '--heartbeat-ms', '60000', '--sync-reads=false'], {
+      env: { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'info' },
+    });
 const headers = { 'x-ugcfs-secret': SECRET };
-await fetch(`${ds.url}/blocks/1`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
+for (const server of [ds, dsPool]) {
+  if (server) await fetch(`${server.url}/blocks/1`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{}' });
+}
 const fids: string[] = [];
 const filesDir = join(work, 'files');
 mkdirSync(filesDir);
 for (let i = 0; i < files; i++) {
   const fid = encodeFid({ block: 1, key: BigInt(i + 1), cookie: newCookie() });
   const bytes = randomBytes(size);
-  const r = await fetch(`${ds.url}/needles/${fid}`, { method: 'PUT', headers: { ...headers, 'x-ugcfs-mime': 'image/jpeg' }, body: bytes });
-  if (r.status !== 201) throw new Error(`PUT failed: ${r.status} ${await r.text()}`);
+  for (const server of [ds, dsPool]) {
+    if (!server) continue;
+    const r = await fetch(`${server.url}/needles/${fid}`, { method: 'PUT', headers: { ...headers, 'x-ugcfs-mime': 'image/jpeg' }, body: bytes });
+    if (r.status !== 201) throw new Error(`PUT failed: ${r.status} ${await r.text()}`);
+  }
   fids.push(fid);
   writeFileSync(join(filesDir, `${fid}.jpg`), bytes);
 }
@@ -82,37 +96,45 @@ if (flags.has('--serve')) {
     const dsClientPaths = { ...dsPaths, headers: { ...headers, [HEADERS.verify]: 'client' } };
     const barePaths = { url: bare.url, paths: fids.map((f) => `/static/${f}.jpg`) };
     const bareSyncPaths = { ...barePaths, url: bareSync.url };
+    const dsPoolPaths = { ...dsClientPaths, url: dsPool!.url };
     // Warm both (page cache, JIT) before measuring.
     await runWrk({ ...load, durationS: 1, ...dsPaths });
     await runWrk({ ...load, durationS: 1, ...dsClientPaths });
     await runWrk({ ...load, durationS: 1, ...barePaths });
     await runWrk({ ...load, durationS: 1, ...bareSyncPaths });
+    await runWrk({ ...load, durationS: 1, ...dsPoolPaths });
     const d: (WrkResult & { cpuUs: number })[] = [];
     const dc: (WrkResult & { cpuUs: number })[] = [];
     const b: (WrkResult & { cpuUs: number })[] = [];
     const bs: (WrkResult & { cpuUs: number })[] = [];
+    const dp: (WrkResult & { cpuUs: number })[] = [];
     const from = nowUs();
     for (let r = 0; r < rounds; r++) {
       d.push(await measured(ds.pid, 'data server', { ...load, ...dsPaths }));
       dc.push(await measured(ds.pid, 'data server, client-checked', { ...load, ...dsClientPaths }));
       b.push(await measured(bare.pid, 'bare node', { ...load, ...barePaths }));
       bs.push(await measured(bareSync.pid, 'bare node, reads in place', { ...load, ...bareSyncPaths }));
+      dp.push(await measured(dsPool!.pid, 'data server, client-checked, --sync-reads=false', { ...load, ...dsPoolPaths }));
     }
     const to = nowUs();
     await bare.stop();
     await bareSync.stop();
+    await dsPool!.stop();
     const kb = size / 1024;
     const rps = (xs: WrkResult[]) => Math.round(median(xs.map((x) => x.rps)));
     const p = (xs: WrkResult[], k: 'p50' | 'p99') => Math.round(median(xs.map((x) => x[k])));
     const cpu = (xs: { cpuUs: number }[]) => Math.round(median(xs.map((x) => x.cpuUs)) * 10) / 10;
     out({ metric: `data server ${kb} KB reads`, value: rps(d), unit: 'req/s', runs: d.map((x) => Math.round(x.rps)), p50us: p(d, 'p50'), p99us: p(d, 'p99'), cpuUsPerReq: cpu(d), command: d[0]!.command });
     out({ metric: `data server ${kb} KB reads, client-checked`, value: rps(dc), unit: 'req/s', runs: dc.map((x) => Math.round(x.rps)), p50us: p(dc, 'p50'), p99us: p(dc, 'p99'), cpuUsPerReq: cpu(dc) });
+    out({ metric: `data server ${kb} KB reads, client-checked, --sync-reads=false`, value: rps(dp), unit: 'req/s', runs: dp.map((x) => Math.round(x.rps)), p50us: p(dp, 'p50'), p99us: p(dp, 'p99'), cpuUsPerReq: cpu(dp) });
     out({ metric: `bare node ${kb} KB reads`, value: rps(b), unit: 'req/s', runs: b.map((x) => Math.round(x.rps)), p50us: p(b, 'p50'), p99us: p(b, 'p99'), cpuUsPerReq: cpu(b) });
     out({ metric: `bare node ${kb} KB reads, in place (synchronous)`, value: rps(bs), unit: 'req/s', runs: bs.map((x) => Math.round(x.rps)), p50us: p(bs, 'p50'), p99us: p(bs, 'p99'), cpuUsPerReq: cpu(bs) });
     const ratio = medianRatio(d.map((x) => x.rps), b.map((x) => x.rps));
     out({ metric: `data server vs bare node ${kb} KB reads`, value: Math.round(ratio * 100) / 100, unit: 'x', rounds });
     const ratioC = medianRatio(dc.map((x) => x.rps), b.map((x) => x.rps));
     out({ metric: `data server client-checked vs bare node ${kb} KB reads`, value: Math.round(ratioC * 100) / 100, unit: 'x', rounds });
+    const ratioP = medianRatio(dc.map((x) => x.rps), dp.map((x) => x.rps));
+    out({ metric: `data server client-checked, reads in place vs through the thread pool, ${kb} KB reads`, value: Math.round(ratioP * 100) / 100, unit: 'x', rounds });
     const ratioS = medianRatio(dc.map((x) => x.rps), bs.map((x) => x.rps));
     out({ metric: `data server client-checked vs bare node reading in place ${kb} KB reads`, value: Math.round(ratioS * 100) / 100, unit: 'x', rounds });
     if (profileDir) {
@@ -126,6 +148,7 @@ if (flags.has('--serve')) {
     }
   } finally {
     await ds.stop();
+    await dsPool?.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

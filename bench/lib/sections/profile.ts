@@ -219,8 +219,8 @@ their own bench scripts):
   thread under reads), reads the client checks (\`x-ugcfs-verify: client\`: no server pass
   over the data), and reads in place (sync-read-gate.ts: a record up to 256 KiB is a
   synchronous pread while reads stay page-cache fast; the thread-pool round trip cost the
-  main thread ~11 µs per 20 KB read, more than the copy): 20 KB reads 51.7 → 30.8 µs of
-  data-server CPU each (bench/dataserver-reads.ts).
+  main thread ~11 µs per 20 KB read, more than the copy): in place against the thread pool
+  in one run, 41.0 → 25.6 µs of data-server CPU per 20 KB read (bench/dataserver-reads.ts).
 - In the bench itself: profiles are cut to the load window (module loading was a fifth of
   the samples), and bench/profile-write-split.ts times the two hops of a write apart.
 
