@@ -8,7 +8,7 @@ import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { DS_ROUTES, type AssignResult } from '../src/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
-import { chooseReplicaSet } from './placement.ts';
+import { chooseReplicaSet, chooseReplicaSetWith, uncoveredServer } from './placement.ts';
 import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
 import type { PersistedSequence } from './sequence.ts';
 
@@ -27,10 +27,14 @@ export interface AllocatorDeps {
 }
 
 export const MAX_BLOCK_ID = 0xffffffffn;
+/** a server that refused a block made for it is not asked again for this long */
+const COVERAGE_RETRY_MS = 30_000;
 export { MAX_KEY };
 
 export class Allocator {
   private readonly creating = new Map<number, Promise<BlockRecord | undefined>>();
+  /** data server id → when a block made to cover it last failed */
+  private readonly coverageFailedAt = new Map<string, number>();
 
   constructor(private readonly d: AllocatorDeps) {}
 
@@ -52,7 +56,12 @@ export class Allocator {
     if (pool.length === 0) {
       throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no writable block with ${replication} live replicas (live data servers: ${this.d.registry.alive(now).length})`);
     }
-    if (pool.length < this.target(now)) void this.grow(replication);
+    const target = this.target(now);
+    if (pool.length < target) void this.grow(replication);
+    else if (pool.length < 2 * target) {
+      const lonely = this.uncovered(replication, pool, now);
+      if (lonely) void this.grow(replication, lonely);
+    }
     const rec = pool[Math.floor(Math.random() * pool.length)]!;
     const keys: bigint[] = [];
     for (let i = 0; i < count; i++) keys.push(await this.d.keys.take());
@@ -70,13 +79,32 @@ export class Allocator {
     };
   }
 
-  /** Creates one block for this replica count unless a creation is already under way. */
-  grow(replication: number): Promise<BlockRecord | undefined> {
+  /**
+   * A live server with room that holds none of the pool's blocks (see uncoveredServer); the
+   * pool may grow to twice its target to take it in, which bounds the extra open blocks.
+   */
+  private uncovered(replication: number, pool: readonly BlockRecord[], now: number): DataserverEntry | undefined {
+    const alive = this.d.registry.alive(now);
+    if (alive.length < replication) return undefined;
+    const needBytes = Math.max(0, ...alive.map((d) => d.blockSize));
+    return uncoveredServer(alive, pool, needBytes, (id) => now - (this.coverageFailedAt.get(id) ?? -Infinity) < COVERAGE_RETRY_MS);
+  }
+
+  /**
+   * Creates one block for this replica count unless a creation is already under way;
+   * `include`, when given, is one of its replicas.
+   */
+  grow(replication: number, include?: DataserverEntry): Promise<BlockRecord | undefined> {
     let p = this.creating.get(replication);
     if (!p) {
-      p = this.create(replication)
+      p = this.create(replication, include)
+        .then((rec) => {
+          if (include) this.coverageFailedAt.delete(include.id);
+          return rec;
+        })
         .catch((err) => {
-          this.d.log.warn({ err: (err as Error).message, replication }, 'block creation failed');
+          if (include) this.coverageFailedAt.set(include.id, Date.now());
+          this.d.log.warn({ err: (err as Error).message, replication, ...(include ? { include: include.id } : {}) }, 'block creation failed');
           return undefined;
         })
         .finally(() => this.creating.delete(replication));
@@ -94,12 +122,15 @@ export class Allocator {
     return load;
   }
 
-  private async create(replication: number): Promise<BlockRecord | undefined> {
+  private async create(replication: number, include?: DataserverEntry): Promise<BlockRecord | undefined> {
     const now = Date.now();
     if (now < (this.d.createNotBefore ?? 0)) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'recovering: no new blocks until every data server has reported its blocks');
     const alive = this.d.registry.alive(now);
     const needBytes = Math.max(0, ...alive.map((d) => d.blockSize));
-    const set = chooseReplicaSet(alive, replication, { needBytes, load: this.openLoad(now) });
+    const placement = { needBytes, load: this.openLoad(now) };
+    const first = include && alive.find((d) => d.id === include.id);
+    if (include && !first) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${include.id} is no longer alive`);
+    const set = first ? chooseReplicaSetWith(alive, replication, first, placement) : chooseReplicaSet(alive, replication, placement);
     if (!set) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `need ${replication} live data servers with room for a block, have ${alive.length}`);
     const id = Number(await this.d.blockIds.take());
     // Persisted as `creating` before any data server hears of it, so a report of this block

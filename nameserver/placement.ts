@@ -42,6 +42,28 @@ export function chooseReplicaSet(candidates: readonly DataserverEntry[], n: numb
 }
 
 /**
+ * Picks `n` servers for a new block with `first` among them (placed first), the others as
+ * chooseReplicaSet would pick them around it; undefined when there are not enough.
+ */
+export function chooseReplicaSetWith(candidates: readonly DataserverEntry[], n: number, first: DataserverEntry, o: PlacementOptions = {}): DataserverEntry[] | undefined {
+  if (first.draining || first.freeBytes < (o.needBytes ?? 0)) return undefined;
+  if (n === 1) return [first];
+  const rest = pickSpread(ranked(candidates.filter((d) => d.id !== first.id), o), n - 1, [first]);
+  return rest.length === n - 1 ? [first, ...rest] : undefined;
+}
+
+/**
+ * A live server that could hold a new block but is in none of the open ones, if any: the
+ * pool is refilled by count, so a server that was full or away while it refilled would
+ * otherwise take no writes until some open block fills up. `skip` names servers recently
+ * tried without success, so one that refuses blocks is not asked on every assign.
+ */
+export function uncoveredServer(alive: readonly DataserverEntry[], open: readonly { replicas: readonly string[] }[], needBytes: number, skip: (id: string) => boolean = () => false): DataserverEntry | undefined {
+  const covered = new Set(open.flatMap((b) => b.replicas));
+  return alive.find((d) => !covered.has(d.id) && !d.draining && d.freeBytes >= needBytes && !skip(d.id));
+}
+
+/**
  * Picks one server to receive a copy of a block already held by `holders`: not one of
  * them, on a rack they do not use when one is available.
  */

@@ -1,6 +1,6 @@
 // Placement and the persisted sequences, in process (pure logic and a real LevelDB).
 import { describe, expect, it } from 'vitest';
-import { chooseCopyTarget, chooseReplicaSet, racksDistinctEnough } from '../../nameserver/placement.ts';
+import { chooseCopyTarget, chooseReplicaSet, chooseReplicaSetWith, racksDistinctEnough, uncoveredServer } from '../../nameserver/placement.ts';
 import type { DataserverEntry } from '../../nameserver/registry.ts';
 import { PersistedSequence } from '../../nameserver/sequence.ts';
 import { jsonSublevel, openStateDb } from '../../nameserver/state-db.ts';
@@ -48,6 +48,31 @@ describe('placement', () => {
     expect(chooseCopyTarget(servers, [holders[0]!], { needBytes: 100 })!.rack).toBe('b');
     expect(chooseCopyTarget(servers, holders, { needBytes: 100 })!.id).toBe('a2');
     expect(chooseCopyTarget([servers[0]!], [servers[0]!])).toBeUndefined();
+  });
+});
+
+describe('write coverage', () => {
+  it('finds a live server with room that is in no open block, skipping full, draining and recently failed ones', () => {
+    const servers = [ds('a', 'a'), ds('b', 'b'), ds('c', 'c'), ds('full', 'd', 10), ds('leaving', 'e', 10 ** 9, true)];
+    const open = [{ replicas: ['a', 'b'] }, { replicas: ['b', 'a'] }];
+    expect(uncoveredServer(servers, open, 1000)?.id).toBe('c');
+    expect(uncoveredServer(servers, [...open, { replicas: ['c', 'a'] }], 1000)).toBeUndefined();
+    expect(uncoveredServer(servers, open, 1000, (id) => id === 'c')).toBeUndefined();
+    expect(uncoveredServer(servers, open, 5)?.id).toBe('c');
+    expect(uncoveredServer(servers.slice(3), [], 5)?.id).toBe('full');
+  });
+
+  it('builds a replica set around a given server, on other racks where it can', () => {
+    const servers = [ds('a1', 'a'), ds('a2', 'a'), ds('b1', 'b'), ds('c1', 'c', 10)];
+    for (let i = 0; i < 50; i++) {
+      const set = chooseReplicaSetWith(servers, 2, servers[1]!, { needBytes: 100 })!;
+      expect(set.map((d) => d.id)).toEqual(['a2', 'b1']);
+    }
+    expect(chooseReplicaSetWith(servers, 3, servers[0]!, { needBytes: 100 })!.map((d) => d.id).sort()).toEqual(['a1', 'a2', 'b1']);
+    expect(chooseReplicaSetWith(servers, 1, servers[2]!)!.map((d) => d.id)).toEqual(['b1']);
+    // not enough others with room, or the given one itself has none
+    expect(chooseReplicaSetWith(servers, 4, servers[0]!, { needBytes: 100 })).toBeUndefined();
+    expect(chooseReplicaSetWith(servers, 2, servers[3]!, { needBytes: 100 })).toBeUndefined();
   });
 });
 
