@@ -9,12 +9,13 @@ import { Level } from 'level';
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
+import { IndexEntryCache } from './index-entry-cache.ts';
 
 type Db = Level<Buffer, Buffer>;
 /** A LevelDB batch op; `cached` carries the decoded form so applying it need not decode. */
 export type IndexOp =
-  | { type: 'put'; key: Buffer; value: Buffer; cached?: { id: number | bigint; entry: IndexEntry } }
-  | { type: 'del'; key: Buffer; cached?: { id: number | bigint } };
+  | { type: 'put'; key: Buffer; value: Buffer; cached?: { block: number; key: bigint; entry: IndexEntry } }
+  | { type: 'del'; key: Buffer; cached?: { block: number; key: bigint } };
 
 const ENTRY_PREFIX = 0x6e; // 'n'
 const META_PREFIX = 0x62; // 'b'
@@ -115,53 +116,6 @@ export function decodeMeta(b: Buffer): BlockMeta {
   };
 }
 
-// Cache ids: a plain number when block and key are small enough to share 53 bits (almost
-// always), a BigInt otherwise; the two kinds never collide as Map keys.
-const SMALL_KEY = 1n << 33n;
-const KEY_SPAN = 2 ** 33;
-const SMALL_BLOCK = 2 ** 20;
-type CacheId = number | bigint;
-
-/**
- * A bounded map that forgets (approximately) the least recently used entry; hot keys skip
- * LevelDB. A hit moves its entry to the young end only when it has not moved there within
- * the last quarter of the capacity's worth of moves: such an entry is nowhere near
- * eviction, and the delete+insert of every move was a measurable share of a cached read.
- */
-class EntryCache {
-  private readonly map = new Map<CacheId, { entry: IndexEntry; stamp: number }>();
-  private readonly promoteAfter: number;
-  private tick = 0;
-  constructor(private readonly capacity: number) {
-    this.promoteAfter = capacity >> 2;
-  }
-  static id(block: number, key: bigint): CacheId {
-    return key < SMALL_KEY && block < SMALL_BLOCK ? block * KEY_SPAN + Number(key) : (BigInt(block) << 56n) | key;
-  }
-  get(id: CacheId): IndexEntry | undefined {
-    const slot = this.map.get(id);
-    if (slot === undefined) return undefined;
-    if (this.tick - slot.stamp > this.promoteAfter) {
-      this.map.delete(id);
-      this.map.set(id, slot);
-      slot.stamp = ++this.tick;
-    }
-    return slot.entry;
-  }
-  set(id: CacheId, entry: IndexEntry): void {
-    if (this.capacity <= 0) return;
-    this.map.delete(id);
-    this.map.set(id, { entry, stamp: ++this.tick });
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
-  }
-  delete(id: CacheId): void {
-    this.map.delete(id);
-  }
-  clear(): void {
-    this.map.clear();
-  }
-}
-
 // A cause that outlives a reopen (a damaged table file) costs one reopen a second, not one per write.
 const REOPEN_INTERVAL_MS = 1000;
 // What a reopen writes besides the logs' contents as tables: a new MANIFEST and log, LOG lines.
@@ -181,7 +135,7 @@ function isStickyError(err: unknown): boolean {
 }
 
 export class NeedleIndex {
-  private readonly cache: EntryCache;
+  private readonly cache: IndexEntryCache;
   // Bound once: resolving label values on every read costs more than the read's bookkeeping.
   private readonly cacheHits: { inc(): void } | undefined;
   private readonly dbLookups: { inc(): void } | undefined;
@@ -199,14 +153,14 @@ export class NeedleIndex {
     metrics: Metrics | undefined,
     private readonly log: Logger | undefined,
   ) {
-    this.cache = new EntryCache(cacheEntries);
+    this.cache = new IndexEntryCache(cacheEntries);
     this.cacheHits = metrics?.indexLookups.labels({ source: 'cache' });
     this.dbLookups = metrics?.indexLookups.labels({ source: 'db' });
   }
 
   /** The cached entry, synchronously, or undefined (then use get()). Counts as a lookup when found. */
   cached(block: number, key: bigint): IndexEntry | undefined {
-    const hit = this.cache.get(EntryCache.id(block, key));
+    const hit = this.cache.get(block, key);
     if (hit) this.cacheHits?.inc();
     return hit;
   }
@@ -219,8 +173,7 @@ export class NeedleIndex {
 
   /** `counted` lookups are the read path's, shown in ugcfs_index_lookups_total. */
   async get(block: number, key: bigint, counted = true): Promise<IndexEntry | undefined> {
-    const id = EntryCache.id(block, key);
-    const hit = this.cache.get(id);
+    const hit = this.cache.get(block, key);
     if (hit) {
       if (counted) this.cacheHits?.inc();
       return hit;
@@ -235,7 +188,7 @@ export class NeedleIndex {
     }
     if (v === undefined) return undefined;
     const e = decodeEntry(v);
-    this.cache.set(id, e);
+    this.cache.set(block, key, e);
     return e;
   }
 
@@ -258,11 +211,11 @@ export class NeedleIndex {
   }
 
   putOp(block: number, key: bigint, e: IndexEntry): IndexOp {
-    return { type: 'put', key: entryKey(block, key), value: encodeEntry(e), cached: { id: EntryCache.id(block, key), entry: e } };
+    return { type: 'put', key: entryKey(block, key), value: encodeEntry(e), cached: { block, key, entry: e } };
   }
 
   delOp(block: number, key: bigint): IndexOp {
-    return { type: 'del', key: entryKey(block, key), cached: { id: EntryCache.id(block, key) } };
+    return { type: 'del', key: entryKey(block, key), cached: { block, key } };
   }
 
   /** The highest key indexed in a block (one reverse seek), or -1n when it has none. */
@@ -292,9 +245,9 @@ export class NeedleIndex {
     }
     for (const op of ops) {
       if (op.key[0] !== ENTRY_PREFIX) continue;
-      const id = op.cached?.id ?? EntryCache.id(decodeEntryKey(op.key).block, decodeEntryKey(op.key).key);
-      if (op.type === 'put') this.cache.set(id, op.cached?.entry ?? decodeEntry(op.value));
-      else this.cache.delete(id);
+      const { block, key } = op.cached ?? decodeEntryKey(op.key);
+      if (op.type === 'put') this.cache.set(block, key, op.cached?.entry ?? decodeEntry(op.value));
+      else this.cache.delete(block, key);
     }
   }
 
