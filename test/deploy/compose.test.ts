@@ -195,7 +195,11 @@ describe('Dockerfile', () => {
   it('starts every role through the bin, whose shebang applies the declared node flags', async () => {
     const flags = NODE_FLAGS;
     expect(flags).toContain('--max-semi-space-size=16');
-    expect((pkg as unknown as { scripts: Record<string, string> }).scripts.start).toMatch(/^\.\/bin\/ugcfs\.mjs server\b/);
+    expect(flags).toContain('--initial-old-space-size=64');
+    const scripts = (pkg as unknown as { scripts: Record<string, string> }).scripts;
+    expect(scripts.start).toMatch(/^\.\/bin\/ugcfs\.mjs server\b/);
+    // The bench's load generator (a Node client, in the bench's own process) runs as an ugcfs process would.
+    expect(scripts.bench).toBe(`node ${flags.join(' ')} bin/run-ts.mjs bench/run.ts`);
     // Run the way npm start and the image run it: exec the file, not `node file`.
     const t = tempDir();
     const p = await startReady(['nameserver', '--data', t.dir, '--port', '0'], { exec: BIN, cwd: ROOT, env: { ...process.env, UGCFS_LOG_LEVEL: 'info' }, label: 'bin' });
