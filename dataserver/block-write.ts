@@ -31,11 +31,16 @@ interface Pending extends AppendRecord {
 export class BlockWriter {
   private queue: Pending[] = [];
   private draining = false;
+  // Bound once: resolving label values costs more per record than the count itself.
+  private readonly counted: { put?: { inc(): void }; tombstone?: { inc(): void } };
 
   constructor(
     private readonly block: Block,
     private readonly ctx: StoreContext,
-  ) {}
+  ) {
+    const w = ctx.metrics?.needleWrites;
+    this.counted = { put: w?.labels({ kind: 'put' }), tombstone: w?.labels({ kind: 'tombstone' }) };
+  }
 
   /** Resolves with the record's offset once it is on disk (fsynced when enabled) and indexed. */
   append(rec: AppendRecord): Promise<number> {
@@ -154,7 +159,7 @@ export class BlockWriter {
     }
     b.meta = meta;
     for (const rec of accepted) {
-      this.ctx.metrics?.needleWrites.inc({ kind: rec.kind === 'put' ? 'put' : 'tombstone' });
+      (rec.kind === 'put' ? this.counted.put : this.counted.tombstone)?.inc();
       rec.resolve(rec.offset);
     }
   }
