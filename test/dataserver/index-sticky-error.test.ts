@@ -1,15 +1,16 @@
 // The index's disk fills while LevelDB flushes a memtable in the background. LevelDB then keeps
 // that failure as its sticky background error and refuses every later write with it, even
 // once the disk has room again, until the database is reopened. The data server must refuse
-// writes with 507 while the disk is full, keep serving reads, take writes again once space is
-// freed (no restart), and after a SIGKILL and restart hold every file it acknowledged.
+// writes with 507 while the disk is full, keep serving reads, refuse with 503 while a reopen
+// fails, take writes again once space is freed and a reopen works (no restart), and after a
+// SIGKILL and restart hold every file it acknowledged.
 //
 // How the flush is made to fail, honestly and at production defaults: the index sits on a
 // small tmpfs and, after every batch, a ballast file is resized so that HEADROOM bytes stay
 // free. That is room for the log appends of a few batches, never for the table file (about
 // 1 MB) that flushing a full memtable (4 MB write buffer, about 70,000 entries) writes.
 // Mounting needs root (CAP_SYS_ADMIN); elsewhere the test is skipped, not faked.
-import { appendFileSync, rmSync, statfsSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, statfsSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { describe, expect, it } from 'vitest';
@@ -102,7 +103,22 @@ describe('index disk full during a background flush', () => {
     expect(await put(ds.url, 1_000_001)).toEqual({ status: 507, code: 'UGCFS_ERR_NO_SPACE' });
     for (const i of [acked[0]!, acked[40_000]!, acked.at(-1)!]) expect(await readBack(ds.url, i)).toEqual(body(i));
 
+    // The disk gets room, but the reopen that clears the sticky error fails (LevelDB cannot
+    // open: here its CURRENT file is garbage; a damaged MANIFEST or an I/O error would do the
+    // same). The index is then closed: writes and the reads LevelDB must answer are refused
+    // 503 UGCFS_ERR_UNAVAILABLE, never answered 404 or half-stored, until an attempt works.
+    const current = join(indexDir, 'CURRENT');
+    const goodCurrent = readFileSync(current);
+    writeFileSync(current, 'not a manifest name');
     ballast.remove();
+    expect(await put(ds.url, 1_500_001)).toEqual({ status: 503, code: 'UGCFS_ERR_UNAVAILABLE' });
+    expect(said('could not reopen the needle index')).toHaveLength(1);
+    const closedRead = await fetch(`${ds.url}/needles/${fidOf(acked[20_000]!)}`);
+    expect(closedRead.status).toBe(503);
+    expect(((await closedRead.json()) as { error: { code: string } }).error.code).toBe('UGCFS_ERR_UNAVAILABLE');
+    writeFileSync(current, goodCurrent);
+    // Attempts are at most one a second (REOPEN_INTERVAL_MS).
+    await new Promise((r) => setTimeout(r, 1100));
     // All at once, so that some arrive while the first write's reopen is under way: writes of
     // two blocks (two group commits) and reads LevelDB must answer.
     const later = [2_000_001, 2_000_002, 2_000_003];
@@ -120,6 +136,7 @@ describe('index disk full during a background flush', () => {
     acked.push(...later, ...batch.acked);
     expect(said('needle index reopened')).toHaveLength(1);
     for (const i of [acked[0]!, acked[40_000]!, later[0]!]) expect(await readBack(ds.url, i)).toEqual(body(i));
+    expect((await fetch(`${ds.url}/needles/${fidOf(1_500_001)}`)).status, 'the write refused while the index was closed').toBe(404);
 
     await ds.kill('SIGKILL');
     ds = await bed.start('ds', ARGS);
@@ -130,6 +147,7 @@ describe('index disk full during a background flush', () => {
     for (const i of acked) expect(held.get(i), `file ${i}`).toMatchObject({ cookie: i, size: body(i).length, crc: crc32c(body(i)) });
     for (const r of refused) expect(held.has(r.i), `refused file ${r.i}`).toBe(false);
     expect(held.has(1_000_001)).toBe(false);
+    expect(held.has(1_500_001)).toBe(false);
     for (let n = 0; n < acked.length; n += 997) expect(await readBack(ds.url, acked[n]!)).toEqual(body(acked[n]!));
     for (const i of acked.slice(-110)) expect(await readBack(ds.url, i)).toEqual(body(i));
     expect(await readBack(ds.url, 7, 2)).toEqual(body(7));
