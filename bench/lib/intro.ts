@@ -28,7 +28,9 @@ install, and the comparisons that need it are skipped.
 - HTTP reads are driven by wrk (C, so the load generator takes little CPU from the server
   under test) with a generated Lua script that walks the same list of files round-robin
   on every server. Writes, uploads and resize misses are driven by a closed-loop Node
-  client (bench/lib/load.ts), the same one for ugcfs and for its peer.
+  client (bench/lib/load.ts), the same one for ugcfs and for its peer, in the bench's own
+  process, which runs with the Node flags every ugcfs process gets from bin/ugcfs.mjs's shebang
+  (\`npm run bench\` passes them; a test keeps the two in step).
 - A figure is the **median of several rounds**; every target is measured once per round,
   one after the other, and a ratio is the **median of the per-round ratios**, so both
   sides of a comparison share the same background load.
