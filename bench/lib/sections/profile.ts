@@ -180,6 +180,14 @@ function topJs(sum: ProfileSummary | undefined, n = 3): string {
 function findings(d: Record<string, ProfileSummary | undefined>): string {
   return `### Findings and changes
 
+**Reading these tables on this machine:** V8's profiler records wall time between samples,
+and a thread descheduled inside a system call that woke another thread (a socket \`writev\`
+waking the reader, a thread-pool submission waking a pool thread) is charged for the time
+until it runs again. With more runnable threads than the 2 cores, \`writev\`'s share here is
+largely waiting, not CPU: under replicated writes the profiler put a data server's socket
+\`writev\` at 17-24 % of its main thread, \`perf\` (on-CPU samples only) all of its kernel
+socket work at 7 %. The function lists show call structure; for CPU shares use \`perf\`.
+
 **First profiles** (04:56 UTC, commit 8b61de2, same harness) showed, besides the system
 calls every server pays (\`writev\` to send, the positioned \`read\`):
 - data-server read: \`decodeNeedle\` ~10% (the record's CRC32-C, computed in more than
@@ -221,6 +229,14 @@ their own bench scripts):
   synchronous pread while reads stay page-cache fast; the thread-pool round trip cost the
   main thread ~11 µs per 20 KB read, more than the copy): in place against the thread pool
   in one run, 41.0 → 25.6 µs of data-server CPU per 20 KB read (bench/dataserver-reads.ts).
+- f1b4bc3, 3ab068c — V8's marking under write load: index entries cached in typed arrays
+  (index-entry-cache.ts; the Map's objects were promoted and died in the old generation, one
+  pair per write) and \`--initial-old-space-size=64\` on every ugcfs process and the bench's
+  own (small heaps had V8 start marking every ~200 ms): mark-compacts 49-102 → 2-6 per 30,000
+  replicated writes on three data servers, the writes section's replicas-2 row 0.28x → 0.41x
+  of nginx PUT in the next run. Found with \`--trace-gc\`; CPU shares on this VM from
+  \`perf record -a -g\` (V8's profiler charges a thread's descheduled time to the system
+  call that woke another thread).
 - In the bench itself: profiles are cut to the load window (module loading was a fifth of
   the samples), and bench/profile-write-split.ts times the two hops of a write apart.
 
