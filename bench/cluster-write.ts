@@ -28,6 +28,25 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** Sums the data servers' GC figures (ugcfs_process_nodejs_gc_duration_seconds, by kind). */
+async function gcTotals(urls: string[], secret: string): Promise<{ majorCount: number; majorS: number; allS: number }> {
+  const t = { majorCount: 0, majorS: 0, allS: 0 };
+  for (const url of urls) {
+    const text = await (await fetch(url + '/metrics', { headers: { 'x-ugcfs-secret': secret } })).text();
+    for (const line of text.split('\n')) {
+      const m = /^ugcfs_process_nodejs_gc_duration_seconds_(count|sum)\{[^}]*kind="(\w+)"[^}]*\} ([\d.e+-]+)$/.exec(line);
+      if (!m) continue;
+      const v = Number(m[3]);
+      if (m[1] === 'sum') t.allS += v;
+      if (m[2] === 'major') {
+        if (m[1] === 'count') t.majorCount += v;
+        else t.majorS += v;
+      }
+    }
+  }
+  return t;
+}
+
 // A pool of distinct payloads, so no layer can shortcut identical bodies.
 const payloads = Array.from({ length: 64 }, () => randomBytes(SIZE));
 
@@ -51,6 +70,7 @@ for (const fsync of fsyncModes) {
         nameserver: processCpuMs(c.nameserver.child.pid!),
         client: processCpuMs(process.pid),
       });
+      const gc0 = await gcTotals(c.dataservers.map((d) => d.url), c.secret);
       const cpu0 = cpuNow();
       const started = process.hrtime.bigint();
       await Promise.all(Array.from({ length: concurrency }, async () => {
@@ -67,6 +87,7 @@ for (const fsync of fsyncModes) {
       }));
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const cpu1 = cpuNow();
+      const gc1 = await gcTotals(c.dataservers.map((d) => d.url), c.secret);
       const usPerWrite = (k: keyof typeof cpu0) => Math.round(((cpu1[k] - cpu0[k]) * 1000) / Math.max(1, latencies.length));
       latencies.sort((a, b) => a - b);
       out({
@@ -84,6 +105,8 @@ for (const fsync of fsyncModes) {
         p99ms: Math.round(percentile(latencies, 99) * 100) / 100,
         seconds: Math.round(seconds * 100) / 100,
         cpuUsPerWrite: { dataservers: usPerWrite('dataservers'), nameserver: usPerWrite('nameserver'), client: usPerWrite('client') },
+        // the data servers' collector over the measured writes, from their process metrics
+        dataserverGc: { markCompacts: gc1.majorCount - gc0.majorCount, majorMs: Math.round((gc1.majorS - gc0.majorS) * 1000), allMs: Math.round((gc1.allS - gc0.allS) * 1000) },
       });
     } finally {
       await c.stop();

@@ -68,6 +68,9 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     log,
     bodyLimit: config.blockSize,
     accessLog: config.accessLog,
+    // Process metrics (ugcfs_process_*: CPU, memory, event-loop delay, GC), as the name server
+    // and origins have: data servers are where the collector's cost under writes was found.
+    defaultMetrics: true,
     health: () => ({ id, blocks: store?.blocks.size ?? 0 }),
   });
   try {
