@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgv } from '../src/config.ts';
 import { ClusterClient } from '../src/cluster-client.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
+import { scrapeMetrics } from '../test/helpers/metrics-scrape.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
 
 const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
@@ -28,21 +29,16 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Sums the data servers' GC figures (ugcfs_process_nodejs_gc_duration_seconds, by kind). */
-async function gcTotals(urls: string[], secret: string): Promise<{ majorCount: number; majorS: number; allS: number }> {
+const GC = 'ugcfs_process_nodejs_gc_duration_seconds';
+
+/** Sums the data servers' GC figures (their process metrics, by kind). */
+async function gcTotals(urls: string[]): Promise<{ majorCount: number; majorS: number; allS: number }> {
   const t = { majorCount: 0, majorS: 0, allS: 0 };
   for (const url of urls) {
-    const text = await (await fetch(url + '/metrics', { headers: { 'x-ugcfs-secret': secret } })).text();
-    for (const line of text.split('\n')) {
-      const m = /^ugcfs_process_nodejs_gc_duration_seconds_(count|sum)\{[^}]*kind="(\w+)"[^}]*\} ([\d.e+-]+)$/.exec(line);
-      if (!m) continue;
-      const v = Number(m[3]);
-      if (m[1] === 'sum') t.allS += v;
-      if (m[2] === 'major') {
-        if (m[1] === 'count') t.majorCount += v;
-        else t.majorS += v;
-      }
-    }
+    const m = await scrapeMetrics(url);
+    t.majorCount += m.value(`${GC}_count`, { kind: 'major' });
+    t.majorS += m.value(`${GC}_sum`, { kind: 'major' });
+    t.allS += m.value(`${GC}_sum`, {}, { sum: true });
   }
   return t;
 }
@@ -70,7 +66,7 @@ for (const fsync of fsyncModes) {
         nameserver: processCpuMs(c.nameserver.child.pid!),
         client: processCpuMs(process.pid),
       });
-      const gc0 = await gcTotals(c.dataservers.map((d) => d.url), c.secret);
+      const gc0 = await gcTotals(c.dataservers.map((d) => d.url));
       const cpu0 = cpuNow();
       const started = process.hrtime.bigint();
       await Promise.all(Array.from({ length: concurrency }, async () => {
@@ -87,7 +83,7 @@ for (const fsync of fsyncModes) {
       }));
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const cpu1 = cpuNow();
-      const gc1 = await gcTotals(c.dataservers.map((d) => d.url), c.secret);
+      const gc1 = await gcTotals(c.dataservers.map((d) => d.url));
       const usPerWrite = (k: keyof typeof cpu0) => Math.round(((cpu1[k] - cpu0[k]) * 1000) / Math.max(1, latencies.length));
       latencies.sort((a, b) => a - b);
       out({

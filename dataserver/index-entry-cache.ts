@@ -63,7 +63,7 @@ export class IndexEntryCache {
     if (i < 0) {
       if (this.count >= this.capacity) this.evictOne();
       // The eviction may have moved entries: probe again for the free slot.
-      i = this.home(block);
+      i = this.home(block, this.hi, this.lo);
       while (this.used[i] !== EMPTY) i = (i + 1) & this.mask;
       this.used[i] = 1;
       this.blocks[i] = block;
@@ -103,26 +103,20 @@ export class IndexEntryCache {
     }
   }
 
-  /** The slot an id hashes to, the key being the words split() left in this.hi/this.lo. */
-  private home(block: number): number {
-    let h = Math.imul(this.lo ^ Math.imul(this.hi, 0x9e3779b1), 0x85ebca6b) ^ Math.imul(block, 0xc2b2ae35);
+  /** The slot an id hashes to. */
+  private home(block: number, hi: number, lo: number): number {
+    let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) ^ Math.imul(block, 0xc2b2ae35);
     h ^= h >>> 15;
     h = Math.imul(h, 0x2c1b3c6d);
     h ^= h >>> 13;
     return h & this.mask;
   }
 
-  private homeOf(i: number): number {
-    this.hi = this.keyHi[i]!;
-    this.lo = this.keyLo[i]!;
-    return this.home(this.blocks[i]!);
-  }
-
   private find(block: number, key: bigint): number {
     this.split(key);
     const hi = this.hi;
     const lo = this.lo;
-    for (let i = this.home(block); this.used[i] !== EMPTY; i = (i + 1) & this.mask) {
+    for (let i = this.home(block, hi, lo); this.used[i] !== EMPTY; i = (i + 1) & this.mask) {
       if (this.keyLo[i] === lo && this.blocks[i] === block && this.keyHi[i] === hi) return i;
     }
     return -1;
@@ -130,8 +124,6 @@ export class IndexEntryCache {
 
   /** CLOCK: the first entry the hand reaches that was not read since the hand last passed it. */
   private evictOne(): void {
-    const hi = this.hi;
-    const lo = this.lo;
     for (;;) {
       this.hand = (this.hand + 1) & this.mask;
       if (this.used[this.hand] === EMPTY) continue;
@@ -140,18 +132,15 @@ export class IndexEntryCache {
         continue;
       }
       this.remove(this.hand);
-      break;
+      return;
     }
-    // remove() re-hashes moved entries, which overwrote the caller's split id.
-    this.hi = hi;
-    this.lo = lo;
   }
 
   /** Empties slot i, shifting later entries of its probe run back (no tombstones). */
   private remove(i: number): void {
     let hole = i;
     for (let j = (i + 1) & this.mask; this.used[j] !== EMPTY; j = (j + 1) & this.mask) {
-      const h = this.homeOf(j);
+      const h = this.home(this.blocks[j]!, this.keyHi[j]!, this.keyLo[j]!);
       // The entry at j may fill the hole only if its home is not cyclically within (hole, j].
       const stays = hole <= j ? hole < h && h <= j : hole < h || h <= j;
       if (stays) continue;

@@ -27,6 +27,11 @@ export interface AllocatorDeps {
 }
 
 export const MAX_BLOCK_ID = 0xffffffffn;
+
+/** Free bytes a server needs to take a new block: the largest block size among the live ones. */
+function blockRoom(alive: readonly DataserverEntry[]): number {
+  return Math.max(0, ...alive.map((d) => d.blockSize));
+}
 /** a server that refused a block made for it is not asked again for this long */
 const COVERAGE_RETRY_MS = 30_000;
 export { MAX_KEY };
@@ -42,8 +47,8 @@ export class Allocator {
     return this.d.blocks.writableCandidates().filter((r) => r.replication === replication && this.d.blocks.isWritable(r, now));
   }
 
-  private target(now: number): number {
-    return this.d.writableBlocks > 0 ? this.d.writableBlocks : Math.max(1, this.d.registry.alive(now).length);
+  private target(alive: readonly DataserverEntry[]): number {
+    return this.d.writableBlocks > 0 ? this.d.writableBlocks : Math.max(1, alive.length);
   }
 
   async assign(replication: number, count = 1): Promise<AssignResult> {
@@ -56,10 +61,11 @@ export class Allocator {
     if (pool.length === 0) {
       throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no writable block with ${replication} live replicas (live data servers: ${this.d.registry.alive(now).length})`);
     }
-    const target = this.target(now);
+    const alive = this.d.registry.alive(now);
+    const target = this.target(alive);
     if (pool.length < target) void this.grow(replication);
     else if (pool.length < 2 * target) {
-      const lonely = this.uncovered(replication, pool, now);
+      const lonely = this.uncovered(replication, pool, alive, now);
       if (lonely) void this.grow(replication, lonely);
     }
     const rec = pool[Math.floor(Math.random() * pool.length)]!;
@@ -83,11 +89,9 @@ export class Allocator {
    * A live server with room that holds none of the pool's blocks (see uncoveredServer); the
    * pool may grow to twice its target to take it in, which bounds the extra open blocks.
    */
-  private uncovered(replication: number, pool: readonly BlockRecord[], now: number): DataserverEntry | undefined {
-    const alive = this.d.registry.alive(now);
+  private uncovered(replication: number, pool: readonly BlockRecord[], alive: readonly DataserverEntry[], now: number): DataserverEntry | undefined {
     if (alive.length < replication) return undefined;
-    const needBytes = Math.max(0, ...alive.map((d) => d.blockSize));
-    return uncoveredServer(alive, pool, needBytes, (id) => now - (this.coverageFailedAt.get(id) ?? -Infinity) < COVERAGE_RETRY_MS);
+    return uncoveredServer(alive, pool, blockRoom(alive), (id) => now - (this.coverageFailedAt.get(id) ?? -Infinity) < COVERAGE_RETRY_MS);
   }
 
   /**
@@ -126,8 +130,7 @@ export class Allocator {
     const now = Date.now();
     if (now < (this.d.createNotBefore ?? 0)) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'recovering: no new blocks until every data server has reported its blocks');
     const alive = this.d.registry.alive(now);
-    const needBytes = Math.max(0, ...alive.map((d) => d.blockSize));
-    const placement = { needBytes, load: this.openLoad(now) };
+    const placement = { needBytes: blockRoom(alive), load: this.openLoad(now) };
     const first = include && alive.find((d) => d.id === include.id);
     if (include && !first) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${include.id} is no longer alive`);
     const set = first ? chooseReplicaSetWith(alive, replication, first, placement) : chooseReplicaSet(alive, replication, placement);
