@@ -20,6 +20,10 @@ import { renderDoc, SECTION_ORDER } from './lib/doc.ts';
 import { ROOT, killAll } from './lib/spawn.ts';
 import type { Section } from './lib/context.ts';
 import { INTRO } from './lib/intro.ts';
+import { applyRuntimeV8Flags } from '../src/node-flags.ts';
+
+// The load generator drives nginx and ugcfs alike, with the V8 flags of an ugcfs process.
+applyRuntimeV8Flags();
 
 const SECTIONS: Record<string, () => Promise<Section>> = {
   reads: async () => (await import('./lib/sections/reads.ts')).section,

@@ -11,7 +11,10 @@
 // the slack fell under what a 16 MiB young generation may promote: a mark-compact 5 times a
 // second on each data server (49-102 in 30,000 replicated writes across three; 2-6 with the
 // flag, collector time per run 1.0-1.7 s -> 0.5-0.6 s). Heaps larger than that are unaffected.
+// V8 flags that depend on the runtime's V8 version are set at run time, before any role's
+// code is loaded (src/node-flags.ts, runtimeV8Flags).
 // Runs the TypeScript sources directly through tsx, so a fresh clone needs no build step.
 import { register } from 'tsx/esm/api';
 register();
+(await import('../src/node-flags.ts')).applyRuntimeV8Flags();
 await import('../cli/main.ts');
