@@ -53,7 +53,7 @@ export interface ClusterClientOptions {
   writeAttempts?: number;
   /** replica count to ask for; default: the name server's --replicas */
   replicas?: number;
-  /** at most this many fids per assign round trip, queued for the next writes (default 32; 1 = one assign per write) */
+  /** at most this many fids per assign round trip, queued for the next writes (default 100, the most an assign hands out; 1 = one assign per write) */
   assignBatch?: number;
   /**
    * at most this many concurrent writes to one block sent to its primary as one batch request
@@ -143,10 +143,12 @@ const COPYING_STATES = new Set(['repairing', 'moving']);
 const PREPARED_TTL_MS = 2000;
 /**
  * A batch of fids is sized to store about this many bytes at the size of the write asking
- * for it: the name server stops assigning a block when it is nearly full, and every fid
- * already handed out must still fit in what is left (small files: the whole assignBatch).
+ * for it: the name server stops assigning a block at 95 % full, and every fid already handed
+ * out should still fit in what is left (small files: the whole assignBatch). 2 MiB fits the
+ * last 5 % of any block from 40 MiB up (the default is 256 MiB); in a smaller block a batch
+ * may outrun it, and the writes past the end are refused and retried in another block.
  */
-const ASSIGN_BATCH_BYTES = 1024 * 1024;
+const ASSIGN_BATCH_BYTES = 2 * 1024 * 1024;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -192,7 +194,7 @@ export class ClusterClient {
     this.cacheSize = opts.locationCacheSize ?? 10_000;
     this.attempts = Math.max(1, opts.writeAttempts ?? 4);
     this.replicas = opts.replicas;
-    this.assignBatch = Math.min(100, Math.max(1, opts.assignBatch ?? 32));
+    this.assignBatch = Math.min(100, Math.max(1, opts.assignBatch ?? 100));
     this.coalescer = new WriteCoalescer({ maxRecords: Math.max(1, opts.writeBatch ?? 32), maxBytes: WRITE_BATCH_BYTES, maxInFlight: WRITE_BATCHES_IN_FLIGHT, secret: this.secret, timeoutMs: this.timeoutMs });
   }
 

@@ -1,4 +1,4 @@
-// The cluster client fetches fids ahead in batches of up to 32, sized to about 1 MiB of
+// The cluster client fetches fids ahead in batches of up to 100, sized to about 2 MiB of
 // writes at the size of the write asking: a batch must fit in what is left of a nearly
 // full block (the name server stops assigning a block at 95 %). Counted on the name
 // server's ugcfs_assigns_total, with real processes.
@@ -26,10 +26,10 @@ async function fidsFor(n: number, size: number): Promise<number> {
 }
 
 describe('assign batches', () => {
-  it('are 32 fids for small files, about 1 MiB worth for larger ones, and one fid from 1 MiB up', async () => {
-    expect(await fidsFor(3, 1000)).toBe(32);
-    expect(await fidsFor(3, 200 * 1024)).toBe(5); // floor(1 MiB / 200 KiB)
-    expect(await fidsFor(7, 200 * 1024)).toBe(10); // a second batch after five
-    expect(await fidsFor(2, 1024 * 1024 + 1)).toBe(2);
+  it('are 100 fids for small files, about 2 MiB worth for larger ones, and one fid from 2 MiB up', async () => {
+    expect(await fidsFor(3, 1000)).toBe(100);
+    expect(await fidsFor(3, 200 * 1024)).toBe(10); // floor(2 MiB / 200 KiB)
+    expect(await fidsFor(12, 200 * 1024)).toBe(20); // a second batch after ten
+    expect(await fidsFor(2, 2 * 1024 * 1024 + 1)).toBe(2);
   });
 });

@@ -86,8 +86,8 @@ describe('partitions and slow links', () => {
     const baseline: string[] = [];
     // until the silent server holds a few of them: reading those proves fail-over
     const onSilent = () => baseline.filter((f) => acked.get(f)!.replicas.includes('ds-3'));
-    // (an assign batch of up to 32 fids lands in one block, so this may take several batches)
-    for (let i = 0; i < 200 && (baseline.length < 8 || onSilent().length < 3); i++) {
+    // (an assign batch of up to 100 fids lands in one block, so this may take several batches)
+    for (let i = 0; i < 600 && (baseline.length < 8 || onSilent().length < 3); i++) {
       expect((await write(8_000)).ok).toBe(true);
       baseline.splice(0, baseline.length, ...[...acked.keys()].filter((f) => !before.has(f)));
     }
@@ -149,8 +149,8 @@ describe('partitions and slow links', () => {
       // fids fetched ahead (assign batches) may carry a few writes; once they run out, every
       // write needs the name server and must fail cleanly within its bound
       const results: Array<{ ok: boolean }> = [];
-      // (a batch is up to 32 fids: src/cluster-client.ts)
-      for (let i = 0; i < 48 && results.every((r) => r.ok); i++) results.push(await write(4_000));
+      // (a batch is up to 100 fids: src/cluster-client.ts)
+      for (let i = 0; i < 116 && results.every((r) => r.ok); i++) results.push(await write(4_000));
       expect(results.some((r) => !r.ok)).toBe(true);
     } finally {
       pc.nsProxy.set({ mode: 'pass' });
