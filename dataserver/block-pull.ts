@@ -11,7 +11,7 @@ import { SECRET_HEADER } from '../src/secret.ts';
 import type { Block } from './block.ts';
 import { writeAll, ioError } from './block-write.ts';
 import type { BlockStore } from './block-store.ts';
-import { META_INCOMPLETE } from './needle-index.ts';
+import { META_INCOMPLETE, metaWith } from './needle-index.ts';
 
 const MAX_ROUNDS = 64;
 
@@ -72,7 +72,7 @@ export async function pullBlock(store: BlockStore, id: number, from: string, sec
     }
     await fh.datasync();
     await b.lock.run(async () => {
-      b.meta = { ...b.meta, flags: b.meta.flags & ~META_INCOMPLETE };
+      b.meta = metaWith(b.meta, { flags: b.meta.flags & ~META_INCOMPLETE });
       await store.reindex(b);
       // reindex writes the meta only when it found records; an empty copy needs it too.
       await store.ctx.index.apply([store.ctx.index.metaOp(b.id, b.meta)]);

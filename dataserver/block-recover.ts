@@ -5,7 +5,7 @@
 import type { Block } from './block.ts';
 import { scanBlock } from './block-scan.ts';
 import { isTombstone } from './needle.ts';
-import type { BlockMeta, IndexEntry, IndexOp } from './needle-index.ts';
+import { metaWith, type BlockMeta, type IndexEntry, type IndexOp } from './needle-index.ts';
 import type { StoreContext } from './store-context.ts';
 
 const BATCH_RECORDS = 10_000;
@@ -20,7 +20,7 @@ export interface RecoverResult {
 export async function recoverTail(b: Block, ctx: StoreContext): Promise<RecoverResult> {
   const fh = b.file.fh;
   const size = (await fh.stat()).size;
-  let meta: BlockMeta = { ...b.meta };
+  let meta: BlockMeta = metaWith(b.meta);
 
   if (size < meta.end) {
     // Only possible when fsync was off and the machine lost its page cache: drop the index

@@ -16,7 +16,7 @@ import { recoverTail } from './block-recover.ts';
 import { scrubBlock } from './block-scrub.ts';
 import { BlockWriter } from './block-write.ts';
 import { encodeNeedleParts, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
-import { META_INCOMPLETE, META_READONLY, NeedleIndex, type BlockMeta } from './needle-index.ts';
+import { META_INCOMPLETE, META_READONLY, NeedleIndex, metaWith, type BlockMeta } from './needle-index.ts';
 import { crashHook, type StoreContext } from './store-context.ts';
 import { SYNC_READ_DEFAULTS, SyncReadGate, type SyncReadGateOptions } from './sync-read-gate.ts';
 
@@ -120,7 +120,7 @@ export class BlockStore {
       }
       // Without a meta the block was created but its first batch never landed: adopt the
       // oldest generation and index it from the start.
-      meta ??= { ...EMPTY_META, gen: onDisk[0]! };
+      meta ??= metaWith(EMPTY_META, { gen: onDisk[0]! });
       for (const g of onDisk) {
         if (g !== meta.gen) {
           log?.info({ block: id, gen: g }, 'removing a leftover block generation');
@@ -162,7 +162,7 @@ export class BlockStore {
       const file = await BlockFile.open(this.ctx.blocksDir, id, 0, true);
       await file.fh.sync();
       await syncDir(this.ctx.blocksDir);
-      const meta = { ...EMPTY_META, flags };
+      const meta = metaWith(EMPTY_META, { flags });
       await this.ctx.index.apply([this.ctx.index.metaOp(id, meta)]);
       this.attach(new Block(id, this.ctx.blocksDir, file, meta));
     } finally {
@@ -254,7 +254,7 @@ export class BlockStore {
     await b.lock.run(async () => {
       const flags = readonly ? b.meta.flags | META_READONLY : b.meta.flags & ~META_READONLY;
       if (flags === b.meta.flags) return;
-      const meta = { ...b.meta, flags };
+      const meta = metaWith(b.meta, { flags });
       await this.ctx.index.apply([this.ctx.index.metaOp(b.id, meta)]);
       b.meta = meta;
     });

@@ -47,6 +47,22 @@ export interface BlockMeta {
   deletedBytes: number;
 }
 
+/**
+ * A copy of a block meta with some fields changed, built field by field in one order so every
+ * meta object shares one shape (object spreads of metas from different origins did not, and
+ * the group commit's reads of them went megamorphic).
+ */
+export function metaWith(m: BlockMeta, change: Partial<BlockMeta> = {}): BlockMeta {
+  return {
+    flags: change.flags ?? m.flags,
+    gen: change.gen ?? m.gen,
+    end: change.end ?? m.end,
+    liveCount: change.liveCount ?? m.liveCount,
+    liveBytes: change.liveBytes ?? m.liveBytes,
+    deletedBytes: change.deletedBytes ?? m.deletedBytes,
+  };
+}
+
 export function entryKey(block: number, key: bigint): Buffer {
   const b = Buffer.allocUnsafe(ENTRY_KEY_SIZE);
   b[0] = ENTRY_PREFIX;
