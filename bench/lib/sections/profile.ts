@@ -237,6 +237,15 @@ their own bench scripts):
   of nginx PUT in the next run. Found with \`--trace-gc\`; CPU shares on this VM from
   \`perf record -a -g\` (V8's profiler charges a thread's descheduled time to the system
   call that woke another thread).
+- 00de514, fd66576, d80ea3f, 5f18626 — the replicated write path, measured with
+  \`perf record -a -g\` and V8's inline-cache log (\`--log-ic\`): on Node 20 a quarter of V8's
+  interrupt budget (per-request functions had run in baseline code with generic inline
+  caches); assign batches of 100 fids (name-server CPU per write 41-43 → 21-23 µs); queued
+  appends as one class and block metas built in one field order (every property access on a
+  queued append in the group commit had gone megamorphic: inline-cache misses were 19 % of
+  a data server's main-thread samples, 12 % after); four coalesced batches in flight per
+  block instead of two. Replicas 2 in bench/cluster-write's harness: ~2,200 → 3,000-4,200
+  writes/s on this machine's noisy runs; the writes section's row 0.35-0.43x → 0.46x.
 - In the bench itself: profiles are cut to the load window (module loading was a fifth of
   the samples), and bench/profile-write-split.ts times the two hops of a write apart.
 
