@@ -3,7 +3,10 @@
 // configuration runs on a fresh real cluster: a name server and 3 data servers on racks
 // a/b/c, one ClusterClient, N concurrent writers. Prints one JSON result line each, with
 // the CPU every process spent per write (steadier than writes/s on a shared machine).
-//   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N] [--write-batch N]
+// Blocks are the data servers' default 256 MiB, as in the bench's writes section: with 64 MiB
+// blocks (this script's size until 2026-11-21) a replicas-2 write cost the data servers ~100 µs
+// more, from blocks filling every second or two under this load.
+//   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N] [--write-batch N] [--block-mib N]
 import { randomBytes } from 'node:crypto';
 import { parseArgv } from '../src/config.ts';
 import { ClusterClient } from '../src/cluster-client.ts';
@@ -21,6 +24,7 @@ const fsyncModes = String(flags.get('--fsync') ?? 'on,off').split(',').map((s) =
 const assignBatch = flags.has('--assign-batch') ? Number(flags.get('--assign-batch')) : undefined;
 // Without --write-batch, the client's own coalescing default; 1 = one PUT per write.
 const writeBatch = flags.has('--write-batch') ? Number(flags.get('--write-batch')) : undefined;
+const blockMib = Number(flags.get('--block-mib') ?? 256);
 const SIZE = 20 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`cluster-write: ${m}\n`);
@@ -49,7 +53,7 @@ const payloads = Array.from({ length: 64 }, () => randomBytes(SIZE));
 for (const fsync of fsyncModes) {
   for (const replicas of replicaCounts) {
     log(`replicas ${replicas}, fsync ${fsync ? 'on' : 'off'}: starting cluster`);
-    const c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas, blockSize: 64 * 1024 * 1024, fsync, heartbeatMs: 500, deadAfterMs: 5000 });
+    const c = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas, blockSize: blockMib * 1024 * 1024, fsync, heartbeatMs: 500, deadAfterMs: 5000 });
     const client = new ClusterClient({ nameserver: c.nameserver.url, secret: c.secret, assignBatch, writeBatch });
     try {
       // Warm up: opens the writable blocks and the keep-alive connections, and lets the JIT
@@ -95,6 +99,7 @@ for (const fsync of fsyncModes) {
         files,
         failed,
         concurrency,
+        blockMib,
         assignBatch: assignBatch ?? 'default',
         writeBatch: writeBatch ?? 'default',
         p50ms: Math.round(percentile(latencies, 50) * 100) / 100,

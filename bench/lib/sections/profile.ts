@@ -244,8 +244,9 @@ their own bench scripts):
   appends as one class and block metas built in one field order (every property access on a
   queued append in the group commit had gone megamorphic: inline-cache misses were 19 % of
   a data server's main-thread samples, 12 % after); four coalesced batches in flight per
-  block instead of two. Replicas 2 in bench/cluster-write's harness: ~2,200 → 3,000-4,200
-  writes/s on this machine's noisy runs; the writes section's row 0.35-0.43x → 0.46x.
+  block instead of two. Replicas 2 on the writes section's cluster (256 MiB blocks, as
+  bench/cluster-write.ts now uses too): ~2,100 → 3,000-4,200 writes/s over this machine's noisy
+  runs; the writes section's row 0.35x → 0.43-0.46x, within its round-to-round noise.
 - In the bench itself: profiles are cut to the load window (module loading was a fifth of
   the samples), and bench/profile-write-split.ts times the two hops of a write apart.
 
