@@ -68,8 +68,9 @@ const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
  * Requests out at once per block; more writes wait for a slot and leave in the next batch.
  * With more in flight the batches are smaller, but they reach the primary while its previous
  * group commit is still writing, so its next one takes several batches at once, and every hop
- * stays busy. Replicas 2, 20 KB, 16 writers (bench/cluster-write's harness): 3,045-3,406
- * writes/s with 2, 3,465-4,158 with 3, 3,681-4,221 with 4, no better with 6 or 8.
+ * stays busy. Replicas 2, 20 KB, 16 writers, on the bench writes section's cluster
+ * (bench/lib/cluster.ts, 256 MiB blocks), adjacent runs: 3,045-3,406 writes/s with 2,
+ * 3,465-4,158 with 3, 3,681-4,221 with 4, no better with 6 or 8.
  */
 const WRITE_BATCHES_IN_FLIGHT = 4;
 

@@ -18,7 +18,7 @@ export function ugcfsNodeFlags(binPath: string): string[] {
  * runs in baseline code (generic inline caches) until it has spent 3+ interrupt budgets of
  * 66 KiB of bytecode, and a data server's per-request functions, called a few hundred times
  * a second, spent much of a write load there. A quarter of the budget tiers them up sooner:
- * replicated 20 KB writes (bench/cluster-write.ts, replicas 2) took 10-20 % less data-server
+ * replicated 20 KB writes (replicas 2, on the bench writes section's cluster) took 10-20 % less data-server
  * CPU per write, in runs of 30,000 and of 80,000 writes alike. V8 12+ (Node 22, 24) tiers
  * through Maglev first and renamed the budget; there the same change measured slower, so
  * nothing is set.
