@@ -9,7 +9,8 @@ import { httpAgent, networkError } from '../src/http-client.ts';
 import { HEADERS } from '../src/protocol.ts';
 import { SECRET_HEADER } from '../src/secret.ts';
 import type { Block } from './block.ts';
-import { writeAll, ioError } from './block-write.ts';
+import { ioError } from './block-write.ts';
+import { writeAll } from './file-write.ts';
 import type { BlockStore } from './block-store.ts';
 import { META_INCOMPLETE, metaWith } from './needle-index.ts';
 

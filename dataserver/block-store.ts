@@ -15,6 +15,7 @@ import { readNeedle, type ReadOptions } from './block-read.ts';
 import { recoverTail } from './block-recover.ts';
 import { scrubBlock } from './block-scrub.ts';
 import { BlockWriter } from './block-write.ts';
+import { AlignedStages } from './aligned-stage.ts';
 import { encodeNeedleParts, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
 import { META_INCOMPLETE, META_READONLY, NeedleIndex, metaWith, type BlockMeta } from './needle-index.ts';
 import { crashHook, type StoreContext } from './store-context.ts';
@@ -24,6 +25,8 @@ export interface StoreOptions {
   /** the data directory; blocks and index live below it */
   dir: string;
   fsync?: boolean;
+  /** append whole pages with O_DIRECT (block-write-direct.ts; default: true) */
+  directWrites?: boolean;
   /** see StoreContext.tombstoneKeepMs (default: for ever) */
   tombstoneKeepMs?: number;
   blockSize: number;
@@ -75,6 +78,7 @@ export class BlockStore {
       metrics: opts.metrics,
       log: opts.log,
       fsync: opts.fsync ?? true,
+      directStages: opts.directWrites === false ? undefined : new AlignedStages(),
       blockSize: opts.blockSize,
       tombstoneKeepMs: opts.tombstoneKeepMs ?? 0,
       crashPoint: crashHook(opts.crashAt ?? ''),

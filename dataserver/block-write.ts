@@ -1,5 +1,6 @@
 // Appends with group commit: every record queued while the previous flush was busy (or in
-// the same tick) goes to disk in one positioned write and one fdatasync, and then into
+// the same tick) goes to disk in one positioned write (whole pages with O_DIRECT:
+// block-write-direct.ts) and one fdatasync, and then into
 // LevelDB in one batch together with the block's new watermark. A record is acknowledged
 // only after both, so an acknowledged record is durable and indexed; a crash in between
 // leaves it past the watermark, where recovery finds it by scanning.
@@ -8,6 +9,7 @@ import { UgcfsError } from '../src/errors.ts';
 import type { Block } from './block.ts';
 import { META_SEALED, metaWith, type IndexOp } from './needle-index.ts';
 import type { StoreContext } from './store-context.ts';
+import { writeAppend } from './block-write-direct.ts';
 
 export interface AppendRecord {
   kind: 'put' | 'del';
@@ -141,7 +143,7 @@ export class BlockWriter {
 
     const file = b.file;
     try {
-      await writevAll(file.fh, accepted.flatMap((r) => r.parts), start);
+      await writeAppend(file, accepted.flatMap((r) => r.parts), start, pos - start, this.ctx.directStages);
       this.ctx.crashPoint('append-written');
       if (this.ctx.fsync) {
         await file.fh.datasync();
@@ -197,34 +199,6 @@ export class BlockWriter {
       this.block.failed = true;
       this.ctx.log?.error({ err, block: this.block.id }, 'could not cut a failed append; block stops taking writes');
     }
-  }
-}
-
-export async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    if (bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
-    done += bytesWritten;
-  }
-}
-
-const IOV_MAX = 1024;
-
-/** Writes the buffers back to back at `position`, whatever the kernel's per-call limits. */
-export async function writevAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
-  let i = 0;
-  while (i < bufs.length) {
-    const chunk = bufs.slice(i, i + IOV_MAX);
-    const want = chunk.reduce((n, b) => n + b.length, 0);
-    const { bytesWritten } = await fh.writev(chunk, position);
-    if (bytesWritten < want) {
-      // A short vectored write: finish this chunk the plain way.
-      const rest = Buffer.concat(chunk).subarray(bytesWritten);
-      await writeAll(fh, rest, position + bytesWritten);
-    }
-    position += want;
-    i += chunk.length;
   }
 }
 

@@ -2,6 +2,7 @@
 // in the file name changes only through compaction; LevelDB's block meta says which
 // generation is current, so any other generation on disk is a leftover of an interrupted
 // compaction and is removed on open.
+import { close, constants, openSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockMeta } from './needle-index.ts';
@@ -28,6 +29,8 @@ export function parseBlockFileName(name: string): { id: number; gen: number } | 
 export class BlockFile {
   private readers = 0;
   private retired = false;
+  /** a second descriptor opened with O_DIRECT for appends; null once the file system refused it */
+  private directFd: number | null | undefined;
   constructor(
     readonly gen: number,
     readonly path: string,
@@ -40,19 +43,51 @@ export class BlockFile {
     return new BlockFile(gen, path, fh);
   }
 
+  /**
+   * The O_DIRECT descriptor for appends, opened on first use; undefined where the file system
+   * refuses O_DIRECT (tmpfs on older kernels, some FUSE and network file systems), and after
+   * `noDirect()`.
+   */
+  direct(): number | undefined {
+    if (this.directFd === undefined && !this.retired) {
+      try {
+        this.directFd = openSync(this.path, constants.O_WRONLY | constants.O_DIRECT);
+      } catch {
+        this.directFd = null;
+      }
+    }
+    return this.directFd ?? undefined;
+  }
+
+  /** Stops direct appends to this file (a direct write was refused); buffered writes go on. */
+  noDirect(): void {
+    this.closeDirect();
+    this.directFd = null;
+  }
+
   pin(): void {
     this.readers++;
   }
 
   unpin(): void {
     this.readers--;
-    if (this.retired && this.readers === 0) void this.fh.close().catch(() => {});
+    if (this.retired && this.readers === 0) this.close();
   }
 
   /** Closes the handle once the last reader is done. */
   retire(): void {
     this.retired = true;
-    if (this.readers === 0) void this.fh.close().catch(() => {});
+    if (this.readers === 0) this.close();
+  }
+
+  private close(): void {
+    this.closeDirect();
+    void this.fh.close().catch(() => {});
+  }
+
+  private closeDirect(): void {
+    if (typeof this.directFd === 'number') close(this.directFd, () => {});
+    this.directFd = null;
   }
 }
 

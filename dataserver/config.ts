@@ -13,6 +13,7 @@ export const DATASERVER_OPTIONS = {
   publicUrl: opt.url('', 'URL peers and clients use to reach this server (default: the listen URL)'),
   id: opt.string('', 'data server id to use on first start (default ds-<8 hex>); kept in <data>/id'),
   fsync: opt.bool(true, 'fdatasync block files before acknowledging writes (group commit)', { env: 'UGCFS_FSYNC' }),
+  directWrites: opt.bool(true, 'append the whole 4 KiB pages of each group commit with O_DIRECT, around the page cache (the partial pages at either end stay buffered); off, or where the file system refuses O_DIRECT, every append is buffered'),
   heartbeatMs: opt.int(1000, 'interval between heartbeats to the name server', { min: 50, max: 600_000 }),
   tombstoneKeepHours: opt.number(14 * 24, 'compaction keeps a tombstone this long after its delete (0: for ever); `ugcfs verify --repair` must run within it, or a copy that missed the delete can bring the file back', { min: 0 }),
   readBufferPoolBytes: opt.int(32 * 1024 * 1024, 'bytes of read buffers kept for reuse by GET /needles (0: a fresh buffer per read; records over 1 MiB always get one)', { min: 0 }),

@@ -77,6 +77,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     store = await BlockStore.open({
       dir: dataDir,
       fsync: config.fsync,
+      directWrites: config.directWrites,
       blockSize: config.blockSize,
       tombstoneKeepMs: config.tombstoneKeepHours * 3_600_000,
       cacheEntries: config.indexCacheEntries,

@@ -4,6 +4,7 @@ import type { NeedleIndex } from './needle-index.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { Logger } from '../src/log.ts';
 import type { SyncReadGate } from './sync-read-gate.ts';
+import type { AlignedStages } from './aligned-stage.ts';
 
 export interface StoreContext {
   /** directory holding the block files */
@@ -13,6 +14,8 @@ export interface StoreContext {
   log: Logger | undefined;
   /** fdatasync block files before acknowledging (group commit) */
   fsync: boolean;
+  /** staging buffers for O_DIRECT appends (block-write-direct.ts); undefined: appends are buffered */
+  directStages: AlignedStages | undefined;
   /** a block is sealed when the next record would not fit */
   blockSize: number;
   /** compaction drops tombstones older than this (ms); 0 keeps them for ever */
