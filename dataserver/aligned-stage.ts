@@ -1,31 +1,39 @@
 // Page-aligned staging buffers for O_DIRECT appends (block-write-direct.ts). The kernel
 // wants a direct write's memory aligned to the device's logical block; Node's Buffers are
 // not (they come from malloc or an 8 KB slab), but a WebAssembly.Memory's backing store
-// is allocated by the page allocator and so starts on a page boundary. A few are made on
-// demand and reused; each one reserves address space, so their number is capped.
+// comes from the page allocator and starts on a page boundary. One memory per store, made
+// on first use and cut into 1 MiB stages: V8 reserves a large stretch of address space for
+// every wasm memory, so many small ones would be wasteful (and can fail under `ulimit -v`).
 
 /** One staging buffer's size: a group commit larger than this is written in several pieces. */
 export const STAGE_BYTES = 1024 * 1024;
 const WASM_PAGE = 64 * 1024;
 
 export class AlignedStages {
-  private readonly free: Buffer[] = [];
-  private made = 0;
+  private free: Buffer[] | undefined;
 
-  /** @param max most buffers ever made (concurrent direct appends beyond it go buffered) */
-  constructor(private readonly max = 8) {}
+  /** @param count stages (concurrent direct appends beyond it are written buffered) */
+  constructor(private readonly count = 8) {}
 
-  /** A free staging buffer, or undefined when all `max` are in use. */
+  /** A free staging buffer, or undefined when all are in use or none could be made. */
   take(): Buffer | undefined {
-    const b = this.free.pop();
-    if (b) return b;
-    if (this.made >= this.max) return undefined;
-    this.made++;
-    const pages = STAGE_BYTES / WASM_PAGE;
-    return Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
+    if (this.free === undefined) this.free = make(this.count);
+    return this.free.pop();
   }
 
   give(b: Buffer): void {
-    this.free.push(b);
+    this.free?.push(b);
   }
+}
+
+function make(count: number): Buffer[] {
+  const pages = (count * STAGE_BYTES) / WASM_PAGE;
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  } catch {
+    // No address space for it: appends stay buffered.
+    return [];
+  }
+  return Array.from({ length: count }, (_, i) => Buffer.from(memory.buffer, i * STAGE_BYTES, STAGE_BYTES));
 }

@@ -10,6 +10,7 @@
 import { write, writevSync } from 'node:fs';
 import type { AlignedStages } from './aligned-stage.ts';
 import type { BlockFile } from './block.ts';
+import type { Logger } from '../src/log.ts';
 import { writevAll } from './file-write.ts';
 
 const PAGE = 4096;
@@ -23,7 +24,7 @@ function writeAsync(fd: number, buf: Buffer, offset: number, length: number, pos
  * buffered vectored write when the commit holds no whole page, when no staging buffer is
  * free, or where the file system refuses O_DIRECT.
  */
-export async function writeAppend(file: BlockFile, parts: Buffer[], start: number, length: number, stages: AlignedStages | undefined): Promise<void> {
+export async function writeAppend(file: BlockFile, parts: Buffer[], start: number, length: number, stages: AlignedStages | undefined, log?: Logger): Promise<void> {
   const end = start + length;
   const a = Math.min(end, Math.ceil(start / PAGE) * PAGE);
   const z = Math.max(a, Math.floor(end / PAGE) * PAGE);
@@ -45,6 +46,7 @@ export async function writeAppend(file: BlockFile, parts: Buffer[], start: numbe
         // The file system took O_DIRECT at open but refuses this write (alignment rules of
         // its own): finish buffered, and stop trying on this file.
         file.noDirect();
+        log?.warn({ path: file.path, err }, 'the file system refused a direct write; appends to this block file are buffered from now on');
         await writevAll(file.fh, [stage.subarray(0, n), ...cursor.slices(end - pos - n)], pos);
         return;
       }

@@ -143,7 +143,7 @@ export class BlockWriter {
 
     const file = b.file;
     try {
-      await writeAppend(file, accepted.flatMap((r) => r.parts), start, pos - start, this.ctx.directStages);
+      await writeAppend(file, accepted.flatMap((r) => r.parts), start, pos - start, this.ctx.directStages, this.ctx.log);
       this.ctx.crashPoint('append-written');
       if (this.ctx.fsync) {
         await file.fh.datasync();
