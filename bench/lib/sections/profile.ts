@@ -247,6 +247,14 @@ their own bench scripts):
   block instead of two. Replicas 2 on the writes section's cluster (256 MiB blocks, as
   bench/cluster-write.ts now uses too): ~2,100 → 3,000-4,200 writes/s over this machine's noisy
   runs; the writes section's row 0.35x → 0.43-0.46x, within its round-to-round noise.
+- ce9e156 — direct appends: a group commit's whole 4 KiB pages go to the block file with
+  \`O_DIRECT\` from page-aligned staging buffers, the partial pages at either end buffered
+  (dataserver/README.md, "Direct appends"). perf had put the data servers' \`pwritev\` in
+  libuv's threads at 29 % of all CPU samples under replicated writes, most of it filling fresh
+  page-cache pages (10-50 µs of kernel time per 20 KB on this VM). Four adjacent off/on pairs
+  on the writes section's cluster: data servers' system CPU per replicas-2 write 210-236 →
+  80-103 µs, 2,395-2,893 → 2,791-3,782 writes/s; the writes section's row 0.39x → 0.65x of
+  nginx PUT in the next run.
 - In the bench itself: profiles are cut to the load window (module loading was a fifth of
   the samples), and bench/profile-write-split.ts times the two hops of a write apart.
 
