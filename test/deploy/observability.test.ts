@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMetrics, type Sample } from '../helpers/metrics-scrape.ts';
+import { parseMetrics, scrapeMetrics, type Sample } from '../helpers/metrics-scrape.ts';
 import { CORPUS, run, waitFor } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
 
@@ -83,6 +83,19 @@ describe('observability of every server', () => {
       expect(res.status).toBe(200);
       expect(await res.json()).toMatchObject({ ok: true, role });
     }
+  });
+
+  it('counts each request once under its route, method and status', async () => {
+    const ds = s.dataservers[0]!;
+    const before = await scrapeMetrics(ds);
+    for (let i = 0; i < 3; i++) expect((await fetch(`${ds}/healthz`)).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await fetch(`${ds}/blocks`, { headers: { 'x-request-id': 'obs-count' } })).status).toBe(401);
+    const after = await scrapeMetrics(ds);
+    const grew = (name: string, labels: Record<string, string>) => after.value(name, labels) - before.value(name, labels);
+    expect(grew('ugcfs_http_requests_total', { route: '/healthz', method: 'GET', status: '200' })).toBe(3);
+    expect(grew('ugcfs_http_requests_total', { route: '/blocks', method: 'GET', status: '401' })).toBe(2);
+    expect(grew('ugcfs_http_request_duration_seconds_count', { route: '/healthz', method: 'GET' })).toBe(3);
+    expect(grew('ugcfs_http_request_duration_seconds_count', { route: '/blocks', method: 'GET' })).toBe(2);
   });
 
   it('exposes the ugcfs_ metrics each role is expected to have, with live values', () => {
