@@ -148,6 +148,8 @@ const COPYING_STATES = new Set(['repairing', 'moving']);
 
 /** an unused batch-assigned fid older than this is discarded */
 const PREPARED_TTL_MS = 2000;
+/** Reported blocks remembered before the list starts over (blocks never become writable again). */
+const REPORTED_BLOCKS_KEPT = 10_000;
 /**
  * A batch of fids is sized to store about this many bytes at the size of the write asking
  * for it: the name server stops assigning a block at 95 % full, and every fid already handed
@@ -190,6 +192,13 @@ export class ClusterClient {
   /** fids assigned in batches, not yet used, by requested replica count (0 = the name server's) */
   private readonly prepared = new Map<number, Array<{ fid: string; block: number; replicas: DsRef[]; at: number }>>();
   private readonly refills = new Map<number, Promise<void>>();
+  /**
+   * Blocks this client has reported as failed to take a write, with the report (pending or
+   * done). A block that fills refuses every write queued for it at once; one report is
+   * enough (the name server only ever moves a block out of `writable`), and each one cost
+   * the name server about a millisecond of CPU under load.
+   */
+  private readonly reported = new Map<number, Promise<void>>();
   private readonly coalescer: WriteCoalescer;
 
   constructor(opts: ClusterClientOptions) {
@@ -316,14 +325,24 @@ export class ClusterClient {
     }
   }
 
+  /** Tells the name server, once per block, and waits until it knows, so the retry's assign avoids the block. */
   private async reportWriteFailed(block: number, dsId: string, err: UgcfsError): Promise<void> {
     this.locations.delete(block);
     for (const [k, q] of this.prepared) this.prepared.set(k, q.filter((p) => p.block !== block));
-    try {
-      await callJson(this.nsUrl(NS_ROUTES.blockWriteFailed, { id: block }), this.call({ method: 'POST', body: { dsId, reason: `${err.code}: ${err.message}`.slice(0, 200) } }));
-    } catch {
-      // The name server may be the thing that is down; the next assign will tell.
+    let report = this.reported.get(block);
+    if (!report) {
+      if (this.reported.size >= REPORTED_BLOCKS_KEPT) this.reported.clear();
+      report = callJson(this.nsUrl(NS_ROUTES.blockWriteFailed, { id: block }), this.call({ method: 'POST', body: { dsId, reason: `${err.code}: ${err.message}`.slice(0, 200) } })).then(
+        () => undefined,
+        () => {
+          // The name server may be the thing that is down; the next assign will tell, and the
+          // next failure on this block reports again.
+          this.reported.delete(block);
+        },
+      );
+      this.reported.set(block, report);
     }
+    await report;
   }
 
   // ---- locations ----
