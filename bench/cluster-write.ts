@@ -8,23 +8,26 @@
 // more, from blocks filling every second or two under this load.
 //   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N] [--write-batch N] [--block-mib N]
 import { randomBytes } from 'node:crypto';
-import { parseArgv } from '../src/config.ts';
 import { ClusterClient } from '../src/cluster-client.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
 import { scrapeMetrics } from '../test/helpers/metrics-scrape.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
-const quick = flags.has('--quick');
-const files = Number(flags.get('--files') ?? (quick ? 400 : 3000));
-const concurrency = Number(flags.get('--concurrency') ?? 32);
-const replicaCounts = String(flags.get('--replicas') ?? '1,2,3').split(',').map(Number);
-const fsyncModes = String(flags.get('--fsync') ?? 'on,off').split(',').map((s) => s.trim() === 'on');
-// Without --assign-batch, the cluster client's own default.
-const assignBatch = flags.has('--assign-batch') ? Number(flags.get('--assign-batch')) : undefined;
-// Without --write-batch, the client's own coalescing default; 1 = one PUT per write.
-const writeBatch = flags.has('--write-batch') ? Number(flags.get('--write-batch')) : undefined;
-const blockMib = Number(flags.get('--block-mib') ?? 256);
+const f = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'fewer writes, for a smoke check' },
+  files: { kind: 'int', default: 3000, quick: 400, min: 1, help: 'measured writes per configuration' },
+  concurrency: { kind: 'int', default: 32, min: 1, help: 'concurrent writers' },
+  // the cluster has 3 data servers, on 3 racks
+  replicas: { kind: 'ints', default: [1, 2, 3], min: 1, max: 3, help: 'replica counts to measure, one cluster each' },
+  fsync: { kind: 'list', default: ['on', 'off'], choices: ['on', 'off'], help: 'fsync modes to measure' },
+  assignBatch: { kind: 'int', min: 1, help: "fids per assign (the cluster client's default when not given)" },
+  writeBatch: { kind: 'int', min: 1, help: "writes coalesced per request (the client's default when not given; 1 = one PUT per write)" },
+  blockMib: { kind: 'int', default: 256, min: 1, help: 'data servers\' block size in MiB' },
+});
+const { files, concurrency, assignBatch, writeBatch, blockMib } = f;
+const replicaCounts = f.replicas;
+const fsyncModes = f.fsync.map((s) => s === 'on');
 const SIZE = 20 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`cluster-write: ${m}\n`);

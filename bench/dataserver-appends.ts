@@ -1,7 +1,7 @@
 // Appends per second, fsync on and off: straight through the storage engine (what group
 // commit can do) and over HTTP against a real `ugcfs dataserver` (single copy, no replicas;
 // the client is undici in this process, so it shares the 2 cores with the server).
-//   node bin/run-ts.mjs bench/dataserver-appends.ts [--quick] [--size 20480] [--concurrency 64]
+//   node bin/run-ts.mjs bench/dataserver-appends.ts [--quick] [--size 20480] [--concurrency 64] [--seconds N]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -9,15 +9,16 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { BlockStore } from '../dataserver/block-store.ts';
 import { createMetrics } from '../src/metrics.ts';
-import { parseArgv } from '../src/config.ts';
 import { encodeFid } from '../src/file-id.ts';
 import { startUgcfs } from './lib/spawn.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
-const quick = flags.has('--quick');
-const size = Number(flags.get('--size') ?? 20 * 1024);
-const concurrency = Number(flags.get('--concurrency') ?? 64);
-const seconds = Number(flags.get('--seconds') ?? (quick ? 3 : 8));
+const { size, concurrency, seconds } = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'shorter runs, for a smoke check' },
+  size: { kind: 'size', default: 20 * 1024, min: 1, arg: '20480', help: 'bytes per append' },
+  concurrency: { kind: 'int', default: 64, min: 1, arg: '64', help: 'appends in flight' },
+  seconds: { kind: 'number', default: 8, quick: 3, min: 1, help: 'seconds per measurement' },
+});
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-dsappends-'));
 const data = randomBytes(size);

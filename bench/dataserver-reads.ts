@@ -5,7 +5,7 @@
 // figure). Prints JSON result lines; the ratio is the median of the per-round ratios. Both
 // the data server and bare Node are measured reading in place and through libuv's thread
 // pool (--sync-reads on one and off on a second data server holding the same records).
-//   node bin/run-ts.mjs bench/dataserver-reads.ts [--quick] [--size 20480] [--files 30] [--duration 5] [--rounds 3]
+//   node bin/run-ts.mjs bench/dataserver-reads.ts [--quick] [--size 20480] [--files 30] [--duration 8] [--rounds 3]
 //     [--profile DIR]   runs both servers under node --cpu-prof and prints where their time went
 //   node bin/run-ts.mjs bench/dataserver-reads.ts --serve [--files N] [--size B]
 //     starts a populated data server, prints {"msg":"serving","url","fids":FILE,"secret"} and
@@ -14,7 +14,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgv } from '../src/config.ts';
 import { encodeFid, newCookie } from '../src/file-id.ts';
 import { HEADERS } from '../src/protocol.ts';
 import { startPeer, startUgcfs, runCommand } from './lib/spawn.ts';
@@ -22,14 +21,19 @@ import { runWrk, checkWrk, type WrkResult } from './lib/wrk.ts';
 import { median, medianRatio } from './lib/stats.ts';
 import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--serve']));
-const quick = flags.has('--quick');
-const size = Number(flags.get('--size') ?? 20 * 1024);
-const files = Number(flags.get('--files') ?? 30);
-const duration = Number(flags.get('--duration') ?? (quick ? 3 : 8));
-const rounds = Number(flags.get('--rounds') ?? 3);
-const profileDir = flags.get('--profile') as string | undefined;
+const flags = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'shorter runs, for a smoke check' },
+  serve: { kind: 'bool', help: 'start a populated data server, print its URL and fids, and keep running until SIGTERM' },
+  size: { kind: 'size', default: 20 * 1024, min: 1, arg: '20480', help: 'bytes per file' },
+  files: { kind: 'int', default: 30, min: 1, arg: '30', help: 'files stored and read round-robin' },
+  duration: { kind: 'number', default: 8, quick: 3, min: 1, arg: 'S', help: 'seconds per wrk run' },
+  rounds: { kind: 'int', default: 3, min: 1, arg: '3', help: 'interleaved rounds per figure' },
+  profile: { kind: 'string', arg: 'DIR', help: 'run both servers under node --cpu-prof into DIR and print where their time went' },
+});
+const { size, files, duration, rounds } = flags;
+const profileDir = flags.profile;
 const profFlags = (who: string) => (profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, who)] : []);
 const SECRET = 'bench-secret';
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -49,7 +53,7 @@ const ds = await startUgcfs(['dataserver', '--data', join(work, 'ds'), '--port',
 });
 // The same data server with its reads through the thread pool (--sync-reads=false), holding
 // the same records, so the effect of reading in place is measured in the same run.
-const dsPool = flags.has('--serve')
+const dsPool = flags.serve
   ? undefined
   : await startUgcfs(['dataserver', '--data', join(work, 'ds-pool'), '--port', '0', '--nameserver', 'http://127.0.0.1:9', '--heartbeat-ms', '60000', '--sync-reads=false'], {
       env: { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'info' },
@@ -73,7 +77,7 @@ for (let i = 0; i < files; i++) {
   writeFileSync(join(filesDir, `${fid}.jpg`), bytes);
 }
 
-if (flags.has('--serve')) {
+if (flags.serve) {
   const list = join(work, 'fids.txt');
   writeFileSync(list, fids.join('\n') + '\n');
   out({ msg: 'serving', url: ds.url, fids: list, secret: SECRET, path: '/needles/<fid>' });

@@ -11,9 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlockStore } from '../dataserver/block-store.ts';
-import { parseArgv } from '../src/config.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
+const flags = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'fewer records, for a smoke check' },
+  records: { kind: 'int', default: 1_000_000, quick: 200_000, min: 1, arg: '1000000', help: 'records filled through the engine' },
+  size: { kind: 'size', default: 100, min: 1, arg: '100', help: 'bytes per record' },
+  reopen: { kind: 'string', arg: 'DIR', help: 'internal: one timed open of the store in DIR' },
+});
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const BLOCK_SIZE = 256 * 1024 * 1024;
 const self = fileURLToPath(import.meta.url);
@@ -73,8 +78,8 @@ function timedReopen(dir: string): Promise<{ ms: number; records: number; recove
   });
 }
 
-if (flags.has('--reopen')) {
-  const dir = String(flags.get('--reopen'));
+if (flags.reopen !== undefined) {
+  const dir = flags.reopen;
   const t0 = process.hrtime.bigint();
   const store = await BlockStore.open({ dir, fsync: false, blockSize: BLOCK_SIZE });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -83,9 +88,7 @@ if (flags.has('--reopen')) {
   await store.close();
   process.stdout.write(JSON.stringify({ ms, records, recovered }));
 } else {
-  const quick = flags.has('--quick');
-  const records = Number(flags.get('--records') ?? (quick ? 200_000 : 1_000_000));
-  const size = Number(flags.get('--size') ?? 100);
+  const { records, size } = flags;
   const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-dsscale-'));
   const dir = join(work, 'store');
   try {

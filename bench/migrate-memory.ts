@@ -14,16 +14,17 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { parseArgv } from '../src/config.ts';
 import { startCluster } from './lib/cluster.ts';
 import { UGCFS_BIN, runCommand, killAll } from './lib/spawn.ts';
 import { stateFileName } from '../cli/migrate/migrate-state.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
-const quick = flags.has('--quick');
-const files = Number(flags.get('--files') ?? (quick ? 10_000 : 200_000));
-const stateFiles = Number(flags.get('--state-files') ?? (quick ? 100_000 : 1_000_000));
-const skipFiles = Number(flags.get('--skip-files') ?? (quick ? 10_000 : 200_000));
+const { files, skipFiles, stateFiles } = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'smaller trees and state, for a smoke check' },
+  files: { kind: 'int', default: 200_000, quick: 10_000, min: 0, help: 'PNGs in the dry-run tree; 0 leaves the scenario out' },
+  skipFiles: { kind: 'int', default: 200_000, quick: 10_000, min: 0, help: 'text files in the every-file-skipped tree; 0 leaves it out' },
+  stateFiles: { kind: 'int', default: 1_000_000, quick: 100_000, min: 0, help: 'done files in the state opened; 0 leaves it out' },
+});
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`migrate-memory: ${m}\n`);
 const TIME = '/usr/bin/time';

@@ -9,14 +9,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { parseArgv } from '../src/config.ts';
 import { startCluster } from './lib/cluster.ts';
 import { UGCFS_BIN, runCommand, killAll } from './lib/spawn.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
-const quick = flags.has('--quick');
-const files = Number(flags.get('--files') ?? (quick ? 1000 : 10_000));
-const concurrency = Number(flags.get('--concurrency') ?? 8);
+const { files, concurrency } = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'a smaller tree, for a smoke check' },
+  files: { kind: 'int', default: 10_000, quick: 1000, min: 1, help: 'JPEGs in the migrated tree' },
+  concurrency: { kind: 'int', default: 8, min: 1, help: "migrate's --concurrency" },
+});
 const MIN = 5 * 1024;
 const MAX = 200 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');

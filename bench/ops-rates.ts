@@ -10,17 +10,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterClient } from '../src/cluster-client.ts';
-import { parseArgv } from '../src/config.ts';
 import { callJson } from '../src/http-client.ts';
 import { NS_ROUTES, type ClusterStatus, type Operation } from '../src/protocol.ts';
 import { SECRET, startCluster } from './lib/cluster.ts';
 import { startUgcfs, type Child } from './lib/spawn.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
-const quick = flags.has('--quick');
-const totalMb = Number(flags.get('--mb') ?? (quick ? 16 : 64));
-const fileKb = Number(flags.get('--file-kb') ?? 64);
-const readers = Number(flags.get('--readers') ?? 4);
+const { quick, mb: totalMb, fileKb, readers } = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'less data and smaller blocks, for a smoke check' },
+  mb: { kind: 'number', default: 64, quick: 16, min: 1, arg: '64', help: 'MB of files written before rebalancing' },
+  fileKb: { kind: 'int', default: 64, min: 1, arg: '64', help: 'KB per file' },
+  readers: { kind: 'int', default: 4, min: 1, arg: '4', help: 'foreground readers' },
+});
 const blockSize = quick ? 1 << 20 : 4 << 20;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,25 +1,29 @@
 // Origin cache hits against nginx serving the very same variant bytes as static files.
 // Prints one JSON line per round and target, then a summary line with the median ratio
 // (goal: origin >= 0.45x nginx).
-// Run: node bin/run-ts.mjs bench/origin-hits.ts [--duration S] [--runs N] [--threads T] [--workers W]
+// Run: node bin/run-ts.mjs bench/origin-hits.ts [--quick] [--duration S] [--runs N] [--threads T] [--workers W]
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { parseArgv } from '../src/config.ts';
 import { startCluster, originUpload } from './lib/cluster.ts';
 import { startNginx } from './lib/nginx.ts';
 import { detectTools } from './lib/preflight.ts';
 import { CORPUS, killAll, startPeer } from './lib/spawn.ts';
 import { runWrk, checkWrk } from './lib/wrk.ts';
 import { median } from './lib/stats.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2));
-const durationS = Number(flags.get('--duration') ?? 5);
-const runs = Number(flags.get('--runs') ?? 3);
 // Defaults match bench/lib/compare.ts (the BENCHMARKS.md figures): 2 wrk threads, nginx one worker per core.
-const threads = Number(flags.get('--threads') ?? 2);
-const workers = flags.get('--workers') === undefined ? 'auto' : Number(flags.get('--workers'));
+const flags = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: "accepted, as the bench's external section passes it to every script; this one has no shorter form" },
+  duration: { kind: 'number', default: 5, min: 1, arg: 'S', help: 'seconds per wrk run' },
+  runs: { kind: 'int', default: 3, min: 1, help: 'measured rounds (after one warm-up round)' },
+  threads: { kind: 'int', default: 2, min: 1, arg: 'T', help: 'wrk threads' },
+  workers: { kind: 'int', min: 1, arg: 'W', help: 'nginx worker processes (one per core when not given)' },
+});
+const { duration: durationS, runs, threads } = flags;
+const workers = flags.workers ?? 'auto';
 const tools = await detectTools();
 if (!tools.wrk || !tools.nginx) {
   console.log(JSON.stringify({ bench: 'origin-hits', skipped: 'needs wrk and nginx (apt-get install wrk nginx-light)' }));

@@ -1,19 +1,21 @@
 // Origin memory after 10,000 distinct variants: resident set size and cache occupancy
 // before and after, with the memory tier bounded by --memory-cache-bytes (default 128 MiB,
 // and a 16 MiB run to show the bound holds). JSON lines.
-// Run: node bin/run-ts.mjs bench/origin-memory.ts [--variants N]
+// Run: node bin/run-ts.mjs bench/origin-memory.ts [--quick] [--variants N]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { Agent, request } from 'undici';
-import { parseArgv } from '../src/config.ts';
 import { startCluster, originUpload } from './lib/cluster.ts';
 import { runLoad, checkLoad } from './lib/load.ts';
 import { CORPUS, killAll } from './lib/spawn.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2));
-const variants = Number(flags.get('--variants') ?? 10_000);
+const { variants } = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: "accepted, as the bench's external section passes it to every script; this one has no shorter form" },
+  variants: { kind: 'int', default: 10_000, min: 1, help: 'distinct variants requested per memory-cache size' },
+});
 const agent = new Agent({ connections: 16 });
 
 async function get(url: string): Promise<Buffer> {

@@ -14,7 +14,6 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { parseArgv } from '../src/config.ts';
 import { startCluster, originUpload } from './lib/cluster.ts';
 import { runLoad, checkLoad } from './lib/load.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
@@ -22,15 +21,23 @@ import { startBareSharp } from './lib/sharp-peer.ts';
 import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
 import { CORPUS, killAll, startPeer, type Child } from './lib/spawn.ts';
 import { median, medianRatio } from './lib/stats.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--sharp-defaults', '--no-disk-cache', '--quick']));
-const quick = flags.has('--quick');
-const durationS = Number(flags.get('--duration') ?? (quick ? 3 : 5));
-const runs = Number(flags.get('--runs') ?? (quick ? 3 : 5));
-const concurrency = Number(flags.get('--concurrency') ?? 4);
-const formats = String(flags.get('--formats') ?? 'jpeg,webp').split(',');
-const originArgs = String(flags.get('--origin-args') ?? '').split(' ').filter(Boolean);
-const profileDir = flags.get('--profile') as string | undefined;
+const flags = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'shorter and fewer rounds, for a smoke check' },
+  duration: { kind: 'number', default: 5, quick: 3, min: 1, arg: 'S', help: 'seconds per load run' },
+  runs: { kind: 'int', default: 5, quick: 3, min: 1, help: 'measured rounds per format' },
+  concurrency: { kind: 'int', default: 4, min: 1, arg: 'C', help: 'requests in flight' },
+  // bare sharp, the ceiling compared against, encodes only these two
+  formats: { kind: 'list', default: ['jpeg', 'webp'], choices: ['jpeg', 'webp'], help: 'output formats measured' },
+  sharpDefaults: { kind: 'bool', help: "also measure bare sharp with sharp's own defaults" },
+  originArgs: { kind: 'string', default: '', arg: '"..."', help: 'extra flags for the origin, space-separated' },
+  noDiskCache: { kind: 'bool', help: 'origin without --cache-dir: memory tier only' },
+  profile: { kind: 'string', arg: 'DIR', help: 'run the origin under node --cpu-prof into DIR and print its hot functions' },
+});
+const { duration: durationS, runs, concurrency, formats } = flags;
+const originArgs = flags.originArgs.split(' ').filter(Boolean);
+const profileDir = flags.profile;
 const PHOTOS = join(CORPUS, 'photos');
 const agent = new Agent({ connections: 64 });
 
@@ -44,12 +51,12 @@ async function fetchBytes(url: string): Promise<number> {
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-resize-'));
 try {
   const photos = readdirSync(PHOTOS).filter((f) => f.endsWith('.jpg')).sort();
-  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: [...(flags.has('--no-disk-cache') ? [] : ['--cache-dir', join(work, 'cache')]), ...originArgs], originNodeFlags: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : undefined });
+  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: [...(flags.noDiskCache ? [] : ['--cache-dir', join(work, 'cache')]), ...originArgs], originNodeFlags: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : undefined });
   const origin = cluster.origin!;
   const fids = new Map<string, string>();
   for (const p of photos) fids.set(p, await originUpload(origin.url, readFileSync(join(PHOTOS, p)), 'image/jpeg'));
   const peers: Record<string, Child> = { sharp: await startBareSharp(PHOTOS) };
-  if (flags.has('--sharp-defaults')) peers.sharpDefaults = await startPeer('bare-sharp', ['--dir', PHOTOS, '--vips-cache']);
+  if (flags.sharpDefaults) peers.sharpDefaults = await startPeer('bare-sharp', ['--dir', PHOTOS, '--vips-cache']);
   let serial = 0;
   // A global counter over (photo, width) pairs: no variant repeats, so every origin request misses.
   const next = () => { const n = serial++; return { p: photos[n % photos.length]!, w: 240 + (Math.floor(n / photos.length) % 1200) }; };

@@ -10,17 +10,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster, SECRET } from './lib/cluster.ts';
 import { callJson, callRaw } from '../src/http-client.ts';
-import { parseArgv } from '../src/config.ts';
 import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../src/protocol.ts';
 import { percentile } from './lib/stats.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2));
-const replicas = Number(flags.get('--replicas') ?? 2);
-const size = Number(flags.get('--size') ?? 20480);
-const fsync = String(flags.get('--fsync') ?? 'false');
-const count = Number(flags.get('--count') ?? 100);
-const concurrencies = String(flags.get('--concurrency') ?? '1,16').split(',').map(Number);
+const { replicas, size, fsync, count, concurrency: concurrencies } = parseFlags(import.meta.url, {
+  replicas: { kind: 'int', default: 2, min: 1, arg: '2', help: 'replicas per write (on max(3, this) data servers)' },
+  size: { kind: 'size', default: 20480, min: 1, arg: '20480', help: 'bytes per write' },
+  // passed on as the data servers' --fsync=VALUE
+  fsync: { kind: 'string', default: 'false', choices: ['true', 'false'], arg: 'false', help: 'data servers fsync each group commit' },
+  count: { kind: 'int', default: 100, min: 1, arg: '100', help: 'writes per writer' },
+  concurrency: { kind: 'ints', default: [1, 16], min: 1, help: 'writer counts to measure, one after the other' },
+});
 const dir = mkdtempSync(join(tmpdir(), 'ugcfs-bench-split-'));
 const c = await startCluster({ dir, dataservers: Math.max(3, replicas), replicas, dataserverArgs: [`--fsync=${fsync}`] });
 const body = randomBytes(size);

@@ -5,13 +5,14 @@
 // blocks is copied once). Prints one JSON result line per repair concurrency.
 //   node bin/run-ts.mjs bench/repair-rate.ts [--quick] [--mb N] [--concurrency 2,4]
 import { randomBytes } from 'node:crypto';
-import { parseArgv } from '../src/config.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
+import { parseFlags } from './lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick']));
-const quick = flags.has('--quick');
-const totalMb = Number(flags.get('--mb') ?? (quick ? 48 : 400));
-const concurrencies = String(flags.get('--concurrency') ?? '2,4').split(',').map(Number);
+const { mb: totalMb, concurrency: concurrencies } = parseFlags(import.meta.url, {
+  quick: { kind: 'bool', help: 'less data, for a smoke check' },
+  mb: { kind: 'number', default: 400, quick: 48, min: 1, help: 'MB of files written (stored twice) before the kill' },
+  concurrency: { kind: 'ints', default: [2, 4], min: 1, help: "name server's --repair-concurrency values, one cluster each" },
+});
 const FILE = 64 * 1024;
 const BLOCK = 8 * 1024 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');

@@ -8,12 +8,14 @@
 //   npm run bench -- --render            rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json
 //   options: --runs N (rounds per figure), --duration S (seconds per run), --no-doc (touch nothing in docs/),
 //            --wait-quiet (before each section, wait up to 3 min for the load average to drop below the core count),
-//            --external-full (the parts' own scripts in their full form; slower)
+//            --external-full (the parts' own scripts in their full form; slower),
+//            --min-free-gib N (refuse to start with less free disk for the scratch work; default 10)
+//   npm run bench -- --help              every option, with its default
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgv } from '../src/config.ts';
-import { detectTools, missingMessage } from './lib/preflight.ts';
+import { detectTools, freeDiskMessage, missingMessage } from './lib/preflight.ts';
+import { parseFlags } from './lib/flags.ts';
 import { machineInfo } from './lib/machine.ts';
 import { loadResults, saveResults } from './lib/results.ts';
 import { renderDoc, SECTION_ORDER } from './lib/doc.ts';
@@ -35,24 +37,30 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   external: async () => (await import('./lib/sections/external.ts')).section,
 };
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--quick', '--no-doc', '--help', '--external-full', '--render', '--wait-quiet']));
-if (flags.has('--help')) {
-  process.stdout.write(`usage: npm run bench -- [--only ${SECTION_ORDER.join(',')}] [--quick] [--runs N] [--duration S] [--external-full] [--wait-quiet] [--no-doc] | --render\n`);
-  process.exit(0);
-}
-const quick = flags.has('--quick');
-const renderOnly = flags.has('--render');
-const only = renderOnly ? [] : typeof flags.get('--only') === 'string' ? String(flags.get('--only')).split(',').map((s) => s.trim()).filter(Boolean) : SECTION_ORDER;
-const unknown = only.filter((s) => !(s in SECTIONS));
-if (unknown.length) {
-  process.stderr.write(`bench: unknown section(s) ${unknown.join(', ')}; known: ${SECTION_ORDER.join(', ')}\n`);
-  process.exit(2);
-}
-const runs = Number(flags.get('--runs') ?? (quick ? 2 : 3));
-const durationS = Number(flags.get('--duration') ?? (quick ? 2 : 4));
-if (!(runs >= 1) || !(durationS >= 1)) {
-  process.stderr.write('bench: --runs and --duration must be positive numbers\n');
-  process.exit(2);
+const flags = parseFlags({ name: 'bench', run: 'npm run bench --' }, {
+  only: { kind: 'list', default: SECTION_ORDER, choices: Object.keys(SECTIONS), arg: SECTION_ORDER.join(','), help: 'the sections to run; the others keep their last figures' },
+  quick: { kind: 'bool', help: 'fewer and shorter runs, for a smoke check' },
+  runs: { kind: 'int', default: 3, quick: 2, min: 1, help: 'rounds per figure (the median is reported)' },
+  duration: { kind: 'number', default: 4, quick: 2, min: 1, arg: 'S', help: 'seconds per run' },
+  externalFull: { kind: 'bool', help: "the parts' own scripts in their full form; slower" },
+  waitQuiet: { kind: 'bool', help: 'before each section, wait up to 3 min for the load average to drop below the core count' },
+  noDoc: { kind: 'bool', help: 'touch nothing in docs/' },
+  render: { kind: 'bool', help: 'only rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json' },
+  // A section's work directory lives until the section ends. The writes section keeps every
+  // replica of thousands of 20 KB writes a second (replicas 1-3, two clusters) and nginx's
+  // copies over all its rounds: several GB. The scale section keeps 1.1 million 1 KB records
+  // with their LevelDB indexes: over 1 GB. 10 GiB covers either with room for the system;
+  // a run of lighter sections can lower it.
+  minFreeGib: { kind: 'number', default: 10, min: 0, help: 'refuse to start with less free disk in the scratch directory (os.tmpdir())' },
+});
+const { quick, runs, duration: durationS } = flags;
+const only = flags.render ? [] : flags.only;
+if (only.length > 0) {
+  const diskFull = await freeDiskMessage(tmpdir(), flags.minFreeGib);
+  if (diskFull) {
+    process.stderr.write(diskFull + '\n');
+    process.exit(2);
+  }
 }
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
@@ -75,7 +83,7 @@ let failed = 0;
 for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   const section = await SECTIONS[id]!();
   const cores = machine.cores;
-  if (flags.has('--wait-quiet')) {
+  if (flags.waitQuiet) {
     // Other work on a shared machine skews every figure; wait (a while) for it to calm down.
     const until = Date.now() + 3 * 60_000;
     while (loadavg()[0]! > cores && Date.now() < until) {
@@ -89,7 +97,7 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   log(`${section.title}: starting`);
   try {
     const machineNow = { ...machine, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
-    const out = await section.run({ tools, machine: machineNow, quick, externalFull: flags.has('--external-full'), runs, durationS, work, log });
+    const out = await section.run({ tools, machine: machineNow, quick, externalFull: flags.externalFull, runs, durationS, work, log });
     results.sections[id] = {
       id,
       title: section.title,
@@ -105,7 +113,7 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
     };
     // The doc is rewritten after every section, so an interrupted run leaves it consistent;
     // --no-doc leaves docs/ alone entirely (the stored results included).
-    if (!flags.has('--no-doc')) {
+    if (!flags.noDoc) {
       saveResults(resultsPath, results);
       writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), renderDoc(results, INTRO));
     }
@@ -119,7 +127,7 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   }
 }
 
-if (!flags.has('--no-doc')) {
+if (!flags.noDoc) {
   writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), renderDoc(results, INTRO));
   log('wrote docs/BENCHMARKS.md');
 }

@@ -1,23 +1,26 @@
 // Fills a data server's storage quickly, straight through the storage engine (BlockStore:
 // the same appends, group commit and LevelDB index a data server uses, minus HTTP), and
 // times reopening it. Used by the scale section; prints one JSON result line per step.
-//   node bin/run-ts.mjs bench/scale-generate.ts fill   --dir D --block B --count N [--size 1024] [--block-size BYTES] [--sample K] [--out FIDS.json]
+//   node bin/run-ts.mjs bench/scale-generate.ts fill   --dir D --block B --count N [--size 1024] [--block-size BYTES] [--sample K] [--out FIDS.json] [--base-key N]
 //   node bin/run-ts.mjs bench/scale-generate.ts reopen --dir D [--block-size BYTES]
 import { writeFileSync } from 'node:fs';
 import { randomBytes, randomInt } from 'node:crypto';
 import { BlockStore } from '../dataserver/block-store.ts';
 import { encodeFid, newCookie } from '../src/file-id.ts';
-import { parseArgv, parseSize } from '../src/config.ts';
+import { parseFlags, scriptInfo } from './lib/flags.ts';
 
-const { flags, positionals } = parseArgv(process.argv.slice(2));
-const mode = positionals[0];
-const dir = String(flags.get('--dir') ?? '');
-const size = (s: string | true | undefined, d: number) => (typeof s === 'string' ? (Number.isNaN(Number(s)) ? parseSize(s) : Number(s)) : d);
-const blockSize = size(flags.get('--block-size'), 4 * 2 ** 30);
-if (!dir || (mode !== 'fill' && mode !== 'reopen')) {
-  process.stderr.write('usage: scale-generate.ts fill|reopen --dir D [...]\n');
-  process.exit(2);
-}
+const flags = parseFlags({ ...scriptInfo(import.meta.url), commands: ['fill', 'reopen'] }, {
+  dir: { kind: 'string', required: true, arg: 'D', help: "the data server's storage directory" },
+  blockSize: { kind: 'size', default: 4 * 2 ** 30, min: 1, help: 'block size of the store' },
+  block: { kind: 'int', default: 1, min: 1, arg: 'B', help: 'fill: the block to append to (created when missing)' },
+  count: { kind: 'int', default: 10_000, min: 1, help: 'fill: records appended' },
+  size: { kind: 'size', default: 1024, min: 1, arg: '1024', help: 'fill: bytes per record' },
+  sample: { kind: 'int', default: 10_000, min: 0, arg: 'K', help: 'fill: fids kept in the uniform sample written to --out' },
+  out: { kind: 'string', arg: 'FIDS.json', help: 'fill: where the sample of fids goes (a JSON array)' },
+  // keys are BigInts built from it: the int kind keeps it a safe integer, so they are exact
+  baseKey: { kind: 'int', default: 2 ** 40, min: 0, help: 'fill: the first record key' },
+});
+const { command: mode, dir, blockSize } = flags;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 
 if (mode === 'reopen') {
@@ -28,12 +31,9 @@ if (mode === 'reopen') {
   await store.close();
   out({ metric: 'reopen', value: ms, unit: 'ms', records });
 } else {
-  const block = Number(flags.get('--block') ?? 1);
-  const count = Number(flags.get('--count') ?? 10_000);
-  const fileSize = size(flags.get('--size'), 1024);
-  const sampleSize = Number(flags.get('--sample') ?? 10_000);
-  // Keys far above anything the name server's sequence hands out in a bench run.
-  const baseKey = BigInt(flags.get('--base-key') === undefined ? 2 ** 40 : String(flags.get('--base-key')));
+  const { block, count, size: fileSize, sample: sampleSize } = flags;
+  // By default keys far above anything the name server's sequence hands out in a bench run.
+  const baseKey = BigInt(flags.baseKey);
   // Buffered appends, so the block files are in the page cache as the scale section says:
   // it measures what the index costs at each size, not the disk.
   const store = await BlockStore.open({ dir, fsync: false, blockSize, directWrites: false });
@@ -62,6 +62,6 @@ if (mode === 'reopen') {
   await Promise.all(Array.from({ length: 512 }, worker));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   await store.close();
-  if (flags.get('--out')) writeFileSync(String(flags.get('--out')), JSON.stringify(sample));
+  if (flags.out) writeFileSync(flags.out, JSON.stringify(sample));
   out({ metric: 'fill', value: count / secs, unit: 'records/s', records: count, seconds: secs, fileSize });
 }

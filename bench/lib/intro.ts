@@ -15,7 +15,12 @@ npm run bench -- --quick                                  # 2 short rounds per f
 npm run bench -- --runs 5 --duration 10                   # more, longer rounds
 npm run bench -- --wait-quiet                             # wait (up to 3 min per section) for a quiet machine
 npm run bench -- --render                                 # rewrite this file from benchmarks/results.json
+npm run bench -- --help                                   # every flag (each bench/*.ts script takes --help too)
 \`\`\`
+
+The bench refuses to start with less than 10 GiB free where it writes its scratch work
+(the system's temporary directory; the writes and scale sections write several GB):
+\`--min-free-gib N\` lowers the bar, \`TMPDIR\` moves the work.
 
 Sections: \`reads\`, \`writes\`, \`images\`, \`scale\`, \`recovery\`, \`profile\`, \`external\`.
 A missing peer (nginx, its image_filter module, wrk) is named with the Debian package to

@@ -1,6 +1,9 @@
 // What the bench needs from the machine. It installs nothing: it names the Debian packages
 // that are missing, and the comparisons that need them are skipped (and say so in the doc).
+// Free disk is checked up front: a full disk otherwise shows up mid-section as a LevelDB
+// error that does not say the disk is full.
 import { existsSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from './spawn.ts';
 
@@ -63,4 +66,13 @@ export function missingMessage(tools: Tools): string {
     ...tools.missing.map((m) => `  - ${m.pkg}: ${m.for}`),
     `install them with: apt-get install ${pkgs.join(' ')}`,
   ].join('\n');
+}
+
+/** '' when `dir` has at least `needGiB` free, else the sentence refusing the run. */
+export async function freeDiskMessage(dir: string, needGiB: number): Promise<string> {
+  const fs = await statfs(dir);
+  // bavail, not bfree: the blocks reserved for root are not ours to fill.
+  const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30;
+  if (freeGiB >= needGiB) return '';
+  return `bench: ${dir}, where the sections write their scratch work, has ${freeGiB.toFixed(1)} GiB free and the bench needs ${needGiB} GiB; free some space, point TMPDIR elsewhere, or lower the bar with --min-free-gib N.`;
 }

@@ -5,11 +5,12 @@
 import Fastify from 'fastify';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
-import { parseArgv } from '../../src/config.ts';
+import { parseFlags } from '../lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2));
-const dir = String(flags.get('--dir'));
-const port = Number(flags.get('--port') ?? 0);
+const { dir, port } = parseFlags(import.meta.url, {
+  dir: { kind: 'string', required: true, arg: 'FILES', help: 'the files to serve, read into memory at start' },
+  port: { kind: 'int', default: 0, min: 0, max: 65535, arg: '0', help: 'port on 127.0.0.1 (0: any free one)' },
+});
 
 const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
 const files = new Map<string, { bytes: Buffer; type: string }>();

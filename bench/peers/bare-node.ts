@@ -9,13 +9,14 @@
 import { createServer } from 'node:http';
 import { openSync, read, readSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
-import { parseArgv } from '../../src/config.ts';
+import { parseFlags } from '../lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--sync-reads']));
-const syncReads = flags.has('--sync-reads');
-const dir = String(flags.get('--dir'));
-const packPath = String(flags.get('--pack'));
-const port = Number(flags.get('--port') ?? 0);
+const { dir, pack: packPath, port, syncReads } = parseFlags(import.meta.url, {
+  dir: { kind: 'string', required: true, arg: 'FILES', help: 'the files to serve' },
+  pack: { kind: 'string', required: true, arg: 'PACKFILE', help: 'the file they are packed into (overwritten)' },
+  port: { kind: 'int', default: 0, min: 0, max: 65535, arg: '0', help: 'port on 127.0.0.1 (0: any free one)' },
+  syncReads: { kind: 'bool', help: "synchronous pread on the event loop instead of libuv's thread pool" },
+});
 
 const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
 const index = new Map<string, { offset: number; size: number; type: string }>();

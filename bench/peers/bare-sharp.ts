@@ -13,16 +13,18 @@ import { createServer } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { parseArgv } from '../../src/config.ts';
 import { boundedSlot } from '../../src/origin/legacy-read-through.ts';
+import { parseFlags } from '../lib/flags.ts';
 
-const { flags } = parseArgv(process.argv.slice(2), new Set(['--vips-cache']));
-const dir = String(flags.get('--dir'));
-const port = Number(flags.get('--port') ?? 0);
-const jobs = Number(flags.get('--jobs') ?? 0);
-const threads = Number(flags.get('--threads') ?? 0);
+const { dir, port, jobs, threads, vipsCache } = parseFlags(import.meta.url, {
+  dir: { kind: 'string', required: true, arg: 'PHOTOS', help: 'the source images, held in memory' },
+  port: { kind: 'int', default: 0, min: 0, max: 65535, arg: '0', help: 'port on 127.0.0.1 (0: any free one)' },
+  jobs: { kind: 'int', default: 0, min: 0, help: 'at most N resizes at once, the rest wait (0: no bound)' },
+  threads: { kind: 'int', default: 0, min: 0, arg: 'T', help: "libvips threads per resize (0: sharp's default, one per core)" },
+  vipsCache: { kind: 'bool', help: "keep libvips' operation cache on (sharp's default; off otherwise)" },
+});
 if (threads > 0) sharp.concurrency(threads);
-if (!flags.has('--vips-cache')) sharp.cache(false);
+if (!vipsCache) sharp.cache(false);
 const MAX_PIXELS = 100_000_000; // the origin's --max-pixels default
 const sources = new Map<string, Buffer>();
 for (const name of readdirSync(dir)) sources.set(name, readFileSync(join(dir, name)));
