@@ -253,8 +253,8 @@ their own bench scripts):
   libuv's threads at 29 % of all CPU samples under replicated writes, most of it filling fresh
   page-cache pages (10-50 µs of kernel time per 20 KB on this VM). Four adjacent off/on pairs
   on the writes section's cluster: data servers' system CPU per replicas-2 write 210-236 →
-  80-103 µs, 2,395-2,893 → 2,791-3,782 writes/s; the writes section's row 0.39x → 0.65x and
-  0.53x of nginx PUT in the two 5-round runs after it.
+  80-103 µs, 2,395-2,893 → 2,791-3,782 writes/s; the writes section's row 0.39x → 0.65x,
+  0.53x and 0.56x of nginx PUT in the three 5-round runs after it.
 - In the bench itself: profiles are cut to the load window (module loading was a fifth of
   the samples), and bench/profile-write-split.ts times the two hops of a write apart.
 
