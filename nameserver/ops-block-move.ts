@@ -60,8 +60,28 @@ export async function deleteCopy(ctx: NameserverContext, ds: DataserverEntry, bl
   throw new UgcfsError('UGCFS_ERR_UPSTREAM', `deleting block ${block} on ${ds.id} answered HTTP ${res.status}`);
 }
 
-export function scrub(ctx: NameserverContext, ds: DataserverEntry, block: number, timeoutMs = 600_000): Promise<ScrubResult> {
-  return dsPost<ScrubResult>(ctx, ds, DS_ROUTES.blockScrub, block, {}, timeoutMs);
+/** How often a scrub in progress checks that its server is still alive. */
+const SCRUB_LIVENESS_POLL_MS = 250;
+
+/**
+ * A copy's scrub, given up (UGCFS_ERR_UNAVAILABLE) once its server is declared dead: a server
+ * that hangs without dying would otherwise keep the caller — and the block's claim, which
+ * holds the block's writes off — waiting for the whole timeout.
+ */
+export async function scrub(ctx: NameserverContext, ds: DataserverEntry, block: number, timeoutMs = 600_000): Promise<ScrubResult> {
+  const stop = new AbortController();
+  const watch = setInterval(() => {
+    const e = ctx.registry.get(ds.id);
+    if (!e || !ctx.registry.isAlive(e)) stop.abort();
+  }, SCRUB_LIVENESS_POLL_MS);
+  try {
+    return await callJson<ScrubResult>(blockUrl(ds, DS_ROUTES.blockScrub, block), { method: 'POST', body: {}, secret: ctx.config.clusterSecret, timeoutMs, signal: stop.signal });
+  } catch (err) {
+    if (stop.signal.aborted) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${ds.id} was declared dead during the scrub of block ${block}`);
+    throw err;
+  } finally {
+    clearInterval(watch);
+  }
 }
 
 /** Applies deletes clients reported during the move to the new copy; what cannot be applied now is left to the pending-delete replay. */
