@@ -62,7 +62,6 @@ export class BlockFile {
   /** Stops direct appends to this file (a direct write was refused); buffered writes go on. */
   noDirect(): void {
     this.closeDirect();
-    this.directFd = null;
   }
 
   pin(): void {

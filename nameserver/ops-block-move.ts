@@ -49,8 +49,34 @@ function blockUrl(ds: DataserverEntry, route: string, block: number): string {
   return ds.url + route.replace(':id', String(block));
 }
 
-export function dsPost<T>(ctx: NameserverContext, ds: DataserverEntry, route: string, block: number, body: unknown, timeoutMs: number): Promise<T> {
-  return callJson<T>(blockUrl(ds, route, block), { method: 'POST', body, secret: ctx.config.clusterSecret, timeoutMs });
+/** How often a call in progress checks that its server is still alive. */
+const LIVENESS_POLL_MS = 250;
+
+/**
+ * A block command to a data server (scrub, pull, compact, read-only), given up
+ * (UGCFS_ERR_UNAVAILABLE) when a server alive at the start is declared dead during the call:
+ * a server that hangs without dying would otherwise keep the caller, and the block's claim
+ * that holds its writes and repair off, waiting for the whole timeout (up to 30 min).
+ */
+export async function dsPost<T>(ctx: NameserverContext, ds: DataserverEntry, route: string, block: number, body: unknown, timeoutMs: number): Promise<T> {
+  const alive = () => {
+    const e = ctx.registry.get(ds.id);
+    return e !== undefined && ctx.registry.isAlive(e);
+  };
+  const stop = new AbortController();
+  const watch = alive()
+    ? setInterval(() => {
+        if (!alive()) stop.abort();
+      }, LIVENESS_POLL_MS)
+    : undefined;
+  try {
+    return await callJson<T>(blockUrl(ds, route, block), { method: 'POST', body, secret: ctx.config.clusterSecret, timeoutMs, signal: stop.signal });
+  } catch (err) {
+    if (stop.signal.aborted) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${ds.id} was declared dead during the ${route.split('/').pop()} of block ${block}`);
+    throw err;
+  } finally {
+    clearInterval(watch);
+  }
 }
 
 /** Deletes a server's copy; a copy that is already gone is fine. */
@@ -60,28 +86,8 @@ export async function deleteCopy(ctx: NameserverContext, ds: DataserverEntry, bl
   throw new UgcfsError('UGCFS_ERR_UPSTREAM', `deleting block ${block} on ${ds.id} answered HTTP ${res.status}`);
 }
 
-/** How often a scrub in progress checks that its server is still alive. */
-const SCRUB_LIVENESS_POLL_MS = 250;
-
-/**
- * A copy's scrub, given up (UGCFS_ERR_UNAVAILABLE) once its server is declared dead: a server
- * that hangs without dying would otherwise keep the caller — and the block's claim, which
- * holds the block's writes off — waiting for the whole timeout.
- */
-export async function scrub(ctx: NameserverContext, ds: DataserverEntry, block: number, timeoutMs = 600_000): Promise<ScrubResult> {
-  const stop = new AbortController();
-  const watch = setInterval(() => {
-    const e = ctx.registry.get(ds.id);
-    if (!e || !ctx.registry.isAlive(e)) stop.abort();
-  }, SCRUB_LIVENESS_POLL_MS);
-  try {
-    return await callJson<ScrubResult>(blockUrl(ds, DS_ROUTES.blockScrub, block), { method: 'POST', body: {}, secret: ctx.config.clusterSecret, timeoutMs, signal: stop.signal });
-  } catch (err) {
-    if (stop.signal.aborted) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${ds.id} was declared dead during the scrub of block ${block}`);
-    throw err;
-  } finally {
-    clearInterval(watch);
-  }
+export function scrub(ctx: NameserverContext, ds: DataserverEntry, block: number, timeoutMs = 600_000): Promise<ScrubResult> {
+  return dsPost<ScrubResult>(ctx, ds, DS_ROUTES.blockScrub, block, {}, timeoutMs);
 }
 
 /** Applies deletes clients reported during the move to the new copy; what cannot be applied now is left to the pending-delete replay. */
