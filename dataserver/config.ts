@@ -18,7 +18,7 @@ export const DATASERVER_OPTIONS = {
   tombstoneKeepHours: opt.number(14 * 24, 'compaction keeps a tombstone this long after its delete (0: for ever); `ugcfs verify --repair` must run within it, or a copy that missed the delete can bring the file back', { min: 0 }),
   readBufferPoolBytes: opt.int(32 * 1024 * 1024, 'bytes of read buffers kept for reuse by GET /needles (0: a fresh buffer per read; records over 1 MiB always get one)', { min: 0 }),
   writeBufferPoolBytes: opt.int(16 * 1024 * 1024, 'bytes of request-body buffers kept for reuse by PUT /needles and needle batches (0: gathered into fresh buffers; bodies over 8 MiB always are)', { min: 0 }),
-  syncReads: opt.bool(true, 'read records of up to 256 KiB with a synchronous pread on the event loop, a third less CPU per read from the page cache; two reads in a row slower than the page cache send reads to the thread pool for 2 s, so a cold disk holds the loop for at most two reads per pause (false: always the thread pool)'),
+  syncReads: opt.bool(true, 'read records of up to 256 KiB with a synchronous pread on the event loop, a third less CPU per read from the page cache; two slow reads in a row, the second seen reading from storage, send reads to the thread pool for 2 s, so a cold disk holds the loop for at most two reads per pause (false: always the thread pool)'),
   indexCacheEntries: opt.int(100_000, 'index entries cached in memory (typed arrays, about 50 bytes each)', { min: 0 }),
   testCrashAt: opt.string('', 'TEST ONLY: SIGKILL this process at the named storage step (docs in dataserver/README.md)', { env: 'UGCFS_TEST_CRASH_AT' }),
 };
