@@ -7,7 +7,7 @@ import { renderAnalysis } from './analysis.ts';
 export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'profile', 'external'];
 
 function machineLine(m: MachineInfo): string {
-  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.os}, Linux ${m.kernel}; node ${m.node}, nginx ${m.nginx ?? 'absent'}, wrk ${m.wrk ?? 'absent'}, sharp ${m.sharp} (libvips ${m.vips})`;
+  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.os}, Linux ${m.kernel}; node ${m.node}, nginx ${m.nginx ?? 'absent'}, wrk ${m.wrk ?? 'absent'}, sharp ${m.sharp} (libvips ${m.vips})${m.reclaim ? `; the kernel reclaims on its own: ${m.reclaim}` : ''}`;
 }
 
 export function renderDoc(results: ResultsFile, intro: string): string {

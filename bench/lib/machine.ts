@@ -2,6 +2,7 @@
 import { cpus, totalmem, release, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { Tools } from './preflight.ts';
+import { proactiveReclaim } from './resident.ts';
 
 export interface MachineInfo {
   cpu: string;
@@ -14,6 +15,8 @@ export interface MachineInfo {
   wrk?: string;
   sharp?: string;
   vips?: string;
+  /** what the kernel pages out on its own ('' when nothing) */
+  reclaim?: string;
   loadavgAtStart: number[];
 }
 
@@ -35,6 +38,7 @@ export async function machineInfo(tools: Tools): Promise<MachineInfo> {
     wrk: tools.wrkVersion,
     sharp: sharp.versions.sharp,
     vips: sharp.versions.vips,
+    reclaim: proactiveReclaim(),
     loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }

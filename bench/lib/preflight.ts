@@ -16,6 +16,8 @@ export interface Tools {
   dav: boolean;
   wrk?: string;
   wrkVersion?: string;
+  /** locks files in memory (the scale section's data servers) */
+  vmtouch?: string;
   /** Debian packages to install for the skipped comparisons */
   missing: { pkg: string; for: string }[];
 }
@@ -55,6 +57,8 @@ export async function detectTools(): Promise<Tools> {
   } else {
     tools.missing.push({ pkg: 'wrk', for: 'HTTP read throughput (reads, cache hits, scale)' });
   }
+  tools.vmtouch = await which('vmtouch');
+  if (!tools.vmtouch) tools.missing.push({ pkg: 'vmtouch', for: 'holding the scale section\'s files in memory, so its reads stay page-cache reads where the kernel pages out idle memory' });
   return tools;
 }
 

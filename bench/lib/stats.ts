@@ -29,3 +29,37 @@ export function medianRatio(num: readonly number[], den: readonly number[]): num
   for (let i = 0; i < Math.min(num.length, den.length); i++) if (den[i]! > 0) rs.push(num[i]! / den[i]!);
   return median(rs);
 }
+
+/**
+ * A latency histogram: microseconds -> requests. Runs pool into one, so a percentile reads
+ * every sample of every run instead of being the median of per-run percentiles, each of which
+ * moves with whichever stall of the machine its run happened to catch.
+ */
+export class Histogram {
+  private readonly counts = new Map<number, number>();
+  private total = 0;
+
+  add(pairs: Iterable<readonly [number, number]>): this {
+    for (const [us, n] of pairs) {
+      this.counts.set(us, (this.counts.get(us) ?? 0) + n);
+      this.total += n;
+    }
+    return this;
+  }
+
+  get count(): number {
+    return this.total;
+  }
+
+  /** Nearest-rank percentile, p in 0..100; NaN when empty. */
+  percentile(p: number): number {
+    if (this.total === 0) return Number.NaN;
+    const rank = Math.max(1, Math.ceil((p / 100) * this.total));
+    let seen = 0;
+    for (const us of [...this.counts.keys()].sort((a, b) => a - b)) {
+      seen += this.counts.get(us)!;
+      if (seen >= rank) return us;
+    }
+    return Number.NaN;
+  }
+}

@@ -20,6 +20,8 @@ export interface WrkOptions {
   headers?: Record<string, string>;
   /** file whose bytes are sent as the body of every request */
   bodyFile?: string;
+  /** also return every latency seen, as [µs, requests] pairs (bench/lib/stats.ts Histogram) */
+  histogram?: boolean;
 }
 
 export interface WrkResult {
@@ -35,6 +37,8 @@ export interface WrkResult {
   errors: number;
   non2xx: number;
   command: string;
+  /** with `histogram`: [µs, requests] for every latency seen */
+  latencies?: [number, number][];
 }
 
 const lua = (s: string) => JSON.stringify(s); // paths and header values are ASCII; JSON escapes are valid Lua here
@@ -66,6 +70,12 @@ function done(summary, latency, requests)
   io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50":%.1f,"p90":%.1f,"p99":%.1f,"mean":%.1f}\\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean))
+  ${o.histogram ? `local pairs = {}
+  for i = 1, #latency do
+    local us, n = latency(i)
+    pairs[#pairs + 1] = string.format("[%d,%d]", us, n)
+  end
+  io.write("WRKHIST [" .. table.concat(pairs, ",") .. "]\\n")` : ''}
 end
 `;
 }
@@ -80,6 +90,8 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
     const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
     if (!line) throw new Error(`wrk produced no result (exit ${r.code}): ${r.stderr || r.stdout}`);
     const j = JSON.parse(line.slice(8)) as Record<string, number>;
+    const hist = o.histogram ? r.stdout.split('\n').find((l) => l.startsWith('WRKHIST ')) : undefined;
+    if (o.histogram && !hist) throw new Error(`wrk produced no histogram (exit ${r.code})`);
     const secs = j.duration_us! / 1e6;
     const errors = j.connect! + j.read! + j.write! + j.timeout!;
     return {
@@ -92,6 +104,7 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
       mean: j.mean!,
       errors,
       non2xx: j.status!,
+      ...(hist ? { latencies: JSON.parse(hist.slice(8)) as [number, number][] } : {}),
       command: `wrk -t ${o.threads ?? 2} -c ${o.connections ?? 32} -d ${o.durationS ?? 5}s --timeout 10s -s <round-robin over ${o.paths.length} path(s)${o.method && o.method !== 'GET' ? `, ${o.method}` : ''}> ${o.url}`,
     };
   } finally {
