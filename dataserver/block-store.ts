@@ -31,6 +31,8 @@ export interface StoreOptions {
   tombstoneKeepMs?: number;
   blockSize: number;
   cacheEntries?: number;
+  /** LevelDB's block cache for the index (undefined: LevelDB's default, 8 MiB) */
+  indexBlockCacheBytes?: number;
   metrics?: Metrics;
   log?: Logger;
   /** test-only crash step (UGCFS_TEST_CRASH_AT) */
@@ -71,7 +73,7 @@ export class BlockStore {
   static async open(opts: StoreOptions): Promise<BlockStore> {
     const blocksDir = join(opts.dir, 'blocks');
     await mkdir(blocksDir, { recursive: true });
-    const index = await NeedleIndex.open(join(opts.dir, 'index'), { cacheEntries: opts.cacheEntries, metrics: opts.metrics, log: opts.log });
+    const index = await NeedleIndex.open(join(opts.dir, 'index'), { cacheEntries: opts.cacheEntries, blockCacheBytes: opts.indexBlockCacheBytes, metrics: opts.metrics, log: opts.log });
     const store = new BlockStore({
       blocksDir,
       index,

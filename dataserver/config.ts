@@ -20,6 +20,7 @@ export const DATASERVER_OPTIONS = {
   writeBufferPoolBytes: opt.int(16 * 1024 * 1024, 'bytes of request-body buffers kept for reuse by PUT /needles and needle batches (0: gathered into fresh buffers; bodies over 8 MiB always are)', { min: 0 }),
   syncReads: opt.bool(true, 'read records of up to 256 KiB with a synchronous pread on the event loop, a third less CPU per read from the page cache; two slow reads in a row, the second seen reading from storage, send reads to the thread pool for 2 s, so a cold disk holds the loop for at most two reads per pause (false: always the thread pool)'),
   indexCacheEntries: opt.int(100_000, 'index entries cached in memory (typed arrays, about 50 bytes each)', { min: 0 }),
+  indexBlockCacheBytes: opt.int(64 * 1024 * 1024, "bytes of LevelDB's cache of decompressed index blocks, behind the entry cache (accepts 64M etc.; filled only as blocks are read). LevelDB's own 8 MiB holds about a third of a 1M-file index", { min: 0, max: 2 ** 32 - 1 }),
   testCrashAt: opt.string('', 'TEST ONLY: SIGKILL this process at the named storage step (docs in dataserver/README.md)', { env: 'UGCFS_TEST_CRASH_AT' }),
 };
 

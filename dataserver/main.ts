@@ -81,6 +81,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
       blockSize: config.blockSize,
       tombstoneKeepMs: config.tombstoneKeepHours * 3_600_000,
       cacheEntries: config.indexCacheEntries,
+      indexBlockCacheBytes: config.indexBlockCacheBytes,
       metrics: server.metrics,
       log,
       crashAt: config.testCrashAt,

@@ -181,8 +181,8 @@ export class NeedleIndex {
     return hit;
   }
 
-  static async open(dir: string, opts: { cacheEntries?: number; metrics?: Metrics; log?: Logger } = {}): Promise<NeedleIndex> {
-    const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  static async open(dir: string, opts: { cacheEntries?: number; blockCacheBytes?: number; metrics?: Metrics; log?: Logger } = {}): Promise<NeedleIndex> {
+    const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', ...(opts.blockCacheBytes === undefined ? {} : { cacheSize: opts.blockCacheBytes }) });
     await db.open();
     return new NeedleIndex(db, dir, opts.cacheEntries ?? 100_000, opts.metrics, opts.log);
   }

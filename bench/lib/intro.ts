@@ -25,7 +25,7 @@ The bench refuses to start with less than 10 GiB free where it writes its scratc
 Sections: \`reads\`, \`writes\`, \`images\`, \`scale\`, \`recovery\`, \`profile\`, \`external\`.
 A missing peer (nginx, its image_filter module, wrk) is named with the Debian package to
 install, and the comparisons that need it are skipped. vmtouch locks the scale section's files
-in memory (run as root, or with a `ulimit -l` above 1.3 GB); without it, or where locking is
+in memory (run as root, or with a \`ulimit -l\` above 1.3 GB); without it, or where locking is
 refused, that section says so and reports what its data servers read from the disk.
 
 ## How the figures are made
