@@ -12,11 +12,11 @@
 // is the thread having been descheduled (rare enough on the bench VM to pause nothing in 64 s
 // of wrk, but a pause counter should mean a disk on any machine). Two slow reads in a row,
 // the second seen reading from storage, send every read back to the pool for a pause, after
-// which reads in place are tried again; only the read after a slow one is bracketed by the two counter
-// reads (~0.6 µs each), so the common path pays nothing. Storage the kernel does not count
-// (some network filesystems) pauses on a longer run of slow reads alone. Large records
-// always go to the pool (their copy alone would hold the loop, and they are the likeliest
-// to be cold).
+// which reads in place are tried again; only the read after a slow one is bracketed by the
+// two counter reads (~0.6 µs each), so the common path pays nothing. Storage the kernel does
+// not count (some network filesystems) pauses on a longer run of slow reads alone. Large
+// records always go to the pool (their copy alone would hold the loop, and they are the
+// likeliest to be cold).
 
 export interface SyncReadGateOptions {
   /** records longer than this always go to the thread pool */

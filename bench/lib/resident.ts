@@ -15,6 +15,29 @@ export interface Held {
 }
 
 /**
+ * vmtouch daemons still holding memory. A daemon is not our child (it forks away), so the
+ * bench's kill-all-children on exit or Ctrl-C would miss it and leave its pages locked.
+ */
+const daemons = new Map<number, string>(); // pid -> its scratch directory
+let reaping = false;
+function reapOnExit(pid: number, tmp: string): void {
+  daemons.set(pid, tmp);
+  if (reaping) return;
+  reaping = true;
+  process.on('exit', () => {
+    for (const [d, dir] of daemons) stopDaemon(d, dir, 'SIGKILL');
+  });
+}
+
+function stopDaemon(pid: number, tmp: string, signal: NodeJS.Signals): void {
+  daemons.delete(pid);
+  try {
+    process.kill(pid, signal);
+  } catch { /* already gone */ }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
  * Locks every file under `dir` in memory until released (`vmtouch -d -w -l`: a daemon that
  * returns once all pages are locked). Returns why not when it cannot (no vmtouch, or mlock
  * refused: non-root users are limited by `ulimit -l`).
@@ -38,18 +61,18 @@ export async function holdInMemory(vmtouch: string | undefined, dir: string): Pr
   try {
     pid = Number(readFileSync(pidFile, 'utf8').trim());
   } catch { /* no pid file: the daemon did not start */ }
-  if (code !== 0 || !Number.isInteger(pid)) {
-    if (Number.isInteger(pid)) process.kill(pid, 'SIGKILL');
+  // pid > 0: an empty pid file reads as 0, and kill(0) would signal our own process group
+  const started = Number.isInteger(pid) && pid > 0;
+  if (code !== 0 || !started) {
+    if (started) process.kill(pid, 'SIGKILL');
     const why = readFileSync(errFile, 'utf8').trim().split('\n').pop();
     rmSync(tmp, { recursive: true, force: true });
     return `vmtouch -l failed (${why || `exit ${code}`})`;
   }
+  reapOnExit(pid, tmp);
   return {
     async release() {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch { /* already gone */ }
-      rmSync(tmp, { recursive: true, force: true });
+      stopDaemon(pid, tmp, 'SIGTERM');
     },
   };
 }

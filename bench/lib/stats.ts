@@ -47,10 +47,6 @@ export class Histogram {
     return this;
   }
 
-  get count(): number {
-    return this.total;
-  }
-
   /** Nearest-rank percentile, p in 0..100; NaN when empty. */
   percentile(p: number): number {
     if (this.total === 0) return Number.NaN;

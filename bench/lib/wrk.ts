@@ -87,10 +87,11 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
     writeFileSync(file, script(o));
     const args = ['-t', String(o.threads ?? 2), '-c', String(o.connections ?? 32), '-d', `${o.durationS ?? 5}s`, '--timeout', '10s', '-s', file, o.url];
     const r = await runCommand(o.wrk, args, { timeoutMs: ((o.durationS ?? 5) + 30) * 1000 });
-    const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
+    const lines = r.stdout.split('\n');
+    const line = lines.find((l) => l.startsWith('WRKJSON '));
     if (!line) throw new Error(`wrk produced no result (exit ${r.code}): ${r.stderr || r.stdout}`);
     const j = JSON.parse(line.slice(8)) as Record<string, number>;
-    const hist = o.histogram ? r.stdout.split('\n').find((l) => l.startsWith('WRKHIST ')) : undefined;
+    const hist = o.histogram ? lines.find((l) => l.startsWith('WRKHIST ')) : undefined;
     if (o.histogram && !hist) throw new Error(`wrk produced no histogram (exit ${r.code})`);
     const secs = j.duration_us! / 1e6;
     const errors = j.connect! + j.read! + j.write! + j.timeout!;

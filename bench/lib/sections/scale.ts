@@ -115,8 +115,10 @@ export const section: Section = {
       for (const st of stages) {
         const h = await holdInMemory(ctx.tools.vmtouch, st.dsDir);
         if (typeof h === 'string') {
+          // all sizes on the same footing: none held rather than some
           notHeld = h;
           ctx.log(`  scale: files not held in memory: ${h}`);
+          for (const done of held.splice(0)) await done.release();
           break;
         }
         held.push(h);
