@@ -54,7 +54,7 @@ refused, that section says so and reports what its data servers read from the di
 | --- | --- | --- |
 | reads | 1 KB, 20 KB, 200 KB files through a data server, the origin (cache hit) and the origin with its caches off (miss of the original) | nginx static, bare Node (positioned read), bare fastify (buffer) |
 | writes | replicated 20 KB writes through the cluster client, replicas 1/2/3, fsync on/off; origin \`POST /upload\` | nginx WebDAV \`PUT\` |
-| images | resize misses (JPEG and WebP out) on the corpus photos; variant cache hits | bare sharp, nginx \`image_filter\`; nginx static |
+| images | resize misses (JPEG and WebP out) on the photos in \`test/fixtures/\`; variant cache hits | bare sharp, nginx \`image_filter\`; nginx static |
 | scale | 10k / 100k / 1M files on one data server: index bytes per file, reopen, memory, read p50/p99 and throughput | itself, across sizes (chart) |
 | recovery | re-replication after a SIGKILL, rebalance, compaction: MB/s and foreground reads meanwhile | foreground reads before |
 | profile | \`node --cpu-prof\` of the servers under read and write load; a write hop by hop | — |

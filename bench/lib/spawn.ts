@@ -11,7 +11,8 @@ export const UGCFS_BIN = resolve(ROOT, 'bin', 'ugcfs.mjs');
 /** the node flags the bin's shebang declares, read once */
 const UGCFS_NODE_FLAGS = ugcfsNodeFlags(UGCFS_BIN);
 export const RUN_TS = resolve(ROOT, 'bin', 'run-ts.mjs');
-export const CORPUS = resolve(ROOT, '..', 'shared', 'corpus');
+/** the test and benchmark images, kept in the repository (test/fixtures/README.md) */
+export const CORPUS = resolve(ROOT, 'test', 'fixtures');
 
 export interface Child {
   url: string;

@@ -12,7 +12,8 @@ export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const BIN = join(ROOT, 'bin', 'ugcfs.mjs');
 /** the node flags the bin declares, for spawning it the way its shebang would */
 export const NODE_FLAGS = ugcfsNodeFlags(BIN);
-export const CORPUS = resolve(ROOT, '..', 'shared', 'corpus');
+/** the test and benchmark images, kept in the repository (test/fixtures/README.md) */
+export const CORPUS = resolve(ROOT, 'test', 'fixtures');
 
 export interface Proc {
   url: string;

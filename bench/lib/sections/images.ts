@@ -1,5 +1,5 @@
 // Images: resize misses (every request a variant never asked for before) through the
-// origin, bare sharp and nginx image_filter, JPEG and WebP out, on the corpus photos;
+// origin, bare sharp and nginx image_filter, JPEG and WebP out, on test/fixtures/photos;
 // then cache hits of computed variants against nginx serving the same bytes statically.
 import { join } from 'node:path';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { Agent, request } from 'undici';
 import type { Section, BenchContext } from '../context.ts';
 import type { Goal } from '../results.ts';
 import { startNginx } from '../nginx.ts';
-import { CORPUS, startUgcfs, type Child } from '../spawn.ts';
+import { CORPUS, ROOT, startUgcfs, type Child } from '../spawn.ts';
 import { processCpuMs } from '../process-cpu.ts';
 import { RESIZE_JOBS, bareSharpArgs, startBareSharp } from '../sharp-peer.ts';
 import { vipsThreadsPerResize } from '../../../src/origin/image-pipeline.ts';
@@ -59,7 +59,8 @@ export const section: Section = {
         const ng = await startNginx(ctx.tools, { dir: join(ctx.work, 'nginx'), staticRoot: staticDir, resizeRoot: ctx.tools.imageFilterModule ? PHOTOS : undefined, jpegQuality: QUALITY });
         stops.push(ng.stop);
         nginxUrl = ng.url;
-        commands.push('nginx config:', ...ng.config.trimEnd().split('\n'));
+        // The photos' path is printed relative to the repository, as a reader's clone has it.
+        commands.push('nginx config:', ...ng.config.replaceAll(`${ROOT}/`, '').trimEnd().split('\n'));
       }
       if (!ctx.tools.imageFilterModule) notes.push('nginx image_filter is not installed (apt-get install libnginx-mod-http-image-filter): its rows are skipped.');
 
@@ -170,7 +171,7 @@ export const section: Section = {
       }
 
       const md = [
-        `Sources: the ${jpegs.length} JPEG photos of the corpus (1280–2560 px). Misses: ${CONCURRENCY} concurrent clients, each request a width never asked for before (240–1439 px, aspect kept, quality ${QUALITY}), ${ctx.durationS} s per run, ${ctx.runs} rounds after a warm-up with the order of the servers reversed every other round; figures are medians, the ratio is the median of per-round ratios. CPU/resize is the serving process's CPU time (every thread) per resize.`,
+        `Sources: the ${jpegs.length} JPEG photos in \`test/fixtures/photos/\` (1280–2560 px). Misses: ${CONCURRENCY} concurrent clients, each request a width never asked for before (240–1439 px, aspect kept, quality ${QUALITY}), ${ctx.durationS} s per run, ${ctx.runs} rounds after a warm-up with the order of the servers reversed every other round; figures are medians, the ratio is the median of per-round ratios. CPU/resize is the serving process's CPU time (every thread) per resize.`,
         '',
         `Both sides do the same work with the same settings. Decode: sharp from a Buffer in memory (the origin keeps originals in its memory tier after the first fetch), \`failOn: 'truncated'\`, the origin's default pixel limit. Pipeline: auto-orient (EXIF orientation applied), resize to the width without enlarging, sRGB. Encode: JPEG or WebP at quality ${QUALITY} with sharp's defaults otherwise (baseline JPEG, 4:2:0 chroma subsampling, no mozjpeg, no progressive; WebP lossy, effort 4), every metadata block stripped. Resources: at most ${RESIZE_JOBS} resizes at once (the origin's default \`--resize-concurrency\`; the rest wait), ${vipsThreadsPerResize(RESIZE_JOBS)} libvips thread(s) each, libvips' operation cache off. On top, the origin parses and checks the variant URL, looks the variant up in memory and on disk, joins identical misses, applies its pipeline timeout, and writes the variant to its memory tier and (this run: \`--cache-dir\`) its disk tier before answering with ETag and cache headers.`,
         '',

@@ -22,7 +22,7 @@ export const section: Section = {
   title: 'Writes: replicated uploads against nginx WebDAV PUT',
   async run(ctx: BenchContext) {
     const body = randomBytes(SIZE);
-    // The origin takes images only (types are sniffed): a corpus photo re-encoded to about
+    // The origin takes images only (types are sniffed): a fixture photo re-encoded to about
     // the same size stands in for the random bytes there.
     const jpeg = await sharp(join(CORPUS, 'photos', 'Garden.jpg')).resize({ width: 640 }).jpeg({ quality: 75 }).toBuffer();
     const commands: string[] = [];
