@@ -4,10 +4,12 @@
 // copy that deleted a key from one that never had it, so a half-applied delete is settled
 // by deleting, never by copying the file back. Crash-safe at every step because LevelDB's block meta
 // names the current generation and changes in the same atomic batch as the entries:
-//   copied      new file written and fsynced      -> on open: meta says old gen, new file removed
+//   copied      new file written and fsynced      -> on open: meta says old gen, new file quarantined
 //   tombstoned  deletes during the copy appended  -> same
-//   switched    ONE batch: entries + meta gen     -> on open: meta says new gen, old file removed
+//   switched    ONE synced batch: entries + gen   -> on open: meta says new gen, old file quarantined
 //   unlinked    old file gone                     -> done
+// The switch is synced before the unlink: an index that forgot the switch after a power cut
+// would name a generation that no longer exists.
 // (Each name is also a UGCFS_TEST_CRASH_AT step, prefixed `compact-`.)
 import { unlink } from 'node:fs/promises';
 import { UgcfsError } from '../src/errors.ts';
@@ -127,7 +129,8 @@ export async function compactBlock(b: Block, ctx: StoreContext): Promise<Compact
       let release!: () => void;
       b.switching = new Promise<void>((r) => (release = r));
       try {
-        await ctx.index.apply(ops);
+        // Synced: the old generation is unlinked next, and only a durable switch makes it garbage.
+        await ctx.index.apply(ops, { sync: true });
         ctx.crashPoint('compact-switched');
         b.file = newFile!;
         b.meta = meta;

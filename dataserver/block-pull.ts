@@ -75,8 +75,9 @@ export async function pullBlock(store: BlockStore, id: number, from: string, sec
     await b.lock.run(async () => {
       b.meta = metaWith(b.meta, { flags: b.meta.flags & ~META_INCOMPLETE });
       await store.reindex(b);
-      // reindex writes the meta only when it found records; an empty copy needs it too.
-      await store.ctx.index.apply([store.ctx.index.metaOp(b.id, b.meta)]);
+      // reindex writes the meta only when it found records; an empty copy needs it too. Synced:
+      // the name server may delete the source as soon as we answer that the copy is whole.
+      await store.ctx.index.apply([store.ctx.index.metaOp(b.id, b.meta)], { sync: true });
     });
     store.ctx.log?.info({ block: id, bytes: pos, from }, 'pulled block from peer');
     return { bytes: pos };

@@ -1,8 +1,10 @@
 // Reconciles a block file with its index on open (and after a pull): only the bytes past the
-// watermark are scanned. Whole records there are indexed (tombstones applied), and the first
-// torn or corrupt record ends the file: it is cut off, because nothing past the watermark
-// was ever acknowledged.
-import type { Block } from './block.ts';
+// watermark are scanned. Whole records there are indexed (tombstones applied), damaged bytes
+// between them are skipped (counted as dead), and whatever follows the last whole record is
+// copied to quarantine/ and cut off. Nothing past the watermark is assumed unacknowledged:
+// the watermark's index batch is not synced, so after a power cut it may trail records that
+// were fsynced and acknowledged.
+import { blockFileName, type Block } from './block.ts';
 import { scanBlock } from './block-scan.ts';
 import { isTombstone } from './needle.ts';
 import { metaWith, type BlockMeta, type IndexEntry, type IndexOp } from './needle-index.ts';
@@ -60,8 +62,19 @@ export async function recoverTail(b: Block, ctx: StoreContext): Promise<RecoverR
     pending.clear();
   };
 
-  for await (const item of scanBlock(fh, meta.end, size)) {
-    if (item.problem) break;
+  let damaged = 0;
+  for await (const item of scanBlock(fh, meta.end, size, { distrustBadRecords: true })) {
+    if (item.problem) {
+      damaged += item.length;
+      continue;
+    }
+    if (damaged > 0) {
+      // Damage with whole records after it: keep the bytes where they are (scrub reports
+      // them), count them as dead, and go on.
+      ctx.log?.warn({ block: b.id, at: good, bytes: damaged }, 'skipped damaged bytes past the watermark; whole records follow them');
+      meta.deletedBytes += damaged;
+      damaged = 0;
+    }
     const n = item.needle;
     const prev = await current(n.key);
     if (isTombstone(n.flags)) {
@@ -92,7 +105,9 @@ export async function recoverTail(b: Block, ctx: StoreContext): Promise<RecoverR
 
   const cut = size - good;
   if (cut > 0) {
-    ctx.log?.warn({ block: b.id, at: good, bytes: cut }, 'cut a torn or corrupt tail off the block');
+    // No whole record follows: a write torn by a crash. Kept in quarantine/ before the cut.
+    await ctx.quarantine.copyIn(fh, good, size, blockFileName(b.id, b.meta.gen), 'torn-tail', ctx.clock.stampNow());
+    ctx.log?.warn({ block: b.id, at: good, bytes: cut }, 'cut a torn or corrupt tail off the block (copy in quarantine/)');
     await fh.truncate(good);
     await fh.datasync();
   }

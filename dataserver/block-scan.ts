@@ -1,6 +1,6 @@
-// Sequential scan of a block file's records, read in large chunks. Recovery stops at the
-// first problem (that is where the torn tail starts); scrub reports it and resynchronises
-// on the next aligned magic so one bad record does not hide the rest of the block.
+// Sequential scan of a block file's records, read in large chunks. A problem is reported and
+// the scan resynchronises on the next aligned magic, so one bad record does not hide the rest
+// of the block from scrub or recovery.
 import type { FileHandle } from 'node:fs/promises';
 import { ALIGN, HEADER_SIZE, decodeHeader, decodeNeedle, type Needle, type NeedleHeader, type NeedleProblem } from './needle.ts';
 
@@ -10,8 +10,13 @@ export type ScanItem =
   | { offset: number; length: number; needle: Needle; problem?: undefined }
   | { offset: number; length: number; needle?: undefined; problem: NeedleProblem; header?: NeedleHeader };
 
-/** Yields every record between `from` and `to`. Needle data is a view valid until the next item. */
-export async function* scanBlock(fh: FileHandle, from: number, to: number): AsyncGenerator<ScanItem> {
+/**
+ * Yields every record between `from` and `to`. Needle data is a view valid until the next item.
+ * `distrustBadRecords`: after a record that fails its check, look for the next record from the
+ * following aligned offset rather than trusting the failed record's own length (recovery does,
+ * so that a damaged length field cannot hide whole records behind it).
+ */
+export async function* scanBlock(fh: FileHandle, from: number, to: number, opts: { distrustBadRecords?: boolean } = {}): AsyncGenerator<ScanItem> {
   let buf = Buffer.alloc(0);
   let bufStart = from;
 
@@ -52,9 +57,17 @@ export async function* scanBlock(fh: FileHandle, from: number, to: number): Asyn
     }
     rel = await window(pos, header.length);
     const n = decodeNeedle(buf.subarray(rel, rel + header.length));
-    if (typeof n === 'string') yield { offset: pos, length: header.length, problem: n, header };
-    else yield { offset: pos, length: header.length, needle: n };
-    pos += header.length;
+    if (typeof n !== 'string') {
+      yield { offset: pos, length: header.length, needle: n };
+      pos += header.length;
+    } else if (opts.distrustBadRecords) {
+      const next = await resync(pos + ALIGN);
+      yield { offset: pos, length: next - pos, problem: n, header };
+      pos = next;
+    } else {
+      yield { offset: pos, length: header.length, problem: n, header };
+      pos += header.length;
+    }
   }
 
   // Next aligned offset that holds a plausible header, or `to`.

@@ -19,6 +19,7 @@ import { AlignedStages } from './aligned-stage.ts';
 import { ClusterClock } from './cluster-clock.ts';
 import { encodeNeedleParts, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
 import { META_INCOMPLETE, META_READONLY, NeedleIndex, metaWith, type BlockMeta } from './needle-index.ts';
+import { Quarantine, type QuarantineReason } from './quarantine.ts';
 import { crashHook, type StoreContext } from './store-context.ts';
 import { SYNC_READ_DEFAULTS, SyncReadGate, type SyncReadGateOptions } from './sync-read-gate.ts';
 
@@ -28,6 +29,8 @@ export interface StoreOptions {
   fsync?: boolean;
   /** append whole pages with O_DIRECT (block-write-direct.ts; default: true) */
   directWrites?: boolean;
+  /** quarantined files older than this are removed (default 0: kept until removed by hand) */
+  quarantineKeepMs?: number;
   /** see StoreContext.tombstoneKeepMs (default: for ever) */
   tombstoneKeepMs?: number;
   /** the time source for tombstones (default: a clock that has not heard from a name server) */
@@ -61,23 +64,33 @@ function syncReadGate(opts: StoreOptions): SyncReadGate | undefined {
   });
 }
 
+/** how often quarantined files are checked for expiry */
+const QUARANTINE_CHECK_MS = 10 * 60_000;
+
 const EMPTY_META: BlockMeta = { flags: 0, gen: 0, end: 0, liveCount: 0, liveBytes: 0, deletedBytes: 0 };
 
 export class BlockStore {
   readonly blocks = new Map<number, Block>();
-  /** what opening had to repair: records re-indexed past watermarks, bytes of torn tails cut */
-  readonly recovered = { records: 0, cutBytes: 0, leftoverFiles: 0 };
+  /** what opening had to repair: records re-indexed past watermarks, bytes of torn tails cut (kept in quarantine/), files quarantined */
+  readonly recovered = { records: 0, cutBytes: 0, leftoverFiles: 0, quarantined: 0 };
   private closed = false;
   /** ids whose creation is under way, so two concurrent creates cannot both write the file */
   private readonly creating = new Set<number>();
 
-  private constructor(readonly ctx: StoreContext) {}
+  /** expires quarantined files (quarantine.ts) while the store is open */
+  private quarantineTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly quarantineKeepMs: number,
+    readonly ctx: StoreContext,
+  ) {}
 
   static async open(opts: StoreOptions): Promise<BlockStore> {
     const blocksDir = join(opts.dir, 'blocks');
     await mkdir(blocksDir, { recursive: true });
+    const quarantine = await Quarantine.open(join(opts.dir, 'quarantine'), { metrics: opts.metrics, log: opts.log });
     const index = await NeedleIndex.open(join(opts.dir, 'index'), { cacheEntries: opts.cacheEntries, blockCacheBytes: opts.indexBlockCacheBytes, metrics: opts.metrics, log: opts.log });
-    const store = new BlockStore({
+    const store = new BlockStore(opts.quarantineKeepMs ?? 0, {
       blocksDir,
       index,
       metrics: opts.metrics,
@@ -87,11 +100,16 @@ export class BlockStore {
       blockSize: opts.blockSize,
       tombstoneKeepMs: opts.tombstoneKeepMs ?? 0,
       clock: opts.clock ?? new ClusterClock(),
+      quarantine,
       crashPoint: crashHook(opts.crashAt ?? ''),
       syncReads: syncReadGate(opts),
     });
     try {
       await store.load();
+      if (store.quarantineKeepMs > 0) {
+        store.quarantineTimer = setInterval(() => void store.expireQuarantine(), QUARANTINE_CHECK_MS);
+        store.quarantineTimer.unref();
+      }
     } catch (err) {
       await index.close().catch(() => {});
       throw err;
@@ -100,7 +118,7 @@ export class BlockStore {
   }
 
   private async load(): Promise<void> {
-    const { index, blocksDir, log } = this.ctx;
+    const { index, blocksDir, log, quarantine } = this.ctx;
     const metas = await index.metas();
     const gens = new Map<number, number[]>();
     for (const name of await readdir(blocksDir)) {
@@ -111,32 +129,45 @@ export class BlockStore {
       gens.set(p.id, list);
     }
     const ids = new Set([...metas.keys(), ...gens.keys()]);
+    const setAside = async (id: number, gen: number, reason: QuarantineReason) => {
+      this.recovered.quarantined++;
+      await quarantine.moveIn(blocksDir, blockFileName(id, gen), reason, this.ctx.clock.stampNow());
+    };
     for (const id of [...ids].sort((a, b) => a - b)) {
       const onDisk = (gens.get(id) ?? []).sort((a, b) => a - b);
       let meta = metas.get(id);
       if (meta && (meta.flags & META_INCOMPLETE) !== 0) {
-        // A pull that did not finish: the copy is partial, and a partial replica must never be
-        // reported as a good one. Drop it; the name server will copy it again.
-        log?.warn({ block: id }, 'discarding an incomplete block copy');
-        for (const g of onDisk) await unlink(join(blocksDir, blockFileName(id, g))).catch(() => {});
+        // A pull that did not finish: a partial replica must never be reported as a good one.
+        // Set aside (the copy being whole is synced before any source is deleted, so the
+        // block lives elsewhere); the name server will copy it again.
+        log?.warn({ block: id }, 'setting aside an incomplete block copy');
+        for (const g of onDisk) await setAside(id, g, 'incomplete-copy');
         await index.dropBlock(id);
         continue;
       }
       if (meta && !onDisk.includes(meta.gen)) {
-        log?.error({ block: id, gen: meta.gen }, 'block file missing; dropping its index entries');
-        for (const g of onDisk) await unlink(join(blocksDir, blockFileName(id, g))).catch(() => {});
+        const later = onDisk.filter((g) => g > meta!.gen);
+        if (later.length === 0) {
+          log?.error({ block: id, gen: meta.gen }, 'block file missing; dropping its index entries');
+          for (const g of onDisk) await setAside(id, g, 'leftover-generation');
+          await index.dropBlock(id);
+          continue;
+        }
+        // The index lost a compaction's switch (it predates the synced switch, or the disk
+        // lied). A generation is unlinked only after a later one was switched in whole, so
+        // the oldest generation on disk is complete: adopt it and index it from its start.
+        log?.error({ block: id, indexed: meta.gen, adopted: later[0] }, 'indexed block generation missing; adopting the oldest one on disk and rescanning it');
         await index.dropBlock(id);
-        continue;
+        meta = metaWith(EMPTY_META, { gen: later[0]!, flags: meta.flags });
       }
-      // Without a meta the block was created but its first batch never landed: adopt the
-      // oldest generation and index it from the start.
+      // Without a meta the block was created but its first batch never landed (or the index
+      // was lost): adopt the oldest generation, by the same rule, and index it from the start.
       meta ??= metaWith(EMPTY_META, { gen: onDisk[0]! });
       for (const g of onDisk) {
-        if (g !== meta.gen) {
-          log?.info({ block: id, gen: g }, 'removing a leftover block generation');
-          this.recovered.leftoverFiles++;
-          await unlink(join(blocksDir, blockFileName(id, g)));
-        }
+        if (g === meta.gen) continue;
+        log?.info({ block: id, gen: g }, 'setting aside a leftover block generation');
+        this.recovered.leftoverFiles++;
+        await setAside(id, g, 'leftover-generation');
       }
       const file = await BlockFile.open(blocksDir, id, meta.gen, false);
       const b = this.attach(new Block(id, blocksDir, file, meta));
@@ -289,17 +320,35 @@ export class BlockStore {
 
   /**
    * Takes a block out of service without destroying it: its file moves to quarantine/
-   * (quarantine.ts) and its index entries go. What a name server orders removed (an extra
-   * copy, an abandoned creation) goes this way, never straight to unlink.
+   * (quarantine.ts), then its index entries go. What a name server orders removed (an extra
+   * copy, an abandoned creation) goes this way, never straight to unlink. `why` is logged.
    */
-  async quarantineBlock(blockId: number, reason: string): Promise<void> {
-    void reason;
-    await this.deleteBlock(blockId);
+  async quarantineBlock(blockId: number, why: string): Promise<void> {
+    const b = this.block(blockId);
+    await b.lock.run(async () => {
+      b.deleted = true;
+      b.file.retire();
+      await this.ctx.quarantine.moveIn(this.ctx.blocksDir, blockFileName(b.id, b.file.gen), 'nameserver-order', this.ctx.clock.stampNow());
+      await this.ctx.index.dropBlock(blockId);
+      this.blocks.delete(blockId);
+    });
+    this.ctx.log?.warn({ block: blockId, why }, 'block set aside in quarantine/ on name server order');
+    this.updateGauges();
   }
 
   /** What quarantine/ holds (status, metrics, heartbeats). */
   quarantineStats(): { files: number; bytes: number } {
-    return { files: 0, bytes: 0 };
+    return this.ctx.quarantine.stats();
+  }
+
+  /** Removes quarantined files past --quarantine-keep-hours, by the cluster clock. */
+  async expireQuarantine(): Promise<number> {
+    try {
+      return await this.ctx.quarantine.expire(this.quarantineKeepMs, this.ctx.clock.expiryNow());
+    } catch (err) {
+      this.ctx.log?.error({ err }, 'could not expire quarantined files');
+      return 0;
+    }
   }
 
   async compact(blockId: number): Promise<CompactResult> {
@@ -369,6 +418,7 @@ export class BlockStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.quarantineTimer) clearInterval(this.quarantineTimer);
     for (const b of this.blocks.values()) {
       await b.writer.idle();
       await b.lock.run(async () => {

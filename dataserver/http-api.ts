@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/errors.ts';
 import { decodeFid, type Fid } from '../src/file-id.ts';
 import { requireClusterSecret } from '../src/http-server.ts';
-import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
+import { DS_ROUTES, HEADERS, type QuarantineListing } from '../src/protocol.ts';
 import { pullBlock } from './block-pull.ts';
 import { BlockRangeStream } from './block-read.ts';
 import { installNeedleWriteRoute, storeNeedle } from './needle-write-route.ts';
@@ -88,8 +88,15 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       const id = blockParam(req);
       jsonBody<{ replicas: string[] }>(req);
       const created = await store.createBlock(id);
+      const b = store.block(id);
+      // Creation is idempotent for an empty block (a retried create), never for one holding
+      // data: a name server asking for that id does not know the block (a lost state, another
+      // cluster), and must not put new files under its id.
+      if (!created && (b.meta.end > 0 || b.pulling || b.incomplete)) {
+        throw new UgcfsError('UGCFS_ERR_CONFLICT', `block ${id} already exists here and holds data; its id cannot be created again`);
+      }
       reply.code(created ? 201 : 200);
-      return store.block(id).report();
+      return b.report();
     });
 
     api.delete(DS_ROUTES.block, async (req, reply) => {
@@ -124,6 +131,14 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
     api.post(DS_ROUTES.blockScrub, async (req) => store.scrub(blockParam(req)));
 
     api.get(DS_ROUTES.blockKeys, async (req) => store.keys(blockParam(req)));
+
+    api.get(DS_ROUTES.quarantine, async (): Promise<QuarantineListing> => ({ files: store.ctx.quarantine.list(), bytes: store.quarantineStats().bytes }));
+
+    api.delete(DS_ROUTES.quarantineItem, async (req, reply) => {
+      const name = (req.params as { name: string }).name;
+      if (!(await store.ctx.quarantine.remove(name))) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', `no quarantined file named ${JSON.stringify(name)}`);
+      reply.code(204).send();
+    });
   });
 }
 

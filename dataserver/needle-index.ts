@@ -247,15 +247,17 @@ export class NeedleIndex {
   }
 
   /**
-   * Applies ops atomically, then updates the cache. Not a synced write: if LevelDB loses
-   * its tail in a machine crash, the watermark in the same batch is lost with it, and
-   * recovery re-indexes those records from the (fsynced) block file.
+   * Applies ops atomically, then updates the cache. Group commits do not sync: if LevelDB
+   * loses its tail in a machine crash, the watermark in the same batch is lost with it, and
+   * recovery re-indexes those records from the (fsynced) block file. `sync` is for a change
+   * that a destructive step will rely on (compaction's switch before the old generation is
+   * unlinked, a pulled copy marked whole before its source may be deleted).
    */
-  async apply(ops: IndexOp[]): Promise<void> {
+  async apply(ops: IndexOp[], opts: { sync?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return;
     if (!this.settled || this.stuck !== undefined) await this.writable();
     try {
-      await this.db.batch(ops);
+      await (opts.sync ? this.db.batch(ops, { sync: true }) : this.db.batch(ops));
     } catch (err) {
       throw this.failed(err, true);
     }

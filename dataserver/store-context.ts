@@ -6,6 +6,7 @@ import type { Logger } from '../src/log.ts';
 import type { SyncReadGate } from './sync-read-gate.ts';
 import type { AlignedStages } from './aligned-stage.ts';
 import type { ClusterClock } from './cluster-clock.ts';
+import type { Quarantine } from './quarantine.ts';
 
 export interface StoreContext {
   /** directory holding the block files */
@@ -21,6 +22,8 @@ export interface StoreContext {
   blockSize: number;
   /** compaction drops tombstones older than this (ms); 0 keeps them for ever */
   tombstoneKeepMs: number;
+  /** where data not proven garbage goes instead of being unlinked or cut (quarantine.ts) */
+  quarantine: Quarantine;
   /** delete times and tombstone expiry (cluster-clock.ts), never this machine's clock alone */
   clock: ClusterClock;
   /** reads in place on the event loop (sync-read-gate.ts); undefined: every read goes to the thread pool */

@@ -26,6 +26,8 @@ function make(registry: client.Registry) {
     blocks: new client.Gauge({ name: 'ugcfs_blocks', help: 'Blocks held', labelNames: ['state'], registers: r }),
     replicationDuration: new client.Histogram({ name: 'ugcfs_replication_duration_seconds', help: 'Time to forward a write to peer replicas', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: r }),
     replicationFailures: new client.Counter({ name: 'ugcfs_replication_failures_total', help: 'Writes a peer replica did not acknowledge', registers: r }),
+    quarantineFiles: new client.Gauge({ name: 'ugcfs_quarantine_files', help: 'Files in the data server\'s quarantine/ (data kept because it was not proven garbage)', registers: r }),
+    quarantineBytes: new client.Gauge({ name: 'ugcfs_quarantine_bytes', help: 'Bytes in the data server\'s quarantine/', registers: r }),
     compactedBytes: new client.Counter({ name: 'ugcfs_compacted_bytes_total', help: 'Bytes reclaimed by compaction', registers: r }),
     blockCopyBytes: new client.Counter({ name: 'ugcfs_block_copy_bytes_total', help: 'Bytes copied between data servers for repair and moves', labelNames: ['direction'], registers: r }),
     // name server

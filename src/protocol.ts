@@ -13,7 +13,7 @@ export const DS_ROUTES = {
   blockNeedles: '/blocks/:id/needles',
   /** GET list of BlockReport */
   blocks: '/blocks',
-  /** POST create (body {replicas?}) 201 (200 if it exists) / DELETE the block and its index entries 204 / GET BlockReport */
+  /** POST create (body {replicas?}) 201 (200 if it exists empty; 409 if it holds data) / DELETE the block and its index entries 204 / GET BlockReport */
   block: '/blocks/:id',
   /** GET raw block bytes from ?from=OFFSET to the current end; headers x-ugcfs-block-gen, x-ugcfs-block-size */
   blockData: '/blocks/:id/data',
@@ -27,7 +27,17 @@ export const DS_ROUTES = {
   blockScrub: '/blocks/:id/scrub',
   /** GET — every key the copy knows: live records and tombstones. 200 BlockKeyState[] sorted by key */
   blockKeys: '/blocks/:id/keys',
+  /** GET — what quarantine/ holds: 200 QuarantineListing */
+  quarantine: '/quarantine',
+  /** DELETE — remove one quarantined file for good. 204, 404 if there is none of that name */
+  quarantineItem: '/quarantine/:name',
 } as const;
+
+/** GET /quarantine on a data server (dataserver/quarantine.ts) */
+export interface QuarantineListing {
+  files: Array<{ name: string; bytes: number; reason: string; at: number }>;
+  bytes: number;
+}
 
 /** Name server routes. */
 export const NS_ROUTES = {

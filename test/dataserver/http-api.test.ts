@@ -68,6 +68,18 @@ describe('data server HTTP API', () => {
     expect((await call(`${a.url}/needles/${fid}`, { method: 'DELETE' })).status).toBe(404);
   });
 
+  it('creating a block again is idempotent while it is empty, and 409 once it holds data', async () => {
+    const create = (id: number) => call(`${a.url}/blocks/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect((await create(30)).status).toBe(201);
+    expect((await create(30)).status).toBe(200);
+    expect((await call(`${a.url}/needles/${fidOf(30, 1n)}`, { method: 'PUT', body: bytes(100) })).status).toBe(201);
+    const again = await create(30);
+    expect(again.status).toBe(409);
+    expect(again.json().error?.code).toBe('UGCFS_ERR_CONFLICT');
+    expect(Buffer.compare((await call(`${a.url}/needles/${fidOf(30, 1n)}`)).body, bytes(100))).toBe(0);
+    expect((await call(`${a.url}/blocks/30`, { method: 'DELETE' })).status).toBe(204);
+  });
+
   it('stores bytes raw whatever the content type says', async () => {
     const fid = fidOf(2, 11n);
     const put = await call(`${a.url}/needles/${fid}`, { method: 'PUT', body: '{"not":"parsed"}', headers: { 'content-type': 'application/json' } });

@@ -28,6 +28,8 @@ const DS_METHODS: Record<keyof typeof DS_ROUTES, Method[]> = {
   blockCompact: ['POST'],
   blockScrub: ['POST'],
   blockKeys: ['GET'],
+  quarantine: ['GET'],
+  quarantineItem: ['DELETE'],
 };
 const NS_METHODS: Record<keyof typeof NS_ROUTES, Method[]> = {
   heartbeat: ['POST'],
@@ -80,7 +82,7 @@ describe('internal endpoints, ownership, logs and listen addresses', () => {
   });
 
   function fill(route: string): string {
-    return route.replace(':fid', fid).replace(':id', route.startsWith('/dataservers') ? cluster.dsIds[0]! : String(block));
+    return route.replace(':fid', fid).replace(':name', 'none').replace(':id', route.startsWith('/dataservers') ? cluster.dsIds[0]! : String(block));
   }
 
   function bodyFor(method: Method, name: string): Buffer | string | undefined {
