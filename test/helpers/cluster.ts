@@ -43,6 +43,8 @@ export interface ClusterOptions {
   dataserverArgs?: string[];
   /** extra environment for every process */
   env?: Record<string, string>;
+  /** where every role's data goes (default: a new temp dir, removed by stop()); left in place by stop() */
+  dir?: string;
 }
 
 export interface Cluster {
@@ -105,7 +107,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const racks = opts.racks ?? ['a', 'b', 'c'];
   const heartbeatMs = opts.heartbeatMs ?? 100;
   const secret = opts.secret ?? randomBytes(12).toString('hex');
-  const { dir, cleanup } = tempDir('ugcfs-cluster-');
+  const { dir, cleanup } = opts.dir === undefined ? tempDir('ugcfs-cluster-') : { dir: opts.dir, cleanup: () => {} };
   const port = await freePort();
   const nsUrl = `http://127.0.0.1:${port}`;
   const env: Record<string, string> = {
