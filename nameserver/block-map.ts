@@ -62,6 +62,11 @@ export class BlockMap {
     for (const rec of interrupted) await this.put({ ...rec, state: 'abandoned' });
   }
 
+  /** Records of every state, abandoned ones included: 0 means this state never allocated or adopted a block. */
+  get size(): number {
+    return this.records.size;
+  }
+
   has(id: number): boolean {
     return this.records.has(id);
   }

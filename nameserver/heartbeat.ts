@@ -1,18 +1,28 @@
-// Heartbeats: registration, liveness, block reports, and the commands sent back. Reports
-// are checked against what the name server allocated: a block it never allocated is
-// refused (logged, not added), and a copy on a server outside the block's replica set is
-// not counted; once the block has its full replica count elsewhere, that copy is extra
-// and the server is told to delete it.
+// Heartbeats: registration, liveness, block reports, and the commands sent back. A data
+// server must first be of this cluster (cluster-id.ts): one with another cluster's id, or
+// holding blocks without any id while this state has allocated nothing, is FOREIGN — 409
+// UGCFS_ERR_FOREIGN_CLUSTER, nothing registered or counted, no command, listed in status.
+// A member's high-water marks move the id sequences past everything an earlier state may
+// have issued. Reports are checked against what the name server allocated: a block it
+// never allocated is refused (logged, not added), and a copy on a server outside the
+// block's replica set is not counted; once the block has its full replica count
+// elsewhere, that copy is extra and the server is told to remove it (the data server
+// quarantines it). Every reply carries the cluster id, this state's id, the name server's
+// time and its persisted lease ends.
 import { UgcfsError } from '../src/errors.ts';
+import { MAX_KEY } from '../src/file-id.ts';
 import type { Logger } from '../src/log.ts';
-import type { BlockReport, DsCommand, Heartbeat, HeartbeatReply } from '../src/protocol.ts';
+import { HEADERS, type BlockReport, type DsCommand, type ForeignDataserverStatus, type Heartbeat, type HeartbeatReply, type HighWaterMark } from '../src/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
+import type { ClusterIdentity } from './cluster-id.ts';
 import type { DeleteFeed } from './delete-feed.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import type { Registry } from './registry.ts';
 import type { PersistedSequence } from './sequence.ts';
 
 const ID = /^[A-Za-z0-9_.-]{1,128}$/;
+const CLUSTER = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_BLOCK_ID_PLUS_1 = 0x1_0000_0000n;
 
 function bad(why: string): UgcfsError {
   return new UgcfsError('UGCFS_ERR_BAD_REQUEST', `bad heartbeat: ${why}`);
@@ -34,6 +44,14 @@ export function parseHeartbeat(body: unknown): Heartbeat {
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
   } catch {
     throw bad('url must be an http(s) URL');
+  }
+  const cluster = b.cluster;
+  if (cluster !== undefined && (typeof cluster !== 'string' || !CLUSTER.test(cluster))) throw bad('cluster must be 1-64 characters of A-Z a-z 0-9 _ . -');
+  let highWater: Heartbeat['highWater'];
+  if (b.highWater !== undefined) {
+    const hw = b.highWater as Record<string, unknown> | null;
+    if (!hw || typeof hw !== 'object' || Array.isArray(hw)) throw bad('highWater must be an object');
+    highWater = { blockIds: mark(hw.blockIds, 'highWater.blockIds', MAX_BLOCK_ID_PLUS_1), keys: mark(hw.keys, 'highWater.keys', MAX_KEY + 1n) };
   }
   const rack = b.rack ?? '';
   if (typeof rack !== 'string' || rack.length > 64) throw bad('rack must be a string of at most 64 characters');
@@ -61,7 +79,49 @@ export function parseHeartbeat(body: unknown): Heartbeat {
     usedBytes: count(b.usedBytes, 'usedBytes'),
     blockSize: count(b.blockSize ?? 0, 'blockSize'),
     blocks,
+    ...(cluster !== undefined ? { cluster } : {}),
+    ...(highWater ? { highWater } : {}),
   };
+}
+
+function mark(v: unknown, name: string, max: bigint): HighWaterMark {
+  if (!v || typeof v !== 'object') throw bad(`${name} must be {upTo, state}`);
+  const m = v as Record<string, unknown>;
+  if (typeof m.upTo !== 'string' || !/^\d{1,20}$/.test(m.upTo) || BigInt(m.upTo) > max) throw bad(`${name}.upTo must be a decimal number up to ${max}`);
+  if (typeof m.state !== 'string' || (m.state !== '' && !CLUSTER.test(m.state))) throw bad(`${name}.state must be a state id or ''`);
+  return { upTo: m.upTo, state: m.state };
+}
+
+/** Data servers that send heartbeats here but are not of this cluster (status lists them). */
+export class ForeignServers {
+  private readonly seen = new Map<string, ForeignDataserverStatus & { lastSeen: number }>();
+  /** how long one that stopped beating stays listed */
+  static readonly KEEP_MS = 3_600_000;
+
+  /** Records a refusal; true when it is new (or its reason changed), so it is logged once. */
+  note(hb: Heartbeat, reason: string, now: number): boolean {
+    const before = this.seen.get(hb.id);
+    const usedBytes = hb.usedBytes;
+    this.seen.set(hb.id, { id: hb.id, url: hb.url, rack: hb.rack, ...(hb.cluster !== undefined ? { cluster: hb.cluster } : {}), reason, blocks: hb.blocks.length, usedBytes, freeBytes: hb.freeBytes, lastSeenMs: 0, lastSeen: now });
+    return before?.reason !== reason;
+  }
+
+  forget(id: string): void {
+    this.seen.delete(id);
+  }
+
+  list(now = Date.now()): ForeignDataserverStatus[] {
+    const out: ForeignDataserverStatus[] = [];
+    for (const [id, e] of this.seen) {
+      if (now - e.lastSeen > ForeignServers.KEEP_MS) {
+        this.seen.delete(id);
+        continue;
+      }
+      const { lastSeen, ...rest } = e;
+      out.push({ ...rest, lastSeenMs: Math.max(0, now - lastSeen) });
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
 }
 
 export interface HeartbeatDeps {
@@ -71,6 +131,10 @@ export interface HeartbeatDeps {
   log: Logger;
   /** block ids found on data servers are never allocated again */
   blockIds: PersistedSequence;
+  /** file keys; moved past a member's high-water mark */
+  keys: PersistedSequence;
+  identity: ClusterIdentity;
+  foreign: ForeignServers;
   /** adopt unknown reported blocks instead of refusing them (--adopt-blocks) */
   adopt: boolean;
   /** the state held no block when this process started (new cluster, or a lost state dir) */
@@ -91,6 +155,9 @@ export class HeartbeatHandler {
 
   async handle(body: unknown, now = Date.now()): Promise<HeartbeatReply> {
     const hb = parseHeartbeat(body);
+    await this.d.identity.tick(now);
+    await this.admit(hb, now);
+    await this.raiseSequences(hb);
     const commands: DsCommand[] = [];
     const reports = new Map<number, BlockReport>();
     // A fresh (or recovering) state must not reuse an id that exists on a data server. A
@@ -112,7 +179,10 @@ export class HeartbeatHandler {
         continue;
       }
       if (rec.state === 'abandoned') {
-        commands.push({ kind: 'delete-block', block: rep.id, reason: 'block creation was abandoned' });
+        // Only a server the creation was sent to holds our (empty) copy; on any other the
+        // id was taken already (see Allocator: a 409 on create) and the block is not ours.
+        if (rec.replicas.includes(hb.id)) commands.push({ kind: 'delete-block', block: rep.id, reason: 'block creation was abandoned' });
+        else this.refuse(hb.id, rep.id);
         continue;
       }
       reports.set(rep.id, rep);
@@ -135,7 +205,64 @@ export class HeartbeatHandler {
       if (rep.sealed && rec.state === 'writable') await this.d.blocks.setState(rec.id, 'sealed');
       if (rec.state !== 'writable' && !rep.readonly && !rep.sealed) commands.push({ kind: 'readonly', block: rec.id, readonly: true });
     }
-    return { ok: true, commands };
+    return this.reply(commands);
+  }
+
+  /** The reply every member gets; `leasedUpTo` is read last, after any skip this beat caused. */
+  private reply(commands: DsCommand[]): HeartbeatReply {
+    const cluster = this.d.identity.clusterId;
+    return {
+      ok: true,
+      commands,
+      ...(cluster !== undefined ? { cluster } : {}),
+      state: this.d.identity.stateId,
+      now: Date.now(),
+      leasedUpTo: { blockIds: this.d.blockIds.leasedUpTo.toString(), keys: this.d.keys.leasedUpTo.toString() },
+    };
+  }
+
+  /** Throws UGCFS_ERR_FOREIGN_CLUSTER unless the data server is of this cluster (or may join it). */
+  private async admit(hb: Heartbeat, now: number): Promise<void> {
+    const identity = this.d.identity;
+    if (hb.cluster !== undefined) {
+      if (identity.isLearning) await identity.learn(hb.cluster, hb.id);
+      if (hb.cluster === identity.clusterId) {
+        this.d.foreign.forget(hb.id);
+        return;
+      }
+      throw this.foreign(hb, `it belongs to cluster ${hb.cluster}, this name server to ${identity.clusterId ?? '(none yet)'}`, now);
+    }
+    // No id: a new data server, or one from before identities. One that holds blocks while
+    // this state has allocated nothing is most likely a survivor of a lost state: joining
+    // would make its blocks someone else's. --adopt-blocks is the way to take them in.
+    if (hb.blocks.length > 0 && !this.d.adopt && this.d.blocks.size === 0) {
+      throw this.foreign(hb, `it holds ${hb.blocks.length} blocks but no cluster id, and this name-server state has allocated no block (a lost state?): restart the name server with --adopt-blocks to adopt them`, now);
+    }
+    this.d.foreign.forget(hb.id);
+  }
+
+  private foreign(hb: Heartbeat, reason: string, now: number): UgcfsError {
+    this.d.registry.expire(hb.id, now);
+    if (this.d.foreign.note(hb, reason, now)) {
+      this.d.log.warn({ ds: hb.id, url: hb.url, dsCluster: hb.cluster, cluster: this.d.identity.clusterId, blocks: hb.blocks.length }, `refused a data server of another cluster: ${reason}; nothing it reports is used, it gets no command`);
+    }
+    const cluster = this.d.identity.clusterId;
+    return new UgcfsError('UGCFS_ERR_FOREIGN_CLUSTER', `data server ${hb.id} is refused: ${reason}`, cluster !== undefined ? { headers: { [HEADERS.cluster]: cluster } } : undefined);
+  }
+
+  /**
+   * A member's marks say up to where an id may have been handed out, by whatever state
+   * leased it; a mark of this very state's lease needs nothing (every id of it that was
+   * not issued is ours to issue), any other moves the sequence past it, persisted first.
+   */
+  private async raiseSequences(hb: Heartbeat): Promise<void> {
+    const hw = hb.highWater;
+    if (!hw) return;
+    for (const [seq, m] of [[this.d.blockIds, hw.blockIds], [this.d.keys, hw.keys]] as const) {
+      if (m.state === this.d.identity.stateId) continue;
+      const upTo = BigInt(m.upTo);
+      if (upTo > 0n) await seq.skipThrough(upTo - 1n);
+    }
   }
 
   /** Recovery: a block nobody recorded becomes a sealed block held by whoever reports it. */

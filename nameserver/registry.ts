@@ -65,6 +65,16 @@ export class Registry {
     return { entry, returned };
   }
 
+  /**
+   * A member that turned out to be of another cluster (its heartbeats are refused now) is
+   * dead from this moment: no block is placed on it, no read sent there, while its copies
+   * count as lost after the repair delay as for any dead server.
+   */
+  expire(id: string, now = Date.now()): void {
+    const e = this.entries.get(id);
+    if (e && this.isAlive(e, now)) e.lastSeen = now - this.deadAfterMs - 1;
+  }
+
   isAlive(e: DataserverEntry, now = Date.now()): boolean {
     return e.lastSeen > 0 && now - e.lastSeen <= this.deadAfterMs;
   }

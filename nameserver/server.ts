@@ -18,7 +18,8 @@ import { DeleteFeed } from './delete-feed.ts';
 import type { NameserverConfig } from './config.ts';
 import type { NameserverContext, RegisterFn } from './context.ts';
 import { registerCoreRoutes } from './core-routes.ts';
-import { HeartbeatHandler } from './heartbeat.ts';
+import { ClusterIdentity } from './cluster-id.ts';
+import { ForeignServers, HeartbeatHandler } from './heartbeat.ts';
 import { PendingDeletes } from './pending-deletes.ts';
 import { Registry } from './registry.ts';
 import { Repairer } from './repair.ts';
@@ -50,6 +51,9 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
     const blocks = new BlockMap(jsonSublevel<BlockRecord>(db, 'blocks'), registry, Math.max(config.deadAfterMs, 2 * config.heartbeatMs));
     await blocks.load();
     const freshState = blocks.all().length === 0;
+    // --adopt-blocks on a state that has allocated nothing learns the cluster id from the data servers.
+    const identity = await ClusterIdentity.open(meta, { learn: config.adoptBlocks && blocks.size === 0, learnUntil: startedAt + config.startupGraceMs, log });
+    const foreign = new ForeignServers();
     const base = createHttpServer({
       role: 'nameserver',
       log,
@@ -99,6 +103,9 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       },
       status: async () => {
         const s = clusterStatus(registry, blocks, config.replicas);
+        const cluster = identity.clusterId;
+        if (cluster !== undefined) s.cluster = cluster;
+        s.foreignDataservers = foreign.list();
         for (const h of statusHooks) await h(s);
         return s;
       },
@@ -106,7 +113,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       onClose: (fn) => void closers.push(fn),
     };
 
-    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, adopt: config.adoptBlocks, freshState, replicas: config.replicas, deleteFeed }));
+    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, keys, identity, foreign, adopt: config.adoptBlocks, freshState, replicas: config.replicas, deleteFeed }));
     await registerExtensions(app, ctx, log);
 
     let timer: NodeJS.Timeout | undefined;

@@ -47,6 +47,20 @@ function dataserverRow(d: DataserverStatus): string {
 <td class="num">${esc(formatBytes(d.freeBytes))}</td><td>${esc(ago(d.lastSeenMs))}</td><td class="url">${esc(d.url)}</td></tr>`;
 }
 
+/** Data servers refused as of another cluster: shown apart, they are not part of this one. */
+function foreignSection(s: ClusterStatus): string {
+  const foreign = s.foreignDataservers ?? [];
+  if (foreign.length === 0) return '';
+  const rows = foreign
+    .map((d) => `<tr data-foreign-ds="${esc(d.id)}" class="dead"><td class="id">${esc(d.id)}</td><td><span class="pill dead">foreign</span></td><td>${esc(d.cluster ?? '(none)')}</td><td class="num">${d.blocks}</td><td>${esc(ago(d.lastSeenMs))}</td><td class="url">${esc(d.url)}</td><td>${esc(d.reason)}</td></tr>`)
+    .join('\n');
+  return `<section data-testid="foreign"><h2>Foreign data servers (${foreign.length})</h2><p class="muted">They send heartbeats here but belong to another cluster (or hold blocks this name server never knew): refused, nothing they report is used, their blocks are kept.</p>
+<table><thead><tr><th>id</th><th>state</th><th>their cluster</th><th>blocks</th><th>last heartbeat</th><th>url</th><th>why</th></tr></thead><tbody>
+${rows}
+</tbody></table></section>
+`;
+}
+
 function operationRow(op: Operation): string {
   const frac = op.total > 0 ? op.done / op.total : op.state === 'done' ? 1 : 0;
   return `<tr data-op="${esc(op.id)}"><td>${esc(op.kind)}</td><td><span class="pill ${op.state === 'failed' ? 'dead' : op.state === 'running' ? 'alive' : ''}">${esc(op.state)}</span></td>
@@ -103,7 +117,7 @@ tr.dead td{color:#a33}
 .muted{color:#889}.card .v.alarm{color:#b3261e}
 </style></head>
 <body>
-<header><h1>ugcfs cluster</h1><small>name server · up ${esc(ago(x.uptimeMs).replace(' ago', ''))} · ${esc(x.now.toISOString().replace('T', ' ').slice(0, 19))} UTC · refreshes every ${REFRESH_SECONDS} s</small></header>
+<header><h1>ugcfs cluster</h1><small>${s.cluster !== undefined ? `${esc(s.cluster)} · ` : ''}name server · up ${esc(ago(x.uptimeMs).replace(' ago', ''))} · ${esc(x.now.toISOString().replace('T', ' ').slice(0, 19))} UTC · refreshes every ${REFRESH_SECONDS} s</small></header>
 <main>
 <div class="cards">
 <div class="card"><div class="k">data servers alive</div><div class="v" data-testid="alive">${alive} / <span data-testid="dataserver-count">${s.dataservers.length}</span></div></div>
@@ -118,7 +132,7 @@ ${bar(total > 0 ? s.usedBytes / total : 0, `cluster capacity: ${formatBytes(s.us
 ${s.dataservers.length === 0 ? '<p class="muted">No data server has sent a heartbeat yet.</p>' : `<table><thead><tr><th>id</th><th>state</th><th>rack</th><th>blocks</th><th>capacity</th><th>free</th><th>last heartbeat</th><th>url</th></tr></thead><tbody>
 ${s.dataservers.map(dataserverRow).join('\n')}
 </tbody></table>`}</section>
-<section><h2>Running operations <span class="muted" data-testid="work-count">(${work})</span></h2>
+${foreignSection(s)}<section><h2>Running operations <span class="muted" data-testid="work-count">(${work})</span></h2>
 ${work === 0 ? '<p class="muted">Nothing running.</p>' : ''}
 ${running.length > 0 ? `<table><thead><tr><th>kind</th><th>state</th><th>progress</th><th>note</th><th>when</th></tr></thead><tbody>${running.map(operationRow).join('\n')}</tbody></table>` : ''}
 ${x.busyBlocks.length > 0 ? `<p>${x.busyBlocks.map((b) => `block ${b.id}: ${esc(b.reason)}`).join(' · ')}</p>` : ''}

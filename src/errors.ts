@@ -34,6 +34,7 @@ export const ERRORS = {
   UGCFS_ERR_CONFLICT: { status: 409, description: 'The request conflicts with current state (e.g. an operation of that kind is already running).' },
   UGCFS_ERR_BLOCK_READONLY: { status: 409, description: 'The block is sealed, being repaired, moved or compacted, and takes no writes.' },
   UGCFS_ERR_DUPLICATE_KEY: { status: 409, description: 'A record with this key already exists in the block.' },
+  UGCFS_ERR_FOREIGN_CLUSTER: { status: 409, description: 'The data server belongs to another cluster (its stored cluster id is not the name server\'s), or holds blocks no state of this name server ever knew; nothing it reports is used, no block is placed on it and it is sent no commands.' },
   UGCFS_ERR_RANGE_NOT_SATISFIABLE: { status: 416, description: 'The Range header does not fit the file.' },
   // payload
   UGCFS_ERR_TOO_LARGE: { status: 413, description: 'The body is larger than the configured maximum.' },

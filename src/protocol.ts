@@ -99,6 +99,18 @@ export interface Heartbeat {
   usedBytes: number;
   blockSize: number;
   blocks: BlockReport[];
+  /** the cluster id stored in `<data>/cluster`; absent until a name server first handed one out */
+  cluster?: string;
+  /** the highest lease ends this data server has seen, or derived from the blocks it holds (docs/NAMESERVER.md, "Cluster identity") */
+  highWater?: { blockIds: HighWaterMark; keys: HighWaterMark };
+}
+
+/** One of the name server's sequences (block ids, file keys) as a data server remembers it. */
+export interface HighWaterMark {
+  /** decimal (keys are 56-bit): every number below it may have been handed out */
+  upTo: string;
+  /** the name-server state (HeartbeatReply.state) whose lease this was; '' when derived from the blocks held */
+  state: string;
 }
 
 /** What the name server asks a data server to do, carried on the heartbeat reply. */
@@ -109,6 +121,25 @@ export type DsCommand =
 export interface HeartbeatReply {
   ok: true;
   commands: DsCommand[];
+  /** the name server's cluster id; a data server without one stores it before acting on the
+   *  commands. Absent only while an --adopt-blocks start is still learning it from the data servers. */
+  cluster?: string;
+  /** the id of this name-server state: a state made after a loss has a new one, so a data server can tell whose lease a mark is */
+  state: string;
+  /** the name server's Date.now() when it answered (tombstone expiry follows it, dataserver/cluster-clock.ts) */
+  now: number;
+  /** the persisted lease ends (decimal): no block id or file key at or above them was handed out */
+  leasedUpTo: { blockIds: string; keys: string };
+}
+
+/** Body of POST DS_ROUTES.block (the name server creating a block on its replicas). */
+export interface BlockCreate {
+  /** the other replicas of the block */
+  replicas: DsRef[];
+  /** the name server's cluster id, state and lease ends, as on a heartbeat reply */
+  cluster?: string;
+  state?: string;
+  leasedUpTo?: { blockIds: string; keys: string };
 }
 
 export interface AssignResult {
@@ -178,8 +209,28 @@ export interface DataserverStatus {
   draining?: boolean;
 }
 
+/** A data server the name server refuses (UGCFS_ERR_FOREIGN_CLUSTER): nothing it reports counts. */
+export interface ForeignDataserverStatus {
+  id: string;
+  url: string;
+  rack: string;
+  /** the cluster id it stores (absent: none, but it holds blocks this state never knew) */
+  cluster?: string;
+  /** why it is refused */
+  reason: string;
+  /** blocks it reported */
+  blocks: number;
+  usedBytes: number;
+  freeBytes: number;
+  lastSeenMs: number;
+}
+
 export interface ClusterStatus {
+  /** this cluster's id (absent only while an --adopt-blocks start is still learning it) */
+  cluster?: string;
   dataservers: DataserverStatus[];
+  /** data servers of another cluster that send heartbeats here; never used (docs/NAMESERVER.md, "Cluster identity") */
+  foreignDataservers?: ForeignDataserverStatus[];
   underReplicatedBlocks: number;
   blocks: number;
   replicas: number;
@@ -267,4 +318,6 @@ export const HEADERS = {
   /** 'client' on a needle GET: the reader checks the data against `x-ugcfs-crc` itself, so the
    *  data server skips its own pass over the data (dataserver/README.md, "Reads") */
   verify: 'x-ugcfs-verify',
+  /** the name server's cluster id, on a UGCFS_ERR_FOREIGN_CLUSTER answer to a heartbeat */
+  cluster: 'x-ugcfs-cluster',
 } as const;

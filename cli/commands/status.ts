@@ -25,6 +25,7 @@ export function formatStatus(s: ClusterStatus, now = Date.now()): string {
   const alive = s.dataservers.filter((d) => d.alive);
   const total = s.usedBytes + s.freeBytes;
   const lines = [
+    ...(s.cluster !== undefined ? [`cluster: ${s.cluster}`] : []),
     `data servers: ${alive.length} alive of ${s.dataservers.length}   blocks: ${s.blocks}   replicas: ${s.replicas}   under-replicated blocks: ${s.underReplicatedBlocks}`,
     `used ${formatBytes(s.usedBytes)} of ${formatBytes(total)}  ${bar(total > 0 ? s.usedBytes / total : 0, 20)} ${pct(total > 0 ? s.usedBytes / total : 0)}   free ${formatBytes(s.freeBytes)}`,
     '',
@@ -38,6 +39,14 @@ export function formatStatus(s: ClusterStatus, now = Date.now()): string {
     lines.push(
       `${d.id.padEnd(14)} ${(d.rack || '-').padEnd(8)} ${state.padEnd(8)} ${String(d.blocks).padStart(6)} ${formatBytes(d.usedBytes).padStart(10)} ${formatBytes(d.freeBytes).padStart(10)} ${pct(cap > 0 ? d.usedBytes / cap : 0).padStart(6)}  ${bar(d.alive ? d.usedBytes / fullest : 0, 20)}  ${d.url}${seen}`,
     );
+  }
+  const foreign = s.foreignDataservers ?? [];
+  if (foreign.length > 0) {
+    lines.push('', `FOREIGN data servers (${foreign.length}): of another cluster, or holding blocks this name server never knew; refused, nothing they report is used, their blocks are kept:`);
+    for (const d of foreign) {
+      lines.push(`  ${d.id.padEnd(14)} ${(d.rack || '-').padEnd(8)} cluster ${d.cluster ?? '(none)'}  ${d.blocks} blocks  ${formatBytes(d.usedBytes)}  seen ${ago(d.lastSeenMs)}  ${d.url}`);
+      lines.push(`      ${d.reason}`);
+    }
   }
   const racks = new Map<string, { servers: number; alive: number; used: number }>();
   for (const d of s.dataservers) {
@@ -73,7 +82,9 @@ const mod: CommandModule = {
     const s = await clusterClientFromConfig(config).status();
     if (flags.has('--json')) {
       const out = {
+        ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
         dataservers: s.dataservers.map((d) => ({ id: d.id, url: d.url, rack: d.rack, alive: d.alive, blocks: d.blocks, usedBytes: d.usedBytes, freeBytes: d.freeBytes })),
+        foreignDataservers: s.foreignDataservers ?? [],
         underReplicatedBlocks: s.underReplicatedBlocks,
         blocks: s.blocks,
         replicas: s.replicas,

@@ -161,7 +161,7 @@ describe('a name server killed while creating a block', () => {
 });
 
 describe('losing the name server\'s state', () => {
-  it('refuses unknown blocks by default; --adopt-blocks rebuilds the map from reports and new blocks never reuse an id', async () => {
+  it('a fresh state refuses the old data servers as foreign; --adopt-blocks takes the cluster back and new blocks never reuse an id', async () => {
     const d = await startCluster({ dataservers: 3, racks: ['a', 'b', 'c'], replicas: 2, blockSize: 64 * 1024, startupGraceMs: 1500 });
     try {
       const files = new Map<string, Buffer>();
@@ -174,14 +174,18 @@ describe('losing the name server\'s state', () => {
       await d.killNameserver();
       rmSync(join(d.dir, 'ns'), { recursive: true, force: true });
 
-      // A fresh state trusts nothing it did not allocate: the old blocks are unknown.
+      // A fresh state is a new cluster: the old data servers carry the old cluster id, so
+      // they are foreign to it — refused, never written to, never told to delete anything.
       await d.restartNameserver();
-      await d.waitForAlive();
+      const refused = await d.waitFor((x) => (x.foreignDataservers ?? []).length === 3, 'the old data servers refused as foreign');
+      expect(refused.dataservers).toHaveLength(0);
+      expect(refused.blocks).toBe(0);
+      expect(refused.foreignDataservers!.every((f) => f.cluster !== undefined && f.cluster !== refused.cluster && f.blocks > 0)).toBe(true);
       const [someFid] = files.keys();
       // A client without cached block locations has to ask the name server, which knows nothing.
       const uncached = new ClusterClient({ nameserver: d.nameserver.url, secret: d.secret });
       await expect(uncached.read(someFid!)).rejects.toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
-      expect((await d.status()).blocks).toBe(0);
+      await expect(uncached.write(randomBytes(100))).rejects.toMatchObject({ code: 'UGCFS_ERR_UNAVAILABLE' });
 
       // Recovery: adopt what the data servers hold.
       await d.restartNameserver(['--adopt-blocks']);
