@@ -1,12 +1,12 @@
 // Assignment: a fresh fid in a writable block whose every replica is alive. Keeps a small
 // pool of writable blocks per replica count, creating blocks (persisted first, then created
 // on each chosen data server) when the pool runs low.
-import { UgcfsError } from '../src/errors.ts';
+import { isUgcfsError, UgcfsError } from '../src/errors.ts';
 import { encodeFid, MAX_KEY, newCookie } from '../src/file-id.ts';
 import { callJson } from '../src/http-client.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { DS_ROUTES, type AssignResult } from '../src/protocol.ts';
+import { DS_ROUTES, type AssignResult, type BlockCreate } from '../src/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
 import { chooseReplicaSet, chooseReplicaSetWith, uncoveredServer } from './placement.ts';
 import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
@@ -24,7 +24,12 @@ export interface AllocatorDeps {
   writableBlocks: number;
   /** no block is created before this time (recovery: every existing block id must be reported first) */
   createNotBefore?: number;
+  /** the cluster id and state id, sent with each creation so its replicas learn the lease ends at once */
+  identity?: { readonly clusterId: string | undefined; readonly stateId: string };
 }
+
+/** ids in a row found taken (409 on create) before a creation gives up */
+const TAKEN_RETRIES = 8;
 
 export const MAX_BLOCK_ID = 0xffffffffn;
 
@@ -135,6 +140,19 @@ export class Allocator {
     if (include && !first) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${include.id} is no longer alive`);
     const set = first ? chooseReplicaSetWith(alive, replication, first, placement) : chooseReplicaSet(alive, replication, placement);
     if (!set) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `need ${replication} live data servers with room for a block, have ${alive.length}`);
+    for (let attempt = 0; ; attempt++) {
+      const created = await this.createWith(replication, set, attempt < TAKEN_RETRIES);
+      if (created) return created;
+    }
+  }
+
+  /**
+   * One attempt with a fresh id. Undefined when the id turned out to be taken: a data server
+   * answered 409 because it holds a non-empty block of that id this state never allocated
+   * (a block from before a lost state, or another cluster's). That id is never used (the
+   * sequence is past it) and that block is left alone; the caller tries the next id.
+   */
+  private async createWith(replication: number, set: DataserverEntry[], mayRetry: boolean): Promise<BlockRecord | undefined> {
     const id = Number(await this.d.blockIds.take());
     // Persisted as `creating` before any data server hears of it, so a report of this block
     // is always recognised as ours; a crash before it turns `writable` abandons it on restart.
@@ -146,7 +164,14 @@ export class Allocator {
       const results = await Promise.allSettled(set.map((ds) => this.createOn(ds, rec, set)));
       const failed = results.filter((r) => r.status === 'rejected');
       if (failed.length > 0) {
-        await this.d.blocks.put({ ...rec, state: 'abandoned' });
+        const taken = set.filter((_, i) => results[i]!.status === 'rejected' && isUgcfsError((results[i] as PromiseRejectedResult).reason, 'UGCFS_ERR_CONFLICT'));
+        // Abandoned: the servers that created it drop their empty copy (told by heartbeat);
+        // where the id was taken, the block there is not ours and is never touched.
+        await this.d.blocks.put({ ...rec, state: 'abandoned', replicas: rec.replicas.filter((r) => !taken.some((t) => t.id === r)) });
+        if (taken.length > 0) {
+          this.d.log.warn({ block: id, dataservers: taken.map((t) => t.id) }, 'block id is taken: a data server holds a non-empty block of that id this name server never allocated; skipped, never used');
+          if (taken.length === failed.length && mayRetry) return undefined;
+        }
         const reason = (failed[0] as PromiseRejectedResult).reason as Error;
         throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `creating block ${id} failed on ${failed.length} of ${set.length} data servers: ${reason.message}`);
       }
@@ -160,10 +185,19 @@ export class Allocator {
     }
   }
 
+  private createBody(peers: DataserverEntry[]): BlockCreate {
+    const body: BlockCreate = { replicas: peers.map(dsRef) };
+    const cluster = this.d.identity?.clusterId;
+    if (cluster !== undefined) body.cluster = cluster;
+    if (this.d.identity) body.state = this.d.identity.stateId;
+    body.leasedUpTo = { blockIds: this.d.blockIds.leasedUpTo.toString(), keys: this.d.keys.leasedUpTo.toString() };
+    return body;
+  }
+
   private async createOn(ds: DataserverEntry, rec: BlockRecord, set: DataserverEntry[]): Promise<void> {
     await callJson(ds.url + DS_ROUTES.block.replace(':id', String(rec.id)), {
       method: 'POST',
-      body: { replicas: set.filter((d) => d.id !== ds.id).map(dsRef) },
+      body: this.createBody(set.filter((d) => d.id !== ds.id)),
       secret: this.d.secret,
       timeoutMs: 5000,
     });

@@ -67,7 +67,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
     await pending.load();
     const deleteFeed = new DeleteFeed(jsonSublevel(db, 'delete-feed'));
     await deleteFeed.load();
-    const allocator = new Allocator({ blocks, registry, keys, blockIds, secret: config.clusterSecret, log, metrics, writableBlocks: config.writableBlocks, createNotBefore: config.adoptBlocks ? startedAt + config.startupGraceMs : 0 });
+    const allocator = new Allocator({ blocks, registry, keys, blockIds, secret: config.clusterSecret, log, metrics, writableBlocks: config.writableBlocks, createNotBefore: config.adoptBlocks ? startedAt + config.startupGraceMs : 0, identity });
     const repairer = new Repairer({
       blocks,
       registry,
