@@ -1,13 +1,20 @@
 // Heartbeats to the name server: registration, block reports and free space, every
 // interval. The data server works without a name server (for tests and first boot), so a
-// failed beat is logged once per outage and retried; commands in the reply are executed.
+// failed beat is logged once per outage and retried; commands in the reply are executed —
+// only when the reply is from this server's own cluster (<data>/cluster, cluster-identity.ts):
+// a name server of another cluster, or one that lost its state and made a new cluster, is
+// refused, its commands ignored, and the blocks kept. An accepted reply's cluster id and
+// lease ends are stored (synced) before any of its commands runs, and its time feeds the
+// cluster clock that tombstone expiry follows.
 import { statfs } from 'node:fs/promises';
-import { callJson } from '../src/http-client.ts';
-import { isUgcfsError } from '../src/errors.ts';
+import { callRaw } from '../src/http-client.ts';
+import { errorFromBody, isUgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { NS_ROUTES, type DsCommand, type Heartbeat, type HeartbeatReply } from '../src/protocol.ts';
+import { HEADERS, NS_ROUTES, type DsCommand, type Heartbeat, type HeartbeatReply } from '../src/protocol.ts';
 import type { BlockStore } from './block-store.ts';
+import type { ClusterClock } from './cluster-clock.ts';
+import { isClusterId, type ClusterIdentity, type IdentityUpdate } from './cluster-identity.ts';
 
 export interface HeartbeatOptions {
   id: string;
@@ -21,6 +28,10 @@ export interface HeartbeatOptions {
   store: BlockStore;
   metrics: Metrics;
   log: Logger;
+  /** <data>/cluster: the cluster id and high-water marks */
+  identity: ClusterIdentity;
+  /** fed with the name server's time from every accepted reply */
+  clock: ClusterClock;
 }
 
 export interface HeartbeatLoop {
@@ -34,17 +45,32 @@ export async function freeBytes(dir: string): Promise<number> {
   return s.bavail * s.bsize;
 }
 
+/** Decimal lease end from a reply; undefined when absent or malformed. */
+function leaseEnd(v: unknown): bigint | undefined {
+  return typeof v === 'string' && /^\d{1,20}$/.test(v) ? BigInt(v) : undefined;
+}
+
 export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<boolean> | undefined;
   let failing = false;
+  /** why the name server's replies are refused now (logged once per such outage) */
+  let refusing: string | undefined;
+
+  const refuse = (why: string): false => {
+    if (refusing !== why) o.log.error({ nameserver: o.nameserver, cluster: o.identity.cluster }, why);
+    refusing = why;
+    return false;
+  };
 
   const execute = async (cmd: DsCommand): Promise<void> => {
     try {
       if (cmd.kind === 'delete-block') {
-        if (o.store.has(cmd.block)) await o.store.deleteBlock(cmd.block);
-        o.log.info({ block: cmd.block, reason: cmd.reason }, 'deleted block on name server request');
+        // Never unlinked at once: the file goes to quarantine/, so a name server that is
+        // wrong about this copy being extra cannot destroy the only one.
+        if (o.store.has(cmd.block)) await o.store.quarantineBlock(cmd.block, cmd.reason);
+        o.log.info({ block: cmd.block, reason: cmd.reason }, 'quarantined block on name server request');
       } else if (cmd.kind === 'readonly') {
         if (o.store.has(cmd.block)) await o.store.setReadonly(cmd.block, cmd.readonly);
       } else {
@@ -56,10 +82,15 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
   };
 
   const beatOnce = async (): Promise<boolean> => {
+    let reply: HeartbeatReply;
     try {
       const free = await freeBytes(o.dataDir);
       o.metrics.freeBytes.set(free);
       o.store.updateGauges();
+      const blocks = o.store.reports({ completeOnly: true });
+      // A block on disk proves its id was handed out, whatever name server this one meets next.
+      const held = blocks.reduce((m, b) => Math.max(m, b.id), -1);
+      if (held >= 0) await o.identity.update({ blockIds: { upTo: BigInt(held) + 1n, state: '' } });
       const hb: Heartbeat = {
         id: o.id,
         url: o.url,
@@ -67,18 +98,70 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
         freeBytes: free,
         usedBytes: o.store.usedBytes(),
         blockSize: o.blockSize,
-        blocks: o.store.reports({ completeOnly: true }),
+        blocks,
+        ...(o.identity.cluster !== undefined ? { cluster: o.identity.cluster } : {}),
+        highWater: o.identity.highWater(),
       };
-      const reply = await callJson<HeartbeatReply>(o.nameserver + NS_ROUTES.heartbeat, { body: hb, secret: o.secret, timeoutMs: Math.max(2000, o.intervalMs * 2) });
+      const res = await callRaw(o.nameserver + NS_ROUTES.heartbeat, { method: 'POST', body: hb, secret: o.secret, timeoutMs: Math.max(2000, o.intervalMs * 2) });
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(res.body.toString('utf8'));
+      } catch {
+        parsed = undefined;
+      }
+      if (res.status < 200 || res.status >= 300) {
+        const err = errorFromBody(res.status, parsed);
+        if (!isUgcfsError(err, 'UGCFS_ERR_FOREIGN_CLUSTER')) throw err;
+        if (failing) o.log.info({ nameserver: o.nameserver }, 'name server reachable again');
+        failing = false;
+        const h = res.headers[HEADERS.cluster];
+        const theirs = (Array.isArray(h) ? h[0] : h) ?? 'unknown';
+        const mine = o.identity.cluster;
+        if (mine === undefined) return refuse(`name server ${o.nameserver} (cluster ${theirs}) refuses this data server, which holds blocks but no cluster id: ${err.message}; blocks kept`);
+        return refuse(`name server ${o.nameserver} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`);
+      }
+      reply = parsed as HeartbeatReply;
       if (failing) o.log.info({ nameserver: o.nameserver }, 'name server reachable again');
       failing = false;
-      for (const cmd of reply?.commands ?? []) await execute(cmd);
-      return true;
     } catch (err) {
       if (!failing) o.log.warn({ nameserver: o.nameserver, err: (err as Error).message }, 'heartbeat failed; will keep retrying');
       failing = true;
       return false;
     }
+    try {
+      return await accept(reply);
+    } catch (err) {
+      o.log.error({ err, nameserver: o.nameserver }, 'could not act on the name server\'s reply');
+      return false;
+    }
+  };
+
+  /** Checks the reply is from our cluster, stores what it teaches, then runs its commands. */
+  const accept = async (reply: HeartbeatReply): Promise<boolean> => {
+    const mine = o.identity.cluster;
+    const theirs = reply?.cluster;
+    if (theirs !== undefined && !isClusterId(theirs)) return refuse(`name server ${o.nameserver} sent a malformed cluster id: refusing its commands; blocks kept`);
+    if (theirs !== undefined && mine !== undefined && theirs !== mine) {
+      return refuse(`name server ${o.nameserver} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`);
+    }
+    if (theirs === undefined && mine !== undefined) {
+      return refuse(`name server ${o.nameserver} answered without a cluster id, this data server belongs to ${mine}: refusing its commands; blocks kept`);
+    }
+    const update: IdentityUpdate = {};
+    if (theirs !== undefined && mine === undefined) update.cluster = theirs;
+    const state = typeof reply.state === 'string' ? reply.state : '';
+    const blockIds = leaseEnd(reply.leasedUpTo?.blockIds);
+    const keys = leaseEnd(reply.leasedUpTo?.keys);
+    if (blockIds !== undefined) update.blockIds = { upTo: blockIds, state };
+    if (keys !== undefined) update.keys = { upTo: keys, state };
+    // Persisted (synced) before anything the reply asks is done.
+    await o.identity.update(update);
+    if (update.cluster !== undefined && o.identity.cluster === update.cluster) o.log.info({ cluster: update.cluster, nameserver: o.nameserver }, 'joined cluster');
+    if (refusing !== undefined) o.log.info({ nameserver: o.nameserver, cluster: o.identity.cluster }, 'name server of this cluster answers again; taking its commands');
+    refusing = undefined;
+    if (typeof reply.now === 'number') o.clock.observe(reply.now);
+    for (const cmd of reply.commands ?? []) await execute(cmd);
+    return true;
   };
 
   const beat = (): Promise<boolean> => {

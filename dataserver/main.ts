@@ -3,11 +3,14 @@
 import { mkdirSync, readFileSync, writeFileSync, accessSync, constants, renameSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { UgcfsError } from '../src/errors.ts';
 import { assertListenAllowed, createHttpServer, listen } from '../src/http-server.ts';
 import { createLogger, type Logger } from '../src/log.ts';
 import type { RunningServer } from '../src/running-server.ts';
 import { BlockStore } from './block-store.ts';
+import { ClusterClock } from './cluster-clock.ts';
+import { ClusterIdentity } from './cluster-identity.ts';
 import type { DataserverConfig } from './config.ts';
 import { startHeartbeat, type HeartbeatLoop } from './heartbeat.ts';
 import { registerDataserverRoutes } from './http-api.ts';
@@ -21,6 +24,9 @@ export interface RunningDataserver extends RunningServer {
   id: string;
   store: BlockStore;
   heartbeat: HeartbeatLoop;
+  /** <data>/cluster: the cluster this server belongs to, and its high-water marks */
+  identity: ClusterIdentity;
+  clock: ClusterClock;
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -61,6 +67,14 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   prepareDataDir(dataDir);
   const id = loadOrCreateId(dataDir, config.id);
   const log = opts.log ?? createLogger({ name: `dataserver:${id}`, level: config.logLevel });
+  const identity = await ClusterIdentity.load(dataDir);
+  // One clock per data server: the name server's time (from heartbeat answers) against our
+  // own; tombstone expiry follows it (cluster-clock.ts). The offset exists for tests only.
+  // Whole milliseconds on both clocks: a tombstone's time is an integer field, and a
+  // fractional name-server time (its answer plus a fractional monotonic interval) would be
+  // refused by the record encoder.
+  const offset = config.testClockOffsetMs;
+  const clock = new ClusterClock(offset === 0 ? Date.now : () => Date.now() + offset, () => Math.floor(performance.now()));
 
   let store: BlockStore | undefined;
   const server = createHttpServer({
@@ -71,7 +85,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     // Process metrics (ugcfs_process_*: CPU, memory, event-loop delay, GC), as the name server
     // and origins have: data servers are where the collector's cost under writes was found.
     defaultMetrics: true,
-    health: () => ({ id, blocks: store?.blocks.size ?? 0 }),
+    health: () => ({ id, blocks: store?.blocks.size ?? 0, cluster: identity.cluster ?? null, nameserverTime: clock.nameserverNow() !== undefined }),
   });
   try {
     store = await BlockStore.open({
@@ -80,6 +94,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
       directWrites: config.directWrites,
       blockSize: config.blockSize,
       tombstoneKeepMs: config.tombstoneKeepHours * 3_600_000,
+      clock,
       cacheEntries: config.indexCacheEntries,
       indexBlockCacheBytes: config.indexBlockCacheBytes,
       metrics: server.metrics,
@@ -120,6 +135,8 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     store: openStore,
     metrics: server.metrics,
     log,
+    identity,
+    clock,
   });
 
   let closing: Promise<void> | undefined;
@@ -128,6 +145,8 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     id,
     store: openStore,
     heartbeat,
+    identity,
+    clock,
     close() {
       closing ??= (async () => {
         await heartbeat.stop();
