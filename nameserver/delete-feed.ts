@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { decodeFid } from '../src/file-id.ts';
 import type { DeleteEvent, DeleteFeedPage } from '../src/protocol.ts';
-import type { Store } from './state-db.ts';
+import { SYNC, type Store } from './state-db.ts';
 
 interface StoredDelete {
   fid: string;
@@ -49,7 +49,7 @@ export class DeleteFeed {
     if (stored?.id) this.id = stored.id;
     else {
       this.id = randomBytes(8).toString('hex');
-      await this.store.put(FEED_ID_KEY, { id: this.id } as unknown as StoredDelete, { sync: true } as never);
+      await this.store.put(FEED_ID_KEY, { id: this.id } as unknown as StoredDelete, SYNC);
     }
   }
 
@@ -61,7 +61,8 @@ export class DeleteFeed {
   async record(fid: string, now = Date.now()): Promise<number> {
     const ev = { seq: ++this.seq, fid, at: now };
     this.events.push(ev);
-    await this.store.put(key(ev.seq), { fid, at: now });
+    // Synced: the delete is acknowledged (and replayed to late copies of adopted blocks) after this.
+    await this.store.put(key(ev.seq), { fid, at: now }, SYNC);
     await this.trim(now);
     return ev.seq;
   }

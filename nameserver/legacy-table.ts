@@ -6,7 +6,7 @@ import { UgcfsError } from '../src/errors.ts';
 import { decodeFid } from '../src/file-id.ts';
 import { legacyPathFromName } from '../src/legacy-path.ts';
 import type { LegacyList, LegacyMapping, LegacyPut } from '../src/protocol.ts';
-import type { Store } from './state-db.ts';
+import { SYNC, type Store } from './state-db.ts';
 
 export interface LegacyRecord {
   fid: string;
@@ -63,7 +63,8 @@ export class LegacyTable {
       const rec: LegacyRecord = { fid: put.fid, updatedAt: Date.now() };
       if (put.sha256 !== undefined) rec.sha256 = put.sha256;
       if (put.size !== undefined) rec.size = put.size;
-      await this.rows.put(path, rec);
+      // Synced before the answer: the table cannot be rebuilt from anything else.
+      await this.rows.put(path, rec, SYNC);
       return { mapping: toMapping(path, rec), ...(old ? { previous: toMapping(path, old) } : {}), changed: true };
     });
   }
@@ -74,7 +75,7 @@ export class LegacyTable {
     return this.locked(path, async () => {
       const old = await this.rows.get(path);
       if (old === undefined) return false;
-      await this.rows.del(path);
+      await this.rows.del(path, SYNC);
       return true;
     });
   }

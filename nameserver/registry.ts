@@ -3,7 +3,7 @@
 // block reports live in memory and come back with the next heartbeat.
 import { UgcfsError } from '../src/errors.ts';
 import type { BlockReport, DsRef, Heartbeat } from '../src/protocol.ts';
-import type { Store } from './state-db.ts';
+import { SYNC, type Store } from './state-db.ts';
 
 interface PersistedDataserver {
   id: string;
@@ -115,11 +115,13 @@ export class Registry {
     const e = this.require(id);
     if (this.isAlive(e, now)) throw new UgcfsError('UGCFS_ERR_CONFLICT', `data server ${id} is alive; stop it before forgetting it`);
     this.entries.delete(id);
-    await this.store.del(id);
+    await this.store.del(id, SYNC);
   }
 
+  // Synced: a registration, a drain and a forget are acknowledged (to the data server, to an
+  // operator) after this; all are rare, so the sync costs nothing that matters.
   private async persist(e: DataserverEntry): Promise<void> {
-    await this.store.put(e.id, { id: e.id, url: e.url, rack: e.rack, draining: e.draining });
+    await this.store.put(e.id, { id: e.id, url: e.url, rack: e.rack, draining: e.draining }, SYNC);
   }
 }
 
