@@ -172,9 +172,23 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
   // Anti-entropy: copies left apart by a write or delete that failed half-way are settled
   // without waiting for an operator (deletes win, else the union; ops-key-reconcile.ts).
   every(settings.verifyIntervalMs, ['verify'], () => true, request('verify', { repair: true }), 'verify');
+  // After a lost state was rebuilt with --adopt-blocks, the deletes the old state owed to
+  // copies that missed them are gone with it, but the tombstones on the copies that got them
+  // are not: one verify --repair once the start-up grace is over (every server has reported)
+  // settles each adopted block by "deletes win" (docs/NAMESERVER.md, "Losing the state directory").
+  if (ctx.config.adoptBlocks) {
+    const t = setTimeout(() => {
+      if (history.running(['verify']).length > 0) return;
+      startOp(request('verify', { repair: true }), true)
+        .then((op) => ctx.log.warn({ op: op.id }, '--adopt-blocks: verify --repair started to settle the adopted copies (deletes a copy missed win)'))
+        .catch((err: Error) => ctx.log.warn({ err: err.message }, 'verify after adopting did not start'));
+    }, Math.max(0, ctx.startedAt + ctx.config.startupGraceMs + ctx.config.heartbeatMs * 2 - Date.now()));
+    t.unref();
+    timers.push(t);
+  }
 
   ctx.onClose(async () => {
-    for (const t of timers) clearInterval(t);
+    for (const t of timers) clearTimeout(t);
     await engine.close();
   });
 }
