@@ -242,7 +242,7 @@ export class HeartbeatHandler {
   }
 
   private foreign(hb: Heartbeat, reason: string, now: number): UgcfsError {
-    this.d.registry.expire(hb.id, now);
+    this.d.registry.expire(hb.id, hb.url, now);
     if (this.d.foreign.note(hb, reason, now)) {
       this.d.log.warn({ ds: hb.id, url: hb.url, dsCluster: hb.cluster, cluster: this.d.identity.clusterId, blocks: hb.blocks.length }, `refused a data server of another cluster: ${reason}; nothing it reports is used, it gets no command`);
     }

@@ -66,13 +66,14 @@ export class Registry {
   }
 
   /**
-   * A member that turned out to be of another cluster (its heartbeats are refused now) is
-   * dead from this moment: no block is placed on it, no read sent there, while its copies
-   * count as lost after the repair delay as for any dead server.
+   * A member that turned out to be of another cluster (its heartbeats, from the same URL,
+   * are refused now) is dead from this moment: no block is placed on it, no read sent
+   * there, while its copies count as lost after the repair delay as for any dead server.
+   * Another server that merely has the same id (a different URL) changes nothing here.
    */
-  expire(id: string, now = Date.now()): void {
+  expire(id: string, url: string, now = Date.now()): void {
     const e = this.entries.get(id);
-    if (e && this.isAlive(e, now)) e.lastSeen = now - this.deadAfterMs - 1;
+    if (e && e.url === url && this.isAlive(e, now)) e.lastSeen = now - this.deadAfterMs - 1;
   }
 
   isAlive(e: DataserverEntry, now = Date.now()): boolean {
