@@ -137,6 +137,40 @@ describe('deletes while a lost state is being rebuilt', () => {
   });
 });
 
+describe('deletes acknowledged before the state was lost', () => {
+  it('are not brought back by adopting: the copy that missed one gets it from the copy that has the tombstone (verify --repair after the grace)', async () => {
+    const d = await startCluster({ dataservers: 2, racks: ['', ''], replicas: 2, blockSize: 1024 * 1024, startupGraceMs: 1000 });
+    try {
+      const keep = randomBytes(1500);
+      const wKeep = await d.client.write(keep);
+      const wGone = await d.client.write(randomBytes(1700));
+      expect(decodeFid(wGone.fid).block).toBe(decodeFid(wKeep.fid).block);
+      // ds-2 misses the delete: the old state records it as owed to ds-2 ...
+      await d.killDataserver(1);
+      await d.waitFor((s) => s.dataservers.some((x) => x.id === 'ds-2' && !x.alive), 'ds-2 dead');
+      await d.client.delete(wGone.fid);
+      // ... and then the old state is lost, and that record with it
+      await d.killNameserver();
+      rmSync(join(d.dir, 'ns'), { recursive: true, force: true });
+      await d.restartDataserver(1);
+      const onDs2 = () => d.dataservers[1]!.url + DS_ROUTES.needle.replace(':fid', wGone.fid);
+      expect((await callRaw(onDs2(), { secret: d.secret })).status).toBe(200);
+      await d.restartNameserver(['--adopt-blocks']);
+      await d.waitFor((s) => s.dataservers.length === 2 && s.dataservers.every((x) => x.alive && x.blocks > 0), 'both copies adopted');
+      // ds-1's tombstone wins: ds-2 gets the delete, and the file stays deleted everywhere
+      await waitFor('the delete reaches ds-2', async () => (await callRaw(onDs2(), { secret: d.secret })).status === 404, 30_000, 200);
+      const s = await d.status();
+      expect(s.operations.some((o) => o.kind === 'verify' && o.details?.auto === true)).toBe(true);
+      const reader = new ClusterClient({ nameserver: d.nameserver.url, secret: d.secret });
+      for (let i = 0; i < 4; i++) await expect(reader.read(wGone.fid)).rejects.toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
+      expect((await reader.read(wKeep.fid)).data.equals(keep)).toBe(true);
+      await reader.close();
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
 describe('a name server killed while creating a block', () => {
   it('abandons the half-created block at restart: its copies are deleted and it is not counted as lost', async () => {
     // The state a SIGKILL leaves between persisting a new block and every replica creating
