@@ -1,6 +1,6 @@
 // 1 name server + 3 data servers on racks a/b/c, replicas 2: files written through the
 // cluster client read back byte-exact, every file sits on 2 live servers on distinct racks,
-// and the admin CLI speaks the JSON shapes of DESIGN.md.
+// and the admin CLI speaks the JSON shapes of docs/INTERFACE.md.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -141,7 +141,7 @@ describe('delete feed', () => {
 });
 
 describe('admin CLI', () => {
-  it('put, stat, get, rm and status with the DESIGN.md JSON shapes', async () => {
+  it('put, stat, get, rm and status with the docs/INTERFACE.md JSON shapes', async () => {
     const src = join(c.dir, 'upload.png');
     const bytes = randomBytes(5000);
     writeFileSync(src, bytes);

@@ -1,4 +1,4 @@
-// DESIGN.md: "After a delete returns, no origin serves the file or any variant within 5 s."
+// docs/INTERFACE.md: at most 5 s after a delete returns, no origin serves the file or any variant.
 // A delete made around the origin — `ugcfs rm`, or any ClusterClient — removes the file
 // from every data server without telling the origin directly; an origin holding the
 // original in its memory cache learns of it from the name server's delete feed, which it

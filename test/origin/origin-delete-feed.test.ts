@@ -1,8 +1,9 @@
 // Deletes made around an origin reach it through the name server's delete feed: a file
 // deleted through another origin (not in --peers) disappears from this origin's memory and
-// disk tiers — original and every variant — within DESIGN's 5 s, and nothing else is
-// dropped. When the feed has a gap (the name server lost its state, so deletes may be
-// unknown) the origin drops its memory tier and re-checks disk entries against storage.
+// disk tiers — original and every variant — within the 5 s of docs/INTERFACE.md, and
+// nothing else is dropped. When the feed has a gap (the name server lost its state, so
+// deletes may be unknown) the origin drops its memory tier and re-checks disk entries
+// against storage.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
