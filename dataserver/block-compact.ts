@@ -14,7 +14,8 @@
 import { unlink } from 'node:fs/promises';
 import { UgcfsError } from '../src/errors.ts';
 import type { CompactResult } from '../src/protocol.ts';
-import { BlockFile, syncDir, type Block } from './block.ts';
+import { BlockFile, type Block } from './block.ts';
+import { syncDir } from '../src/durable-fs.ts';
 import { ioError } from './block-write.ts';
 import { writeAll } from './file-write.ts';
 import { scanBlock } from './block-scan.ts';

@@ -1,14 +1,15 @@
 // The data server's storage engine: the blocks in `<data>/blocks`, the index in
 // `<data>/index`, and the verbs on them. Opening reconciles every block with the index
 // (leftover generations removed, tails past the watermark re-indexed or cut).
-import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { HEADERS, type BlockKeyState, type BlockReport, type CompactResult, type ScrubResult } from '../src/protocol.ts';
-import { Block, BlockFile, blockFileName, parseBlockFileName, syncDir } from './block.ts';
+import { Block, BlockFile, blockFileName, parseBlockFileName } from './block.ts';
+import { mkdirDurable, syncDir } from '../src/durable-fs.ts';
 import { compactBlock } from './block-compact.ts';
 import { listBlockKeys } from './block-keys.ts';
 import { readNeedle, type ReadOptions } from './block-read.ts';
@@ -64,6 +65,26 @@ function syncReadGate(opts: StoreOptions): SyncReadGate | undefined {
   });
 }
 
+/**
+ * The index is derived data: the block files alone rebuild it. So an index LevelDB refuses
+ * as corrupt is moved aside (index.corrupt-<ms>, kept for a post-mortem) and every block is
+ * indexed again from its file, instead of the server refusing to start.
+ */
+async function openIndex(opts: StoreOptions): Promise<NeedleIndex> {
+  const dir = join(opts.dir, 'index');
+  const o = { cacheEntries: opts.cacheEntries, blockCacheBytes: opts.indexBlockCacheBytes, metrics: opts.metrics, log: opts.log };
+  try {
+    return await NeedleIndex.open(dir, o);
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'LEVEL_CORRUPTION') throw err;
+    const aside = `${dir}.corrupt-${Date.now()}`;
+    opts.log?.error({ err, movedTo: aside }, 'the index is corrupt; moving it aside and rebuilding it from the block files');
+    await rename(dir, aside);
+    await syncDir(opts.dir);
+    return NeedleIndex.open(dir, o);
+  }
+}
+
 /** how often quarantined files are checked for expiry */
 const QUARANTINE_CHECK_MS = 10 * 60_000;
 
@@ -87,9 +108,9 @@ export class BlockStore {
 
   static async open(opts: StoreOptions): Promise<BlockStore> {
     const blocksDir = join(opts.dir, 'blocks');
-    await mkdir(blocksDir, { recursive: true });
+    await mkdirDurable(blocksDir);
     const quarantine = await Quarantine.open(join(opts.dir, 'quarantine'), { metrics: opts.metrics, log: opts.log });
-    const index = await NeedleIndex.open(join(opts.dir, 'index'), { cacheEntries: opts.cacheEntries, blockCacheBytes: opts.indexBlockCacheBytes, metrics: opts.metrics, log: opts.log });
+    const index = await openIndex(opts);
     const store = new BlockStore(opts.quarantineKeepMs ?? 0, {
       blocksDir,
       index,

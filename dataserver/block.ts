@@ -186,13 +186,3 @@ export class Block {
     };
   }
 }
-
-/** fsync of a directory makes a created or unlinked name durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

@@ -5,7 +5,8 @@
 // millions of entries.
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Level } from 'level';
+import type { Level } from 'level';
+import { openLevelDurably } from '../src/durable-fs.ts';
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
@@ -182,8 +183,7 @@ export class NeedleIndex {
   }
 
   static async open(dir: string, opts: { cacheEntries?: number; blockCacheBytes?: number; metrics?: Metrics; log?: Logger } = {}): Promise<NeedleIndex> {
-    const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', ...(opts.blockCacheBytes === undefined ? {} : { cacheSize: opts.blockCacheBytes }) });
-    await db.open();
+    const db = await openLevelDurably<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', ...(opts.blockCacheBytes === undefined ? {} : { cacheSize: opts.blockCacheBytes }) });
     return new NeedleIndex(db, dir, opts.cacheEntries ?? 100_000, opts.metrics, opts.log);
   }
 

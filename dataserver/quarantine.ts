@@ -10,11 +10,11 @@
 // bytes of a tail cut at <offset>. The bytes are exactly those that were in blocks/, so a
 // file can be put back by hand (rename into blocks/, restart). Every move is made durable
 // (both directories fsynced) before the index forgets what was moved.
-import { copyFile, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { copyFile, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { syncDir } from './block.ts';
+import { mkdirDurable, syncDir, syncFile } from '../src/durable-fs.ts';
 import { writeAll } from './file-write.ts';
 
 export const QUARANTINE_REASONS = [
@@ -59,7 +59,7 @@ export class Quarantine {
   ) {}
 
   static async open(dir: string, opts: { metrics?: Metrics; log?: Logger } = {}): Promise<Quarantine> {
-    await mkdir(dir, { recursive: true });
+    await mkdirDurable(dir);
     const q = new Quarantine(dir, opts.metrics, opts.log);
     for (const name of await readdir(dir)) {
       const p = parseQuarantineName(name);
@@ -159,14 +159,5 @@ export class Quarantine {
     const s = this.stats();
     this.metrics.quarantineFiles.set(s.files);
     this.metrics.quarantineBytes.set(s.bytes);
-  }
-}
-
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
