@@ -252,15 +252,17 @@ export class HeartbeatHandler {
 
   /**
    * A member's marks say up to where an id may have been handed out, by whatever state
-   * leased it; a mark of this very state's lease needs nothing (every id of it that was
-   * not issued is ours to issue), any other moves the sequence past it, persisted first.
+   * leased it; any other state's mark moves the sequence past it, persisted first. A mark
+   * of this very state's lease needs nothing (every id of it not issued is ours to issue,
+   * and skipping it on every beat would burn the lease) — unless it is beyond our own
+   * persisted end, which only a state restored from an older backup can see.
    */
   private async raiseSequences(hb: Heartbeat): Promise<void> {
     const hw = hb.highWater;
     if (!hw) return;
     for (const [seq, m] of [[this.d.blockIds, hw.blockIds], [this.d.keys, hw.keys]] as const) {
-      if (m.state === this.d.identity.stateId) continue;
       const upTo = BigInt(m.upTo);
+      if (m.state === this.d.identity.stateId && upTo <= seq.leasedUpTo) continue;
       if (upTo > 0n) await seq.skipThrough(upTo - 1n);
     }
   }
