@@ -1,6 +1,7 @@
 // The name server's LevelDB: one database, one sublevel per concern. Extensions open their
 // own sublevel through NameserverContext.sublevel(); the names below are taken.
-import { Level } from 'level';
+import type { Level } from 'level';
+import { openLevelDurably } from '../src/durable-fs.ts';
 import type { AbstractSublevel } from 'abstract-level';
 
 export type RootDb = Level<string, string>;
@@ -9,10 +10,9 @@ export type Store<V> = AbstractSublevel<RootDb, string | Buffer | Uint8Array, st
 /** Sublevels owned by the core name server. */
 export const CORE_SUBLEVELS = ['meta', 'blocks', 'dataservers', 'pending-deletes', 'delete-feed'] as const;
 
-export async function openStateDb(dir: string): Promise<RootDb> {
-  const db = new Level<string, string>(dir);
-  await db.open();
-  return db;
+/** Opens (or durably creates: src/durable-fs.ts) the state; a power cut right after creation must not lose it. */
+export function openStateDb(dir: string): Promise<RootDb> {
+  return openLevelDurably<string, string>(dir, {});
 }
 
 export function jsonSublevel<V>(db: RootDb, name: string): Store<V> {
