@@ -92,35 +92,46 @@ function mark(v: unknown, name: string, max: bigint): HighWaterMark {
   return { upTo: m.upTo, state: m.state };
 }
 
-/** Data servers that send heartbeats here but are not of this cluster (status lists them). */
+/**
+ * Data servers that send heartbeats here but are not of this cluster (status lists them).
+ * Keyed by id and URL: a foreign server may carry the id of a member of this cluster.
+ */
 export class ForeignServers {
   private readonly seen = new Map<string, ForeignDataserverStatus & { lastSeen: number }>();
   /** how long one that stopped beating stays listed */
   static readonly KEEP_MS = 3_600_000;
+  /** silent this long, an entry whose id a member now uses is taken for that member's past */
+  static readonly STALE_MS = 10_000;
 
   /** Records a refusal; true when it is new (or its reason changed), so it is logged once. */
   note(hb: Heartbeat, reason: string, now: number): boolean {
-    const before = this.seen.get(hb.id);
-    const usedBytes = hb.usedBytes;
-    this.seen.set(hb.id, { id: hb.id, url: hb.url, rack: hb.rack, ...(hb.cluster !== undefined ? { cluster: hb.cluster } : {}), reason, blocks: hb.blocks.length, usedBytes, freeBytes: hb.freeBytes, lastSeenMs: 0, lastSeen: now });
+    const k = `${hb.id} ${hb.url}`;
+    const before = this.seen.get(k);
+    this.seen.set(k, { id: hb.id, url: hb.url, rack: hb.rack, ...(hb.cluster !== undefined ? { cluster: hb.cluster } : {}), reason, blocks: hb.blocks.length, usedBytes: hb.usedBytes, freeBytes: hb.freeBytes, lastSeenMs: 0, lastSeen: now });
     return before?.reason !== reason;
   }
 
-  forget(id: string): void {
-    this.seen.delete(id);
+  /**
+   * A server accepted as a member is no longer listed; an entry of its id at another URL
+   * that has stopped beating (the same server before a restart on a new port) goes too.
+   */
+  forget(id: string, url: string, now: number): void {
+    if (this.seen.size === 0) return;
+    this.seen.delete(`${id} ${url}`);
+    for (const [k, e] of this.seen) if (e.id === id && now - e.lastSeen > ForeignServers.STALE_MS) this.seen.delete(k);
   }
 
   list(now = Date.now()): ForeignDataserverStatus[] {
     const out: ForeignDataserverStatus[] = [];
-    for (const [id, e] of this.seen) {
+    for (const [k, e] of this.seen) {
       if (now - e.lastSeen > ForeignServers.KEEP_MS) {
-        this.seen.delete(id);
+        this.seen.delete(k);
         continue;
       }
       const { lastSeen, ...rest } = e;
       out.push({ ...rest, lastSeenMs: Math.max(0, now - lastSeen) });
     }
-    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
   }
 }
 
@@ -227,7 +238,7 @@ export class HeartbeatHandler {
     if (hb.cluster !== undefined) {
       if (identity.isLearning) await identity.learn(hb.cluster, hb.id);
       if (hb.cluster === identity.clusterId) {
-        this.d.foreign.forget(hb.id);
+        this.d.foreign.forget(hb.id, hb.url, now);
         return;
       }
       throw this.foreign(hb, `it belongs to cluster ${hb.cluster}, this name server to ${identity.clusterId ?? '(none yet)'}`, now);
@@ -238,7 +249,7 @@ export class HeartbeatHandler {
     if (hb.blocks.length > 0 && !this.d.adopt && this.d.blocks.size === 0) {
       throw this.foreign(hb, `it holds ${hb.blocks.length} blocks but no cluster id, and this name-server state has allocated no block (a lost state?): restart the name server with --adopt-blocks to adopt them`, now);
     }
-    this.d.foreign.forget(hb.id);
+    this.d.foreign.forget(hb.id, hb.url, now);
   }
 
   private foreign(hb: Heartbeat, reason: string, now: number): UgcfsError {

@@ -30,7 +30,8 @@ describe('a data server of another cluster', () => {
     // One secret for both, as in one organisation: the secret is not what tells clusters apart.
     const secret = randomBytes(8).toString('hex');
     const a = await startCluster({ dataservers: 2, racks: ['a', 'b'], replicas: 1, secret });
-    const b = await startCluster({ dataservers: 1, racks: ['a'], replicas: 1, secret });
+    // B's data servers are ds-1 and ds-2 too: the stray carries the id of one of B's members.
+    const b = await startCluster({ dataservers: 2, racks: ['a', 'b'], replicas: 1, secret });
     clusters.push(a, b);
     const data = randomBytes(5000);
     const w = await a.client.write(data);
@@ -51,8 +52,9 @@ describe('a data server of another cluster', () => {
     const shown = s.foreignDataservers!.find((f) => f.url === stray.url)!;
     expect(shown).toMatchObject({ id, cluster: aCluster, blocks: before.length });
     expect(shown.reason).toContain(aCluster);
-    // B's own member with the same id (ds-1), if any, is untouched
-    expect(s.dataservers.every((d) => d.alive && d.url !== stray.url)).toBe(true);
+    // B's own member with the same id is untouched
+    expect(s.dataservers.map((d) => [d.id, d.alive])).toEqual([['ds-1', true], ['ds-2', true]]);
+    expect(s.dataservers.every((d) => d.url !== stray.url)).toBe(true);
 
     // its own heartbeat answer: the stable code, and the name server's cluster in a header
     const hb: Heartbeat = { id, url: stray.url, rack: 'a', freeBytes: 1e12, usedBytes: 0, blockSize: 1 << 20, blocks: [], cluster: aCluster };
@@ -71,8 +73,11 @@ describe('a data server of another cluster', () => {
 
     // B's writes never land there
     for (let i = 0; i < 10; i++) expect((await b.client.write(randomBytes(300))).replicas.map((r) => r.url)).not.toContain(stray.url);
-    // it keeps its blocks and still serves them
+    // it keeps its blocks and still serves them; it stays listed beside B's member of its id
     await new Promise((r) => setTimeout(r, 800));
+    const later = await b.status();
+    expect(later.foreignDataservers!.map((f) => f.url)).toEqual([stray.url]);
+    expect(later.dataservers.find((d) => d.id === id)!.alive).toBe(true);
     expect(readdirSync(join(dir, 'blocks')).sort()).toEqual(before);
     const direct = await callRaw(stray.url + DS_ROUTES.needle.replace(':fid', w.fid), { secret });
     expect(direct.status).toBe(200);
