@@ -18,6 +18,7 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY cli ./cli
 COPY src ./src
+COPY origin ./origin
 COPY nameserver ./nameserver
 COPY dataserver ./dataserver
 # State lives in volumes owned by the unprivileged `node` user of the base image; the code

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { flagName, type OptionSpec, type OptionTable } from '../src/config.ts';
 import { CLUSTER_CLIENT_OPTIONS } from '../src/cluster-client.ts';
-import { ORIGIN_OPTIONS } from '../src/origin/config.ts';
+import { ORIGIN_OPTIONS } from '../origin/config.ts';
 import { NAMESERVER_OPTIONS } from '../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../dataserver/config.ts';
 import { SERVER_OPTIONS } from '../cli/commands/server.ts';

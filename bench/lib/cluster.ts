@@ -19,7 +19,7 @@ export function rolesAvailable(): { nameserver: boolean; dataserver: boolean; or
   return {
     nameserver: has('cli/commands/nameserver.ts') && has('nameserver/main.ts'),
     dataserver: has('cli/commands/dataserver.ts') && has('dataserver/main.ts'),
-    origin: has('cli/commands/origin.ts') && has('src/origin/main.ts'),
+    origin: has('cli/commands/origin.ts') && has('origin/main.ts'),
     client: has('src/cluster-client.ts'),
   };
 }

@@ -13,7 +13,7 @@ import { createServer } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { boundedSlot } from '../../src/origin/legacy-read-through.ts';
+import { boundedSlot } from '../../origin/legacy-read-through.ts';
 import { parseFlags } from '../lib/flags.ts';
 
 const { dir, port, jobs, threads, vipsCache } = parseFlags(import.meta.url, {

@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { opt, loadConfig, describeOptions } from '../../src/config.ts';
 import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../../src/role-options.ts';
-import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
+import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { legacyPathFromName } from '../../src/legacy-path.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import { EXIT, type CommandModule } from '../command.ts';

@@ -2,10 +2,10 @@
 import { describeOptions, loadConfig } from '../../src/config.ts';
 import { onShutdown } from '../../src/http-server.ts';
 import { createLogger } from '../../src/log.ts';
-import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
-import { startOrigin } from '../../src/origin/main.ts';
-import { legacyResolverFor } from '../../src/origin/legacy-read-through.ts';
-import { poolMember, removeStaleWorkerCaches, startPool, workerConfig } from '../../src/origin/worker-pool.ts';
+import { ORIGIN_OPTIONS } from '../../origin/config.ts';
+import { startOrigin } from '../../origin/main.ts';
+import { legacyResolverFor } from '../../origin/legacy-read-through.ts';
+import { poolMember, removeStaleWorkerCaches, startPool, workerConfig } from '../../origin/worker-pool.ts';
 import cluster from 'node:cluster';
 import type { CommandModule } from '../command.ts';
 

@@ -14,8 +14,8 @@ import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { startNameserver } from '../../nameserver/main.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { startDataserver } from '../../dataserver/main.ts';
-import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
-import { startOrigin } from '../../src/origin/main.ts';
+import { ORIGIN_OPTIONS } from '../../origin/config.ts';
+import { startOrigin } from '../../origin/main.ts';
 import type { CommandModule } from '../command.ts';
 
 export const SERVER_OPTIONS = {

@@ -3,7 +3,7 @@
 // sniffed from the bytes, bomb guard, metadata stripped.
 import { ClusterClient } from '../../src/cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
-import { checkUpload, type PipelineLimits } from '../../src/origin/image-pipeline.ts';
+import { checkUpload, type PipelineLimits } from '../../origin/image-pipeline.ts';
 import { decodeFid } from '../../src/file-id.ts';
 import type { MigrateStore, Prepared } from './migrate-run.ts';
 

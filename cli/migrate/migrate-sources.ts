@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
 import { joinLegacyPath, legacyPathFromUrl } from '../../src/legacy-path.ts';
-import { fetchLegacy } from '../../src/origin/legacy-fetch.ts';
+import { fetchLegacy } from '../../origin/legacy-fetch.ts';
 import { reasonOf, type SourceEntry } from './migrate-run.ts';
 import { countTree, readTreeFile, treeRoot, walkTree } from './tree-walk.ts';
 import { PathSet } from './path-set.ts';

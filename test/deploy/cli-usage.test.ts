@@ -9,7 +9,7 @@ import { CONFIG_DOC, renderConfigReference } from '../../deploy/config-reference
 import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
-import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
+import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { flagName, loadConfig, type OptionTable } from '../../src/config.ts';
 import type { UgcfsError } from '../../src/errors.ts';
 

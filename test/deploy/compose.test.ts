@@ -12,7 +12,7 @@ import { loadConfig, type OptionTable } from '../../src/config.ts';
 import { assertListenAllowed } from '../../src/http-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
-import { ORIGIN_OPTIONS } from '../../src/origin/config.ts';
+import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
 import { BIN, NODE_FLAGS, ROOT, tempDir } from '../helpers/proc.ts';
 import { startReady } from '../helpers/ready-process.ts';

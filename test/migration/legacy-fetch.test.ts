@@ -2,9 +2,9 @@
 // lying lengths, trickled bodies, redirects, validators, retries.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
-import { fetchLegacy, legacyUrl } from '../../src/origin/legacy-fetch.ts';
+import { fetchLegacy, legacyUrl } from '../../origin/legacy-fetch.ts';
 import { withRetries } from '../../cli/migrate/migrate-sources.ts';
-import { boundedSlot, readThroughResolver } from '../../src/origin/legacy-read-through.ts';
+import { boundedSlot, readThroughResolver } from '../../origin/legacy-read-through.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORPUS } from '../helpers/proc.ts';

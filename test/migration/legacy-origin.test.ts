@@ -7,10 +7,10 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { CORPUS, start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { checkUpload } from '../../src/origin/image-pipeline.ts';
+import { checkUpload } from '../../origin/image-pipeline.ts';
 import type { LegacyMapping } from '../../src/protocol.ts';
 import { NGINX_MISSING, startOldOrigin, type OldOrigin } from './old-origin.ts';
-import { LegacyImporter } from '../../src/origin/legacy-import.ts';
+import { LegacyImporter } from '../../origin/legacy-import.ts';
 import { createLogger } from '../../src/log.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -40,7 +40,7 @@ function startOrigin(): Promise<Proc> {
   });
 }
 
-/** `ugcfs origin` passes src/origin/legacy-read-through.ts's resolver to startOrigin (it logs this line). */
+/** `ugcfs origin` passes origin/legacy-read-through.ts's resolver to startOrigin (it logs this line). */
 const readThroughWired = (p: Proc) => p.lines.some((l) => l.includes('legacy read-through enabled'));
 
 describe.skipIf(NGINX_MISSING !== '')(`old origin (nginx)${NGINX_MISSING ? ': ' + NGINX_MISSING : ''}`, () => {
@@ -140,7 +140,7 @@ describe.skipIf(NGINX_MISSING !== '')(`old origin (nginx)${NGINX_MISSING ? ': ' 
 
   it('reads unmigrated files through, imports them lazily, and keeps serving them after the old origin is gone', async (ctx) => {
     origin = await startOrigin();
-    if (!readThroughWired(origin)) ctx.skip('ugcfs origin does not pass legacyResolverFor (src/origin/legacy-read-through.ts) to startOrigin yet');
+    if (!readThroughWired(origin)) ctx.skip('ugcfs origin does not pass legacyResolverFor (origin/legacy-read-through.ts) to startOrigin yet');
 
     const gpsStored = await asStored(readFileSync(join(www, 'rt', 'gps.jpg')));
     const first = await get('/rt/gps.jpg');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { CORPUS, start, tempDir, type Proc } from '../helpers/proc.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { checkUpload } from '../../src/origin/image-pipeline.ts';
+import { checkUpload } from '../../origin/image-pipeline.ts';
 import type { LegacyList } from '../../src/protocol.ts';
 
 const ADMIN = 'migration-admin-token';

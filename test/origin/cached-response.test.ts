@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isUgcfsError } from '../../src/errors.ts';
-import { answer, makeResponse, IMMUTABLE } from '../../src/origin/cached-response.ts';
-import { MemoryCache } from '../../src/origin/memory-cache.ts';
+import { answer, makeResponse, IMMUTABLE } from '../../origin/cached-response.ts';
+import { MemoryCache } from '../../origin/memory-cache.ts';
 
 const body = Buffer.from('0123456789');
 const entry = makeResponse(body, { mime: 'image/png', etag: '"abc"', lastModified: Date.UTC(2024, 0, 2, 3, 4, 5, 678), negotiated: false, attachment: false });

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { stripJpeg, stripPng, stripWebp, exifOrientation } from '../../src/origin/metadata-strip.ts';
-import { sniffImage } from '../../src/origin/media-type.ts';
+import { stripJpeg, stripPng, stripWebp, exifOrientation } from '../../origin/metadata-strip.ts';
+import { sniffImage } from '../../origin/media-type.ts';
 import { corpus } from './origin-env.ts';
 
 describe('lossless metadata stripping', () => {

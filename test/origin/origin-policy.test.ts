@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signUrl } from '../../src/origin/url-signature.ts';
+import { signUrl } from '../../origin/url-signature.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 import type { Proc } from '../helpers/proc.ts';

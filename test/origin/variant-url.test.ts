@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isUgcfsError } from '../../src/errors.ts';
-import { parsePresets, parseTarget, resolveVariant, variantFromKey, type ResolveOptions } from '../../src/origin/variant-url.ts';
+import { parsePresets, parseTarget, resolveVariant, variantFromKey, type ResolveOptions } from '../../origin/variant-url.ts';
 
 const FID = '1AAAAAQAAAAAAAAGWdoQ4';
 const opts: Omit<ResolveOptions, 'accept'> = {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callJson, callRaw } from '../../src/http-client.ts';
 import { encodeFid } from '../../src/file-id.ts';
 import { DS_ROUTES, NS_ROUTES, type BlockReport } from '../../src/protocol.ts';
-import { PEER_ROUTES } from '../../src/origin/peer-ring.ts';
+import { PEER_ROUTES } from '../../origin/peer-ring.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { run, start, tempDir, type Proc } from '../helpers/proc.ts';
 

@@ -10,7 +10,7 @@ import { startNginx } from '../nginx.ts';
 import { CORPUS, ROOT, startUgcfs, type Child } from '../spawn.ts';
 import { processCpuMs } from '../process-cpu.ts';
 import { RESIZE_JOBS, bareSharpArgs, startBareSharp } from '../sharp-peer.ts';
-import { vipsThreadsPerResize } from '../../../src/origin/image-pipeline.ts';
+import { vipsThreadsPerResize } from '../../../origin/image-pipeline.ts';
 import { runLoad, checkLoad, type LoadResult } from '../load.ts';
 import { compareReads, rpsRatio, type Target } from '../compare.ts';
 import { median, medianRatio, spread } from '../stats.ts';

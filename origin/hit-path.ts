@@ -3,11 +3,11 @@
 // and answers synchronously from the cached entry's precomputed headers; anything else
 // (a miss, a legacy path, a negotiated format, an error) falls through to the full routes,
 // which produce the same answer more slowly. Request ids and metrics are kept identical.
-import type { AccessLog } from '../access-log.ts';
-import { serveAhead } from '../ahead-route.ts';
+import type { AccessLog } from '../src/access-log.ts';
+import { serveAhead } from '../src/ahead-route.ts';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { routeRecorder, type Metrics } from '../metrics.ts';
+import { routeRecorder, type Metrics } from '../src/metrics.ts';
 import { answer } from './cached-response.ts';
 import { OriginCore } from './origin-core.ts';
 import { parseTarget, resolveVariant, type ResolveOptions } from './variant-url.ts';

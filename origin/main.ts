@@ -2,11 +2,11 @@
 // pipeline, peers and routes for one instance; everything stateful hangs off this call, so
 // several origins can share a process.
 import { readFileSync } from 'node:fs';
-import { UgcfsError } from '../errors.ts';
-import { assertListenAllowed, createHttpServer, listen } from '../http-server.ts';
-import { createLogger, type Logger } from '../log.ts';
-import type { RunningServer } from '../running-server.ts';
-import { ClusterClient } from '../cluster-client.ts';
+import { UgcfsError } from '../src/errors.ts';
+import { assertListenAllowed, createHttpServer, listen } from '../src/http-server.ts';
+import { createLogger, type Logger } from '../src/log.ts';
+import type { RunningServer } from '../src/running-server.ts';
+import { ClusterClient } from '../src/cluster-client.ts';
 import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
 import type { OriginConfig } from './config.ts';
 import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';
@@ -23,7 +23,7 @@ import { registerUpload } from './upload-route.ts';
 import { parsePresets } from './variant-url.ts';
 import { installHitPath } from './hit-path.ts';
 import type { PoolMember } from './worker-pool.ts';
-import { aggregatedMetricsText } from '../metrics.ts';
+import { aggregatedMetricsText } from '../src/metrics.ts';
 
 export interface LegacyResolverContext {
   config: OriginConfig;
@@ -41,7 +41,7 @@ export interface StartOriginOptions {
   deleteFeed?: DeleteFeedSource;
   /** replaces the default legacy resolver (e.g. read-through from --legacy-origin) */
   legacyResolver?: LegacyResolver | ((ctx: LegacyResolverContext) => LegacyResolver | Promise<LegacyResolver>);
-  /** this origin is one worker of `ugcfs origin --workers N` (src/origin/worker-pool.ts) */
+  /** this origin is one worker of `ugcfs origin --workers N` (origin/worker-pool.ts) */
   pool?: PoolMember;
 }
 

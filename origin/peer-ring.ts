@@ -4,10 +4,10 @@
 // failing is skipped (the asker computes locally), so a lost origin costs duplicate work,
 // never errors. Deletes are broadcast to every peer before the DELETE is answered.
 import { createRequire } from 'node:module';
-import { callRaw } from '../http-client.ts';
-import { UgcfsError, errorFromBody } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import { callRaw } from '../src/http-client.ts';
+import { UgcfsError, errorFromBody } from '../src/errors.ts';
+import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/metrics.ts';
 
 interface HashRing {
   get(key: string): string;

@@ -5,8 +5,8 @@
 // 404 stays a 404 (and is remembered for a few seconds, so junk URLs cannot turn the origin
 // into a load generator against the old server), identical concurrent misses share one
 // fetch, and fetches in flight to the old origin are bounded.
-import { ClusterClient } from '../cluster-client.ts';
-import { isUgcfsError, UgcfsError } from '../errors.ts';
+import { ClusterClient } from '../src/cluster-client.ts';
+import { isUgcfsError, UgcfsError } from '../src/errors.ts';
 import { fetchLegacy } from './legacy-fetch.ts';
 import { LegacyImporter } from './legacy-import.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';

@@ -1,6 +1,6 @@
 // How the origin turns a legacy path into something it can serve. The default resolver
 // asks the name server's legacy table (with a small cache, since storefront pages repeat the
-// same old URLs); the legacy-migration work (src/origin/legacy-*.ts) supplies a resolver
+// same old URLs); the legacy-migration work (origin/legacy-*.ts) supplies a resolver
 // with fetchThrough for read-through from an old origin. Paths arrive canonical
 // (src/legacy-path.ts), variant suffix already split off.
 import type { FileStore } from './file-store.ts';
