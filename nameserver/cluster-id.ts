@@ -8,8 +8,10 @@
 // - a stored one is used as is;
 // - `--adopt-blocks` on a state that has allocated no block: it is LEARNT from the data
 //   servers — the first one reporting an id decides (a stored id made by an earlier start
-//   that never got a member is replaced); if none of them has one by the end of the
-//   start-up grace (a cluster from before identities), the stored one is kept or one made;
+//   that never got a member is replaced); if data servers without an id report and none
+//   with one has by the end of the start-up grace (a cluster from before identities), the
+//   stored one is kept or one made. With no report at all, it keeps waiting: a name server
+//   slow to start must not decide before it has heard anyone;
 // - otherwise (a new cluster, or an upgrade of a state from before identities) one is made.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../src/log.ts';
@@ -35,6 +37,8 @@ export class ClusterIdentity {
   /** the stored id while learning (kept if no data server has one) */
   private provisional: string | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** while learning: a data server without an id has reported */
+  private sawUnidentified = false;
 
   private constructor(
     private readonly meta: Store<string>,
@@ -70,9 +74,17 @@ export class ClusterIdentity {
     return this.learning;
   }
 
-  /** Ends learning once the start-up grace is over: keeps the stored id, or makes one. */
+  /** While learning: a data server without an id reported (a cluster from before identities?). */
+  noteUnidentified(): void {
+    if (this.learning) this.sawUnidentified = true;
+  }
+
+  /**
+   * Ends learning once the start-up grace is over and data servers without an id have
+   * reported (none with one): keeps the stored id, or makes one.
+   */
   async tick(now = Date.now()): Promise<void> {
-    if (!this.learning || now < this.o.learnUntil) return;
+    if (!this.learning || now < this.o.learnUntil || !this.sawUnidentified) return;
     await this.serial(async () => {
       if (!this.learning) return;
       if (this.provisional !== undefined) await this.settle(this.provisional, 'no data server reported a cluster id: keeping the stored one');

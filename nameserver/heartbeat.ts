@@ -249,6 +249,7 @@ export class HeartbeatHandler {
     if (hb.blocks.length > 0 && !this.d.adopt && this.d.blocks.size === 0) {
       throw this.foreign(hb, `it holds ${hb.blocks.length} blocks but no cluster id, and this name-server state has allocated no block (a lost state?): restart the name server with --adopt-blocks to adopt them`, now);
     }
+    identity.noteUnidentified();
     this.d.foreign.forget(hb.id, hb.url, now);
   }
 
