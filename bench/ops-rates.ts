@@ -13,7 +13,6 @@ import { ClusterClient } from '../src/cluster-client.ts';
 import { callJson } from '../src/http-client.ts';
 import { NS_ROUTES, type ClusterStatus, type Operation } from '../src/protocol.ts';
 import { SECRET, startCluster } from './lib/cluster.ts';
-import { startUgcfs, type Child } from './lib/spawn.ts';
 import { parseFlags } from './lib/flags.ts';
 
 const { quick, mb: totalMb, fileKb, readers } = parseFlags(import.meta.url, {
@@ -30,7 +29,6 @@ const mb = (bytes: number, ms: number) => (ms > 0 ? bytes / 1e6 / (ms / 1000) : 
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-ops-'));
 const dsArgs = ['--block-size', String(blockSize), '--heartbeat-ms', '250'];
 const cluster = await startCluster({ dir: work, dataservers: 3, replicas: 2, dataserverArgs: dsArgs, nameserverArgs: ['--heartbeat-ms', '250', '--startup-grace-ms', '500'] });
-let extra: Child | undefined;
 const client = new ClusterClient({ nameserver: cluster.nameserver.url, secret: SECRET, locationTtlMs: 2000 });
 
 async function op(body: Record<string, unknown>): Promise<Operation> {
@@ -88,7 +86,7 @@ try {
   await sleep(quick ? 1500 : 3000);
   const baseline = fg.window();
 
-  extra = await startUgcfs(['dataserver', '--data', join(work, 'ds3'), '--nameserver', cluster.nameserver.url, '--port', '0', '--rack', 'r3', ...dsArgs], { env: cluster.env });
+  await cluster.addDataserver({ rack: 'r3' });
   for (;;) {
     const s = await callJson<ClusterStatus>(cluster.nameserver.url + NS_ROUTES.status, { secret: SECRET });
     if (s.dataservers.filter((d) => d.alive).length >= 4) break;
@@ -116,7 +114,6 @@ try {
   out({ metric: 'compaction rate', value: Number(mb(before.usedBytes, cpMs).toFixed(2)), unit: 'MB/s', blockCopies: cp.done, reclaimedMB: Number((cp.bytesDone / 1e6).toFixed(2)), reclaimedMBps: Number(mb(cp.bytesDone, cpMs).toFixed(2)), seconds: cpMs / 1000, readMBpsDuring: Number(during2.mbps.toFixed(1)), readsPerSecDuring: Math.round(during2.readsPerSec), readMBpsBaseline: Number(baseline2.mbps.toFixed(1)), readErrors: during2.errors });
 } finally {
   await client.close();
-  await extra?.stop();
   await cluster.stop();
   rmSync(work, { recursive: true, force: true });
 }

@@ -51,7 +51,7 @@ async function fetchBytes(url: string): Promise<number> {
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-resize-'));
 try {
   const photos = readdirSync(PHOTOS).filter((f) => f.endsWith('.jpg')).sort();
-  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: [...(flags.noDiskCache ? [] : ['--cache-dir', join(work, 'cache')]), ...originArgs], originNodeFlags: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : undefined });
+  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: [...(flags.noDiskCache ? [] : ['--cache-dir', join(work, 'cache')]), ...originArgs], nodeFlags: { origin: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : undefined } });
   const origin = cluster.origin!;
   const fids = new Map<string, string>();
   for (const p of photos) fids.set(p, await originUpload(origin.url, readFileSync(join(PHOTOS, p)), 'image/jpeg'));

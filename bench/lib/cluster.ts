@@ -1,15 +1,18 @@
-// A real ugcfs cluster for benchmarks, started the way users start it: `ugcfs nameserver`,
-// `ugcfs dataserver` and `ugcfs origin` processes on loopback with --port 0. Files are
-// written through the project's cluster client when it exists, else by the internal
-// protocol (assign, then PUT to the primary), which is the same two hops.
-import { existsSync, mkdirSync } from 'node:fs';
+// A real ugcfs cluster for benchmarks, started by the one cluster harness the tests use
+// (test/helpers/cluster.ts) in its 'server' tuning: `ugcfs nameserver`, `ugcfs dataserver`
+// and `ugcfs origin` processes on loopback with each role's own defaults, as users start
+// them, every data server on its own rack. Files are written through the project's cluster
+// client, or by the internal protocol (assign, then PUT to the primary): the same two hops.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, startUgcfs, type Child } from './spawn.ts';
+import { availableParallelism } from 'node:os';
+import { ROOT } from './spawn.ts';
 import { callJson, callRaw, expectOk } from '../../src/http-client.ts';
 import { ClusterClient } from '../../src/cluster-client.ts';
-import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult, type ClusterStatus } from '../../src/protocol.ts';
-import { availableParallelism } from 'node:os';
+import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../../src/protocol.ts';
+import { startCluster as startHarness, type Cluster as HarnessCluster, type ClusterOptions as HarnessOptions, type RoleProcess } from '../../test/helpers/cluster.ts';
 
+export type Cluster = HarnessCluster<RoleProcess>;
 export const SECRET = 'bench-cluster-secret';
 /** origin workers for the `--workers` rows: one per core, as nginx's `worker_processes auto` */
 export const ORIGIN_WORKERS = availableParallelism();
@@ -24,76 +27,17 @@ export function rolesAvailable(): { nameserver: boolean; dataserver: boolean; or
   };
 }
 
-export interface ClusterOptions {
-  dir: string;
-  dataservers: number;
-  replicas: number;
-  origin?: boolean;
-  /** extra flags per role */
-  nameserverArgs?: string[];
-  dataserverArgs?: string[];
-  originArgs?: string[];
-  env?: Record<string, string>;
-  /** node flags for the origin process (profiling) */
-  originNodeFlags?: string[];
-  dataserverNodeFlags?: string[];
-  nameserverNodeFlags?: string[];
-}
+export type ClusterOptions = Omit<HarnessOptions, 'tuning' | 'secret' | 'racks'> & { dir: string; dataservers: number; replicas: number };
 
-export interface Cluster {
-  nameserver: Child;
-  dataservers: Child[];
-  origin?: Child;
-  env: Record<string, string>;
-  commands: string[];
-  status(): Promise<ClusterStatus>;
-  stop(): Promise<void>;
-}
-
-export async function startCluster(o: ClusterOptions): Promise<Cluster> {
-  const env = { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_LOG_LEVEL: 'info', ...o.env };
-  const commands: string[] = [];
-  mkdirSync(o.dir, { recursive: true });
-  const nsArgs = ['nameserver', '--data', join(o.dir, 'ns'), '--port', '0', '--replicas', String(o.replicas), ...(o.nameserverArgs ?? [])];
-  commands.push(`ugcfs ${nsArgs.join(' ')}`);
-  const nameserver = await startUgcfs(nsArgs, { env, nodeFlags: o.nameserverNodeFlags });
-  const dataservers: Child[] = [];
-  const started = [];
-  for (let i = 0; i < o.dataservers; i++) {
-    const args = ['dataserver', '--data', join(o.dir, `ds${i}`), '--nameserver', nameserver.url, '--port', '0', '--rack', `r${i}`, ...(o.dataserverArgs ?? [])];
-    if (i === 0) commands.push(`ugcfs ${args.join(' ')}   (x${o.dataservers})`);
-    started.push(startUgcfs(args, { env, nodeFlags: o.dataserverNodeFlags }));
-  }
-  dataservers.push(...(await Promise.all(started)));
-  const status = () => callJson<ClusterStatus>(nameserver.url + NS_ROUTES.status, { secret: SECRET });
-  // Writes need every data server registered, else placement sees fewer than `replicas`.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const s = await status();
-      if (s.dataservers.filter((d) => d.alive).length >= o.dataservers) break;
-    } catch { /* not ready */ }
-    if (Date.now() > deadline) throw new Error('data servers did not register with the name server');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  let origin: Child | undefined;
-  if (o.origin) {
-    const args = ['origin', '--nameserver', nameserver.url, '--port', '0', ...(o.originArgs ?? [])];
-    commands.push(`ugcfs ${args.join(' ')}`);
-    origin = await startUgcfs(args, { env, nodeFlags: o.originNodeFlags });
-  }
-  return {
-    nameserver,
-    dataservers,
-    origin,
-    env,
-    commands,
-    status,
-    stop: async () => {
-      await Promise.all([origin?.stop(), ...dataservers.map((d) => d.stop())]);
-      await nameserver.stop();
-    },
-  };
+/** Starts the cluster with the roles' own defaults; every flag a bench changes is in `commands`. */
+export function startCluster(o: ClusterOptions): Promise<Cluster> {
+  return startHarness({
+    ...o,
+    tuning: 'server',
+    secret: SECRET,
+    racks: Array.from({ length: o.dataservers }, (_, i) => `r${i}`),
+    env: { UGCFS_LOG_LEVEL: 'info', ...o.env },
+  });
 }
 
 export interface Writer {

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import { freePort } from './ports.ts';
+import { freePort } from '../../test/helpers/ready-process.ts';
 import type { Tools } from './preflight.ts';
 
 export interface NginxOptions {

@@ -57,8 +57,7 @@ export const section: Section = {
       mkdirSync(missProf);
       const cluster = await startCluster({
         dir: join(ctx.work, 'c1'), dataservers: 1, replicas: 1, origin: roles.origin,
-        dataserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dsProf],
-        originNodeFlags: ['--cpu-prof', '--cpu-prof-dir', orProf],
+        nodeFlags: { dataserver: ['--cpu-prof', '--cpu-prof-dir', dsProf], origin: ['--cpu-prof', '--cpu-prof-dir', orProf] },
       });
       commands.push('node --cpu-prof --cpu-prof-dir DIR bin/ugcfs.mjs dataserver ... (and origin), wrk as in the reads section');
       try {
@@ -119,8 +118,7 @@ export const section: Section = {
       mkdirSync(nsProf);
       const cluster = await startCluster({
         dir: join(ctx.work, 'c2'), dataservers: 3, replicas: 2,
-        dataserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dsProf],
-        nameserverNodeFlags: ['--cpu-prof', '--cpu-prof-dir', nsProf],
+        nodeFlags: { dataserver: ['--cpu-prof', '--cpu-prof-dir', dsProf], nameserver: ['--cpu-prof', '--cpu-prof-dir', nsProf] },
         dataserverArgs: ['--fsync=false'],
       });
       try {

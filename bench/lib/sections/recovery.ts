@@ -7,7 +7,7 @@ import type { Section, BenchContext } from '../context.ts';
 import { runWrk, type WrkResult } from '../wrk.ts';
 import { table, num, bytes } from '../markdown.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
-import { ROOT, startUgcfs } from '../spawn.ts';
+import { ROOT } from '../spawn.ts';
 import { callRaw, callJson } from '../../../src/http-client.ts';
 import { NS_ROUTES, type Operation } from '../../../src/protocol.ts';
 import { ClusterClient } from '../../../src/cluster-client.ts';
@@ -153,9 +153,8 @@ export const section: Section = {
       // blocks onto it (default move concurrency, no rate limit).
       if (existsSync(join(ROOT, 'cli', 'commands', 'rebalance.ts'))) {
         try {
-          const args = ['dataserver', '--data', join(ctx.work, 'cluster', 'ds-new'), '--nameserver', cluster.nameserver.url, '--port', '0', '--rack', 'r9', '--heartbeat-ms', '200', '--block-size', String(BLOCK_SIZE), '--fsync=false'];
-          const fresh = await startUgcfs(args, { env: cluster.env });
-          cluster.dataservers.push(fresh);
+          // the cluster's data-server flags, on a rack of its own
+          const fresh = cluster.dataservers[await cluster.addDataserver({ rack: 'r9' })]!;
           const until = Date.now() + 20_000;
           while (!(await cluster.status()).dataservers.some((d) => d.url === fresh.url && d.alive)) {
             if (Date.now() > until) throw new Error('the new data server did not register');

@@ -92,7 +92,7 @@ export const section: Section = {
         ctx.log(`  scale: generating ${count} files`);
         const dir = join(ctx.work, `n${count}`);
         const cluster = await startCluster({ dir, dataservers: 1, replicas: 1, dataserverArgs: ['--block-size', BLOCK_SIZE] });
-        const st: Stage = { count, cluster, dsDir: join(dir, 'ds0'), paths: [], fill: 0, indexBytes: 0, blockBytes: 0, reopens: [] };
+        const st: Stage = { count, cluster, dsDir: cluster.dsDirs[0]!, paths: [], fill: 0, indexBytes: 0, blockBytes: 0, reopens: [] };
         stages.push(st);
         const w = await clientWriter(cluster.nameserver.url);
         const block = decodeFid(await w.put(Buffer.alloc(FILE_SIZE, 1), 'application/octet-stream', 1)).block;
