@@ -346,6 +346,8 @@ export class BlockStore {
    */
   async quarantineBlock(blockId: number, why: string): Promise<void> {
     const b = this.block(blockId);
+    // An empty copy holds nothing to keep (an abandoned creation): removed outright.
+    if (b.meta.end === 0 && !b.pulling && (await b.file.fh.stat()).size === 0) return this.deleteBlock(blockId);
     await b.lock.run(async () => {
       b.deleted = true;
       b.file.retire();

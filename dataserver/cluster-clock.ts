@@ -18,13 +18,14 @@ export class ClusterClock {
   /** The name server's wall clock, as its answer carried it. */
   observe(nameserverNowMs: number): void {
     if (!Number.isFinite(nameserverNowMs) || nameserverNowMs <= 0) return;
-    this.nsAt = nameserverNowMs;
+    this.nsAt = Math.floor(nameserverNowMs);
     this.monoAt = this.monoNow();
   }
 
   /** The name server's time now, or undefined before it first answered. */
+  /** Whole milliseconds, as a record's time field holds them. */
   nameserverNow(): number | undefined {
-    return this.nsAt === undefined ? undefined : this.nsAt + (this.monoNow() - this.monoAt);
+    return this.nsAt === undefined ? undefined : Math.floor(this.nsAt + (this.monoNow() - this.monoAt));
   }
 
   expiryNow(): number | undefined {
@@ -33,6 +34,6 @@ export class ClusterClock {
   }
 
   stampNow(): number {
-    return Math.max(this.nameserverNow() ?? 0, this.wallNow());
+    return Math.floor(Math.max(this.nameserverNow() ?? 0, this.wallNow()));
   }
 }

@@ -105,6 +105,10 @@ export interface IdentityUpdate {
   keys?: Mark;
 }
 
+function leaseEnd(v: unknown): bigint | undefined {
+  return typeof v === 'string' && /^\d{1,20}$/.test(v) ? BigInt(v) : undefined;
+}
+
 export class ClusterIdentity {
   private content: ClusterFileContent;
   private chain: Promise<void> = Promise.resolve();
@@ -150,6 +154,29 @@ export class ClusterIdentity {
   highWater(): { blockIds: HighWaterMark; keys: HighWaterMark } {
     const wire = (m: Mark): HighWaterMark => ({ upTo: m.upTo.toString(), state: m.state });
     return { blockIds: wire(this.content.blockIds), keys: wire(this.content.keys) };
+  }
+
+  /**
+   * Checks a name server's word (a heartbeat reply, a block creation) against this server's
+   * cluster and stores what it teaches (a first cluster id, higher marks; synced). Returns
+   * why it is refused, or undefined when the name server is of this cluster. `from` names
+   * the name server in the reason.
+   */
+  async admit(from: string, msg: { cluster?: unknown; state?: unknown; leasedUpTo?: { blockIds?: unknown; keys?: unknown } }): Promise<string | undefined> {
+    const mine = this.cluster;
+    const theirs = msg.cluster;
+    if (theirs !== undefined && !isClusterId(theirs)) return `name server ${from} sent a malformed cluster id: refusing its commands; blocks kept`;
+    if (theirs !== undefined && mine !== undefined && theirs !== mine) return `name server ${from} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`;
+    if (theirs === undefined && mine !== undefined) return `name server ${from} answered without a cluster id, this data server belongs to ${mine}: refusing its commands; blocks kept`;
+    const u: IdentityUpdate = {};
+    if (theirs !== undefined && mine === undefined) u.cluster = theirs;
+    const state = typeof msg.state === 'string' ? msg.state : '';
+    const blockIds = leaseEnd(msg.leasedUpTo?.blockIds);
+    const keys = leaseEnd(msg.leasedUpTo?.keys);
+    if (blockIds !== undefined) u.blockIds = { upTo: blockIds, state };
+    if (keys !== undefined) u.keys = { upTo: keys, state };
+    await this.update(u);
+    return undefined;
   }
 
   /**

@@ -22,6 +22,7 @@ export const DATASERVER_OPTIONS = {
   indexCacheEntries: opt.int(100_000, 'index entries cached in memory (typed arrays, about 50 bytes each)', { min: 0 }),
   indexBlockCacheBytes: opt.int(64 * 1024 * 1024, "bytes of LevelDB's cache of decompressed index blocks, behind the entry cache (accepts 64M etc.; filled only as blocks are read). LevelDB's own 8 MiB holds about a third of a 1M-file index", { min: 0, max: 2 ** 32 - 1 }),
   testCrashAt: opt.string('', 'TEST ONLY: SIGKILL this process at the named storage step (docs in dataserver/README.md)', { env: 'UGCFS_TEST_CRASH_AT' }),
+  quarantineKeepHours: opt.number(7 * 24, 'data set aside in quarantine/ (dataserver/README.md, "Quarantine") is removed after this long, by the cluster clock (0: kept until removed by hand)', { min: 0 }),
   testClockOffsetMs: opt.int(0, 'TEST ONLY: shift this server\'s own wall clock by this many ms in the decisions that follow the cluster clock (tombstone times and expiry), to show a wrong clock cannot expire tombstones early', { env: 'UGCFS_TEST_CLOCK_OFFSET_MS', min: -(2 ** 44), max: 2 ** 44 }),
 };
 

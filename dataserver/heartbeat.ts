@@ -46,10 +46,6 @@ export async function freeBytes(dir: string): Promise<number> {
 }
 
 /** Decimal lease end from a reply; undefined when absent or malformed. */
-function leaseEnd(v: unknown): bigint | undefined {
-  return typeof v === 'string' && /^\d{1,20}$/.test(v) ? BigInt(v) : undefined;
-}
-
 export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -101,6 +97,7 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
         blocks,
         ...(o.identity.cluster !== undefined ? { cluster: o.identity.cluster } : {}),
         highWater: o.identity.highWater(),
+        quarantine: o.store.quarantineStats(),
       };
       const res = await callRaw(o.nameserver + NS_ROUTES.heartbeat, { method: 'POST', body: hb, secret: o.secret, timeoutMs: Math.max(2000, o.intervalMs * 2) });
       let parsed: unknown;
@@ -138,25 +135,11 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
 
   /** Checks the reply is from our cluster, stores what it teaches, then runs its commands. */
   const accept = async (reply: HeartbeatReply): Promise<boolean> => {
-    const mine = o.identity.cluster;
-    const theirs = reply?.cluster;
-    if (theirs !== undefined && !isClusterId(theirs)) return refuse(`name server ${o.nameserver} sent a malformed cluster id: refusing its commands; blocks kept`);
-    if (theirs !== undefined && mine !== undefined && theirs !== mine) {
-      return refuse(`name server ${o.nameserver} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`);
-    }
-    if (theirs === undefined && mine !== undefined) {
-      return refuse(`name server ${o.nameserver} answered without a cluster id, this data server belongs to ${mine}: refusing its commands; blocks kept`);
-    }
-    const update: IdentityUpdate = {};
-    if (theirs !== undefined && mine === undefined) update.cluster = theirs;
-    const state = typeof reply.state === 'string' ? reply.state : '';
-    const blockIds = leaseEnd(reply.leasedUpTo?.blockIds);
-    const keys = leaseEnd(reply.leasedUpTo?.keys);
-    if (blockIds !== undefined) update.blockIds = { upTo: blockIds, state };
-    if (keys !== undefined) update.keys = { upTo: keys, state };
-    // Persisted (synced) before anything the reply asks is done.
-    await o.identity.update(update);
-    if (update.cluster !== undefined && o.identity.cluster === update.cluster) o.log.info({ cluster: update.cluster, nameserver: o.nameserver }, 'joined cluster');
+    const before = o.identity.cluster;
+    // What the reply teaches is persisted (synced) before anything it asks is done.
+    const refused = await o.identity.admit(o.nameserver, reply ?? {});
+    if (refused !== undefined) return refuse(refused);
+    if (before === undefined && o.identity.cluster !== undefined) o.log.info({ cluster: o.identity.cluster, nameserver: o.nameserver }, 'joined cluster');
     if (refusing !== undefined) o.log.info({ nameserver: o.nameserver, cluster: o.identity.cluster }, 'name server of this cluster answers again; taking its commands');
     refusing = undefined;
     if (typeof reply.now === 'number') o.clock.observe(reply.now);

@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/errors.ts';
 import { decodeFid, type Fid } from '../src/file-id.ts';
 import { requireClusterSecret } from '../src/http-server.ts';
-import { DS_ROUTES, HEADERS, type QuarantineListing } from '../src/protocol.ts';
+import { DS_ROUTES, HEADERS, type BlockCreate, type QuarantineListing } from '../src/protocol.ts';
+import type { ClusterIdentity } from './cluster-identity.ts';
 import { pullBlock } from './block-pull.ts';
 import { BlockRangeStream } from './block-read.ts';
 import { installNeedleWriteRoute, storeNeedle } from './needle-write-route.ts';
@@ -12,7 +13,10 @@ import { bad, isRepair, parseBlockId, parseReplicas, type NeedleWriteContext } f
 import { storeNeedleBatch } from './needle-batch-write.ts';
 import { replicatedDelete, type ReplicationContext } from './replication.ts';
 
-export type ApiContext = NeedleWriteContext;
+export type ApiContext = NeedleWriteContext & {
+  /** this server's cluster (cluster-identity.ts): a block creation from another is refused */
+  identity?: ClusterIdentity;
+};
 
 
 function fidParam(req: FastifyRequest): { text: string; fid: Fid } {
@@ -86,7 +90,13 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
 
     api.post(DS_ROUTES.block, async (req, reply) => {
       const id = blockParam(req);
-      jsonBody<{ replicas: string[] }>(req);
+      const body = jsonBody<BlockCreate>(req);
+      // A name server's creation carries its cluster and lease ends (an operator's may not):
+      // one of another cluster is refused, and the marks it teaches are kept first.
+      if (body.cluster !== undefined && ctx.identity) {
+        const refused = await ctx.identity.admit('asking to create a block', body);
+        if (refused !== undefined) throw new UgcfsError('UGCFS_ERR_FOREIGN_CLUSTER', refused);
+      }
       const created = await store.createBlock(id);
       const b = store.block(id);
       // Creation is idempotent for an empty block (a retried create), never for one holding

@@ -70,11 +70,8 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   const identity = await ClusterIdentity.load(dataDir);
   // One clock per data server: the name server's time (from heartbeat answers) against our
   // own; tombstone expiry follows it (cluster-clock.ts). The offset exists for tests only.
-  // Whole milliseconds on both clocks: a tombstone's time is an integer field, and a
-  // fractional name-server time (its answer plus a fractional monotonic interval) would be
-  // refused by the record encoder.
   const offset = config.testClockOffsetMs;
-  const clock = new ClusterClock(offset === 0 ? Date.now : () => Date.now() + offset, () => Math.floor(performance.now()));
+  const clock = new ClusterClock(offset === 0 ? Date.now : () => Date.now() + offset);
 
   let store: BlockStore | undefined;
   const server = createHttpServer({
@@ -94,6 +91,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
       directWrites: config.directWrites,
       blockSize: config.blockSize,
       tombstoneKeepMs: config.tombstoneKeepHours * 3_600_000,
+      quarantineKeepMs: config.quarantineKeepHours * 3_600_000,
       clock,
       cacheEntries: config.indexCacheEntries,
       indexBlockCacheBytes: config.indexBlockCacheBytes,
@@ -112,7 +110,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   const openStore = store;
   server.onScrape(() => openStore.updateGauges());
   const { access } = server;
-  registerDataserverRoutes(server.app, { store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
+  registerDataserverRoutes(server.app, { identity, store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
   installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access, poolBytes: config.readBufferPoolBytes });
 
   let url: string;

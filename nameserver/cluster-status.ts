@@ -22,6 +22,7 @@ export function clusterStatus(registry: Registry, blocks: BlockMap, replicas: nu
     freeBytes: e.freeBytes,
     ...(e.lastSeen > 0 ? { lastSeenMs: now - e.lastSeen } : {}),
     draining: e.draining,
+    ...(e.quarantine && e.quarantine.files > 0 ? { quarantine: e.quarantine } : {}),
   }));
   const live = dataservers.filter((d) => d.alive);
   return {

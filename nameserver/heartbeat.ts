@@ -81,7 +81,14 @@ export function parseHeartbeat(body: unknown): Heartbeat {
     blocks,
     ...(cluster !== undefined ? { cluster } : {}),
     ...(highWater ? { highWater } : {}),
+    ...(b.quarantine !== undefined ? { quarantine: quarantineSummary(b.quarantine) } : {}),
   };
+}
+
+function quarantineSummary(v: unknown): { files: number; bytes: number } {
+  if (!v || typeof v !== 'object') throw bad('quarantine must be {files, bytes}');
+  const q = v as Record<string, unknown>;
+  return { files: count(q.files, 'quarantine.files'), bytes: count(q.bytes, 'quarantine.bytes') };
 }
 
 function mark(v: unknown, name: string, max: bigint): HighWaterMark {

@@ -2,7 +2,7 @@
 // `status` lists a server that is down across a name-server restart; liveness, space and
 // block reports live in memory and come back with the next heartbeat.
 import { UgcfsError } from '../src/errors.ts';
-import type { BlockReport, DsRef, Heartbeat } from '../src/protocol.ts';
+import type { BlockReport, DsRef, Heartbeat, QuarantineSummary } from '../src/protocol.ts';
 import { SYNC, type Store } from './state-db.ts';
 
 interface PersistedDataserver {
@@ -20,6 +20,8 @@ export interface DataserverEntry extends PersistedDataserver {
   lastSeen: number;
   /** the last block report, keyed by block id (allocated blocks only) */
   reports: Map<number, BlockReport>;
+  /** what its quarantine/ held at the last heartbeat */
+  quarantine?: QuarantineSummary;
 }
 
 export interface BeatResult {
@@ -62,6 +64,7 @@ export class Registry {
     entry.blockSize = hb.blockSize;
     entry.lastSeen = now;
     entry.reports = reports;
+    entry.quarantine = hb.quarantine;
     return { entry, returned };
   }
 

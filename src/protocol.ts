@@ -103,6 +103,13 @@ export interface Heartbeat {
   cluster?: string;
   /** the highest lease ends this data server has seen, or derived from the blocks it holds (docs/NAMESERVER.md, "Cluster identity") */
   highWater?: { blockIds: HighWaterMark; keys: HighWaterMark };
+  /** what its quarantine/ holds (dataserver/README.md, "Quarantine") */
+  quarantine?: QuarantineSummary;
+}
+
+export interface QuarantineSummary {
+  files: number;
+  bytes: number;
 }
 
 /** One of the name server's sequences (block ids, file keys) as a data server remembers it. */
@@ -207,6 +214,8 @@ export interface DataserverStatus {
   freeBytes: number;
   lastSeenMs?: number;
   draining?: boolean;
+  /** data it set aside instead of removing, when it holds any */
+  quarantine?: QuarantineSummary;
 }
 
 /** A data server the name server refuses (UGCFS_ERR_FOREIGN_CLUSTER): nothing it reports counts. */

@@ -35,7 +35,7 @@ export function formatStatus(s: ClusterStatus, now = Date.now()): string {
   for (const d of s.dataservers) {
     const state = !d.alive ? 'DEAD' : d.draining ? 'draining' : 'alive';
     const cap = d.usedBytes + d.freeBytes;
-    const seen = !d.alive && d.lastSeenMs !== undefined ? `  (last seen ${ago(d.lastSeenMs)})` : '';
+    const seen = (!d.alive && d.lastSeenMs !== undefined ? `  (last seen ${ago(d.lastSeenMs)})` : '') + (d.quarantine ? `  quarantine: ${d.quarantine.files} files, ${formatBytes(d.quarantine.bytes)}` : '');
     lines.push(
       `${d.id.padEnd(14)} ${(d.rack || '-').padEnd(8)} ${state.padEnd(8)} ${String(d.blocks).padStart(6)} ${formatBytes(d.usedBytes).padStart(10)} ${formatBytes(d.freeBytes).padStart(10)} ${pct(cap > 0 ? d.usedBytes / cap : 0).padStart(6)}  ${bar(d.alive ? d.usedBytes / fullest : 0, 20)}  ${d.url}${seen}`,
     );
@@ -83,7 +83,7 @@ const mod: CommandModule = {
     if (flags.has('--json')) {
       const out = {
         ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
-        dataservers: s.dataservers.map((d) => ({ id: d.id, url: d.url, rack: d.rack, alive: d.alive, blocks: d.blocks, usedBytes: d.usedBytes, freeBytes: d.freeBytes })),
+        dataservers: s.dataservers.map((d) => ({ id: d.id, url: d.url, rack: d.rack, alive: d.alive, blocks: d.blocks, usedBytes: d.usedBytes, freeBytes: d.freeBytes, ...(d.quarantine ? { quarantine: d.quarantine } : {}) })),
         foreignDataservers: s.foreignDataservers ?? [],
         underReplicatedBlocks: s.underReplicatedBlocks,
         blocks: s.blocks,

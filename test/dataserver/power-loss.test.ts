@@ -163,6 +163,12 @@ describe('quarantine', () => {
       expect(await s.expireQuarantine()).toBe(1);
       expect(files(dir, 'quarantine')).toEqual([]);
       expect(s.quarantineStats()).toEqual({ files: 0, bytes: 0 });
+      // An empty copy (an abandoned creation) holds nothing to keep: removed outright.
+      await s.createBlock(7);
+      await s.quarantineBlock(7, 'abandoned');
+      expect(s.has(7)).toBe(false);
+      expect(files(dir, 'blocks')).toEqual([]);
+      expect(files(dir, 'quarantine')).toEqual([]);
     } finally {
       await s.close();
     }
