@@ -12,20 +12,23 @@ import { ClusterClient } from '../src/cluster-client.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
 import { scrapeMetrics } from '../test/helpers/metrics-scrape.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
-import { parseFlags } from './lib/flags.ts';
+import { ints, parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const f = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'fewer writes, for a smoke check' },
-  files: { kind: 'int', default: 3000, quick: 400, min: 1, help: 'measured writes per configuration' },
-  concurrency: { kind: 'int', default: 32, min: 1, help: 'concurrent writers' },
+  quick: opt.bool(false, 'fewer writes, for a smoke check'),
+  files: opt.int(3000, 'measured writes per configuration', { min: 1 }),
+  concurrency: opt.int(32, 'concurrent writers', { min: 1 }),
   // the cluster has 3 data servers, on 3 racks
-  replicas: { kind: 'ints', default: [1, 2, 3], min: 1, max: 3, help: 'replica counts to measure, one cluster each' },
-  fsync: { kind: 'list', default: ['on', 'off'], choices: ['on', 'off'], help: 'fsync modes to measure' },
-  assignBatch: { kind: 'int', min: 1, help: "fids per assign (the cluster client's default when not given)" },
-  writeBatch: { kind: 'int', min: 1, help: "writes coalesced per request (the client's default when not given; 1 = one PUT per write)" },
-  blockMib: { kind: 'int', default: 256, min: 1, help: 'data servers\' block size in MiB' },
-});
-const { files, concurrency, assignBatch, writeBatch, blockMib } = f;
+  replicas: ints([1, 2, 3], 'replica counts to measure, one cluster each', { min: 1, max: 3 }),
+  fsync: opt.list(['on', 'off'], 'fsync modes to measure', { choices: ['on', 'off'] }),
+  assignBatch: opt.int(0, "fids per assign (0: the cluster client's default)", { min: 0 }),
+  writeBatch: opt.int(0, "writes coalesced per request (0: the client's default; 1 = one PUT per write)", { min: 0 }),
+  blockMib: opt.int(256, "data servers' block size in MiB", { min: 1 }),
+}, { quick: { files: 400 } });
+const { files, concurrency, blockMib } = f;
+const assignBatch = f.assignBatch || undefined;
+const writeBatch = f.writeBatch || undefined;
 const replicaCounts = f.replicas;
 const fsyncModes = f.fsync.map((s) => s === 'on');
 const SIZE = 20 * 1024;

@@ -12,13 +12,14 @@ import { createMetrics } from '../src/metrics.ts';
 import { encodeFid } from '../src/file-id.ts';
 import { startUgcfs } from './lib/spawn.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const { size, concurrency, seconds } = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'shorter runs, for a smoke check' },
-  size: { kind: 'size', default: 20 * 1024, min: 1, arg: '20480', help: 'bytes per append' },
-  concurrency: { kind: 'int', default: 64, min: 1, arg: '64', help: 'appends in flight' },
-  seconds: { kind: 'number', default: 8, quick: 3, min: 1, help: 'seconds per measurement' },
-});
+  quick: opt.bool(false, 'shorter runs, for a smoke check'),
+  size: opt.int(20 * 1024, 'bytes per append (a number, or with a unit: 64k)', { min: 1 }),
+  concurrency: opt.int(64, 'appends in flight', { min: 1 }),
+  seconds: opt.number(8, 'seconds per measurement', { min: 1 }),
+}, { quick: { seconds: 3 } });
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-dsappends-'));
 const data = randomBytes(size);

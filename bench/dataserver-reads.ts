@@ -22,18 +22,19 @@ import { median, medianRatio } from './lib/stats.ts';
 import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const flags = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'shorter runs, for a smoke check' },
-  serve: { kind: 'bool', help: 'start a populated data server, print its URL and fids, and keep running until SIGTERM' },
-  size: { kind: 'size', default: 20 * 1024, min: 1, arg: '20480', help: 'bytes per file' },
-  files: { kind: 'int', default: 30, min: 1, arg: '30', help: 'files stored and read round-robin' },
-  duration: { kind: 'number', default: 8, quick: 3, min: 1, arg: 'S', help: 'seconds per wrk run' },
-  rounds: { kind: 'int', default: 3, min: 1, arg: '3', help: 'interleaved rounds per figure' },
-  profile: { kind: 'string', arg: 'DIR', help: 'run both servers under node --cpu-prof into DIR and print where their time went' },
-});
+  quick: opt.bool(false, 'shorter runs, for a smoke check'),
+  serve: opt.bool(false, 'start a populated data server, print its URL and fids, and keep running until SIGTERM'),
+  size: opt.int(20 * 1024, 'bytes per file (a number, or with a unit: 64k)', { min: 1 }),
+  files: opt.int(30, 'files stored and read round-robin', { min: 1 }),
+  duration: opt.number(8, 'seconds per wrk run', { min: 1 }),
+  rounds: opt.int(3, 'interleaved rounds per figure', { min: 1 }),
+  profile: opt.string('', 'run both servers under node --cpu-prof into this directory and print where their time went'),
+}, { quick: { duration: 3 } });
 const { size, files, duration, rounds } = flags;
-const profileDir = flags.profile;
+const profileDir = flags.profile || undefined;
 const profFlags = (who: string) => (profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, who)] : []);
 const SECRET = 'bench-secret';
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');

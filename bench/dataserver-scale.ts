@@ -12,13 +12,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlockStore } from '../dataserver/block-store.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const flags = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'fewer records, for a smoke check' },
-  records: { kind: 'int', default: 1_000_000, quick: 200_000, min: 1, arg: '1000000', help: 'records filled through the engine' },
-  size: { kind: 'size', default: 100, min: 1, arg: '100', help: 'bytes per record' },
-  reopen: { kind: 'string', arg: 'DIR', help: 'internal: one timed open of the store in DIR' },
-});
+  quick: opt.bool(false, 'fewer records, for a smoke check'),
+  records: opt.int(1_000_000, 'records filled through the engine', { min: 1 }),
+  size: opt.int(100, 'bytes per record', { min: 1 }),
+  reopen: opt.string('', 'internal: one timed open of the store in this directory'),
+}, { quick: { records: 200_000 } });
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const BLOCK_SIZE = 256 * 1024 * 1024;
 const self = fileURLToPath(import.meta.url);
@@ -78,7 +79,7 @@ function timedReopen(dir: string): Promise<{ ms: number; records: number; recove
   });
 }
 
-if (flags.reopen !== undefined) {
+if (flags.reopen) {
   const dir = flags.reopen;
   const t0 = process.hrtime.bigint();
   const store = await BlockStore.open({ dir, fsync: false, blockSize: BLOCK_SIZE });

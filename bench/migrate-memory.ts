@@ -18,13 +18,14 @@ import { startCluster } from './lib/cluster.ts';
 import { UGCFS_BIN, runCommand, killAll } from './lib/spawn.ts';
 import { stateFileName } from '../cli/migrate/migrate-state.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const { files, skipFiles, stateFiles } = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'smaller trees and state, for a smoke check' },
-  files: { kind: 'int', default: 200_000, quick: 10_000, min: 0, help: 'PNGs in the dry-run tree; 0 leaves the scenario out' },
-  skipFiles: { kind: 'int', default: 200_000, quick: 10_000, min: 0, help: 'text files in the every-file-skipped tree; 0 leaves it out' },
-  stateFiles: { kind: 'int', default: 1_000_000, quick: 100_000, min: 0, help: 'done files in the state opened; 0 leaves it out' },
-});
+  quick: opt.bool(false, 'smaller trees and state, for a smoke check'),
+  files: opt.int(200_000, 'PNGs in the dry-run tree; 0 leaves the scenario out', { min: 0 }),
+  skipFiles: opt.int(200_000, 'text files in the every-file-skipped tree; 0 leaves it out', { min: 0 }),
+  stateFiles: opt.int(1_000_000, 'done files in the state opened; 0 leaves it out', { min: 0 }),
+}, { quick: { files: 10_000, skipFiles: 10_000, stateFiles: 100_000 } });
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const log = (m: string) => process.stderr.write(`migrate-memory: ${m}\n`);
 const TIME = '/usr/bin/time';

@@ -12,12 +12,13 @@ import sharp from 'sharp';
 import { startCluster } from './lib/cluster.ts';
 import { UGCFS_BIN, runCommand, killAll } from './lib/spawn.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const { files, concurrency } = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'a smaller tree, for a smoke check' },
-  files: { kind: 'int', default: 10_000, quick: 1000, min: 1, help: 'JPEGs in the migrated tree' },
-  concurrency: { kind: 'int', default: 8, min: 1, help: "migrate's --concurrency" },
-});
+  quick: opt.bool(false, 'a smaller tree, for a smoke check'),
+  files: opt.int(10_000, 'JPEGs in the migrated tree', { min: 1 }),
+  concurrency: opt.int(8, "migrate's --concurrency", { min: 1 }),
+}, { quick: { files: 1000 } });
 const MIN = 5 * 1024;
 const MAX = 200 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');

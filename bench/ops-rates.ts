@@ -14,13 +14,14 @@ import { callJson } from '../src/http-client.ts';
 import { NS_ROUTES, type ClusterStatus, type Operation } from '../src/protocol.ts';
 import { SECRET, startCluster } from './lib/cluster.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const { quick, mb: totalMb, fileKb, readers } = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'less data and smaller blocks, for a smoke check' },
-  mb: { kind: 'number', default: 64, quick: 16, min: 1, arg: '64', help: 'MB of files written before rebalancing' },
-  fileKb: { kind: 'int', default: 64, min: 1, arg: '64', help: 'KB per file' },
-  readers: { kind: 'int', default: 4, min: 1, arg: '4', help: 'foreground readers' },
-});
+  quick: opt.bool(false, 'less data and smaller blocks, for a smoke check'),
+  mb: opt.number(64, 'MB of files written before rebalancing', { min: 1 }),
+  fileKb: opt.int(64, 'KB per file', { min: 1 }),
+  readers: opt.int(4, 'foreground readers', { min: 1 }),
+}, { quick: { mb: 16 } });
 const blockSize = quick ? 1 << 20 : 4 << 20;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -13,17 +13,18 @@ import { CORPUS, killAll, startPeer } from './lib/spawn.ts';
 import { runWrk, checkWrk } from './lib/wrk.ts';
 import { median } from './lib/stats.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 // Defaults match bench/lib/compare.ts (the BENCHMARKS.md figures): 2 wrk threads, nginx one worker per core.
 const flags = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: "accepted, as the bench's external section passes it to every script; this one has no shorter form" },
-  duration: { kind: 'number', default: 5, min: 1, arg: 'S', help: 'seconds per wrk run' },
-  runs: { kind: 'int', default: 3, min: 1, help: 'measured rounds (after one warm-up round)' },
-  threads: { kind: 'int', default: 2, min: 1, arg: 'T', help: 'wrk threads' },
-  workers: { kind: 'int', min: 1, arg: 'W', help: 'nginx worker processes (one per core when not given)' },
+  quick: opt.bool(false, "accepted, as the bench's external section passes it to every script; this one has no shorter form"),
+  duration: opt.number(5, 'seconds per wrk run', { min: 1 }),
+  runs: opt.int(3, 'measured rounds (after one warm-up round)', { min: 1 }),
+  threads: opt.int(2, 'wrk threads', { min: 1 }),
+  workers: opt.int(0, 'nginx worker processes (0: one per core)', { min: 0 }),
 });
 const { duration: durationS, runs, threads } = flags;
-const workers = flags.workers ?? 'auto';
+const workers = flags.workers || 'auto';
 const tools = await detectTools();
 if (!tools.wrk || !tools.nginx) {
   console.log(JSON.stringify({ bench: 'origin-hits', skipped: 'needs wrk and nginx (apt-get install wrk nginx-light)' }));

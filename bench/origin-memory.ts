@@ -11,10 +11,11 @@ import { startCluster, originUpload } from './lib/cluster.ts';
 import { runLoad, checkLoad } from './lib/load.ts';
 import { CORPUS, killAll } from './lib/spawn.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const { variants } = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: "accepted, as the bench's external section passes it to every script; this one has no shorter form" },
-  variants: { kind: 'int', default: 10_000, min: 1, help: 'distinct variants requested per memory-cache size' },
+  quick: opt.bool(false, "accepted, as the bench's external section passes it to every script; this one has no shorter form"),
+  variants: opt.int(10_000, 'distinct variants requested per memory-cache size', { min: 1 }),
 });
 const agent = new Agent({ connections: 16 });
 

@@ -7,7 +7,7 @@
 // median of the per-round ratios (goal: origin >= 0.9x).
 // Run: node bin/run-ts.mjs bench/origin-resize.ts [--quick] [--duration S] [--runs N] [--concurrency C]
 //        [--formats jpeg,webp] [--sharp-defaults]   (adds bare sharp with sharp's own defaults)
-//        [--origin-args "..."]                      (extra flags for the origin)
+//        [--origin-args="..."]                      (extra flags for the origin)
 //        [--no-disk-cache]                          (origin without --cache-dir: memory tier only)
 //        [--profile DIR]                            (origin under node --cpu-prof; prints its hot functions)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -22,22 +22,23 @@ import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
 import { CORPUS, killAll, startPeer, type Child } from './lib/spawn.ts';
 import { median, medianRatio } from './lib/stats.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const flags = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'shorter and fewer rounds, for a smoke check' },
-  duration: { kind: 'number', default: 5, quick: 3, min: 1, arg: 'S', help: 'seconds per load run' },
-  runs: { kind: 'int', default: 5, quick: 3, min: 1, help: 'measured rounds per format' },
-  concurrency: { kind: 'int', default: 4, min: 1, arg: 'C', help: 'requests in flight' },
+  quick: opt.bool(false, 'shorter and fewer rounds, for a smoke check'),
+  duration: opt.number(5, 'seconds per load run', { min: 1 }),
+  runs: opt.int(5, 'measured rounds per format', { min: 1 }),
+  concurrency: opt.int(4, 'requests in flight', { min: 1 }),
   // bare sharp, the ceiling compared against, encodes only these two
-  formats: { kind: 'list', default: ['jpeg', 'webp'], choices: ['jpeg', 'webp'], help: 'output formats measured' },
-  sharpDefaults: { kind: 'bool', help: "also measure bare sharp with sharp's own defaults" },
-  originArgs: { kind: 'string', default: '', arg: '"..."', help: 'extra flags for the origin, space-separated' },
-  noDiskCache: { kind: 'bool', help: 'origin without --cache-dir: memory tier only' },
-  profile: { kind: 'string', arg: 'DIR', help: 'run the origin under node --cpu-prof into DIR and print its hot functions' },
-});
+  formats: opt.list(['jpeg', 'webp'], 'output formats measured', { choices: ['jpeg', 'webp'] }),
+  sharpDefaults: opt.bool(false, "also measure bare sharp with sharp's own defaults"),
+  originArgs: opt.string('', 'extra flags for the origin, space-separated (--origin-args="--workers 2")'),
+  noDiskCache: opt.bool(false, 'origin without --cache-dir: memory tier only'),
+  profile: opt.string('', 'run the origin under node --cpu-prof into this directory and print its hot functions'),
+}, { quick: { duration: 3, runs: 3 } });
 const { duration: durationS, runs, concurrency, formats } = flags;
 const originArgs = flags.originArgs.split(' ').filter(Boolean);
-const profileDir = flags.profile;
+const profileDir = flags.profile || undefined;
 const PHOTOS = join(CORPUS, 'photos');
 const agent = new Agent({ connections: 64 });
 

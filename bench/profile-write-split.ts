@@ -13,15 +13,16 @@ import { callJson, callRaw } from '../src/http-client.ts';
 import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../src/protocol.ts';
 import { percentile } from './lib/stats.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
-import { parseFlags } from './lib/flags.ts';
+import { ints, parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const { replicas, size, fsync, count, concurrency: concurrencies } = parseFlags(import.meta.url, {
-  replicas: { kind: 'int', default: 2, min: 1, arg: '2', help: 'replicas per write (on max(3, this) data servers)' },
-  size: { kind: 'size', default: 20480, min: 1, arg: '20480', help: 'bytes per write' },
+  replicas: opt.int(2, 'replicas per write (on max(3, this) data servers)', { min: 1 }),
+  size: opt.int(20480, 'bytes per write', { min: 1 }),
   // passed on as the data servers' --fsync=VALUE
-  fsync: { kind: 'string', default: 'false', choices: ['true', 'false'], arg: 'false', help: 'data servers fsync each group commit' },
-  count: { kind: 'int', default: 100, min: 1, arg: '100', help: 'writes per writer' },
-  concurrency: { kind: 'ints', default: [1, 16], min: 1, help: 'writer counts to measure, one after the other' },
+  fsync: opt.string('false', 'data servers fsync each group commit', { choices: ['true', 'false'] }),
+  count: opt.int(100, 'writes per writer', { min: 1 }),
+  concurrency: ints([1, 16], 'writer counts to measure, one after the other', { min: 1 }),
 });
 const dir = mkdtempSync(join(tmpdir(), 'ugcfs-bench-split-'));
 const c = await startCluster({ dir, dataservers: Math.max(3, replicas), replicas, dataserverArgs: [`--fsync=${fsync}`] });

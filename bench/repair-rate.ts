@@ -6,13 +6,14 @@
 //   node bin/run-ts.mjs bench/repair-rate.ts [--quick] [--mb N] [--concurrency 2,4]
 import { randomBytes } from 'node:crypto';
 import { startCluster } from '../test/helpers/cluster.ts';
-import { parseFlags } from './lib/flags.ts';
+import { ints, parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const { mb: totalMb, concurrency: concurrencies } = parseFlags(import.meta.url, {
-  quick: { kind: 'bool', help: 'less data, for a smoke check' },
-  mb: { kind: 'number', default: 400, quick: 48, min: 1, help: 'MB of files written (stored twice) before the kill' },
-  concurrency: { kind: 'ints', default: [2, 4], min: 1, help: "name server's --repair-concurrency values, one cluster each" },
-});
+  quick: opt.bool(false, 'less data, for a smoke check'),
+  mb: opt.number(400, 'MB of files written (stored twice) before the kill', { min: 1 }),
+  concurrency: ints([2, 4], "name server's --repair-concurrency values, one cluster each", { min: 1 }),
+}, { quick: { mb: 48 } });
 const FILE = 64 * 1024;
 const BLOCK = 8 * 1024 * 1024;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');

@@ -16,6 +16,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { detectTools, freeDiskMessage, missingMessage } from './lib/preflight.ts';
 import { parseFlags } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 import { machineInfo } from './lib/machine.ts';
 import { loadResults, saveResults } from './lib/results.ts';
 import { renderDoc, SECTION_ORDER } from './lib/doc.ts';
@@ -38,21 +39,21 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
 };
 
 const flags = parseFlags({ name: 'bench', run: 'npm run bench --' }, {
-  only: { kind: 'list', default: SECTION_ORDER, choices: Object.keys(SECTIONS), arg: SECTION_ORDER.join(','), help: 'the sections to run; the others keep their last figures' },
-  quick: { kind: 'bool', help: 'fewer and shorter runs, for a smoke check' },
-  runs: { kind: 'int', default: 3, quick: 2, min: 1, help: 'rounds per figure (the median is reported)' },
-  duration: { kind: 'number', default: 4, quick: 2, min: 1, arg: 'S', help: 'seconds per run' },
-  externalFull: { kind: 'bool', help: "the parts' own scripts in their full form; slower" },
-  waitQuiet: { kind: 'bool', help: 'before each section, wait up to 3 min for the load average to drop below the core count' },
-  noDoc: { kind: 'bool', help: 'touch nothing in docs/' },
-  render: { kind: 'bool', help: 'only rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json' },
+  only: opt.list(SECTION_ORDER, 'the sections to run; the others keep their last figures', { choices: Object.keys(SECTIONS) }),
+  quick: opt.bool(false, 'fewer and shorter runs, for a smoke check'),
+  runs: opt.int(3, 'rounds per figure (the median is reported)', { min: 1 }),
+  duration: opt.number(4, 'seconds per run', { min: 1 }),
+  externalFull: opt.bool(false, "the parts' own scripts in their full form; slower"),
+  waitQuiet: opt.bool(false, 'before each section, wait up to 3 min for the load average to drop below the core count'),
+  noDoc: opt.bool(false, 'touch nothing in docs/'),
+  render: opt.bool(false, 'only rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json'),
   // A section's work directory lives until the section ends. The writes section keeps every
   // replica of thousands of 20 KB writes a second (replicas 1-3, two clusters) and nginx's
   // copies over all its rounds: several GB. The scale section keeps 1.1 million 1 KB records
   // with their LevelDB indexes: over 1 GB. 10 GiB covers either with room for the system;
   // a run of lighter sections can lower it.
-  minFreeGib: { kind: 'number', default: 10, min: 0, help: 'refuse to start with less free disk in the scratch directory (os.tmpdir())' },
-});
+  minFreeGib: opt.number(10, 'refuse to start with less free disk in the scratch directory (os.tmpdir())', { min: 0 }),
+}, { quick: { runs: 2, duration: 2 } });
 const { quick, runs, duration: durationS } = flags;
 const only = flags.render ? [] : flags.only;
 if (only.length > 0) {

@@ -8,17 +8,18 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { BlockStore } from '../dataserver/block-store.ts';
 import { encodeFid, newCookie } from '../src/file-id.ts';
 import { parseFlags, scriptInfo } from './lib/flags.ts';
+import { opt } from '../src/config.ts';
 
 const flags = parseFlags({ ...scriptInfo(import.meta.url), commands: ['fill', 'reopen'] }, {
-  dir: { kind: 'string', required: true, arg: 'D', help: "the data server's storage directory" },
-  blockSize: { kind: 'size', default: 4 * 2 ** 30, min: 1, help: 'block size of the store' },
-  block: { kind: 'int', default: 1, min: 1, arg: 'B', help: 'fill: the block to append to (created when missing)' },
-  count: { kind: 'int', default: 10_000, min: 1, help: 'fill: records appended' },
-  size: { kind: 'size', default: 1024, min: 1, arg: '1024', help: 'fill: bytes per record' },
-  sample: { kind: 'int', default: 10_000, min: 0, arg: 'K', help: 'fill: fids kept in the uniform sample written to --out' },
-  out: { kind: 'string', arg: 'FIDS.json', help: 'fill: where the sample of fids goes (a JSON array)' },
-  // keys are BigInts built from it: the int kind keeps it a safe integer, so they are exact
-  baseKey: { kind: 'int', default: 2 ** 40, min: 0, help: 'fill: the first record key' },
+  dir: opt.string('', "the data server's storage directory", { required: true }),
+  blockSize: opt.int(4 * 2 ** 30, 'block size of the store (a number, or with a unit: 4G)', { min: 1 }),
+  block: opt.int(1, 'fill: the block to append to (created when missing)', { min: 1 }),
+  count: opt.int(10_000, 'fill: records appended', { min: 1 }),
+  size: opt.int(1024, 'fill: bytes per record', { min: 1 }),
+  sample: opt.int(10_000, 'fill: fids kept in the uniform sample written to --out', { min: 0 }),
+  out: opt.string('', 'fill: where the sample of fids goes (a JSON array)'),
+  // keys are BigInts built from it: below 2^53 they are exact
+  baseKey: opt.int(2 ** 40, 'fill: the first record key', { min: 0, max: Number.MAX_SAFE_INTEGER }),
 });
 const { command: mode, dir, blockSize } = flags;
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');

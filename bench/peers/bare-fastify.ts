@@ -6,10 +6,11 @@ import Fastify from 'fastify';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { parseFlags } from '../lib/flags.ts';
+import { opt } from '../../src/config.ts';
 
 const { dir, port } = parseFlags(import.meta.url, {
-  dir: { kind: 'string', required: true, arg: 'FILES', help: 'the files to serve, read into memory at start' },
-  port: { kind: 'int', default: 0, min: 0, max: 65535, arg: '0', help: 'port on 127.0.0.1 (0: any free one)' },
+  dir: opt.string('', 'the files to serve, read into memory at start', { required: true }),
+  port: opt.int(0, 'port on 127.0.0.1 (0: any free one)', { min: 0, max: 65535 }),
 });
 
 const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };

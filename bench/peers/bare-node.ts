@@ -10,12 +10,13 @@ import { createServer } from 'node:http';
 import { openSync, read, readSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { parseFlags } from '../lib/flags.ts';
+import { opt } from '../../src/config.ts';
 
 const { dir, pack: packPath, port, syncReads } = parseFlags(import.meta.url, {
-  dir: { kind: 'string', required: true, arg: 'FILES', help: 'the files to serve' },
-  pack: { kind: 'string', required: true, arg: 'PACKFILE', help: 'the file they are packed into (overwritten)' },
-  port: { kind: 'int', default: 0, min: 0, max: 65535, arg: '0', help: 'port on 127.0.0.1 (0: any free one)' },
-  syncReads: { kind: 'bool', help: "synchronous pread on the event loop instead of libuv's thread pool" },
+  dir: opt.string('', 'the files to serve', { required: true }),
+  pack: opt.string('', 'the file they are packed into (overwritten)', { required: true }),
+  port: opt.int(0, 'port on 127.0.0.1 (0: any free one)', { min: 0, max: 65535 }),
+  syncReads: opt.bool(false, "synchronous pread on the event loop instead of libuv's thread pool"),
 });
 
 const TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };

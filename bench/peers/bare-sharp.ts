@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { boundedSlot } from '../../origin/legacy-read-through.ts';
 import { parseFlags } from '../lib/flags.ts';
+import { opt } from '../../src/config.ts';
 
 const { dir, port, jobs, threads, vipsCache } = parseFlags(import.meta.url, {
-  dir: { kind: 'string', required: true, arg: 'PHOTOS', help: 'the source images, held in memory' },
-  port: { kind: 'int', default: 0, min: 0, max: 65535, arg: '0', help: 'port on 127.0.0.1 (0: any free one)' },
-  jobs: { kind: 'int', default: 0, min: 0, help: 'at most N resizes at once, the rest wait (0: no bound)' },
-  threads: { kind: 'int', default: 0, min: 0, arg: 'T', help: "libvips threads per resize (0: sharp's default, one per core)" },
-  vipsCache: { kind: 'bool', help: "keep libvips' operation cache on (sharp's default; off otherwise)" },
+  dir: opt.string('', 'the source images, held in memory', { required: true }),
+  port: opt.int(0, 'port on 127.0.0.1 (0: any free one)', { min: 0, max: 65535 }),
+  jobs: opt.int(0, 'at most N resizes at once, the rest wait (0: no bound)', { min: 0 }),
+  threads: opt.int(0, "libvips threads per resize (0: sharp's default, one per core)", { min: 0 }),
+  vipsCache: opt.bool(false, "keep libvips' operation cache on (sharp's default; off otherwise)"),
 });
 if (threads > 0) sharp.concurrency(threads);
 if (!vipsCache) sharp.cache(false);

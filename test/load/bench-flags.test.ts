@@ -1,37 +1,37 @@
-// The bench scripts' flags (bench/lib/flags.ts) are checked before anything starts: a bad
-// value is one sentence naming the flag as typed, and exit code 2. Unit tests of the parser,
-// then real scripts started with bad flags (they exit before starting any server), the
-// commands docs/BENCHMARKS.md publishes (still accepted), and the runner's free-disk preflight.
+// The bench scripts' flags (bench/lib/flags.ts, on src/config.ts's option machinery) are
+// checked before anything starts: a bad value is one sentence naming the flag, the usage line,
+// and exit code 2. Unit tests of the reader, then real scripts started with bad flags (they
+// exit before starting any server), the commands docs/BENCHMARKS.md publishes (still
+// accepted), and the runner's free-disk preflight.
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FlagError, helpText, readFlags } from '../../bench/lib/flags.ts';
+import { FlagError, helpText, ints, readFlags } from '../../bench/lib/flags.ts';
 import { freeDiskMessage } from '../../bench/lib/preflight.ts';
+import { opt } from '../../src/config.ts';
 import { ROOT } from '../helpers/proc.ts';
 import { trackChild } from '../helpers/ready-process.ts';
 
-const parse = (argv: string[]) =>
-  readFlags(
-    {
-      quick: { kind: 'bool', help: 'smoke check' },
-      files: { kind: 'int', default: 3000, quick: 400, min: 1, help: 'files' },
-      blockMib: { kind: 'int', default: 256, min: 1, help: 'block size in MiB' },
-      ratio: { kind: 'number', default: 0.5, min: 0, max: 1, help: 'a fraction' },
-      size: { kind: 'size', default: 20480, min: 1, help: 'bytes' },
-      replicas: { kind: 'ints', default: [1, 2, 3], min: 1, max: 3, help: 'replica counts' },
-      fsync: { kind: 'list', default: ['on', 'off'], choices: ['on', 'off'], help: 'fsync modes' },
-      profile: { kind: 'string', help: 'profile dir' },
-      mode: { kind: 'string', default: 'false', choices: ['true', 'false'], help: 'passed on' },
-    },
-    argv,
-  );
+const TABLE = {
+  quick: opt.bool(false, 'smoke check'),
+  files: opt.int(3000, 'files', { min: 1 }),
+  blockMib: opt.int(256, 'block size in MiB', { min: 1 }),
+  ratio: opt.number(0.5, 'a fraction', { min: 0, max: 1 }),
+  size: opt.int(20480, 'bytes', { min: 1 }),
+  replicas: ints([1, 2, 3], 'replica counts', { min: 1, max: 3 }),
+  fsync: opt.list(['on', 'off'], 'fsync modes', { choices: ['on', 'off'] }),
+  profile: opt.string('', 'profile dir'),
+  mode: opt.string('false', 'passed on', { choices: ['true', 'false'] }),
+};
+const parse = (argv: string[]) => readFlags(TABLE, argv, { quick: { files: 400 } });
+const DIR = { dir: opt.string('', 'd', { required: true }) };
 
 /** The sentence readFlags refuses argv with. */
 function refusal(argv: string[], commands?: string[]): string {
   try {
-    if (commands) readFlags({ dir: { kind: 'string', required: true, help: 'd' } }, argv, commands);
+    if (commands) readFlags(DIR, argv, { commands });
     else parse(argv);
   } catch (err) {
     expect(err).toBeInstanceOf(FlagError);
@@ -40,9 +40,9 @@ function refusal(argv: string[], commands?: string[]): string {
   throw new Error(`accepted ${JSON.stringify(argv)}`);
 }
 
-describe('bench flag parser', () => {
+describe('bench flag reader', () => {
   it('gives the declared defaults, and the --quick ones under --quick', () => {
-    expect(parse([])).toEqual({ command: undefined, quick: false, files: 3000, blockMib: 256, ratio: 0.5, size: 20480, replicas: [1, 2, 3], fsync: ['on', 'off'], profile: undefined, mode: 'false' });
+    expect(parse([])).toEqual({ command: undefined, quick: false, files: 3000, blockMib: 256, ratio: 0.5, size: 20480, replicas: [1, 2, 3], fsync: ['on', 'off'], profile: '', mode: 'false' });
     expect(parse(['--quick']).files).toBe(400);
     expect(parse(['--quick']).blockMib).toBe(256);
     expect(parse(['--quick', '--files', '7']).files).toBe(7);
@@ -55,58 +55,63 @@ describe('bench flag parser', () => {
     expect(parse(['--files', '5', '--files', '6']).files).toBe(6);
   });
 
-  it('reads sizes as plain bytes or with the servers\' units', () => {
+  it("reads sizes as plain bytes or with the servers' units", () => {
     expect(parse(['--size', '64k']).size).toBe(65536);
     expect(parse(['--size', '1.5M']).size).toBe(1572864);
     expect(parse(['--size', '1G']).size).toBe(2 ** 30);
     expect(parse(['--size', '4294967296']).size).toBe(4294967296);
   });
 
-  // Each refusal names the flag as it was typed and says what it takes.
+  // Each refusal names the flag and says what it takes (src/config.ts's sentences, and the
+  // bench's own for what that file has not: lists of numbers, list choices, stray words).
   const REFUSALS: [string[], string][] = [
-    [['--block-mib', 'abc'], '--block-mib must be a whole number >= 1, got "abc"'],
-    [['--block-mib=abc'], '--block-mib must be a whole number >= 1, got "abc"'],
-    [['--block-mib', '0'], '--block-mib must be a whole number >= 1, got "0"'],
-    [['--files', '1.5'], '--files must be a whole number >= 1, got "1.5"'],
-    [['--files', ''], '--files must be a whole number >= 1, got ""'],
-    [['--ratio', 'half'], '--ratio must be a number from 0 to 1, got "half"'],
-    [['--ratio', '1.01'], '--ratio must be a number from 0 to 1, got "1.01"'],
-    [['--size', '12q'], '--size must be a size in bytes >= 1 (a number, or with a unit: 64k, 256M, 1G), got "12q"'],
-    [['--size', '0.5'], '--size must be a size in bytes >= 1 (a number, or with a unit: 64k, 256M, 1G), got "0.5"'],
-    [['--replicas', '1,4'], '--replicas must be a comma-separated list of whole numbers from 1 to 3, got "1,4"'],
-    [['--replicas', '1,x'], '--replicas must be a comma-separated list of whole numbers from 1 to 3, got "1,x"'],
-    [['--fsync', 'on,of'], '--fsync must be a comma-separated list of on, off, got "on,of"'],
-    [['--mode', 'on'], '--mode must be one of true, false, got "on"'],
-    [['--quick=maybe'], '--quick must be given alone (or =true / =false), got "maybe"'],
-    [['--blok-mib', '3'], 'unknown flag --blok-mib'],
-    [['-f', '3'], 'unknown flag -f'],
-    [['--files'], '--files needs a value: a whole number >= 1'],
-    [['--files', '--quick'], '--files needs a value: a whole number >= 1'],
-    [['--profile', '--quick'], '--profile needs a value (for one that starts with --, write --profile=VALUE)'],
+    [['--block-mib', 'abc'], 'option --block-mib (from command line) must be an integer, got "abc"'],
+    [['--block-mib=abc'], 'option --block-mib (from command line) must be an integer, got "abc"'],
+    [['--block-mib', '0'], 'option --block-mib (from command line) must be between 1 and inf, got "0"'],
+    [['--files', '1.5'], 'option --files (from command line) must be an integer, got "1.5"'],
+    [['--files', ''], 'option --files (from command line) must be an integer, got ""'],
+    [['--ratio', 'half'], 'option --ratio (from command line) must be a number, got "half"'],
+    [['--ratio', '1.01'], 'option --ratio (from command line) must be between 0 and 1, got "1.01"'],
+    [['--size', '12q'], 'option --size (from command line) must be an integer, got "12q"'],
+    [['--size', '0.5'], 'option --size (from command line) must be an integer, got "0.5"'],
+    [['--replicas', '1,4'], 'option --replicas (from command line) must be a comma-separated list of whole numbers between 1 and 3, got "1,4"'],
+    [['--replicas', '1,x'], 'option --replicas (from command line) must be a comma-separated list of whole numbers between 1 and 3, got "1,x"'],
+    [['--fsync', 'on,of'], 'option --fsync (from command line) must be a comma-separated list of on, off, got "on,of"'],
+    [['--fsync', ''], 'option --fsync (from command line) must be a comma-separated list of on, off, got ""'],
+    [['--mode', 'on'], 'option --mode (from command line) must be one of true, false, got "on"'],
+    [['--quick=maybe'], 'option --quick (from command line) must be true or false, got "maybe"'],
+    [['--blok-mib', '3'], 'unknown option --blok-mib'],
+    [['-f', '3'], 'unknown option -f'],
+    [['--config', 'x.json'], 'unknown option --config'],
+    [['--files'], 'option --files needs a value'],
+    [['--files', '--quick'], 'option --files needs a value'],
+    [['--profile', '--quick'], 'option --profile needs a value'],
     [['--quick', '5'], 'unexpected argument "5"; every value follows its flag'],
+    [['--profile', '--elsewhere 2'], 'option --profile needs a value (for one that starts with --, write --profile=VALUE)'],
   ];
   it.each(REFUSALS)('refuses %j', (argv, message) => {
     expect(refusal(argv)).toBe(message);
   });
 
-  it('takes a value starting with -- that is not one of its flags', () => {
-    expect(parse(['--profile', '--elsewhere 2']).profile).toBe('--elsewhere 2');
+  it('takes a value starting with -- when written with =', () => {
+    expect(parse(['--profile=--elsewhere 2']).profile).toBe('--elsewhere 2');
   });
 
   it('checks required flags and the leading command word', () => {
-    expect(readFlags({ dir: { kind: 'string', required: true, help: 'd' } }, ['fill', '--dir', 'D'], ['fill', 'reopen'])).toEqual({ command: 'fill', dir: 'D' });
-    expect(refusal(['fill'], ['fill', 'reopen'])).toBe('--dir is required');
+    expect(readFlags(DIR, ['fill', '--dir', 'D'], { commands: ['fill', 'reopen'] })).toEqual({ command: 'fill', dir: 'D' });
+    expect(refusal(['fill'], ['fill', 'reopen'])).toBe('option --dir is required');
     expect(refusal(['--dir', 'D'], ['fill', 'reopen'])).toBe('the first argument must be one of fill, reopen');
     expect(refusal(['grow', '--dir', 'D'], ['fill', 'reopen'])).toBe('the first argument must be one of fill, reopen, got "grow"');
     expect(refusal(['fill', 'again', '--dir', 'D'], ['fill', 'reopen'])).toBe('unexpected argument "again"; every value follows its flag');
   });
 
-  it('lists every flag with its defaults in --help', () => {
-    const text = helpText({ files: { kind: 'int', default: 3000, quick: 400, help: 'files written' }, replicas: { kind: 'ints', default: [1, 2], help: 'replica counts' } }, { name: 'x', run: 'node x.ts' });
+  it('lists every flag with its defaults in --help, and what --quick changes', () => {
+    const text = helpText({ files: opt.int(3000, 'files written'), replicas: ints([1, 2], 'replica counts') }, { name: 'x', run: 'node x.ts' }, { quick: { files: 400 } });
     expect(text.split('\n')).toEqual([
       'usage: node x.ts [--files N] [--replicas 1,2]',
-      `  ${'--files'.padEnd(18)} files written (default 3000; 400 with --quick)`,
-      `  ${'--replicas'.padEnd(18)} replica counts (default 1,2)`,
+      `  ${'--files'.padEnd(22)} files written (default 3000)`,
+      `  ${'--replicas'.padEnd(22)} replica counts (default [1,2])`,
+      '  with --quick: --files 400',
     ]);
   });
 });
@@ -140,23 +145,23 @@ describe('bench scripts with bad flags', () => {
   it('cluster-write refuses --block-mib abc before starting a cluster', async () => {
     const r = await runScript('bench/cluster-write.ts', ['--block-mib', 'abc']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('cluster-write: --block-mib must be a whole number >= 1, got "abc"\nusage: node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N] [--write-batch N] [--block-mib N]\n');
+    expect(r.stderr).toBe('cluster-write: option --block-mib (from command line) must be an integer, got "abc"\nusage: node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N] [--write-batch N] [--block-mib N]\n');
     expect(r.stdout).toBe('');
   });
 
   it('a peer refuses to start without its required flag', async () => {
     const r = await runScript('bench/peers/bare-node.ts', ['--dir', tmpdir()]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('bare-node: --pack is required');
+    expect(r.stderr).toContain('bare-node: option --pack is required');
   });
 
   it('the runner refuses --runs 0 and an unknown section', async () => {
     const runs = await runScript('bench/run.ts', ['--runs', '0']);
     expect(runs.code).toBe(2);
-    expect(runs.stderr).toMatch(/^bench: --runs must be a whole number >= 1, got "0"\nusage: npm run bench -- /);
+    expect(runs.stderr).toMatch(/^bench: option --runs \(from command line\) must be between 1 and inf, got "0"\nusage: npm run bench -- /);
     const only = await runScript('bench/run.ts', ['--only', 'reads,nosuch']);
     expect(only.code).toBe(2);
-    expect(only.stderr).toContain('bench: --only must be a comma-separated list of reads, writes, images, scale, recovery, profile, external, got "reads,nosuch"');
+    expect(only.stderr).toContain('bench: option --only (from command line) must be a comma-separated list of reads, writes, images, scale, recovery, profile, external, got "reads,nosuch"');
   });
 
   it('the runner refuses to start with less free disk than --min-free-gib', async () => {
@@ -190,7 +195,7 @@ describe('published bench commands', () => {
     for (let i = 0; i < commands.length; i += 2) {
       await Promise.all(commands.slice(i, i + 2).map(async ([script, args]) => {
         const r = await runScript(script, [...args, '--zzz-end']);
-        if (r.code !== 2 || !r.stderr.includes(': unknown flag --zzz-end\n')) refused.push(`${script} ${args.join(' ')}: exit ${r.code} ${r.stderr.trim()}`);
+        if (r.code !== 2 || !r.stderr.includes(': unknown option --zzz-end\n')) refused.push(`${script} ${args.join(' ')}: exit ${r.code} ${r.stderr.trim()}`);
       }));
     }
     expect(refused).toEqual([]);
