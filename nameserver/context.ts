@@ -1,7 +1,7 @@
-// What the name server hands to its route modules, including the ones other parts add
-// (nameserver/legacy-*.ts, nameserver/ops-*.ts, nameserver/status-page.ts). Each such
-// module exports `register(app, ctx)`; nameserver/server.ts finds and calls it at start.
-// See docs/NAMESERVER.md "Extension modules".
+// What the name server hands to its route modules (nameserver/legacy-routes.ts,
+// nameserver/ops-routes.ts, nameserver/status-page.ts). Each exports `register(app, ctx)`;
+// nameserver/routes.ts lists them and nameserver/server.ts registers that list at start.
+// See docs/NAMESERVER.md "Route modules".
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
@@ -46,5 +46,12 @@ export interface NameserverContext {
   onClose(fn: () => Promise<void> | void): void;
 }
 
-/** The shape every extension module exports. */
+/** The shape every route module exports. */
 export type RegisterFn = (app: FastifyInstance, ctx: NameserverContext) => unknown;
+
+/** One entry of the name server's route module list (nameserver/routes.ts). */
+export interface RouteModule {
+  /** named in the start-up error when register throws */
+  name: string;
+  register: RegisterFn;
+}

@@ -1,9 +1,7 @@
-// Builds a name server instance: state, HTTP routes, extension modules, and the
+// Builds a name server instance: state, HTTP routes, route modules, and the
 // maintenance loop (liveness, repair, missed-delete replay, gauges). No process-global
 // state: the all-in-one server may run it beside other roles.
-import { readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { UgcfsError } from '../src/errors.ts';
 import { MAX_KEY } from '../src/file-id.ts';
@@ -16,18 +14,16 @@ import { BlockMap, type BlockRecord } from './block-map.ts';
 import { clusterStatus } from './cluster-status.ts';
 import { DeleteFeed } from './delete-feed.ts';
 import type { NameserverConfig } from './config.ts';
-import type { NameserverContext, RegisterFn } from './context.ts';
+import type { NameserverContext, RouteModule } from './context.ts';
 import { registerCoreRoutes } from './core-routes.ts';
 import { ClusterIdentity } from './cluster-id.ts';
 import { ForeignServers, HeartbeatHandler } from './heartbeat.ts';
 import { PendingDeletes } from './pending-deletes.ts';
 import { Registry } from './registry.ts';
 import { Repairer } from './repair.ts';
+import { registerRoutes, ROUTE_MODULES } from './routes.ts';
 import { PersistedSequence } from './sequence.ts';
 import { jsonSublevel, openStateDb, type RootDb } from './state-db.ts';
-
-/** Extension modules other parts add to nameserver/; each exports register(app, ctx). */
-export const EXTENSION_MODULE = /^(legacy-.+|ops-.+|status-page)\.ts$/;
 
 export interface NameserverInstance {
   app: FastifyInstance;
@@ -37,9 +33,16 @@ export interface NameserverInstance {
   close(): Promise<void>;
 }
 
-export async function createNameserver(config: NameserverConfig, log: Logger): Promise<NameserverInstance> {
+export interface CreateNameserverOptions {
+  /** the route modules registered after the core routes (default: nameserver/routes.ts) */
+  routes?: readonly RouteModule[];
+}
+
+export async function createNameserver(config: NameserverConfig, log: Logger, opts: CreateNameserverOptions = {}): Promise<NameserverInstance> {
   const startedAt = Date.now();
   const db: RootDb = await openStateDb(join(config.data, 'state'));
+  // Once route modules may have started timers or work: what a failed start stops, as close() does.
+  let stopRoutes = async (): Promise<void> => {};
   try {
     const meta = jsonSublevel<string>(db, 'meta');
     const keys = new PersistedSequence(meta, 'nextKey', BigInt(config.keyLease), MAX_KEY);
@@ -81,6 +84,17 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
     });
     const statusHooks: Array<(s: ClusterStatus) => void | Promise<void>> = [];
     const closers: Array<() => Promise<void> | void> = [];
+    stopRoutes = async () => {
+      repairer.close();
+      await app.close();
+      for (const c of closers) {
+        try {
+          await c();
+        } catch (err) {
+          log.error({ err }, 'name server route module failed to close');
+        }
+      }
+    };
 
     const ctx: NameserverContext = {
       config,
@@ -114,7 +128,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
     };
 
     registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, keys, identity, foreign, adopt: config.adoptBlocks, freshState, replicas: config.replicas, deleteFeed }));
-    await registerExtensions(app, ctx, log);
+    await registerRoutes(app, ctx, opts.routes ?? ROUTE_MODULES);
 
     let timer: NodeJS.Timeout | undefined;
     const wasAlive = new Set<string>();
@@ -142,39 +156,13 @@ export async function createNameserver(config: NameserverConfig, log: Logger): P
       },
       async close() {
         if (timer) clearInterval(timer);
-        repairer.close();
-        await app.close();
-        for (const c of closers) {
-          try {
-            await c();
-          } catch (err) {
-            log.error({ err }, 'name server extension failed to close');
-          }
-        }
+        await stopRoutes();
         await db.close();
       },
     };
   } catch (err) {
+    await stopRoutes();
     await db.close();
     throw err;
-  }
-}
-
-async function registerExtensions(app: FastifyInstance, ctx: NameserverContext, log: Logger): Promise<void> {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const names = readdirSync(here).filter((f) => EXTENSION_MODULE.test(f)).sort();
-  for (const name of names) {
-    let mod: { register?: RegisterFn };
-    try {
-      mod = (await import(pathToFileURL(join(here, name)).href)) as { register?: RegisterFn };
-    } catch (err) {
-      // A half-written extension must not take the whole name server down; its routes are
-      // simply missing (404) and the error is logged.
-      log.error({ err, module: name }, 'name server extension failed to load');
-      continue;
-    }
-    if (typeof mod.register !== 'function') continue;
-    await mod.register(app, ctx);
-    log.debug({ module: name }, 'name server extension registered');
   }
 }
