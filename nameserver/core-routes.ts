@@ -1,9 +1,9 @@
 // The name server's own HTTP routes (NS_ROUTES of src/protocol.ts). Internal routes need
 // the cluster secret; admin views accept the admin token too.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError, isErrorCode, type ErrorCode } from '../src/errors.ts';
 import { decodeFid } from '../src/file-id.ts';
-import { NS_ROUTES } from '../src/protocol.ts';
+import { NS_ROUTES, type WriteFailedReply } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import type { HeartbeatHandler } from './heartbeat.ts';
 
@@ -14,6 +14,20 @@ function blockIdParam(req: FastifyRequest): number {
   const raw = (req.params as { id?: string }).id ?? '';
   if (!/^\d{1,10}$/.test(raw) || Number(raw) > 0xffffffff) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `block id must be a decimal number, got ${JSON.stringify(raw.slice(0, 40))}`);
   return Number(raw);
+}
+
+/**
+ * The code a write failed with (WriteFailedReport.code). A report without one comes from a
+ * client older than the field, which sent the code only as the start of its reason: read it
+ * there, for those clients alone.
+ */
+function writeFailureCode(body: Record<string, unknown>): ErrorCode | undefined {
+  if (body.code !== undefined) {
+    if (!isErrorCode(body.code)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'code must be a UGCFS_ERR_* code');
+    return body.code;
+  }
+  const legacy = typeof body.reason === 'string' ? /^(UGCFS_ERR_[A-Z_]+)/.exec(body.reason)?.[1] : undefined;
+  return isErrorCode(legacy) ? legacy : undefined;
 }
 
 function objectBody(req: FastifyRequest): Record<string, unknown> {
@@ -57,14 +71,16 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
       if (typeof body.dsId !== 'string') throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'dsId must be a string');
       ctx.registry.require(body.dsId);
     }
+    const code = writeFailureCode(body);
     const rec = ctx.blocks.require(id);
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 200) : 'unspecified';
     if (rec.state === 'writable') {
       // A full block is simply sealed; anything else means its replicas may disagree.
-      await ctx.blocks.setState(id, reason.startsWith('UGCFS_ERR_BLOCK_READONLY') ? 'sealed' : 'failed');
-      ctx.log.warn({ block: id, ds: body.dsId, reason }, 'a write failed; block takes no more writes');
+      await ctx.blocks.setState(id, code === 'UGCFS_ERR_BLOCK_READONLY' ? 'sealed' : 'failed');
+      ctx.log.warn({ block: id, ds: body.dsId, code, reason }, 'a write failed; block takes no more writes');
     }
-    return { ok: true, block: id, state: ctx.blocks.stateOf(ctx.blocks.require(id)) };
+    const reply: WriteFailedReply = { ok: true, block: id, state: ctx.blocks.stateOf(ctx.blocks.require(id)) };
+    return reply;
   });
 
   // One handler for both spellings: /deletes {fid} and the older /blocks/:id/missed-deletes.

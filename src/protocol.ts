@@ -1,6 +1,8 @@
 // The internal wire protocol between ugcfs roles: route list and JSON shapes, declared once.
 // docs/INTERNAL-API.md explains each route; every internal route requires the cluster secret
-// (header X-Ugcfs-Secret, or Authorization: Bearer <secret>).
+// (header X-Ugcfs-Secret, or Authorization: Bearer <secret>). The calls are made through
+// src/clients/dataserver-client.ts and src/clients/nameserver-client.ts, never by hand.
+import type { ErrorCode } from './errors.ts';
 
 /** Data server routes. `:fid` is a file id text; `:id` a block id (decimal). */
 export const DS_ROUTES = {
@@ -47,7 +49,7 @@ export const NS_ROUTES = {
   assign: '/assign',
   /** GET -> BlockLocation */
   block: '/blocks/:id',
-  /** POST {dsId?, reason} — a write to this block failed; it stops taking writes */
+  /** POST WriteFailedReport — a write to this block failed; it stops taking writes. 200 WriteFailedReply */
   blockWriteFailed: '/blocks/:id/write-failed',
   /** POST {fid, dataservers: ids} — these replicas missed a delete; the name server replays it when they are back */
   blockMissedDeletes: '/blocks/:id/missed-deletes',
@@ -156,6 +158,28 @@ export interface AssignResult {
   replicas: DsRef[];
   /** with {count: n > 1}: n fids in this block (fids[0] === fid), each for one file */
   fids?: string[];
+}
+
+/**
+ * Body of POST NS_ROUTES.blockWriteFailed. The name server decides on `code` (a full or
+ * read-only block is sealed, anything else marks it failed); `reason` is for its log.
+ * Reports without `code` (clients from before it was added) are read as the code the
+ * reason starts with.
+ */
+export interface WriteFailedReport {
+  /** the block's primary the write went to */
+  dsId?: string;
+  /** the UGCFS_ERR_* code the write failed with */
+  code?: ErrorCode;
+  /** the error as text, at most 200 characters */
+  reason?: string;
+}
+
+export interface WriteFailedReply {
+  ok: true;
+  block: number;
+  /** the block's state after the report */
+  state: string;
 }
 
 export interface BlockLocation {
