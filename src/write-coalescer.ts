@@ -6,11 +6,10 @@
 // most of a data server's JavaScript time per write, paid once per copy; a batch pays it
 // once per request. A write alone in its turn still goes as a plain PUT: no added latency,
 // and the batch path is only taken when there is something to share.
+import type { DataserverClient } from './clients/dataserver-client.ts';
 import { isUgcfsError } from './errors.ts';
-import { expectOk, sendBytes } from './http-client.ts';
-import { BATCH_CONTENT_TYPE, MAX_BATCH_RECORDS, batchItemError, encodeNeedleBatch, parseBatchResults, type BatchRecord, type BatchWriteResult } from './needle-batch.ts';
-import { DS_ROUTES, HEADERS, isMetaText, type WriteResult } from './protocol.ts';
-import { SECRET_HEADER } from './secret.ts';
+import { MAX_BATCH_RECORDS, batchItemError, encodeNeedleBatch, type BatchRecord } from './needle-batch.ts';
+import { isMetaText, type WriteResult } from './protocol.ts';
 
 export interface CoalescerOptions {
   /** at most this many records per batch request; 1 turns coalescing off */
@@ -19,8 +18,8 @@ export interface CoalescerOptions {
   maxBytes: number;
   /** requests (batches or PUTs) out at once per block; writes beyond wait and join the next batch */
   maxInFlight: number;
-  secret: string;
-  timeoutMs: number;
+  /** sends the batches (its secret, its batch timeout) */
+  dataservers: DataserverClient;
 }
 
 /** One write, as the client would PUT it alone. */
@@ -123,21 +122,9 @@ export class WriteCoalescer {
       return;
     }
     const first = waiting[0]!.w;
-    const headers: Record<string, string> = { 'content-type': BATCH_CONTENT_TYPE };
-    if (first.peers.length > 0) headers[HEADERS.replicas] = first.peers.join(',');
-    if (this.opts.secret) headers[SECRET_HEADER] = this.opts.secret;
-    const body = Buffer.concat(encodeNeedleBatch(waiting.map((x) => x.w.record)));
-    const url = first.primary + DS_ROUTES.blockNeedles.replace(':id', String(first.block));
-    sendBytes('POST', url, body, headers, this.opts.timeoutMs).then(
-      (res) => {
-        let results: BatchWriteResult['results'];
-        try {
-          results = parseBatchResults(expectOk(res).body, waiting.length, 'the primary');
-        } catch (err) {
-          done(isRequestFailure(err) ? err : undefined);
-          for (const x of waiting) x.reject(err);
-          return;
-        }
+    const frame = Buffer.concat(encodeNeedleBatch(waiting.map((x) => x.w.record)));
+    this.opts.dataservers.putNeedleBatch(first.primary, first.block, frame, waiting.length, { replicas: first.peers, who: 'the primary' }).then(
+      (results) => {
         done();
         waiting.forEach((x, i) => {
           const r = results[i]!;
@@ -146,7 +133,9 @@ export class WriteCoalescer {
         });
       },
       (err: unknown) => {
-        done(err);
+        // The request failed as a whole (a refusal of the frame, or the primary or the way
+        // to it): only the latter says anything about the writes queued behind it.
+        done(isRequestFailure(err) ? err : undefined);
         for (const x of waiting) x.reject(err);
       },
     );

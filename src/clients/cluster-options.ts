@@ -1,0 +1,25 @@
+// Options every admin command shares to reach the cluster (see cli/commands/status.ts), and
+// the clients made from them.
+import { opt } from '../config.ts';
+import { NAMESERVER_URL_OPTION } from '../role-options.ts';
+import { NameserverClient } from './nameserver-client.ts';
+
+export const CLUSTER_CLIENT_OPTIONS = {
+  ...NAMESERVER_URL_OPTION,
+  clusterSecret: opt.string('', 'the cluster secret', { env: 'UGCFS_CLUSTER_SECRET', secret: true }),
+  adminToken: opt.string('', 'admin token', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+  timeoutMs: opt.int(10_000, 'per-request timeout in ms', { min: 100 }),
+};
+
+/** What CLUSTER_CLIENT_OPTIONS load into. */
+export interface ClusterClientConfig {
+  nameserver: string;
+  clusterSecret: string;
+  adminToken: string;
+  timeoutMs: number;
+}
+
+/** The name-server client of an admin command. */
+export function nameserverClientFromConfig(c: ClusterClientConfig): NameserverClient {
+  return new NameserverClient({ nameservers: [c.nameserver], secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs });
+}

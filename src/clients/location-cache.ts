@@ -1,0 +1,87 @@
+// The cluster client's block locations: each block's live replicas as the name server last
+// told them, trusted for a TTL, at most `size` blocks (the oldest goes first). The replica
+// a read tries first is chosen by a hashring keyed by fid, so each replica's page cache
+// holds a distinct share of the files.
+import { createRequire } from 'node:module';
+import { UgcfsError, isUgcfsError } from '../errors.ts';
+import type { BlockLocation, DsRef } from '../protocol.ts';
+import type { NameserverClient } from './nameserver-client.ts';
+
+interface HashRingLike {
+  range(key: string, size?: number, unique?: boolean): string[];
+}
+// hashring ships no types; this is the one call we make.
+const HashRing = createRequire(import.meta.url)('hashring') as new (servers: string[]) => HashRingLike;
+
+interface CachedLocation {
+  loc: BlockLocation;
+  at: number;
+  ring: HashRingLike | undefined;
+}
+
+export class LocationCache {
+  private readonly locations = new Map<number, CachedLocation>();
+  private readonly rings = new Map<string, HashRingLike>();
+
+  constructor(
+    private readonly ns: NameserverClient,
+    private readonly o: { ttlMs: number; size: number },
+  ) {}
+
+  /** The block's live replicas, from cache unless stale or `refresh`. */
+  async locate(block: number, refresh = false): Promise<BlockLocation> {
+    const hit = this.locations.get(block);
+    if (hit && !refresh && Date.now() - hit.at < this.o.ttlMs) return hit.loc;
+    try {
+      const loc = await this.ns.locate(block);
+      this.remember(loc);
+      return loc;
+    } catch (err) {
+      // A block the name server never allocated holds no files: to a reader that is "no such file".
+      if (isUgcfsError(err, 'UGCFS_ERR_BLOCK_NOT_FOUND')) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
+      throw err;
+    }
+  }
+
+  remember(loc: BlockLocation): void {
+    this.locations.delete(loc.block);
+    if (this.locations.size >= this.o.size) {
+      const oldest = this.locations.keys().next().value;
+      if (oldest !== undefined) this.locations.delete(oldest);
+    }
+    this.locations.set(loc.block, { loc, at: Date.now(), ring: undefined });
+  }
+
+  forget(block: number): void {
+    this.locations.delete(block);
+  }
+
+  clear(): void {
+    this.locations.clear();
+  }
+
+  /** Replicas in the order to try for this fid: its hashring owner first. */
+  order(block: number, fid: string): DsRef[] {
+    const c = this.locations.get(block);
+    if (!c) return [];
+    if (c.loc.replicas.length < 2) return [...c.loc.replicas];
+    c.ring ??= this.ringFor(c.loc.replicas);
+    const ids = c.ring.range(fid, c.loc.replicas.length, true);
+    const byId = new Map(c.loc.replicas.map((r) => [r.id, r]));
+    const out = ids.map((id) => byId.get(id)).filter((r): r is DsRef => r !== undefined);
+    for (const r of c.loc.replicas) if (!out.includes(r)) out.push(r);
+    return out;
+  }
+
+  /** Rings are costly to build and many blocks share a replica set, so they are shared by set. */
+  private ringFor(replicas: DsRef[]): HashRingLike {
+    const key = replicas.map((r) => r.id).sort().join(',');
+    let ring = this.rings.get(key);
+    if (!ring) {
+      if (this.rings.size >= 256) this.rings.clear();
+      ring = new HashRing(replicas.map((r) => r.id));
+      this.rings.set(key, ring);
+    }
+    return ring;
+  }
+}
