@@ -19,7 +19,8 @@ export interface BenchContext {
 }
 
 export interface SectionOutput {
-  markdown: string;
+  /** named figures and tables for bench/templates/sections/<id>.md */
+  values: Record<string, string | number | boolean>;
   goals: Goal[];
   commands: string[];
   data: unknown;

@@ -1,40 +1,79 @@
-// Renders docs/BENCHMARKS.md from the stored results of every section.
-import type { ResultsFile, SectionResult } from './results.ts';
-import { table, goal } from './markdown.ts';
+// Renders docs/BENCHMARKS.md from the stored results of every section and the templates in
+// bench/templates/: doc.md (the opening and the fixed chapters), section.md (each section's
+// heading, when it was measured, its commands) and sections/<id>.md (its body).
+import type { ExternalLine, ResultsFile, SectionResult } from './results.ts';
+import { table, goal, filesLabel } from './markdown.ts';
 import type { MachineInfo } from './machine.ts';
-import { renderAnalysis } from './analysis.ts';
+import { fill, render, template, type Values } from './template.ts';
+import { missingGoal, sectionValues } from './readings.ts';
+import { RUN_OPTIONS, RUN_QUICK, SECTION_ORDER, WAIT_QUIET_MS } from './run-options.ts';
 
-export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'profile', 'external'];
+export { SECTION_ORDER };
 
 function machineLine(m: MachineInfo): string {
   return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.os}, Linux ${m.kernel}; node ${m.node}, nginx ${m.nginx ?? 'absent'}, wrk ${m.wrk ?? 'absent'}, sharp ${m.sharp} (libvips ${m.vips})${m.reclaim ? `; the kernel reclaims on its own: ${m.reclaim}` : ''}`;
 }
 
-export function renderDoc(results: ResultsFile, intro: string): string {
+function renderSection(s: SectionResult): string {
+  const body = s.values.notMeasured
+    ? render('sections/not-measured', s.values)
+    : fill(template(`sections/${s.id}`), sectionValues(s), `bench/templates/sections/${s.id}.md`, missingGoal);
+  return render('section', {
+    title: s.title,
+    measuredAt: s.measuredAt,
+    quick: s.quick,
+    seconds: s.seconds,
+    cores: s.machine.cores,
+    loadStart: s.machine.loadavgAtStart.join(' / '),
+    loadEnd: s.loadEnd?.join(' / ') ?? '',
+    body: body.trimEnd(),
+    commands: [...new Set(s.commands)].join('\n'),
+  });
+}
+
+interface ScalePoint { files: number; blockBytesPerFile: number; indexBytesPerFile: number }
+
+/** The opening's figures: the runner's defaults, and what the stored sections measured. */
+function docValues(r: ResultsFile, sections: SectionResult[]): Values {
+  const points = Array.isArray(r.sections.scale?.data) ? (r.sections.scale.data as ScalePoint[]) : [];
+  // what the scale section locks in memory: every size's block file and index
+  const locked = points.reduce((n, p) => n + p.files * (p.blockBytesPerFile + p.indexBytesPerFile), 0);
+  // the shortest result line the external section stored, as an example of the format
+  const lines = Object.values((r.sections.external?.data ?? {}) as Record<string, { lines?: ExternalLine[] }>).flatMap((x) => x.lines ?? []);
+  const example = lines.filter((l) => Number.isFinite(l.value)).map((l) => JSON.stringify(l)).sort((a, b) => a.length - b.length)[0];
+  const writes = r.sections.writes?.values;
+  return {
+    cores: sections[0]?.machine.cores ?? '—',
+    runs: RUN_OPTIONS.runs.default,
+    duration: RUN_OPTIONS.duration.default,
+    quickRuns: RUN_QUICK.runs,
+    quickDuration: RUN_QUICK.duration,
+    waitQuietMin: WAIT_QUIET_MS / 60_000,
+    minFreeGib: RUN_OPTIONS.minFreeGib.default,
+    minutes: Math.round(sections.reduce((t, s) => t + (s.seconds ?? 0), 0) / 60),
+    lockedGb: locked ? (Math.ceil(locked / 1e8) / 10).toFixed(1) : '—',
+    sectionList: SECTION_ORDER.map((id) => `\`${id}\``).join(', '),
+    readSizes: Object.keys((r.sections.reads?.data ?? {}) as object).join(', ') || '—',
+    writeSizeKb: writes?.sizeKb ?? '—',
+    writeReplicas: writes?.replicaList ?? '—',
+    scaleSizes: points.map((p) => filesLabel(p.files)).join(' / ') || '—',
+    exampleLine: example ?? '—',
+  };
+}
+
+export function renderDoc(results: ResultsFile): string {
   const sections = SECTION_ORDER.map((id) => results.sections[id]).filter((s): s is SectionResult => s !== undefined);
-  const out: string[] = [intro.trimEnd(), ''];
   const machines = new Map<string, string[]>();
   for (const s of sections) {
     const line = machineLine(s.machine);
     machines.set(line, [...(machines.get(line) ?? []), `${s.id} (${s.measuredAt}${s.quick ? ', --quick' : ''})`]);
   }
-  out.push('## Machine and versions', '');
-  for (const [line, ids] of machines) out.push(`- ${line} — sections: ${ids.join(', ')}`);
-  out.push('');
   const goals = sections.flatMap((s) => s.goals.map((g) => ({ ...g, section: s.id })));
-  if (goals.length) {
-    out.push('## Goals', '', table(['goal', 'target', 'measured', 'status', 'section'], goals.map((g) => [g.name, g.target, g.measured, g.target.startsWith('reported') ? 'reported' : goal(g.met), g.section])), '');
-  }
-  out.push(renderAnalysis(results));
-  for (const s of sections) {
-    const load = `load average (1/5/15 min, ${s.machine.cores} cores) ${s.machine.loadavgAtStart.join(' / ')} at the start${s.loadEnd ? `, ${s.loadEnd.join(' / ')} at the end` : ''}`;
-    const when = `Measured ${s.measuredAt}${s.quick ? ' with `--quick` (fewer, shorter runs)' : ''}${s.seconds !== undefined ? ` in ${s.seconds} s` : ''}; ${load}.`;
-    out.push(`## ${s.title}`, '', when, '', s.markdown.trimEnd(), '');
-    if (s.commands.length) {
-      out.push('<details><summary>Exact commands</summary>', '', '```', ...[...new Set(s.commands)], '```', '', '</details>', '');
-    }
-  }
-  const missing = SECTION_ORDER.filter((id) => !results.sections[id]);
-  if (missing.length) out.push(`Sections not measured yet: ${missing.join(', ')}.`, '');
-  return out.join('\n');
+  return render('doc', {
+    ...docValues(results, sections),
+    machines: [...machines].map(([line, ids]) => `- ${line} — sections: ${ids.join(', ')}`).join('\n'),
+    goals: goals.length ? table(['goal', 'target', 'measured', 'status', 'section'], goals.map((g) => [g.name, g.target, g.measured, g.target.startsWith('reported') ? 'reported' : goal(g.met), g.section])) : '',
+    sections: sections.map((s) => renderSection(s).trimEnd()).join('\n\n'),
+    missing: SECTION_ORDER.filter((id) => !results.sections[id]).join(', '),
+  });
 }

@@ -33,6 +33,11 @@ export function bytes(n: number | undefined): string {
   return `${n} B`;
 }
 
+/** A file count as the sections name sizes: 10k, 100k, 1M. */
+export function filesLabel(n: number): string {
+  return n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`;
+}
+
 export function goal(met: boolean | undefined): string {
   return met === undefined ? 'not measured' : met ? 'met' : 'NOT met';
 }

@@ -5,6 +5,8 @@ import { dirname } from 'node:path';
 import type { MachineInfo } from './machine.ts';
 
 export interface Goal {
+  /** stable within its section: the templates name a goal's figure `goal.<id>` */
+  id: string;
   name: string;
   target: string;
   measured: string;
@@ -22,8 +24,8 @@ export interface SectionResult {
   loadEnd?: number[];
   /** wall-clock seconds the section took */
   seconds?: number;
-  /** the rendered body: tables and notes */
-  markdown: string;
+  /** the figures (and tables) its template (bench/templates/sections/<id>.md) names */
+  values: Record<string, string | number | boolean>;
   goals: Goal[];
   commands: string[];
   /** raw figures for later comparison */

@@ -7,6 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from './spawn.ts';
 
+/** wrk's threads and connections unless a run says otherwise */
+export const WRK_THREADS = 2;
+export const WRK_CONNECTIONS = 32;
+
+/** The command line the sections publish for their wrk runs. */
+export function wrkCommand(durationS: number): string {
+  return `wrk -t ${WRK_THREADS} -c ${WRK_CONNECTIONS} -d ${durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`;
+}
+
 export interface WrkOptions {
   wrk: string;
   /** base URL, e.g. http://127.0.0.1:8080 */
@@ -85,7 +94,7 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
   try {
     const file = join(dir, 'bench.lua');
     writeFileSync(file, script(o));
-    const args = ['-t', String(o.threads ?? 2), '-c', String(o.connections ?? 32), '-d', `${o.durationS ?? 5}s`, '--timeout', '10s', '-s', file, o.url];
+    const args = ['-t', String(o.threads ?? WRK_THREADS), '-c', String(o.connections ?? WRK_CONNECTIONS), '-d', `${o.durationS ?? 5}s`, '--timeout', '10s', '-s', file, o.url];
     const r = await runCommand(o.wrk, args, { timeoutMs: ((o.durationS ?? 5) + 30) * 1000 });
     const lines = r.stdout.split('\n');
     const line = lines.find((l) => l.startsWith('WRKJSON '));
@@ -106,7 +115,7 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
       errors,
       non2xx: j.status!,
       ...(hist ? { latencies: JSON.parse(hist.slice(8)) as [number, number][] } : {}),
-      command: `wrk -t ${o.threads ?? 2} -c ${o.connections ?? 32} -d ${o.durationS ?? 5}s --timeout 10s -s <round-robin over ${o.paths.length} path(s)${o.method && o.method !== 'GET' ? `, ${o.method}` : ''}> ${o.url}`,
+      command: `wrk -t ${o.threads ?? WRK_THREADS} -c ${o.connections ?? WRK_CONNECTIONS} -d ${o.durationS ?? 5}s --timeout 10s -s <round-robin over ${o.paths.length} path(s)${o.method && o.method !== 'GET' ? `, ${o.method}` : ''}> ${o.url}`,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

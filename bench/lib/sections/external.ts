@@ -34,9 +34,7 @@ export const section: Section = {
         rows.push([s, metric, !Number.isFinite(value) ? '—' : Number.isInteger(value) ? value.toLocaleString('en-US') : value.toPrecision(4), unit ?? '', details]);
       }
     }
-    const md = scripts.length
-      ? table(['script', 'metric', 'value', 'unit', 'details'], rows)
-      : 'No part has committed a bench script yet.';
-    return { markdown: md, goals: [], commands, data };
+    const values = { table: scripts.length ? table(['script', 'metric', 'value', 'unit', 'details'], rows) : '' };
+    return { values, goals: [], commands, data };
   },
 };

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import sharp from 'sharp';
 import type { Section, BenchContext } from '../context.ts';
 import type { Goal } from '../results.ts';
 import { startNginx } from '../nginx.ts';
@@ -13,6 +14,7 @@ import { RESIZE_JOBS, bareSharpArgs, startBareSharp } from '../sharp-peer.ts';
 import { vipsThreadsPerResize } from '../../../origin/image-pipeline.ts';
 import { runLoad, checkLoad, type LoadResult } from '../load.ts';
 import { compareReads, rpsRatio, type Target } from '../compare.ts';
+import { wrkCommand, WRK_THREADS, WRK_CONNECTIONS } from '../wrk.ts';
 import { median, medianRatio, spread } from '../stats.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
 import { rolesAvailable, ORIGIN_WORKERS, startCluster, originUpload, type Cluster } from '../cluster.ts';
@@ -20,6 +22,12 @@ import { rolesAvailable, ORIGIN_WORKERS, startCluster, originUpload, type Cluste
 const PHOTOS = join(CORPUS, 'photos');
 const QUALITY = 80;
 const CONCURRENCY = 4;
+/** miss widths run MIN_WIDTH .. MIN_WIDTH + WIDTH_SPAN - 1 */
+const MIN_WIDTH = 240;
+const WIDTH_SPAN = 1200;
+/** the width of the variants whose cache hits are measured */
+const HIT_WIDTH = 400;
+const FORMATS = ['jpeg', 'webp'] as const;
 const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 });
 
 async function fetchBytes(url: string): Promise<number> {
@@ -43,7 +51,7 @@ export const section: Section = {
   title: 'Images: resize misses against bare sharp and nginx image_filter, cache hits against nginx',
   async run(ctx: BenchContext) {
     const jpegs = readdirSync(PHOTOS).filter((f) => f.endsWith('.jpg')).sort();
-    const commands: string[] = [`wrk -t 2 -c 32 -d ${ctx.durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`];
+    const commands: string[] = [wrkCommand(ctx.durationS)];
     const stops: (() => Promise<void>)[] = [];
     const goals: Goal[] = [];
     const data: Record<string, unknown> = {};
@@ -87,9 +95,9 @@ export const section: Section = {
       let serial = 0;
       const nextVariant = () => {
         const n = serial++;
-        return { photo: jpegs[n % jpegs.length]!, w: 240 + (Math.floor(n / jpegs.length) % 1200) };
+        return { photo: jpegs[n % jpegs.length]!, w: MIN_WIDTH + (Math.floor(n / jpegs.length) % WIDTH_SPAN) };
       };
-      for (const fmt of ['jpeg', 'webp'] as const) {
+      for (const fmt of FORMATS) {
         const targets: MissTarget[] = [{ id: 'sharp', label: 'bare sharp', pid: sharpPeer.pid, url: (p, w) => `${sharpPeer.url}/resize/${p}?w=${w}&q=${QUALITY}&fmt=${fmt}` }];
         if (cluster) targets.push({ id: 'origin', label: 'ugcfs origin (miss)', pid: cluster.origin!.pid, url: (p, w) => `${cluster!.origin!.url}/${fids.get(p)}?w=${w}&q=${QUALITY}&fmt=${fmt}` });
         if (nginxUrl && ctx.tools.imageFilterModule && fmt === 'jpeg') targets.push({ id: 'nginx', label: 'nginx image_filter', url: (p, w) => `${nginxUrl}/resize/${p}?w=${w}` });
@@ -120,9 +128,9 @@ export const section: Section = {
           const vs = medianRatio(rs.map((x) => x.opsPerS), sharpRuns.map((x) => x.opsPerS));
           const cpuMs = median(cpu.get(t.id)!);
           missRows.push([fmt, t.label, num(median(rs.map((x) => x.opsPerS)), 1), Number.isFinite(cpuMs) ? num(cpuMs, 1) : '—', micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), ratio(vs), `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
-          if (t.id === 'origin') goals.push({ name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: ratio(vs), met: vs >= 0.9 });
+          if (t.id === 'origin') goals.push({ id: `miss-${fmt}`, name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: ratio(vs), met: vs >= 0.9 });
         }
-        if (!cluster) goals.push({ name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: '—' });
+        if (!cluster) goals.push({ id: `miss-${fmt}`, name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: '—' });
         data[`miss-${fmt}`] = Object.fromEntries([...runs].map(([k, v]) => [k, v.map((x) => x.opsPerS)]));
         data[`miss-${fmt}-cpu-ms`] = Object.fromEntries(cpu);
       }
@@ -133,15 +141,15 @@ export const section: Section = {
         const hitTargets: Target[] = [];
         const variants: { name: string; origin?: string }[] = [];
         for (const p of jpegs) {
-          for (const fmt of ['jpeg', 'webp']) {
-            const name = `${p}_400.${fmt}`;
+          for (const fmt of FORMATS) {
+            const name = `${p}_${HIT_WIDTH}.${fmt}`;
             if (cluster) {
-              const path = `/${fids.get(p)}?w=400&q=${QUALITY}&fmt=${fmt}`;
+              const path = `/${fids.get(p)}?w=${HIT_WIDTH}&q=${QUALITY}&fmt=${fmt}`;
               const res = await request(cluster.origin!.url + path, { dispatcher: agent });
               writeFileSync(join(staticDir, name), Buffer.from(await res.body.arrayBuffer()));
               variants.push({ name, origin: path });
             } else {
-              const res = await request(`${sharpPeer.url}/resize/${p}?w=400&q=${QUALITY}&fmt=${fmt}`, { dispatcher: agent });
+              const res = await request(`${sharpPeer.url}/resize/${p}?w=${HIT_WIDTH}&q=${QUALITY}&fmt=${fmt}`, { dispatcher: agent });
               writeFileSync(join(staticDir, name), Buffer.from(await res.body.arrayBuffer()));
               variants.push({ name });
             }
@@ -162,32 +170,36 @@ export const section: Section = {
           const f = figs.get(t.id)!;
           if (t.id === 'hit-workers') {
             const vs = rpsRatio(figs, t.id, 'nginx');
-            goals.push({ name: `origin variant cache hits vs nginx static (same bytes), --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: '>= 0.45x', measured: ratio(vs), met: Number.isFinite(vs) ? vs >= 0.45 : undefined });
+            goals.push({ id: 'variant-hit-workers', name: `origin variant cache hits vs nginx static (same bytes), --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: '>= 0.45x', measured: ratio(vs), met: Number.isFinite(vs) ? vs >= 0.45 : undefined });
           }
-          if (t.id === 'hit') goals.push({ name: 'origin variant cache hits vs nginx static (same bytes), one origin process', target: 'reported', measured: ratio(rpsRatio(figs, t.id, 'nginx')) });
+          if (t.id === 'hit') goals.push({ id: 'variant-hit', name: 'origin variant cache hits vs nginx static (same bytes), one origin process', target: 'reported', measured: ratio(rpsRatio(figs, t.id, 'nginx')) });
           hitRows.push([t.label, f.runs.length ? num(f.rps) : `failed: ${(f.error ?? '').slice(0, 80)}`, micros(f.p50), micros(f.p99), ratio(rpsRatio(figs, t.id, 'nginx')), `${Math.round(f.spread * 100)}%`]);
         }
         data.hits = Object.fromEntries([...figs].map(([k, v]) => [k, v.runs.map((x) => x.rps)]));
       }
 
-      const md = [
-        `Sources: the ${jpegs.length} JPEG photos in \`test/fixtures/photos/\` (1280–2560 px). Misses: ${CONCURRENCY} concurrent clients, each request a width never asked for before (240–1439 px, aspect kept, quality ${QUALITY}), ${ctx.durationS} s per run, ${ctx.runs} rounds after a warm-up with the order of the servers reversed every other round; figures are medians, the ratio is the median of per-round ratios. CPU/resize is the serving process's CPU time (every thread) per resize.`,
-        '',
-        `Both sides do the same work with the same settings. Decode: sharp from a Buffer in memory (the origin keeps originals in its memory tier after the first fetch), \`failOn: 'truncated'\`, the origin's default pixel limit. Pipeline: auto-orient (EXIF orientation applied), resize to the width without enlarging, sRGB. Encode: JPEG or WebP at quality ${QUALITY} with sharp's defaults otherwise (baseline JPEG, 4:2:0 chroma subsampling, no mozjpeg, no progressive; WebP lossy, effort 4), every metadata block stripped. Resources: at most ${RESIZE_JOBS} resizes at once (the origin's default \`--resize-concurrency\`; the rest wait), ${vipsThreadsPerResize(RESIZE_JOBS)} libvips thread(s) each, libvips' operation cache off. On top, the origin parses and checks the variant URL, looks the variant up in memory and on disk, joins identical misses, applies its pipeline timeout, and writes the variant to its memory tier and (this run: \`--cache-dir\`) its disk tier before answering with ETag and cache headers.`,
-        '',
-        table(['out', 'server', 'resizes/s', 'CPU/resize (ms)', 'p50', 'p99', 'vs bare sharp', 'spread'], missRows),
-        '',
-        'nginx image_filter cannot change the format (its output is the input\'s format), so it has a JPEG row only. It resizes with libgd, which is a different (and lower-quality) resampler than libvips.',
-        '',
-        '### Variant cache hits',
-        '',
-        hitRows.length ? table(['server', 'req/s', 'p50', 'p99', 'vs nginx', 'spread'], hitRows) : 'Not measured (needs nginx and wrk).',
-        '',
-        `Ten variants (each photo at 400 px, JPEG and WebP), requested round-robin by wrk (2 threads, 32 connections); nginx serves the exact bytes the origin produced. nginx runs \`worker_processes auto\` (${ORIGIN_WORKERS} here); the \`--workers ${ORIGIN_WORKERS}\` row is the same origin code as ${ORIGIN_WORKERS} processes behind one port (docs/ORIGIN.md), each with its own caches (the warm-up fills both). wrk shares the same ${ORIGIN_WORKERS} cores with the server under test.`,
-        '',
-        ...notes,
-      ].join('\n');
-      return { markdown: md, goals, commands, data };
+      const widths = await Promise.all(jpegs.map(async (p) => (await sharp(join(PHOTOS, p)).metadata()).width ?? 0));
+      const values = {
+        photos: jpegs.length,
+        photoWidths: `${Math.min(...widths)}–${Math.max(...widths)}`,
+        concurrency: CONCURRENCY,
+        minWidth: MIN_WIDTH,
+        maxWidth: MIN_WIDTH + WIDTH_SPAN - 1,
+        quality: QUALITY,
+        durationS: ctx.durationS,
+        runs: ctx.runs,
+        resizeJobs: RESIZE_JOBS,
+        vipsThreads: vipsThreadsPerResize(RESIZE_JOBS),
+        missTable: table(['out', 'server', 'resizes/s', 'CPU/resize (ms)', 'p50', 'p99', 'vs bare sharp', 'spread'], missRows),
+        hitTable: hitRows.length ? table(['server', 'req/s', 'p50', 'p99', 'vs nginx', 'spread'], hitRows) : '',
+        variants: jpegs.length * FORMATS.length,
+        hitWidth: HIT_WIDTH,
+        wrkThreads: WRK_THREADS,
+        wrkConnections: WRK_CONNECTIONS,
+        workers: ORIGIN_WORKERS,
+        notes: notes.join('\n'),
+      };
+      return { values, goals, commands, data };
     } finally {
       for (const s of stops) await s().catch(() => {});
     }

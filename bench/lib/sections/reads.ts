@@ -8,23 +8,28 @@ import { SIZES, writeFiles } from '../dataset.ts';
 import { startNginx } from '../nginx.ts';
 import { startPeer, startUgcfs, type Child } from '../spawn.ts';
 import { compareReads, rpsRatio, type Target, type TargetFigures } from '../compare.ts';
+import { wrkCommand, WRK_THREADS, WRK_CONNECTIONS } from '../wrk.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
 import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
 import { DS_ROUTES, HEADERS } from '../../../src/protocol.ts';
 
 const FILES_PER_SIZE = 100;
+/** the size the goals are read at */
+const GOAL_BYTES = 20 * 1024;
+/** the cache-miss origin: every cache off, so each read fetches the original */
+const NO_CACHE = ['--memory-cache-bytes', '0', '--cache-bytes', '0'];
 
 export const section: Section = {
   id: 'reads',
   title: 'Reads: data server and origin against nginx and the bare Node ceiling',
   async run(ctx: BenchContext) {
-    if (!ctx.tools.wrk) return { markdown: 'Not measured: wrk is missing (apt-get install wrk).', goals: [], commands: [], data: {} };
+    if (!ctx.tools.wrk) return { values: { notMeasured: 'wrk is missing (apt-get install wrk)' }, goals: [], commands: [], data: {} };
     const count = ctx.quick ? 30 : FILES_PER_SIZE;
     const dir = join(ctx.work, 'files');
     for (const s of SIZES) writeFiles(dir, s.bytes, count, `${s.bytes}-f`);
     const names = (bytes: number) => Array.from({ length: count }, (_, i) => `${bytes}-f${i}.bin`);
 
-    const commands: string[] = [`wrk -t 2 -c 32 -d ${ctx.durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`];
+    const commands: string[] = [wrkCommand(ctx.durationS)];
     const stops: (() => Promise<void>)[] = [];
     const peers: { nginx?: string; node?: Child; nodeSync?: Child; fastify?: Child } = {};
     try {
@@ -59,7 +64,7 @@ export const section: Section = {
           for (const s of SIZES) for (const n of names(s.bytes)) fids.set(n, await w.put(readFileSync(join(dir, n)), 'application/octet-stream'));
           await w.close?.();
           if (roles.origin) {
-            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--memory-cache-bytes', '0', '--cache-bytes', '0'];
+            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', ...NO_CACHE];
             missOrigin = await startUgcfs(args, { env: cluster.env });
             stops.unshift(() => missOrigin!.stop());
             commands.push(`ugcfs ${args.join(' ')}   (the cache-miss origin)`);
@@ -103,32 +108,34 @@ export const section: Section = {
           const f = figs.get(t.id)!;
           rows.push(row(s.label, f, rpsRatio(figs, t.id, 'nginx'), rpsRatio(figs, t.id, 'node')));
         }
-        if (s.bytes === 20 * 1024) {
+        if (s.bytes === GOAL_BYTES) {
           // The goals are read on the route as ugcfs's own readers use it (the cluster client,
           // so the origin, the CLI and migration: they check every answer's CRC end to end);
           // the server-checked route, what curl gets, is reported beside them.
           const dsNode = rpsRatio(figs, 'ds-client', 'node');
           const dsNginx = rpsRatio(figs, 'ds-client', 'nginx');
           const hitNginx = rpsRatio(figs, 'hit', 'nginx');
-          goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling, as the cluster client reads (it checks the CRC)', target: '>= 0.9x', measured: ratio(dsNode), met: Number.isFinite(dsNode) ? dsNode >= 0.9 : undefined });
-          goals.push({ name: 'data-server 20 KB reads vs bare Node ceiling, the server checking every byte', target: 'reported', measured: ratio(rpsRatio(figs, 'ds', 'node')) });
-          goals.push({ name: 'data-server 20 KB reads vs bare Node reading in place too (synchronous pread), as the cluster client reads', target: 'reported', measured: ratio(rpsRatio(figs, 'ds-client', 'node-sync')) });
-          goals.push({ name: 'data-server 20 KB reads vs nginx static, as the cluster client reads', target: '>= 0.35x', measured: ratio(dsNginx), met: Number.isFinite(dsNginx) ? dsNginx >= 0.35 : undefined });
-          goals.push({ name: 'origin cache hits (20 KB originals) vs nginx static', target: '>= 0.45x', measured: ratio(hitNginx), met: Number.isFinite(hitNginx) ? hitNginx >= 0.45 : undefined });
-          if (poolOrigin) goals.push({ name: `origin cache hits (20 KB originals) vs nginx static, --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: 'reported', measured: ratio(rpsRatio(figs, 'hit-workers', 'nginx')) });
+          goals.push({ id: 'ds-node', name: `data-server ${s.label} reads vs bare Node ceiling, as the cluster client reads (it checks the CRC)`, target: '>= 0.9x', measured: ratio(dsNode), met: Number.isFinite(dsNode) ? dsNode >= 0.9 : undefined });
+          goals.push({ id: 'ds-node-server-checks', name: `data-server ${s.label} reads vs bare Node ceiling, the server checking every byte`, target: 'reported', measured: ratio(rpsRatio(figs, 'ds', 'node')) });
+          goals.push({ id: 'ds-node-sync', name: `data-server ${s.label} reads vs bare Node reading in place too (synchronous pread), as the cluster client reads`, target: 'reported', measured: ratio(rpsRatio(figs, 'ds-client', 'node-sync')) });
+          goals.push({ id: 'ds-nginx', name: `data-server ${s.label} reads vs nginx static, as the cluster client reads`, target: '>= 0.35x', measured: ratio(dsNginx), met: Number.isFinite(dsNginx) ? dsNginx >= 0.35 : undefined });
+          goals.push({ id: 'hit-nginx', name: `origin cache hits (${s.label} originals) vs nginx static`, target: '>= 0.45x', measured: ratio(hitNginx), met: Number.isFinite(hitNginx) ? hitNginx >= 0.45 : undefined });
+          if (poolOrigin) goals.push({ id: 'hit-workers-nginx', name: `origin cache hits (${s.label} originals) vs nginx static, --workers ${ORIGIN_WORKERS} as nginx's ${ORIGIN_WORKERS}`, target: 'reported', measured: ratio(rpsRatio(figs, 'hit-workers', 'nginx')) });
         }
       }
-      const md = [
-        `${count} files of each size, random bytes, requested round-robin; wrk with 2 threads and 32 connections, ${ctx.durationS} s per run, median of ${ctx.runs} rounds.`,
-        '',
-        table(['size', 'server', 'req/s', 'MB/s', 'p50', 'p99', 'vs nginx', 'vs bare Node', 'spread'], rows),
-        '',
-        ugcfsNote,
-        `The data server is read on its internal route with the cluster secret (one index lookup, one positioned read); the cache-miss origin runs with \`--memory-cache-bytes 0 --cache-bytes 0\`, so every read fetches the original from the data server. The \`--workers\` row is the caching origin as ${ORIGIN_WORKERS} processes behind one port (one per core, as nginx's \`worker_processes auto\`; docs/ORIGIN.md); wrk shares the same cores.`,
-        '',
-        'What a data-server read does that the bare Node ceiling does not: it checks the cluster secret (hashed and compared in constant time once per connection), decodes the file id, looks the record up in the index cache, reads the whole record (header, metadata, data, CRC) with one positioned read into a pooled buffer (a synchronous pread on the event loop while reads stay as fast as the page cache: dataserver/README.md, "Reads in place"), checks the record (below), checks that the record is the one indexed, sends type, length, CRC, upload time and owner headers, and counts the request, its latency, the lookup and the read in its metrics. Bare Node does one positioned read into a fresh buffer through libuv\'s thread pool, as Node reads files by default, and sends it with two headers; the goal is read against it, as the issue defines the ceiling. Because the data server reads hot records in place, bare Node doing the same (`--sync-reads`) is measured too, and the data server\'s ratio to it is reported beside the goal: that row is the runtime\'s ceiling for this way of reading. The two data-server rows differ in who passes over the data: "server checks every byte" (what curl or any reader without the header gets) verifies the record\'s CRC32-C before sending any of it; "client checks" is how the cluster client reads (`x-ugcfs-verify: client`; it checks every answer\'s CRC end to end anyway), where the server derives the data\'s CRC from the stored one without a pass over the data, and a damaged record fails the client\'s check, which then asks again with the server checking (dataserver/README.md). The goals are read on that row. `bench/dataserver-reads.ts` prints the CPU per read of each.',
-      ].join('\n');
-      return { markdown: md, goals, commands, data };
+      const values = {
+        files: count,
+        wrkThreads: WRK_THREADS,
+        wrkConnections: WRK_CONNECTIONS,
+        durationS: ctx.durationS,
+        runs: ctx.runs,
+        table: table(['size', 'server', 'req/s', 'MB/s', 'p50', 'p99', 'vs nginx', 'vs bare Node', 'spread'], rows),
+        note: ugcfsNote,
+        missFlags: NO_CACHE.join(' '),
+        workers: ORIGIN_WORKERS,
+        goalSize: SIZES.find((x) => x.bytes === GOAL_BYTES)!.label,
+      };
+      return { values, goals, commands, data };
     } finally {
       for (const s of stops) await s().catch(() => {});
     }

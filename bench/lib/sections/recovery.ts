@@ -14,6 +14,19 @@ import { ClusterClient } from '../../../src/cluster-client.ts';
 
 const FILE_SIZE = 200 * 1024;
 const BLOCK_SIZE = 16 * 2 ** 20;
+const DATASERVERS = 4;
+const REPLICAS = 2;
+const HEARTBEAT_MS = 200;
+const DEAD_AFTER_MS = 1500;
+const REPAIR_DELAY_MS = 0;
+/** how often the status is polled for the end of the repair */
+const POLL_MS = 100;
+/** foreground reads are wrk runs of this many seconds, back to back */
+const SLICE_S = 1;
+/** slices read just before an operation, as its baseline */
+const BASELINE_SLICES = 3;
+const COMPACT_THRESHOLD = 0.1;
+const KILL_ROW = `re-replication after SIGKILL of 1 of ${DATASERVERS} data servers`;
 
 /** Sum of a counter over a server's /metrics, for the labels given. */
 async function counter(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -32,7 +45,7 @@ async function counter(url: string, name: string, labels: Record<string, string>
 function readWhile(ctx: BenchContext, url: string, paths: string[], stop: () => boolean): Promise<WrkResult[]> {
   return (async () => {
     const out: WrkResult[] = [];
-    while (!stop()) out.push(await runWrk({ wrk: ctx.tools.wrk!, url, paths, durationS: 1 }));
+    while (!stop()) out.push(await runWrk({ wrk: ctx.tools.wrk!, url, paths, durationS: SLICE_S }));
     return out;
   })();
 }
@@ -68,7 +81,7 @@ export const section: Section = {
   title: 'Recovery: re-replication, rebalance and compaction speed',
   async run(ctx: BenchContext) {
     const roles = rolesAvailable();
-    if (!roles.nameserver || !roles.dataserver) return { markdown: 'Not measured: needs the name server and data servers.', goals: [], commands: [], data: {} };
+    if (!roles.nameserver || !roles.dataserver) return { values: { notMeasured: 'needs the name server and data servers' }, goals: [], commands: [], data: {} };
     const files = ctx.quick ? 300 : 1000;
     const rows: (string | number)[][] = [];
     const notes: string[] = [];
@@ -77,11 +90,11 @@ export const section: Section = {
     try {
       cluster = await startCluster({
         dir: join(ctx.work, 'cluster'),
-        dataservers: 4,
-        replicas: 2,
+        dataservers: DATASERVERS,
+        replicas: REPLICAS,
         origin: roles.origin && !!ctx.tools.wrk,
-        nameserverArgs: ['--heartbeat-ms', '200', '--dead-after-ms', '1500', '--repair-delay-ms', '0', '--startup-grace-ms', '0'],
-        dataserverArgs: ['--heartbeat-ms', '200', '--block-size', String(BLOCK_SIZE), '--fsync=false'],
+        nameserverArgs: ['--heartbeat-ms', String(HEARTBEAT_MS), '--dead-after-ms', String(DEAD_AFTER_MS), '--repair-delay-ms', String(REPAIR_DELAY_MS), '--startup-grace-ms', '0'],
+        dataserverArgs: ['--heartbeat-ms', String(HEARTBEAT_MS), '--block-size', String(BLOCK_SIZE), '--fsync=false'],
         // the origin's caches off: every foreground read reaches a data server
         originArgs: ['--memory-cache-bytes', '0', '--cache-bytes', '0'],
       });
@@ -108,9 +121,9 @@ export const section: Section = {
       const baselineOf = async (readPaths: string[]) => {
         if (!cluster?.origin) return Number.NaN;
         let n = 0;
-        return rate(await readWhile(ctx, cluster.origin.url, readPaths, () => n++ >= 3));
+        return rate(await readWhile(ctx, cluster.origin.url, readPaths, () => n++ >= BASELINE_SLICES));
       };
-      if (cluster.origin) await runWrk({ wrk: ctx.tools.wrk!, url: cluster.origin.url, paths, durationS: 1 });
+      if (cluster.origin) await runWrk({ wrk: ctx.tools.wrk!, url: cluster.origin.url, paths, durationS: SLICE_S });
       const survivors = cluster.dataservers.filter((d) => d !== victim);
       const fgBase = await baselineOf(paths);
       const copiedBefore = (await Promise.all(survivors.map((d) => counter(d.url, 'ugcfs_block_copy_bytes_total', { direction: 'in' })))).reduce((a, b) => a + b, 0);
@@ -130,7 +143,7 @@ export const section: Section = {
           if (dead && !tDetect) tDetect = Date.now();
           if (tDetect && s.underReplicatedBlocks === 0) { tDone = Date.now(); break; }
         }
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, POLL_MS));
       }
       done = true;
       const duringRuns = await during;
@@ -141,7 +154,7 @@ export const section: Section = {
       const mbps = moved / 2 ** 20 / repairSecs;
       const fgDuring = rate(duringRuns);
       rows.push([
-        're-replication after SIGKILL of 1 of 4 data servers',
+        KILL_ROW,
         bytes(moved),
         `${repairSecs.toFixed(1)} s (+${((tDetect - tKill) / 1000).toFixed(1)} s to declare it dead)`,
         `${mbps.toFixed(1)} MB/s`,
@@ -184,7 +197,7 @@ export const section: Section = {
           const s = await cluster.status();
           const scanned = s.dataservers.filter((d) => d.alive).reduce((n, d) => n + d.usedBytes, 0);
           const base = await baselineOf(keep.map((f) => `/${f}`));
-          const r = await runOperation(ctx, cluster, { kind: 'compact', threshold: 0.1 }, keep.map((f) => `/${f}`));
+          const r = await runOperation(ctx, cluster, { kind: 'compact', threshold: COMPACT_THRESHOLD }, keep.map((f) => `/${f}`));
           const reclaimed = Number((r.op.details as { reclaimedBytes?: number } | undefined)?.reclaimedBytes ?? r.op.bytesDone);
           rows.push([`compaction after deleting half the files (${r.op.done} block copies, ${r.op.state})`, `${bytes(scanned)} scanned, ${bytes(reclaimed)} reclaimed`, `${r.secs.toFixed(1)} s`, `${(scanned / 2 ** 20 / r.secs).toFixed(1)} MB/s scanned`, cluster.origin ? `${num(rate(r.during))} req/s during vs ${num(base)} before (${((rate(r.during) / base) * 100).toFixed(0)}%)` : 'not measured']);
           data.compaction = { op: r.op, secs: r.secs, scanned, reclaimed, fgBase: base, fgDuring: rate(r.during) };
@@ -193,22 +206,29 @@ export const section: Section = {
         }
       }
     } catch (err) {
-      rows.push(['re-replication after SIGKILL of 1 of 4 data servers', `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
+      rows.push([KILL_ROW, `failed: ${(err as Error).message.split('\n')[0]!.slice(0, 120)}`, '', '', '']);
     } finally {
       await cluster?.stop().catch(() => {});
     }
     for (const [op, cmd] of [['rebalance', 'rebalance'], ['compaction', 'compact']] as const) {
       if (!existsSync(join(ROOT, 'cli', 'commands', `${cmd}.ts`))) rows.push([op, 'not yet measured', '', '', `\`ugcfs ${cmd}\` does not exist yet`]);
     }
-    const md = [
-      `A cluster of 1 name server and 4 data servers (replicas 2, ${BLOCK_SIZE / 2 ** 20} MiB blocks, heartbeats every 200 ms, dead after 1.5 s, repair delay 0, default repair concurrency), ${files} files of ${FILE_SIZE / 1024} KB. One data server is SIGKILLed; the time runs from the name server declaring it dead to \`underReplicatedBlocks\` returning to 0 (polled every 100 ms). Bytes are the survivors' \`ugcfs_block_copy_bytes_total{direction="in"}\`. Foreground reads: wrk on an origin with its caches off (so every read reaches a data server and some fail over from the dead one), in 1 s slices while the operation runs (for the repair: from the kill on, so reads failing over from the dead server count), against three such slices just before it.`,
-      '',
-      table(['operation', 'bytes', 'time', 'speed', 'foreground reads'], rows),
-      '',
-      'Then, on the same cluster: an empty data server is started and a rebalance (POST /ops {"kind":"rebalance"}, what `ugcfs rebalance` sends) moves blocks onto it; its speed is the operation\'s own `bytesDone` over its duration. Last, every other file is deleted and a compaction (threshold 0.1) rewrites the blocks; its speed is the bytes of the blocks it went through over its duration. Foreground reads for both are measured as for the repair (only files still live during compaction).',
-      '',
-      ...notes,
-    ].join('\n');
-    return { markdown: md, goals: [], commands: [], data };
+    const values = {
+      dataservers: DATASERVERS,
+      replicas: REPLICAS,
+      blockMib: BLOCK_SIZE / 2 ** 20,
+      heartbeatMs: HEARTBEAT_MS,
+      deadAfterS: DEAD_AFTER_MS / 1000,
+      repairDelayMs: REPAIR_DELAY_MS,
+      files,
+      fileKb: FILE_SIZE / 1024,
+      pollMs: POLL_MS,
+      sliceS: SLICE_S,
+      baselineSlices: BASELINE_SLICES,
+      compactThreshold: COMPACT_THRESHOLD,
+      table: table(['operation', 'bytes', 'time', 'speed', 'foreground reads'], rows),
+      notes: notes.join('\n'),
+    };
+    return { values, goals: [], commands: [], data };
   },
 };

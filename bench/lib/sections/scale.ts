@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import type { Section, BenchContext } from '../context.ts';
 import type { Goal } from '../results.ts';
-import { runWrk, checkWrk, type WrkResult } from '../wrk.ts';
+import { wrkCommand, WRK_THREADS, WRK_CONNECTIONS, runWrk, checkWrk, type WrkResult } from '../wrk.ts';
 import { median, Histogram } from '../stats.ts';
-import { table, num, micros, bytes, ratio } from '../markdown.ts';
+import { table, num, micros, bytes, ratio, filesLabel } from '../markdown.ts';
 import { chartSvg, writeChartPng } from '../chart.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
 import { startUgcfs, runCommand, RUN_TS, ROOT, type Child } from '../spawn.ts';
@@ -22,6 +22,13 @@ const FILE_SIZE = 1024;
 const BLOCK_SIZE = String(4 * 2 ** 30);
 const SAMPLE = 20_000;
 const LATENCY_CONNECTIONS = 4;
+const LATENCY_THREADS = 1;
+/** store reopens timed per size (the median is reported) */
+const REOPENS = 3;
+/** the data servers' --index-cache-entries in the cache-on runs (their default) */
+const INDEX_CACHE_ENTRIES = 100_000;
+/** the goal for the index's bytes per file on disk */
+const INDEX_GOAL_BYTES = 64;
 /** Latency runs last this many times the throughput runs: a p99 of sub-millisecond reads moves with every hiccup of a shared machine, and more samples steady it. */
 const LATENCY_RUN_FACTOR = 3;
 /** windows each size's latency time per round is cut into, taken in turn across the sizes */
@@ -67,10 +74,10 @@ export const section: Section = {
   async run(ctx: BenchContext) {
     const roles = rolesAvailable();
     if (!roles.nameserver || !roles.dataserver || !ctx.tools.wrk) {
-      return { markdown: 'Not measured: needs the name server, the data server and wrk.', goals: [], commands: [], data: {} };
+      return { values: { notMeasured: 'needs the name server, the data server and wrk' }, goals: [], commands: [], data: {} };
     }
     const counts = ctx.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
-    const commands: string[] = [`wrk -t 2 -c 32 -d ${ctx.durationS}s --timeout 10s -s ROUND_ROBIN.lua URL   (the Lua script walks the file list, one JSON summary line; bench/lib/wrk.ts)`];
+    const commands: string[] = [wrkCommand(ctx.durationS)];
     interface Stage { count: number; cluster: Cluster; dsDir: string; paths: string[]; fill: number; indexBytes: number; blockBytes: number; reopens: number[] }
     const stages: Stage[] = [];
     const live: Child[] = [];
@@ -104,7 +111,7 @@ export const section: Section = {
         st.fill = (await generator(genArgs)).value!;
         st.indexBytes = du(join(st.dsDir, 'index'));
         st.blockBytes = du(join(st.dsDir, 'blocks'));
-        for (let i = 0; i < 3; i++) st.reopens.push((await generator(['reopen', '--dir', st.dsDir, '--block-size', BLOCK_SIZE])).value!);
+        for (let i = 0; i < REOPENS; i++) st.reopens.push((await generator(['reopen', '--dir', st.dsDir, '--block-size', BLOCK_SIZE])).value!);
         st.paths = (JSON.parse(readFileSync(fidsFile, 'utf8')) as string[]).map((f) => DS_ROUTES.needle.replace(':fid', f));
       }
       // 2. Reads: a data server per size, all up at once, measured round-robin so every
@@ -128,7 +135,7 @@ export const section: Section = {
       const starts = new Map<number, number[]>(counts.map((c) => [c, []]));
       const dsRss = new Map<number, number>();
       for (const mode of ['cached', 'uncached'] as const) {
-        const cache = mode === 'cached' ? 100_000 : 0;
+        const cache = mode === 'cached' ? INDEX_CACHE_ENTRIES : 0;
         const servers: Child[] = [];
         for (const st of stages) {
           const t0 = Date.now();
@@ -143,7 +150,7 @@ export const section: Section = {
         // across the sizes, and every window's latencies pool into one histogram per size:
         // a stall of this shared VM then lands on every size alike instead of on whichever
         // size's run it happened to catch, and p99 reads every sample of the section.
-        const go = (i: number, d: number, c = 32) => runWrk({ wrk: ctx.tools.wrk!, url: servers[i]!.url, paths: stages[i]!.paths, headers: { 'x-ugcfs-secret': SECRET }, durationS: d, connections: c, threads: c >= 32 ? 2 : 1, histogram: c < 32 });
+        const go = (i: number, d: number, c = WRK_CONNECTIONS) => runWrk({ wrk: ctx.tools.wrk!, url: servers[i]!.url, paths: stages[i]!.paths, headers: { 'x-ugcfs-secret': SECRET }, durationS: d, connections: c, threads: c >= WRK_CONNECTIONS ? WRK_THREADS : LATENCY_THREADS, histogram: c < WRK_CONNECTIONS });
         for (let i = 0; i < stages.length; i++) checkWrk(await go(i, 1), `scale ${stages[i]!.count} ${mode} warm-up`);
         for (let r = 0; r < ctx.runs; r++) {
           const round = stages.map(() => new Histogram());
@@ -188,7 +195,7 @@ export const section: Section = {
       for (const st of stages) await st.cluster.stop().catch(() => {});
     }
 
-    const label = (n: number) => (n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`);
+    const label = filesLabel;
     const ratioRange = (rs: number[]) => `${ratio(Math.min(...rs))}-${ratio(Math.max(...rs))}`;
     const last = points[points.length - 1]!;
     const goals: Goal[] = [];
@@ -197,11 +204,12 @@ export const section: Section = {
     const p99Growth = last.uncached.p99 / points[0]!.uncached.p99;
     const p99GrowthCached = last.cached.p99 / points[0]!.cached.p99;
     const atMillion = points.find((p) => p.files === 1_000_000);
-    goals.push({ name: `p99 read latency at ${label(last.files)} files vs 10k (index cache off)`, target: '<= 1.2x', measured: ratio(p99Growth), met: atMillion ? p99Growth <= 1.2 : undefined });
-    goals.push({ name: `p99 read latency at ${label(last.files)} files vs 10k (index cache on, default)`, target: '<= 1.2x', measured: ratio(p99GrowthCached), met: atMillion ? p99GrowthCached <= 1.2 : undefined });
+    const first = label(points[0]!.files);
+    goals.push({ id: 'p99-off', name: `p99 read latency at ${label(last.files)} files vs ${first} (index cache off)`, target: '<= 1.2x', measured: ratio(p99Growth), met: atMillion ? p99Growth <= 1.2 : undefined });
+    goals.push({ id: 'p99-on', name: `p99 read latency at ${label(last.files)} files vs ${first} (index cache on, default)`, target: '<= 1.2x', measured: ratio(p99GrowthCached), met: atMillion ? p99GrowthCached <= 1.2 : undefined });
     const maxIndex = Math.max(...points.map((p) => p.indexBytesPerFile));
-    goals.push({ name: 'index bytes per file on disk', target: '<= 64', measured: `${maxIndex.toFixed(1)} B`, met: maxIndex <= 64 });
-    goals.push({ name: 'reopen of 1M records (storage engine open)', target: '<= 3 s', measured: atMillion ? `${(atMillion.reopenMs / 1000).toFixed(2)} s` : '—', met: atMillion ? atMillion.reopenMs <= 3000 : undefined });
+    goals.push({ id: 'index-bytes', name: 'index bytes per file on disk', target: `<= ${INDEX_GOAL_BYTES}`, measured: `${maxIndex.toFixed(1)} B`, met: maxIndex <= INDEX_GOAL_BYTES });
+    goals.push({ id: 'reopen', name: 'reopen of 1M records (storage engine open)', target: '<= 3 s', measured: atMillion ? `${(atMillion.reopenMs / 1000).toFixed(2)} s` : '—', met: atMillion ? atMillion.reopenMs <= 3000 : undefined });
 
     const svg = chartSvg([
       { title: 'Read latency (index cache off)', yLabel: 'ms', xLabels: points.map((p) => `${label(p.files)} files`), series: [
@@ -216,7 +224,7 @@ export const section: Section = {
       ] },
       { title: 'Index bytes per file on disk', yLabel: 'bytes', xLabels: points.map((p) => `${label(p.files)} files`), series: [
         { name: 'LevelDB index / files', values: points.map((p) => p.indexBytesPerFile), color: '#9467bd' },
-        { name: 'goal (64)', values: points.map(() => 64), color: '#999', dashed: true },
+        { name: `goal (${INDEX_GOAL_BYTES})`, values: points.map(() => INDEX_GOAL_BYTES), color: '#999', dashed: true },
       ] },
       { title: 'Reopen time and memory', yLabel: 'ms  /  MiB', xLabels: points.map((p) => `${label(p.files)} files`), series: [
         { name: 'store reopen (ms)', values: points.map((p) => p.reopenMs), color: '#ff7f0e' },
@@ -230,20 +238,28 @@ export const section: Section = {
       label(p.files), num(p.fillPerS), `${p.indexBytesPerFile.toFixed(1)} B`, `${p.blockBytesPerFile.toFixed(0)} B`, `${num(p.reopenMs)} ms`, `${(p.startMs / 1000).toFixed(2)} s`, bytes(p.nsRss), bytes(p.dsRss),
     ]);
     const readRows = points.flatMap((p) => [
-      [label(p.files), 'on (100k entries, default)', num(p.cached.rps), micros(p.cached.p50), micros(p.cached.p99), micros(p.cached.p99Median), bytes(p.cached.fromStorage)],
+      [label(p.files), `on (${label(INDEX_CACHE_ENTRIES)} entries, default)`, num(p.cached.rps), micros(p.cached.p50), micros(p.cached.p99), micros(p.cached.p99Median), bytes(p.cached.fromStorage)],
       [label(p.files), 'off (every read a LevelDB get)', num(p.uncached.rps), micros(p.uncached.p50), micros(p.uncached.p99), micros(p.uncached.p99Median), bytes(p.uncached.fromStorage)],
     ]);
-    const md = [
-      `Files of ${FILE_SIZE} B in one block of one data server per size (fsync off while generating; the generator is the storage engine itself, 512 appends in flight). Reads: one data server per size, all running at once and measured one after the other in each round (so all sizes share the background load); wrk over a uniform random sample of ${num(SAMPLE)} fids, ${ctx.durationS} s per run, median of ${ctx.runs} rounds; req/s at 32 connections (2 threads), p50/p99 at ${LATENCY_CONNECTIONS} connections (1 thread), so they carry less time queued behind other requests, from ${ctx.durationS * LATENCY_RUN_FACTOR} s per size per round, taken as ${LATENCY_WINDOWS} windows of ${(ctx.durationS * LATENCY_RUN_FACTOR) / LATENCY_WINDOWS} s in turn across the sizes, every latency of every window and round pooled into one histogram per size (so a stall of this shared VM lands on all sizes alike, and p99 reads every sample rather than being the median of per-run p99s, which moved by up to 2x between runs of the same server). req/s is the median of the rounds; p50 and p99 are read from the pooled histogram, and the median of the rounds' own p99s is shown beside them. The p99 growth goal is the ratio of the pooled p99s; the per-round ratios ranged ${ratioRange(ratios.cached)} with the cache on and ${ratioRange(ratios.uncached)} with it off. ${notHeld ? `The data servers' files were **not** held in memory (${notHeld}), so reads may have gone to the disk; the last column says how much.` : 'Each data server\'s directory (block file and index) is locked in memory (`vmtouch -l`) while the reads run, and the last column shows what the data servers read from storage during the latency runs, so the figures isolate index cost from disk cost.'} Why the lock: this VM pages out file pages that sit idle for about 30 s (DAMON reclaim, machine line above), in regions of several MB, so hot records scattered through a 1 GB block file were paged out with their cold neighbours. Unheld, the 1M data server's block file was a third resident and one 12-s latency run read 105 MiB from the disk (the 10k one: 4 MiB).`,
-      '',
-      '![scale curves](benchmarks/scale.png)',
-      '',
-      table(['files', 'generated/s', 'index bytes/file', 'block bytes/file', 'store reopen', 'data-server start to listening', 'name-server RSS', 'data-server RSS'], rows),
-      '',
-      table(['files', 'index cache', 'req/s (32 conns)', `p50 (${LATENCY_CONNECTIONS} conns, pooled)`, `p99 (${LATENCY_CONNECTIONS} conns, pooled)`, 'p99, median of the rounds\' p99s', 'read from storage (latency runs)'], readRows),
-      '',
-      '"store reopen" is `BlockStore.open` (index meta scan and tail reconciliation) timed inside a process, median of 3; "start to listening" is the whole `ugcfs dataserver` process start, including Node and TypeScript loading. The name server holds blocks, not files, so its memory does not grow with the file count; the data server\'s RSS is measured after the reads with the index cache on.',
-    ].join('\n');
-    return { markdown: md, goals, commands, data: points };
+    const values = {
+      fileSize: FILE_SIZE,
+      sample: num(SAMPLE),
+      durationS: ctx.durationS,
+      runs: ctx.runs,
+      wrkConnections: WRK_CONNECTIONS,
+      wrkThreads: WRK_THREADS,
+      latencyConnections: LATENCY_CONNECTIONS,
+      latencyThreads: LATENCY_THREADS,
+      latencyS: ctx.durationS * LATENCY_RUN_FACTOR,
+      windows: LATENCY_WINDOWS,
+      windowS: (ctx.durationS * LATENCY_RUN_FACTOR) / LATENCY_WINDOWS,
+      ratiosOn: ratioRange(ratios.cached),
+      ratiosOff: ratioRange(ratios.uncached),
+      notHeld,
+      storeTable: table(['files', 'generated/s', 'index bytes/file', 'block bytes/file', 'store reopen', 'data-server start to listening', 'name-server RSS', 'data-server RSS'], rows),
+      readTable: table(['files', 'index cache', `req/s (${WRK_CONNECTIONS} conns)`, `p50 (${LATENCY_CONNECTIONS} conns, pooled)`, `p99 (${LATENCY_CONNECTIONS} conns, pooled)`, 'p99, median of the rounds\' p99s', 'read from storage (latency runs)'], readRows),
+      reopens: REOPENS,
+    };
+    return { values, goals, commands, data: points };
   },
 };

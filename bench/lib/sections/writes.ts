@@ -15,7 +15,15 @@ import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, protocolWri
 
 const SIZE = 20 * 1024;
 const CONCURRENCY = 16;
+const WARMUP_S = 1;
+const DATASERVERS = 3;
+const REPLICAS = [1, 2, 3];
+/** the replica count the goal is read at */
+const GOAL_REPLICAS = 2;
 const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 });
+
+/** The goal: replicated writes at GOAL_REPLICAS, fsync off, against nginx's single-copy PUT. */
+const goal = (measured: string, met: boolean | undefined): Goal => ({ id: 'replicated-nginx', name: `replicated writes (replicas ${GOAL_REPLICAS}, fsync off) vs nginx WebDAV PUT`, target: '>= 0.5x', measured, met });
 
 export const section: Section = {
   id: 'writes',
@@ -57,25 +65,25 @@ export const section: Section = {
       if (!roles.nameserver || !roles.dataserver) notes.push('ugcfs name server / data server not built yet: their rows are not measured.');
       for (const fsync of [false, true]) {
         if (!roles.nameserver || !roles.dataserver) break;
-        const cluster = await startCluster({ dir: join(ctx.work, `cluster-${fsync}`), dataservers: 3, replicas: 2, origin: roles.origin, dataserverArgs: [`--fsync=${fsync}`] });
+        const cluster = await startCluster({ dir: join(ctx.work, `cluster-${fsync}`), dataservers: DATASERVERS, replicas: GOAL_REPLICAS, origin: roles.origin, dataserverArgs: [`--fsync=${fsync}`] });
         commands.push(...cluster.commands);
         let pool: Child | undefined;
         try {
           const writer: Writer = await clientWriter(cluster.nameserver.url).catch(() => protocolWriter(cluster.nameserver.url));
           const kinds: { id: string; label: string; op: () => Promise<number> }[] = [];
           if (davUrl) kinds.push({ id: 'nginx', label: 'nginx WebDAV PUT (1 copy, no fsync)', op: davPut });
-          for (const r of [1, 2, 3]) kinds.push({ id: `r${r}`, label: `ugcfs replicas ${r}, fsync ${fsync ? 'on' : 'off'} (${writer.how})`, op: async () => { await writer.put(body, 'application/octet-stream', r); return SIZE; } });
+          for (const r of REPLICAS) kinds.push({ id: `r${r}`, label: `ugcfs replicas ${r}, fsync ${fsync ? 'on' : 'off'} (${writer.how})`, op: async () => { await writer.put(body, 'application/octet-stream', r); return SIZE; } });
           // The same client with write coalescing off: what the goal row would be without batches.
           const single = await clientWriter(cluster.nameserver.url, { writeBatch: 1 }).catch(() => undefined);
-          if (single) kinds.push({ id: 'r2-put', label: `ugcfs replicas 2, fsync ${fsync ? 'on' : 'off'} (${single.how})`, op: async () => { await single.put(body, 'application/octet-stream', 2); return SIZE; } });
-          if (cluster.origin) kinds.push({ id: 'upload', label: `ugcfs origin POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas 2, fsync ${fsync ? 'on' : 'off'})`, op: async () => { await originUpload(cluster.origin!.url, jpeg, 'image/jpeg'); return jpeg.length; } });
+          if (single) kinds.push({ id: `r${GOAL_REPLICAS}-put`, label: `ugcfs replicas ${GOAL_REPLICAS}, fsync ${fsync ? 'on' : 'off'} (${single.how})`, op: async () => { await single.put(body, 'application/octet-stream', GOAL_REPLICAS); return SIZE; } });
+          if (cluster.origin) kinds.push({ id: 'upload', label: `ugcfs origin POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas ${GOAL_REPLICAS}, fsync ${fsync ? 'on' : 'off'})`, op: async () => { await originUpload(cluster.origin!.url, jpeg, 'image/jpeg'); return jpeg.length; } });
           if (cluster.origin && !fsync) {
             // Uploads through an origin with a worker per core (one table row is enough).
             const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS)];
             pool = await startUgcfs(args, { env: cluster.env });
             commands.push(`ugcfs ${args.join(' ')}`);
             const url = pool.url;
-            kinds.push({ id: 'upload-workers', label: `ugcfs origin --workers ${ORIGIN_WORKERS} POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas 2, fsync off)`, op: async () => { await originUpload(url, jpeg, 'image/jpeg'); return jpeg.length; } });
+            kinds.push({ id: 'upload-workers', label: `ugcfs origin --workers ${ORIGIN_WORKERS} POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas ${GOAL_REPLICAS}, fsync off)`, op: async () => { await originUpload(url, jpeg, 'image/jpeg'); return jpeg.length; } });
           }
           const runs = new Map<string, LoadResult[]>(kinds.map((k) => [k.id, []]));
           const errors = new Map<string, string>();
@@ -83,7 +91,7 @@ export const section: Section = {
             for (const k of kinds) {
               if (errors.has(k.id)) continue;
               try {
-                const raw = await runLoad({ concurrency: CONCURRENCY, durationS: round === 0 ? 1 : ctx.durationS, op: k.op });
+                const raw = await runLoad({ concurrency: CONCURRENCY, durationS: round === 0 ? WARMUP_S : ctx.durationS, op: k.op });
                 // Warm-up failures are reported, not fatal: they show what a cold cluster does
                 // (e.g. the first writes into a freshly allocated block).
                 if (round === 0) {
@@ -106,8 +114,8 @@ export const section: Section = {
             if (rs.length === 0) { rows.push([k.label, `failed: ${(errors.get(k.id) ?? '').slice(0, 100)}`, '', '', '', '', '']); continue; }
             const vs = medianRatio(rs.map((x) => x.opsPerS), base.map((x) => x.opsPerS));
             rows.push([k.label, num(median(rs.map((x) => x.opsPerS))), num(median(rs.map((x) => x.bytesPerS)) / 2 ** 20, 1), micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), ratio(vs), `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
-            if (k.id === 'r2' && !fsync) goals.push({ name: 'replicated writes (replicas 2, fsync off) vs nginx WebDAV PUT', target: '>= 0.5x', measured: ratio(vs), met: Number.isFinite(vs) ? vs >= 0.5 : undefined });
-            if (k.id === 'r2' && fsync) goals.push({ name: 'replicated writes (replicas 2, fsync on) vs nginx WebDAV PUT (no fsync)', target: 'reported (issue 3)', measured: ratio(vs) });
+            if (k.id === `r${GOAL_REPLICAS}` && !fsync) goals.push(goal(ratio(vs), Number.isFinite(vs) ? vs >= 0.5 : undefined));
+            if (k.id === `r${GOAL_REPLICAS}` && fsync) goals.push({ id: 'replicated-fsync-nginx', name: `replicated writes (replicas ${GOAL_REPLICAS}, fsync on) vs nginx WebDAV PUT (no fsync)`, target: 'reported (issue 3)', measured: ratio(vs) });
           }
           data[`fsync-${fsync ? 'on' : 'off'}`] = Object.fromEntries([...runs].map(([k, v]) => [k, v.map((x) => x.opsPerS)]));
           await writer.close?.();
@@ -123,25 +131,22 @@ export const section: Section = {
         for (let r = 0; r < ctx.runs; r++) rs.push(checkLoad(await runLoad({ concurrency: CONCURRENCY, durationS: ctx.durationS, op: davPut }), 'nginx PUT'));
         rows.push(['nginx WebDAV PUT (1 copy, no fsync)', num(median(rs.map((x) => x.opsPerS))), num(median(rs.map((x) => x.bytesPerS)) / 2 ** 20, 1), micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), '1.00x', `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
       }
-      if (!goals.some((g) => g.name.startsWith('replicated writes (replicas 2, fsync off)'))) goals.push({ name: 'replicated writes (replicas 2, fsync off) vs nginx WebDAV PUT', target: '>= 0.5x', measured: '—' });
-      const md = [
-        `${SIZE / 1024} KB random files, ${CONCURRENCY} concurrent writers in one Node process (undici keep-alive; the bench's own process, run with the same Node flags as ugcfs processes), ${ctx.durationS} s per run, median of ${ctx.runs} rounds after a 1 s warm-up. The cluster: 1 name server and 3 data servers on this machine; each write takes a fid from the client's assign batch (one name-server round trip per 100 writes), then goes to the block's primary, which appends and forwards to the other replicas in parallel, and answers when every replica has the record (and, with fsync on, has fdatasync'ed it in a group commit). The cluster client coalesces the writes its callers issue in the same turn that landed in the same block into one batch request to the primary, which forwards them as one request per replica (dataserver/README.md, "Batch write frame"); every write is still acknowledged, refused or retried on its own. The row \"one PUT per write\" is the same client with coalescing off (\`writeBatch: 1\`). nginx stores one copy per PUT and never fsyncs. Ratios are against the nginx run of the same round.`,
-        '',
-        table(['writer', 'writes/s', 'MB/s', 'p50', 'p99', 'vs nginx PUT', 'spread'], rows),
-        '',
-        ...notes,
-        '',
-        WHERE_THE_TIME_GOES,
-      ].join('\n');
-      return { markdown: md, goals, commands, data };
+      if (!goals.some((g) => g.id === 'replicated-nginx')) goals.push(goal('—', undefined));
+      const values = {
+        sizeKb: SIZE / 1024,
+        concurrency: CONCURRENCY,
+        durationS: ctx.durationS,
+        runs: ctx.runs,
+        warmupS: WARMUP_S,
+        dataservers: DATASERVERS,
+        goalReplicas: GOAL_REPLICAS,
+        replicaList: REPLICAS.join('/'),
+        table: table(['writer', 'writes/s', 'MB/s', 'p50', 'p99', 'vs nginx PUT', 'spread'], rows),
+        notes: notes.join('\n'),
+      };
+      return { values, goals, commands, data };
     } finally {
       for (const s of stops) await s().catch(() => {});
     }
   },
 };
-
-/**
- * Where a replicated write's time goes: measured by hand (session notes), not by this
- * section, so it carries its own dates and tools.
- */
-const WHERE_THE_TIME_GOES = `**Where a replicated write's time goes** (measured by hand, not by this section: per-process CPU from \`/proc\` around 30,000 writes on this section's cluster, \`perf record -a -g\` with \`--perf-basic-prof\`, V8's \`--log-ic\`). Replicas 2, fsync off, 20 KB, 16 writers. **Direct appends** (2026-11-22; dataserver/README.md, "Direct appends"): the largest single cost had been copying each record into fresh page-cache pages — the data servers' \`pwritev\` in libuv's worker threads was 29 % of all CPU samples on the machine, and on this VM appending 20 KB costs 10-50 µs of kernel time when the pages are new to the guest (the hypervisor backs them on first touch), paid once per copy where nginx pays it once per PUT. Now a group commit's whole pages go to the file with \`O_DIRECT\` and only the partial pages at either end through the page cache: in four adjacent off/on pairs the data servers' system CPU per write fell from 210-236 to 80-103 µs and the rate rose from 2,395-2,893 to 2,791-3,782 writes/s. Per write after it: the three data servers together 300-380 µs of CPU (user 215-280), the client 60-130, the name server ~20. Earlier (2026-11-21): of a data server's main thread, compiled JavaScript 19 % of samples, kernel socket work 19 %, V8's inline-cache misses 12 % (19 % before queued appends became one class), CRC32-C 6.5 %, promise plumbing 4 %, the collector 3 %. Block size matters: with 64 MiB blocks, which this load fills every second or two, a write cost the data servers ~100 µs more (blocks sealing mid-batch and being replaced); the section and bench/cluster-write.ts use the default 256 MiB. Measured and not kept: the index's LevelDB writes batched behind the acknowledgement (+0-13 %; taking LevelDB out altogether, as an experiment, +16-26 %), more coalesced batches in flight (six or eight: no better than four). What might still help: a binary replication channel, and on a real network, where the sender no longer pays the receiver's TCP work, less.`;

@@ -1,0 +1,28 @@
+// The runner's options (`npm run bench -- --help`), apart from bench/run.ts so the doc's
+// "How to run" can quote their defaults.
+import { opt } from '../../src/config.ts';
+
+/** The sections, in the order they run and appear in docs/BENCHMARKS.md. */
+export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'profile', 'external'];
+
+/** --wait-quiet waits at most this long per section for the load average to drop */
+export const WAIT_QUIET_MS = 3 * 60_000;
+
+export const RUN_OPTIONS = {
+  only: opt.list(SECTION_ORDER, 'the sections to run; the others keep their last figures', { choices: SECTION_ORDER }),
+  quick: opt.bool(false, 'fewer and shorter runs, for a smoke check'),
+  runs: opt.int(3, 'rounds per figure (the median is reported)', { min: 1 }),
+  duration: opt.number(4, 'seconds per run', { min: 1 }),
+  externalFull: opt.bool(false, "the parts' own scripts in their full form; slower"),
+  waitQuiet: opt.bool(false, `before each section, wait up to ${WAIT_QUIET_MS / 60_000} min for the load average to drop below the core count`),
+  noDoc: opt.bool(false, 'touch nothing in docs/'),
+  render: opt.bool(false, 'only rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json'),
+  // A section's work directory lives until the section ends. The writes section keeps every
+  // replica of thousands of 20 KB writes a second (replicas 1-3, two clusters) and nginx's
+  // copies over all its rounds: several GB. The scale section keeps 1.1 million 1 KB records
+  // with their LevelDB indexes: over 1 GB. 10 GiB covers either with room for the system;
+  // a run of lighter sections can lower it.
+  minFreeGib: opt.number(10, 'refuse to start with less free disk in the scratch directory (os.tmpdir())', { min: 0 }),
+};
+
+export const RUN_QUICK = { runs: 2, duration: 2 };
