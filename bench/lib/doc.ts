@@ -1,6 +1,7 @@
 // Renders docs/BENCHMARKS.md from the stored results of every section and the templates in
-// bench/templates/: doc.md (the opening and the fixed chapters), section.md (each section's
-// heading, when it was measured, its commands) and sections/<id>.md (its body).
+// bench/templates/: doc.md (the goals, a short reading of them, then how the figures are
+// made), section.md (each section's heading, when it was measured, its commands) and
+// sections/<id>.md (its body).
 import type { ExternalLine, ResultsFile, SectionResult } from './results.ts';
 import { table, goal, filesLabel } from './markdown.ts';
 import type { MachineInfo } from './machine.ts';
@@ -42,7 +43,18 @@ function docValues(r: ResultsFile, sections: SectionResult[]): Values {
   const lines = Object.values((r.sections.external?.data ?? {}) as Record<string, { lines?: ExternalLine[] }>).flatMap((x) => x.lines ?? []);
   const example = lines.filter((l) => Number.isFinite(l.value)).map((l) => JSON.stringify(l)).sort((a, b) => a.length - b.length)[0];
   const writes = r.sections.writes?.values;
+  const goals = sections.flatMap((sec) => sec.goals.map((g) => ({ ...g, section: sec }))).filter((g) => !g.target.startsWith('reported'));
+  const notMet = goals.filter((g) => g.met === false);
   return {
+    // the reading: every goal's figure as `g.<section>.<id>`, and how many goals are met
+    ...Object.fromEntries(sections.flatMap((sec) => sec.goals.map((g) => [`g.${sec.id}.${g.id}`, g.measured]))),
+    met: goals.filter((g) => g.met === true).length,
+    targeted: goals.length,
+    notMet: notMet.map((g) => `${g.name} (${g.measured}, goal ${g.target})`).join('; '),
+    copies: writes?.goalReplicas ?? '—',
+    readSize: r.sections.reads?.values.goalSize ?? '—',
+    smallest: points[0] ? filesLabel(points[0].files) : '—',
+    largest: points.length ? filesLabel(points[points.length - 1]!.files) : '—',
     cores: sections[0]?.machine.cores ?? '—',
     runs: RUN_OPTIONS.runs.default,
     duration: RUN_OPTIONS.duration.default,
@@ -68,12 +80,13 @@ export function renderDoc(results: ResultsFile): string {
     const line = machineLine(s.machine);
     machines.set(line, [...(machines.get(line) ?? []), `${s.id} (${s.measuredAt}${s.quick ? ', --quick' : ''})`]);
   }
-  const goals = sections.flatMap((s) => s.goals.map((g) => ({ ...g, section: s.id })));
+  // every goal with the command that measured it (the section's run)
+  const goals = sections.flatMap((s) => s.goals.map((g) => [g.name, g.target, g.measured, g.target.startsWith('reported') ? 'reported' : goal(g.met), s.commands[0] ? `\`${s.commands[0]}\`` : '']));
   return render('doc', {
     ...docValues(results, sections),
     machines: [...machines].map(([line, ids]) => `- ${line} — sections: ${ids.join(', ')}`).join('\n'),
-    goals: goals.length ? table(['goal', 'target', 'measured', 'status', 'section'], goals.map((g) => [g.name, g.target, g.measured, g.target.startsWith('reported') ? 'reported' : goal(g.met), g.section])) : '',
+    goals: goals.length ? table(['goal', 'target', 'measured', 'status', 'command'], goals) : '',
     sections: sections.map((s) => renderSection(s).trimEnd()).join('\n\n'),
     missing: SECTION_ORDER.filter((id) => !results.sections[id]).join(', '),
-  });
+  }, (key) => (key.startsWith('g.') ? 'not measured' : undefined));
 }

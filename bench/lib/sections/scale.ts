@@ -18,6 +18,8 @@ import { holdInMemory, storageReadBytes, type Held } from '../resident.ts';
 import { decodeFid } from '../../../src/file-id.ts';
 import { DS_ROUTES } from '../../../src/protocol.ts';
 
+/** the file counts measured (--quick leaves the last out) */
+const COUNTS = [10_000, 100_000, 1_000_000];
 const FILE_SIZE = 1024;
 const BLOCK_SIZE = String(4 * 2 ** 30);
 const SAMPLE = 20_000;
@@ -70,13 +72,13 @@ interface Point {
 
 export const section: Section = {
   id: 'scale',
-  title: 'Scale: 10k, 100k and 1M files on one data server',
+  title: `Scale: ${COUNTS.slice(0, -1).map(filesLabel).join(', ')} and ${filesLabel(COUNTS.at(-1)!)} files on one data server`,
   async run(ctx: BenchContext) {
     const roles = rolesAvailable();
     if (!roles.nameserver || !roles.dataserver || !ctx.tools.wrk) {
       return { values: { notMeasured: 'needs the name server, the data server and wrk' }, goals: [], commands: [], data: {} };
     }
-    const counts = ctx.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+    const counts = ctx.quick ? COUNTS.slice(0, -1) : COUNTS;
     const commands: string[] = [wrkCommand(ctx.durationS)];
     interface Stage { count: number; cluster: Cluster; dsDir: string; paths: string[]; fill: number; indexBytes: number; blockBytes: number; reopens: number[] }
     const stages: Stage[] = [];
