@@ -3,11 +3,8 @@
 // writes or deletes meanwhile), then index the copy by scanning it. The block carries the
 // INCOMPLETE flag until the copy is indexed, so a crash mid-pull never leaves a partial
 // replica that claims to be whole.
-import { request } from 'undici';
-import { UgcfsError, errorFromBody } from '../src/errors.ts';
-import { httpAgent, networkError } from '../src/http-client.ts';
-import { HEADERS } from '../src/protocol.ts';
-import { SECRET_HEADER } from '../src/secret.ts';
+import { DataserverClient } from '../src/clients/dataserver-client.ts';
+import { UgcfsError } from '../src/errors.ts';
 import type { Block } from './block.ts';
 import { ioError } from './block-write.ts';
 import { writeAll } from './file-write.ts';
@@ -16,7 +13,8 @@ import { META_INCOMPLETE, metaWith } from './needle-index.ts';
 
 const MAX_ROUNDS = 64;
 
-export async function pullBlock(store: BlockStore, id: number, from: string, secret: string, timeoutMs = 60_000): Promise<{ bytes: number }> {
+export async function pullBlock(store: BlockStore, id: number, from: string, secret: string, timeoutMs?: number): Promise<{ bytes: number }> {
+  const peer = new DataserverClient({ secret });
   let b: Block;
   if (store.has(id)) {
     b = store.block(id);
@@ -35,24 +33,8 @@ export async function pullBlock(store: BlockStore, id: number, from: string, sec
   try {
     const fh = b.file.fh;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const url = `${from}/blocks/${id}/data?from=${pos}`;
-      let res;
-      try {
-        res = await request(url, { method: 'GET', headers: secret ? { [SECRET_HEADER]: secret } : {}, dispatcher: httpAgent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-      } catch (err) {
-        throw networkError(url, err);
-      }
-      if (res.statusCode !== 200) {
-        const text = await res.body.text();
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = undefined;
-        }
-        throw errorFromBody(res.statusCode, body);
-      }
-      const peerGen = String(res.headers[HEADERS.blockGen] ?? '');
+      const res = await peer.blockData(from, id, pos, timeoutMs === undefined ? undefined : { timeoutMs });
+      const peerGen = res.gen;
       if (gen !== undefined && peerGen !== gen) {
         // The peer compacted under us: its offsets changed, so start over.
         await res.body.dump();

@@ -7,11 +7,11 @@
 // lease ends are stored (synced) before any of its commands runs, and its time feeds the
 // cluster clock that tombstone expiry follows.
 import { statfs } from 'node:fs/promises';
-import { callRaw } from '../src/http-client.ts';
-import { errorFromBody, isUgcfsError } from '../src/errors.ts';
+import { ForeignClusterRefusal, NameserverClient } from '../src/clients/nameserver-client.ts';
+import { isUgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { HEADERS, NS_ROUTES, type DsCommand, type Heartbeat, type HeartbeatReply } from '../src/protocol.ts';
+import type { DsCommand, Heartbeat, HeartbeatReply } from '../src/protocol.ts';
 import type { BlockStore } from './block-store.ts';
 import type { ClusterClock } from './cluster-clock.ts';
 import { isClusterId, type ClusterIdentity, type IdentityUpdate } from './cluster-identity.ts';
@@ -47,6 +47,7 @@ export async function freeBytes(dir: string): Promise<number> {
 
 /** Decimal lease end from a reply; undefined when absent or malformed. */
 export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
+  const nameserver = new NameserverClient({ nameservers: [o.nameserver], secret: o.secret });
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<boolean> | undefined;
@@ -99,25 +100,17 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
         highWater: o.identity.highWater(),
         quarantine: o.store.quarantineStats(),
       };
-      const res = await callRaw(o.nameserver + NS_ROUTES.heartbeat, { method: 'POST', body: hb, secret: o.secret, timeoutMs: Math.max(2000, o.intervalMs * 2) });
-      let parsed: unknown;
       try {
-        parsed = JSON.parse(res.body.toString('utf8'));
-      } catch {
-        parsed = undefined;
-      }
-      if (res.status < 200 || res.status >= 300) {
-        const err = errorFromBody(res.status, parsed);
-        if (!isUgcfsError(err, 'UGCFS_ERR_FOREIGN_CLUSTER')) throw err;
+        reply = await nameserver.heartbeat(hb, Math.max(2000, o.intervalMs * 2));
+      } catch (err) {
+        if (!(err instanceof ForeignClusterRefusal)) throw err;
         if (failing) o.log.info({ nameserver: o.nameserver }, 'name server reachable again');
         failing = false;
-        const h = res.headers[HEADERS.cluster];
-        const theirs = (Array.isArray(h) ? h[0] : h) ?? 'unknown';
+        const theirs = err.cluster ?? 'unknown';
         const mine = o.identity.cluster;
         if (mine === undefined) return refuse(`name server ${o.nameserver} (cluster ${theirs}) refuses this data server, which holds blocks but no cluster id: ${err.message}; blocks kept`);
         return refuse(`name server ${o.nameserver} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`);
       }
-      reply = parsed as HeartbeatReply;
       if (failing) o.log.info({ nameserver: o.nameserver }, 'name server reachable again');
       failing = false;
     } catch (err) {

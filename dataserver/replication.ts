@@ -2,13 +2,11 @@
 // (same upload time, mime and owner) to every peer replica in parallel. A write is
 // acknowledged only when all of them have it; otherwise every copy that did land is
 // tombstoned, so a failed write never stays visible anywhere.
+import { DataserverClient } from '../src/clients/dataserver-client.ts';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import { callRaw, expectOk, putBytes, sendBytes } from '../src/http-client.ts';
-import { BATCH_CONTENT_TYPE, batchItemError, encodeNeedleBatch, parseBatchResults, type BatchItemResult } from '../src/needle-batch.ts';
-import { SECRET_HEADER } from '../src/secret.ts';
+import { batchItemError, encodeNeedleBatch, type BatchItemResult } from '../src/needle-batch.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
 import type { BlockStore, PutResult } from './block-store.ts';
 import type { NeedleMeta } from './needle.ts';
 
@@ -29,8 +27,13 @@ function settle<T>(p: Promise<T>): Promise<Outcome<T>> {
   );
 }
 
-function needleUrl(base: string, fid: string): string {
-  return `${base}/needles/${fid}`;
+/** One peer client per replication context (made once per server, reused by every write). */
+const peerClients = new WeakMap<ReplicationContext, DataserverClient>();
+
+function peers(ctx: ReplicationContext): DataserverClient {
+  let c = peerClients.get(ctx);
+  if (!c) peerClients.set(ctx, (c = new DataserverClient({ secret: ctx.secret, ...(ctx.timeoutMs !== undefined ? { timeoutMs: ctx.timeoutMs } : {}) })));
+  return c;
 }
 
 function describe(url: string, err: unknown): string {
@@ -43,23 +46,19 @@ export async function replicatedPut(
   w: { fid: string; block: number; meta: NeedleMeta; data: Buffer; crc: number; replicas: string[]; requestId?: string },
 ): Promise<PutResult> {
   const started = process.hrtime.bigint();
-  const headers = forwardHeaders(ctx, w.requestId, 'application/octet-stream');
-  headers[HEADERS.mime] = w.meta.mime;
-  headers[HEADERS.owner] = w.meta.owner;
-  headers[HEADERS.uploadTime] = String(w.meta.uploadTime);
-  headers[HEADERS.crc] = String(w.crc);
+  const client = peers(ctx);
+  // Forwarded copies carry the primary's upload time, and no x-ugcfs-replicas: they go no further.
+  const meta = { mime: w.meta.mime, owner: w.meta.owner, uploadTime: w.meta.uploadTime, crc: w.crc, ...(w.requestId !== undefined ? { requestId: w.requestId } : {}) };
   const [local, ...remote] = await Promise.all([
     settle(ctx.store.put(w.block, w.meta, w.data, w.crc)),
-    ...w.replicas.map((url) =>
-      settle(putBytes(needleUrl(url, w.fid), w.data, headers, ctx.timeoutMs ?? 10_000).then(expectOk)),
-    ),
+    ...w.replicas.map((url) => settle(client.putNeedle(url, w.fid, w.data, meta))),
   ]);
   if (w.replicas.length > 0) ctx.metrics.replicationDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-  const peers = w.replicas.map((url, i): PeerCopy => {
+  const copies = w.replicas.map((url, i): PeerCopy => {
     const r = remote[i]!;
-    return { url, copy: r.ok ? { ok: true, existed: wasExisting(r.value.body) } : r };
+    return { url, copy: r.ok ? { ok: true, existed: r.value.existed === true } : r };
   });
-  return conclude(ctx, w, local!, peers);
+  return conclude(ctx, w, local!, copies);
 }
 
 /** One write of a batch, checked and ready to store. */
@@ -85,30 +84,22 @@ export async function replicatedBatchPut(
   if (w.replicas.length > 0 && !frame) {
     frame = Buffer.concat(encodeNeedleBatch(w.items.map((it) => ({ fid: it.fid, mime: it.meta.mime, owner: it.meta.owner, uploadTime: it.meta.uploadTime, crc: it.crc, data: it.data }))));
   }
-  const headers = forwardHeaders(ctx, w.requestId, BATCH_CONTENT_TYPE);
-  const path = DS_ROUTES.blockNeedles.replace(':id', String(w.block));
+  const client = peers(ctx);
+  const forward = { ...(w.requestId !== undefined ? { requestId: w.requestId } : {}) };
   const [local, remote] = await Promise.all([
     Promise.all(w.items.map((it) => settle(ctx.store.put(w.block, it.meta, it.data, it.crc)))),
-    Promise.all(w.replicas.map((url) => settle(sendBytes('POST', url + path, frame!, headers, ctx.timeoutMs ?? 10_000).then((res) => parseBatchResults(expectOk(res).body, w.items.length, url))))),
+    Promise.all(w.replicas.map((url) => settle(client.putNeedleBatch(url, w.block, frame!, w.items.length, { ...forward, who: url })))),
   ]);
   if (w.replicas.length > 0) ctx.metrics.replicationDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
   return Promise.all(
     w.items.map((it, i) => {
-      const peers = w.replicas.map((url, j): PeerCopy => {
+      const copies = w.replicas.map((url, j): PeerCopy => {
         const r = remote[j]!;
         return { url, copy: r.ok ? itemCopy(r.value[i]!) : r };
       });
-      return settle(conclude(ctx, { fid: it.fid, block: w.block, meta: it.meta }, local[i]!, peers));
+      return settle(conclude(ctx, { fid: it.fid, block: w.block, meta: it.meta }, local[i]!, copies));
     }),
   );
-}
-
-function forwardHeaders(ctx: ReplicationContext, requestId: string | undefined, contentType: string): Record<string, string> {
-  const headers: Record<string, string> = { 'content-type': contentType };
-  // The replicas log under the primary's request id, so one write reads as one story.
-  if (requestId !== undefined) headers['x-request-id'] = requestId;
-  if (ctx.secret) headers[SECRET_HEADER] = ctx.secret;
-  return headers;
 }
 
 /** What one peer did with one write. */
@@ -147,7 +138,7 @@ function itemCopy(r: BatchItemResult): PeerCopy['copy'] {
 async function undoRemote(ctx: ReplicationContext, fid: string, urls: string[]): Promise<void> {
   await Promise.all(
     urls.map((url) =>
-      callRaw(needleUrl(url, fid), { method: 'DELETE', secret: ctx.secret, timeoutMs: ctx.timeoutMs }).catch((err: unknown) =>
+      peers(ctx).deleteNeedle(url, fid).catch((err: unknown) =>
         ctx.log.warn({ err: String(err), fid, url }, 'could not undo a replica of a failed write'),
       ),
     ),
@@ -158,7 +149,7 @@ async function undoRemote(ctx: ReplicationContext, fid: string, urls: string[]):
 export async function replicatedDelete(ctx: ReplicationContext, d: { fid: string; block: number; key: bigint; cookie: number; replicas: string[] }): Promise<void> {
   const [local, ...remote] = await Promise.all([
     settle(ctx.store.delete(d.block, d.key, d.cookie)),
-    ...d.replicas.map((url) => settle(callRaw(needleUrl(url, d.fid), { method: 'DELETE', secret: ctx.secret, timeoutMs: ctx.timeoutMs }))),
+    ...d.replicas.map((url) => settle(peers(ctx).deleteNeedle(url, d.fid))),
   ]);
   if (!local!.ok && !isUgcfsError(local!.error, 'UGCFS_ERR_NOT_FOUND')) throw local!.error;
   let anyDeleted = local!.ok;
@@ -166,25 +157,12 @@ export async function replicatedDelete(ctx: ReplicationContext, d: { fid: string
   d.replicas.forEach((url, i) => {
     const r = remote[i]!;
     if (!r.ok) return void failed.push(describe(url, r.error));
-    if (r.value.status === 404) return;
-    try {
-      expectOk(r.value);
-      anyDeleted = true;
-    } catch (err) {
-      failed.push(describe(url, err));
-    }
+    // 'missing': that peer never had it, which is fine
+    if (r.value === 'deleted') anyDeleted = true;
   });
   if (failed.length > 0) {
     ctx.metrics.replicationFailures.inc(failed.length);
     throw new UgcfsError('UGCFS_ERR_REPLICATION', `not every replica applied the delete: ${failed.join('; ')}`);
   }
   if (!anyDeleted) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
-}
-
-function wasExisting(body: Buffer): boolean {
-  try {
-    return (JSON.parse(body.toString('utf8')) as Partial<WriteResult>).existed === true;
-  } catch {
-    return false;
-  }
 }

@@ -82,8 +82,13 @@ export class DataserverClient {
 
   /** Stores one file on `ds` (a primary forwards it to `meta.replicas`). */
   async putNeedle(ds: DsPeer, fid: string, data: Buffer, meta: NeedlePutMeta, call?: DsCallOptions): Promise<WriteResult> {
-    const kind: DsCallKind = meta.repair ? 'repairCopy' : 'needle';
-    const res = await this.watched([ds], `write of ${fid}`, call, () => putBytes(dsUrl(base(ds), 'needle', { fid }), data, needlePutHeaders(meta, this.secret), this.timeout(kind, call)));
+    const url = dsUrl(base(ds), 'needle', { fid });
+    const headers = needlePutHeaders(meta, this.secret);
+    // A write goes through the agent's dispatcher (putBytes: the write path's transport); a
+    // repair copy, rare and watched, through request() so that it can be abandoned.
+    const res = meta.repair
+      ? await this.watched(ds, 'repair copy of', fid, call, (signal) => callRaw(url, { method: 'PUT', body: data, headers, timeoutMs: this.timeout('repairCopy', call), signal }))
+      : await this.watched(ds, 'write of', fid, call, () => putBytes(url, data, headers, this.timeout('needle', call)));
     const wr = parseJson<Partial<WriteResult>>(expectOk(res).body) ?? {};
     return { fid, size: wr.size ?? data.length, crc: typeof wr.crc === 'number' ? wr.crc : (meta.crc ?? 0), ...(wr.existed ? { existed: true } : {}) };
   }
@@ -94,7 +99,7 @@ export class DataserverClient {
     if (o.requestId !== undefined) headers['x-request-id'] = o.requestId;
     if (o.replicas !== undefined && o.replicas.length > 0) headers[HEADERS.replicas] = o.replicas.join(',');
     if (this.secret) headers[SECRET_HEADER] = this.secret;
-    const res = await this.watched([ds], `batch write to block ${block}`, call, () => sendBytes('POST', dsUrl(base(ds), 'blockNeedles', { id: block }), frame, headers, this.timeout('batch', call)));
+    const res = await this.watched(ds, 'batch write to block', block, call, () => sendBytes('POST', dsUrl(base(ds), 'blockNeedles', { id: block }), frame, headers, this.timeout('batch', call)));
     return parseBatchResults(expectOk(res).body, count, o.who ?? base(ds));
   }
 
@@ -105,13 +110,13 @@ export class DataserverClient {
   async getNeedle(ds: DsPeer, fid: string, o: { clientVerifies?: boolean; repair?: boolean } = {}, call?: DsCallOptions): Promise<NeedleData> {
     const headers = o.clientVerifies ? CLIENT_VERIFIES : undefined;
     const timeoutMs = this.timeout(o.repair ? 'repairCopy' : 'needle', call);
-    const res = needleOk(await this.watched([ds], `read of ${fid}`, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { secret: this.secret || undefined, timeoutMs, signal, ...(headers ? { headers } : {}) })));
+    const res = needleOk(await this.watched(ds, 'read of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { secret: this.secret || undefined, timeoutMs, signal, ...(headers ? { headers } : {}) })));
     return { head: parseNeedleHead(fid, res.headers, res.body.length), data: res.body, crcSent: res.headers[HEADERS.crc] !== undefined };
   }
 
   /** A file's metadata without its bytes. */
   async headNeedle(ds: DsPeer, fid: string, call?: DsCallOptions): Promise<NeedleHead> {
-    const res = needleOk(await this.watched([ds], `head of ${fid}`, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'HEAD', secret: this.secret || undefined, timeoutMs: this.timeout('needle', call), signal })));
+    const res = needleOk(await this.watched(ds, 'head of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'HEAD', secret: this.secret || undefined, timeoutMs: this.timeout('needle', call), signal })));
     return parseNeedleHead(fid, res.headers, undefined);
   }
 
@@ -124,7 +129,7 @@ export class DataserverClient {
     if (o.repair) headers[HEADERS.repair] = '1';
     if (o.replicas !== undefined && o.replicas.length > 0) headers[HEADERS.replicas] = o.replicas.join(',');
     const timeoutMs = this.timeout(o.repair ? 'repairDelete' : (o.kind ?? 'needle'), call);
-    const res = await this.watched([ds], `delete of ${fid}`, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'DELETE', headers, secret: this.secret || undefined, timeoutMs, signal }));
+    const res = await this.watched(ds, 'delete of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'DELETE', headers, secret: this.secret || undefined, timeoutMs, signal }));
     if (res.status === 404) return 'missing';
     expectOk(res);
     return 'deleted';
@@ -134,46 +139,46 @@ export class DataserverClient {
 
   /** Creates an empty block (200 when it exists empty; UGCFS_ERR_CONFLICT when it holds data). */
   createBlock(ds: DsPeer, block: number, body: BlockCreate, call?: DsCallOptions): Promise<BlockReport> {
-    return this.json(ds, 'POST', 'block', block, body, 'blockCreate', `creation of block ${block}`, call);
+    return this.json(ds, 'POST', 'block', block, body, 'blockCreate', 'creation of block', call);
   }
 
   /** The copy's BlockReport. */
   blockReport(ds: DsPeer, block: number, call?: DsCallOptions): Promise<BlockReport> {
-    return this.json(ds, 'GET', 'block', block, undefined, 'blockReport', `report of block ${block}`, call);
+    return this.json(ds, 'GET', 'block', block, undefined, 'blockReport', 'report of block', call);
   }
 
   /** Every block the server holds. */
   blockReports(ds: DsPeer, call?: DsCallOptions): Promise<BlockReport[]> {
-    return this.watched([ds], 'block reports', call, (signal) => callJson<BlockReport[]>(dsUrl(base(ds), 'blocks'), { secret: this.secret || undefined, timeoutMs: this.timeout('blockReport', call), signal }));
+    return this.watched(ds, 'block reports of', base(ds), call, (signal) => callJson<BlockReport[]>(dsUrl(base(ds), 'blocks'), { secret: this.secret || undefined, timeoutMs: this.timeout('blockReport', call), signal }));
   }
 
   /** Stops (or resumes) the copy taking writes. */
   setReadonly(ds: DsPeer, block: number, readonly: boolean, call?: DsCallOptions): Promise<BlockReport> {
-    return this.json(ds, 'POST', 'blockReadonly', block, { readonly }, 'readonly', `read-only switch of block ${block}`, call);
+    return this.json(ds, 'POST', 'blockReadonly', block, { readonly }, 'readonly', 'read-only switch of block', call);
   }
 
   /** Has `target` copy the block from `source` and index it; watches both ends. */
   pullBlock(target: DsPeer, block: number, source: DsPeer, call?: DsCallOptions): Promise<{ bytes?: number }> {
-    return this.json(target, 'POST', 'blockPull', block, { from: base(source) }, 'pull', `pull of block ${block}`, call, [source]);
+    return this.json(target, 'POST', 'blockPull', block, { from: base(source) }, 'pull', 'pull of block', call, source);
   }
 
   /** Checks every record's CRC; the digest compares copies. */
   scrub(ds: DsPeer, block: number, call?: DsCallOptions): Promise<ScrubResult> {
-    return this.json(ds, 'POST', 'blockScrub', block, {}, 'scrub', `scrub of block ${block}`, call);
+    return this.json(ds, 'POST', 'blockScrub', block, {}, 'scrub', 'scrub of block', call);
   }
 
   compact(ds: DsPeer, block: number, call?: DsCallOptions): Promise<CompactResult> {
-    return this.json(ds, 'POST', 'blockCompact', block, {}, 'compact', `compact of block ${block}`, call);
+    return this.json(ds, 'POST', 'blockCompact', block, {}, 'compact', 'compaction of block', call);
   }
 
   /** Every key the copy knows, live and deleted, sorted. */
   blockKeys(ds: DsPeer, block: number, call?: DsCallOptions): Promise<BlockKeyState[]> {
-    return this.json(ds, 'GET', 'blockKeys', block, undefined, 'keys', `key listing of block ${block}`, call);
+    return this.json(ds, 'GET', 'blockKeys', block, undefined, 'keys', 'key listing of block', call);
   }
 
   /** Removes the copy; one already gone is fine. */
   async deleteBlock(ds: DsPeer, block: number, call?: DsCallOptions): Promise<void> {
-    const res = await this.watched([ds], `removal of block ${block}`, call, (signal) => callRaw(dsUrl(base(ds), 'block', { id: block }), { method: 'DELETE', secret: this.secret || undefined, timeoutMs: this.timeout('blockDelete', call), signal }));
+    const res = await this.watched(ds, 'removal of block', block, call, (signal) => callRaw(dsUrl(base(ds), 'block', { id: block }), { method: 'DELETE', secret: this.secret || undefined, timeoutMs: this.timeout('blockDelete', call), signal }));
     if (res.status === 404) return;
     expectOk(res);
   }
@@ -195,31 +200,37 @@ export class DataserverClient {
   // ---- quarantine
 
   quarantineList(ds: DsPeer, call?: DsCallOptions): Promise<QuarantineListing> {
-    return this.watched([ds], 'quarantine listing', call, (signal) => callJson<QuarantineListing>(dsUrl(base(ds), 'quarantine'), { secret: this.secret || undefined, timeoutMs: this.timeout('quarantine', call), signal }));
+    return this.watched(ds, 'quarantine listing of', base(ds), call, (signal) => callJson<QuarantineListing>(dsUrl(base(ds), 'quarantine'), { secret: this.secret || undefined, timeoutMs: this.timeout('quarantine', call), signal }));
   }
 
   /** Removes one quarantined file for good (UGCFS_ERR_NOT_FOUND when there is none of that name). */
   async quarantineRemove(ds: DsPeer, name: string, call?: DsCallOptions): Promise<void> {
-    await this.watched([ds], `removal of quarantined ${name}`, call, (signal) => callJson(dsUrl(base(ds), 'quarantineItem', { name }), { method: 'DELETE', secret: this.secret || undefined, timeoutMs: this.timeout('quarantine', call), signal }));
+    await this.watched(ds, 'removal of quarantined', name, call, (signal) => callJson(dsUrl(base(ds), 'quarantineItem', { name }), { method: 'DELETE', secret: this.secret || undefined, timeoutMs: this.timeout('quarantine', call), signal }));
   }
 
   // ---- plumbing
 
-  private json<T>(ds: DsPeer, method: 'GET' | 'POST', route: 'block' | 'blockReadonly' | 'blockPull' | 'blockScrub' | 'blockCompact' | 'blockKeys', block: number, body: unknown, kind: DsCallKind, what: string, call: DsCallOptions | undefined, alsoWatch: DsPeer[] = []): Promise<T> {
+  private json<T>(ds: DsPeer, method: 'GET' | 'POST', route: 'block' | 'blockReadonly' | 'blockPull' | 'blockScrub' | 'blockCompact' | 'blockKeys', block: number, body: unknown, kind: DsCallKind, what: string, call: DsCallOptions | undefined, also?: DsPeer): Promise<T> {
     const url = dsUrl(base(ds), route, { id: block });
-    return this.watched([ds, ...alsoWatch], what, call, (signal) => callJson<T>(url, { method, body, secret: this.secret || undefined, timeoutMs: this.timeout(kind, call), signal }));
+    return this.watched(ds, what, block, call, (signal) => callJson<T>(url, { method, body, secret: this.secret || undefined, timeoutMs: this.timeout(kind, call), signal }), also);
   }
 
   /**
-   * Runs one call, abandoned when `call.signal` aborts or, with `isAlive`, when one of
-   * `peers` alive at the start is declared dead. Without either it is the call alone (the
-   * write path pays nothing for it).
+   * Runs one call, abandoned when `call.signal` aborts or, with `isAlive`, when `peer` (or
+   * `also`) alive at the start is declared dead; the error then names the call as
+   * "the <what> <subject>". Without either it is the call alone: the write path pays nothing.
    */
-  private async watched<T>(peers: DsPeer[], what: string, call: DsCallOptions | undefined, fn: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+  private async watched<T>(peer: DsPeer, what: string, subject: string | number, call: DsCallOptions | undefined, fn: (signal?: AbortSignal) => Promise<T>, also?: DsPeer): Promise<T> {
     const outer = call?.signal;
     const isAlive = this.isAlive;
-    const followed = isAlive ? peers.filter((p): p is { id: string; url: string } => typeof p !== 'string' && p.id !== undefined && isAlive(p as { id: string; url: string })) : [];
-    if (followed.length === 0 && !outer) return fn(undefined);
+    if (isAlive === undefined && outer === undefined) return fn(undefined);
+    const followed: Array<{ id: string; url: string }> = [];
+    if (isAlive) {
+      for (const p of also === undefined ? [peer] : [peer, also]) {
+        if (typeof p !== 'string' && p.id !== undefined && isAlive({ id: p.id, url: p.url })) followed.push({ id: p.id, url: p.url });
+      }
+    }
+    if (followed.length === 0 && outer === undefined) return fn(undefined);
     const stop = new AbortController();
     let dead: string | undefined;
     const onOuter = () => stop.abort(outer!.reason);
@@ -238,8 +249,8 @@ export class DataserverClient {
     try {
       return await fn(stop.signal);
     } catch (err) {
-      if (dead !== undefined) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${dead} was declared dead during the ${what}`);
-      if (outer?.aborted) throw outer.reason instanceof UgcfsError ? outer.reason : new UgcfsError('UGCFS_ERR_UNAVAILABLE', `the ${what} was abandoned`, { cause: err });
+      if (dead !== undefined) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${dead} was declared dead during the ${what} ${subject}`);
+      if (outer?.aborted) throw outer.reason instanceof UgcfsError ? outer.reason : new UgcfsError('UGCFS_ERR_UNAVAILABLE', `the ${what} ${subject} was abandoned`, { cause: err });
       throw err;
     } finally {
       clearInterval(watch);
