@@ -2,7 +2,7 @@
 // claims to measure page-cache reads has to make sure the kernel does not page its files out
 // mid-run: on the bench VM, DAMON reclaim pages out file pages idle for ~30 s, in regions of
 // several MB, so a data server reading a uniform sample of a 1 GB block file had only a third
-// of it resident and read ~100 MB from the disk in a 12-s run (docs/BENCHMARKS.md, Scale).
+// of it resident and read ~100 MB from the disk in a 12-s run (measured unheld when the lock came in; see git log).
 // vmtouch locks a directory's pages with mlock(2); /proc/PID/io tells what a process read
 // from storage, which is the check.
 import { spawn } from 'node:child_process';
