@@ -8,11 +8,12 @@
 import { ClusterClient } from '../src/cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../src/errors.ts';
 import { fetchLegacy } from './legacy-fetch.ts';
-import { LegacyImporter } from './legacy-import.ts';
+import { LegacyImporter, type ImportStore } from './legacy-import.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';
 import type { PipelineLimits } from './image-pipeline.ts';
 import { checkUpload } from './image-pipeline.ts';
-import type { LegacyResolverContext } from './main.ts';
+import type { Logger } from '../src/log.ts';
+import type { OriginConfig } from './config.ts';
 
 export interface ReadThroughOptions {
   /** resolves mapped paths (the name server's table, cached) */
@@ -113,23 +114,36 @@ export function boundedSlot(max: number): <T>(job: () => Promise<T>) => Promise<
   };
 }
 
+/** The legacy options make sense together (checked before anything starts by whoever can). */
+export function checkLegacyOptions(config: { legacyOrigin: string; legacyImport: boolean }): void {
+  if (config.legacyImport && !config.legacyOrigin) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--legacy-import imports what --legacy-origin reads through; give --legacy-origin URL too');
+}
+
+export interface LegacyResolverContext {
+  config: OriginConfig;
+  log: Logger;
+  /** the name server's legacy table, cached (defaultLegacyResolver); `forget` drops a cached absence */
+  table: LegacyResolver & { forget?(path: string): void };
+  /** where --legacy-import writes: the origin's cluster client (a client of its own when undefined) */
+  importStore: ImportStore | undefined;
+}
+
 /**
  * The origin's legacy resolver as configured: the name server's table alone, or with
  * `--legacy-origin` read-through in front of it, and with `--legacy-import` the background
- * importer behind it. Pass it to startOrigin as `legacyResolver`.
+ * importer behind it. startOrigin builds it from the origin's config.
  */
 export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver & { close(): Promise<void> } {
   const { config, log, table } = ctx;
-  if (config.legacyImport && !config.legacyOrigin) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--legacy-import imports what --legacy-origin reads through; give --legacy-origin URL too');
+  checkLegacyOptions(config);
   if (!config.legacyOrigin) return { lookup: (path) => table.lookup(path), close: async () => undefined };
   let importer: LegacyImporter | undefined;
   if (config.legacyImport) {
-    const client = new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret });
     importer = new LegacyImporter({
-      store: client,
+      store: ctx.importStore ?? new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret }),
       log,
       // Drop the cached "not mapped" answer, so the next request is served from the cluster.
-      onImported: (path) => (table as LegacyResolver & { forget?(p: string): void }).forget?.(path),
+      onImported: (path) => table.forget?.(path),
     });
   }
   log.info({ legacyOrigin: config.legacyOrigin, legacyImport: config.legacyImport }, 'legacy read-through enabled');

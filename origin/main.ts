@@ -1,10 +1,16 @@
-// startOrigin: the caching image origin (docs/ORIGIN.md). Wires storage, caches, the image
-// pipeline, peers and routes for one instance; everything stateful hangs off this call, so
-// several origins can share a process.
+// startOrigin: the caching image origin (docs/ORIGIN.md). Everything an origin is made of is
+// decided here, from its config alone, and built before it listens: storage, caches, the
+// image pipeline, legacy read-through and import (--legacy-origin, --legacy-import), the
+// peer ring (--peers), and under --workers N this process's place in the pool. So
+// `ugcfs origin`, the all-in-one `ugcfs server` and any other caller get the same origin
+// from the same config. Everything stateful hangs off this call, so several origins can
+// share a process.
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { UgcfsError } from '../src/errors.ts';
 import { assertListenAllowed, createHttpServer, listen } from '../src/http-server.ts';
 import { createLogger, type Logger } from '../src/log.ts';
+import { aggregatedMetricsText } from '../src/metrics.ts';
 import type { RunningServer } from '../src/running-server.ts';
 import { ClusterClient } from '../src/cluster-client.ts';
 import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
@@ -12,26 +18,18 @@ import type { OriginConfig } from './config.ts';
 import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';
 import { DiskCache } from './disk-cache.ts';
 import { clusterFileStore, type FileStore } from './file-store.ts';
+import { installHitPath } from './hit-path.ts';
 import { tuneSharp } from './image-pipeline.ts';
-import { defaultLegacyResolver, type LegacyResolver } from './legacy-resolver.ts';
+import { legacyResolverFor } from './legacy-read-through.ts';
+import { defaultLegacyResolver } from './legacy-resolver.ts';
 import { MemoryCache } from './memory-cache.ts';
-import { OriginCore, type OriginCoreDeps } from './origin-core.ts';
-import { PeerRing } from './peer-ring.ts';
+import { OriginCore } from './origin-core.ts';
+import { PeerRing, ringSelf } from './peer-ring.ts';
 import { registerReads } from './read-routes.ts';
 import { ResizeGate } from './resize-gate.ts';
 import { registerUpload } from './upload-route.ts';
 import { parsePresets } from './variant-url.ts';
-import { installHitPath } from './hit-path.ts';
-import type { PoolMember } from './worker-pool.ts';
-import { aggregatedMetricsText } from '../src/metrics.ts';
-
-export interface LegacyResolverContext {
-  config: OriginConfig;
-  store: FileStore;
-  log: Logger;
-  /** the default resolver (name-server legacy table, cached) */
-  table: LegacyResolver;
-}
+import { poolMember, removeStaleWorkerCaches, startPool, workerConfig, type PoolMember } from './worker-pool.ts';
 
 export interface StartOriginOptions {
   log?: Logger;
@@ -39,10 +37,13 @@ export interface StartOriginOptions {
   store?: FileStore;
   /** where deletes made around this origin are learnt; defaults to that ClusterClient (none when `store` is given) */
   deleteFeed?: DeleteFeedSource;
-  /** replaces the default legacy resolver (e.g. read-through from --legacy-origin) */
-  legacyResolver?: LegacyResolver | ((ctx: LegacyResolverContext) => LegacyResolver | Promise<LegacyResolver>);
-  /** this origin is one worker of `ugcfs origin --workers N` (origin/worker-pool.ts) */
-  pool?: PoolMember;
+}
+
+export interface RunningOrigin extends RunningServer {
+  /** set in a worker of `--workers N`: tell the primary once serving (ready), take its stop (onShutdown) */
+  worker?: PoolMember;
+  /** set in the primary of `--workers N`, which only supervises that many workers */
+  workers?: number;
 }
 
 function loadPresets(text: string) {
@@ -67,97 +68,108 @@ function parseSizes(list: readonly string[]): Set<string> {
   return out;
 }
 
-export async function startOrigin(config: OriginConfig, opts: StartOriginOptions = {}): Promise<RunningServer> {
+/**
+ * Starts the origin `config` describes. Under `--workers N` (N > 1) the process that calls
+ * this becomes the pool's primary, which only supervises; each worker it forks calls this
+ * again and serves with its share of the cache budgets (origin/worker-pool.ts).
+ */
+export async function startOrigin(config: OriginConfig, opts: StartOriginOptions = {}): Promise<RunningOrigin> {
   const log = opts.log ?? createLogger({ name: 'origin', level: config.logLevel });
+  if (config.workers > 1 && cluster.isPrimary) {
+    const pool = await startPool(config, log);
+    return { url: pool.url, close: () => pool.close(), workers: config.workers };
+  }
+  const worker = poolMember();
+  if (worker) return { ...(await serve(workerConfig(config, worker.index), log.child({ worker: worker.index }), opts, worker)), worker };
+  // One process after a run with --workers: its other workers' disk caches would only hold disk.
+  await removeStaleWorkerCaches(config.cacheDir, 1);
+  return serve(config, log, opts, undefined);
+}
+
+/** One serving origin process: the whole origin, or one worker of a pool. */
+async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions, pool: PoolMember | undefined): Promise<RunningServer> {
   assertListenAllowed(config.host, config.clusterSecret, 'origin');
   const presets = loadPresets(config.presets);
   const allowedSizes = parseSizes(config.allowedSizes);
   if (config.strict && presets.size === 0 && allowedSizes.size === 0) {
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--strict needs --presets or --allowed-sizes, or no variant could ever be served');
   }
+  const self = ringSelf(config);
   const client = opts.store ? undefined : new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret });
   const store = opts.store ?? clusterFileStore(client!);
   const deleteFeed = opts.deleteFeed ?? client;
-  tuneSharp(config.resizeConcurrency);
-
-  const pool = opts.pool;
-  const { app, metrics, access, metricsJson } = createHttpServer({
-    role: 'origin',
-    log,
-    accessLog: config.accessLog,
-    bodyLimit: config.maxUploadBytes,
-    errorCacheControl: ERROR_CACHE_CONTROL,
-    defaultMetrics: true,
-    // This worker's own registry is read here; only the siblings' cross the pool's channel.
-    metricsText: pool ? async () => aggregatedMetricsText([await metricsJson(), ...(await pool.fanOut('collect', null))]) : undefined,
-    health: () => ({
-      ...(pool ? { worker: pool.index, workers: pool.count } : {}),
-      memoryCacheBytes: memory.usedBytes,
-      memoryCacheEntries: memory.size,
-      diskCacheBytes: disk?.usedBytes ?? 0,
-      resize: gate.stats(),
-    }),
-  });
-  const gate = new ResizeGate(config.resizeConcurrency, config.resizeQueue, (n) => metrics.resizeQueue.set(n), () => metrics.resizeRejected.inc());
-  const memory = new MemoryCache<CachedResponse>(config.memoryCacheBytes);
-  const disk = config.cacheDir ? new DiskCache(config.cacheDir, config.cacheBytes) : undefined;
-  await disk?.init();
-  const limits = { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs };
-  const coreDeps: OriginCoreDeps = { store, memory, disk, peers: undefined, gate, limits, metrics, log };
-  const core = new OriginCore(coreDeps);
-  pool?.handle('collect', () => metricsJson());
-  pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));
-  pool?.handle('revive', (fid) => core.revive(fid as string));
-  // A delete answered by this worker is forgotten by its siblings before the answer; the
-  // delete feed would tell them too, but only within --delete-feed-interval-ms.
-  const purge = async (fid: string) => {
-    await core.purge(fid);
-    await pool?.fanOut('purge', [fid]);
-  };
-  const revive = (fid: string) => {
-    core.revive(fid);
-    void pool?.fanOut('revive', fid);
-  };
-
-  const table = defaultLegacyResolver(store);
-  const given = opts.legacyResolver;
-  const resolver = typeof given === 'function' ? await given({ config, store, log, table }) : given ?? table;
-
-  const auth = { uploadTokens: config.uploadTokens, adminToken: config.adminToken };
-  let publicUrl = config.publicUrl;
-  const resolve = { presets, strict: config.strict, allowedSizes, maxOutputPixels: config.maxOutputPixels, negotiate: config.negotiateFormat };
-  await registerUpload(app, { store, gate, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => publicUrl });
-  registerReads(app, {
-    core, store, resolver, resolve, signingKeys: config.signingKeys, auth, clusterSecret: config.clusterSecret,
-    peers: () => coreDeps.peers, purge, revive, metrics, log,
-  });
-
-  // Watching starts before the first request can fill a cache, so no delete falls between
-  // what was cached and where the feed cursor starts. A feed tombstone only has to outlive
-  // computations already running when the delete was learnt: a resize (bounded by its
-  // timeout) or a peer fetch (timeout + 5 s), plus slack.
-  const feedTombstoneMs = 2 * config.resizeTimeoutMs + 30_000;
-  const stopWatching = deleteFeed
-    ? watchDeletesInto(deleteFeed, core, { intervalMs: config.deleteFeedIntervalMs, tombstoneMs: feedTombstoneMs, log })
-    : () => {};
-  let url: string;
+  // Legacy paths: the name server's table, with read-through and import in front when configured.
+  const resolver = legacyResolverFor({ config, log, table: defaultLegacyResolver(store), importStore: client });
+  let stopWatching = () => {};
   try {
+    tuneSharp(config.resizeConcurrency);
+    const { app, metrics, access, metricsJson } = createHttpServer({
+      role: 'origin',
+      log,
+      accessLog: config.accessLog,
+      bodyLimit: config.maxUploadBytes,
+      errorCacheControl: ERROR_CACHE_CONTROL,
+      defaultMetrics: true,
+      // This worker's own registry is read here; only the siblings' cross the pool's channel.
+      metricsText: pool ? async () => aggregatedMetricsText([await metricsJson(), ...(await pool.fanOut('collect', null))]) : undefined,
+      health: () => ({
+        ...(pool ? { worker: pool.index, workers: pool.count } : {}),
+        memoryCacheBytes: memory.usedBytes,
+        memoryCacheEntries: memory.size,
+        diskCacheBytes: disk?.usedBytes ?? 0,
+        resize: gate.stats(),
+      }),
+    });
+    const gate = new ResizeGate(config.resizeConcurrency, config.resizeQueue, (n) => metrics.resizeQueue.set(n), () => metrics.resizeRejected.inc());
+    const memory = new MemoryCache<CachedResponse>(config.memoryCacheBytes);
+    const disk = config.cacheDir ? new DiskCache(config.cacheDir, config.cacheBytes) : undefined;
+    await disk?.init();
+    const limits = { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs };
+    const peers = self === undefined ? undefined : new PeerRing(config.peers, self, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log);
+    const core = new OriginCore({ store, memory, disk, peers, gate, limits, metrics, log });
+    pool?.handle('collect', () => metricsJson());
+    pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));
+    pool?.handle('revive', (fid) => core.revive(fid as string));
+    // A delete answered by this worker is forgotten by its siblings before the answer; the
+    // delete feed would tell them too, but only within --delete-feed-interval-ms.
+    const purge = async (fid: string) => {
+      await core.purge(fid);
+      await pool?.fanOut('purge', [fid]);
+    };
+    const revive = (fid: string) => {
+      core.revive(fid);
+      void pool?.fanOut('revive', fid);
+    };
+
+    const auth = { uploadTokens: config.uploadTokens, adminToken: config.adminToken };
+    // Upload answers name the listen URL when no --public-url is given; it is known once listening.
+    let url = '';
+    const resolve = { presets, strict: config.strict, allowedSizes, maxOutputPixels: config.maxOutputPixels, negotiate: config.negotiateFormat };
+    await registerUpload(app, { store, gate, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => config.publicUrl || url });
+    registerReads(app, {
+      core, store, resolver, resolve, signingKeys: config.signingKeys, auth, clusterSecret: config.clusterSecret,
+      peers: () => peers, purge, revive, metrics, log,
+    });
+
+    // Watching starts before the first request can fill a cache, so no delete falls between
+    // what was cached and where the feed cursor starts. A feed tombstone only has to outlive
+    // computations already running when the delete was learnt: a resize (bounded by its
+    // timeout) or a peer fetch (timeout + 5 s), plus slack.
+    const feedTombstoneMs = 2 * config.resizeTimeoutMs + 30_000;
+    if (deleteFeed) stopWatching = watchDeletesInto(deleteFeed, core, { intervalMs: config.deleteFeedIntervalMs, tombstoneMs: feedTombstoneMs, log });
     url = await listen(app, config.host, config.port);
+    installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access });
+    return {
+      url,
+      async close() {
+        stopWatching();
+        await app.close();
+        await resolver.close();
+      },
+    };
   } catch (err) {
     stopWatching();
+    await resolver.close();
     throw err;
   }
-  publicUrl ||= url;
-  if (config.peers.length > 0) {
-    coreDeps.peers = new PeerRing(config.peers, publicUrl, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log);
-  }
-  installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access });
-  return {
-    url,
-    async close() {
-      stopWatching();
-      await app.close();
-      await resolver.close?.();
-    },
-  };
 }

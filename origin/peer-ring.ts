@@ -21,6 +21,20 @@ export const PEER_ROUTES = {
   purge: '/_internal/purge',
 } as const;
 
+/**
+ * This origin's place on the ring, undefined without --peers: --public-url, else the URL it
+ * listens on. The other origins list it by that URL, so it must be known before listening:
+ * with --port 0 and no --public-url there is no such URL, and that is a usage error.
+ */
+export function ringSelf(c: { peers: readonly string[]; publicUrl: string; host: string; port: number }): string | undefined {
+  if (c.peers.length === 0) return undefined;
+  if (c.publicUrl !== '') return c.publicUrl.replace(/\/+$/, '');
+  if (c.port === 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', "--peers needs this origin's own URL as the other origins list it: give --public-url or a fixed --port");
+  // As src/http-server.ts's listen() names the URL it listens on.
+  const h = c.host.includes(':') ? `[${c.host}]` : c.host;
+  return `http://${h === '0.0.0.0' || h === '[::]' ? '127.0.0.1' : h}:${c.port}`;
+}
+
 export interface PeerVariant {
   body: Buffer;
   mime: string;

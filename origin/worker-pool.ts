@@ -76,10 +76,15 @@ export interface PoolMember {
   onShutdown(fn: () => void): void;
 }
 
+/** Whether this process is a worker of `ugcfs origin --workers N`. */
+export function inPool(): boolean {
+  return cluster.isWorker && process.env[WORKER_ENV] !== undefined;
+}
+
 /** This process's membership in a pool, or undefined when it is not a pool worker. */
 export function poolMember(): PoolMember | undefined {
   const raw = process.env[WORKER_ENV];
-  if (!cluster.isWorker || raw === undefined) return undefined;
+  if (!inPool() || raw === undefined) return undefined;
   const [index, count] = raw.split('/').map(Number) as [number, number];
   const handlers = new Map<PoolOp, (arg: unknown) => unknown>();
   const waiting = new Map<number, (results: unknown[]) => void>();
