@@ -15,6 +15,7 @@ import { startNameserver } from '../../nameserver/main.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { startDataserver } from '../../dataserver/main.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
+import { checkLegacyOptions } from '../../origin/legacy-read-through.ts';
 import { startOrigin } from '../../origin/main.ts';
 import type { CommandModule } from '../command.ts';
 
@@ -31,6 +32,9 @@ export const SERVER_OPTIONS = {
   cacheBytes: opt.int(256 * 1024 * 1024, 'size bound of the origin\'s disk cache of variants under <data>/cache', { min: 0 }),
   uploadTokens: opt.list([], 'bearer tokens allowed to upload (empty: loopback clients only)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
   adminToken: opt.string('', 'token for admin calls and deleting any file', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+  // The origin's own options, passed to it as they are (docs/MIGRATION.md).
+  legacyOrigin: ORIGIN_OPTIONS.legacyOrigin,
+  legacyImport: ORIGIN_OPTIONS.legacyImport,
 };
 
 export type ServerConfig = ConfigOf<typeof SERVER_OPTIONS>;
@@ -62,6 +66,7 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   if (config.replicas > config.dataservers) {
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --replicas (${config.replicas}) must not exceed --dataservers (${config.dataservers})`);
   }
+  checkLegacyOptions(config);
   const root = resolve(config.data);
   prepareDataRoot(root);
   // The roles get only their own settings: environment meant for a single-role process
@@ -122,6 +127,8 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
           cacheBytes: config.cacheBytes,
           uploadTokens: config.uploadTokens,
           adminToken: config.adminToken,
+          legacyOrigin: config.legacyOrigin,
+          legacyImport: config.legacyImport,
         },
       }).config,
       { log: logFor('origin') },
@@ -161,7 +168,14 @@ export function welcome(running: RunningAllInOne, config: ServerConfig): string 
 
 const mod: CommandModule = {
   summary: 'run everything on one machine: name server, data servers and origin in one process',
-  usage: `ugcfs server [--data DIR] [--port 8080] [--dataservers 3] [--replicas 2]\n\noptions:\n${describeOptions(SERVER_OPTIONS)}`,
+  usage: `ugcfs server [--data DIR] [--port 8080] [--dataservers 3] [--replicas 2] [--legacy-origin URL [--legacy-import]]
+
+Legacy paths the name server has no mapping for are read through --legacy-origin (the old
+image server) and, with --legacy-import, copied into the cluster in the background, as with
+\`ugcfs origin\`.
+
+options:
+${describeOptions(SERVER_OPTIONS)}`,
   async run(ctx) {
     const { config, positionals } = loadConfig(SERVER_OPTIONS, { argv: ctx.argv, env: ctx.env });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
