@@ -28,17 +28,19 @@ export interface Served {
   xCache: 'HIT' | 'MISS';
 }
 
+/** Everything the core works with, fixed when it is made (startOrigin builds each from the config). */
 export interface OriginCoreDeps {
-  store: FileStore;
-  memory: MemoryCache<CachedResponse>;
-  disk: DiskCache | undefined;
-  peers: PeerRing | undefined;
-  gate: ResizeGate;
-  limits: PipelineLimits;
-  metrics: Metrics;
-  log: Logger;
+  readonly store: FileStore;
+  readonly memory: MemoryCache<CachedResponse>;
+  readonly disk: DiskCache | undefined;
+  /** the ring of origins sharing variants (--peers); undefined when this origin is alone */
+  readonly peers: PeerRing | undefined;
+  readonly gate: ResizeGate;
+  readonly limits: PipelineLimits;
+  readonly metrics: Metrics;
+  readonly log: Logger;
   /** how long a deleted fid stays refused locally, whatever any cache or computation holds */
-  tombstoneMs?: number;
+  readonly tombstoneMs?: number;
 }
 
 function sourceId(s: Source): string {
