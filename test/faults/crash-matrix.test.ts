@@ -17,6 +17,7 @@ import { decodeNeedle, isTombstone } from '../../dataserver/needle.ts';
 import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { start, waitFor, type Proc } from '../helpers/proc.ts';
 import { faultSeed, payload, seededRandom, sha, sleep } from './fault-kit.ts';
+import { Ledger } from './ledger.ts';
 
 const SOAK = process.env.UGCFS_SOAK === '1';
 const LOAD_MS = SOAK ? 10 * 60_000 : 30_000;
@@ -27,15 +28,11 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
   let originPort = 0;
   const seed = faultSeed();
   const rnd = seededRandom(seed);
-  const live = new Map<string, string>(); // fid -> sha256 of acknowledged bytes
+  let ledger: Ledger;
   const viaOrigin = new Set<string>();
-  const deleted = new Set<string>();
-  /** when each acknowledged delete returned, and how: for the diagnosis of a failing run */
-  const deletedAt = new Map<string, string>();
   const deletedViaOrigin = new Set<string>();
-  const uncertain = new Map<string, string>(); // delete attempted, outcome unknown
   const kills: string[] = [];
-  const counts = { writes: 0, uploads: 0, reads: 0, readFailures: 0, deletes: 0, writeFailures: 0, opsStarted: 0 };
+  const counts = { uploads: 0, originReads: 0, opsStarted: 0 };
   let pngs: Buffer[] = [];
   /** every name server and data server process ever started, for the logs of a failing run */
   const allProcs: Array<[string, Proc]> = [];
@@ -51,13 +48,14 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     allProcs.push(['nameserver', cluster.nameserver], ...cluster.dataservers.map((p, i) => [`ds:${i}`, p] as [string, Proc]));
     originPort = await freePort();
     origin = await startOrigin();
+    ledger = new Ledger(cluster, rnd);
     pngs = await Promise.all(
       Array.from({ length: 12 }, (_, i) => sharp(payload(seededRandom(seed + i), 24 * 24 * 3), { raw: { width: 24, height: 24, channels: 3 } }).png().toBuffer()),
     );
   }, 120_000);
 
   afterAll(async () => {
-    console.log(`crash matrix: kills=${kills.length} [${kills.join('; ')}] ${JSON.stringify(counts)} live=${live.size} deleted=${deleted.size} uncertain=${uncertain.size}`);
+    if (ledger) console.log(`crash matrix: kills=${kills.length} [${kills.join('; ')}] ${JSON.stringify({ ...ledger.counts, ...counts })} live=${ledger.live.size} deleted=${ledger.deleted.size} uncertain=${ledger.uncertain.size}`);
     await origin?.kill();
     await cluster?.stop();
   });
@@ -92,9 +90,9 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     // verify names only the copy it judged damaged; compare it with every copy that exists.
     const blocks = new Set([...report.matchAll(/block (\d+) on \S+: /g)].map((m) => Number(m[1])));
     const fate = new Map<bigint, string>();
-    for (const f of live.keys()) fate.set(decodeFid(f).key, 'acknowledged write');
-    for (const f of deleted) fate.set(decodeFid(f).key, 'acknowledged delete');
-    for (const f of uncertain.keys()) fate.set(decodeFid(f).key, 'delete with no answer');
+    for (const f of ledger.live.keys()) fate.set(decodeFid(f).key, 'acknowledged write');
+    for (const f of ledger.deleted) fate.set(decodeFid(f).key, 'acknowledged delete');
+    for (const f of ledger.uncertain.keys()) fate.set(decodeFid(f).key, 'delete with no answer');
     const out: string[] = [];
     let onlyKnownBug = blocks.size > 0;
     for (const block of blocks) {
@@ -141,22 +139,11 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
   it('keeps every acknowledged byte and every acknowledged delete', async () => {
     let stop = false;
     const deadline = Date.now() + LOAD_MS;
-    const errors: string[] = [];
+    const errors = ledger.errors;
+    const { live } = ledger;
     const pick = <T,>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
-
-    const writer = async () => {
-      while (!stop) {
-        const data = payload(rnd, 1000 + Math.floor(rnd() * 60_000));
-        try {
-          const w = await cluster.client.write(data, { mime: 'application/octet-stream' });
-          live.set(w.fid, sha(data));
-          counts.writes++;
-        } catch (err) {
-          if (!isUgcfsError(err)) errors.push(`write: untyped ${String(err)}`);
-          counts.writeFailures++;
-          await sleep(50);
-        }
-      }
+    const loop = async (step: () => Promise<unknown>) => {
+      while (!stop) await step();
     };
 
     const uploader = async () => {
@@ -179,62 +166,30 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     };
 
     const reader = async () => {
-      while (!stop) {
-        const fids = [...live.keys()];
-        if (fids.length === 0) {
-          await sleep(50);
-          continue;
+      const fid = await ledger.read(async (f) => void errors.push(`read ${f}: acknowledged file answered NOT_FOUND at ${Date.now()}: ${await whoHolds(f)}`));
+      if (fid === undefined) return sleep(50);
+      if (rnd() < 0.3) {
+        const r = await request(`http://127.0.0.1:${originPort}/${fid}`, { headersTimeout: 20_000, bodyTimeout: 20_000 }).catch(() => undefined);
+        if (r) {
+          const body = Buffer.from(await r.body.arrayBuffer());
+          if (r.statusCode === 200 && live.has(fid) && sha(body) !== live.get(fid)) errors.push(`origin GET ${fid}: wrong bytes`);
+          counts.originReads++;
         }
-        const fid = pick(fids);
-        try {
-          const got = await cluster.client.read(fid);
-          counts.reads++;
-          // a read may fail during a crash; it may never return other bytes
-          if (live.has(fid) && sha(got.data) !== live.get(fid)) errors.push(`read ${fid}: wrong bytes`);
-        } catch (err) {
-          counts.readFailures++;
-          if (!isUgcfsError(err)) errors.push(`read: untyped ${String(err)}`);
-          else if (err.code === 'UGCFS_ERR_NOT_FOUND' && live.has(fid)) errors.push(`read ${fid}: acknowledged file answered NOT_FOUND at ${Date.now()}: ${await whoHolds(fid)}`);
-        }
-        if (rnd() < 0.3) {
-          const r = await request(`http://127.0.0.1:${originPort}/${fid}`, { headersTimeout: 20_000, bodyTimeout: 20_000 }).catch(() => undefined);
-          if (r) {
-            const body = Buffer.from(await r.body.arrayBuffer());
-            if (r.statusCode === 200 && live.has(fid) && sha(body) !== live.get(fid)) errors.push(`origin GET ${fid}: wrong bytes`);
-            counts.reads++;
-          }
-        }
-        await sleep(5);
       }
+      await sleep(5);
     };
 
+    const originDelete = async (fid: string): Promise<string | false> => {
+      const r = await request(`http://127.0.0.1:${originPort}/${fid}`, { method: 'DELETE', headersTimeout: 20_000 });
+      await r.body.dump();
+      if (r.statusCode !== 204) return false;
+      deletedViaOrigin.add(fid);
+      return 'origin';
+    };
     const deleter = async () => {
-      while (!stop) {
-        await sleep(150);
-        const fids = [...live.keys()];
-        if (fids.length < 10) continue;
-        const fid = pick(fids);
-        const want = live.get(fid)!;
-        live.delete(fid);
-        if (viaOrigin.has(fid) && rnd() < 0.5) {
-          const r = await request(`http://127.0.0.1:${originPort}/${fid}`, { method: 'DELETE', headersTimeout: 20_000 }).catch(() => undefined);
-          if (r) await r.body.dump();
-          if (r?.statusCode === 204) {
-            deleted.add(fid);
-            deletedAt.set(fid, `origin@${Date.now()}`);
-            deletedViaOrigin.add(fid);
-          } else uncertain.set(fid, want);
-        } else {
-          try {
-            await cluster.client.delete(fid);
-            deleted.add(fid);
-            deletedAt.set(fid, `client@${Date.now()}`);
-          } catch {
-            uncertain.set(fid, want);
-          }
-        }
-        counts.deletes++;
-      }
+      await sleep(150);
+      // through the origin for half of what it uploaded, else through the cluster client
+      await ledger.delete((fid) => (viaOrigin.has(fid) && rnd() < 0.5 ? originDelete(fid) : ledger.clientDelete(fid)));
     };
 
     const operations = async () => {
@@ -282,7 +237,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
       }
     };
 
-    const workers = [writer(), writer(), uploader(), reader(), reader(), deleter(), operations()];
+    const workers = [loop(() => ledger.write(60_000)), loop(() => ledger.write(60_000)), uploader(), loop(reader), loop(reader), loop(deleter), operations()];
     await killer();
     await sleep(Math.max(0, deadline - Date.now()));
     // keep the load on briefly after the last restart, so the healed cluster is under load too
@@ -299,7 +254,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     } catch (err) {
       const st = await cluster.status().catch((e: Error) => e.message);
       // Which blocks: every id up to a little past the highest one a file landed in.
-      const top = Math.max(0, ...[...live.keys(), ...deleted].map((f) => decodeFid(f).block)) + 100;
+      const top = Math.max(0, ...[...live.keys(), ...ledger.deleted].map((f) => decodeFid(f).block)) + 100;
       const short: string[] = [];
       for (let id = 1; id <= top; id++) {
         const loc = await callJson<{ replicas: unknown[]; state: string }>(cluster.nameserver.url + NS_ROUTES.block.replace(':id', String(id)), { secret: cluster.secret, timeoutMs: 2000 }).catch(() => undefined);
@@ -314,36 +269,20 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     await waitFor('operations finished', async () => (await opsRunning()).length === 0, 90_000, 250);
 
     // Every acknowledged upload byte-exact.
-    let lost = 0;
-    for (const [fid, want] of live) {
-      try {
-        const got = await cluster.client.read(fid);
-        if (sha(got.data) !== want) lost++;
-      } catch (err) {
-        lost++;
-        console.log(`LOST ${fid}: ${(err as Error).message}`);
-      }
-    }
-    console.log(`crash matrix: ${live.size} acknowledged files checked, bytes lost: ${lost === 0 ? 0 : `${lost} files`}`);
-    expect(lost).toBe(0);
+    const lost = await ledger.lost();
+    for (const l of lost) console.log(`LOST ${l}`);
+    console.log(`crash matrix: ${live.size} acknowledged files checked, bytes lost: ${lost.length === 0 ? 0 : `${lost.length} files`}`);
+    expect(lost).toEqual([]);
 
     // Every acknowledged delete stays deleted: on every data server, via the client and the origin.
-    const resurrected: string[] = [];
-    for (const fid of deleted) {
-      const holders: string[] = [];
-      for (const [i, ds] of cluster.dataservers.entries()) {
-        const r = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), { method: 'HEAD', secret: cluster.secret });
-        if (r.status !== 404) holders.push(`${cluster.dsIds[i]}:${r.status}`);
-      }
-      if (holders.length > 0) resurrected.push(`${fid} (deleted by ${deletedAt.get(fid)}) held by ${holders.join(',')}`);
-    }
+    const resurrected = await ledger.resurrected();
     if (resurrected.length > 0) {
       const dump = `/tmp/ugcfs-crash-matrix-${seed}.log`;
       writeFileSync(dump, allProcs.map(([role, p]) => p.lines.map((l) => `${role} ${l}`).join('\n')).join('\n') + `\nkills: ${kills.join('; ')}\n`);
       console.log(`RESURRECTED after an acknowledged delete: ${resurrected.join('; ')} (logs in ${dump})`);
     }
     expect(resurrected).toEqual([]);
-    for (const fid of deleted) {
+    for (const fid of ledger.deleted) {
       await expect(cluster.client.read(fid)).rejects.toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
       // Deletes made around the origin (cluster client, `ugcfs rm`) are not purged from its
       // memory cache: see delete-around-origin.test.ts. Deletes through it must hold.
@@ -352,12 +291,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
       await r.body.dump();
       expect(r.statusCode, `origin still serves deleted ${fid}`).toBe(404);
     }
-    // A delete whose answer was lost either happened or did not: never other bytes.
-    for (const [fid, want] of uncertain) {
-      const got = await cluster.client.read(fid).catch((err: unknown) => err);
-      if (Buffer.isBuffer((got as { data?: Buffer }).data)) expect(sha((got as { data: Buffer }).data)).toBe(want);
-      else expect(got).toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
-    }
+    await ledger.expectUncertainSettled();
 
     // Copies may differ by a delete or a write that crashed half-way (partial-delete /
     // orphan-write tests); verify names them, and nothing else may be wrong.
@@ -372,18 +306,6 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     }
     console.log(`crash matrix verify: ${v.stdout.trim().split('\n')[0]}`);
     // verify --repair settles them (deletes win, else the union), and then verify is clean.
-    const repaired = await cluster.cli(['verify', '--repair'], VERIFY);
-    expect(repaired.code, `${repaired.stdout}\n${repaired.stderr}`).toBe(0);
-    const clean = await cluster.cli(['verify'], VERIFY);
-    expect(clean.code, `verify after verify --repair:\n${clean.stdout}\n${clean.stderr}`).toBe(0);
-    console.log(`crash matrix verify after --repair: ${clean.stdout.trim().split('\n')[0]}`);
-    // The repair kept every acknowledged byte and brought back no acknowledged delete.
-    for (const [fid, want] of live) expect(sha((await cluster.client.read(fid)).data), `acknowledged ${fid} after repair`).toBe(want);
-    for (const fid of deleted) {
-      for (const ds of cluster.dataservers) {
-        const r = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), { method: 'HEAD', secret: cluster.secret });
-        expect(r.status, `deleted ${fid} on ${ds.url} after repair`).toBe(404);
-      }
-    }
+    console.log(`crash matrix verify after --repair: ${await ledger.expectVerifyCleanAfterRepair()}`);
   }, LOAD_MS + 400_000);
 });

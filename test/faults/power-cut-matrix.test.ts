@@ -10,13 +10,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callJson, callRaw } from '../../src/http-client.ts';
+import { callJson } from '../../src/http-client.ts';
 import { isUgcfsError } from '../../src/errors.ts';
-import { DS_ROUTES, NS_ROUTES, type Operation } from '../../src/protocol.ts';
+import { NS_ROUTES, type Operation } from '../../src/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { fuseUsable, mountPowerCutFs, type PowerCutFs } from '../helpers/power-cut.ts';
 import { tempDir, waitFor, type Proc } from '../helpers/proc.ts';
-import { faultSeed, payload, seededRandom, sha, sleep } from './fault-kit.ts';
+import { faultSeed, seededRandom, sleep } from './fault-kit.ts';
+import { Ledger } from './ledger.ts';
 
 const CUTS = Number(process.env.UGCFS_POWER_CUTS) || (process.env.UGCFS_SOAK === '1' ? 200 : 32);
 const fuse = fuseUsable();
@@ -29,13 +30,10 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
   /** role -> its file system: 'ns', 'ds:0'... */
   const disks = new Map<string, PowerCutFs>();
   let cluster: Cluster;
-  const live = new Map<string, string>(); // fid -> sha256 of acknowledged bytes
-  const deleted = new Set<string>();
-  const uncertain = new Map<string, string>(); // delete sent, no answer
+  let ledger: Ledger;
   const cuts: string[] = [];
-  const counts = { writes: 0, writeFailures: 0, deletes: 0, reads: 0, opsStarted: 0, dirtyBytesLost: 0 };
+  const counts = { opsStarted: 0, dirtyBytesLost: 0 };
   const allProcs: Array<[string, Proc]> = [];
-  const failures = new Map<string, number>();
 
   const mount = async (role: string, sub: string) => {
     const at = join(tmp.dir, sub);
@@ -48,11 +46,15 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
     await mount('ns', 'ns');
     for (let i = 0; i < 4; i++) await mount(`ds:${i}`, `ds-${i + 1}`);
     cluster = await startCluster({ dir: tmp.dir, dataservers: 3, replicas: 2, racks: [''], blockSize: 96 * 1024, fsync: true, deadAfterMs: 1000, repairDelayMs: 300, startupGraceMs: 500 });
+    ledger = new Ledger(cluster, rnd);
     allProcs.push(['ns', cluster.nameserver], ...cluster.dataservers.map((p, i) => [`ds:${i}`, p] as [string, Proc]));
   }, 120_000);
 
   afterAll(async () => {
-    console.log(`power-cut matrix: ${cuts.length} cuts [${cuts.join(' ')}] ${JSON.stringify(counts)} live=${live.size} deleted=${deleted.size} uncertain=${uncertain.size} write failures ${JSON.stringify(Object.fromEntries(failures))}`);
+    if (ledger) {
+      const l = ledger;
+      console.log(`power-cut matrix: ${cuts.length} cuts [${cuts.join(' ')}] ${JSON.stringify({ ...l.counts, ...counts })} live=${l.live.size} deleted=${l.deleted.size} uncertain=${l.uncertain.size} write failures ${JSON.stringify(Object.fromEntries(l.failures))}`);
+    }
     await cluster?.stop();
     for (const d of disks.values()) await d.unmount().catch(() => {});
     tmp.cleanup();
@@ -76,60 +78,9 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
 
   it('keeps every acknowledged write and delete through at least 30 power cuts', async () => {
     let stop = false;
-    const errors: string[] = [];
-    const pick = <T,>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
-
-    const writer = async () => {
-      while (!stop) {
-        const data = payload(rnd, 500 + Math.floor(rnd() * 12_000));
-        try {
-          const w = await cluster.client.write(data, { mime: 'application/octet-stream' });
-          live.set(w.fid, sha(data));
-          counts.writes++;
-        } catch (err) {
-          if (!isUgcfsError(err)) errors.push(`write: untyped ${String(err)}`);
-          else failures.set(err.code, (failures.get(err.code) ?? 0) + 1);
-          counts.writeFailures++;
-          await sleep(50);
-        }
-      }
+    const loop = async (step: () => Promise<unknown>) => {
+      while (!stop) await step();
     };
-    const deleter = async () => {
-      while (!stop) {
-        await sleep(120);
-        const fids = [...live.keys()];
-        if (fids.length < 10) continue;
-        const fid = pick(fids);
-        const want = live.get(fid)!;
-        live.delete(fid);
-        try {
-          await cluster.client.delete(fid);
-          deleted.add(fid);
-          counts.deletes++;
-        } catch {
-          uncertain.set(fid, want);
-        }
-      }
-    };
-    const reader = async () => {
-      while (!stop) {
-        const fids = [...live.keys()];
-        if (fids.length === 0) {
-          await sleep(50);
-          continue;
-        }
-        const fid = pick(fids);
-        try {
-          const got = await cluster.client.read(fid);
-          counts.reads++;
-          if (live.has(fid) && sha(got.data) !== live.get(fid)) errors.push(`read ${fid}: wrong bytes`);
-        } catch {
-          // a read may fail while roles are down; the end checks every acknowledged file
-        }
-        await sleep(20);
-      }
-    };
-
     const restart = async (role: string) => {
       if (role === 'ns') allProcs.push([role, await cluster.restartNameserver()]);
       else allProcs.push([role, await cluster.restartDataserver(Number(role.slice(3)))]);
@@ -141,7 +92,18 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
     };
 
     const t0 = Date.now();
-    const workers = [writer(), writer(), writer(), deleter(), reader()];
+    const workers = [
+      ...[1, 2, 3].map(() => loop(() => ledger.write(12_000))),
+      loop(async () => {
+        await sleep(120);
+        await ledger.delete(ledger.clientDelete);
+      }),
+      loop(async () => {
+        // a read may fail while roles are down; the end checks every acknowledged file
+        if ((await ledger.read()) === undefined) await sleep(50);
+        await sleep(20);
+      }),
+    ];
     const dsCount = () => cluster.dataservers.length;
     for (let n = 0; n < CUTS; n++) {
       // Operations at fixed points, so every run cuts the power during each kind.
@@ -168,9 +130,9 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
     await sleep(2000);
     stop = true;
     await Promise.all(workers);
-    expect(errors, errors.slice(0, 5).join('\n')).toEqual([]);
+    expect(ledger.errors, ledger.errors.slice(0, 5).join('\n')).toEqual([]);
     expect(cuts.length).toBeGreaterThanOrEqual(30);
-    expect(counts.writes).toBeGreaterThan(100);
+    expect(ledger.counts.writes).toBeGreaterThan(100);
     // The cuts were real: they threw away bytes that had not been made durable.
     expect(counts.dirtyBytesLost).toBeGreaterThan(0);
 
@@ -192,39 +154,14 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
       throw err;
     }
 
-    const lost: string[] = [];
-    for (const [fid, want] of live) {
-      const got = await cluster.client.read(fid).catch((e: Error) => e);
-      if (got instanceof Error || sha(got.data) !== want) lost.push(`${fid}: ${got instanceof Error ? got.message : 'wrong bytes'}`);
-    }
+    const lost = await ledger.lost();
     if (lost.length > 0) console.log(`LOST after power cuts: ${lost.slice(0, 10).join('; ')} (logs in ${dump()})`);
-    console.log(`power-cut matrix: ${live.size} acknowledged files checked, lost: ${lost.length}`);
+    console.log(`power-cut matrix: ${ledger.live.size} acknowledged files checked, lost: ${lost.length}`);
     expect(lost).toEqual([]);
-
-    const resurrected: string[] = [];
-    for (const fid of deleted) {
-      for (const [i, ds] of cluster.dataservers.entries()) {
-        const r = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), { method: 'HEAD', secret: cluster.secret });
-        if (r.status !== 404) resurrected.push(`${fid} on ds:${i} (${r.status})`);
-      }
-    }
+    const resurrected = await ledger.resurrected();
     if (resurrected.length > 0) console.log(`RESURRECTED after power cuts: ${resurrected.join('; ')} (logs in ${dump()})`);
     expect(resurrected).toEqual([]);
-    for (const [fid, want] of uncertain) {
-      const got = await cluster.client.read(fid).catch((err: unknown) => err);
-      if (Buffer.isBuffer((got as { data?: Buffer }).data)) expect(sha((got as { data: Buffer }).data)).toBe(want);
-      else expect(got).toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
-    }
-
-    // Copies may differ by a write or delete that was cut half-way (never acknowledged);
-    // verify --repair settles those, and then verify is clean.
-    const VERIFY = { timeoutMs: 180_000 };
-    const repaired = await cluster.cli(['verify', '--repair'], VERIFY);
-    expect(repaired.code, `${repaired.stdout}\n${repaired.stderr}`).toBe(0);
-    const clean = await cluster.cli(['verify'], VERIFY);
-    expect(clean.code, `verify after verify --repair:\n${clean.stdout}\n${clean.stderr}`).toBe(0);
-    console.log(`power-cut matrix verify: ${clean.stdout.trim().split('\n')[0]}`);
-    for (const [fid, want] of live) expect(sha((await cluster.client.read(fid)).data), `acknowledged ${fid} after repair`).toBe(want);
-    for (const fid of deleted) await expect(cluster.client.read(fid), `deleted ${fid} after repair`).rejects.toMatchObject({ code: 'UGCFS_ERR_NOT_FOUND' });
+    await ledger.expectUncertainSettled();
+    console.log(`power-cut matrix verify: ${await ledger.expectVerifyCleanAfterRepair()}`);
   }, 600_000);
 });
