@@ -3,11 +3,11 @@
 // on each chosen data server) when the pool runs low.
 import { isUgcfsError, UgcfsError } from '../src/errors.ts';
 import { encodeFid, MAX_KEY, newCookie } from '../src/file-id.ts';
-import { callJson } from '../src/http-client.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { DS_ROUTES, type AssignResult, type BlockCreate } from '../src/protocol.ts';
+import type { AssignResult, BlockCreate } from '../src/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
+import { dataserverClient } from './dataservers.ts';
 import { chooseReplicaSet, chooseReplicaSetWith, uncoveredServer } from './placement.ts';
 import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
 import type { PersistedSequence } from './sequence.ts';
@@ -195,11 +195,6 @@ export class Allocator {
   }
 
   private async createOn(ds: DataserverEntry, rec: BlockRecord, set: DataserverEntry[]): Promise<void> {
-    await callJson(ds.url + DS_ROUTES.block.replace(':id', String(rec.id)), {
-      method: 'POST',
-      body: this.createBody(set.filter((d) => d.id !== ds.id)),
-      secret: this.d.secret,
-      timeoutMs: 5000,
-    });
+    await dataserverClient(this.d.registry, this.d.secret).createBlock(ds, rec.id, this.createBody(set.filter((d) => d.id !== ds.id)));
   }
 }

@@ -5,9 +5,9 @@
 // copies that lack it, since it may have been acknowledged. Anything else (the same key
 // with different bytes, a record a copy cannot read) is a conflict left to the digest vote.
 import { encodeFid } from '../src/file-id.ts';
-import { callJson, callRaw, expectOk } from '../src/http-client.ts';
-import { DS_ROUTES, HEADERS, type BlockKeyState } from '../src/protocol.ts';
+import type { BlockKeyState } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
+import { dataserversOf } from './dataservers.ts';
 import type { DataserverEntry } from './registry.ts';
 
 /** What one copy needs to agree with the others. */
@@ -28,7 +28,7 @@ export interface KeyPlan {
 const LISTED_KEYS = 10;
 
 export function fetchKeys(ctx: NameserverContext, ds: DataserverEntry, block: number): Promise<BlockKeyState[]> {
-  return callJson<BlockKeyState[]>(ds.url + DS_ROUTES.blockKeys.replace(':id', String(block)), { secret: ctx.config.clusterSecret, timeoutMs: 600_000 });
+  return dataserversOf(ctx).blockKeys(ds, block);
 }
 
 export function planKeyFixes(copies: Array<{ ds: DataserverEntry; keys: BlockKeyState[] }>): KeyPlan {
@@ -81,28 +81,14 @@ export function describeFix(f: CopyFix): string {
 
 /** Applies one copy's fixes; throws on the first one that fails (the re-scrub will tell). */
 export async function applyFix(ctx: NameserverContext, block: number, f: CopyFix): Promise<void> {
-  const secret = ctx.config.clusterSecret;
-  const needleUrl = (ds: DataserverEntry, k: BlockKeyState) => ds.url + DS_ROUTES.needle.replace(':fid', encodeFid({ block, key: BigInt(k.key), cookie: k.cookie }));
-  for (const k of f.deletes) {
-    const res = await callRaw(needleUrl(f.ds, k), { method: 'DELETE', headers: { [HEADERS.repair]: '1' }, secret, timeoutMs: 30_000 });
-    // Gone meanwhile (a client delete got there first) is the outcome wanted.
-    if (res.status !== 404) expectOk(res);
-  }
+  const dataservers = dataserversOf(ctx);
+  const fidOf = (k: BlockKeyState) => encodeFid({ block, key: BigInt(k.key), cookie: k.cookie });
+  // Gone meanwhile (a client delete got there first, 'missing') is the outcome wanted.
+  for (const k of f.deletes) await dataservers.deleteNeedle(f.ds, fidOf(k), { repair: true });
   for (const { state, from } of f.copies) {
-    const src = expectOk(await callRaw(needleUrl(from, state), { secret, timeoutMs: 60_000 }));
-    const h = (name: string) => {
-      const v = src.headers[name];
-      return Array.isArray(v) ? v[0] : v;
-    };
-    const headers: Record<string, string> = {
-      [HEADERS.repair]: '1',
-      [HEADERS.mime]: h('content-type') ?? 'application/octet-stream',
-      [HEADERS.uploadTime]: h(HEADERS.uploadTime) ?? String(Date.now()),
-      [HEADERS.crc]: String(state.crc),
-    };
-    const owner = h(HEADERS.owner);
-    if (owner) headers[HEADERS.owner] = owner;
-    expectOk(await callRaw(needleUrl(f.ds, state), { method: 'PUT', body: src.body, headers, secret, timeoutMs: 60_000 }));
+    const fid = fidOf(state);
+    const src = await dataservers.getNeedle(from, fid, { repair: true });
+    await dataservers.putNeedle(f.ds, fid, src.data, { repair: true, mime: src.head.mime, owner: src.head.owner, uploadTime: src.head.uploadTime || Date.now(), crc: state.crc });
   }
   ctx.log.info({ block, ds: f.ds.id, deleted: f.deletes.length, copied: f.copies.length }, 'copy reconciled with its replicas');
 }

@@ -2,9 +2,8 @@
 // LevelDB and replayed by the name server when that data server is back. Until its replay
 // is done, the server is left out of the block's read locations, so a returning stale copy
 // never serves a file that was deleted while it was away.
-import { callRaw } from '../src/http-client.ts';
-import { DS_ROUTES } from '../src/protocol.ts';
 import type { Logger } from '../src/log.ts';
+import { dataserverClient } from './dataservers.ts';
 import type { DataserverEntry, Registry } from './registry.ts';
 import { SYNC, type Store } from './state-db.ts';
 
@@ -89,14 +88,11 @@ export class PendingDeletes {
 
   private async replayOne(ds: DataserverEntry, fid: string): Promise<boolean> {
     try {
-      const res = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', fid), { method: 'DELETE', secret: this.secret, timeoutMs: 5000 });
-      // 404 (file or block gone) means the delete is already in effect there.
-      if ((res.status >= 200 && res.status < 300) || res.status === 404) {
-        await this.done(ds.id, fid);
-        this.log.info({ ds: ds.id, fid }, 'replayed a missed delete');
-        return true;
-      }
-      this.log.warn({ ds: ds.id, fid, status: res.status }, 'replaying a missed delete failed; will retry');
+      // 'missing' (file or block gone) means the delete is already in effect there.
+      await dataserverClient(this.registry, this.secret).deleteNeedle(ds, fid, { kind: 'deleteReplay' });
+      await this.done(ds.id, fid);
+      this.log.info({ ds: ds.id, fid }, 'replayed a missed delete');
+      return true;
     } catch (err) {
       this.log.warn({ ds: ds.id, fid, err: (err as Error).message }, 'replaying a missed delete failed; will retry');
     }

@@ -1,0 +1,33 @@
+// The name server's client of its data servers (src/clients/dataserver-client.ts): one per
+// name server (per registry), with the cluster secret and the liveness watch — a call to a
+// server alive at its start is given up (UGCFS_ERR_UNAVAILABLE) once the registry declares
+// it dead, so a server that hangs without dying never holds a caller, or a block's claim,
+// for a whole timeout.
+import { DataserverClient } from '../src/clients/dataserver-client.ts';
+import type { Registry } from './registry.ts';
+
+const clients = new WeakMap<Registry, DataserverClient>();
+
+/** How often a call in progress checks that its server is still alive. */
+export const LIVENESS_POLL_MS = 250;
+
+export function dataserverClient(registry: Registry, secret: string): DataserverClient {
+  let c = clients.get(registry);
+  if (!c) {
+    c = new DataserverClient({
+      secret,
+      isAlive: (ds) => {
+        const e = registry.get(ds.id);
+        return e !== undefined && registry.isAlive(e);
+      },
+      livenessPollMs: LIVENESS_POLL_MS,
+    });
+    clients.set(registry, c);
+  }
+  return c;
+}
+
+/** The data-server client of a name server's context. */
+export function dataserversOf(ctx: { readonly registry: Registry; readonly config: { readonly clusterSecret: string } }): DataserverClient {
+  return dataserverClient(ctx.registry, ctx.config.clusterSecret);
+}
