@@ -13,10 +13,9 @@
 // Deletes racing the move: the block is busy ('moving'), so clients report each delete to
 // the name server, which keeps it for us (takeBusyDeletes); they are applied to the new
 // copy before it counts, and again at the end.
-import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import { callJson, callRaw } from '../src/http-client.ts';
-import { DS_ROUTES, type ScrubResult } from '../src/protocol.ts';
+import { isUgcfsError } from '../src/errors.ts';
 import { mayHoldFiles, type BlockRecord } from './block-map.ts';
+import { applyBusyDeletes, copyBlock, copyEnvOf, deleteCopy, stopWrites } from './block-copy.ts';
 import type { NameserverContext } from './context.ts';
 import type { BlockClaims } from './ops-claims.ts';
 import type { DataserverEntry } from './registry.ts';
@@ -45,105 +44,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How long writes assigned to a block before it was claimed may still take to arrive. */
 export const IN_FLIGHT_MS = 200;
 
-function blockUrl(ds: DataserverEntry, route: string, block: number): string {
-  return ds.url + route.replace(':id', String(block));
-}
-
-/** How often a call in progress checks that its server is still alive. */
-const LIVENESS_POLL_MS = 250;
-
-/**
- * A block command to a data server (scrub, pull, compact, read-only), given up
- * (UGCFS_ERR_UNAVAILABLE) when a server alive at the start is declared dead during the call:
- * a server that hangs without dying would otherwise keep the caller, and the block's claim
- * that holds its writes and repair off, waiting for the whole timeout (up to 30 min).
- */
-export async function dsPost<T>(ctx: NameserverContext, ds: DataserverEntry, route: string, block: number, body: unknown, timeoutMs: number): Promise<T> {
-  const alive = () => {
-    const e = ctx.registry.get(ds.id);
-    return e !== undefined && ctx.registry.isAlive(e);
-  };
-  const stop = new AbortController();
-  const watch = alive()
-    ? setInterval(() => {
-        if (!alive()) stop.abort();
-      }, LIVENESS_POLL_MS)
-    : undefined;
-  try {
-    return await callJson<T>(blockUrl(ds, route, block), { method: 'POST', body, secret: ctx.config.clusterSecret, timeoutMs, signal: stop.signal });
-  } catch (err) {
-    if (stop.signal.aborted) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `data server ${ds.id} was declared dead during the ${route.split('/').pop()} of block ${block}`);
-    throw err;
-  } finally {
-    clearInterval(watch);
-  }
-}
-
-/** Deletes a server's copy; a copy that is already gone is fine. */
-export async function deleteCopy(ctx: NameserverContext, ds: DataserverEntry, block: number): Promise<void> {
-  const res = await callRaw(blockUrl(ds, DS_ROUTES.block, block), { method: 'DELETE', secret: ctx.config.clusterSecret, timeoutMs: 30_000 });
-  if (res.status === 404 || (res.status >= 200 && res.status < 300)) return;
-  throw new UgcfsError('UGCFS_ERR_UPSTREAM', `deleting block ${block} on ${ds.id} answered HTTP ${res.status}`);
-}
-
-export function scrub(ctx: NameserverContext, ds: DataserverEntry, block: number, timeoutMs = 600_000): Promise<ScrubResult> {
-  return dsPost<ScrubResult>(ctx, ds, DS_ROUTES.blockScrub, block, {}, timeoutMs);
-}
-
-/** Applies deletes clients reported during the move to the new copy; what cannot be applied now is left to the pending-delete replay. */
-async function applyBusyDeletes(ctx: NameserverContext, target: DataserverEntry, block: number): Promise<void> {
-  for (const fid of ctx.blocks.takeBusyDeletes(block)) {
-    try {
-      const res = await callRaw(target.url + DS_ROUTES.needle.replace(':fid', fid), { method: 'DELETE', secret: ctx.config.clusterSecret, timeoutMs: 10_000 });
-      if (res.status === 404 || (res.status >= 200 && res.status < 300)) continue;
-    } catch {
-      // fall through to the replay
-    }
-    await ctx.pendingDeletes.add(target.id, fid, block);
-  }
-}
-
-/** Waits until the server's heartbeat lists the block (so it counts as a live holder). */
-async function waitReported(ctx: NameserverContext, id: string, block: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ds = ctx.registry.get(id);
-    if (ds && ctx.registry.isAlive(ds) && ds.reports.has(block)) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(Math.min(100, Math.max(10, ctx.config.heartbeatMs / 4)));
-  }
-}
+/** Time one move's copy may take unless the operation says otherwise. */
+const MOVE_COPY_TIMEOUT_MS = 600_000;
 
 /** A live holder of the block that is a sound source: it owes no deletes in it. */
 export function goodSource(ctx: NameserverContext, rec: BlockRecord, prefer?: string, avoid?: string): DataserverEntry | undefined {
   const holders = ctx.blocks.liveHolders(rec).filter((d) => !ctx.pendingDeletes.owes(d.id, rec.id));
   return holders.find((d) => d.id === prefer) ?? holders.find((d) => d.id !== avoid) ?? holders[0];
-}
-
-/**
- * Copies `block` onto `target` from `source` and checks the copy. On any failure the
- * partial copy is removed and the error thrown. The caller holds the block's claim.
- */
-async function copyAndVerify(env: MoveEnv, rec: BlockRecord, source: DataserverEntry, target: DataserverEntry): Promise<number> {
-  const { ctx } = env;
-  const block = rec.id;
-  if (target.reports.has(block)) await deleteCopy(ctx, target, block);
-  const res = await dsPost<{ bytes?: number }>(ctx, target, DS_ROUTES.blockPull, block, { from: source.url }, env.copyTimeoutMs ?? 600_000);
-  try {
-    for (let round = 0; ; round++) {
-      await applyBusyDeletes(ctx, target, block);
-      const [a, b] = await Promise.all([scrub(ctx, source, block), scrub(ctx, target, block)]);
-      if (a.bad.length > 0) throw new UgcfsError('UGCFS_ERR_CHECKSUM', `block ${block}: the source ${source.id} has ${a.bad.length} damaged records`);
-      if (b.bad.length === 0 && a.digest === b.digest) break;
-      // A delete landing between the two scrubs differs them for a moment; damage does not go away.
-      if (round >= 3) throw new UgcfsError('UGCFS_ERR_CHECKSUM', `block ${block}: the copy on ${target.id} does not match ${source.id} (${b.bad.length} bad records)`);
-      await sleep(100 * (round + 1));
-    }
-  } catch (err) {
-    await deleteCopy(ctx, target, block).catch(() => undefined);
-    throw err;
-  }
-  return res?.bytes ?? 0;
 }
 
 /**
@@ -171,19 +78,17 @@ export async function moveBlock(env: MoveEnv, m: MoveRequest): Promise<MoveOutco
       // holders turn read-only, or they would fail half-replicated.
       await sleep(IN_FLIGHT_MS);
     }
-    const holders = ctx.blocks.liveHolders(rec0);
-    await Promise.allSettled(holders.map((h) => dsPost(ctx, h, DS_ROUTES.blockReadonly, m.block, { readonly: true }, 5000)));
-    const bytes = await copyAndVerify(env, rec0, source, target);
-
-    await ctx.blocks.addReplica(m.block, m.to);
-    const waitMs = Math.max(5000, ctx.config.heartbeatMs * 5);
-    if (!(await waitReported(ctx, m.to, m.block, waitMs))) {
-      // The copy never showed up in a heartbeat; it cannot count, so undo.
-      await ctx.blocks.removeReplica(m.block, m.to);
-      await deleteCopy(ctx, target, m.block).catch(() => undefined);
-      throw new UgcfsError('UGCFS_ERR_TIMEOUT', `block ${m.block}: ${m.to} did not report the new copy within ${waitMs} ms`);
-    }
-    await applyBusyDeletes(ctx, target, m.block);
+    const copyEnv = copyEnvOf(ctx);
+    await stopWrites(copyEnv, ctx.blocks.liveHolders(rec0), m.block);
+    const bytes = await copyBlock(copyEnv, {
+      block: m.block,
+      source,
+      target,
+      copyTimeoutMs: env.copyTimeoutMs ?? MOVE_COPY_TIMEOUT_MS,
+      damagedSource: 'refuse',
+      admit: () => ctx.blocks.addReplica(m.block, m.to),
+      retract: () => ctx.blocks.removeReplica(m.block, m.to),
+    });
 
     // Only now does the old copy go: the new one is verified and counted.
     await ctx.blocks.removeReplica(m.block, m.from);
@@ -191,11 +96,11 @@ export async function moveBlock(env: MoveEnv, m: MoveRequest): Promise<MoveOutco
     const old = ctx.registry.get(m.from);
     if (old && ctx.registry.isAlive(old)) {
       // If this fails the heartbeat removes the copy later (an extra copy of a fully replicated block).
-      await deleteCopy(ctx, old, m.block).catch((err: Error) => log.warn({ err: err.message }, 'could not delete the old copy; heartbeats will'));
+      await deleteCopy(copyEnv, old, m.block).catch((err: Error) => log.warn({ err: err.message }, 'could not delete the old copy; heartbeats will'));
     }
     // A delete whose report was in flight while we switched still reaches the new copy.
     await sleep(Math.min(500, Math.max(50, ctx.config.heartbeatMs)));
-    await applyBusyDeletes(ctx, target, m.block);
+    await applyBusyDeletes(copyEnv, target, m.block);
     log.info({ bytes }, 'block moved');
     return { moved: true, bytes };
   } finally {
@@ -218,7 +123,7 @@ export async function trimBlock(env: MoveEnv, block: number, drop: string): Prom
     await ctx.blocks.removeReplica(block, drop);
     await ctx.pendingDeletes.forgetBlock(drop, block);
     const ds = ctx.registry.get(drop);
-    if (ds && ctx.registry.isAlive(ds)) await deleteCopy(ctx, ds, block).catch(() => undefined);
+    if (ds && ctx.registry.isAlive(ds)) await deleteCopy(copyEnvOf(ctx), ds, block).catch(() => undefined);
     ctx.log.info({ block, ds: drop }, 'extra copy removed');
     return { moved: true, bytes: 0 };
   } finally {
@@ -243,14 +148,18 @@ export async function recopyBlock(env: MoveEnv, block: number, onto: string, fro
     await ctx.blocks.removeReplica(block, onto);
     // Readers holding a cached location may still send reads here: while the copy is gone or
     // being pulled they get BLOCK_NOT_FOUND, which sends them to the next replica.
-    await deleteCopy(ctx, target, block);
+    const copyEnv = copyEnvOf(ctx);
+    await deleteCopy(copyEnv, target, block);
     target.reports.delete(block);
-    const bytes = await copyAndVerify(env, rec, source, target);
-    await ctx.blocks.addReplica(block, onto);
-    if (!(await waitReported(ctx, onto, block, Math.max(5000, ctx.config.heartbeatMs * 5)))) {
-      throw new UgcfsError('UGCFS_ERR_TIMEOUT', `block ${block}: ${onto} did not report the new copy`);
-    }
-    await applyBusyDeletes(ctx, target, block);
+    // Not retracted when never reported: the copy stays in the set, absent, for the repairer.
+    const bytes = await copyBlock(copyEnv, {
+      block,
+      source,
+      target,
+      copyTimeoutMs: env.copyTimeoutMs ?? MOVE_COPY_TIMEOUT_MS,
+      damagedSource: 'refuse',
+      admit: () => ctx.blocks.addReplica(block, onto),
+    });
     return { moved: true, bytes };
   } finally {
     claims.release(block);

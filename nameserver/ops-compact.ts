@@ -3,10 +3,9 @@
 // threshold. One block per server at a time, servers in parallel. The block is claimed
 // ('compacting') so no new writes are assigned to it; writes go to other blocks meanwhile,
 // and reads go on (the data server switches generations under them).
-import type { CompactResult } from '../src/protocol.ts';
-import { DS_ROUTES } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
-import { IN_FLIGHT_MS, dsPost } from './ops-block-move.ts';
+import { dataserversOf } from './dataservers.ts';
+import { IN_FLIGHT_MS } from './ops-block-move.ts';
 import type { OpBody } from './ops-engine.ts';
 
 const MAX_LISTED = 20;
@@ -69,7 +68,7 @@ export function compactBody(threshold: number): OpBody {
           try {
             // Appends assigned just before the claim are refused while compacting; let them land.
             if (ctx.blocks.get(block)?.state === 'writable') await sleep(IN_FLIGHT_MS);
-            const res = await dsPost<CompactResult>(ctx, ds, DS_ROUTES.blockCompact, block, {}, 30 * 60_000);
+            const res = await dataserversOf(ctx).compact(ds, block);
             freed = Math.max(0, res.beforeBytes - res.afterBytes);
             reclaimed += freed;
             compacted++;

@@ -9,7 +9,8 @@
 import { isUgcfsError } from '../src/errors.ts';
 import type { ScrubResult } from '../src/protocol.ts';
 import type { NameserverContext } from './context.ts';
-import { IN_FLIGHT_MS, moveBlock, recopyBlock, scrub } from './ops-block-move.ts';
+import { dataserversOf } from './dataservers.ts';
+import { IN_FLIGHT_MS, moveBlock, recopyBlock } from './ops-block-move.ts';
 import { pool, type OpBody, type OpRun } from './ops-engine.ts';
 import { applyFix, describeFix, fetchKeys, planKeyFixes, type KeyPlan } from './ops-key-reconcile.ts';
 import { chooseCopyTarget } from './placement.ts';
@@ -36,11 +37,15 @@ interface Checked {
   holder: DataserverEntry;
   result?: ScrubResult;
   error?: string;
+  /** the copy was not there to scrub (moved or dropped under us): not damage */
+  gone?: boolean;
 }
 
 async function scrubAll(ctx: NameserverContext, holders: DataserverEntry[], block: number): Promise<Checked[]> {
-  const results = await Promise.allSettled(holders.map((h) => scrub(ctx, h, block)));
-  return results.map((r, i) => (r.status === 'fulfilled' ? { holder: holders[i]!, result: r.value } : { holder: holders[i]!, error: (r.reason as Error).message }));
+  const results = await Promise.allSettled(holders.map((h) => dataserversOf(ctx).scrub(h, block)));
+  return results.map((r, i) =>
+    r.status === 'fulfilled' ? { holder: holders[i]!, result: r.value } : { holder: holders[i]!, error: (r.reason as Error).message, gone: isUgcfsError(r.reason, 'UGCFS_ERR_BLOCK_NOT_FOUND') },
+  );
 }
 
 /** Waits (briefly) for a block that another operation or the repairer is working on. */
@@ -77,7 +82,7 @@ export async function checkBlock(
   for (const c of checked) {
     if (c.error !== undefined) {
       // A copy that vanished under us (moved, dropped) is not damage; an unreadable one is.
-      if (!/BLOCK_NOT_FOUND|not on this data server/.test(c.error)) damage.push({ block, ds: c.holder.id, reason: 'scrub-failed', records: 0, error: c.error });
+      if (!c.gone) damage.push({ block, ds: c.holder.id, reason: 'scrub-failed', records: 0, error: c.error });
     } else if (c.result!.bad.length > 0) {
       damage.push({ block, ds: c.holder.id, reason: c.result!.bad[0]!.reason, records: c.result!.bad.length });
     }

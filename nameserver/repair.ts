@@ -3,12 +3,13 @@
 // server is alive but no longer reports it). Blocks with the fewest live copies go first;
 // only --repair-concurrency run at once. A block being repaired takes no writes, and ends
 // sealed: its survivors plus the new copy become its replica set, so a copy on a server
-// that returns later is extra and gets removed.
-import { callJson } from '../src/http-client.ts';
+// that returns later is extra and gets removed. The copy itself is block-copy.ts's, as for
+// moves: watched for either end dying, checked by digest, counted once reported.
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
-import { DS_ROUTES } from '../src/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
+import { copyBlock, stopWrites, type BlockCopyEnv } from './block-copy.ts';
+import { dataserverClient } from './dataservers.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import { chooseCopyTarget } from './placement.ts';
 import type { DataserverEntry, Registry } from './registry.ts';
@@ -26,7 +27,12 @@ export interface RepairDeps {
   notBefore: number;
   /** time one block copy may take */
   copyTimeoutMs?: number;
+  /** the data servers' heartbeat interval, ms (how long a new copy may take to be reported; default 1000) */
+  heartbeatMs?: number;
 }
+
+/** Time one repair copy may take unless configured. */
+const REPAIR_COPY_TIMEOUT_MS = 300_000;
 
 export interface RepairCandidate {
   rec: BlockRecord;
@@ -39,8 +45,11 @@ export class Repairer {
   private readonly stuck = new Set<number>();
   private readonly retryAt = new Map<number, { at: number; failures: number }>();
   private closed = false;
+  private readonly copyEnv: BlockCopyEnv;
 
-  constructor(private readonly d: RepairDeps) {}
+  constructor(private readonly d: RepairDeps) {
+    this.copyEnv = { registry: d.registry, blocks: d.blocks, pending: d.pending, dataservers: dataserverClient(d.registry, d.secret), heartbeatMs: d.heartbeatMs ?? 1000, log: d.log };
+  }
 
   get active(): number {
     return this.running.size;
@@ -95,20 +104,26 @@ export class Repairer {
     blocks.setBusy(rec.id, 'repairing');
     try {
       // Stop appends on the survivors so the copy converges.
-      await Promise.allSettled(holders.map((h) => this.post(h, DS_ROUTES.blockReadonly, rec.id, { readonly: true }, 5000)));
-      if (target.reports.has(rec.id)) {
-        // A leftover copy there (e.g. a pull cut short by a crash) is not a counted copy; clear it.
-        await callJson(target.url + DS_ROUTES.block.replace(':id', String(rec.id)), { method: 'DELETE', secret: this.d.secret, timeoutMs: 10_000 }).catch(() => undefined);
-      }
-      const res = await this.post<{ bytes?: number }>(target, DS_ROUTES.blockPull, rec.id, { from: source.url }, this.d.copyTimeoutMs ?? 300_000);
-      // Deletes that raced the copy are owed by the new copy; until replayed, it serves no reads.
-      for (const fid of blocks.takeBusyDeletes(rec.id)) await this.d.pending.add(target.id, fid, rec.id);
-      await blocks.setReplicas(rec.id, [...holders.map((h) => h.id), target.id]);
-      blocks.noteCopied(rec.id, target.id);
+      await stopWrites(this.copyEnv, holders, rec.id);
+      const before = rec.replicas;
+      const bytes = await copyBlock(this.copyEnv, {
+        block: rec.id,
+        source,
+        target,
+        copyTimeoutMs: this.d.copyTimeoutMs ?? REPAIR_COPY_TIMEOUT_MS,
+        // The survivors are all there is: a second copy of a damaged one still keeps every
+        // good record twice (verify settles the damage).
+        damagedSource: 'copy',
+        admit: async () => {
+          await blocks.setReplicas(rec.id, [...holders.map((h) => h.id), target.id]);
+          blocks.noteCopied(rec.id, target.id);
+        },
+        retract: () => blocks.setReplicas(rec.id, before),
+      });
       if (rec.state === 'writable') await blocks.setState(rec.id, 'sealed');
       this.retryAt.delete(rec.id);
       this.d.metrics.repairs.inc({ result: 'ok' });
-      log.info({ block: rec.id, from: source.id, to: target.id, bytes: res?.bytes, ms: Date.now() - started }, 'block re-replicated');
+      log.info({ block: rec.id, from: source.id, to: target.id, bytes, ms: Date.now() - started }, 'block re-replicated');
     } catch (err) {
       // Back off (1 s, 2 s, ... 30 s) so a block that keeps failing does not hog a slot.
       const failures = (this.retryAt.get(rec.id)?.failures ?? 0) + 1;
@@ -118,9 +133,5 @@ export class Repairer {
     } finally {
       blocks.clearBusy(rec.id);
     }
-  }
-
-  private post<T>(ds: DataserverEntry, route: string, block: number, body: unknown, timeoutMs: number): Promise<T> {
-    return callJson<T>(ds.url + route.replace(':id', String(block)), { method: 'POST', body, secret: this.d.secret, timeoutMs });
   }
 }
