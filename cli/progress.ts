@@ -4,10 +4,9 @@
 // holds only the summary or the --json result.
 import type { Writable } from 'node:stream';
 import { opt } from '../src/config.ts';
-import { CLUSTER_CLIENT_OPTIONS } from '../src/cluster-client.ts';
+import { CLUSTER_CLIENT_OPTIONS, nameserverClientFromConfig, type ClusterClientConfig } from '../src/clients/cluster-options.ts';
 import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import { callJson, type CallOptions } from '../src/http-client.ts';
-import { NS_ROUTES, type Operation, type OperationKind } from '../src/protocol.ts';
+import type { Operation, OperationKind } from '../src/protocol.ts';
 import type { CommandContext } from './command.ts';
 
 /** Options every operation command takes. */
@@ -18,12 +17,7 @@ export const OP_COMMAND_OPTIONS = {
   detach: opt.bool(false, 'start the operation, print its id and return'),
 };
 
-export interface OpClientConfig {
-  nameserver: string;
-  clusterSecret: string;
-  adminToken: string;
-  timeoutMs: number;
-}
+export type OpClientConfig = ClusterClientConfig;
 
 const BAR = 30;
 
@@ -85,21 +79,16 @@ export function progressDisplay(out: Writable & { isTTY?: boolean; columns?: num
   };
 }
 
-function callOpts(c: OpClientConfig, extra: CallOptions = {}): CallOptions {
-  const headers: Record<string, string> = c.adminToken ? { authorization: `Bearer ${c.adminToken}` } : {};
-  return { secret: c.clusterSecret || undefined, timeoutMs: c.timeoutMs, headers, ...extra };
-}
-
 export function postOperation(c: OpClientConfig, body: Record<string, unknown>): Promise<Operation> {
-  return callJson<Operation>(c.nameserver + NS_ROUTES.ops, callOpts(c, { method: 'POST', body }));
+  return nameserverClientFromConfig(c).startOperation(body);
 }
 
 export function getOperation(c: OpClientConfig, id: string): Promise<Operation> {
-  return callJson<Operation>(c.nameserver + NS_ROUTES.op.replace(':id', encodeURIComponent(id)), callOpts(c));
+  return nameserverClientFromConfig(c).operation(id);
 }
 
 export function listOperations(c: OpClientConfig): Promise<Operation[]> {
-  return callJson<Operation[]>(c.nameserver + NS_ROUTES.ops, callOpts(c));
+  return nameserverClientFromConfig(c).operations();
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

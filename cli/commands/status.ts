@@ -1,5 +1,5 @@
 import { loadConfig } from '../../src/config.ts';
-import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/cluster-client.ts';
+import { CLUSTER_CLIENT_OPTIONS, nameserverClientFromConfig } from '../../src/clients/cluster-options.ts';
 import { UgcfsError } from '../../src/errors.ts';
 import type { ClusterStatus } from '../../src/protocol.ts';
 import type { CommandModule } from '../command.ts';
@@ -79,7 +79,7 @@ const mod: CommandModule = {
   async run(ctx) {
     const { config, flags, positionals } = loadConfig(CLUSTER_CLIENT_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json'] });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
-    const s = await clusterClientFromConfig(config).status();
+    const s = await nameserverClientFromConfig(config).status();
     if (flags.has('--json')) {
       const out = {
         ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
