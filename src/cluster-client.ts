@@ -31,10 +31,11 @@ export class ClusterClient {
   private readonly deleter: FileDeleter;
 
   constructor(opts: ClusterClientOptions) {
-    const timeoutMs = opts.timeoutMs ?? 10_000;
-    this.ns = new NameserverClient({ nameservers: [opts.nameserver], secret: opts.secret, adminToken: opts.adminToken, timeoutMs });
+    // Without a timeoutMs each client keeps its own defaults (NS_TIMEOUT_MS, DS_TIMEOUTS).
+    const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
+    this.ns = new NameserverClient({ nameservers: [opts.nameserver], secret: opts.secret, adminToken: opts.adminToken, ...timeout });
     this.nameserver = this.ns.url;
-    const ds = new DataserverClient({ secret: opts.secret, timeoutMs });
+    const ds = new DataserverClient({ secret: opts.secret, ...timeout });
     this.locations = new LocationCache(this.ns, { ttlMs: opts.locationTtlMs ?? 10_000, size: opts.locationCacheSize ?? 10_000 });
     this.writer = new FileWriter({
       ns: this.ns,

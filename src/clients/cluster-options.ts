@@ -2,13 +2,13 @@
 // the clients made from them.
 import { opt } from '../config.ts';
 import { NAMESERVER_URL_OPTION } from '../role-options.ts';
-import { NameserverClient } from './nameserver-client.ts';
+import { NS_TIMEOUT_MS, NameserverClient } from './nameserver-client.ts';
 
 export const CLUSTER_CLIENT_OPTIONS = {
   ...NAMESERVER_URL_OPTION,
   clusterSecret: opt.string('', 'the cluster secret', { env: 'UGCFS_CLUSTER_SECRET', secret: true }),
   adminToken: opt.string('', 'admin token', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
-  timeoutMs: opt.int(10_000, 'per-request timeout in ms', { min: 100 }),
+  timeoutMs: opt.int(NS_TIMEOUT_MS, 'per-request timeout in ms', { min: 100 }),
 };
 
 /** What CLUSTER_CLIENT_OPTIONS load into. */

@@ -10,7 +10,7 @@ export interface ClusterClientOptions {
   secret?: string;
   /** sent as Bearer to admin views (status) when no secret is given */
   adminToken?: string;
-  /** per-request timeout, ms (default 10 s) */
+  /** per-request timeout, ms (default 10 s: NS_TIMEOUT_MS, DS_TIMEOUTS.needle) */
   timeoutMs?: number;
   /** how long a block location is trusted before it is fetched again, ms (default 10 s) */
   locationTtlMs?: number;
