@@ -1,14 +1,14 @@
 // The data server's storage engine: the blocks in `<data>/blocks`, the index in
 // `<data>/index`, and the verbs on them. Opening reconciles every block with the index
-// (leftover generations removed, tails past the watermark re-indexed or cut).
-import { readdir, rename, unlink } from 'node:fs/promises';
+// (block-open.ts).
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { UgcfsError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import type { Metrics } from '../src/metrics.ts';
 import { HEADERS, type BlockKeyState, type BlockReport, type CompactResult, type ScrubResult } from '../src/protocol.ts';
-import { Block, BlockFile, blockFileName, parseBlockFileName } from './block.ts';
+import { Block, BlockFile, blockFileName } from './block.ts';
 import { mkdirDurable, syncDir } from '../src/durable-fs.ts';
 import { compactBlock } from './block-compact.ts';
 import { listBlockKeys } from './block-keys.ts';
@@ -19,9 +19,10 @@ import { BlockWriter } from './block-write.ts';
 import { AlignedStages } from './aligned-stage.ts';
 import { ClusterClock } from './cluster-clock.ts';
 import { encodeNeedleParts, encodeTombstone, type Needle, type NeedleMeta } from './needle.ts';
-import { META_INCOMPLETE, META_READONLY, NeedleIndex, metaWith, type BlockMeta } from './needle-index.ts';
-import { Quarantine, type QuarantineReason } from './quarantine.ts';
+import { META_READONLY, metaWith } from './needle-index.ts';
+import { Quarantine } from './quarantine.ts';
 import { crashHook, type StoreContext } from './store-context.ts';
+import { EMPTY_META, openBlocks, openIndex, type Recovered } from './block-open.ts';
 import { SYNC_READ_DEFAULTS, SyncReadGate, type SyncReadGateOptions } from './sync-read-gate.ts';
 
 export interface StoreOptions {
@@ -65,35 +66,13 @@ function syncReadGate(opts: StoreOptions): SyncReadGate | undefined {
   });
 }
 
-/**
- * The index is derived data: the block files alone rebuild it. So an index LevelDB refuses
- * as corrupt is moved aside (index.corrupt-<ms>, kept for a post-mortem) and every block is
- * indexed again from its file, instead of the server refusing to start.
- */
-async function openIndex(opts: StoreOptions): Promise<NeedleIndex> {
-  const dir = join(opts.dir, 'index');
-  const o = { cacheEntries: opts.cacheEntries, blockCacheBytes: opts.indexBlockCacheBytes, metrics: opts.metrics, log: opts.log };
-  try {
-    return await NeedleIndex.open(dir, o);
-  } catch (err) {
-    if ((err as { cause?: { code?: string } }).cause?.code !== 'LEVEL_CORRUPTION') throw err;
-    const aside = `${dir}.corrupt-${Date.now()}`;
-    opts.log?.error({ err, movedTo: aside }, 'the index is corrupt; moving it aside and rebuilding it from the block files');
-    await rename(dir, aside);
-    await syncDir(opts.dir);
-    return NeedleIndex.open(dir, o);
-  }
-}
-
 /** how often quarantined files are checked for expiry */
 const QUARANTINE_CHECK_MS = 10 * 60_000;
-
-const EMPTY_META: BlockMeta = { flags: 0, gen: 0, end: 0, liveCount: 0, liveBytes: 0, deletedBytes: 0 };
 
 export class BlockStore {
   readonly blocks = new Map<number, Block>();
   /** what opening had to repair: records re-indexed past watermarks, bytes of torn tails cut (kept in quarantine/), files quarantined */
-  readonly recovered = { records: 0, cutBytes: 0, leftoverFiles: 0, quarantined: 0 };
+  readonly recovered: Recovered = { records: 0, cutBytes: 0, leftoverFiles: 0, quarantined: 0 };
   private closed = false;
   /** ids whose creation is under way, so two concurrent creates cannot both write the file */
   private readonly creating = new Set<number>();
@@ -139,63 +118,7 @@ export class BlockStore {
   }
 
   private async load(): Promise<void> {
-    const { index, blocksDir, log, quarantine } = this.ctx;
-    const metas = await index.metas();
-    const gens = new Map<number, number[]>();
-    for (const name of await readdir(blocksDir)) {
-      const p = parseBlockFileName(name);
-      if (!p) continue;
-      const list = gens.get(p.id) ?? [];
-      list.push(p.gen);
-      gens.set(p.id, list);
-    }
-    const ids = new Set([...metas.keys(), ...gens.keys()]);
-    const setAside = async (id: number, gen: number, reason: QuarantineReason) => {
-      this.recovered.quarantined++;
-      await quarantine.moveIn(blocksDir, blockFileName(id, gen), reason, this.ctx.clock.stampNow());
-    };
-    for (const id of [...ids].sort((a, b) => a - b)) {
-      const onDisk = (gens.get(id) ?? []).sort((a, b) => a - b);
-      let meta = metas.get(id);
-      if (meta && (meta.flags & META_INCOMPLETE) !== 0) {
-        // A pull that did not finish: a partial replica must never be reported as a good one.
-        // Set aside (the copy being whole is synced before any source is deleted, so the
-        // block lives elsewhere); the name server will copy it again.
-        log?.warn({ block: id }, 'setting aside an incomplete block copy');
-        for (const g of onDisk) await setAside(id, g, 'incomplete-copy');
-        await index.dropBlock(id);
-        continue;
-      }
-      if (meta && !onDisk.includes(meta.gen)) {
-        const later = onDisk.filter((g) => g > meta!.gen);
-        if (later.length === 0) {
-          log?.error({ block: id, gen: meta.gen }, 'block file missing; dropping its index entries');
-          for (const g of onDisk) await setAside(id, g, 'leftover-generation');
-          await index.dropBlock(id);
-          continue;
-        }
-        // The index lost a compaction's switch (it predates the synced switch, or the disk
-        // lied). A generation is unlinked only after a later one was switched in whole, so
-        // the oldest generation on disk is complete: adopt it and index it from its start.
-        log?.error({ block: id, indexed: meta.gen, adopted: later[0] }, 'indexed block generation missing; adopting the oldest one on disk and rescanning it');
-        await index.dropBlock(id);
-        meta = metaWith(EMPTY_META, { gen: later[0]!, flags: meta.flags });
-      }
-      // Without a meta the block was created but its first batch never landed (or the index
-      // was lost): adopt the oldest generation, by the same rule, and index it from the start.
-      meta ??= metaWith(EMPTY_META, { gen: onDisk[0]! });
-      for (const g of onDisk) {
-        if (g === meta.gen) continue;
-        log?.info({ block: id, gen: g }, 'setting aside a leftover block generation');
-        this.recovered.leftoverFiles++;
-        await setAside(id, g, 'leftover-generation');
-      }
-      const file = await BlockFile.open(blocksDir, id, meta.gen, false);
-      const b = this.attach(new Block(id, blocksDir, file, meta));
-      const r = await recoverTail(b, this.ctx);
-      this.recovered.records += r.records;
-      this.recovered.cutBytes += r.cut;
-    }
+    await openBlocks(this.ctx, this.recovered, (b) => this.attach(b));
     this.updateGauges();
   }
 
