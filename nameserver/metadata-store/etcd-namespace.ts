@@ -1,0 +1,100 @@
+// One namespace of the etcd metadata store (etcd.ts): keys `<prefix>/<namespace>/<key>`,
+// JSON values, ordered paged iteration read at one revision.
+import { checkKey, checkOp, checkRange } from './limits.ts';
+import type { EtcdMetadataStore } from './etcd.ts';
+import type { BatchOptions, Entry, MetadataIterator, Namespace, NamespaceBatchOp, RangeOptions, WriteOptions, WriteResult } from './types.ts';
+
+const ZERO = Buffer.from([0]);
+
+/** The smallest key greater than every key starting with `prefix`. */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return ZERO; // every key
+}
+
+export class EtcdNamespace<V> implements Namespace<V> {
+  constructor(
+    readonly store: EtcdMetadataStore,
+    readonly name: string,
+  ) {}
+
+  async get(key: string): Promise<V | undefined> {
+    return (await this.getEntry(key)).value;
+  }
+
+  async getEntry(key: string): Promise<Entry<V>> {
+    checkKey(key);
+    const r = await this.store.client.range({ key: this.store.fullKey(this.name, key) });
+    const kv = r.kvs[0];
+    return { value: kv ? (JSON.parse(kv.value.toString('utf8')) as V) : undefined, revision: r.revision, modRevision: kv?.modRevision ?? 0 };
+  }
+
+  async put(key: string, value: V, opts: WriteOptions = {}): Promise<WriteResult> {
+    return this.store.write([checkOp(this.name, 'put', key, value)], opts);
+  }
+
+  async del(key: string, opts: WriteOptions = {}): Promise<WriteResult> {
+    return this.store.write([checkOp(this.name, 'del', key, undefined)], opts);
+  }
+
+  async batch(ops: Array<NamespaceBatchOp<V>>, opts: BatchOptions = {}): Promise<WriteResult> {
+    return this.store.write(ops.map((op) => checkOp(this.name, op.type, op.key, op.type === 'put' ? op.value : undefined)), opts);
+  }
+
+  iterator(range: RangeOptions = {}): MetadataIterator<V> {
+    checkRange(range);
+    const store = this.store;
+    const base = store.nsPrefix(this.name);
+    const start = range.gte !== undefined ? Buffer.concat([base, Buffer.from(range.gte)]) : range.gt !== undefined ? Buffer.concat([base, Buffer.from(range.gt), ZERO]) : base;
+    const end = range.lt !== undefined ? Buffer.concat([base, Buffer.from(range.lt)]) : range.lte !== undefined ? Buffer.concat([base, Buffer.from(range.lte), ZERO]) : prefixEnd(base);
+    const limit = range.limit === undefined || range.limit < 0 ? Infinity : range.limit;
+    const reverse = range.reverse === true;
+    const state: { revision: number | undefined } = { revision: undefined };
+
+    async function* entries(): AsyncGenerator<[string, V]> {
+      let from = start;
+      let to = end;
+      let left = limit;
+      if (left === 0 || Buffer.compare(from, to) >= 0) {
+        state.revision ??= await store.currentRevision();
+        return;
+      }
+      for (;;) {
+        const page = await store.client.range({
+          key: from,
+          rangeEnd: to,
+          // etcd 3.4 ignores the limit of a sorted range until after it has read the whole
+          // range (README.md, "Reverse iteration"): reverse pages are larger, to read it fewer times.
+          limit: Math.min(reverse ? store.pageSize * 8 : store.pageSize, left),
+          ...(state.revision !== undefined ? { revision: state.revision } : {}),
+          ...(reverse ? { sortOrder: 'DESCEND' as const, sortTarget: 'KEY' as const } : {}),
+        });
+        state.revision ??= page.revision;
+        for (const kv of page.kvs) yield [kv.key.subarray(base.length).toString('utf8'), JSON.parse(kv.value.toString('utf8')) as V];
+        left -= page.kvs.length;
+        const last = page.kvs[page.kvs.length - 1];
+        if (!page.more || !last || left <= 0) return;
+        if (reverse) to = last.key;
+        else from = Buffer.concat([last.key, ZERO]);
+      }
+    }
+    const gen = entries();
+    return {
+      get revision() {
+        return state.revision;
+      },
+      [Symbol.asyncIterator]: () => gen,
+      all: async () => {
+        const out: Array<[string, V]> = [];
+        for await (const e of gen) out.push(e);
+        return out;
+      },
+    };
+  }
+}
