@@ -1,52 +1,35 @@
 // deploy/nginx-edge.conf, the compose file's CDN edge, run by real nginx in front of two real
 // origins (with --peers) on a real cluster: service names are mapped to loopback ports,
-// nothing else in the config changes. Needs Debian package nginx; skips without it.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// nothing else in the config changes (test/deploy/edge-env.ts). Needs Debian package nginx
+// (or nginx-light); skips, saying so, without it. What the edge refuses and rate-limits is
+// in edge-safety.test.ts.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORPUS, ROOT, start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
-import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { CORPUS, ROOT } from '../helpers/proc.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
+import { NGINX, NO_NGINX_REASON, raw, startEdge, type EdgeEnv } from './edge-env.ts';
 
-const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 const TOKEN = 'edge-upload-token';
 
-describe.skipIf(!NGINX)('the compose nginx edge in front of two origins (needs Debian package nginx)', () => {
-  const tmp = tempDir('ugcfs-edge-');
-  let cluster: Cluster;
-  const origins: Proc[] = [];
-  let nginx: ChildProcess | undefined;
+describe.skipIf(!NGINX)(`the compose nginx edge in front of two origins${NO_NGINX_REASON}`, () => {
+  let env: EdgeEnv;
   let edge = '';
   let edgePort = 0;
+  let origins: EdgeEnv['origins'] = [];
 
   beforeAll(async () => {
-    cluster = await startCluster({ dataservers: 2, racks: ['a', 'b'] });
-    const ports = [await freePort(), await freePort()];
-    const peers = ports.map((p) => `http://127.0.0.1:${p}`).join(',');
-    for (const port of ports) {
-      origins.push(await start(['origin', '--nameserver', cluster.nameserver.url, '--port', String(port), '--peers', peers], { env: { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_UPLOAD_TOKENS: TOKEN } }));
-    }
-    const d = tmp.dir;
-    let conf = readFileSync(join(ROOT, 'deploy', 'nginx-edge.conf'), 'utf8');
-    conf = conf.replace('origin-1:8080', `127.0.0.1:${ports[0]}`).replace('origin-2:8080', `127.0.0.1:${ports[1]}`);
-    edgePort = await freePort();
-    conf = conf.replace(/proxy_cache_path \S+/, `proxy_cache_path ${join(d, 'cache')}`).replace('listen 80;', `listen 127.0.0.1:${edgePort};`);
-    mkdirSync(join(d, 'cache'));
-    writeFileSync(join(d, 'edge.conf'), conf);
-    writeFileSync(join(d, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log warn; events { worker_connections 256; }
-http { access_log off; client_body_temp_path ${d}/body; proxy_temp_path ${d}/proxy; fastcgi_temp_path ${d}/fcgi; uwsgi_temp_path ${d}/uwsgi; scgi_temp_path ${d}/scgi; include ${d}/edge.conf; }`);
-    nginx = spawn(NGINX!, ['-p', d, '-c', join(d, 'nginx.conf'), '-e', join(d, 'error.log')], { stdio: 'ignore' });
-    edge = `http://127.0.0.1:${edgePort}`;
-    await waitFor('nginx edge', async () => (await fetch(`${edge}/edge-healthz`)).status === 200);
+    env = await startEdge({
+      originArgs: (_i, port, urls, nameserver) => ['origin', '--nameserver', nameserver, '--port', String(port), '--peers', urls.join(',')],
+      env: { UGCFS_UPLOAD_TOKENS: TOKEN },
+    });
+    ({ edge, edgePort, origins } = env);
   }, 120_000);
 
   afterAll(async () => {
-    nginx?.kill('SIGKILL');
-    for (const o of origins) await o.kill('SIGKILL');
-    await cluster?.stop();
-    tmp.cleanup();
+    await env?.stop();
   });
 
   it('passes uploads through, caches variants, spreads URLs over the origins and hides /metrics', async () => {
@@ -88,5 +71,13 @@ http { access_log off; client_body_temp_path ${d}/body; proxy_temp_path ${d}/pro
     expect(ok.status).toBe(0);
     const wrong = spawnSync('bash', ['-c', test[3]!.replace('127.0.0.1/80', `127.0.0.1/${edgePort}`).replace('/edge-healthz', '/nothing-here')]);
     expect(wrong.status).not.toBe(0);
+  });
+
+  it('answers /edge-healthz to loopback only, without asking an origin', async () => {
+    const before = await env.originRequests();
+    expect((await raw(`${edge}/edge-healthz`)).status).toBe(200);
+    // 127.0.0.2 is another machine as far as the edge can tell
+    expect((await raw(`${edge}/edge-healthz`, { from: '127.0.0.2' })).status).toBe(404);
+    expect(await env.originRequests()).toBe(before);
   });
 });
