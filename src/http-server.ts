@@ -2,13 +2,15 @@
 // /healthz and /metrics, the cluster-secret guard, the no-public-listen-without-secret rule,
 // and graceful shutdown.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { randomUUID } from 'node:crypto';
-import { UgcfsError, type ErrorBody } from './errors.ts';
+import { UgcfsError } from './errors.ts';
 import { isLoopbackHost } from './config.ts';
-import { createMetrics, routeRecorder, type Metrics, type Registry, type RouteRecorder } from './metrics.ts';
+import { createMetrics, type Metrics, type Registry } from './metrics.ts';
 import type { Logger } from './log.ts';
 import { secretEquals, SECRET_HEADER, bearer } from './secret.ts';
 import { createAccessLog, type AccessLog } from './access-log.ts';
+import { errorAnswer, logFailure, requestId, RouteMeter, toUgcfsError } from './ahead-route.ts';
+
+export { toUgcfsError };
 
 export interface ServerBase {
   app: FastifyInstance;
@@ -47,10 +49,8 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     // Access logging is ours (request id on every line), not fastify's per-request pair.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit ?? 64 * 1024 * 1024,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
-    },
+    // the rule the routes served ahead of fastify apply too (ahead-route.ts)
+    genReqId: (req) => requestId(req.headers),
     requestIdHeader: false,
     routerOptions: { maxParamLength: 2048 },
     return503OnClosing: true,
@@ -71,32 +71,27 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    (req as FastifyRequest & { startedAt?: bigint }).startedAt = process.hrtime.bigint();
+    (req as FastifyRequest & { startedAt?: number }).startedAt = performance.now();
   });
-  // One recorder per route, its labelled children bound once: prom-client resolving label
-  // values on every request showed in profiles of the replicated write path (the batch
-  // routes are answered here).
-  const recorders = new Map<string, RouteRecorder>();
+  // One meter per route, its labelled children bound once: prom-client resolving label
+  // values on every request showed in profiles of the replicated write path.
+  const meters = new Map<string, RouteMeter>();
   app.addHook('onResponse', async (req, reply) => {
-    const started = (req as FastifyRequest & { startedAt?: bigint }).startedAt;
+    const started = (req as FastifyRequest & { startedAt?: number }).startedAt;
     const route = req.routeOptions.url ?? 'unmatched';
     if (started === undefined) {
       metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
     } else {
-      let record = recorders.get(route);
-      if (!record) recorders.set(route, (record = routeRecorder(metrics, route)));
-      record(req.method, reply.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
-      if (access) {
-        const length = reply.getHeader('content-length');
-        access(req.method, req.url, reply.statusCode, started, length === undefined ? undefined : Number(length), req.id);
-      }
+      let meter = meters.get(route);
+      if (!meter) meters.set(route, (meter = new RouteMeter(metrics, route, access)));
+      const length = access === undefined ? undefined : reply.getHeader('content-length');
+      meter.done(req.method, req.url, reply.statusCode, started, length === undefined ? undefined : Number(length), req.id);
     }
   });
 
   app.setErrorHandler((err, req, reply) => {
     const e = toUgcfsError(err);
-    if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
-    else req.log.debug({ code: e.code, reason: e.message }, 'request refused');
+    logFailure(req.log, err, e); // req.log carries the request id
     sendError(reply, e, opts.errorCacheControl);
   });
   app.setNotFoundHandler((req, reply) => {
@@ -135,41 +130,10 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook), access, metricsJson };
 }
 
+/** fastify's side of the one error renderer (ahead-route.ts errorAnswer); x-request-id comes from onRequest. */
 export function sendError(reply: FastifyReply, e: UgcfsError, cacheControl = 'no-store'): void {
-  const body: ErrorBody = e.toJSON();
-  reply.code(e.status).header('content-type', 'application/json; charset=utf-8').header('cache-control', cacheControl).header('x-content-type-options', 'nosniff');
-  if (e.headers) for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
-  reply.send(JSON.stringify(body));
-}
-
-/** Maps fastify's own errors onto the catalogue, so every error body has a ugcfs code. */
-export function toUgcfsError(err: unknown): UgcfsError {
-  if (err instanceof UgcfsError) return err;
-  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-    case 'FST_REQ_FILE_TOO_LARGE':
-    case 'FST_FILES_LIMIT':
-      return new UgcfsError('UGCFS_ERR_TOO_LARGE', e.message);
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-    case 'FST_ERR_VALIDATION':
-      return new UgcfsError('UGCFS_ERR_BAD_REQUEST', e.message);
-    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
-    case 'FST_PARTS_LIMIT':
-    case 'FST_FIELDS_LIMIT':
-    case 'FST_PROTO_VIOLATION':
-    case 'FST_NO_FORM_DATA':
-      return new UgcfsError('UGCFS_ERR_BAD_MULTIPART', e.message);
-  }
-  if (e.validation) return new UgcfsError('UGCFS_ERR_BAD_REQUEST', e.message);
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    if (e.statusCode === 413) return new UgcfsError('UGCFS_ERR_TOO_LARGE', e.message);
-    if (e.statusCode === 415) return new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', e.message);
-    return new UgcfsError('UGCFS_ERR_BAD_REQUEST', e.message);
-  }
-  return new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
+  const a = errorAnswer(e, cacheControl);
+  reply.code(a.status).headers(a.headers).send(a.body);
 }
 
 /** Throws unless the request carries the cluster secret (X-Ugcfs-Secret or Bearer). */
