@@ -1,5 +1,7 @@
 // The data server's internal HTTP API: the DS_ROUTES of src/protocol.ts, every one behind
-// the cluster secret. Bad input is refused before anything is written.
+// the cluster secret. Bad input is refused before anything is written. GET|HEAD
+// /needles/<fid> is answered ahead of fastify, by needle-read-route.ts (installed by
+// main.ts), and only there.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/errors.ts';
 import { decodeFid, type Fid } from '../src/file-id.ts';
@@ -55,18 +57,6 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       const block = parseBlockId((req.params as { id: string }).id);
       const body = Buffer.isBuffer(req.body) ? req.body : undefined;
       return storeNeedleBatch(ctx, repl, { block, headers: req.headers, body, requestId: req.id });
-    });
-
-    raw.get(DS_ROUTES.needle, async (req, reply) => {
-      const { fid } = fidParam(req);
-      const n = await store.read(fid.block, fid.key, fid.cookie);
-      reply
-        .header('content-type', n.mime || 'application/octet-stream')
-        .header(HEADERS.crc, String(n.dataCrc))
-        .header(HEADERS.uploadTime, String(n.uploadTime))
-        .header('cache-control', 'no-store');
-      if (n.owner) reply.header(HEADERS.owner, n.owner);
-      return reply.send(n.data);
     });
 
     raw.delete(DS_ROUTES.needle, async (req, reply) => {

@@ -1,16 +1,17 @@
 // The hot read route, GET|HEAD /needles/<fid>, answered straight from node:http ahead of
-// fastify. Profiles showed the framework's per-request work (routing, hooks, child loggers,
-// reply pipeline) costing about as much CPU as the read itself; this path keeps everything
-// that matters — the cluster secret, the stable error body, request metrics, one index
-// lookup and one pread — and hands every other request to fastify unchanged.
+// fastify; it is the route's only implementation (with or without a query string). Profiles
+// showed the framework's per-request work (routing, hooks, child loggers, reply pipeline)
+// costing about as much CPU as the read itself; this path keeps everything that matters —
+// the cluster secret, the stable error answer, request metrics, one index lookup and one
+// pread — and hands every other request to fastify unchanged.
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { InFlight, serveAhead } from '../src/ahead-route.ts';
-import { UgcfsError, isUgcfsError } from '../src/errors.ts';
+import { answerError, givenRequestId, InFlight, requestId, RouteMeter, serveAhead } from '../src/ahead-route.ts';
+import { UgcfsError } from '../src/errors.ts';
 import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
 import type { AccessLog } from '../src/access-log.ts';
 import type { Logger } from '../src/log.ts';
-import { routeRecorder, type Metrics, type RouteRecorder } from '../src/metrics.ts';
+import type { Metrics } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
 import { connectionSecretGuard } from '../src/secret.ts';
 import type { ReadOptions } from './block-read.ts';
@@ -20,7 +21,6 @@ import { BufferPool } from './buffer-pool.ts';
 
 const PREFIX = '/needles/';
 const ROUTE = DS_ROUTES.needle;
-const REQUEST_ID = /^[\w.-]{1,64}$/;
 
 export interface ReadRouteContext {
   store: BlockStore;
@@ -43,7 +43,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
   const take = (length: number) => pool.take(length);
   const st: RouteState = {
     ctx,
-    record: routeRecorder(ctx.metrics, ROUTE),
+    meter: new RouteMeter(ctx.metrics, ROUTE, ctx.access),
     flight: new InFlight(app),
     checkSecret: connectionSecretGuard(ctx.secret),
     pool,
@@ -53,16 +53,21 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
   serveAhead(app.server as Server, (req, res) => {
     const url = req.url ?? '';
     const method = req.method;
-    if ((method !== 'GET' && method !== 'HEAD') || !url.startsWith(PREFIX) || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) return false;
+    if ((method !== 'GET' && method !== 'HEAD') || !url.startsWith(PREFIX)) return false;
+    // The query string is not the route's: /needles/<fid>?x=1 is the same read.
+    const q = url.indexOf('?', PREFIX.length);
+    const end = q < 0 ? url.length : q;
+    const slash = url.indexOf('/', PREFIX.length);
+    if (slash >= 0 && slash < end) return false;
     st.flight.begin();
-    serve(st, req, res, url.slice(PREFIX.length), method === 'HEAD');
+    serve(st, req, res, q < 0 ? url.slice(PREFIX.length) : url.slice(PREFIX.length, q), method === 'HEAD');
     return true;
   });
 }
 
 interface RouteState {
   ctx: ReadRouteContext;
-  record: RouteRecorder;
+  meter: RouteMeter;
   /** reads in hand; fastify's close waits for them */
   flight: InFlight;
   checkSecret: (req: IncomingMessage) => void;
@@ -89,25 +94,29 @@ function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, fidTex
   }
   read.then(
     (n) => {
+      const rid = givenRequestId(req.headers);
       try {
-        respond(st.pool, req, res, head, n);
+        respond(st, res, head, n, rid);
       } catch (err) {
         // e.g. a stored media type node refuses as a header value
         fail(st, req, res, head, started, err);
         return;
       }
-      finish(st, req, head, 200, started, n.data.length);
+      finish(st, req, head, 200, started, n.data.length, rid);
     },
     (err: unknown) => fail(st, req, res, head, started, err),
   );
 }
 
-function respond(pool: BufferPool, req: IncomingMessage, res: ServerResponse, head: boolean, n: Needle): void {
+/** A successful read echoes the client's plain request id and makes none up (one less cost per read). */
+function respond(st: RouteState, res: ServerResponse, head: boolean, n: Needle, rid: string | undefined): void {
+  const { pool } = st;
   // A flat list, not an object: node walks it without for-in and property lookups.
   const headers: (string | number)[] = ['content-type', n.mime || 'application/octet-stream', 'content-length', n.data.length, HEADERS.crc, n.dataCrc, HEADERS.uploadTime, n.uploadTime, 'cache-control', 'no-store'];
   if (n.owner) headers.push(HEADERS.owner, n.owner);
-  const rid = req.headers['x-request-id'];
-  if (typeof rid === 'string' && REQUEST_ID.test(rid)) headers.push('x-request-id', rid);
+  if (rid !== undefined) headers.push('x-request-id', rid);
+  // while closing, keep-alive clients are asked to go, as fastify's onSend hook does
+  if (st.flight.closing) headers.push('connection', 'close');
   res.writeHead(200, headers);
   if (head) {
     res.end();
@@ -119,34 +128,14 @@ function respond(pool: BufferPool, req: IncomingMessage, res: ServerResponse, he
   }
 }
 
+/** An error answer carries a request id always: the client's, else a new one, also in the log line. */
 function fail(st: RouteState, req: IncomingMessage, res: ServerResponse, head: boolean, started: number, err: unknown): void {
-  const e = isUgcfsError(err) ? err : new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
-  try {
-    if (e.status >= 500) st.ctx.log.error({ err, code: e.code }, 'read failed');
-    const body = JSON.stringify(e.toJSON());
-    if (!res.headersSent) {
-      res.writeHead(e.status, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(body),
-        'cache-control': 'no-store',
-        'x-content-type-options': 'nosniff',
-        ...e.headers,
-      });
-    }
-    res.end(head ? undefined : body);
-  } catch (x) {
-    // the response cannot be written any more: the connection is all that is left to end
-    st.ctx.log.error({ err: x }, 'read error response failed');
-    req.socket.destroy();
-  }
-  finish(st, req, head, e.status, started, undefined);
+  const rid = requestId(req.headers);
+  const status = answerError(res, err, st.ctx.log, rid, st.flight.closing);
+  finish(st, req, head, status, started, undefined, rid);
 }
 
-function finish(st: RouteState, req: IncomingMessage, head: boolean, status: number, started: number, bytes: number | undefined): void {
-  st.record(head ? 'HEAD' : 'GET', status, (performance.now() - started) / 1e3);
-  if (st.ctx.access) {
-    const rid = req.headers['x-request-id'];
-    st.ctx.access(head ? 'HEAD' : 'GET', req.url ?? '', status, started, bytes, typeof rid === 'string' && REQUEST_ID.test(rid) ? rid : undefined);
-  }
+function finish(st: RouteState, req: IncomingMessage, head: boolean, status: number, started: number, bytes: number | undefined, rid: string | undefined): void {
+  st.meter.done(head ? 'HEAD' : 'GET', req.url ?? '', status, started, bytes, rid);
   st.flight.end();
 }

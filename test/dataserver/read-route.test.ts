@@ -1,10 +1,15 @@
 // The fast read route (dataserver/needle-read-route.ts) against a real `ugcfs dataserver`:
 // the per-connection memo of a proven secret never lets a wrong or missing secret through on
-// the same keep-alive connection, the response carries every header, and the request and
-// read counters move once per read whether the index entry came from the cache or LevelDB.
+// the same keep-alive connection, the response carries every header, an error is answered as
+// fastify answers one (src/ahead-route.ts), a query string changes nothing, and the request
+// and read counters move once per read whether the index entry came from the cache or LevelDB.
+import { closeSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { Agent, request } from 'node:http';
+import { crc32c } from '@node-rs/crc32';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/file-id.ts';
+import { HEADERS } from '../../src/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import type { Proc } from '../helpers/proc.ts';
@@ -99,6 +104,79 @@ describe('data server fast read route', () => {
     expect(head.headers['x-ugcfs-crc']).toBe(get.headers['x-ugcfs-crc']);
     expect(head.headers['x-ugcfs-upload-time']).toBe(get.headers['x-ugcfs-upload-time']);
     expect(head.headers['x-request-id']).toBeUndefined();
+  });
+
+  it('answers an error as fastify does: the same envelope and headers, and a request id', async () => {
+    const agent = new Agent({ keepAlive: false });
+    // the same refusal, rendered ahead of fastify and by fastify's error handler
+    const fast = await send(agent, `${ds.url}/needles/${fid}`, 'GET', {});
+    const slow = await send(agent, `${ds.url}/blocks`, 'GET', {});
+    expect([fast.status, slow.status]).toEqual([401, 401]);
+    const body = JSON.parse(fast.body.toString());
+    expect(body).toEqual({ error: { code: 'UGCFS_ERR_UNAUTHORIZED', message: expect.any(String) } });
+    expect(fast.body.toString()).toBe(slow.body.toString());
+    const envelope = (h: Answer['headers']) => {
+      const { date: _d, connection: _c, 'keep-alive': _k, 'x-request-id': _r, ...rest } = h;
+      return rest;
+    };
+    expect(envelope(fast.headers)).toEqual(envelope(slow.headers));
+    expect(envelope(fast.headers)).toMatchObject({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    for (const r of [fast, slow]) expect(r.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(fast.headers['x-request-id']).not.toBe(slow.headers['x-request-id']);
+    // a given id is echoed on an error, a HEAD's included, whoever answers
+    for (const [url, method] of [[`${ds.url}/needles/${fid}`, 'GET'], [`${ds.url}/needles/${fid}`, 'HEAD'], [`${ds.url}/blocks`, 'GET']] as const) {
+      const r = await send(agent, url, method, { 'x-request-id': 'err-7' });
+      expect(r.status, `${method} ${url}`).toBe(401);
+      expect(r.headers['x-request-id'], `${method} ${url}`).toBe('err-7');
+    }
+    // an error from the store: the block is not held here
+    const missing = await send(agent, `${ds.url}/needles/${encodeFid({ block: 999, key: 1n, cookie: 1 })}`, 'GET', { 'x-ugcfs-secret': SECRET });
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body.toString()).error.code).toBe('UGCFS_ERR_BLOCK_NOT_FOUND');
+    expect(missing.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(missing.headers['x-ugcfs-error-code']).toBe('UGCFS_ERR_BLOCK_NOT_FOUND');
+  });
+
+  it('answers /needles/<fid>?x=1 as /needles/<fid>, x-ugcfs-verify: client included', async () => {
+    const auth = { 'x-ugcfs-secret': SECRET };
+    expect((await fetch(`${ds.url}/blocks/5`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
+    const damaged = encodeFid({ block: 5, key: 1n, cookie: 0x5eed });
+    expect((await fetch(`${ds.url}/needles/${damaged}`, { method: 'PUT', headers: auth, body: data })).status).toBe(201);
+    const agent = new Agent({ keepAlive: false });
+    const read = async (query: string, verify: boolean, method = 'GET') => {
+      const r = await send(agent, `${ds.url}/needles/${damaged}${query}`, method, verify ? { ...auth, [HEADERS.verify]: 'client' } : auth);
+      const { date: _d, 'x-request-id': _r, ...headers } = r.headers;
+      return { status: r.status, headers, body: r.status === 200 ? r.body : JSON.parse(r.body.toString()).error.code };
+    };
+    for (const verify of [false, true]) {
+      const plain = await read('', verify);
+      expect(plain.status).toBe(200);
+      expect(plain.body).toEqual(data);
+      expect(await read('?x=1', verify)).toEqual(plain);
+      const head = await read('?x=1', verify, 'HEAD');
+      expect(head).toEqual(await read('', verify, 'HEAD'));
+      expect(head.headers).toEqual(plain.headers);
+    }
+    // One byte of the record's data damaged (it is the block's first record: its data is near offset 0).
+    const blocks = join(bed.dir, 'ds', 'blocks');
+    const fd = openSync(join(blocks, readdirSync(blocks).find((n) => n.startsWith('5.') && n.endsWith('.blk'))!), 'r+');
+    const at = 2500;
+    const was = Buffer.alloc(1);
+    readSync(fd, was, 0, 1, at);
+    writeSync(fd, Buffer.from([was[0]! ^ 0xa5]), 0, 1, at);
+    try {
+      // checked by the server: refused; checked by the client: the bytes, which fail the CRC sent
+      const server = await read('', false);
+      expect([server.status, server.body]).toEqual([500, 'UGCFS_ERR_CHECKSUM']);
+      expect(await read('?x=1', false)).toEqual(server);
+      const client = await read('', true);
+      expect(client.status).toBe(200);
+      expect(crc32c(client.body as Buffer)).not.toBe(Number(client.headers[HEADERS.crc]));
+      expect(await read('?x=1', true)).toEqual(client);
+    } finally {
+      writeSync(fd, was, 0, 1, at);
+      closeSync(fd);
+    }
   });
 
   it('counts one request, one lookup and one pread per read, from the cache and after a restart from LevelDB', async () => {
