@@ -1,7 +1,7 @@
 // The data server's internal HTTP API: the DS_ROUTES of src/protocol.ts, every one behind
-// the cluster secret. Bad input is refused before anything is written. GET|HEAD
-// /needles/<fid> is answered ahead of fastify, by needle-read-route.ts (installed by
-// main.ts), and only there.
+// the cluster secret. Bad input is refused before anything is written. The hot needle routes
+// (GET|HEAD and PUT /needles/<fid>, POST /blocks/<id>/needles) are answered ahead of fastify,
+// by needle-read-route.ts (installed by main.ts) and needle-write-route.ts, and only there.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/errors.ts';
 import { decodeFid, type Fid } from '../src/file-id.ts';
@@ -10,9 +10,8 @@ import { DS_ROUTES, HEADERS, type BlockCreate, type QuarantineListing } from '..
 import type { ClusterIdentity } from './cluster-identity.ts';
 import { pullBlock } from './block-pull.ts';
 import { BlockRangeStream } from './block-read.ts';
-import { installNeedleWriteRoute, storeNeedle } from './needle-write-route.ts';
+import { installNeedleWriteRoute } from './needle-write-route.ts';
 import { bad, isRepair, parseBlockId, parseReplicas, type NeedleWriteContext } from './write-checks.ts';
-import { storeNeedleBatch } from './needle-batch-write.ts';
 import { replicatedDelete, type ReplicationContext } from './replication.ts';
 
 export type ApiContext = NeedleWriteContext & {
@@ -38,26 +37,11 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
   const repl: ReplicationContext = { store, secret: ctx.secret, metrics: ctx.metrics, log: ctx.log };
   installNeedleWriteRoute(app, ctx, repl);
 
-  // Needle bodies are raw bytes whatever their content type (a stored JSON file must not be
-  // parsed), so this scope swaps the JSON parser for a raw one.
+  // A needle DELETE's body, if any, is not parsed (as the needle routes' bodies are raw bytes).
   void app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.blockSize }, (_req, body, done) => done(null, body));
     raw.addHook('onRequest', async (req) => requireClusterSecret(req, ctx.secret));
-
-    // Most writes never get here: needle-write-route.ts answers them ahead of fastify.
-    raw.put(DS_ROUTES.needle, { bodyLimit: ctx.blockSize }, async (req, reply) => {
-      const body = Buffer.isBuffer(req.body) ? req.body : undefined;
-      const out = await storeNeedle(ctx, repl, { fidText: (req.params as { fid: string }).fid, headers: req.headers, body, requestId: req.id });
-      reply.code(201);
-      return out;
-    });
-
-    raw.post(DS_ROUTES.blockNeedles, { bodyLimit: ctx.blockSize }, async (req) => {
-      const block = parseBlockId((req.params as { id: string }).id);
-      const body = Buffer.isBuffer(req.body) ? req.body : undefined;
-      return storeNeedleBatch(ctx, repl, { block, headers: req.headers, body, requestId: req.id });
-    });
 
     raw.delete(DS_ROUTES.needle, async (req, reply) => {
       const { text, fid } = fidParam(req);

@@ -5,24 +5,20 @@
 // pipeline) paid twice per write, once on each copy. This path keeps all the routes do —
 // cluster secret, body limit, header checks with their stable codes, CRC check, replication
 // and its failure semantics, request id, metrics, graceful close — and hands every other
-// request to fastify unchanged. The fastify routes stay for the URLs this one leaves alone
-// (a query string, percent-encoded slashes), and run the same storeNeedle()/storeNeedleBatch().
-import { randomUUID } from 'node:crypto';
+// request to fastify unchanged. These are the routes' only implementation: a URL with a query
+// string is the same write.
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { crc32c } from '@node-rs/crc32';
 import type { FastifyInstance } from 'fastify';
-import { InFlight, serveAhead } from '../src/ahead-route.ts';
-import { UgcfsError, isUgcfsError } from '../src/errors.ts';
+import { answerError, InFlight, requestId, RouteMeter, serveAhead } from '../src/ahead-route.ts';
+import { UgcfsError } from '../src/errors.ts';
 import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
-import { routeRecorder, type RouteRecorder } from '../src/metrics.ts';
 import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
 import { connectionSecretGuard } from '../src/secret.ts';
 import { replicatedPut, type ReplicationContext } from './replication.ts';
 import { storeNeedleBatch } from './needle-batch-write.ts';
 import { BufferPool } from './buffer-pool.ts';
 import { bad, checkMeta, header, isRepair, parseBlockId, parseReplicas, writeResult, type NeedleWriteContext } from './write-checks.ts';
-
-const REQUEST_ID = /^[\w.-]{1,64}$/;
 
 function parseMeta(headers: IncomingHttpHeaders): { mime: string; owner: string; uploadTime: number } {
   const mime = header(headers, HEADERS.mime) ?? header(headers, 'content-type') ?? 'application/octet-stream';
@@ -38,10 +34,10 @@ function parseMeta(headers: IncomingHttpHeaders): { mime: string; owner: string;
 }
 
 /**
- * The write itself, whichever route received it: checks in the order the API promises (file
- * id, empty body, metadata headers, replicas, CRC), then a repair copy or a replicated put.
+ * One needle's write: checks in the order the API promises (file id, empty body, metadata
+ * headers, replicas, CRC), then a repair copy or a replicated put.
  */
-export async function storeNeedle(
+async function storeNeedle(
   ctx: NeedleWriteContext,
   repl: ReplicationContext,
   w: { fidText: string; headers: IncomingHttpHeaders; body: Buffer | undefined; requestId?: string },
@@ -65,15 +61,14 @@ export async function storeNeedle(
 }
 
 const PREFIX = '/needles/';
-/** fastify's maxParamLength: a longer id is fastify's "no route", so it stays fastify's */
-const MAX_FID_TEXT = 2048;
 /** POST /blocks/<id>/needles: a needle batch (needle-batch-write.ts) */
-const BATCH = /^\/blocks\/(\d{1,10})\/needles$/;
+const BLOCKS = '/blocks/';
+const NEEDLES = '/needles';
 
 interface RouteState {
   ctx: NeedleWriteContext;
   repl: ReplicationContext;
-  record: { put: RouteRecorder; batch: RouteRecorder };
+  meter: { put: RouteMeter; batch: RouteMeter };
   /** writes in hand; fastify's close waits for them */
   flight: InFlight;
   /** the cluster secret, memoised per connection (src/secret.ts) */
@@ -93,17 +88,32 @@ const MAX_POOLED_BODY = 8 * 1024 * 1024;
 /** What a request asks to write: one needle, or a batch of them to one block. */
 type WriteTarget = { kind: 'put'; fidText: string } | { kind: 'batch'; blockText: string };
 
+/** The route a request is for, as fastify's router would match it; its query string is not the route's. */
 function targetOf(req: IncomingMessage): WriteTarget | undefined {
+  const method = req.method;
+  if (method !== 'PUT' && method !== 'POST') return undefined;
   const url = req.url ?? '';
-  if (req.method === 'PUT') {
-    if (!url.startsWith(PREFIX) || url.length > PREFIX.length + MAX_FID_TEXT || url.indexOf('/', PREFIX.length) >= 0 || url.indexOf('?') >= 0) return undefined;
-    return { kind: 'put', fidText: url.slice(PREFIX.length) };
+  const start = method === 'PUT' ? PREFIX.length : BLOCKS.length;
+  if (!url.startsWith(method === 'PUT' ? PREFIX : BLOCKS)) return undefined;
+  const q = url.indexOf('?', start);
+  const end = q < 0 ? url.length : q;
+  const slash = url.indexOf('/', start);
+  if (method === 'PUT') return slash >= 0 && slash < end ? undefined : { kind: 'put', fidText: url.slice(start, end) };
+  // /blocks/<id>/needles, <id> one path segment
+  if (slash < 0 || end - slash !== NEEDLES.length || !url.startsWith(NEEDLES, slash)) return undefined;
+  return { kind: 'batch', blockText: url.slice(start, slash) };
+}
+
+/** A block id as fastify decoded path parameters; one that does not decode is refused as it stands. */
+function blockIdOf(text: string): number {
+  if (text.indexOf('%') >= 0) {
+    try {
+      text = decodeURIComponent(text);
+    } catch {
+      // parseBlockId refuses it
+    }
   }
-  if (req.method === 'POST' && url.startsWith('/blocks/')) {
-    const m = BATCH.exec(url);
-    return m ? { kind: 'batch', blockText: m[1]! } : undefined;
-  }
-  return undefined;
+  return parseBlockId(text);
 }
 
 /**
@@ -117,7 +127,7 @@ export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteCo
   const st: RouteState = {
     ctx,
     repl,
-    record: { put: routeRecorder(ctx.metrics, DS_ROUTES.needle), batch: routeRecorder(ctx.metrics, DS_ROUTES.blockNeedles) },
+    meter: { put: new RouteMeter(ctx.metrics, DS_ROUTES.needle, ctx.access), batch: new RouteMeter(ctx.metrics, DS_ROUTES.blockNeedles, ctx.access) },
     flight: new InFlight(app),
     checkSecret: connectionSecretGuard(ctx.secret),
     bodies: new BufferPool(ctx.bodyPoolBytes ?? 0, MAX_POOLED_BODY),
@@ -140,58 +150,37 @@ async function serve(st: RouteState, req: IncomingMessage, res: ServerResponse, 
   // a forward that timed out has had its socket destroyed).
   let pooled: Buffer | undefined;
   try {
-    const started = process.hrtime.bigint();
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    const started = performance.now();
+    const rid = requestId(req.headers);
     let status = target.kind === 'put' ? 201 : 200;
     let bytes = 0;
     try {
       if (flight.closing) throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', 'data server is shutting down');
       st.checkSecret(req);
       // A bad block id is refused before the body is read, as fastify's param check did.
-      const block = target.kind === 'batch' ? parseBlockId(target.blockText) : 0;
+      const block = target.kind === 'batch' ? blockIdOf(target.blockText) : 0;
       const declared = declaredLength(req, ctx.blockSize);
       // Larger declared bodies are gathered as they arrive, not reserved up front.
       if (declared > 0 && declared <= MAX_POOLED_BODY) pooled = st.bodies.take(declared);
       const body = await readBody(req, res, ctx.blockSize, pooled);
       const out =
         target.kind === 'put'
-          ? await storeNeedle(ctx, st.repl, { fidText: fidTextFromPath(target.fidText), headers: req.headers, body, requestId })
-          : await storeNeedleBatch(ctx, st.repl, { block, headers: req.headers, body, requestId });
+          ? await storeNeedle(ctx, st.repl, { fidText: fidTextFromPath(target.fidText), headers: req.headers, body, requestId: rid })
+          : await storeNeedleBatch(ctx, st.repl, { block, headers: req.headers, body, requestId: rid });
       const json = JSON.stringify(out);
       bytes = Buffer.byteLength(json);
-      res.writeHead(status, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': bytes,
-        'x-request-id': requestId,
-        // while closing, keep-alive clients are asked to go, as fastify's onSend hook does
-        ...(flight.closing ? { connection: 'close' } : {}),
-      });
+      const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': bytes, 'x-request-id': rid };
+      // while closing, keep-alive clients are asked to go, as fastify's onSend hook does
+      if (flight.closing) headers.connection = 'close';
+      res.writeHead(status, headers);
       res.end(json);
     } catch (err) {
-      const e = isUgcfsError(err) ? err : new UgcfsError('UGCFS_ERR_INTERNAL', 'internal error', { cause: err });
-      status = e.status;
-      if (e.status >= 500) ctx.log.error({ err, code: e.code, reqId: requestId }, 'request failed');
-      else ctx.log.debug({ code: e.code, reason: e.message, reqId: requestId }, 'request refused');
-      if (!res.headersSent && !res.destroyed) {
-        const json = JSON.stringify(e.toJSON());
-        bytes = Buffer.byteLength(json);
-        const headers: Record<string, string | number> = {
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': bytes,
-          'cache-control': 'no-store',
-          'x-content-type-options': 'nosniff',
-          'x-request-id': requestId,
-          ...e.headers,
-        };
-        // An unread body is discarded by node:http once the answer is sent, as for fastify.
-        if (flight.closing) headers.connection = 'close';
-        res.writeHead(e.status, headers);
-        res.end(json);
-      }
+      // An unread body is discarded by node:http once the answer is sent, as for fastify.
+      const unsent = !res.headersSent && !res.destroyed;
+      status = answerError(res, err, ctx.log, rid, flight.closing);
+      if (unsent) bytes = Number(res.getHeader('content-length') ?? 0);
     }
-    st.record[target.kind](method, status, Number(process.hrtime.bigint() - started) / 1e9);
-    ctx.access?.(method, req.url ?? '', status, started, bytes, requestId);
+    st.meter[target.kind].done(method, req.url ?? '', status, started, bytes, rid);
   } finally {
     if (pooled) st.bodies.give(pooled);
     flight.end();

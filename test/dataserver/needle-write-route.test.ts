@@ -1,11 +1,14 @@
-// The write route answered ahead of fastify (dataserver/needle-write-route.ts) against real
-// `ugcfs dataserver` processes: what it must keep from the fastify route it bypasses —
-// request ids (echoed, made up, forwarded to replicas), the body limit for bodies without a
-// declared length, metrics, the fastify fallback for unusual URLs — and graceful shutdown:
-// a write in flight when SIGTERM arrives is finished and acknowledged before the exit.
+// The write routes answered ahead of fastify (dataserver/needle-write-route.ts, their only
+// implementation) against real `ugcfs dataserver` processes: what they keep of fastify's
+// ways — request ids (echoed, made up, forwarded to replicas), the body limit for bodies
+// without a declared length, metrics, the same answer for a URL with a query string — and
+// graceful shutdown: a write in flight when SIGTERM arrives is finished and acknowledged
+// before the exit.
 import { Agent as HttpAgent, request as httpRequest, createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { crc32c } from '@node-rs/crc32';
 import { encodeFid } from '../../src/file-id.ts';
+import { BATCH_CONTENT_TYPE, encodeNeedleBatch } from '../../src/needle-batch.ts';
 import type { WriteResult } from '../../src/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
@@ -123,18 +126,37 @@ describe('PUT /needles/<fid> ahead of fastify', () => {
     expect(Buffer.compare((await call(`${a.url}/needles/${fidOf(3, 11n)}`)).body, Buffer.concat([bytes(1000), bytes(1000, 2)]))).toBe(0);
   });
 
-  it('URLs it leaves to fastify (a query string) get the same answers', async () => {
+  it('a URL with a query string gets the same answers, counted under the same routes', async () => {
+    const counted = (route: string, method: string, status: string) => metric(a.url, 'ugcfs_http_requests_total', { route, method, status });
+    const before = { put: await counted('/needles/:fid', 'PUT', '201'), batch: await counted('/blocks/:id/needles', 'POST', '200') };
     const fid = fidOf(3, 20n);
-    const r = await call(`${a.url}/needles/${fid}?via=fastify`, { method: 'PUT', body: bytes(300), headers: { 'x-request-id': 'q-1' } });
+    const r = await call(`${a.url}/needles/${fid}?x=/1`, { method: 'PUT', body: bytes(300), headers: { 'x-request-id': 'q-1' } });
     expect(r.status).toBe(201);
     expect(r.json()).toMatchObject({ fid, size: 300 } satisfies Partial<WriteResult>);
     expect(r.headers.get('x-request-id')).toBe('q-1');
-    const bad = await call(`${a.url}/needles/${fid}?via=fastify`, { method: 'PUT', body: bytes(300), headers: { 'x-ugcfs-owner': 'x'.repeat(300) } });
+    const bad = await call(`${a.url}/needles/${fid}?x=1`, { method: 'PUT', body: bytes(300), headers: { 'x-ugcfs-owner': 'x'.repeat(300) } });
     expect(bad.status).toBe(400);
     expect(bad.json().error.code).toBe('UGCFS_ERR_BAD_REQUEST');
+    expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     const enc = await call(`${a.url}/needles/%E0%A4%A`, { method: 'PUT', body: bytes(3) });
     expect(enc.status).toBe(400);
     expect(enc.json().error.code).toBe('UGCFS_ERR_BAD_FID');
+
+    const data = bytes(200, 4);
+    const frame = Buffer.concat(encodeNeedleBatch([{ fid: fidOf(3, 21n), mime: 'image/png', owner: 'o', uploadTime: 0, crc: crc32c(data), data }]));
+    const batch = await call(`${a.url}/blocks/3/needles?x=1`, { method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE, 'x-request-id': 'q-2' }, body: frame });
+    expect(batch.status).toBe(200);
+    expect(batch.headers.get('x-request-id')).toBe('q-2');
+    expect(batch.json().results).toMatchObject([{ fid: fidOf(3, 21n), size: 200 }]);
+    expect(Buffer.compare((await call(`${a.url}/needles/${fidOf(3, 21n)}`)).body, data)).toBe(0);
+    // A block id that is not one is refused before the body is read, with or without a query.
+    for (const url of [`${a.url}/blocks/x1/needles`, `${a.url}/blocks/x1/needles?x=1`, `${a.url}/blocks//needles`]) {
+      const refused = await call(url, { method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE }, body: frame });
+      expect(refused.status, url).toBe(400);
+      expect(refused.json().error.code, url).toBe('UGCFS_ERR_BAD_REQUEST');
+    }
+    expect(await counted('/needles/:fid', 'PUT', '201')).toBe(before.put + 1);
+    expect(await counted('/blocks/:id/needles', 'POST', '200')).toBe(before.batch + 1);
   });
 
   it('counts its requests under the route and status fastify would use', async () => {
