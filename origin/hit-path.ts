@@ -2,12 +2,12 @@
 // is already in the memory tier. It runs in the server's request listener before fastify
 // and answers synchronously from the cached entry's precomputed headers; anything else
 // (a miss, a legacy path, a negotiated format, an error) falls through to the full routes,
-// which produce the same answer more slowly. Request ids and metrics are kept identical.
+// which produce the same answer more slowly. Request ids, metrics and the access log are the
+// routes' own (src/ahead-route.ts).
 import type { AccessLog } from '../src/access-log.ts';
-import { serveAhead } from '../src/ahead-route.ts';
-import { randomUUID } from 'node:crypto';
+import { requestId, RouteMeter, serveAhead } from '../src/ahead-route.ts';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { routeRecorder, type Metrics } from '../src/metrics.ts';
+import type { Metrics } from '../src/metrics.ts';
 import { answer } from './cached-response.ts';
 import { OriginCore } from './origin-core.ts';
 import { parseTarget, resolveVariant, type ResolveOptions } from './variant-url.ts';
@@ -61,7 +61,8 @@ export function requestTarget(req: { url: string; raw: IncomingMessage }): strin
 export function installHitPath(server: Server, d: HitPathDeps): void {
   // URL -> what it names; null marks URLs the fast path leaves to the routes.
   const memo = new Map<string, Target | null>();
-  const record = routeRecorder(d.metrics, '/*');
+  // the label of the routes' catch-all (read-routes.ts), which answers the same URLs
+  const meter = new RouteMeter(d.metrics, '/*', d.access);
   const memoryHit = d.metrics.cacheLookups.labels({ tier: 'memory', result: 'hit' });
   const bytesServed = { original: d.metrics.bytesServed.labels({ kind: 'original' }), variant: d.metrics.bytesServed.labels({ kind: 'variant' }) };
 
@@ -86,22 +87,16 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     return t;
   }
 
-  function count(method: string, status: number, started: bigint, bytes: number | undefined, id: string, url: string): void {
-    d.access?.(method, url, status, started, bytes, id);
-    record(method, status, Number(process.hrtime.bigint() - started) / 1e9);
-  }
-
   function tryHit(req: IncomingMessage, res: ServerResponse): boolean {
     const method = req.method;
     const url = req.url;
     if ((method !== 'GET' && method !== 'HEAD') || url === undefined || url.charCodeAt(1) !== 0x31 /* '1': fids only */) return false;
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const t = targetOf(url);
     if (t === null) return false;
     const entry = d.core.peek(t.fid, t.memoryKey);
     if (entry === undefined) return false;
-    const given = req.headers['x-request-id'];
-    const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    const id = requestId(req.headers);
     const h = req.headers;
     if (h['if-none-match'] === undefined && h['if-modified-since'] === undefined && h.range === undefined) {
       // The common case: a plain 200 with headers laid out when the entry was made.
@@ -109,7 +104,7 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
       res.writeHead(200, [...entry.hitHeaders, 'x-request-id', id]);
       if (method === 'HEAD') res.end();
       else { res.end(entry.body); bytesServed[t.kind].inc(entry.body.length); }
-      count(method, 200, started, entry.body.length, id, url);
+      meter.done(method, url, 200, started, entry.body.length, id);
       return true;
     }
     let a;
@@ -127,7 +122,7 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     res.writeHead(a.status, a.headers);
     if (method === 'HEAD' || a.body === undefined) res.end();
     else res.end(a.body);
-    count(method, a.status, started, a.body?.length, id, url);
+    meter.done(method, url, a.status, started, a.body?.length, id);
     return true;
   }
 
