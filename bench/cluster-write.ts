@@ -8,12 +8,12 @@
 // more, from blocks filling every second or two under this load.
 //   node bin/run-ts.mjs bench/cluster-write.ts [--quick] [--files N] [--concurrency N] [--replicas 1,2,3] [--fsync on,off] [--assign-batch N] [--write-batch N] [--block-mib N]
 import { randomBytes } from 'node:crypto';
-import { ClusterClient } from '../src/cluster-client.ts';
+import { ClusterClient } from '../src/clients/cluster-client.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
 import { scrapeMetrics } from '../test/helpers/metrics-scrape.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
 import { ints, parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const f = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'fewer writes, for a smoke check'),

@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { BlockStore } from '../dataserver/block-store.ts';
-import { createMetrics } from '../src/metrics.ts';
-import { encodeFid } from '../src/file-id.ts';
+import { createMetrics } from '../src/base/metrics.ts';
+import { encodeFid } from '../src/wire/file-id.ts';
 import { startUgcfs } from './lib/spawn.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const { size, concurrency, seconds } = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'shorter runs, for a smoke check'),

@@ -14,15 +14,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeFid, newCookie } from '../src/file-id.ts';
-import { HEADERS } from '../src/protocol.ts';
+import { encodeFid, newCookie } from '../src/wire/file-id.ts';
+import { HEADERS } from '../src/wire/protocol.ts';
 import { startPeer, startUgcfs, runCommand } from './lib/spawn.ts';
 import { runWrk, checkWrk, type WrkResult } from './lib/wrk.ts';
 import { median, medianRatio } from './lib/stats.ts';
 import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const flags = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'shorter runs, for a smoke check'),

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlockStore } from '../dataserver/block-store.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const flags = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'fewer records, for a smoke check'),

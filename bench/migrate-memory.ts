@@ -18,7 +18,7 @@ import { startCluster } from './lib/cluster.ts';
 import { UGCFS_BIN, runCommand, killAll } from './lib/spawn.ts';
 import { stateFileName } from '../cli/migrate/migrate-state.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const { files, skipFiles, stateFiles } = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'smaller trees and state, for a smoke check'),

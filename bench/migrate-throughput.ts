@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { startCluster } from './lib/cluster.ts';
 import { UGCFS_BIN, runCommand, killAll } from './lib/spawn.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const { files, concurrency } = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'a smaller tree, for a smoke check'),

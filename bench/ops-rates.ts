@@ -9,12 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterClient } from '../src/cluster-client.ts';
-import { callJson } from '../src/http-client.ts';
-import { NS_ROUTES, type ClusterStatus, type Operation } from '../src/protocol.ts';
+import { ClusterClient } from '../src/clients/cluster-client.ts';
+import { callJson } from '../src/clients/http-client.ts';
+import { NS_ROUTES, type ClusterStatus, type Operation } from '../src/wire/protocol.ts';
 import { SECRET, startCluster } from './lib/cluster.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const { quick, mb: totalMb, fileKb, readers } = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'less data and smaller blocks, for a smoke check'),

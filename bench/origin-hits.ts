@@ -13,7 +13,7 @@ import { CORPUS, killAll, startPeer } from './lib/spawn.ts';
 import { runWrk, checkWrk } from './lib/wrk.ts';
 import { median } from './lib/stats.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 // Defaults match bench/lib/compare.ts (the BENCHMARKS.md figures): 2 wrk threads, nginx one worker per core.
 const flags = parseFlags(import.meta.url, {

@@ -11,7 +11,7 @@ import { startCluster, originUpload } from './lib/cluster.ts';
 import { runLoad, checkLoad } from './lib/load.ts';
 import { CORPUS, killAll } from './lib/spawn.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const { variants } = parseFlags(import.meta.url, {
   quick: opt.bool(false, "accepted, as the bench's external section passes it to every script; this one has no shorter form"),

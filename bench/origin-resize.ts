@@ -22,7 +22,7 @@ import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
 import { CORPUS, killAll, startPeer, type Child } from './lib/spawn.ts';
 import { median, medianRatio } from './lib/stats.ts';
 import { parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const flags = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'shorter and fewer rounds, for a smoke check'),

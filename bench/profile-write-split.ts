@@ -9,12 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster, SECRET } from './lib/cluster.ts';
-import { callJson, callRaw } from '../src/http-client.ts';
-import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../src/protocol.ts';
+import { callJson, callRaw } from '../src/clients/http-client.ts';
+import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../src/wire/protocol.ts';
 import { percentile } from './lib/stats.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
 import { ints, parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const { replicas, size, fsync, count, concurrency: concurrencies } = parseFlags(import.meta.url, {
   replicas: opt.int(2, 'replicas per write (on max(3, this) data servers)', { min: 1 }),

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { startCluster } from '../test/helpers/cluster.ts';
 import { ints, parseFlags } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const { mb: totalMb, concurrency: concurrencies } = parseFlags(import.meta.url, {
   quick: opt.bool(false, 'less data, for a smoke check'),

@@ -14,7 +14,7 @@ import { renderDoc } from './lib/doc.ts';
 import { RUN_OPTIONS, RUN_QUICK, SECTION_ORDER, WAIT_QUIET_MS } from './lib/run-options.ts';
 import { ROOT, killAll } from './lib/spawn.ts';
 import type { Section } from './lib/context.ts';
-import { applyRuntimeV8Flags } from '../src/node-flags.ts';
+import { applyRuntimeV8Flags } from '../src/base/node-flags.ts';
 
 // The load generator drives nginx and ugcfs alike, with the V8 flags of an ugcfs process.
 applyRuntimeV8Flags();

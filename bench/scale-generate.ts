@@ -6,9 +6,9 @@
 import { writeFileSync } from 'node:fs';
 import { randomBytes, randomInt } from 'node:crypto';
 import { BlockStore } from '../dataserver/block-store.ts';
-import { encodeFid, newCookie } from '../src/file-id.ts';
+import { encodeFid, newCookie } from '../src/wire/file-id.ts';
 import { parseFlags, scriptInfo } from './lib/flags.ts';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 
 const flags = parseFlags({ ...scriptInfo(import.meta.url), commands: ['fill', 'reopen'] }, {
   dir: opt.string('', "the data server's storage directory", { required: true }),

@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
-import { isUgcfsError } from '../src/errors.ts';
+import { isUgcfsError } from '../src/base/errors.ts';
 import { EXIT, type CommandContext, type CommandModule } from './command.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -3,10 +3,10 @@
 // stderr (a redrawn bar on a terminal, a plain line per 10% or 5 s otherwise), so stdout
 // holds only the summary or the --json result.
 import type { Writable } from 'node:stream';
-import { opt } from '../src/config.ts';
+import { opt } from '../src/base/config.ts';
 import { CLUSTER_CLIENT_OPTIONS, nameserverClientFromConfig, type ClusterClientConfig } from '../src/clients/cluster-options.ts';
-import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import type { Operation, OperationKind } from '../src/protocol.ts';
+import { UgcfsError, isUgcfsError } from '../src/base/errors.ts';
+import type { Operation, OperationKind } from '../src/wire/protocol.ts';
 import type { CommandContext } from './command.ts';
 
 /** Options every operation command takes. */

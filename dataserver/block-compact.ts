@@ -12,10 +12,10 @@
 // would name a generation that no longer exists.
 // (Each name is also a UGCFS_TEST_CRASH_AT step, prefixed `compact-`.)
 import { unlink } from 'node:fs/promises';
-import { UgcfsError } from '../src/errors.ts';
-import type { CompactResult } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { CompactResult } from '../src/wire/protocol.ts';
 import { BlockFile, type Block } from './block.ts';
-import { syncDir } from '../src/durable-fs.ts';
+import { syncDir } from '../src/base/durable-fs.ts';
 import { ioError } from './block-write.ts';
 import { writeAll } from './file-write.ts';
 import { scanBlock } from './block-scan.ts';

@@ -2,7 +2,7 @@
 // Live state comes from the index (what reads answer); deletions come from the tombstones
 // in the file, since the index forgets a deleted key entirely. A key in neither was never
 // written to this copy.
-import type { BlockKeyState } from '../src/protocol.ts';
+import type { BlockKeyState } from '../src/wire/protocol.ts';
 import type { Block } from './block.ts';
 import { scanBlock } from './block-scan.ts';
 import { isTombstone } from './needle.ts';

@@ -4,7 +4,7 @@
 // quarantine/, and nothing is unlinked or cut that is not proven garbage.
 import { readdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDir } from '../src/durable-fs.ts';
+import { syncDir } from '../src/base/durable-fs.ts';
 import { Block, BlockFile, blockFileName, parseBlockFileName } from './block.ts';
 import { recoverTail } from './block-recover.ts';
 import { META_INCOMPLETE, NeedleIndex, metaWith, type BlockMeta } from './needle-index.ts';

@@ -4,7 +4,7 @@
 // INCOMPLETE flag until the copy is indexed, so a crash mid-pull never leaves a partial
 // replica that claims to be whole.
 import { DataserverClient } from '../src/clients/dataserver-client.ts';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import type { Block } from './block.ts';
 import { ioError } from './block-write.ts';
 import { writeAll } from './file-write.ts';

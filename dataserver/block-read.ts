@@ -3,7 +3,7 @@
 // ugcfs_block_preads_total move by one each per read, which is how tests prove it.
 import { read, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import type { Block, BlockFile } from './block.ts';
 import { decodeNeedle, decodeNeedleForClientCheck, isTombstone, type Needle } from './needle.ts';
 import type { IndexEntry } from './needle-index.ts';

@@ -3,7 +3,7 @@
 // records only, so two replicas agree on it even though their byte layouts differ (each
 // replica appends in its own order, and compaction rewrites layouts).
 import { createHash } from 'node:crypto';
-import type { ScrubResult } from '../src/protocol.ts';
+import type { ScrubResult } from '../src/wire/protocol.ts';
 import type { Block } from './block.ts';
 import { scanBlock } from './block-scan.ts';
 import type { StoreContext } from './store-context.ts';

@@ -4,12 +4,12 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { UgcfsError } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import { HEADERS, type BlockKeyState, type BlockReport, type CompactResult, type ScrubResult } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import { HEADERS, type BlockKeyState, type BlockReport, type CompactResult, type ScrubResult } from '../src/wire/protocol.ts';
 import { Block, BlockFile, blockFileName } from './block.ts';
-import { mkdirDurable, syncDir } from '../src/durable-fs.ts';
+import { mkdirDurable, syncDir } from '../src/base/durable-fs.ts';
 import { compactBlock } from './block-compact.ts';
 import { listBlockKeys } from './block-keys.ts';
 import { readNeedle, type ReadOptions } from './block-read.ts';

@@ -10,7 +10,7 @@
 import { write, writevSync } from 'node:fs';
 import type { AlignedStages } from './aligned-stage.ts';
 import type { BlockFile } from './block.ts';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import { writevAll } from './file-write.ts';
 
 const PAGE = 4096;

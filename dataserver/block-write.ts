@@ -5,7 +5,7 @@
 // only after both, so an acknowledged record is durable and indexed; a crash in between
 // leaves it past the watermark, where recovery finds it by scanning.
 import type { FileHandle } from 'node:fs/promises';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import type { Block } from './block.ts';
 import { META_SEALED, metaWith, type IndexOp } from './needle-index.ts';
 import type { StoreContext } from './store-context.ts';

@@ -7,7 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlockMeta } from './needle-index.ts';
 import { META_INCOMPLETE, META_READONLY, META_SEALED } from './needle-index.ts';
-import type { BlockReport } from '../src/protocol.ts';
+import type { BlockReport } from '../src/wire/protocol.ts';
 import type { BlockWriter } from './block-write.ts';
 
 const FILE_NAME = /^(\d{1,10})\.(\d{1,10})\.blk$/;

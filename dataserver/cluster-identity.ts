@@ -31,8 +31,8 @@
 import { readFile, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { UgcfsError } from '../src/errors.ts';
-import type { HighWaterMark } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { HighWaterMark } from '../src/wire/protocol.ts';
 
 export const CLUSTER_FILE = 'cluster';
 export const CLUSTER_FILE_VERSION = 1;

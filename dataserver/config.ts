@@ -1,7 +1,7 @@
-// Options of `ugcfs dataserver`, declared once (src/config.ts merges defaults, config file,
+// Options of `ugcfs dataserver`, declared once (src/base/config.ts merges defaults, config file,
 // environment and flags).
-import { opt, type ConfigOf } from '../src/config.ts';
-import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../src/role-options.ts';
+import { opt, type ConfigOf } from '../src/base/config.ts';
+import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../src/base/role-options.ts';
 
 export const DATASERVER_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,

@@ -8,10 +8,10 @@
 // cluster clock that tombstone expiry follows.
 import { statfs } from 'node:fs/promises';
 import { ForeignClusterRefusal, NameserverClient } from '../src/clients/nameserver-client.ts';
-import { isUgcfsError } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import type { DsCommand, Heartbeat, HeartbeatReply } from '../src/protocol.ts';
+import { isUgcfsError } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import type { DsCommand, Heartbeat, HeartbeatReply } from '../src/wire/protocol.ts';
 import type { BlockStore } from './block-store.ts';
 import type { ClusterClock } from './cluster-clock.ts';
 import { isClusterId, type ClusterIdentity, type IdentityUpdate } from './cluster-identity.ts';

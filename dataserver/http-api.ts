@@ -1,12 +1,12 @@
-// The data server's internal HTTP API: the DS_ROUTES of src/protocol.ts, every one behind
+// The data server's internal HTTP API: the DS_ROUTES of src/wire/protocol.ts, every one behind
 // the cluster secret. Bad input is refused before anything is written. The hot needle routes
 // (GET|HEAD and PUT /needles/<fid>, POST /blocks/<id>/needles) are answered ahead of fastify,
 // by needle-read-route.ts (installed by main.ts) and needle-write-route.ts, and only there.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
-import { decodeFid, type Fid } from '../src/file-id.ts';
-import { requireClusterSecret } from '../src/http-server.ts';
-import { DS_ROUTES, HEADERS, type BlockCreate, type QuarantineListing } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { decodeFid, type Fid } from '../src/wire/file-id.ts';
+import { requireClusterSecret } from '../src/http/http-server.ts';
+import { DS_ROUTES, HEADERS, type BlockCreate, type QuarantineListing } from '../src/wire/protocol.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import { pullBlock } from './block-pull.ts';
 import { BlockRangeStream } from './block-read.ts';

@@ -4,10 +4,10 @@ import { mkdirSync, readFileSync, writeFileSync, accessSync, constants, renameSy
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { UgcfsError } from '../src/errors.ts';
-import { assertListenAllowed, createHttpServer, listen } from '../src/http-server.ts';
-import { createLogger, type Logger } from '../src/log.ts';
-import type { RunningServer } from '../src/running-server.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { assertListenAllowed, createHttpServer, listen } from '../src/http/http-server.ts';
+import { createLogger, type Logger } from '../src/base/log.ts';
+import type { RunningServer } from '../src/http/running-server.ts';
 import { BlockStore } from './block-store.ts';
 import { ClusterClock } from './cluster-clock.ts';
 import { ClusterIdentity } from './cluster-identity.ts';
@@ -148,7 +148,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     close() {
       closing ??= (async () => {
         await heartbeat.stop();
-        // waits for the reads and writes answered ahead of fastify too (src/ahead-route.ts)
+        // waits for the reads and writes answered ahead of fastify too (src/http/ahead-route.ts)
         await server.app.close();
         await openStore.close();
       })();

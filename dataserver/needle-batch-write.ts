@@ -1,13 +1,13 @@
 // POST /blocks/:id/needles: several writes to one block in one request (a needle batch frame,
-// src/needle-batch.ts). The client coalesces concurrent writes to the same primary and block
+// src/wire/needle-batch.ts). The client coalesces concurrent writes to the same primary and block
 // into one; the primary forwards them to each replica the same way. Every record is checked
 // and ends on its own — a bad record is refused, the others still land — with exactly the
 // answers a PUT of it alone would get.
 import type { IncomingHttpHeaders } from 'node:http';
-import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import { decodeFid } from '../src/file-id.ts';
-import { checkedCrc, decodeNeedleBatch, setFramedUploadTime, type BatchItemResult, type BatchWriteResult } from '../src/needle-batch.ts';
-import { HEADERS } from '../src/protocol.ts';
+import { UgcfsError, isUgcfsError } from '../src/base/errors.ts';
+import { decodeFid } from '../src/wire/file-id.ts';
+import { checkedCrc, decodeNeedleBatch, setFramedUploadTime, type BatchItemResult, type BatchWriteResult } from '../src/wire/needle-batch.ts';
+import { HEADERS } from '../src/wire/protocol.ts';
 import { bad, checkMeta, header, parseReplicas, writeResult, type NeedleWriteContext } from './write-checks.ts';
 import { replicatedBatchPut, type BatchItem, type ReplicationContext } from './replication.ts';
 

@@ -6,10 +6,10 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Level } from 'level';
-import { openLevelDurably } from '../src/durable-fs.ts';
-import { UgcfsError } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { openLevelDurably } from '../src/base/durable-fs.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 import { IndexEntryCache } from './index-entry-cache.ts';
 
 type Db = Level<Buffer, Buffer>;

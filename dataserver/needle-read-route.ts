@@ -6,14 +6,14 @@
 // pread — and hands every other request to fastify unchanged.
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { answerError, givenRequestId, InFlight, requestId, RouteMeter, serveAhead } from '../src/ahead-route.ts';
-import { UgcfsError } from '../src/errors.ts';
-import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
-import type { AccessLog } from '../src/access-log.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import { DS_ROUTES, HEADERS } from '../src/protocol.ts';
-import { connectionSecretGuard } from '../src/secret.ts';
+import { answerError, givenRequestId, InFlight, requestId, RouteMeter, serveAhead } from '../src/http/ahead-route.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { decodeFid, fidTextFromPath } from '../src/wire/file-id.ts';
+import type { AccessLog } from '../src/http/access-log.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import { DS_ROUTES, HEADERS } from '../src/wire/protocol.ts';
+import { connectionSecretGuard } from '../src/base/secret.ts';
 import type { ReadOptions } from './block-read.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Needle } from './needle.ts';
@@ -35,7 +35,7 @@ export interface ReadRouteContext {
 
 /**
  * Puts the read route in front of fastify's request listener. Shutdown follows fastify's
- * (src/ahead-route.ts InFlight): from preClose on, new reads are refused with 503, and close
+ * (src/http/ahead-route.ts InFlight): from preClose on, new reads are refused with 503, and close
  * waits for the reads in flight, which therefore finish before the store closes.
  */
 export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteContext): void {

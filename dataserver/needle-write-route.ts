@@ -10,11 +10,11 @@
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { crc32c } from '@node-rs/crc32';
 import type { FastifyInstance } from 'fastify';
-import { answerError, InFlight, requestId, RouteMeter, serveAhead } from '../src/ahead-route.ts';
-import { UgcfsError } from '../src/errors.ts';
-import { decodeFid, fidTextFromPath } from '../src/file-id.ts';
-import { DS_ROUTES, HEADERS, type WriteResult } from '../src/protocol.ts';
-import { connectionSecretGuard } from '../src/secret.ts';
+import { answerError, InFlight, requestId, RouteMeter, serveAhead } from '../src/http/ahead-route.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { decodeFid, fidTextFromPath } from '../src/wire/file-id.ts';
+import { DS_ROUTES, HEADERS, type WriteResult } from '../src/wire/protocol.ts';
+import { connectionSecretGuard } from '../src/base/secret.ts';
 import { replicatedPut, type ReplicationContext } from './replication.ts';
 import { storeNeedleBatch } from './needle-batch-write.ts';
 import { BufferPool } from './buffer-pool.ts';
@@ -71,7 +71,7 @@ interface RouteState {
   meter: { put: RouteMeter; batch: RouteMeter };
   /** writes in hand; fastify's close waits for them */
   flight: InFlight;
-  /** the cluster secret, memoised per connection (src/secret.ts) */
+  /** the cluster secret, memoised per connection (src/base/secret.ts) */
   checkSecret: (req: IncomingMessage) => void;
   /** buffers for request bodies of a declared length (buffer-pool.ts) */
   bodies: BufferPool;
@@ -119,7 +119,7 @@ function blockIdOf(text: string): number {
 /**
  * Puts the write routes (a PUT of one needle, a POST of a needle batch) in front of fastify's
  * request listener: the batch route's per-request framework cost is paid per batch, but a
- * small batch still paid it in full. Shutdown follows fastify's (src/ahead-route.ts
+ * small batch still paid it in full. Shutdown follows fastify's (src/http/ahead-route.ts
  * InFlight): from preClose on, new writes are refused with 503 (connection: close), and
  * close waits for the writes in flight, which therefore finish before the store closes.
  */

@@ -2,7 +2,7 @@
 // by test/dataserver/needle.test.ts. A needle is self-describing so that a block file alone
 // (without its index) is enough to rebuild everything: recovery, pull and scrub all scan it.
 import { crc32c } from '@node-rs/crc32';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import { crc32cCombine } from './crc-combine.ts';
 
 export const NEEDLE_MAGIC = 0x55474e31; // "UGN1": also the format version

@@ -12,9 +12,9 @@
 // (both directories fsynced) before the index forgets what was moved.
 import { copyFile, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import { mkdirDurable, syncDir, syncFile } from '../src/durable-fs.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import { mkdirDurable, syncDir, syncFile } from '../src/base/durable-fs.ts';
 import { writeAll } from './file-write.ts';
 
 export const QUARANTINE_REASONS = [

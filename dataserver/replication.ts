@@ -3,10 +3,10 @@
 // acknowledged only when all of them have it; otherwise every copy that did land is
 // tombstoned, so a failed write never stays visible anywhere.
 import { DataserverClient } from '../src/clients/dataserver-client.ts';
-import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import { batchItemError, encodeNeedleBatch, type BatchItemResult } from '../src/needle-batch.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { UgcfsError, isUgcfsError } from '../src/base/errors.ts';
+import { batchItemError, encodeNeedleBatch, type BatchItemResult } from '../src/wire/needle-batch.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 import type { BlockStore, PutResult } from './block-store.ts';
 import type { NeedleMeta } from './needle.ts';
 

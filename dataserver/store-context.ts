@@ -1,8 +1,8 @@
 // What the block-store modules share: the index, the knobs, metrics, and the test-only
 // crash hook. Passed explicitly so several data servers can live in one process.
 import type { NeedleIndex } from './needle-index.ts';
-import type { Metrics } from '../src/metrics.ts';
-import type { Logger } from '../src/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import type { Logger } from '../src/base/log.ts';
 import type { SyncReadGate } from './sync-read-gate.ts';
 import type { AlignedStages } from './aligned-stage.ts';
 import type { ClusterClock } from './cluster-clock.ts';

@@ -2,11 +2,11 @@
 // DELETE): headers, replica lists, media type and owner, block ids. Each refusal is a 400
 // with a stable code, raised before anything is written.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { AccessLog } from '../src/access-log.ts';
-import { UgcfsError } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import { HEADERS, isMetaText, type WriteResult } from '../src/protocol.ts';
+import type { AccessLog } from '../src/http/access-log.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import { HEADERS, isMetaText, type WriteResult } from '../src/wire/protocol.ts';
 import type { BlockStore, PutResult } from './block-store.ts';
 
 export interface NeedleWriteContext {

@@ -4,8 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { flagName, type OptionSpec, type OptionTable } from '../src/config.ts';
-import { CLUSTER_CLIENT_OPTIONS } from '../src/cluster-client.ts';
+import { flagName, type OptionSpec, type OptionTable } from '../src/base/config.ts';
+import { CLUSTER_CLIENT_OPTIONS } from '../src/clients/cluster-client.ts';
 import { ORIGIN_OPTIONS } from '../origin/config.ts';
 import { NAMESERVER_OPTIONS } from '../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../dataserver/config.ts';

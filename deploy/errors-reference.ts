@@ -1,10 +1,10 @@
-// Generates docs/ERRORS.md from the error catalogue (src/errors.ts), so the documented codes
+// Generates docs/ERRORS.md from the error catalogue (src/base/errors.ts), so the documented codes
 // can never drift from what servers send: `npm run docs:errors` rewrites it, and
 // test/errors.test.ts fails when it is stale.
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ERRORS } from '../src/errors.ts';
+import { ERRORS } from '../src/base/errors.ts';
 
 export const ERRORS_DOC = fileURLToPath(new URL('../docs/ERRORS.md', import.meta.url));
 
@@ -13,7 +13,7 @@ export function renderErrorsReference(): string {
   return [
     '# Error codes',
     '',
-    '<!-- Generated from src/errors.ts by `npm run docs:errors`; do not edit by hand. -->',
+    '<!-- Generated from src/base/errors.ts by `npm run docs:errors`; do not edit by hand. -->',
     '',
     'Every ugcfs server answers an error with the HTTP status below and the body',
     '`{"error":{"code":"UGCFS_ERR_…","message":"…"}}`. Codes are stable: a code never changes',

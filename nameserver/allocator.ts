@@ -1,11 +1,11 @@
 // Assignment: a fresh fid in a writable block whose every replica is alive. Keeps a small
 // pool of writable blocks per replica count, creating blocks (persisted first, then created
 // on each chosen data server) when the pool runs low.
-import { isUgcfsError, UgcfsError } from '../src/errors.ts';
-import { encodeFid, MAX_KEY, newCookie } from '../src/file-id.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import type { AssignResult, BlockCreate } from '../src/protocol.ts';
+import { isUgcfsError, UgcfsError } from '../src/base/errors.ts';
+import { encodeFid, MAX_KEY, newCookie } from '../src/wire/file-id.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import type { AssignResult, BlockCreate } from '../src/wire/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
 import { dataserverClient } from './dataservers.ts';
 import { chooseReplicaSet, chooseReplicaSetWith, uncoveredServer } from './placement.ts';

@@ -11,9 +11,9 @@
 // - deletes that raced the copy (the block is busy, so clients report each delete to the
 //   name server, which keeps it: takeBusyDeletes) are applied to the new copy, or left owed
 //   to it (pending deletes) when they cannot be applied now.
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import type { DataserverClient } from '../src/clients/dataserver-client.ts';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import type { BlockMap } from './block-map.ts';
 import { dataserversOf } from './dataservers.ts';
 import type { NameserverContext } from './context.ts';

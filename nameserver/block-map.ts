@@ -3,8 +3,8 @@
 // who actually holds a copy comes from block reports, so after a restart the map is
 // rebuilt from the first heartbeats. A copy counts only when both agree: a server that
 // reports a block it was never given is not trusted as a holder.
-import { UgcfsError } from '../src/errors.ts';
-import type { BlockLocation } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { BlockLocation } from '../src/wire/protocol.ts';
 import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
 import { SYNC, type Store } from './state-db.ts';
 

@@ -14,7 +14,7 @@
 //   slow to start must not decide before it has heard anyone;
 // - otherwise (a new cluster, or an upgrade of a state from before identities) one is made.
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import { SYNC, type Store } from './state-db.ts';
 
 const CLUSTER_KEY = 'clusterId';

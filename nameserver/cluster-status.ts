@@ -1,5 +1,5 @@
 // GET /status: the cluster overview (`ugcfs status --json` is a subset of it).
-import type { ClusterStatus, DataserverStatus } from '../src/protocol.ts';
+import type { ClusterStatus, DataserverStatus } from '../src/wire/protocol.ts';
 import type { BlockMap } from './block-map.ts';
 import type { Registry } from './registry.ts';
 

@@ -1,7 +1,7 @@
 // The name server's options table. Timings are in milliseconds; tests shrink them so the
 // cluster notices deaths and repairs within a few seconds.
-import { opt, type ConfigOf } from '../src/config.ts';
-import { COMMON_SERVER_OPTIONS } from '../src/role-options.ts';
+import { opt, type ConfigOf } from '../src/base/config.ts';
+import { COMMON_SERVER_OPTIONS } from '../src/base/role-options.ts';
 import { OPS_OPTIONS } from './ops-config.ts';
 
 export const NAMESERVER_OPTIONS = {

@@ -3,9 +3,9 @@
 // nameserver/routes.ts lists them and nameserver/server.ts registers that list at start.
 // See docs/NAMESERVER.md "Route modules".
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
-import type { ClusterStatus } from '../src/protocol.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import type { ClusterStatus } from '../src/wire/protocol.ts';
 import type { Allocator } from './allocator.ts';
 import type { BlockMap } from './block-map.ts';
 import type { NameserverConfig } from './config.ts';

@@ -1,9 +1,9 @@
-// The name server's own HTTP routes (NS_ROUTES of src/protocol.ts). Internal routes need
+// The name server's own HTTP routes (NS_ROUTES of src/wire/protocol.ts). Internal routes need
 // the cluster secret; admin views accept the admin token too.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UgcfsError, isErrorCode, type ErrorCode } from '../src/errors.ts';
-import { decodeFid } from '../src/file-id.ts';
-import { NS_ROUTES, type WriteFailedReply } from '../src/protocol.ts';
+import { UgcfsError, isErrorCode, type ErrorCode } from '../src/base/errors.ts';
+import { decodeFid } from '../src/wire/file-id.ts';
+import { NS_ROUTES, type WriteFailedReply } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import type { HeartbeatHandler } from './heartbeat.ts';
 

@@ -6,8 +6,8 @@
 // at sequence 0, and a poller's cursor into the old one means nothing there, however the
 // numbers compare — the id tells it so.
 import { randomBytes } from 'node:crypto';
-import { decodeFid } from '../src/file-id.ts';
-import type { DeleteEvent, DeleteFeedPage } from '../src/protocol.ts';
+import { decodeFid } from '../src/wire/file-id.ts';
+import type { DeleteEvent, DeleteFeedPage } from '../src/wire/protocol.ts';
 import { SYNC, type Store } from './state-db.ts';
 
 interface StoredDelete {

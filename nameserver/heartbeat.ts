@@ -9,10 +9,10 @@
 // elsewhere, that copy is extra and the server is told to remove it (the data server
 // quarantines it). Every reply carries the cluster id, this state's id, the name server's
 // time and its persisted lease ends.
-import { UgcfsError } from '../src/errors.ts';
-import { MAX_KEY } from '../src/file-id.ts';
-import type { Logger } from '../src/log.ts';
-import { HEADERS, type BlockReport, type DsCommand, type ForeignDataserverStatus, type Heartbeat, type HeartbeatReply, type HighWaterMark } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { MAX_KEY } from '../src/wire/file-id.ts';
+import type { Logger } from '../src/base/log.ts';
+import { HEADERS, type BlockReport, type DsCommand, type ForeignDataserverStatus, type Heartbeat, type HeartbeatReply, type HighWaterMark } from '../src/wire/protocol.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
 import type { ClusterIdentity } from './cluster-id.ts';
 import type { DeleteFeed } from './delete-feed.ts';

@@ -1,8 +1,8 @@
 // Admin endpoints of the legacy table (NS_ROUTES.legacy). Origins look paths up with the
 // cluster secret; operators and `ugcfs migrate` may also use the admin token.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
-import { NS_ROUTES, type LegacyPut } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { NS_ROUTES, type LegacyPut } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { LegacyTable, type LegacyRecord } from './legacy-table.ts';
 

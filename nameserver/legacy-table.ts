@@ -1,11 +1,11 @@
 // The legacy table: old URL path -> fid, kept in the name server's LevelDB (sublevel
 // "legacy") so it survives restarts; unlike the block map it cannot be rebuilt from data
-// server reports. Keys are canonical legacy paths (src/legacy-path.ts), so every spelling of
+// server reports. Keys are canonical legacy paths (src/wire/legacy-path.ts), so every spelling of
 // an old URL finds the same row.
-import { UgcfsError } from '../src/errors.ts';
-import { decodeFid } from '../src/file-id.ts';
-import { legacyPathFromName } from '../src/legacy-path.ts';
-import type { LegacyList, LegacyMapping, LegacyPut } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { decodeFid } from '../src/wire/file-id.ts';
+import { legacyPathFromName } from '../src/wire/legacy-path.ts';
+import type { LegacyList, LegacyMapping, LegacyPut } from '../src/wire/protocol.ts';
 import { SYNC, type Store } from './state-db.ts';
 
 export interface LegacyRecord {

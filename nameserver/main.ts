@@ -1,9 +1,9 @@
 // startNameserver: the name server role (see nameserver/server.ts for what it holds).
 import { mkdirSync } from 'node:fs';
-import { UgcfsError } from '../src/errors.ts';
-import { assertListenAllowed, listen } from '../src/http-server.ts';
-import { createLogger, type Logger } from '../src/log.ts';
-import type { RunningServer } from '../src/running-server.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { assertListenAllowed, listen } from '../src/http/http-server.ts';
+import { createLogger, type Logger } from '../src/base/log.ts';
+import type { RunningServer } from '../src/http/running-server.ts';
 import type { NameserverConfig } from './config.ts';
 import { createNameserver, type NameserverInstance } from './server.ts';
 

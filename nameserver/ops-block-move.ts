@@ -13,7 +13,7 @@
 // Deletes racing the move: the block is busy ('moving'), so clients report each delete to
 // the name server, which keeps it for us (takeBusyDeletes); they are applied to the new
 // copy before it counts, and again at the end.
-import { isUgcfsError } from '../src/errors.ts';
+import { isUgcfsError } from '../src/base/errors.ts';
 import { mayHoldFiles, type BlockRecord } from './block-map.ts';
 import { applyBusyDeletes, copyBlock, copyEnvOf, deleteCopy, stopWrites } from './block-copy.ts';
 import type { NameserverContext } from './context.ts';

@@ -1,7 +1,7 @@
 // Settings of the name server's cluster operations (rebalance, drain, verify, compact).
 // OPS_OPTIONS is meant to be spread into NAMESERVER_OPTIONS so each is a flag; until it is,
 // opsSettings() falls back to these defaults for any key the name-server config lacks.
-import { opt, type ConfigOf } from '../src/config.ts';
+import { opt, type ConfigOf } from '../src/base/config.ts';
 
 export const OPS_OPTIONS = {
   compactIntervalMs: opt.int(600_000, 'how often the name server looks for blocks to compact by itself (0: never)', { min: 0 }),

@@ -3,8 +3,8 @@
 // under a byte-rate limit. Operations run detached from the request that started them, so
 // the CLI may go away; they stop between units when cancelled or when the name server
 // shuts down (and then read 'interrupted').
-import { UgcfsError } from '../src/errors.ts';
-import type { Operation, OperationKind } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { Operation, OperationKind } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { BlockClaims } from './ops-claims.ts';
 import type { OpsSettings } from './ops-config.ts';

@@ -2,8 +2,8 @@
 // operation outlives the CLI that started it and, across a name-server restart, shows up as
 // 'interrupted' (its work is re-planned from the cluster's state when it is run again).
 import { randomBytes } from 'node:crypto';
-import { UgcfsError } from '../src/errors.ts';
-import type { Operation, OperationKind } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { Operation, OperationKind } from '../src/wire/protocol.ts';
 import type { Store } from './state-db.ts';
 
 /** Finished operations kept; older ones are dropped from the store. */

@@ -4,8 +4,8 @@
 // deleted on every copy; a live key absent (never deleted) elsewhere is copied to the
 // copies that lack it, since it may have been acknowledged. Anything else (the same key
 // with different bytes, a record a copy cannot read) is a conflict left to the digest vote.
-import { encodeFid } from '../src/file-id.ts';
-import type { BlockKeyState } from '../src/protocol.ts';
+import { encodeFid } from '../src/wire/file-id.ts';
+import type { BlockKeyState } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { dataserversOf } from './dataservers.ts';
 import type { DataserverEntry } from './registry.ts';

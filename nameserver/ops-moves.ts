@@ -1,7 +1,7 @@
 // Rebalance and drain: both plan block moves from the name server's current view and run
 // them through moveBlock (copy, verify, add, then drop). Planning from current state is
 // what makes them safe to interrupt and run again: a second run plans only what is left.
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import type { NameserverContext } from './context.ts';
 import { planBalance, type BalancePlan, type PlanBlock, type PlanServer } from './ops-balance-plan.ts';
 import { moveBlock, trimBlock, type MoveOutcome } from './ops-block-move.ts';

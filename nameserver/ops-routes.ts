@@ -3,8 +3,8 @@
 // one. Also fills ClusterStatus.operations, and runs compaction and (when configured)
 // rebalancing by itself on an interval. See docs/OPERATIONS.md.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
-import { NS_ROUTES, type Operation, type OperationKind } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { NS_ROUTES, type Operation, type OperationKind } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { compactBody, compactCandidates } from './ops-compact.ts';
 import { opsSettings } from './ops-config.ts';

@@ -6,8 +6,8 @@
 // Copies whose digests differ with no bad record anywhere are compared key by key instead
 // (ops-key-reconcile.ts): a half-applied delete or write is named, and with repair settled
 // by the rules there (deletes win, else the union of live records), then re-scrubbed.
-import { isUgcfsError } from '../src/errors.ts';
-import type { ScrubResult } from '../src/protocol.ts';
+import { isUgcfsError } from '../src/base/errors.ts';
+import type { ScrubResult } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { dataserversOf } from './dataservers.ts';
 import { IN_FLIGHT_MS, moveBlock, recopyBlock } from './ops-block-move.ts';

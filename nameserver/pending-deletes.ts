@@ -2,7 +2,7 @@
 // LevelDB and replayed by the name server when that data server is back. Until its replay
 // is done, the server is left out of the block's read locations, so a returning stale copy
 // never serves a file that was deleted while it was away.
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import { dataserverClient } from './dataservers.ts';
 import type { DataserverEntry, Registry } from './registry.ts';
 import { SYNC, type Store } from './state-db.ts';

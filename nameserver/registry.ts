@@ -1,8 +1,8 @@
 // Data servers known to the name server. Identity (id, url, rack, draining) is persisted so
 // `status` lists a server that is down across a name-server restart; liveness, space and
 // block reports live in memory and come back with the next heartbeat.
-import { UgcfsError } from '../src/errors.ts';
-import type { BlockReport, DsRef, Heartbeat, QuarantineSummary } from '../src/protocol.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { BlockReport, DsRef, Heartbeat, QuarantineSummary } from '../src/wire/protocol.ts';
 import { SYNC, type Store } from './state-db.ts';
 
 interface PersistedDataserver {

@@ -5,8 +5,8 @@
 // sealed: its survivors plus the new copy become its replica set, so a copy on a server
 // that returns later is extra and gets removed. The copy itself is block-copy.ts's, as for
 // moves: watched for either end dying, checked by digest, counted once reported.
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
 import { copyBlock, stopWrites, type BlockCopyEnv } from './block-copy.ts';
 import { dataserverClient } from './dataservers.ts';

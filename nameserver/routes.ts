@@ -4,7 +4,7 @@
 // registering fails the start with its name: an ops API that answers 404 while /healthz
 // says ok cannot happen. A new module is added here.
 import type { FastifyInstance } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import type { NameserverContext, RouteModule } from './context.ts';
 import * as legacyRoutes from './legacy-routes.ts';
 import * as opsRoutes from './ops-routes.ts';

@@ -3,12 +3,12 @@
 // state: the all-in-one server may run it beside other roles.
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
-import { MAX_KEY } from '../src/file-id.ts';
-import { createHttpServer, requireClusterSecret } from '../src/http-server.ts';
-import type { Logger } from '../src/log.ts';
-import type { ClusterStatus } from '../src/protocol.ts';
-import { bearer, secretEquals } from '../src/secret.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { MAX_KEY } from '../src/wire/file-id.ts';
+import { createHttpServer, requireClusterSecret } from '../src/http/http-server.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { ClusterStatus } from '../src/wire/protocol.ts';
+import { bearer, secretEquals } from '../src/base/secret.ts';
 import { Allocator, MAX_BLOCK_ID } from './allocator.ts';
 import { BlockMap, type BlockRecord } from './block-map.ts';
 import { clusterStatus } from './cluster-status.ts';

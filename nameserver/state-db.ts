@@ -1,7 +1,7 @@
 // The name server's LevelDB: one database, one sublevel per concern. Extensions open their
 // own sublevel through NameserverContext.sublevel(); the names below are taken.
 import type { Level } from 'level';
-import { openLevelDurably } from '../src/durable-fs.ts';
+import { openLevelDurably } from '../src/base/durable-fs.ts';
 import type { AbstractSublevel } from 'abstract-level';
 
 export type RootDb = Level<string, string>;
@@ -10,7 +10,7 @@ export type Store<V> = AbstractSublevel<RootDb, string | Buffer | Uint8Array, st
 /** Sublevels owned by the core name server. */
 export const CORE_SUBLEVELS = ['meta', 'blocks', 'dataservers', 'pending-deletes', 'delete-feed'] as const;
 
-/** Opens (or durably creates: src/durable-fs.ts) the state; a power cut right after creation must not lose it. */
+/** Opens (or durably creates: src/base/durable-fs.ts) the state; a power cut right after creation must not lose it. */
 export function openStateDb(dir: string): Promise<RootDb> {
   return openLevelDurably<string, string>(dir, {});
 }

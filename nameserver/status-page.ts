@@ -3,9 +3,9 @@
 // from the same ClusterStatus as GET /status, with no scripts or external assets (it must
 // work on an isolated admin network), refreshing itself every few seconds.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
-import { NS_ROUTES, type ClusterStatus, type DataserverStatus, type Operation } from '../src/protocol.ts';
-import { secretEquals } from '../src/secret.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { NS_ROUTES, type ClusterStatus, type DataserverStatus, type Operation } from '../src/wire/protocol.ts';
+import { secretEquals } from '../src/base/secret.ts';
 import type { NameserverContext } from './context.ts';
 
 export const REFRESH_SECONDS = 5;

@@ -1,7 +1,7 @@
 // A servable response held in the caches: body plus headers computed once when the entry is
 // made, so a cache hit only copies a small object and sends a Buffer. answer() applies the
 // request's conditional and Range headers to an entry.
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import type { Sized } from './memory-cache.ts';
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';

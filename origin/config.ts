@@ -1,7 +1,7 @@
 // The origin's options table. Limits default to what a 2-core box serving product photos
 // can take; docs/ORIGIN.md explains each decision.
-import { opt, type ConfigOf } from '../src/config.ts';
-import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../src/role-options.ts';
+import { opt, type ConfigOf } from '../src/base/config.ts';
+import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../src/base/role-options.ts';
 
 export const ORIGIN_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,

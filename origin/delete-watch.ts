@@ -3,10 +3,10 @@
 // purged from the memory and disk tiers; a gap in the feed (cursor older than what the name
 // server keeps, or its state reset) means some deletes are unknown, so every cache is dropped
 // or sent back to storage for confirmation.
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import type { OriginCore } from './origin-core.ts';
 
-/** The slice of ClusterClient (src/cluster-client.ts) this needs. */
+/** The slice of ClusterClient (src/clients/cluster-client.ts) this needs. */
 export interface DeleteFeedSource {
   watchDeletes(o: { onDelete: (fids: string[]) => void | Promise<void>; onGap?: () => void | Promise<void>; intervalMs?: number }): () => void;
 }

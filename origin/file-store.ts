@@ -27,7 +27,7 @@ export interface FileStore {
   legacyGet(path: string): Promise<string | undefined>;
 }
 
-/** The slice of ClusterClient (src/cluster-client.ts) the origin uses. */
+/** The slice of ClusterClient (src/clients/cluster-client.ts) the origin uses. */
 export interface ClusterClientLike {
   write(data: Buffer, meta: { mime: string; owner: string }): Promise<{ fid: string }>;
   read(fid: string): Promise<{ data: Buffer; mime: string; owner: string; uploadTime: number }>;

@@ -3,11 +3,11 @@
 // and answers synchronously from the cached entry's precomputed headers; anything else
 // (a miss, a legacy path, a negotiated format, an error) falls through to the full routes,
 // which produce the same answer more slowly. Request ids, metrics and the access log are the
-// routes' own (src/ahead-route.ts).
-import type { AccessLog } from '../src/access-log.ts';
-import { requestId, RouteMeter, serveAhead } from '../src/ahead-route.ts';
+// routes' own (src/http/ahead-route.ts).
+import type { AccessLog } from '../src/http/access-log.ts';
+import { requestId, RouteMeter, serveAhead } from '../src/http/ahead-route.ts';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Metrics } from '../src/metrics.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 import { answer } from './cached-response.ts';
 import { OriginCore } from './origin-core.ts';
 import { parseTarget, resolveVariant, type ResolveOptions } from './variant-url.ts';

@@ -5,7 +5,7 @@
 // bytes for the same URL change, so caches and CDNs never mix old and new renderings.
 import { availableParallelism } from 'node:os';
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import { IMAGE_MIME, sniffImage, type ImageFormat } from './media-type.ts';
 import { stripJpeg, stripPng, stripWebp, type StripResult } from './metadata-strip.ts';
 import type { Variant, OutputFormat } from './variant-url.ts';

@@ -4,9 +4,9 @@
 // elsewhere would let it choose what we store). Used by origin read-through and by
 // `ugcfs migrate --from-url`.
 import { request } from 'undici';
-import { UgcfsError } from '../src/errors.ts';
-import { httpAgent, networkError } from '../src/http-client.ts';
-import { encodeLegacyPath } from '../src/legacy-path.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { httpAgent, networkError } from '../src/clients/http-client.ts';
+import { encodeLegacyPath } from '../src/wire/legacy-path.ts';
 
 export interface LegacyFetchOptions {
   timeoutMs: number;

@@ -5,9 +5,9 @@
 // and a mapping is created only if none exists, so two origins importing the same path at
 // once leave one mapping and remove the loser's copy.
 import { createHash } from 'node:crypto';
-import { isUgcfsError } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { LegacyMapping, LegacyPut } from '../src/protocol.ts';
+import { isUgcfsError } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { LegacyMapping, LegacyPut } from '../src/wire/protocol.ts';
 
 /** The slice of ClusterClient the importer uses. */
 export interface ImportStore {

@@ -5,14 +5,14 @@
 // 404 stays a 404 (and is remembered for a few seconds, so junk URLs cannot turn the origin
 // into a load generator against the old server), identical concurrent misses share one
 // fetch, and fetches in flight to the old origin are bounded.
-import { ClusterClient } from '../src/cluster-client.ts';
-import { isUgcfsError, UgcfsError } from '../src/errors.ts';
+import { ClusterClient } from '../src/clients/cluster-client.ts';
+import { isUgcfsError, UgcfsError } from '../src/base/errors.ts';
 import { fetchLegacy } from './legacy-fetch.ts';
 import { LegacyImporter, type ImportStore } from './legacy-import.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';
 import type { PipelineLimits } from './image-pipeline.ts';
 import { checkUpload } from './image-pipeline.ts';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import type { OriginConfig } from './config.ts';
 
 export interface ReadThroughOptions {

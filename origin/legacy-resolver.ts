@@ -2,7 +2,7 @@
 // asks the name server's legacy table (with a small cache, since storefront pages repeat the
 // same old URLs); the legacy-migration work (origin/legacy-*.ts) supplies a resolver
 // with fetchThrough for read-through from an old origin. Paths arrive canonical
-// (src/legacy-path.ts), variant suffix already split off.
+// (src/wire/legacy-path.ts), variant suffix already split off.
 import type { FileStore } from './file-store.ts';
 import { MemoryCache } from './memory-cache.ts';
 

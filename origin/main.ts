@@ -7,12 +7,12 @@
 // share a process.
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { UgcfsError } from '../src/errors.ts';
-import { assertListenAllowed, createHttpServer, listen } from '../src/http-server.ts';
-import { createLogger, type Logger } from '../src/log.ts';
-import { aggregatedMetricsText } from '../src/metrics.ts';
-import type { RunningServer } from '../src/running-server.ts';
-import { ClusterClient } from '../src/cluster-client.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { assertListenAllowed, createHttpServer, listen } from '../src/http/http-server.ts';
+import { createLogger, type Logger } from '../src/base/log.ts';
+import { aggregatedMetricsText } from '../src/base/metrics.ts';
+import type { RunningServer } from '../src/http/running-server.ts';
+import { ClusterClient } from '../src/clients/cluster-client.ts';
 import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
 import type { OriginConfig } from './config.ts';
 import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';

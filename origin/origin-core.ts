@@ -5,9 +5,9 @@
 // the name server's delete feed) every cache generation is dropped at once: a computation
 // started under an older generation neither stores its result nor is joined.
 import { createHash } from 'node:crypto';
-import { UgcfsError } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 import { makeResponse, type CachedResponse } from './cached-response.ts';
 import type { DiskCache } from './disk-cache.ts';
 import type { FileStore } from './file-store.ts';

@@ -4,10 +4,10 @@
 // failing is skipped (the asker computes locally), so a lost origin costs duplicate work,
 // never errors. Deletes are broadcast to every peer before the DELETE is answered.
 import { createRequire } from 'node:module';
-import { callRaw } from '../src/http-client.ts';
-import { UgcfsError, errorFromBody } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { callRaw } from '../src/clients/http-client.ts';
+import { UgcfsError, errorFromBody } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 
 interface HashRing {
   get(key: string): string;
@@ -30,7 +30,7 @@ export function ringSelf(c: { peers: readonly string[]; publicUrl: string; host:
   if (c.peers.length === 0) return undefined;
   if (c.publicUrl !== '') return c.publicUrl.replace(/\/+$/, '');
   if (c.port === 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', "--peers needs this origin's own URL as the other origins list it: give --public-url or a fixed --port");
-  // As src/http-server.ts's listen() names the URL it listens on.
+  // As src/http/http-server.ts's listen() names the URL it listens on.
   const h = c.host.includes(':') ? `[${c.host}]` : c.host;
   return `http://${h === '0.0.0.0' || h === '[::]' ? '127.0.0.1' : h}:${c.port}`;
 }

@@ -1,11 +1,11 @@
 // GET|HEAD|DELETE on every path that is not a fixed route: fids (with optional extension and
 // variant suffix or query) and legacy paths. Also the two internal routes peers use.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
-import { decodeFid, looksLikeFid } from '../src/file-id.ts';
-import { requireClusterSecret } from '../src/http-server.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { decodeFid, looksLikeFid } from '../src/wire/file-id.ts';
+import { requireClusterSecret } from '../src/http/http-server.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 import { answer, type Answer } from './cached-response.ts';
 import type { FileStore } from './file-store.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';

@@ -1,7 +1,7 @@
 // Bounded image work: at most `concurrency` pipeline jobs run at once and at most `queue`
 // wait; beyond that a request is refused at once with 503 Busy and Retry-After, because a
 // queue that grows without bound only turns overload into timeouts for everyone.
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 
 export interface GateStats {
   running: number;

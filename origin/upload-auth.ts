@@ -3,9 +3,9 @@
 // storage, logs and answers never hold a token, yet the same token can later delete it.
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { UgcfsError } from '../src/errors.ts';
-import { isLoopbackHost } from '../src/config.ts';
-import { bearer, matchesAny, secretEquals } from '../src/secret.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { isLoopbackHost } from '../src/base/config.ts';
+import { bearer, matchesAny, secretEquals } from '../src/base/secret.ts';
 
 export interface Caller {
   owner: string;

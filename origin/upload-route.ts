@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
-import { UgcfsError, isUgcfsError } from '../src/errors.ts';
-import type { Logger } from '../src/log.ts';
-import type { Metrics } from '../src/metrics.ts';
+import { UgcfsError, isUgcfsError } from '../src/base/errors.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
 import type { FileStore } from './file-store.ts';
 import { checkUpload, type CheckedImage, type PipelineLimits } from './image-pipeline.ts';
 import { IMAGE_EXT } from './media-type.ts';

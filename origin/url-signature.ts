@@ -4,7 +4,7 @@
 // once URLs signed with it have aged out. The signature covers the path and query exactly as
 // sent, minus the `sig` parameter itself.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { UgcfsError } from '../src/errors.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 
 const SIG_CHARS = 22; // 132 bits of HMAC-SHA256, base64url
 

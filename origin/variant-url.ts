@@ -2,9 +2,9 @@
 // (`?w=400&h=400&fit=cover`) and Taobao-era suffixes (`.jpg_400x400xz.jpg`) — parse into the
 // same VariantSpec, and resolveVariant() turns a spec into one canonical Variant whose key
 // names the cache entry and the ETag, so every spelling of the same output shares both.
-import { UgcfsError } from '../src/errors.ts';
-import { looksLikeFid } from '../src/file-id.ts';
-import { legacyPathFromUrl } from '../src/legacy-path.ts';
+import { UgcfsError } from '../src/base/errors.ts';
+import { looksLikeFid } from '../src/wire/file-id.ts';
+import { legacyPathFromUrl } from '../src/wire/legacy-path.ts';
 
 export const FITS = ['cover', 'contain', 'inside', 'fill', 'outside'] as const;
 export type Fit = (typeof FITS)[number];

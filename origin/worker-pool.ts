@@ -13,7 +13,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { rm, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../src/log.ts';
+import type { Logger } from '../src/base/log.ts';
 import type { OriginConfig } from './config.ts';
 
 export const POOL_OPS = ['collect', 'purge', 'revive'] as const;

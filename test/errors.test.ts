@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { ERRORS, UgcfsError, errorFromBody, isErrorCode } from '../src/errors.ts';
+import { ERRORS, UgcfsError, errorFromBody, isErrorCode } from '../src/base/errors.ts';
 import { ERRORS_DOC, renderErrorsReference } from '../deploy/errors-reference.ts';
 
 describe('error catalogue', () => {

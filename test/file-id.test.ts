@@ -1,8 +1,8 @@
 // File id v1: golden text forms (docs/FILE-ID.md) and properties of the codec.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FID_V1_LENGTH, MAX_KEY, decodeFid, encodeFid, looksLikeFid, newCookie } from '../src/file-id.ts';
-import { UgcfsError } from '../src/errors.ts';
+import { FID_V1_LENGTH, MAX_KEY, decodeFid, encodeFid, looksLikeFid, newCookie } from '../src/wire/file-id.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 
 // Each row is pinned forever: a fid handed out once must decode the same way for ever.
 const GOLDEN: Array<[string, { block: number; key: bigint; cookie: number }]> = [

@@ -7,9 +7,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { ROOT } from './spawn.ts';
-import { callJson, callRaw, expectOk } from '../../src/http-client.ts';
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../../src/protocol.ts';
+import { callJson, callRaw, expectOk } from '../../src/clients/http-client.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../../src/wire/protocol.ts';
 import { startCluster as startHarness, type Cluster as HarnessCluster, type ClusterOptions as HarnessOptions, type RoleProcess } from '../../test/helpers/cluster.ts';
 
 export type Cluster = HarnessCluster<RoleProcess>;
@@ -23,7 +23,7 @@ export function rolesAvailable(): { nameserver: boolean; dataserver: boolean; or
     nameserver: has('cli/commands/nameserver.ts') && has('nameserver/main.ts'),
     dataserver: has('cli/commands/dataserver.ts') && has('dataserver/main.ts'),
     origin: has('cli/commands/origin.ts') && has('origin/main.ts'),
-    client: has('src/cluster-client.ts'),
+    client: has('src/clients/cluster-client.ts'),
   };
 }
 
@@ -47,7 +47,7 @@ export interface Writer {
   close?(): Promise<void>;
 }
 
-/** Assign + PUT to the primary by hand (the internal protocol of src/protocol.ts). */
+/** Assign + PUT to the primary by hand (the internal protocol of src/wire/protocol.ts). */
 export function protocolWriter(nameserverUrl: string): Writer {
   return {
     how: 'assign + PUT to the primary (internal protocol)',
@@ -62,7 +62,7 @@ export function protocolWriter(nameserverUrl: string): Writer {
   };
 }
 
-/** The project's cluster client (src/cluster-client.ts): assign, then a replicated PUT, with retries. */
+/** The project's cluster client (src/clients/cluster-client.ts): assign, then a replicated PUT, with retries. */
 /** `writeBatch: 1` turns the client's write coalescing off (a PUT per write). */
 export async function clientWriter(nameserverUrl: string, opts: { writeBatch?: number } = {}): Promise<Writer> {
   const client = new ClusterClient({ nameserver: nameserverUrl, secret: SECRET, writeBatch: opts.writeBatch });

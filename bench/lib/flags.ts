@@ -1,13 +1,13 @@
-// The bench scripts' command-line flags. Each script declares its table with src/config.ts's
+// The bench scripts' command-line flags. Each script declares its table with src/base/config.ts's
 // `opt.*`, as every server role does, and loadConfig reads it from the command line alone (no
 // environment, no config file), so a value is checked and typed (ConfigOf) before anything
-// starts. This file adds what the bench needs and src/config.ts has not: defaults under
+// starts. This file adds what the bench needs and src/base/config.ts has not: defaults under
 // --quick, lists of whole numbers, choices for lists, a leading command word, --help, and the
 // exit: a bad or unknown flag is one sentence naming it, the usage line, and exit code 2.
 import { basename, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeOptions, flagName, loadConfig, type ConfigOf, type OptionSpec, type OptionTable } from '../../src/config.ts';
-import { UgcfsError } from '../../src/errors.ts';
+import { describeOptions, flagName, loadConfig, type ConfigOf, type OptionSpec, type OptionTable } from '../../src/base/config.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 
 export interface ScriptInfo<C extends string = never> {
   /** the prefix of every message; the script's file name by default */

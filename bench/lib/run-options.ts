@@ -1,6 +1,6 @@
 // The runner's options (`npm run bench -- --help`), apart from bench/run.ts so the doc's
 // "How to run" can quote their defaults.
-import { opt } from '../../src/config.ts';
+import { opt } from '../../src/base/config.ts';
 
 /** The sections, in the order they run and appear in docs/BENCHMARKS.md. */
 export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'profile', 'external'];

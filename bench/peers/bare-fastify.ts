@@ -6,7 +6,7 @@ import Fastify from 'fastify';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { parseFlags } from '../lib/flags.ts';
-import { opt } from '../../src/config.ts';
+import { opt } from '../../src/base/config.ts';
 
 const { dir, port } = parseFlags(import.meta.url, {
   dir: opt.string('', 'the files to serve, read into memory at start', { required: true }),

@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import { openSync, read, readSync, readdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { parseFlags } from '../lib/flags.ts';
-import { opt } from '../../src/config.ts';
+import { opt } from '../../src/base/config.ts';
 
 const { dir, pack: packPath, port, syncReads } = parseFlags(import.meta.url, {
   dir: opt.string('', 'the files to serve', { required: true }),

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { boundedSlot } from '../../origin/legacy-read-through.ts';
 import { parseFlags } from '../lib/flags.ts';
-import { opt } from '../../src/config.ts';
+import { opt } from '../../src/base/config.ts';
 
 const { dir, port, jobs, threads, vipsCache } = parseFlags(import.meta.url, {
   dir: opt.string('', 'the source images, held in memory', { required: true }),

@@ -1,5 +1,5 @@
-import { loadConfig, opt } from '../../src/config.ts';
-import { UgcfsError } from '../../src/errors.ts';
+import { loadConfig, opt } from '../../src/base/config.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 import type { CommandModule } from '../command.ts';
 import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, startOrAttach } from '../progress.ts';
 

@@ -1,6 +1,6 @@
-import { describeOptions, loadConfig } from '../../src/config.ts';
-import { onShutdown } from '../../src/http-server.ts';
-import { createLogger } from '../../src/log.ts';
+import { describeOptions, loadConfig } from '../../src/base/config.ts';
+import { onShutdown } from '../../src/http/http-server.ts';
+import { createLogger } from '../../src/base/log.ts';
 import type { CommandModule } from '../command.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { startDataserver } from '../../dataserver/main.ts';

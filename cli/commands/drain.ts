@@ -1,5 +1,5 @@
-import { loadConfig, opt } from '../../src/config.ts';
-import { UgcfsError } from '../../src/errors.ts';
+import { loadConfig, opt } from '../../src/base/config.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 import type { CommandModule } from '../command.ts';
 import { follow, formatBytes, outcome, postOperation, startOrAttach } from '../progress.ts';
 import { MOVE_OPTIONS, moveBody } from './rebalance.ts';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
-import { loadConfig } from '../../src/config.ts';
-import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/cluster-client.ts';
+import { loadConfig } from '../../src/base/config.ts';
+import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/clients/cluster-client.ts';
 import type { CommandModule } from '../command.ts';
 import { fidArgument } from './stat.ts';
 

@@ -1,11 +1,11 @@
 // `ugcfs migrate`: imports a legacy upload tree or a list of old URLs into the cluster and
 // records every old path in the name server's legacy table. docs/MIGRATION.md is the guide.
 import { resolve } from 'node:path';
-import { opt, loadConfig, describeOptions } from '../../src/config.ts';
-import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../../src/role-options.ts';
+import { opt, loadConfig, describeOptions } from '../../src/base/config.ts';
+import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../../src/base/role-options.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
-import { legacyPathFromName } from '../../src/legacy-path.ts';
-import { UgcfsError } from '../../src/errors.ts';
+import { legacyPathFromName } from '../../src/wire/legacy-path.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 import { EXIT, type CommandModule } from '../command.ts';
 import { MigrateState, stateFileName } from '../migrate/migrate-state.ts';
 import { runMigration, type MigrateStore } from '../migrate/migrate-run.ts';

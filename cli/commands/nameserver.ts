@@ -1,7 +1,7 @@
-import { describeOptions, loadConfig } from '../../src/config.ts';
-import { UgcfsError } from '../../src/errors.ts';
-import { createLogger } from '../../src/log.ts';
-import { onShutdown } from '../../src/http-server.ts';
+import { describeOptions, loadConfig } from '../../src/base/config.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
+import { createLogger } from '../../src/base/log.ts';
+import { onShutdown } from '../../src/http/http-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { startNameserver } from '../../nameserver/main.ts';
 import type { CommandModule } from '../command.ts';

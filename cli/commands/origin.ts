@@ -1,9 +1,9 @@
 // `ugcfs origin`: the caching image origin in front of a cluster. What the origin is made of
 // (legacy read-through, the peer ring, the worker pool) is startOrigin's, from the config;
 // this command only owns the process: exit codes, signals, and the `listening` line.
-import { describeOptions, loadConfig } from '../../src/config.ts';
-import { onShutdown } from '../../src/http-server.ts';
-import { createLogger } from '../../src/log.ts';
+import { describeOptions, loadConfig } from '../../src/base/config.ts';
+import { onShutdown } from '../../src/http/http-server.ts';
+import { createLogger } from '../../src/base/log.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { startOrigin, type RunningOrigin } from '../../origin/main.ts';
 import { inPool } from '../../origin/worker-pool.ts';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { loadConfig, opt } from '../../src/config.ts';
-import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/cluster-client.ts';
-import { UgcfsError, isUgcfsError } from '../../src/errors.ts';
+import { loadConfig, opt } from '../../src/base/config.ts';
+import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/clients/cluster-client.ts';
+import { UgcfsError, isUgcfsError } from '../../src/base/errors.ts';
 import type { CommandModule } from '../command.ts';
 
 // The admin path stores bytes as given; the type only labels them (the origin's upload

@@ -1,6 +1,6 @@
-import { loadConfig, opt } from '../../src/config.ts';
-import { UgcfsError } from '../../src/errors.ts';
-import type { Operation } from '../../src/protocol.ts';
+import { loadConfig, opt } from '../../src/base/config.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
+import type { Operation } from '../../src/wire/protocol.ts';
 import type { CommandModule } from '../command.ts';
 import { OP_COMMAND_OPTIONS, follow, formatBytes, outcome, postOperation, startOrAttach } from '../progress.ts';
 

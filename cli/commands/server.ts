@@ -4,12 +4,12 @@
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/config.ts';
-import { UgcfsError } from '../../src/errors.ts';
-import { onShutdown } from '../../src/http-server.ts';
-import { createLogger, type Logger } from '../../src/log.ts';
-import { COMMON_SERVER_OPTIONS } from '../../src/role-options.ts';
-import type { RunningServer } from '../../src/running-server.ts';
+import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/base/config.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
+import { onShutdown } from '../../src/http/http-server.ts';
+import { createLogger, type Logger } from '../../src/base/log.ts';
+import { COMMON_SERVER_OPTIONS } from '../../src/base/role-options.ts';
+import type { RunningServer } from '../../src/http/running-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { startNameserver } from '../../nameserver/main.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';

@@ -1,7 +1,7 @@
-import { loadConfig } from '../../src/config.ts';
-import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/cluster-client.ts';
-import { UgcfsError, isUgcfsError } from '../../src/errors.ts';
-import { decodeFid } from '../../src/file-id.ts';
+import { loadConfig } from '../../src/base/config.ts';
+import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/clients/cluster-client.ts';
+import { UgcfsError, isUgcfsError } from '../../src/base/errors.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
 import type { CommandModule } from '../command.ts';
 
 /** The one positional fid, checked before any network call (a malformed one is bad usage). */

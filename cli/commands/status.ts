@@ -1,7 +1,7 @@
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/base/config.ts';
 import { CLUSTER_CLIENT_OPTIONS, nameserverClientFromConfig } from '../../src/clients/cluster-options.ts';
-import { UgcfsError } from '../../src/errors.ts';
-import type { ClusterStatus } from '../../src/protocol.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
+import type { ClusterStatus } from '../../src/wire/protocol.ts';
 import type { CommandModule } from '../command.ts';
 import { bar, formatBytes } from '../progress.ts';
 

@@ -1,10 +1,10 @@
 // Binds the migration pipeline to the real cluster (ClusterClient) and to the origin's own
 // upload check, so a migrated file is stored exactly as if a seller had uploaded it: type
 // sniffed from the bytes, bomb guard, metadata stripped.
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { isUgcfsError, UgcfsError } from '../../src/base/errors.ts';
 import { checkUpload, type PipelineLimits } from '../../origin/image-pipeline.ts';
-import { decodeFid } from '../../src/file-id.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
 import type { MigrateStore, Prepared } from './migrate-run.ts';
 
 /** Owner recorded on migrated files: only the admin token may delete them. */

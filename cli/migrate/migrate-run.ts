@@ -3,8 +3,8 @@
 // store (or reuse what an interrupted run stored), read back and compare, then record the
 // mapping. One file's failure is recorded and the run goes on.
 import { createHash } from 'node:crypto';
-import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
-import type { LegacyMapping, LegacyPut } from '../../src/protocol.ts';
+import { isUgcfsError, UgcfsError } from '../../src/base/errors.ts';
+import type { LegacyMapping, LegacyPut } from '../../src/wire/protocol.ts';
 import type { MigrateState } from './migrate-state.ts';
 import { ProblemList } from './problem-list.ts';
 

@@ -4,8 +4,8 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
-import { joinLegacyPath, legacyPathFromUrl } from '../../src/legacy-path.ts';
+import { isUgcfsError, UgcfsError } from '../../src/base/errors.ts';
+import { joinLegacyPath, legacyPathFromUrl } from '../../src/wire/legacy-path.ts';
 import { fetchLegacy } from '../../origin/legacy-fetch.ts';
 import { reasonOf, type SourceEntry } from './migrate-run.ts';
 import { countTree, readTreeFile, treeRoot, walkTree } from './tree-walk.ts';

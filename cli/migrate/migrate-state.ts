@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { Level } from 'level';
-import { UgcfsError } from '../../src/errors.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 
 export interface DoneEntry {
   t: 'done';

@@ -4,7 +4,7 @@
 // O_NOFOLLOW so a swap to a symlink after the walk is refused rather than followed.
 import { constants, promises as fsp } from 'node:fs';
 import { join, sep } from 'node:path';
-import { UgcfsError } from '../../src/errors.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 
 export type WalkEntry =
   /** `path` is the canonical legacy path (the table key) */

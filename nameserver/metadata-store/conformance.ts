@@ -6,7 +6,7 @@
 // It lives beside the interface so a new implementation finds it; the name server never
 // imports it (it needs vitest, a dev dependency).
 import { describe, expect, it } from 'vitest';
-import { isUgcfsError } from '../../src/errors.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './limits.ts';
 import type { MetadataStore, Namespace, RangeOptions } from './types.ts';
 

@@ -4,9 +4,9 @@
 // NOT_LEADER: a fenced write whose fence no longer holds (the leader key was deleted, expired
 // with its lease, or re-created by another campaign). It should become its own code,
 // UGCFS_ERR_NOT_LEADER (503: "this name server is not the group's leader; ask the leader"),
-// in src/errors.ts; until it is, it is thrown as UGCFS_ERR_CONFLICT with `notLeader: true`,
+// in src/base/errors.ts; until it is, it is thrown as UGCFS_ERR_CONFLICT with `notLeader: true`,
 // and isNotLeader() accepts both, so adding the code changes nothing at call sites.
-import { UgcfsError } from '../../src/errors.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 
 /** A leader key and the mod revision it had when this writer won it (its epoch). */
 export interface Fence {

@@ -1,5 +1,5 @@
 // The metadata store on etcd, for a high-availability group of name servers (issue "No
-// single point of failure"). Talks to etcd through src/etcd-client.ts (the JSON gateway;
+// single point of failure"). Talks to etcd through src/clients/etcd-client.ts (the JSON gateway;
 // why: see its header).
 //
 // Layout: namespace N, key K -> etcd key `<prefix>/N/K` (UTF-8), value the JSON text, so
@@ -23,8 +23,8 @@
 // - campaign(election, value, lease): creates the election key with the lease only if it
 //   does not exist; the winner's epoch is the key's revision; leader()/observeLeader() read
 //   and follow the key; resign(fence) deletes it if it is still ours.
-import { EtcdClient, type Compare, type EtcdClientOptions, type EtcdWatch, type KeyValue, type RequestOp, type WatchEnd } from '../../src/etcd-client.ts';
-import { UgcfsError } from '../../src/errors.ts';
+import { EtcdClient, type Compare, type EtcdClientOptions, type EtcdWatch, type KeyValue, type RequestOp, type WatchEnd } from '../../src/clients/etcd-client.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 import { NotLeaderError, type Fence } from './errors.ts';
 import { checkAtomicBatch, checkNamespaceName, checkOp, chunkBatch, ETCD_DEFAULT_MAX_TXN_OPS, type CheckedOp } from './limits.ts';
 import type { BatchOp, BatchOptions, MetadataStore, Namespace, WriteResult } from './types.ts';

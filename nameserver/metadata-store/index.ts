@@ -4,7 +4,7 @@
 //   const store = await openMetadataStore({ data: config.data });                      // today
 //   const store = await openMetadataStore({ etcd: 'http://a:2379,http://b:2379', etcdPrefix });
 //   const blocks = store.namespace<BlockRecord>('blocks');                              // was jsonSublevel(db, 'blocks')
-import { parseEtcdEndpoints } from '../../src/etcd-client.ts';
+import { parseEtcdEndpoints } from '../../src/clients/etcd-client.ts';
 import { defaultEtcdPrefix, EtcdMetadataStore } from './etcd.ts';
 import { LevelMetadataStore } from './leveldb.ts';
 import type { MetadataStore } from './types.ts';

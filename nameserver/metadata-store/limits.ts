@@ -5,7 +5,7 @@
 // - etcd refuses a transaction with more than --max-txn-ops ops (default 128).
 // Keys are checked too: a key is a non-empty, well-formed UTF-16 string (a lone surrogate
 // would encode to U+FFFD and two keys would collide) of at most MAX_KEY_BYTES.
-import { UgcfsError } from '../../src/errors.ts';
+import { UgcfsError } from '../../src/base/errors.ts';
 import type { RangeOptions } from './types.ts';
 
 /** etcd's default --max-request-bytes. */
@@ -14,7 +14,7 @@ export const ETCD_MAX_REQUEST_BYTES = 1_572_864;
 export const ETCD_DEFAULT_MAX_TXN_OPS = 128;
 /** Largest JSON text of one value. */
 export const MAX_VALUE_BYTES = 1_048_576;
-/** Largest key (legacy paths are at most 1 KiB: src/legacy-path.ts). */
+/** Largest key (legacy paths are at most 1 KiB: src/wire/legacy-path.ts). */
 export const MAX_KEY_BYTES = 4096;
 /**
  * Budget of one write request: etcd's limit less room for the prefix, the fence's compare

@@ -1,7 +1,7 @@
 // Options every admin command shares to reach the cluster (see cli/commands/status.ts), and
 // the clients made from them.
-import { opt } from '../config.ts';
-import { NAMESERVER_URL_OPTION } from '../role-options.ts';
+import { opt } from '../base/config.ts';
+import { NAMESERVER_URL_OPTION } from '../base/role-options.ts';
 import { NS_TIMEOUT_MS, NameserverClient } from './nameserver-client.ts';
 
 export const CLUSTER_CLIENT_OPTIONS = {

@@ -1,7 +1,7 @@
-// The shapes the cluster client (src/cluster-client.ts) takes and returns, shared by its
+// The shapes the cluster client (src/clients/cluster-client.ts) takes and returns, shared by its
 // writer, reader, deleter and delete-feed modules.
-import { UgcfsError } from '../errors.ts';
-import type { DsRef } from '../protocol.ts';
+import { UgcfsError } from '../base/errors.ts';
+import type { DsRef } from '../wire/protocol.ts';
 
 export interface ClusterClientOptions {
   /** name server base URL */

@@ -12,11 +12,11 @@
 // the whole timeout (up to 30 min). A pull watches its source too.
 import type { Dispatcher } from 'undici';
 import { request } from 'undici';
-import { UgcfsError, errorFromBody } from '../errors.ts';
-import { callJson, callRaw, expectOk, httpAgent, networkError, putBytes, sendBytes } from '../http-client.ts';
-import { BATCH_CONTENT_TYPE, parseBatchResults, type BatchItemResult } from '../needle-batch.ts';
-import { HEADERS, type BlockCreate, type BlockKeyState, type BlockReport, type CompactResult, type QuarantineListing, type ScrubResult, type WriteResult } from '../protocol.ts';
-import { SECRET_HEADER } from '../secret.ts';
+import { UgcfsError, errorFromBody } from '../base/errors.ts';
+import { callJson, callRaw, expectOk, httpAgent, networkError, putBytes, sendBytes } from './http-client.ts';
+import { BATCH_CONTENT_TYPE, parseBatchResults, type BatchItemResult } from '../wire/needle-batch.ts';
+import { HEADERS, type BlockCreate, type BlockKeyState, type BlockReport, type CompactResult, type QuarantineListing, type ScrubResult, type WriteResult } from '../wire/protocol.ts';
+import { SECRET_HEADER } from '../base/secret.ts';
 import { DS_TIMEOUTS, dsUrl, needleOk, needlePutHeaders, parseNeedleHead, type DsCallKind, type DsTimeouts, type NeedleHead, type NeedlePutMeta } from './dataserver-wire.ts';
 
 export { DS_TIMEOUTS, dsUrl, needlePutHeaders, type DsTimeouts, type NeedleHead, type NeedlePutMeta } from './dataserver-wire.ts';

@@ -1,10 +1,10 @@
 // What every call to a data server is built from, declared once: the URL of a route
 // (DS_ROUTES filled in), the timeout of each kind of call, the headers of a needle PUT,
 // and a needle answer's metadata headers read back. dataserver-client.ts makes the calls.
-import { UgcfsError, isErrorCode } from '../errors.ts';
-import { expectOk, type RawResponse } from '../http-client.ts';
-import { DS_ROUTES, HEADERS } from '../protocol.ts';
-import { SECRET_HEADER } from '../secret.ts';
+import { UgcfsError, isErrorCode } from '../base/errors.ts';
+import { expectOk, type RawResponse } from './http-client.ts';
+import { DS_ROUTES, HEADERS } from '../wire/protocol.ts';
+import { SECRET_HEADER } from '../base/secret.ts';
 
 export type DsRoute = keyof typeof DS_ROUTES;
 

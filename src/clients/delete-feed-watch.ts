@@ -1,6 +1,6 @@
 // Following the name server's delete feed: origins purge their caches of files deleted
 // anywhere (`ugcfs rm`, other origins, migration).
-import type { DeleteFeedPage } from '../protocol.ts';
+import type { DeleteFeedPage } from '../wire/protocol.ts';
 
 export interface DeleteWatchHandlers {
   onDelete: (fids: string[]) => void | Promise<void>;

@@ -2,9 +2,9 @@
 // made while the deletes were on the wire (repair, moves), and report the delete to the name
 // server — its delete feed tells origins to purge, and it replays the delete to replicas
 // that missed it.
-import { UgcfsError } from '../errors.ts';
-import { decodeFid } from '../file-id.ts';
-import type { DsRef } from '../protocol.ts';
+import { UgcfsError } from '../base/errors.ts';
+import { decodeFid } from '../wire/file-id.ts';
+import type { DsRef } from '../wire/protocol.ts';
 import { sleep } from './cluster-types.ts';
 import type { DataserverClient } from './dataserver-client.ts';
 import type { LocationCache } from './location-cache.ts';

@@ -3,9 +3,9 @@
 // checks the bytes against the CRC the data server sends (end to end), so the data server
 // leaves that pass to us.
 import { crc32c } from '@node-rs/crc32';
-import { UgcfsError } from '../errors.ts';
-import { decodeFid } from '../file-id.ts';
-import type { DsRef } from '../protocol.ts';
+import { UgcfsError } from '../base/errors.ts';
+import { decodeFid } from '../wire/file-id.ts';
+import type { DsRef } from '../wire/protocol.ts';
 import { asUgcfs, sleep, type FileHead, type FileStat, type ReadFile } from './cluster-types.ts';
 import type { DataserverClient } from './dataserver-client.ts';
 import type { LocationCache } from './location-cache.ts';

@@ -2,11 +2,11 @@
 // primary, which forwards to the other replicas; success only when every replica appended,
 // else the block is reported (it stops taking writes) and the write is retried on another
 // block. Fids come from the name server in batches (one block each), and concurrent writes
-// to one block leave as one needle batch (src/write-coalescer.ts).
+// to one block leave as one needle batch (src/clients/write-coalescer.ts).
 import { crc32c } from '@node-rs/crc32';
-import { UgcfsError, type ErrorCode } from '../errors.ts';
-import { isMetaText, type AssignResult, type DsRef, type WriteResult } from '../protocol.ts';
-import { WriteCoalescer } from '../write-coalescer.ts';
+import { UgcfsError, type ErrorCode } from '../base/errors.ts';
+import { isMetaText, type AssignResult, type DsRef, type WriteResult } from '../wire/protocol.ts';
+import { WriteCoalescer } from './write-coalescer.ts';
 import { asUgcfs, sleep, type WriteMeta, type WrittenFile } from './cluster-types.ts';
 import type { DataserverClient } from './dataserver-client.ts';
 import type { LocationCache } from './location-cache.ts';

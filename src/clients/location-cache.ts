@@ -3,8 +3,8 @@
 // a read tries first is chosen by a hashring keyed by fid, so each replica's page cache
 // holds a distinct share of the files.
 import { createRequire } from 'node:module';
-import { UgcfsError, isUgcfsError } from '../errors.ts';
-import type { BlockLocation, DsRef } from '../protocol.ts';
+import { UgcfsError, isUgcfsError } from '../base/errors.ts';
+import type { BlockLocation, DsRef } from '../wire/protocol.ts';
 import type { NameserverClient } from './nameserver-client.ts';
 
 interface HashRingLike {

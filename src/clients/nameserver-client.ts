@@ -5,8 +5,8 @@
 //
 // `nameservers` is a list so that several name servers (HA) fit later; today the first is
 // the one used.
-import { UgcfsError, errorFromBody, isUgcfsError, type ErrorCode } from '../errors.ts';
-import { callJson, callRaw, expectOk, type CallOptions } from '../http-client.ts';
+import { UgcfsError, errorFromBody, isUgcfsError, type ErrorCode } from '../base/errors.ts';
+import { callJson, callRaw, expectOk, type CallOptions } from './http-client.ts';
 import {
   HEADERS,
   NS_ROUTES,
@@ -23,7 +23,7 @@ import {
   type Operation,
   type WriteFailedReply,
   type WriteFailedReport,
-} from '../protocol.ts';
+} from '../wire/protocol.ts';
 
 export type NsRoute = keyof typeof NS_ROUTES;
 

@@ -3,7 +3,7 @@
 // full block (the name server stops assigning a block at 95 %). Counted on the name
 // server's ugcfs_assigns_total, with real processes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterClient } from '../../src/cluster-client.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 

@@ -4,9 +4,9 @@
 // it, and each report cost the name server about a millisecond of CPU). Real processes;
 // counted on the name server's ugcfs_http_requests_total.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { decodeFid } from '../../src/file-id.ts';
-import { NS_ROUTES } from '../../src/protocol.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { NS_ROUTES } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
-import { decodeFid } from '../../src/file-id.ts';
-import { HEADERS } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { HEADERS } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 

@@ -11,10 +11,10 @@ import { createServer, type Server } from 'node:http';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { decodeFid } from '../../src/file-id.ts';
-import { callJson, callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult, type BlockCreate, type Heartbeat, type HeartbeatReply } from '../../src/protocol.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { callJson, callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult, type BlockCreate, type Heartbeat, type HeartbeatReply } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { start, waitFor, type Proc } from '../helpers/proc.ts';
 

@@ -4,9 +4,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callJson } from '../../src/http-client.ts';
-import { decodeFid } from '../../src/file-id.ts';
-import { DS_ROUTES, type QuarantineListing } from '../../src/protocol.ts';
+import { callJson } from '../../src/clients/http-client.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { DS_ROUTES, type QuarantineListing } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 
 describe('quarantine on a name server\'s order', () => {

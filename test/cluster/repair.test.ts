@@ -4,7 +4,7 @@
 // reconciled: deletes it missed are applied, extra copies removed.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterClient } from '../../src/cluster-client.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/proc.ts';
 

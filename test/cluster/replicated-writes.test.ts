@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFid } from '../../src/file-id.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { waitFor } from '../helpers/proc.ts';

@@ -1,15 +1,15 @@
-// Coalesced writes (src/write-coalescer.ts, dataserver/needle-batch-write.ts), with real
+// Coalesced writes (src/clients/write-coalescer.ts, dataserver/needle-batch-write.ts), with real
 // processes: concurrent client writes to one block travel as one batch request to the primary
 // and one to each replica, and every record still ends on its own — refused alone when bad,
 // undone everywhere when a replica misses it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { decodeFid, encodeFid, newCookie } from '../../src/file-id.ts';
-import { callJson, sendBytes } from '../../src/http-client.ts';
-import { BATCH_CONTENT_TYPE, encodeNeedleBatch, type BatchRecord, type BatchWriteResult } from '../../src/needle-batch.ts';
-import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult, type BlockReport } from '../../src/protocol.ts';
-import { SECRET_HEADER } from '../../src/secret.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { decodeFid, encodeFid, newCookie } from '../../src/wire/file-id.ts';
+import { callJson, sendBytes } from '../../src/clients/http-client.ts';
+import { BATCH_CONTENT_TYPE, encodeNeedleBatch, type BatchRecord, type BatchWriteResult } from '../../src/wire/needle-batch.ts';
+import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult, type BlockReport } from '../../src/wire/protocol.ts';
+import { SECRET_HEADER } from '../../src/base/secret.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import { readCopy } from '../helpers/needle-copy.ts';

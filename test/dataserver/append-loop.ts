@@ -3,7 +3,7 @@
 // one seals. Prints "P <block> <key>" after each acknowledged put, "d ..." before a delete
 // and "D ..." once it is acknowledged, and is SIGKILLed at a random moment by the test.
 import { BlockStore } from '../../dataserver/block-store.ts';
-import { isUgcfsError } from '../../src/errors.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 import { recordData } from './record-data.ts';
 
 const [dir, runText, blockSizeText] = process.argv.slice(2);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlockStore } from '../../dataserver/block-store.ts';
 import { encodeNeedle } from '../../dataserver/needle.ts';
-import { createMetrics } from '../../src/metrics.ts';
+import { createMetrics } from '../../src/base/metrics.ts';
 import { ROOT, tempDir } from '../helpers/proc.ts';
 import { recordData } from './record-data.ts';
 

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../../dataserver/buffer-pool.ts';
-import { encodeFid } from '../../src/file-id.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
 describe('BufferPool', () => {

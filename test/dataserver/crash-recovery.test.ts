@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlockStore } from '../../dataserver/block-store.ts';
-import { isUgcfsError } from '../../src/errors.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 import { ROOT, tempDir } from '../helpers/proc.ts';
 import { recordData } from './record-data.ts';
 

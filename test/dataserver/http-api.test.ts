@@ -4,8 +4,8 @@ import { mkdirSync, openSync, readSync, readdirSync, readlinkSync, writeSync, cl
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
-import type { BlockReport, Heartbeat, ScrubResult, WriteResult } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import type { BlockReport, Heartbeat, ScrubResult, WriteResult } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import { run, waitFor, type Proc } from '../helpers/proc.ts';

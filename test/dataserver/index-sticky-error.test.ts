@@ -14,9 +14,9 @@ import { appendFileSync, readFileSync, rmSync, statfsSync, truncateSync, writeFi
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
-import { BATCH_CONTENT_TYPE, MAX_BATCH_RECORDS, encodeNeedleBatch, type BatchItemResult } from '../../src/needle-batch.ts';
-import type { BlockKeyState } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { BATCH_CONTENT_TYPE, MAX_BATCH_RECORDS, encodeNeedleBatch, type BatchItemResult } from '../../src/wire/needle-batch.ts';
+import type { BlockKeyState } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
 const bed = dataserverBed('ugcfs-index-sticky-');

@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
-import { isUgcfsError } from '../../src/errors.ts';
-import { checkedCrc, decodeNeedleBatch, encodeNeedleBatch, setFramedUploadTime, MAX_BATCH_RECORDS, type BatchRecord } from '../../src/needle-batch.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
+import { checkedCrc, decodeNeedleBatch, encodeNeedleBatch, setFramedUploadTime, MAX_BATCH_RECORDS, type BatchRecord } from '../../src/wire/needle-batch.ts';
 
 const RECORD: BatchRecord = { fid: '7,0102deadbeef', mime: 'image/png', owner: 'u9', uploadTime: 1700000000000, crc: crc32c('hello'), data: Buffer.from('hello') };
 

@@ -7,9 +7,9 @@
 import { Agent as HttpAgent, request as httpRequest, createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
-import { encodeFid } from '../../src/file-id.ts';
-import { BATCH_CONTENT_TYPE, encodeNeedleBatch } from '../../src/needle-batch.ts';
-import type { WriteResult } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { BATCH_CONTENT_TYPE, encodeNeedleBatch } from '../../src/wire/needle-batch.ts';
+import type { WriteResult } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { waitFor, type Proc } from '../helpers/proc.ts';

@@ -8,7 +8,7 @@
 import { rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
 const bed = dataserverBed('ugcfs-nospace-index-');

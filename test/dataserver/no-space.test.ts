@@ -5,8 +5,8 @@
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
-import type { BlockReport } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import type { BlockReport } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
 const bed = dataserverBed('ugcfs-nospace-');

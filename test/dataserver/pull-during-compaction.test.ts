@@ -4,9 +4,9 @@
 // the source compacts; the copy must end equal to the compacted source, and must have
 // started over (more bytes came in than the block holds).
 import { describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
-import { callJson, callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES, type ScrubResult } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { callJson, callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, type ScrubResult } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import type { Proc } from '../helpers/proc.ts';

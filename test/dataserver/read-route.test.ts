@@ -1,15 +1,15 @@
 // The fast read route (dataserver/needle-read-route.ts) against a real `ugcfs dataserver`:
 // the per-connection memo of a proven secret never lets a wrong or missing secret through on
 // the same keep-alive connection, the response carries every header, an error is answered as
-// fastify answers one (src/ahead-route.ts), a query string changes nothing, and the request
+// fastify answers one (src/http/ahead-route.ts), a query string changes nothing, and the request
 // and read counters move once per read whether the index entry came from the cache or LevelDB.
 import { closeSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'node:http';
 import { crc32c } from '@node-rs/crc32';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
-import { HEADERS } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { HEADERS } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import type { Proc } from '../helpers/proc.ts';

@@ -5,8 +5,8 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BlockStore } from '../../dataserver/block-store.ts';
-import { encodeFid } from '../../src/file-id.ts';
-import { DS_ROUTES, HEADERS, type BlockKeyState, type BlockReport } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { DS_ROUTES, HEADERS, type BlockKeyState, type BlockReport } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import type { Proc } from '../helpers/proc.ts';
 import { recordData } from './record-data.ts';

@@ -5,9 +5,9 @@
 // servers beside a real name server.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
-import { callJson, callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { callJson, callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES } from '../../src/wire/protocol.ts';
 import { decodeNeedle, isTombstone } from '../../dataserver/needle.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { start, waitFor, type Proc } from '../helpers/proc.ts';

@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
-import { encodeFid } from '../../src/file-id.ts';
-import { BATCH_CONTENT_TYPE, encodeNeedleBatch } from '../../src/needle-batch.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { BATCH_CONTENT_TYPE, encodeNeedleBatch } from '../../src/wire/needle-batch.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 
 const SECRET = 'body-pool-secret';

@@ -10,8 +10,8 @@ import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
-import { flagName, loadConfig, type OptionTable } from '../../src/config.ts';
-import type { UgcfsError } from '../../src/errors.ts';
+import { flagName, loadConfig, type OptionTable } from '../../src/base/config.ts';
+import type { UgcfsError } from '../../src/base/errors.ts';
 
 const tmp = tempDir('ugcfs-usage-');
 afterAll(() => tmp.cleanup());

@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, type OptionTable } from '../../src/config.ts';
-import { assertListenAllowed } from '../../src/http-server.ts';
+import { loadConfig, type OptionTable } from '../../src/base/config.ts';
+import { assertListenAllowed } from '../../src/http/http-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
@@ -188,7 +188,7 @@ describe('Dockerfile', () => {
     expect(['root', '0']).not.toContain(user);
     expect(df).toMatch(/^HEALTHCHECK .*/m);
     expect(df).toContain('/healthz');
-    // The bin itself, so its shebang's node flags apply (src/node-flags.ts).
+    // The bin itself, so its shebang's node flags apply (src/base/node-flags.ts).
     expect(df).toMatch(/^ENTRYPOINT \["\/app\/bin\/ugcfs\.mjs"\]/m);
   });
 
@@ -218,7 +218,7 @@ describe('Dockerfile', () => {
     expect(pkg.devDependencies.tsx).toBeUndefined();
     const copied = [...df.matchAll(/^COPY (?!--from)(?:--\S+ )*(\S+) \.\/\1$/gm)].map((m) => m[1]);
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
-    for (const dir of ['bin', 'cli', 'src', 'nameserver', 'dataserver']) {
+    for (const dir of ['bin', 'cli', 'src', 'origin', 'nameserver', 'dataserver']) {
       expect(copied, `COPY ${dir}`).toContain(dir);
       expect(ignored).not.toContain(dir);
     }
@@ -231,7 +231,7 @@ describe('Dockerfile', () => {
         else if (/\.(ts|mjs)$/.test(e.name) && /from ['"](\.\.\/)+(test|bench|deploy|docs)\//.test(readFileSync(join(ROOT, rel), 'utf8'))) offenders.push(rel);
       }
     };
-    for (const dir of ['bin', 'cli', 'src', 'nameserver', 'dataserver']) walk(dir);
+    for (const dir of ['bin', 'cli', 'src', 'origin', 'nameserver', 'dataserver']) walk(dir);
     expect(offenders).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/base/config.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { ROOT } from '../helpers/proc.ts';
 import { CORPUS, EDGE_CONF, NGINX, NO_NGINX_REASON, raw, startEdge, type EdgeEnv } from './edge-env.ts';

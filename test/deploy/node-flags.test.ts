@@ -1,10 +1,10 @@
-// The V8 flags ugcfs sets at run time (src/node-flags.ts): chosen by V8 version, and really
+// The V8 flags ugcfs sets at run time (src/base/node-flags.ts): chosen by V8 version, and really
 // in effect in the process that applies them.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runtimeV8Flags } from '../../src/node-flags.ts';
+import { runtimeV8Flags } from '../../src/base/node-flags.ts';
 import { BIN, ROOT } from '../helpers/proc.ts';
 
 /** Calls a small function needs before V8 has it TurboFan-compiled, in a fresh process. */

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClusterStatus } from '../../src/protocol.ts';
+import type { ClusterStatus } from '../../src/wire/protocol.ts';
 import { CORPUS, run, waitFor } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';

@@ -1,7 +1,7 @@
 // Run by node-flags.test.ts in a child started with --allow-natives-syntax and
 // --no-concurrent-recompilation: prints how many calls a small function takes to reach
 // TurboFan, after applying ugcfs's runtime V8 flags when the first argument is "apply".
-import { applyRuntimeV8Flags } from '../../src/node-flags.ts';
+import { applyRuntimeV8Flags } from '../../src/base/node-flags.ts';
 
 if (process.argv[2] === 'apply') applyRuntimeV8Flags();
 function hot(a: number): number {

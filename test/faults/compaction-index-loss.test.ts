@@ -6,9 +6,9 @@
 import { cpSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeFid } from '../../src/file-id.ts';
-import { callJson, callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES } from '../../src/protocol.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { callJson, callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { payload, seededRandom } from './fault-kit.ts';
 

@@ -2,7 +2,7 @@
 // replayed from the seed it logged), a hang detector, and the ledger of what the cluster
 // acknowledged, checked byte for byte at the end.
 import { createHash } from 'node:crypto';
-import { isUgcfsError, type ErrorCode } from '../../src/errors.ts';
+import { isUgcfsError, type ErrorCode } from '../../src/base/errors.ts';
 
 /** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
 export function seededRandom(seed: number): () => number {

@@ -2,9 +2,9 @@
 // power-cut matrix): writes, reads and deletes through the cluster client while faults
 // happen, then the checks that nothing acknowledged was lost or brought back.
 import { expect } from 'vitest';
-import { callRaw } from '../../src/http-client.ts';
-import { isUgcfsError } from '../../src/errors.ts';
-import { DS_ROUTES } from '../../src/protocol.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
+import { DS_ROUTES } from '../../src/wire/protocol.ts';
 import type { Cluster } from '../helpers/cluster.ts';
 import { payload, sha, sleep } from './fault-kit.ts';
 

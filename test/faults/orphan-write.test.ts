@@ -10,9 +10,9 @@
 // record only some copies hold may have been acknowledged, so the union is kept), after
 // which a plain verify is clean.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callJson, callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult } from '../../src/protocol.ts';
-import { decodeFid } from '../../src/file-id.ts';
+import { callJson, callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, HEADERS, NS_ROUTES, type AssignResult } from '../../src/wire/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
 import { readCopy } from '../helpers/needle-copy.ts';
 import { payload, seededRandom, sleep } from './fault-kit.ts';
 import { startProxiedCluster, type ProxiedCluster } from './proxied-cluster.ts';

@@ -9,9 +9,9 @@
 // verify names the key; verify --repair lets the tombstone win (docs/OPERATIONS.md), after
 // which a plain verify is clean.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFid } from '../../src/file-id.ts';
-import { callJson } from '../../src/http-client.ts';
-import { DS_ROUTES, type CompactResult } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { callJson } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, type CompactResult } from '../../src/wire/protocol.ts';
 import { payload, seededRandom, sleep } from './fault-kit.ts';
 import { startProxiedCluster, type ProxiedCluster } from './proxied-cluster.ts';
 

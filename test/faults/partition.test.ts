@@ -149,7 +149,7 @@ describe('partitions and slow links', () => {
       // fids fetched ahead (assign batches) may carry a few writes; once they run out, every
       // write needs the name server and must fail cleanly within its bound
       const results: Array<{ ok: boolean }> = [];
-      // (a batch is up to 100 fids: src/cluster-client.ts)
+      // (a batch is up to 100 fids: src/clients/cluster-client.ts)
       for (let i = 0; i < 116 && results.every((r) => r.ok); i++) results.push(await write(4_000));
       expect(results.some((r) => !r.ok)).toBe(true);
     } finally {

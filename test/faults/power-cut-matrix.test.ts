@@ -10,9 +10,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callJson } from '../../src/http-client.ts';
-import { isUgcfsError } from '../../src/errors.ts';
-import { NS_ROUTES, type Operation } from '../../src/protocol.ts';
+import { callJson } from '../../src/clients/http-client.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
+import { NS_ROUTES, type Operation } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { fuseUsable, mountPowerCutFs, type PowerCutFs } from '../helpers/power-cut.ts';
 import { tempDir, waitFor, type Proc } from '../helpers/proc.ts';

@@ -4,7 +4,7 @@
 // each data server sends its heartbeats through its own `hbProxies[i]`. Cutting one proxy
 // partitions exactly one link. `direct[i]` bypasses the proxies, for checking afterwards.
 import { join } from 'node:path';
-import { ClusterClient } from '../../src/cluster-client.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { holdsCopy } from '../helpers/needle-copy.ts';
 import { start } from '../helpers/proc.ts';

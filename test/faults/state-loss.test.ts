@@ -14,10 +14,10 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeClusterFile } from '../../dataserver/cluster-identity.ts';
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { decodeFid } from '../../src/file-id.ts';
-import { callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES, type ClusterStatus } from '../../src/protocol.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, type ClusterStatus } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/proc.ts';
 

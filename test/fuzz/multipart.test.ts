@@ -7,8 +7,8 @@ import fc from 'fast-check';
 import sharp from 'sharp';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callJson } from '../../src/http-client.ts';
-import { DS_ROUTES, type BlockReport } from '../../src/protocol.ts';
+import { callJson } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, type BlockReport } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { start, type Proc } from '../helpers/proc.ts';
 

@@ -7,9 +7,9 @@
 import fc from 'fast-check';
 import { crc32c } from '@node-rs/crc32';
 import { describe, expect, it } from 'vitest';
-import { UgcfsError, type ErrorCode } from '../../src/errors.ts';
-import { decodeFid, encodeFid, FID_V1_LENGTH, looksLikeFid, MAX_KEY } from '../../src/file-id.ts';
-import { legacyPathFromName, legacyPathFromUrl, MAX_LEGACY_PATH_BYTES, MAX_LEGACY_SEGMENT_BYTES } from '../../src/legacy-path.ts';
+import { UgcfsError, type ErrorCode } from '../../src/base/errors.ts';
+import { decodeFid, encodeFid, FID_V1_LENGTH, looksLikeFid, MAX_KEY } from '../../src/wire/file-id.ts';
+import { legacyPathFromName, legacyPathFromUrl, MAX_LEGACY_PATH_BYTES, MAX_LEGACY_SEGMENT_BYTES } from '../../src/wire/legacy-path.ts';
 import { MAX_DIMENSION, MAX_OUTPUT_SIDE, MAX_URL_LENGTH, parseTarget, resolveVariant, variantFromKey, type ResolveOptions } from '../../origin/variant-url.ts';
 import { decodeNeedle, encodeNeedle, HEADER_SIZE, CRC_SIZE } from '../../dataserver/needle.ts';
 

@@ -16,8 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClusterClient } from '../../src/cluster-client.ts';
-import type { ClusterStatus } from '../../src/protocol.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import type { ClusterStatus } from '../../src/wire/protocol.ts';
 import { BIN, NODE_FLAGS, ROOT, tempDir, waitFor, type Proc, type RunResult, run } from './proc.ts';
 import { freePort, startReady } from './ready-process.ts';
 

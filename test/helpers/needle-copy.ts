@@ -1,8 +1,8 @@
 // One data server's own copy of a file, read straight off that server (GET /needles/<fid>
 // with the cluster secret), past the cluster client's fail-over: what tests check after a
 // repair, a half-applied write or delete, or a batch, where which copy holds what matters.
-import { callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES, HEADERS } from '../../src/protocol.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, HEADERS } from '../../src/wire/protocol.ts';
 
 export interface NeedleCopy {
   status: number;

@@ -1,6 +1,7 @@
-// The import rules of docs/ENGINEERING.md ("The tree"), checked on every relative import:
-// roles (origin/, nameserver/, dataserver/) import only src/ and themselves; src/ imports
-// only src/; cli/ may start every role. A role importing another would couple processes
+// The import rules of docs/ENGINEERING.md ("The tree") and src/README.md, checked on every
+// relative import: roles (origin/, nameserver/, dataserver/) import only src/ and
+// themselves; src/ imports only src/, each of its groups only those below it; cli/ may
+// start every role. A role importing another would couple processes
 // that run apart.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -35,6 +36,27 @@ describe('the tree', () => {
       }
     }
     expect(checked).toBeGreaterThan(500);
+    expect(broken).toEqual([]);
+  });
+
+  it('inside src/, each group imports only what src/README.md allows', () => {
+    const SRC_MAY_IMPORT: Record<string, string[]> = {
+      base: ['base'],
+      wire: ['base', 'wire'],
+      http: ['base', 'wire', 'http'],
+      clients: ['base', 'wire', 'clients'],
+    };
+    const broken: string[] = [];
+    for (const [group, allowed] of Object.entries(SRC_MAY_IMPORT)) {
+      for (const file of tsFiles(join(ROOT, 'src', group))) {
+        for (const m of readFileSync(file, 'utf8').matchAll(IMPORT)) {
+          const target = relative(join(ROOT, 'src'), resolve(dirname(file), m[1]!)).split('/')[0]!;
+          if (!allowed.includes(target)) broken.push(`${relative(ROOT, file)} imports ${m[1]} (src/${group}/ may import ${allowed.join(', ')})`);
+        }
+      }
+    }
+    // every file of src/ is in a group
+    expect(readdirSync(join(ROOT, 'src')).filter((n) => n.endsWith('.ts'))).toEqual([]);
     expect(broken).toEqual([]);
   });
 

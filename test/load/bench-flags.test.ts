@@ -1,4 +1,4 @@
-// The bench scripts' flags (bench/lib/flags.ts, on src/config.ts's option machinery) are
+// The bench scripts' flags (bench/lib/flags.ts, on src/base/config.ts's option machinery) are
 // checked before anything starts: a bad value is one sentence naming the flag, the usage line,
 // and exit code 2. Unit tests of the reader, then real scripts started with bad flags (they
 // exit before starting any server), the commands docs/BENCHMARKS.md publishes (still
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FlagError, helpText, ints, readFlags } from '../../bench/lib/flags.ts';
 import { freeDiskMessage } from '../../bench/lib/preflight.ts';
-import { opt } from '../../src/config.ts';
+import { opt } from '../../src/base/config.ts';
 import { ROOT } from '../helpers/proc.ts';
 import { trackChild } from '../helpers/ready-process.ts';
 
@@ -62,7 +62,7 @@ describe('bench flag reader', () => {
     expect(parse(['--size', '4294967296']).size).toBe(4294967296);
   });
 
-  // Each refusal names the flag and says what it takes (src/config.ts's sentences, and the
+  // Each refusal names the flag and says what it takes (src/base/config.ts's sentences, and the
   // bench's own for what that file has not: lists of numbers, list choices, stray words).
   const REFUSALS: [string[], string][] = [
     [['--block-mib', 'abc'], 'option --block-mib (from command line) must be an integer, got "abc"'],

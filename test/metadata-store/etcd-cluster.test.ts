@@ -2,7 +2,7 @@
 // (SIGKILL) and frozen (SIGSTOP) under a client, a watch and a lease keeper. Skipped with a
 // printed reason when /usr/bin/etcd is missing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdClient, EtcdError } from '../../src/etcd-client.ts';
+import { EtcdClient, EtcdError } from '../../src/clients/etcd-client.ts';
 import { EtcdMetadataStore, type WatchEvent } from '../../nameserver/metadata-store/etcd.ts';
 import { etcdUsable, startEtcd, type EtcdCluster, type EtcdMember } from '../helpers/etcd.ts';
 

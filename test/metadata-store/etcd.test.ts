@@ -3,7 +3,7 @@
 // campaigns. Skipped with a printed reason when /usr/bin/etcd is missing.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdClient } from '../../src/etcd-client.ts';
+import { EtcdClient } from '../../src/clients/etcd-client.ts';
 import { metadataStoreSuite } from '../../nameserver/metadata-store/conformance.ts';
 import { EtcdMetadataStore, type WatchEvent } from '../../nameserver/metadata-store/etcd.ts';
 import { isCompacted, isNotLeader } from '../../nameserver/metadata-store/errors.ts';

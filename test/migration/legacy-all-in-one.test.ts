@@ -6,7 +6,7 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkUpload } from '../../origin/image-pipeline.ts';
-import type { LegacyMapping } from '../../src/protocol.ts';
+import type { LegacyMapping } from '../../src/wire/protocol.ts';
 import { startAllInOne, type AllInOne } from '../deploy/all-in-one.ts';
 import { CORPUS, run, tempDir, waitFor } from '../helpers/proc.ts';
 import { NGINX_MISSING, startOldOrigin, type OldOrigin } from './old-origin.ts';

@@ -8,7 +8,7 @@ import { boundedSlot, readThroughResolver } from '../../origin/legacy-read-throu
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORPUS } from '../helpers/proc.ts';
-import { isUgcfsError, UgcfsError } from '../../src/errors.ts';
+import { isUgcfsError, UgcfsError } from '../../src/base/errors.ts';
 
 let server: Server;
 let base: string;

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { CORPUS, start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { checkUpload } from '../../origin/image-pipeline.ts';
-import type { LegacyMapping } from '../../src/protocol.ts';
+import type { LegacyMapping } from '../../src/wire/protocol.ts';
 import { NGINX_MISSING, startOldOrigin, type OldOrigin } from './old-origin.ts';
 import { LegacyImporter } from '../../origin/legacy-import.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/base/log.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const asStored = async (b: Buffer) => (await checkUpload(b, { maxPixels: 100_000_000, timeoutMs: 15_000 }, (j) => j())).data;

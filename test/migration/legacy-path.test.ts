@@ -2,8 +2,8 @@
 // so its laws are checked over generated input, not just examples.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { encodeLegacyPath, joinLegacyPath, legacyPathFromName, legacyPathFromUrl, MAX_LEGACY_PATH_BYTES } from '../../src/legacy-path.ts';
-import { isUgcfsError } from '../../src/errors.ts';
+import { encodeLegacyPath, joinLegacyPath, legacyPathFromName, legacyPathFromUrl, MAX_LEGACY_PATH_BYTES } from '../../src/wire/legacy-path.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 
 // Segments drawn from the characters that make legacy paths hard: spaces, percent signs,
 // dots, CJK, combining marks (NFD), emoji, plus ordinary names.

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/proc.ts';
 import { LegacyTable } from '../../nameserver/legacy-table.ts';
 import { register } from '../../nameserver/legacy-routes.ts';
-import { createHttpServer, requireClusterSecret } from '../../src/http-server.ts';
+import { createHttpServer, requireClusterSecret } from '../../src/http/http-server.ts';
 import { jsonSublevel } from '../../nameserver/state-db.ts';
-import { bearer, secretEquals } from '../../src/secret.ts';
-import { createLogger } from '../../src/log.ts';
-import { encodeFid, newCookie } from '../../src/file-id.ts';
-import { isUgcfsError } from '../../src/errors.ts';
+import { bearer, secretEquals } from '../../src/base/secret.ts';
+import { createLogger } from '../../src/base/log.ts';
+import { encodeFid, newCookie } from '../../src/wire/file-id.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 
 const fid = (key: number) => encodeFid({ block: 1, key: BigInt(key), cookie: newCookie() });
 const SHA = 'a'.repeat(64);

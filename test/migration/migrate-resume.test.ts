@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { BIN, ROOT, tempDir } from '../helpers/proc.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
-import type { BlockReport, LegacyList } from '../../src/protocol.ts';
+import type { BlockReport, LegacyList } from '../../src/wire/protocol.ts';
 
 const FILES = 120;
 let cluster: Cluster;

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { CORPUS, start, tempDir, type Proc } from '../helpers/proc.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { checkUpload } from '../../origin/image-pipeline.ts';
-import type { LegacyList } from '../../src/protocol.ts';
+import type { LegacyList } from '../../src/wire/protocol.ts';
 
 const ADMIN = 'migration-admin-token';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

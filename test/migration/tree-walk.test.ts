@@ -9,7 +9,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/proc.ts';
 import { countTree, treeRoot, walkTree, type WalkEntry } from '../../cli/migrate/tree-walk.ts';
-import { joinLegacyPath } from '../../src/legacy-path.ts';
+import { joinLegacyPath } from '../../src/wire/legacy-path.ts';
 import { reasonOf } from '../../cli/migrate/migrate-run.ts';
 
 const cleanups: Array<() => void> = [];

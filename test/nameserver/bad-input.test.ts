@@ -4,9 +4,9 @@
 // (allocated elsewhere) — reads and stat keep pointing at the real holders.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFid } from '../../src/file-id.ts';
-import { callRaw } from '../../src/http-client.ts';
-import { NS_ROUTES, type BlockLocation, type Heartbeat } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
+import { NS_ROUTES, type BlockLocation, type Heartbeat } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 
 let c: Cluster;

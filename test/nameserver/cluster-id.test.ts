@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClusterIdentity } from '../../nameserver/cluster-id.ts';
 import { jsonSublevel, openStateDb } from '../../nameserver/state-db.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/base/log.ts';
 import { tempDir } from '../helpers/proc.ts';
 
 const tmp = tempDir('ugcfs-cluster-id-');

@@ -1,8 +1,8 @@
 // The name server as a process on its own: start-up checks, health and metrics, a clear
 // 503 when no data server can take a block, and a clean SIGTERM.
 import { describe, expect, it } from 'vitest';
-import { callRaw } from '../../src/http-client.ts';
-import { NS_ROUTES } from '../../src/protocol.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
+import { NS_ROUTES } from '../../src/wire/protocol.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import { run, start, tempDir } from '../helpers/proc.ts';
 

@@ -9,9 +9,9 @@ import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import type { RouteModule } from '../../nameserver/context.ts';
 import { ROUTE_MODULES } from '../../nameserver/routes.ts';
 import { createNameserver } from '../../nameserver/server.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/log.ts';
-import { NS_ROUTES } from '../../src/protocol.ts';
+import { loadConfig } from '../../src/base/config.ts';
+import { createLogger } from '../../src/base/log.ts';
+import { NS_ROUTES } from '../../src/wire/protocol.ts';
 import { tempDir } from '../helpers/proc.ts';
 
 const tmp = tempDir('ugcfs-route-modules-');

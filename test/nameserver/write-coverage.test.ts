@@ -3,7 +3,7 @@
 // with one writable block wanted and two servers holding it, a third server joining takes
 // a block of its own on the next assigns. Real name server, real data servers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClusterClient } from '../../src/cluster-client.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/proc.ts';
 

@@ -2,8 +2,8 @@
 // and the routes served ahead of fastify), and none without the flag.
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { callRaw } from '../../src/http-client.ts';
-import { NS_ROUTES } from '../../src/protocol.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
+import { NS_ROUTES } from '../../src/wire/protocol.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { startNameserver, type RunningNameserver } from '../../nameserver/main.ts';
 import { OPS_OPTIONS } from '../../nameserver/ops-config.ts';
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/log.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { loadConfig } from '../../src/base/config.ts';
+import { createLogger } from '../../src/base/log.ts';
 import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 
 const secret = randomBytes(12).toString('hex');

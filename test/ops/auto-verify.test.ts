@@ -3,8 +3,8 @@
 // made by hand (a delete applied to one copy only, as a crash between the copies leaves it);
 // real name server and data servers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callRaw } from '../../src/http-client.ts';
-import { DS_ROUTES, HEADERS } from '../../src/protocol.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, HEADERS } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { holdsCopy } from '../helpers/needle-copy.ts';
 import { waitFor } from '../helpers/proc.ts';

@@ -1,8 +1,8 @@
 // A reader that keeps reading every live file through its own cluster client while an
 // operation runs, and records every error and every byte mismatch. Files are removed from
 // its set before a test deletes them.
-import { ClusterClient } from '../../src/cluster-client.ts';
-import { isUgcfsError } from '../../src/errors.ts';
+import { ClusterClient } from '../../src/clients/cluster-client.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 import type { Cluster } from '../helpers/cluster.ts';
 
 export interface BackgroundReader {

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { openSync, readdirSync, statSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFid } from '../../src/file-id.ts';
-import type { BlockLocation, Operation } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import type { BlockLocation, Operation } from '../../src/wire/protocol.ts';
 import { nsGet, startCluster, writeRandomFiles, type Cluster } from '../helpers/cluster.ts';
 import { startReader, type BackgroundReader } from './background-reader.ts';
 

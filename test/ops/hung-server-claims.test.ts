@@ -15,9 +15,9 @@
 // the machine's load. GET /blocks/:id's state is the block map's busy reason when there is
 // one, so it shows directly whether a claim was left.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFid } from '../../src/file-id.ts';
-import { callJson } from '../../src/http-client.ts';
-import { DS_ROUTES, NS_ROUTES, type BlockLocation, type BlockReport, type Operation } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import { callJson } from '../../src/clients/http-client.ts';
+import { DS_ROUTES, NS_ROUTES, type BlockLocation, type BlockReport, type Operation } from '../../src/wire/protocol.ts';
 import { nsGet, startCluster, writeRandomFiles, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/proc.ts';
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeFix, planKeyFixes } from '../../nameserver/ops-key-reconcile.ts';
 import type { DataserverEntry } from '../../nameserver/registry.ts';
-import type { BlockKeyState } from '../../src/protocol.ts';
+import type { BlockKeyState } from '../../src/wire/protocol.ts';
 
 const ds = (id: string) => ({ id, url: `http://${id}` }) as unknown as DataserverEntry;
 const liveKey = (key: number, crc = key * 10): BlockKeyState => ({ key: String(key), cookie: key, deleted: false, crc, size: 100 + key });

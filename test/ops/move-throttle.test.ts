@@ -6,7 +6,7 @@
 // while an unthrottled drain being quicker would be a speed claim, which belongs in bench/.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { NS_ROUTES, type Operation } from '../../src/protocol.ts';
+import { NS_ROUTES, type Operation } from '../../src/wire/protocol.ts';
 import { nsGet, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/proc.ts';
 

@@ -4,8 +4,8 @@
 // reads 'interrupted' after the restart, and running it again finishes the job.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFid } from '../../src/file-id.ts';
-import type { BlockLocation, ClusterStatus, Operation } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import type { BlockLocation, ClusterStatus, Operation } from '../../src/wire/protocol.ts';
 import { nsGet, startCluster, writeRandomFiles, type Cluster } from '../helpers/cluster.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { BIN, ROOT, waitFor } from '../helpers/proc.ts';

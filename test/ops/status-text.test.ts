@@ -2,7 +2,7 @@
 // totals, racks, under-replicated blocks and operations. No processes.
 import { describe, expect, it } from 'vitest';
 import { formatStatus } from '../../cli/commands/status.ts';
-import type { ClusterStatus } from '../../src/protocol.ts';
+import type { ClusterStatus } from '../../src/wire/protocol.ts';
 
 describe('status text', () => {
   it('shows servers, bars, racks, under-replication and operations', () => {

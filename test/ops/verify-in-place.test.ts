@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFid } from '../../src/file-id.ts';
-import type { BlockLocation, Operation } from '../../src/protocol.ts';
+import { decodeFid } from '../../src/wire/file-id.ts';
+import type { BlockLocation, Operation } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { startReader, type BackgroundReader } from './background-reader.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isUgcfsError } from '../../src/errors.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 import { answer, makeResponse, IMMUTABLE } from '../../origin/cached-response.ts';
 import { MemoryCache } from '../../origin/memory-cache.ts';
 

@@ -7,9 +7,9 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callRaw } from '../../src/http-client.ts';
+import { callRaw } from '../../src/clients/http-client.ts';
 import { DiskCache } from '../../origin/disk-cache.ts';
-import { DS_ROUTES } from '../../src/protocol.ts';
+import { DS_ROUTES } from '../../src/wire/protocol.ts';
 import { corpus, http, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

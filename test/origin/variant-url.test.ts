@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isUgcfsError } from '../../src/errors.ts';
+import { isUgcfsError } from '../../src/base/errors.ts';
 import { parsePresets, parseTarget, resolveVariant, variantFromKey, type ResolveOptions } from '../../origin/variant-url.ts';
 
 const FID = '1AAAAAQAAAAAAAAGWdoQ4';

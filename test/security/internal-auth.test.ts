@@ -1,5 +1,5 @@
 // Nothing is let in: every internal route of the data server and name server (every entry
-// of DS_ROUTES and NS_ROUTES in src/protocol.ts, with every method each answers) and the
+// of DS_ROUTES and NS_ROUTES in src/wire/protocol.ts, with every method each answers) and the
 // origins' peer routes refuse callers without the cluster secret, or with a wrong one, and
 // change nothing. Sellers cannot delete each other's files; no token or secret reaches a
 // log line; and no server role listens beyond loopback without a cluster secret.
@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callJson, callRaw } from '../../src/http-client.ts';
-import { encodeFid } from '../../src/file-id.ts';
-import { DS_ROUTES, NS_ROUTES, type BlockReport } from '../../src/protocol.ts';
+import { callJson, callRaw } from '../../src/clients/http-client.ts';
+import { encodeFid } from '../../src/wire/file-id.ts';
+import { DS_ROUTES, NS_ROUTES, type BlockReport } from '../../src/wire/protocol.ts';
 import { PEER_ROUTES } from '../../origin/peer-ring.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { run, start, tempDir, type Proc } from '../helpers/proc.ts';

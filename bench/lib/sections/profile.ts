@@ -10,7 +10,7 @@ import { runLoad } from '../load.ts';
 import { table, num, micros } from '../markdown.ts';
 import { summarizeProfiles, nowUs, type ProfileSummary } from '../cpu-profile.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET } from '../cluster.ts';
-import { DS_ROUTES, HEADERS } from '../../../src/protocol.ts';
+import { DS_ROUTES, HEADERS } from '../../../src/wire/protocol.ts';
 
 /** The data server read as the cluster client (so the origin) reads it: the client checks the CRC. */
 const DS_READ_HEADERS = { 'x-ugcfs-secret': SECRET, [HEADERS.verify]: 'client' };

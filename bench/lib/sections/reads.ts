@@ -11,7 +11,7 @@ import { compareReads, rpsRatio, type Target, type TargetFigures } from '../comp
 import { wrkCommand, WRK_THREADS, WRK_CONNECTIONS } from '../wrk.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
 import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
-import { DS_ROUTES, HEADERS } from '../../../src/protocol.ts';
+import { DS_ROUTES, HEADERS } from '../../../src/wire/protocol.ts';
 
 const FILES_PER_SIZE = 100;
 /** the size the goals are read at */

@@ -8,9 +8,9 @@ import { runWrk, type WrkResult } from '../wrk.ts';
 import { table, num, bytes } from '../markdown.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
 import { ROOT } from '../spawn.ts';
-import { callRaw, callJson } from '../../../src/http-client.ts';
-import { NS_ROUTES, type Operation } from '../../../src/protocol.ts';
-import { ClusterClient } from '../../../src/cluster-client.ts';
+import { callRaw, callJson } from '../../../src/clients/http-client.ts';
+import { NS_ROUTES, type Operation } from '../../../src/wire/protocol.ts';
+import { ClusterClient } from '../../../src/clients/cluster-client.ts';
 
 const FILE_SIZE = 200 * 1024;
 const BLOCK_SIZE = 16 * 2 ** 20;

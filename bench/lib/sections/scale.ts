@@ -15,8 +15,8 @@ import { chartSvg, writeChartPng } from '../chart.ts';
 import { rolesAvailable, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
 import { startUgcfs, runCommand, RUN_TS, ROOT, type Child } from '../spawn.ts';
 import { holdInMemory, storageReadBytes, type Held } from '../resident.ts';
-import { decodeFid } from '../../../src/file-id.ts';
-import { DS_ROUTES } from '../../../src/protocol.ts';
+import { decodeFid } from '../../../src/wire/file-id.ts';
+import { DS_ROUTES } from '../../../src/wire/protocol.ts';
 
 /** the file counts measured (--quick leaves the last out) */
 const COUNTS = [10_000, 100_000, 1_000_000];

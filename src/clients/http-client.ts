@@ -2,8 +2,8 @@
 // server, primary -> replicas, origin -> peer origin). Errors from peers come back as typed
 // UgcfsErrors carrying the peer's code; network failures become UPSTREAM / TIMEOUT.
 import { Agent, request, type Dispatcher } from 'undici';
-import { UgcfsError, errorFromBody } from './errors.ts';
-import { SECRET_HEADER } from './secret.ts';
+import { UgcfsError, errorFromBody } from '../base/errors.ts';
+import { SECRET_HEADER } from '../base/secret.ts';
 
 const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
 

@@ -1,7 +1,7 @@
 // etcd's JSON gateway wire form (grpc-gateway: keys and values base64, 64-bit integers as
 // decimal strings, snake_case fields) to and from the shapes of etcd-types.ts, and how an
 // answer or a network failure becomes an EtcdError.
-import type { ErrorCode } from '../errors.ts';
+import type { ErrorCode } from '../../base/errors.ts';
 import { EtcdError, type Bytes, type Compare, type EtcdErrorKind, type KeyValue, type RangeRequest, type RangeResponse, type RequestOp, type ResponseOp } from './etcd-types.ts';
 
 export const b64 = (b: Bytes): string => (typeof b === 'string' ? Buffer.from(b, 'utf8') : b).toString('base64');

@@ -2,9 +2,9 @@
 // thousands of requests a second the line costs more than the read). fastify's routes log
 // through the onResponse hook in http-server.ts, routes answered ahead of fastify (the data
 // server's needle routes, the origin's hit path) through the same RouteMeter
-// (src/ahead-route.ts), so every request gets the same line whichever path served it:
+// (src/http/ahead-route.ts), so every request gets the same line whichever path served it:
 //   {"msg":"request","reqId":...,"method":"GET","url":"/...","status":200,"ms":0.41,"bytes":20480}
-import type { Logger } from './log.ts';
+import type { Logger } from '../base/log.ts';
 
 /** `started`: performance.now() when the request arrived. */
 export type AccessLog = (method: string, url: string, status: number, started: number, bytes: number | undefined, reqId: string | undefined) => void;

@@ -5,7 +5,7 @@
 // NFC, segments joined by single "/", no "." or ".." segments, no control characters, case
 // kept (TFS names are case-sensitive), at most MAX_LEGACY_PATH_BYTES of UTF-8.
 // docs/MIGRATION.md lists the rules with examples.
-import { UgcfsError } from './errors.ts';
+import { UgcfsError } from '../base/errors.ts';
 
 export const MAX_LEGACY_PATH_BYTES = 1024;
 export const MAX_LEGACY_SEGMENT_BYTES = 255;

@@ -14,9 +14,9 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AccessLog } from './access-log.ts';
-import { UgcfsError } from './errors.ts';
-import type { Logger } from './log.ts';
-import { routeRecorder, type Metrics, type RouteRecorder } from './metrics.ts';
+import { UgcfsError } from '../base/errors.ts';
+import type { Logger } from '../base/log.ts';
+import { routeRecorder, type Metrics, type RouteRecorder } from '../base/metrics.ts';
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 

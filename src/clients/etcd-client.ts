@@ -13,7 +13,7 @@
 // needs, watch and lease keep-alive included (both are streams: a watch is one long POST
 // whose answer is a stream of JSON lines; a keep-alive is one POST per refresh).
 //
-// All connection handling is in this client, never at call sites (src/etcd/: the transport
+// All connection handling is in this client, never at call sites (src/clients/etcd/: the transport
 // and failover in etcd-transport.ts, KV and txn in etcd-kv.ts, leases in etcd-lease.ts,
 // watch in etcd-watch.ts, wire shapes in etcd-wire.ts, public types in etcd-types.ts):
 // - endpoints: a list of member URLs; calls go to the preferred one, and an endpoint that
@@ -28,7 +28,7 @@
 // - watch: reconnects on another endpoint from the revision after the last one delivered,
 //   and checks the member it watches through (/health) so a stopped or partitioned member
 //   is left rather than waited on.
-import { UgcfsError } from './errors.ts';
+import { UgcfsError } from '../base/errors.ts';
 import { EtcdKv } from './etcd/etcd-kv.ts';
 import { EtcdLeases } from './etcd/etcd-lease.ts';
 import { EtcdTransport } from './etcd/etcd-transport.ts';

@@ -7,19 +7,19 @@
 //   src/clients/delete-feed-watch.ts  following the delete feed
 //   src/clients/location-cache.ts  block locations and the replica each fid reads first
 // which speak to the roles through src/clients/nameserver-client.ts and dataserver-client.ts.
-import { DataserverClient } from './clients/dataserver-client.ts';
-import { watchDeletes, type DeleteWatchHandlers } from './clients/delete-feed-watch.ts';
-import { FileDeleter } from './clients/file-deleter.ts';
-import { FileReader } from './clients/file-reader.ts';
-import { FileWriter } from './clients/file-writer.ts';
-import { LocationCache } from './clients/location-cache.ts';
-import { NameserverClient } from './clients/nameserver-client.ts';
-import type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './clients/cluster-types.ts';
-import type { ClusterClientConfig } from './clients/cluster-options.ts';
-import type { BlockLocation, ClusterStatus, DeleteFeedPage, LegacyMapping, LegacyPut } from './protocol.ts';
+import { DataserverClient } from './dataserver-client.ts';
+import { watchDeletes, type DeleteWatchHandlers } from './delete-feed-watch.ts';
+import { FileDeleter } from './file-deleter.ts';
+import { FileReader } from './file-reader.ts';
+import { FileWriter } from './file-writer.ts';
+import { LocationCache } from './location-cache.ts';
+import { NameserverClient } from './nameserver-client.ts';
+import type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
+import type { ClusterClientConfig } from './cluster-options.ts';
+import type { BlockLocation, ClusterStatus, DeleteFeedPage, LegacyMapping, LegacyPut } from '../wire/protocol.ts';
 
-export type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './clients/cluster-types.ts';
-export { CLUSTER_CLIENT_OPTIONS } from './clients/cluster-options.ts';
+export type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
+export { CLUSTER_CLIENT_OPTIONS } from './cluster-options.ts';
 
 export class ClusterClient {
   /** name server base URL */

@@ -2,11 +2,11 @@
 // /healthz and /metrics, the cluster-secret guard, the no-public-listen-without-secret rule,
 // and graceful shutdown.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { UgcfsError } from './errors.ts';
-import { isLoopbackHost } from './config.ts';
-import { createMetrics, type Metrics, type Registry } from './metrics.ts';
-import type { Logger } from './log.ts';
-import { secretEquals, SECRET_HEADER, bearer } from './secret.ts';
+import { UgcfsError } from '../base/errors.ts';
+import { isLoopbackHost } from '../base/config.ts';
+import { createMetrics, type Metrics, type Registry } from '../base/metrics.ts';
+import type { Logger } from '../base/log.ts';
+import { secretEquals, SECRET_HEADER, bearer } from '../base/secret.ts';
 import { createAccessLog, type AccessLog } from './access-log.ts';
 import { errorAnswer, logFailure, requestId, RouteMeter, toUgcfsError } from './ahead-route.ts';
 

@@ -1,10 +1,10 @@
 // The connection half of the etcd client: the member list and which one to use, timeouts,
-// and the retry rules (src/etcd-client.ts's header has them in full). Idempotent calls go
+// and the retry rules (src/clients/etcd-client.ts's header has them in full). Idempotent calls go
 // round the endpoints after any connection error, timeout or "unavailable" answer; calls
 // that change state are retried only when the request provably never left, and otherwise
 // fail with `ambiguous: true`.
 import { Agent, request } from 'undici';
-import { UgcfsError } from '../errors.ts';
+import { UgcfsError } from '../../base/errors.ts';
 import type { EtcdClientOptions } from './etcd-types.ts';
 import { EtcdError } from './etcd-types.ts';
 import { NOT_SENT, answerError, describeError, errCode, isTimeout } from './etcd-wire.ts';

@@ -2,14 +2,14 @@
 // docs/INTERNAL-API.md explains each route; every internal route requires the cluster secret
 // (header X-Ugcfs-Secret, or Authorization: Bearer <secret>). The calls are made through
 // src/clients/dataserver-client.ts and src/clients/nameserver-client.ts, never by hand.
-import type { ErrorCode } from './errors.ts';
+import type { ErrorCode } from '../base/errors.ts';
 
 /** Data server routes. `:fid` is a file id text; `:id` a block id (decimal). */
 export const DS_ROUTES = {
   /** PUT raw bytes. Headers: x-ugcfs-mime, x-ugcfs-owner, x-ugcfs-upload-time (ms, set by the primary),
    *  x-ugcfs-replicas (comma-separated peer base URLs to forward to; absent on forwarded writes). 201 WriteResult */
   needle: '/needles/:fid',
-  /** POST a needle batch frame (src/needle-batch.ts, content type BATCH_CONTENT_TYPE): several writes to
+  /** POST a needle batch frame (src/wire/needle-batch.ts, content type BATCH_CONTENT_TYPE): several writes to
    *  the block, each record's fid naming it. x-ugcfs-replicas as for a PUT. 200 BatchWriteResult, one
    *  outcome per record in frame order; a malformed frame is refused whole (400). */
   blockNeedles: '/blocks/:id/needles',

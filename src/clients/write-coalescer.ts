@@ -6,10 +6,10 @@
 // most of a data server's JavaScript time per write, paid once per copy; a batch pays it
 // once per request. A write alone in its turn still goes as a plain PUT: no added latency,
 // and the batch path is only taken when there is something to share.
-import type { DataserverClient } from './clients/dataserver-client.ts';
-import { isUgcfsError } from './errors.ts';
-import { MAX_BATCH_RECORDS, batchItemError, encodeNeedleBatch, type BatchRecord } from './needle-batch.ts';
-import { isMetaText, type WriteResult } from './protocol.ts';
+import type { DataserverClient } from './dataserver-client.ts';
+import { isUgcfsError } from '../base/errors.ts';
+import { MAX_BATCH_RECORDS, batchItemError, encodeNeedleBatch, type BatchRecord } from '../wire/needle-batch.ts';
+import { isMetaText, type WriteResult } from '../wire/protocol.ts';
 
 export interface CoalescerOptions {
   /** at most this many records per batch request; 1 turns coalescing off */

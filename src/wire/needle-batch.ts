@@ -3,7 +3,7 @@
 // specified in dataserver/README.md ("Batch write frame") and pinned by
 // test/dataserver/needle-batch.test.ts. It lives in src/ because both sides speak it.
 import { crc32c } from '@node-rs/crc32';
-import { UgcfsError, isErrorCode } from './errors.ts';
+import { UgcfsError, isErrorCode } from '../base/errors.ts';
 
 export const BATCH_MAGIC = 0x55474231; // "UGB1": also the frame version
 export const BATCH_HEADER_SIZE = 8;

@@ -1,7 +1,7 @@
 // The etcd client's public shapes: options, requests and answers of the KV, lease and watch
 // calls (camelCase, numbers; the wire's snake_case and base64 live in etcd-wire.ts), and the
-// EtcdError every failed call throws. See src/etcd-client.ts for the client itself.
-import { UgcfsError, type ErrorCode } from '../errors.ts';
+// EtcdError every failed call throws. See src/clients/etcd-client.ts for the client itself.
+import { UgcfsError, type ErrorCode } from '../../base/errors.ts';
 
 export interface EtcdClientOptions {
   /** member client URLs, e.g. http://10.0.0.1:2379 */

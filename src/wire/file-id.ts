@@ -7,7 +7,7 @@
 //   bytes 4..10  key        u56 big-endian (unique across the cluster, leased by the name server)
 //   bytes 11..14 cookie     u32 big-endian (random; a wrong cookie answers like a missing file)
 import { randomFillSync } from 'node:crypto';
-import { UgcfsError } from './errors.ts';
+import { UgcfsError } from '../base/errors.ts';
 
 export interface Fid {
   readonly version: 1;
