@@ -6,8 +6,9 @@
 //   copy timeout;
 // - digest check: source and copy both scrub; the copy must have no bad record and the same
 //   digest over its live records as the source — else the partial copy is removed;
-// - counted only once reported: the target joins the block's replica set (`admit`), and the
-//   copy counts once the target's heartbeat lists it; one never reported is undone;
+// - counted only once reported: the target joins the block's replica set (`admit`) once its
+//   heartbeat lists the copy (the block is busy meanwhile, so heartbeats leave the not yet
+//   counted copy alone); a copy never reported is removed;
 // - deletes that raced the copy (the block is busy, so clients report each delete to the
 //   name server, which keeps it: takeBusyDeletes) are applied to the new copy, or left owed
 //   to it (pending deletes) when they cannot be applied now.
@@ -49,18 +50,16 @@ export interface BlockCopy {
    * off with a second copy of what survives; the copy must then match it, damage and all).
    */
   damagedSource: 'refuse' | 'copy';
-  /** makes the verified copy count (adds the target to the block's replica set) */
+  /** makes the verified, reported copy count (adds the target to the block's replica set) */
   admit(): Promise<void>;
-  /** undoes `admit` when the copy is never reported (the copy is then removed too); absent: left as it is */
-  retract?(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Copies the block onto the target, checks the copy, admits it and waits until it is
- * reported. Returns the bytes copied. On a failure before `admit` the partial copy is
- * removed and the error thrown. The caller holds the block's claim (or busy mark).
+ * Copies the block onto the target, checks the copy, waits until it is reported and admits
+ * it. Returns the bytes copied. On any failure before `admit` the copy is removed and the
+ * error thrown. The caller holds the block's claim (or busy mark).
  */
 export async function copyBlock(env: BlockCopyEnv, c: BlockCopy): Promise<number> {
   const { block, source, target } = c;
@@ -77,21 +76,15 @@ export async function copyBlock(env: BlockCopyEnv, c: BlockCopy): Promise<number
       if (round >= 3) throw new UgcfsError('UGCFS_ERR_CHECKSUM', `block ${block}: the copy on ${target.id} does not match ${source.id} (${b.bad.length} bad records)`);
       await sleep(100 * (round + 1));
     }
+    const waitMs = Math.max(5000, env.heartbeatMs * 5);
+    if (!(await waitReported(env, target.id, block, waitMs))) {
+      throw new UgcfsError('UGCFS_ERR_TIMEOUT', `block ${block}: ${target.id} did not report the new copy within ${waitMs} ms`);
+    }
   } catch (err) {
     await deleteCopy(env, target, block).catch(() => undefined);
     throw err;
   }
-
   await c.admit();
-  const waitMs = Math.max(5000, env.heartbeatMs * 5);
-  if (!(await waitReported(env, target.id, block, waitMs))) {
-    // The copy never showed up in a heartbeat; it cannot count.
-    if (c.retract) {
-      await c.retract();
-      await deleteCopy(env, target, block).catch(() => undefined);
-    }
-    throw new UgcfsError('UGCFS_ERR_TIMEOUT', `block ${block}: ${target.id} did not report the new copy within ${waitMs} ms`);
-  }
   await applyBusyDeletes(env, target, block);
   return res?.bytes ?? 0;
 }

@@ -1,9 +1,9 @@
 // Moving one copy of a block from one data server to another without ever having fewer
 // copies than before: copy (the target pulls from a good holder), verify (both scrub; the
-// digests of live records must match and the copy must have no bad record), add the target
-// to the block's replica set, wait until its heartbeat reports the copy, and only then drop
-// the old server from the set and delete its copy. Rebalance, drain and verify --repair all
-// go through here.
+// digests of live records must match and the copy must have no bad record), wait until the
+// target's heartbeat reports the copy, add the target to the block's replica set, and only
+// then drop the old server from the set and delete its copy (the copy is block-copy.ts's,
+// shared with repair). Rebalance, drain and verify --repair all go through here.
 //
 // Crash safety (the name server may be SIGKILLed at any step): before the target is added
 // to the persisted set, its copy is an unrecognised extra that heartbeats delete once the
@@ -87,7 +87,6 @@ export async function moveBlock(env: MoveEnv, m: MoveRequest): Promise<MoveOutco
       copyTimeoutMs: env.copyTimeoutMs ?? MOVE_COPY_TIMEOUT_MS,
       damagedSource: 'refuse',
       admit: () => ctx.blocks.addReplica(m.block, m.to),
-      retract: () => ctx.blocks.removeReplica(m.block, m.to),
     });
 
     // Only now does the old copy go: the new one is verified and counted.
@@ -151,7 +150,6 @@ export async function recopyBlock(env: MoveEnv, block: number, onto: string, fro
     const copyEnv = copyEnvOf(ctx);
     await deleteCopy(copyEnv, target, block);
     target.reports.delete(block);
-    // Not retracted when never reported: the copy stays in the set, absent, for the repairer.
     const bytes = await copyBlock(copyEnv, {
       block,
       source,

@@ -105,7 +105,6 @@ export class Repairer {
     try {
       // Stop appends on the survivors so the copy converges.
       await stopWrites(this.copyEnv, holders, rec.id);
-      const before = rec.replicas;
       const bytes = await copyBlock(this.copyEnv, {
         block: rec.id,
         source,
@@ -114,13 +113,14 @@ export class Repairer {
         // The survivors are all there is: a second copy of a damaged one still keeps every
         // good record twice (verify settles the damage).
         damagedSource: 'copy',
+        // Sealed first: the moment the new set is persisted the block counts as whole
+        // (status shows it healed), so that nothing is left to do but log it.
         admit: async () => {
+          if (rec.state === 'writable') await blocks.setState(rec.id, 'sealed');
           await blocks.setReplicas(rec.id, [...holders.map((h) => h.id), target.id]);
           blocks.noteCopied(rec.id, target.id);
         },
-        retract: () => blocks.setReplicas(rec.id, before),
       });
-      if (rec.state === 'writable') await blocks.setState(rec.id, 'sealed');
       this.retryAt.delete(rec.id);
       this.d.metrics.repairs.inc({ result: 'ok' });
       log.info({ block: rec.id, from: source.id, to: target.id, bytes, ms: Date.now() - started }, 'block re-replicated');
