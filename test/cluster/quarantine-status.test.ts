@@ -20,7 +20,10 @@ describe('quarantine on a name server\'s order', () => {
     const data = Buffer.alloc(20_000, 9);
     const { fid } = await c.client.write(data, { mime: 'application/octet-stream' });
     const block = decodeFid(fid).block;
-    const holder = (await c.status()).dataservers.findIndex((d) => d.blocks > 0);
+    // The block's holder by its location: the other server may hold a block of its own by
+    // now (the name server keeps one writable block per server), so "has blocks" is not it.
+    const holderId = (await c.client.locate(block, true)).replicas[0]!.id;
+    const holder = c.dsIds.indexOf(holderId);
     const other = 1 - holder;
     const pulled = await callJson<{ bytes: number }>(c.dataservers[other]!.url + DS_ROUTES.blockPull.replace(':id', String(block)), { method: 'POST', body: { from: c.dataservers[holder]!.url }, secret: c.secret });
     expect(pulled.bytes).toBeGreaterThan(20_000);
