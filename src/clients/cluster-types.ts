@@ -2,6 +2,7 @@
 // writer, reader, deleter and delete-feed modules.
 import { UgcfsError } from '../base/errors.ts';
 import type { DsRef } from '../wire/protocol.ts';
+import type { NeedleHead } from './dataserver-wire.ts';
 
 export interface ClusterClientOptions {
   /** name server base URL */
@@ -51,15 +52,8 @@ export interface WrittenFile {
   replicas: DsRef[];
 }
 
-export interface FileHead {
-  fid: string;
-  size: number;
-  mime: string;
-  owner: string;
-  /** ms since the epoch */
-  uploadTime: number;
-  crc: number;
-}
+/** A stored file's metadata (the data server's needle head). */
+export type FileHead = NeedleHead;
 
 export interface ReadFile extends Omit<FileHead, 'size' | 'fid'> {
   data: Buffer;

@@ -10,14 +10,13 @@ import sharp from 'sharp';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callJson, callRaw } from '../../src/clients/http-client.ts';
-import { isUgcfsError } from '../../src/base/errors.ts';
-import { DS_ROUTES, NS_ROUTES, type Operation } from '../../src/wire/protocol.ts';
+import { DS_ROUTES, NS_ROUTES } from '../../src/wire/protocol.ts';
 import { decodeFid } from '../../src/wire/file-id.ts';
 import { decodeNeedle, isTombstone } from '../../dataserver/needle.ts';
 import { freePort, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { start, waitFor, type Proc } from '../helpers/proc.ts';
 import { faultSeed, payload, seededRandom, sha, sleep } from './fault-kit.ts';
-import { Ledger } from './ledger.ts';
+import { Ledger, operationsRunning, startOperation } from './ledger.ts';
 
 const SOAK = process.env.UGCFS_SOAK === '1';
 const LOAD_MS = SOAK ? 10 * 60_000 : 30_000;
@@ -116,25 +115,10 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     return { text: out.join('\n'), onlyKnownBug };
   }
 
-  async function opsRunning(): Promise<Operation[]> {
-    const ops = await callJson<Operation[]>(cluster.nameserver.url + NS_ROUTES.ops, { secret: cluster.secret, timeoutMs: 3000 });
-    return ops.filter((o) => o.state === 'running' || o.state === 'planned');
-  }
 
-  async function startOp(body: Record<string, unknown>): Promise<void> {
-    // The name server may be down at this moment: try for a while, as an operator would.
-    for (let attempt = 0; attempt < 40; attempt++) {
-      try {
-        await callJson(cluster.nameserver.url + NS_ROUTES.ops, { method: 'POST', body, secret: cluster.secret, timeoutMs: 5000 });
-        counts.opsStarted++;
-        return;
-      } catch (err) {
-        if (!isUgcfsError(err)) throw err;
-        if (err.code === 'UGCFS_ERR_CONFLICT') return; // one of that kind is already running
-        await sleep(250);
-      }
-    }
-  }
+  const startOp = async (body: Record<string, unknown>) => {
+    if (await startOperation(cluster, body)) counts.opsStarted++;
+  };
 
   it('keeps every acknowledged byte and every acknowledged delete', async () => {
     let stop = false;
@@ -266,7 +250,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
       console.log(`crash matrix: cluster did not heal: ${JSON.stringify(st)} (logs in ${dump})`);
       throw err;
     }
-    await waitFor('operations finished', async () => (await opsRunning()).length === 0, 90_000, 250);
+    await waitFor('operations finished', async () => (await operationsRunning(cluster)).length === 0, 90_000, 250);
 
     // Every acknowledged upload byte-exact.
     const lost = await ledger.lost();

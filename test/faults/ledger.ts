@@ -2,9 +2,9 @@
 // power-cut matrix): writes, reads and deletes through the cluster client while faults
 // happen, then the checks that nothing acknowledged was lost or brought back.
 import { expect } from 'vitest';
-import { callRaw } from '../../src/clients/http-client.ts';
+import { callJson, callRaw } from '../../src/clients/http-client.ts';
 import { isUgcfsError } from '../../src/base/errors.ts';
-import { DS_ROUTES } from '../../src/wire/protocol.ts';
+import { DS_ROUTES, NS_ROUTES, type Operation } from '../../src/wire/protocol.ts';
 import type { Cluster } from '../helpers/cluster.ts';
 import { payload, sha, sleep } from './fault-kit.ts';
 
@@ -138,4 +138,28 @@ export class Ledger {
     expect(await this.resurrected(), 'deleted files after repair').toEqual([]);
     return clean.stdout.trim().split('\n')[0] ?? '';
   }
+}
+
+/**
+ * Starts a cluster operation as an operator would while faults go on: the name server may be
+ * down, so it tries for a while. True when started; false when one of that kind already runs.
+ */
+export async function startOperation(cluster: Cluster, body: Record<string, unknown>): Promise<boolean> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    try {
+      await callJson(cluster.nameserver.url + NS_ROUTES.ops, { method: 'POST', body, secret: cluster.secret, timeoutMs: 5000 });
+      return true;
+    } catch (err) {
+      if (!isUgcfsError(err)) throw err;
+      if (err.code === 'UGCFS_ERR_CONFLICT') return false;
+      await sleep(250);
+    }
+  }
+  return false;
+}
+
+/** The operations still planned or running. */
+export async function operationsRunning(cluster: Cluster): Promise<Operation[]> {
+  const ops = await callJson<Operation[]>(cluster.nameserver.url + NS_ROUTES.ops, { secret: cluster.secret, timeoutMs: 3000 });
+  return ops.filter((o) => o.state === 'running' || o.state === 'planned');
 }

@@ -10,14 +10,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callJson } from '../../src/clients/http-client.ts';
-import { isUgcfsError } from '../../src/base/errors.ts';
-import { NS_ROUTES, type Operation } from '../../src/wire/protocol.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { fuseUsable, mountPowerCutFs, type PowerCutFs } from '../helpers/power-cut.ts';
 import { tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 import { faultSeed, seededRandom, sleep } from './fault-kit.ts';
-import { Ledger } from './ledger.ts';
+import { Ledger, operationsRunning, startOperation } from './ledger.ts';
 
 const CUTS = Number(process.env.UGCFS_POWER_CUTS) || (process.env.UGCFS_SOAK === '1' ? 200 : 32);
 const fuse = fuseUsable();
@@ -62,19 +59,9 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
 
   const procOf = (role: string): Proc | undefined => (role === 'ns' ? cluster.nameserver : cluster.dataservers[Number(role.slice(3))]);
 
-  async function startOp(body: Record<string, unknown>): Promise<void> {
-    for (let attempt = 0; attempt < 40; attempt++) {
-      try {
-        await callJson(cluster.nameserver.url + NS_ROUTES.ops, { method: 'POST', body, secret: cluster.secret, timeoutMs: 5000 });
-        counts.opsStarted++;
-        return;
-      } catch (err) {
-        if (!isUgcfsError(err)) throw err;
-        if (err.code === 'UGCFS_ERR_CONFLICT') return;
-        await sleep(250);
-      }
-    }
-  }
+  const startOp = async (body: Record<string, unknown>) => {
+    if (await startOperation(cluster, body)) counts.opsStarted++;
+  };
 
   it('keeps every acknowledged write and delete through at least 30 power cuts', async () => {
     let stop = false;
@@ -145,7 +132,7 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
       await cluster.waitFor((s) => s.dataservers.every((d) => d.alive) && s.underReplicatedBlocks === 0, 'healed cluster', 120_000);
       await waitFor(
         'operations finished',
-        async () => (await callJson<Operation[]>(cluster.nameserver.url + NS_ROUTES.ops, { secret: cluster.secret })).every((o) => o.state !== 'running' && o.state !== 'planned'),
+        async () => (await operationsRunning(cluster)).length === 0,
         120_000,
         250,
       );
