@@ -34,7 +34,9 @@ export const ERRORS = {
   UGCFS_ERR_CONFLICT: { status: 409, description: 'The request conflicts with current state (e.g. an operation of that kind is already running).' },
   UGCFS_ERR_BLOCK_READONLY: { status: 409, description: 'The block is sealed, being repaired, moved or compacted, and takes no writes.' },
   UGCFS_ERR_DUPLICATE_KEY: { status: 409, description: 'A record with this key already exists in the block.' },
+  UGCFS_ERR_STALE_EPOCH: { status: 409, description: 'A name-server command carries a lower epoch than the highest this data server has seen: it comes from a name server that no longer leads, and nothing was done.' },
   UGCFS_ERR_FOREIGN_CLUSTER: { status: 409, description: 'The data server belongs to another cluster (its stored cluster id is not the name server\'s), or holds blocks no state of this name server ever knew; nothing it reports is used, no block is placed on it and it is sent no commands.' },
+  UGCFS_ERR_NOT_LEADER: { status: 421, description: 'This name server is a standby (or no longer leads): ask the leader. The error body carries `leader`, its URL or null while none is elected.' },
   UGCFS_ERR_RANGE_NOT_SATISFIABLE: { status: 416, description: 'The Range header does not fit the file.' },
   // payload
   UGCFS_ERR_TOO_LARGE: { status: 413, description: 'The body is larger than the configured maximum.' },
@@ -48,6 +50,7 @@ export const ERRORS = {
   UGCFS_ERR_CORRUPT: { status: 500, description: 'On-disk data is structurally damaged (bad magic, impossible size).' },
   UGCFS_ERR_UPSTREAM: { status: 502, description: 'A peer (data server, name server, owner origin, legacy origin) answered badly.' },
   UGCFS_ERR_UNAVAILABLE: { status: 503, description: 'Temporarily unable to serve (no writable block, no live replica, shutting down).' },
+  UGCFS_ERR_NO_QUORUM: { status: 503, description: 'The name servers\' metadata store (etcd) has no quorum or cannot be reached: writes are refused until it is back; reads go on.' },
   UGCFS_ERR_BUSY: { status: 503, description: 'Resize capacity is saturated; retry after the Retry-After seconds.' },
   UGCFS_ERR_TIMEOUT: { status: 504, description: 'A peer or the image pipeline took longer than its timeout.' },
   UGCFS_ERR_NO_SPACE: { status: 507, description: 'The data server\'s disk is full.' },
@@ -61,21 +64,31 @@ export class UgcfsError extends Error {
   readonly status: number;
   readonly headers: Record<string, string> | undefined;
 
-  constructor(code: ErrorCode, message?: string, opts?: { cause?: unknown; headers?: Record<string, string> }) {
+  /** fields the error body carries beside code and message (e.g. `leader` of UGCFS_ERR_NOT_LEADER) */
+  readonly details: ErrorDetails | undefined;
+
+  constructor(code: ErrorCode, message?: string, opts?: { cause?: unknown; headers?: Record<string, string>; details?: ErrorDetails }) {
     super(message ?? ERRORS[code].description, opts?.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'UgcfsError';
     this.code = code;
     this.status = ERRORS[code].status;
     this.headers = opts?.headers;
+    this.details = opts?.details;
   }
 
   toJSON(): ErrorBody {
-    return { error: { code: this.code, message: this.message } };
+    return { error: { ...(this.details ?? {}), code: this.code, message: this.message } };
   }
 }
 
+/** Extra fields of an error body; the documented ones are typed here. */
+export interface ErrorDetails {
+  /** UGCFS_ERR_NOT_LEADER: the leader's URL, or null while none is elected */
+  leader?: string | null;
+}
+
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string };
+  error: { code: ErrorCode; message: string } & ErrorDetails;
 }
 
 export function isErrorCode(code: unknown): code is ErrorCode {
@@ -89,7 +102,7 @@ export function isUgcfsError(err: unknown, code?: ErrorCode): err is UgcfsError 
 /** Rebuilds a typed error from a peer's JSON error body, so codes survive a hop. */
 export function errorFromBody(status: number, body: unknown): UgcfsError {
   const e = (body as Partial<ErrorBody> | undefined)?.error;
-  if (e && isErrorCode(e.code)) return new UgcfsError(e.code, e.message);
+  if (e && isErrorCode(e.code)) return new UgcfsError(e.code, e.message, e.leader !== undefined ? { details: { leader: e.leader } } : undefined);
   if (status === 404) return new UgcfsError('UGCFS_ERR_NOT_FOUND');
   return new UgcfsError('UGCFS_ERR_UPSTREAM', `peer answered HTTP ${status}`);
 }

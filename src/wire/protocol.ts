@@ -68,9 +68,32 @@ export const NS_ROUTES = {
   ops: '/ops',
   /** GET -> Operation */
   op: '/ops/:id',
+  /** GET -> LeaderStatus (any name server, leader or standby) */
+  leader: '/leader',
   /** GET — human status page (HTML) */
   page: '/',
 } as const;
+
+/** GET NS_ROUTES.leader: who leads the name-server group, as this name server sees it. */
+export interface LeaderStatus {
+  /** the leader's advertised URL; null while none is elected */
+  leader: string | null;
+  /** the leader's epoch (its leader key's etcd revision); 0 for a single name server on LevelDB */
+  epoch: number;
+  /** this name server's advertised URL */
+  self: string;
+  role: NameserverRole;
+}
+
+export type NameserverRole = 'leader' | 'standby';
+
+/** One name server in `ugcfs status --json` (`nameservers[]`). */
+export interface NameserverStatus {
+  url: string;
+  role: NameserverRole | null;
+  epoch: number;
+  alive: boolean;
+}
 
 export interface DsRef {
   id: string;
@@ -139,6 +162,10 @@ export interface HeartbeatReply {
   now: number;
   /** the persisted lease ends (decimal): no block id or file key at or above them was handed out */
   leasedUpTo: { blockIds: string; keys: string };
+  /** the answering name server's role; a data server takes commands, time and marks only from a leader */
+  role?: NameserverRole;
+  /** the leader's epoch (see HEADERS.epoch); a data server persists the highest seen */
+  epoch?: number;
 }
 
 /** Body of POST DS_ROUTES.block (the name server creating a block on its replicas). */
@@ -353,4 +380,7 @@ export const HEADERS = {
   verify: 'x-ugcfs-verify',
   /** the name server's cluster id, on a UGCFS_ERR_FOREIGN_CLUSTER answer to a heartbeat */
   cluster: 'x-ugcfs-cluster',
+  /** the epoch of the leading name server, on every command it sends a data server; a data
+   *  server refuses one lower than the highest it has seen (UGCFS_ERR_STALE_EPOCH) */
+  epoch: 'x-ugcfs-epoch',
 } as const;

@@ -44,6 +44,7 @@ const NS_METHODS: Record<keyof typeof NS_ROUTES, Method[]> = {
   legacy: ['GET', 'PUT', 'DELETE'],
   ops: ['POST', 'GET'],
   op: ['GET', 'DELETE'],
+  leader: ['GET'],
   page: ['GET'],
 };
 const PEER_METHODS: Record<keyof typeof PEER_ROUTES, Method[]> = {
