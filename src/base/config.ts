@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { UgcfsError } from './errors.ts';
 
-type Kind = 'string' | 'int' | 'number' | 'bool' | 'list' | 'url';
+type Kind = 'string' | 'int' | 'number' | 'bool' | 'list' | 'url' | 'urls';
 
 interface BaseSpec<T> {
   kind: Kind;
@@ -34,7 +34,14 @@ export const opt = {
   bool: (def: boolean, describe: string, extra: Partial<BaseSpec<boolean>> = {}): OptionSpec<boolean> => ({ kind: 'bool', default: def, describe, ...extra }),
   list: (def: string[], describe: string, extra: Partial<BaseSpec<string[]>> = {}): OptionSpec<string[]> => ({ kind: 'list', default: def, describe, ...extra }),
   url: (def: string, describe: string, extra: Partial<BaseSpec<string>> = {}): OptionSpec<string> => ({ kind: 'url', default: def, describe, ...extra }),
+  /** comma-separated http(s) URLs, kept as one normalised string (`a,b`; splitUrls() reads it) */
+  urls: (def: string, describe: string, extra: Partial<BaseSpec<string>> = {}): OptionSpec<string> => ({ kind: 'urls', default: def, describe, ...extra }),
 };
+
+/** The URLs of a `urls` option (or any comma-separated list), trailing slashes dropped. */
+export function splitUrls(s: string): string[] {
+  return s.split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean);
+}
 
 /** Converts a table key like `blockSize` to its flag `--block-size`. */
 export function flagName(key: string): string {
@@ -71,6 +78,12 @@ function coerce(key: string, spec: OptionSpec, raw: unknown, source: string): un
     case 'list': {
       if (Array.isArray(raw)) return raw.map(String);
       return String(raw).split(',').map((s) => s.trim()).filter(Boolean);
+    }
+    case 'urls': {
+      const list = splitUrls(String(raw));
+      if (list.length === 0 && !spec.required) return '';
+      if (list.length === 0) throw usage(`option ${name} must list at least one http(s) URL`);
+      return list.map((u) => coerce(key, { ...spec, kind: 'url', required: true }, u, source)).join(',');
     }
     case 'url': {
       const s = String(raw);
@@ -177,7 +190,7 @@ export function loadConfig<T extends OptionTable>(table: T, opts: LoadOptions = 
     if (spec.required && (value === '' || value === undefined)) {
       throw usage(`option ${flagName(key)} is required${spec.env ? ` (or set ${spec.env})` : ''}`);
     }
-    if (source === 'default' && spec.kind === 'url' && value) value = coerce(key, spec, value, 'default');
+    if (source === 'default' && (spec.kind === 'url' || spec.kind === 'urls') && value) value = coerce(key, spec, value, 'default');
     out[key] = Array.isArray(value) ? Object.freeze([...value]) : value;
   }
   return { config: Object.freeze(out) as ConfigOf<T>, positionals, flags };

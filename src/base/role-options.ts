@@ -9,5 +9,5 @@ export const COMMON_SERVER_OPTIONS = {
 };
 
 export const NAMESERVER_URL_OPTION = {
-  nameserver: opt.url('http://127.0.0.1:7000', 'name server base URL', { env: 'UGCFS_NAMESERVER' }),
+  nameserver: opt.urls('http://127.0.0.1:7000', 'name server base URL; a comma-separated list for a high-availability group (every member)', { env: 'UGCFS_NAMESERVER' }),
 };
