@@ -157,19 +157,32 @@ export class ClusterIdentity {
   }
 
   /**
+   * Why a name server's word is refused (another cluster's, a malformed or missing cluster
+   * id), or undefined when it is of this cluster; checks only, stores nothing (a standby's
+   * heartbeat reply is checked so, and teaches nothing).
+   */
+  refusal(from: string, msg: { cluster?: unknown }): string | undefined {
+    const mine = this.cluster;
+    const theirs = msg.cluster;
+    if (theirs !== undefined && !isClusterId(theirs)) return `name server ${from} sent a malformed cluster id: refusing its commands; blocks kept`;
+    if (theirs !== undefined && mine !== undefined && theirs !== mine) return `name server ${from} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`;
+    if (theirs === undefined && mine !== undefined) return `name server ${from} answered without a cluster id, this data server belongs to ${mine}: refusing its commands; blocks kept`;
+    return undefined;
+  }
+
+  /**
    * Checks a name server's word (a heartbeat reply, a block creation) against this server's
    * cluster and stores what it teaches (a first cluster id, higher marks; synced). Returns
    * why it is refused, or undefined when the name server is of this cluster. `from` names
    * the name server in the reason.
    */
   async admit(from: string, msg: { cluster?: unknown; state?: unknown; leasedUpTo?: { blockIds?: unknown; keys?: unknown } }): Promise<string | undefined> {
+    const refused = this.refusal(from, msg);
+    if (refused !== undefined) return refused;
     const mine = this.cluster;
     const theirs = msg.cluster;
-    if (theirs !== undefined && !isClusterId(theirs)) return `name server ${from} sent a malformed cluster id: refusing its commands; blocks kept`;
-    if (theirs !== undefined && mine !== undefined && theirs !== mine) return `name server ${from} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`;
-    if (theirs === undefined && mine !== undefined) return `name server ${from} answered without a cluster id, this data server belongs to ${mine}: refusing its commands; blocks kept`;
     const u: IdentityUpdate = {};
-    if (theirs !== undefined && mine === undefined) u.cluster = theirs;
+    if (isClusterId(theirs) && mine === undefined) u.cluster = theirs;
     const state = typeof msg.state === 'string' ? msg.state : '';
     const blockIds = leaseEnd(msg.leasedUpTo?.blockIds);
     const keys = leaseEnd(msg.leasedUpTo?.keys);

@@ -1,25 +1,38 @@
-// Heartbeats to the name server: registration, block reports and free space, every
-// interval. The data server works without a name server (for tests and first boot), so a
-// failed beat is logged once per outage and retried; commands in the reply are executed —
-// only when the reply is from this server's own cluster (<data>/cluster, cluster-identity.ts):
-// a name server of another cluster, or one that lost its state and made a new cluster, is
-// refused, its commands ignored, and the blocks kept. An accepted reply's cluster id and
-// lease ends are stored (synced) before any of its commands runs, and its time feeds the
-// cluster clock that tombstone expiry follows.
+// Heartbeats to the name servers: registration, block reports and free space, every
+// interval, to every name server listed in --nameserver (a high-availability group lists all
+// its members), each on its own loop, so one that is down or slow to answer delays no other.
+// The data server works without a name server (for tests and first boot), so a failed beat is
+// logged once per outage (per name server) and retried.
+//
+// Which replies are acted on:
+//   - only one from this server's own cluster (<data>/cluster, cluster-identity.ts): a name
+//     server of another cluster, or one that lost its state and made a new cluster, is
+//     refused, its commands ignored, and the blocks kept;
+//   - a standby's (role 'standby') only shows it is alive: no command is run, nothing it says
+//     is stored, its time is not taken;
+//   - a leader's (role 'leader', or no role: a single name server, epoch absent = 0) only when
+//     its epoch is not below the highest this server has seen (epoch-fence.ts): a lower one
+//     is a deposed leader's, refused and counted (ugcfs_fenced_requests_total{source=
+//     "heartbeat"}). A higher epoch, then the reply's cluster id and lease ends, are stored
+//     (synced) before any of its commands runs, and its time feeds the cluster clock that
+//     tombstone expiry follows. A command is not started once a higher epoch has been seen.
 import { statfs } from 'node:fs/promises';
 import { ForeignClusterRefusal, NameserverClient } from '../src/clients/nameserver-client.ts';
+import { splitUrls } from '../src/base/config.ts';
 import { isUgcfsError } from '../src/base/errors.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import type { DsCommand, Heartbeat, HeartbeatReply } from '../src/wire/protocol.ts';
 import type { BlockStore } from './block-store.ts';
 import type { ClusterClock } from './cluster-clock.ts';
-import { isClusterId, type ClusterIdentity, type IdentityUpdate } from './cluster-identity.ts';
+import type { ClusterIdentity } from './cluster-identity.ts';
+import { isEpoch, type EpochFence } from './epoch-fence.ts';
 
 export interface HeartbeatOptions {
   id: string;
   url: string;
   rack: string;
+  /** the name servers' URLs, comma-separated (--nameserver) */
   nameserver: string;
   secret: string;
   intervalMs: number;
@@ -30,12 +43,14 @@ export interface HeartbeatOptions {
   log: Logger;
   /** <data>/cluster: the cluster id and high-water marks */
   identity: ClusterIdentity;
+  /** <data>/epoch: the highest leader epoch seen */
+  fence: EpochFence;
   /** fed with the name server's time from every accepted reply */
   clock: ClusterClock;
 }
 
 export interface HeartbeatLoop {
-  /** sends one beat now (tests, and right after start) */
+  /** sends one beat to every name server now (tests, and right after start); true when a leader's reply was acted on */
   beat(): Promise<boolean>;
   stop(): Promise<void>;
 }
@@ -45,98 +60,141 @@ export async function freeBytes(dir: string): Promise<number> {
   return s.bavail * s.bsize;
 }
 
-/** Decimal lease end from a reply; undefined when absent or malformed. */
 export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
-  const nameserver = new NameserverClient({ nameservers: [o.nameserver], secret: o.secret });
+  const links = splitUrls(o.nameserver).map((url) => beatLoop(o, url));
+  return {
+    beat: async () => (await Promise.all(links.map((l) => l.beat()))).some(Boolean),
+    async stop() {
+      await Promise.all(links.map((l) => l.stop()));
+    },
+  };
+}
+
+/** What a beat tells every name server: built afresh for each. */
+async function heartbeatBody(o: HeartbeatOptions): Promise<Heartbeat> {
+  const free = await freeBytes(o.dataDir);
+  o.metrics.freeBytes.set(free);
+  o.store.updateGauges();
+  const blocks = o.store.reports({ completeOnly: true });
+  // A block on disk proves its id was handed out, whatever name server this one meets next.
+  const held = blocks.reduce((m, b) => Math.max(m, b.id), -1);
+  if (held >= 0) await o.identity.update({ blockIds: { upTo: BigInt(held) + 1n, state: '' } });
+  return {
+    id: o.id,
+    url: o.url,
+    rack: o.rack,
+    freeBytes: free,
+    usedBytes: o.store.usedBytes(),
+    blockSize: o.blockSize,
+    blocks,
+    ...(o.identity.cluster !== undefined ? { cluster: o.identity.cluster } : {}),
+    highWater: o.identity.highWater(),
+    quarantine: o.store.quarantineStats(),
+  };
+}
+
+async function execute(o: HeartbeatOptions, cmd: DsCommand): Promise<void> {
+  try {
+    if (cmd.kind === 'delete-block') {
+      // Never unlinked at once: the file goes to quarantine/, so a name server that is
+      // wrong about this copy being extra cannot destroy the only one.
+      if (o.store.has(cmd.block)) await o.store.quarantineBlock(cmd.block, cmd.reason);
+      o.log.info({ block: cmd.block, reason: cmd.reason }, 'quarantined block on name server request');
+    } else if (cmd.kind === 'readonly') {
+      if (o.store.has(cmd.block)) await o.store.setReadonly(cmd.block, cmd.readonly);
+    } else {
+      o.log.warn({ cmd }, 'unknown command from name server');
+    }
+  } catch (err) {
+    if (!isUgcfsError(err, 'UGCFS_ERR_BLOCK_NOT_FOUND')) o.log.error({ err, cmd }, 'name server command failed');
+  }
+}
+
+/** One name server's loop, with its own outage and refusal state (each logged once). */
+function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
+  const nameserver = new NameserverClient({ nameservers: [nameserverUrl], secret: o.secret });
+  const at = { nameserver: nameserverUrl };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<boolean> | undefined;
   let failing = false;
   /** why the name server's replies are refused now (logged once per such outage) */
   let refusing: string | undefined;
+  /** the role it answered with last (a change is logged) */
+  let role: string | undefined;
 
   const refuse = (why: string): false => {
-    if (refusing !== why) o.log.error({ nameserver: o.nameserver, cluster: o.identity.cluster }, why);
+    if (refusing !== why) o.log.error({ ...at, cluster: o.identity.cluster, epoch: o.fence.highest }, why);
     refusing = why;
     return false;
   };
-
-  const execute = async (cmd: DsCommand): Promise<void> => {
-    try {
-      if (cmd.kind === 'delete-block') {
-        // Never unlinked at once: the file goes to quarantine/, so a name server that is
-        // wrong about this copy being extra cannot destroy the only one.
-        if (o.store.has(cmd.block)) await o.store.quarantineBlock(cmd.block, cmd.reason);
-        o.log.info({ block: cmd.block, reason: cmd.reason }, 'quarantined block on name server request');
-      } else if (cmd.kind === 'readonly') {
-        if (o.store.has(cmd.block)) await o.store.setReadonly(cmd.block, cmd.readonly);
-      } else {
-        o.log.warn({ cmd }, 'unknown command from name server');
-      }
-    } catch (err) {
-      if (!isUgcfsError(err, 'UGCFS_ERR_BLOCK_NOT_FOUND')) o.log.error({ err, cmd }, 'name server command failed');
-    }
+  const reachable = () => {
+    if (failing) o.log.info(at, 'name server reachable again');
+    failing = false;
   };
 
   const beatOnce = async (): Promise<boolean> => {
     let reply: HeartbeatReply;
     try {
-      const free = await freeBytes(o.dataDir);
-      o.metrics.freeBytes.set(free);
-      o.store.updateGauges();
-      const blocks = o.store.reports({ completeOnly: true });
-      // A block on disk proves its id was handed out, whatever name server this one meets next.
-      const held = blocks.reduce((m, b) => Math.max(m, b.id), -1);
-      if (held >= 0) await o.identity.update({ blockIds: { upTo: BigInt(held) + 1n, state: '' } });
-      const hb: Heartbeat = {
-        id: o.id,
-        url: o.url,
-        rack: o.rack,
-        freeBytes: free,
-        usedBytes: o.store.usedBytes(),
-        blockSize: o.blockSize,
-        blocks,
-        ...(o.identity.cluster !== undefined ? { cluster: o.identity.cluster } : {}),
-        highWater: o.identity.highWater(),
-        quarantine: o.store.quarantineStats(),
-      };
+      const hb = await heartbeatBody(o);
       try {
         reply = await nameserver.heartbeat(hb, Math.max(2000, o.intervalMs * 2));
       } catch (err) {
         if (!(err instanceof ForeignClusterRefusal)) throw err;
-        if (failing) o.log.info({ nameserver: o.nameserver }, 'name server reachable again');
-        failing = false;
+        reachable();
         const theirs = err.cluster ?? 'unknown';
         const mine = o.identity.cluster;
-        if (mine === undefined) return refuse(`name server ${o.nameserver} (cluster ${theirs}) refuses this data server, which holds blocks but no cluster id: ${err.message}; blocks kept`);
-        return refuse(`name server ${o.nameserver} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`);
+        if (mine === undefined) return refuse(`name server ${nameserverUrl} (cluster ${theirs}) refuses this data server, which holds blocks but no cluster id: ${err.message}; blocks kept`);
+        return refuse(`name server ${nameserverUrl} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`);
       }
-      if (failing) o.log.info({ nameserver: o.nameserver }, 'name server reachable again');
-      failing = false;
+      reachable();
     } catch (err) {
-      if (!failing) o.log.warn({ nameserver: o.nameserver, err: (err as Error).message }, 'heartbeat failed; will keep retrying');
+      if (!failing) o.log.warn({ ...at, err: (err as Error).message }, 'heartbeat failed; will keep retrying');
       failing = true;
       return false;
     }
     try {
-      return await accept(reply);
+      return await accept(reply ?? {});
     } catch (err) {
-      o.log.error({ err, nameserver: o.nameserver }, 'could not act on the name server\'s reply');
+      o.log.error({ err, ...at }, 'could not act on the name server\'s reply');
       return false;
     }
   };
 
-  /** Checks the reply is from our cluster, stores what it teaches, then runs its commands. */
+  /** Checks the reply's cluster, role and epoch, stores what it teaches, then runs its commands. */
   const accept = async (reply: HeartbeatReply): Promise<boolean> => {
+    // A standby of another cluster is refused as a leader would be; checking stores nothing.
+    const foreign = o.identity.refusal(nameserverUrl, reply);
+    if (foreign !== undefined) return refuse(foreign);
+    if (reply.role !== role) {
+      if (reply.role !== undefined) o.log.info({ ...at, role: reply.role, epoch: reply.epoch }, `name server answers as ${reply.role}`);
+      role = reply.role;
+    }
+    if (reply.role === 'standby') {
+      if (refusing !== undefined) o.log.info(at, 'name server of this cluster answers again, as a standby');
+      refusing = undefined;
+      return false;
+    }
+    const epoch = reply.epoch ?? 0;
+    if (!isEpoch(epoch)) return refuse(`name server ${nameserverUrl} sent a malformed epoch: refusing its commands`);
+    // The epoch first: a deposed leader's marks and time are not taken either.
+    if (!(await o.fence.admit(epoch, 'heartbeat'))) return refuse(`name server ${nameserverUrl} answers as leader of epoch ${epoch}, below epoch ${o.fence.highest} seen here: it no longer leads; refusing its commands`);
     const before = o.identity.cluster;
     // What the reply teaches is persisted (synced) before anything it asks is done.
-    const refused = await o.identity.admit(o.nameserver, reply ?? {});
+    const refused = await o.identity.admit(nameserverUrl, reply);
     if (refused !== undefined) return refuse(refused);
-    if (before === undefined && o.identity.cluster !== undefined) o.log.info({ cluster: o.identity.cluster, nameserver: o.nameserver }, 'joined cluster');
-    if (refusing !== undefined) o.log.info({ nameserver: o.nameserver, cluster: o.identity.cluster }, 'name server of this cluster answers again; taking its commands');
+    if (before === undefined && o.identity.cluster !== undefined) o.log.info({ ...at, cluster: o.identity.cluster }, 'joined cluster');
+    if (refusing !== undefined) o.log.info({ ...at, cluster: o.identity.cluster, epoch }, 'name server of this cluster answers again; taking its commands');
     refusing = undefined;
     if (typeof reply.now === 'number') o.clock.observe(reply.now);
-    for (const cmd of reply.commands ?? []) await execute(cmd);
+    for (const cmd of reply.commands ?? []) {
+      // a leader elected meanwhile (seen on a command or another reply) takes over at once
+      if (o.fence.check(epoch) === 'stale') {
+        o.fence.refused('heartbeat');
+        return refuse(`name server ${nameserverUrl} of epoch ${epoch} was superseded (epoch ${o.fence.highest}) while its commands ran: the rest are dropped`);
+      }
+      await execute(o, cmd);
+    }
     return true;
   };
 

@@ -11,6 +11,8 @@ import type { RunningServer } from '../src/http/running-server.ts';
 import { BlockStore } from './block-store.ts';
 import { ClusterClock } from './cluster-clock.ts';
 import { ClusterIdentity } from './cluster-identity.ts';
+import { EpochFence } from './epoch-fence.ts';
+import { installEpochFence } from './epoch-route.ts';
 import type { DataserverConfig } from './config.ts';
 import { startHeartbeat, type HeartbeatLoop } from './heartbeat.ts';
 import { registerDataserverRoutes } from './http-api.ts';
@@ -26,6 +28,8 @@ export interface RunningDataserver extends RunningServer {
   heartbeat: HeartbeatLoop;
   /** <data>/cluster: the cluster this server belongs to, and its high-water marks */
   identity: ClusterIdentity;
+  /** <data>/epoch: the highest name-server epoch seen, and the fence it makes */
+  fence: EpochFence;
   clock: ClusterClock;
 }
 
@@ -74,6 +78,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   const clock = new ClusterClock(offset === 0 ? Date.now : () => Date.now() + offset);
 
   let store: BlockStore | undefined;
+  let fence: EpochFence | undefined;
   const server = createHttpServer({
     role: 'dataserver',
     log,
@@ -82,7 +87,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     // Process metrics (ugcfs_process_*: CPU, memory, event-loop delay, GC), as the name server
     // and origins have: data servers are where the collector's cost under writes was found.
     defaultMetrics: true,
-    health: () => ({ id, blocks: store?.blocks.size ?? 0, cluster: identity.cluster ?? null, nameserverTime: clock.nameserverNow() !== undefined }),
+    health: () => ({ id, blocks: store?.blocks.size ?? 0, cluster: identity.cluster ?? null, epoch: fence?.highest ?? 0, nameserverTime: clock.nameserverNow() !== undefined }),
   });
   try {
     store = await BlockStore.open({
@@ -108,10 +113,18 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     throw err;
   }
   const openStore = store;
+  try {
+    fence = await EpochFence.load(dataDir, server.metrics);
+  } catch (err) {
+    await openStore.close();
+    throw err;
+  }
   server.onScrape(() => openStore.updateGauges());
   const { access } = server;
   registerDataserverRoutes(server.app, { identity, store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
   installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access, poolBytes: config.readBufferPoolBytes });
+  // last, so it is asked first: ahead of every route, fastify's and the needle routes alike
+  installEpochFence(server.app, { fence, secret: config.clusterSecret, metrics: server.metrics, log, access });
 
   let url: string;
   try {
@@ -134,6 +147,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     metrics: server.metrics,
     log,
     identity,
+    fence,
     clock,
   });
 
@@ -144,6 +158,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     store: openStore,
     heartbeat,
     identity,
+    fence,
     clock,
     close() {
       closing ??= (async () => {

@@ -30,6 +30,8 @@ function make(registry: client.Registry) {
     quarantineBytes: new client.Gauge({ name: 'ugcfs_quarantine_bytes', help: 'Bytes in the data server\'s quarantine/', registers: r }),
     compactedBytes: new client.Counter({ name: 'ugcfs_compacted_bytes_total', help: 'Bytes reclaimed by compaction', registers: r }),
     blockCopyBytes: new client.Counter({ name: 'ugcfs_block_copy_bytes_total', help: 'Bytes copied between data servers for repair and moves', labelNames: ['direction'], registers: r }),
+    fencedRequests: new client.Counter({ name: 'ugcfs_fenced_requests_total', help: 'Name-server commands (source="http") and heartbeat replies (source="heartbeat") refused for an epoch below the highest seen: their sender no longer leads', labelNames: ['source'], registers: r }),
+    epochSeen: new client.Gauge({ name: 'ugcfs_epoch_highest_seen', help: 'The highest name-server epoch this data server has seen (and stored in <data>/epoch)', registers: r }),
     // name server
     dataserversAlive: new client.Gauge({ name: 'ugcfs_dataservers_alive', help: 'Data servers currently alive', registers: r }),
     underReplicated: new client.Gauge({ name: 'ugcfs_under_replicated_blocks', help: 'Blocks with fewer live replicas than configured', registers: r }),
