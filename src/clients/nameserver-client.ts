@@ -3,10 +3,13 @@
 // feed, the legacy table, status and operations. URLs are built here only; peer errors come
 // back as UgcfsError with the name server's stable code.
 //
-// `nameservers` is a list so that several name servers (HA) fit later; today the first is
-// the one used.
+// Every listed name server is used (a high-availability group): calls that change state go to
+// the leader, reads to any that answers; which one, and when to try another, is
+// nameserver-group.ts's. The heartbeat alone goes to the first listed server.
+import { splitUrls } from '../base/config.ts';
 import { UgcfsError, errorFromBody, isUgcfsError, type ErrorCode } from '../base/errors.ts';
-import { callJson, callRaw, expectOk, type CallOptions } from './http-client.ts';
+import { callJson, callRaw, expectOk, type CallOptions, type RawResponse } from './http-client.ts';
+import { NS_FAILOVER_MS, NameserverGroup, isNoAnswer, type LeaderCallKind, type NameserverProbe } from './nameserver-group.ts';
 import {
   HEADERS,
   NS_ROUTES,
@@ -20,6 +23,8 @@ import {
   type LegacyList,
   type LegacyMapping,
   type LegacyPut,
+  type LeaderStatus,
+  type NameserverStatus,
   type Operation,
   type WriteFailedReply,
   type WriteFailedReport,
@@ -40,9 +45,13 @@ export function nsUrl(base: string, route: NsRoute, p: { id?: number | string } 
 
 /** The default timeout of a name-server call, ms. */
 export const NS_TIMEOUT_MS = 10_000;
+/** The timeout of one GET /leader when looking for the leader or listing the name servers, ms. */
+export const NS_PROBE_TIMEOUT_MS = 2000;
+
+export { NS_FAILOVER_MS };
 
 export interface NameserverClientOptions {
-  /** name server base URLs; the first is used (a list, so several name servers fit later) */
+  /** name server base URLs, every member of the group (a string may be a comma-separated list) */
   nameservers: readonly string[] | string;
   /** the cluster secret (internal routes) */
   secret?: string;
@@ -50,6 +59,8 @@ export interface NameserverClientOptions {
   adminToken?: string;
   /** per-call timeout, ms (default NS_TIMEOUT_MS) */
   timeoutMs?: number;
+  /** how long a call only the leader may answer keeps looking for one, ms (default NS_FAILOVER_MS) */
+  failoverMs?: number;
 }
 
 /** A heartbeat refused because the data server belongs to another cluster (UGCFS_ERR_FOREIGN_CLUSTER). */
@@ -64,23 +75,26 @@ export class ForeignClusterRefusal extends UgcfsError {
 }
 
 export class NameserverClient {
-  readonly nameservers: readonly string[];
+  /** every listed name server's base URL, in list order */
+  readonly urls: readonly string[];
   private readonly secret: string;
   private readonly adminToken: string;
   private readonly timeoutMs: number;
+  private readonly group: NameserverGroup;
 
   constructor(o: NameserverClientOptions) {
-    const list = (typeof o.nameservers === 'string' ? [o.nameservers] : [...o.nameservers]).map((u) => u.replace(/\/+$/, ''));
+    const list = [...new Set((typeof o.nameservers === 'string' ? [o.nameservers] : o.nameservers).flatMap(splitUrls))];
     if (list.length === 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', 'no name server URL');
-    this.nameservers = list;
+    this.urls = list;
     this.secret = o.secret ?? '';
     this.adminToken = o.adminToken ?? '';
     this.timeoutMs = o.timeoutMs ?? NS_TIMEOUT_MS;
+    this.group = new NameserverGroup(list, { failoverMs: o.failoverMs ?? NS_FAILOVER_MS, probe: (base) => this.probe(base) });
   }
 
-  /** The name server calls go to. */
+  /** The name server calls go to first: the leader when known, else the one that last answered. */
   get url(): string {
-    return this.nameservers[0]!;
+    return this.group.preferred;
   }
 
   // ---- writes
@@ -88,33 +102,36 @@ export class NameserverClient {
   /** `count` fids (1..100) in one writable block with `replicas` copies (default: the name server's). */
   assign(o: { count?: number; replicas?: number } = {}): Promise<AssignResult> {
     const body = { ...(o.replicas === undefined ? {} : { replicas: o.replicas }), ...(o.count !== undefined && o.count > 1 ? { count: o.count } : {}) };
-    return callJson<AssignResult>(this.u('assign'), this.opts({ method: 'POST', body }));
+    return this.lead('idempotent', (b) => callJson<AssignResult>(nsUrl(b, 'assign'), this.opts({ method: 'POST', body })));
   }
 
   /** A write to the block failed: it stops taking writes (sealed for a full block, else failed). */
   reportWriteFailed(block: number, r: { dsId?: string; code: ErrorCode; message?: string }): Promise<WriteFailedReply> {
     const body: WriteFailedReport = { code: r.code, reason: `${r.code}: ${r.message ?? ''}`.slice(0, 200) };
     if (r.dsId !== undefined) body.dsId = r.dsId;
-    return callJson<WriteFailedReply>(this.u('blockWriteFailed', { id: block }), this.opts({ method: 'POST', body }));
+    // Idempotent: the name server only ever moves a block out of `writable`.
+    return this.lead('idempotent', (b) => callJson<WriteFailedReply>(nsUrl(b, 'blockWriteFailed', { id: block }), this.opts({ method: 'POST', body })));
   }
 
   // ---- reads
 
   /** The block's live replicas and state (UGCFS_ERR_BLOCK_NOT_FOUND when never allocated). */
   locate(block: number): Promise<BlockLocation> {
-    return callJson<BlockLocation>(this.u('block', { id: block }), this.opts());
+    return this.read((b) => callJson<BlockLocation>(nsUrl(b, 'block', { id: block }), this.opts()));
   }
 
   // ---- deletes
 
   /** A delete happened: recorded in the feed, and replayed to `missed` (data server ids) when they are back. */
   reportDelete(fid: string, missed: readonly string[]): Promise<{ ok: true; pending: number; seq: number }> {
-    return callJson(this.u('deletes'), this.opts({ method: 'POST', body: { fid, dataservers: missed } }));
+    // Sent again after an ambiguous failure: pending replays are keyed by server and fid, and
+    // a second feed entry only purges a cache twice; a lost report would lose the replay.
+    return this.lead('idempotent', (b) => callJson(nsUrl(b, 'deletes'), this.opts({ method: 'POST', body: { fid, dataservers: missed } })));
   }
 
   /** Deletes recorded after `after` (a sequence number); without it, just the current cursor. */
   deletesSince(after?: number): Promise<DeleteFeedPage> {
-    return callJson<DeleteFeedPage>(this.u('deletes', {}, { after }), this.opts());
+    return this.read((b) => callJson<DeleteFeedPage>(nsUrl(b, 'deletes', {}, { after }), this.opts()));
   }
 
   // ---- data servers
@@ -124,7 +141,7 @@ export class NameserverClient {
    * name server refuses this data server as another cluster's, else any failure typed.
    */
   async heartbeat(hb: Heartbeat, timeoutMs?: number): Promise<HeartbeatReply> {
-    const res = await callRaw(this.u('heartbeat'), this.opts({ method: 'POST', body: hb, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }));
+    const res = await callRaw(nsUrl(this.urls[0]!, 'heartbeat'), this.opts({ method: 'POST', body: hb, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }));
     const parsed = parseJson(res.body);
     if (res.status >= 200 && res.status < 300) return parsed as HeartbeatReply;
     const err = errorFromBody(res.status, parsed);
@@ -134,34 +151,46 @@ export class NameserverClient {
   }
 
   dataservers(): Promise<DataserverStatus[]> {
-    return callJson<DataserverStatus[]>(this.u('dataservers'), this.admin());
+    return this.read((b) => callJson<DataserverStatus[]>(nsUrl(b, 'dataservers'), this.admin()));
   }
 
   /** Forgets a dead data server (UGCFS_ERR_DATASERVER_NOT_FOUND when unknown). */
   async forgetDataserver(id: string): Promise<void> {
-    expectOk(await callRaw(this.u('dataserver', { id }), this.admin({ method: 'DELETE' })));
+    // 'once': forgetting again after an ambiguous failure would answer "not found" to a success.
+    expectOk(await this.lead('once', (b) => callRaw(nsUrl(b, 'dataserver', { id }), this.admin({ method: 'DELETE' })).then(refusal)));
   }
 
   // ---- cluster
 
   status(): Promise<ClusterStatus> {
-    return callJson<ClusterStatus>(this.u('status'), this.admin());
+    return this.read((b) => callJson<ClusterStatus>(nsUrl(b, 'status'), this.admin()));
   }
 
+  /** Who leads, as the first name server that answers sees it (GET /leader). */
+  leader(): Promise<LeaderStatus> {
+    return this.read((b) => callJson<LeaderStatus>(nsUrl(b, 'leader'), this.admin()));
+  }
+
+  /** Every listed name server as its GET /leader answers (in parallel, short timeout); one that does not answer is alive: false. */
+  async nameservers(): Promise<NameserverStatus[]> {
+    return (await this.group.probeAll()).map(({ url, role, epoch, alive }) => ({ url, role, epoch, alive }));
+  }
+
+  /** Two operations of a kind may not run at once, and a second start may be refused: 'once'. */
   startOperation(body: Record<string, unknown>): Promise<Operation> {
-    return callJson<Operation>(this.u('ops'), this.admin({ method: 'POST', body }));
+    return this.lead('once', (b) => callJson<Operation>(nsUrl(b, 'ops'), this.admin({ method: 'POST', body })));
   }
 
   operation(id: string): Promise<Operation> {
-    return callJson<Operation>(this.u('op', { id }), this.admin());
+    return this.read((b) => callJson<Operation>(nsUrl(b, 'op', { id }), this.admin()));
   }
 
   operations(): Promise<Operation[]> {
-    return callJson<Operation[]>(this.u('ops'), this.admin());
+    return this.read((b) => callJson<Operation[]>(nsUrl(b, 'ops'), this.admin()));
   }
 
   cancelOperation(id: string): Promise<Operation> {
-    return callJson<Operation>(this.u('op', { id }), this.admin({ method: 'DELETE' }));
+    return this.lead('once', (b) => callJson<Operation>(nsUrl(b, 'op', { id }), this.admin({ method: 'DELETE' })));
   }
 
   // ---- legacy table
@@ -169,7 +198,7 @@ export class NameserverClient {
   /** The whole mapping row (fid, sha256, size...), or undefined when the path is not mapped. */
   async legacyLookup(path: string): Promise<LegacyMapping | undefined> {
     try {
-      return await callJson<LegacyMapping>(this.u('legacy', {}, { path }), this.opts());
+      return await this.read((b) => callJson<LegacyMapping>(nsUrl(b, 'legacy', {}, { path }), this.opts()));
     } catch (err) {
       if (isUgcfsError(err, 'UGCFS_ERR_LEGACY_NOT_FOUND') || isUgcfsError(err, 'UGCFS_ERR_NOT_FOUND')) return undefined;
       throw err;
@@ -177,23 +206,42 @@ export class NameserverClient {
   }
 
   legacySet(path: string, fid: string, extra: Omit<LegacyPut, 'path' | 'fid'> = {}): Promise<LegacyMapping> {
-    return callJson<LegacyMapping>(this.u('legacy'), this.opts({ method: 'PUT', body: { ...extra, path, fid } }));
+    return this.lead('idempotent', (b) => callJson<LegacyMapping>(nsUrl(b, 'legacy'), this.opts({ method: 'PUT', body: { ...extra, path, fid } })));
   }
 
   /** Removes a mapping; one that is not there is fine. */
   async legacyDelete(path: string): Promise<void> {
-    const res = await callRaw(this.u('legacy', {}, { path }), this.opts({ method: 'DELETE' }));
+    const res = await this.lead('idempotent', (b) => callRaw(nsUrl(b, 'legacy', {}, { path }), this.opts({ method: 'DELETE' })).then(refusal));
     if (res.status !== 404) expectOk(res);
   }
 
   legacyList(o: { prefix?: string; after?: string; limit?: number } = {}): Promise<LegacyList> {
-    return callJson<LegacyList>(this.u('legacy', {}, { prefix: o.prefix, after: o.after, limit: o.limit }), this.opts());
+    return this.read((b) => callJson<LegacyList>(nsUrl(b, 'legacy', {}, { prefix: o.prefix, after: o.after, limit: o.limit }), this.opts()));
   }
 
   // ---- plumbing
 
-  private u(route: NsRoute, p: { id?: number | string } = {}, query?: Record<string, string | number | undefined>): string {
-    return nsUrl(this.url, route, p, query);
+  private lead<T>(kind: LeaderCallKind, call: (base: string) => Promise<T>): Promise<T> {
+    return this.group.lead(kind, call);
+  }
+
+  private read<T>(call: (base: string) => Promise<T>): Promise<T> {
+    return this.group.read(call);
+  }
+
+  /** One server's GET /leader: never throws; no answer is alive: false, an older build without the route is role null. */
+  private async probe(base: string): Promise<NameserverProbe> {
+    const down: NameserverProbe = { url: base, role: null, epoch: 0, alive: false, leader: undefined, legacy: false };
+    try {
+      const s = await callJson<LeaderStatus>(nsUrl(base, 'leader'), this.admin({ timeoutMs: Math.min(this.timeoutMs, NS_PROBE_TIMEOUT_MS) }));
+      const role = s?.role === 'leader' || s?.role === 'standby' ? s.role : null;
+      const leader = role === 'leader' ? base : typeof s?.leader === 'string' ? s.leader.replace(/\/+$/, '') : undefined;
+      return { ...down, alive: true, role, epoch: typeof s?.epoch === 'number' ? s.epoch : 0, leader };
+    } catch (err) {
+      if (isNoAnswer(err)) return down;
+      const legacy = isUgcfsError(err, 'UGCFS_ERR_ROUTE_NOT_FOUND') || isUgcfsError(err, 'UGCFS_ERR_NOT_FOUND');
+      return { ...down, alive: true, legacy };
+    }
   }
 
   private opts(extra: CallOptions = {}): CallOptions {
@@ -205,6 +253,12 @@ export class NameserverClient {
     const headers: Record<string, string> = this.adminToken ? { authorization: `Bearer ${this.adminToken}` } : {};
     return this.opts({ headers, ...extra });
   }
+}
+
+/** A raw answer that only the leader could give, thrown so the group follows it (a 421, a 503); any other is returned. */
+function refusal(res: RawResponse): RawResponse {
+  if (res.status === 421 || res.status === 503) expectOk(res);
+  return res;
 }
 
 function parseJson(body: Buffer): unknown {
