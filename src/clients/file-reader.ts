@@ -72,7 +72,8 @@ export class FileReader {
     let last: UgcfsError | undefined;
     for (let round = 0; round < 4; round++) {
       if (round > 1) await sleep(150 * round);
-      await this.locations.locate(f.block, round > 0);
+      // Reads may go on with a sealed block's cached location while no name server answers.
+      await this.locations.locate(f.block, round > 0, true);
       const order = this.locations.order(f.block, fid);
       let stale = order.length === 0;
       for (const ds of order) {

@@ -2,10 +2,24 @@
 // told them, trusted for a TTL, at most `size` blocks (the oldest goes first). The replica
 // a read tries first is chosen by a hashring keyed by fid, so each replica's page cache
 // holds a distinct share of the files.
+//
+// While no name server answers (no answer, a timeout, no quorum, a shutdown), a read may go
+// on with a sealed block's cached location however old: a sealed block takes no more writes,
+// so its replicas rarely change, and a replica that moved away answers "block not found",
+// which the reader takes to the next one. A writable block's location is never served stale.
 import { createRequire } from 'node:module';
 import { UgcfsError, isUgcfsError } from '../base/errors.ts';
 import type { BlockLocation, DsRef } from '../wire/protocol.ts';
 import type { NameserverClient } from './nameserver-client.ts';
+import { isNoAnswer } from './nameserver-group.ts';
+
+/** After no name server answered, stale sealed locations are served without asking for this long (at most the TTL), ms. */
+const NS_DOWN_RETRY_MS = 2000;
+
+/** Answers that mean "no name server can tell now", as opposed to a real answer such as a 404. */
+function noNameserver(err: unknown): boolean {
+  return isNoAnswer(err) || isUgcfsError(err, 'UGCFS_ERR_NO_QUORUM') || isUgcfsError(err, 'UGCFS_ERR_UNAVAILABLE') || isUgcfsError(err, 'UGCFS_ERR_NOT_LEADER');
+}
 
 interface HashRingLike {
   range(key: string, size?: number, unique?: boolean): string[];
@@ -22,21 +36,32 @@ interface CachedLocation {
 export class LocationCache {
   private readonly locations = new Map<number, CachedLocation>();
   private readonly rings = new Map<string, HashRingLike>();
+  /** Until then, stale sealed locations are served without asking: the name servers just failed to answer. */
+  private nsDownUntil = 0;
 
   constructor(
     private readonly ns: NameserverClient,
     private readonly o: { ttlMs: number; size: number },
   ) {}
 
-  /** The block's live replicas, from cache unless stale or `refresh`. */
-  async locate(block: number, refresh = false): Promise<BlockLocation> {
+  /**
+   * The block's live replicas, from cache unless stale or `refresh`. `staleSealed` (reads):
+   * when no name server answers, a sealed block's cached location is served however old.
+   */
+  async locate(block: number, refresh = false, staleSealed = false): Promise<BlockLocation> {
     const hit = this.locations.get(block);
     if (hit && !refresh && Date.now() - hit.at < this.o.ttlMs) return hit.loc;
+    const stale = staleSealed && hit?.loc.state === 'sealed' ? hit : undefined;
+    // A hung name server costs a whole timeout: one read waits it, the next ones for a while do not.
+    if (stale && Date.now() < this.nsDownUntil) return stale.loc;
     try {
       const loc = await this.ns.locate(block);
+      this.nsDownUntil = 0;
       this.remember(loc);
       return loc;
     } catch (err) {
+      if (noNameserver(err)) this.nsDownUntil = Date.now() + Math.min(this.o.ttlMs, NS_DOWN_RETRY_MS);
+      if (stale && this.locations.get(block) === stale && noNameserver(err)) return stale.loc;
       // A block the name server never allocated holds no files: to a reader that is "no such file".
       if (isUgcfsError(err, 'UGCFS_ERR_BLOCK_NOT_FOUND')) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', 'no such file');
       throw err;
