@@ -6,6 +6,7 @@
 // into a load generator against the old server), identical concurrent misses share one
 // fetch, and fetches in flight to the old origin are bounded.
 import { ClusterClient } from '../src/clients/cluster-client.ts';
+import { splitUrls } from '../src/base/config.ts';
 import { isUgcfsError, UgcfsError } from '../src/base/errors.ts';
 import { fetchLegacy } from './legacy-fetch.ts';
 import { LegacyImporter, type ImportStore } from './legacy-import.ts';
@@ -140,7 +141,7 @@ export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver & 
   let importer: LegacyImporter | undefined;
   if (config.legacyImport) {
     importer = new LegacyImporter({
-      store: ctx.importStore ?? new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret }),
+      store: ctx.importStore ?? new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: config.clusterSecret }),
       log,
       // Drop the cached "not mapped" answer, so the next request is served from the cluster.
       onImported: (path) => table.forget?.(path),

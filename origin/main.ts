@@ -7,6 +7,7 @@
 // share a process.
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { splitUrls } from '../src/base/config.ts';
 import { UgcfsError } from '../src/base/errors.ts';
 import { assertListenAllowed, createHttpServer, listen } from '../src/http/http-server.ts';
 import { createLogger, type Logger } from '../src/base/log.ts';
@@ -95,7 +96,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--strict needs --presets or --allowed-sizes, or no variant could ever be served');
   }
   const self = ringSelf(config);
-  const client = opts.store ? undefined : new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret });
+  const client = opts.store ? undefined : new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: config.clusterSecret });
   const store = opts.store ?? clusterFileStore(client!);
   const deleteFeed = opts.deleteFeed ?? client;
   // Legacy paths: the name server's table, with read-through and import in front when configured.

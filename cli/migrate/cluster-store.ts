@@ -1,6 +1,7 @@
 // Binds the migration pipeline to the real cluster (ClusterClient) and to the origin's own
 // upload check, so a migrated file is stored exactly as if a seller had uploaded it: type
 // sniffed from the bytes, bomb guard, metadata stripped.
+import { splitUrls } from '../../src/base/config.ts';
 import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../../src/base/errors.ts';
 import { checkUpload, type PipelineLimits } from '../../origin/image-pipeline.ts';
@@ -11,7 +12,7 @@ import type { MigrateStore, Prepared } from './migrate-run.ts';
 export const MIGRATE_OWNER = 'migrate';
 
 export async function openMigrateStore(config: { nameserver: string; clusterSecret: string; timeoutMs: number }): Promise<MigrateStore & { close(): Promise<void> }> {
-  const client = new ClusterClient({ nameserver: config.nameserver, secret: config.clusterSecret, timeoutMs: config.timeoutMs });
+  const client = new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: config.clusterSecret, timeoutMs: config.timeoutMs });
   // One cheap call up front, so an unreachable name server or a wrong secret is one clear
   // line and exit 1, not the same failure repeated for every file.
   try {

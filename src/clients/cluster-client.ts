@@ -16,14 +16,13 @@ import { LocationCache } from './location-cache.ts';
 import { NameserverClient } from './nameserver-client.ts';
 import type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
 import type { ClusterClientConfig } from './cluster-options.ts';
-import type { BlockLocation, ClusterStatus, DeleteFeedPage, LegacyMapping, LegacyPut } from '../wire/protocol.ts';
+import { splitUrls } from '../base/config.ts';
+import type { BlockLocation, ClusterStatus, DeleteFeedPage, LegacyMapping, LegacyPut, NameserverStatus } from '../wire/protocol.ts';
 
 export type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
 export { CLUSTER_CLIENT_OPTIONS } from './cluster-options.ts';
 
 export class ClusterClient {
-  /** name server base URL */
-  readonly nameserver: string;
   private readonly ns: NameserverClient;
   private readonly locations: LocationCache;
   private readonly writer: FileWriter;
@@ -33,8 +32,8 @@ export class ClusterClient {
   constructor(opts: ClusterClientOptions) {
     // Without a timeoutMs each client keeps its own defaults (NS_TIMEOUT_MS, DS_TIMEOUTS).
     const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
-    this.ns = new NameserverClient({ nameservers: [opts.nameserver], secret: opts.secret, adminToken: opts.adminToken, ...timeout });
-    this.nameserver = this.ns.url;
+    const failover = opts.nameserverFailoverMs === undefined ? {} : { failoverMs: opts.nameserverFailoverMs };
+    this.ns = new NameserverClient({ nameservers: opts.nameserver, secret: opts.secret, adminToken: opts.adminToken, ...timeout, ...failover });
     const ds = new DataserverClient({ secret: opts.secret, ...timeout });
     this.locations = new LocationCache(this.ns, { ttlMs: opts.locationTtlMs ?? 10_000, size: opts.locationCacheSize ?? 10_000 });
     this.writer = new FileWriter({
@@ -48,6 +47,16 @@ export class ClusterClient {
     });
     this.reader = new FileReader(ds, this.locations);
     this.deleter = new FileDeleter(this.ns, ds, this.locations);
+  }
+
+  /** The name server calls go to first (the leader when known); `nameservers` lists them all. */
+  get nameserver(): string {
+    return this.ns.url;
+  }
+
+  /** Every listed name server's base URL. */
+  get nameservers(): readonly string[] {
+    return this.ns.urls;
   }
 
   // ---- files
@@ -107,6 +116,11 @@ export class ClusterClient {
     return this.ns.status();
   }
 
+  /** Every listed name server as its GET /leader answers (alive: false when it does not). */
+  nameserverStatus(): Promise<NameserverStatus[]> {
+    return this.ns.nameservers();
+  }
+
   // ---- legacy table (served by the name server's legacy module)
 
   /** The fid a legacy path is mapped to, or undefined. */
@@ -135,5 +149,5 @@ export class ClusterClient {
 }
 
 export function clusterClientFromConfig(c: ClusterClientConfig): ClusterClient {
-  return new ClusterClient({ nameserver: c.nameserver, secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs });
+  return new ClusterClient({ nameserver: splitUrls(c.nameserver), secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs });
 }

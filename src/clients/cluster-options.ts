@@ -1,6 +1,6 @@
 // Options every admin command shares to reach the cluster (see cli/commands/status.ts), and
 // the clients made from them.
-import { opt } from '../base/config.ts';
+import { opt, splitUrls } from '../base/config.ts';
 import { NAMESERVER_URL_OPTION } from '../base/role-options.ts';
 import { NS_TIMEOUT_MS, NameserverClient } from './nameserver-client.ts';
 
@@ -13,6 +13,7 @@ export const CLUSTER_CLIENT_OPTIONS = {
 
 /** What CLUSTER_CLIENT_OPTIONS load into. */
 export interface ClusterClientConfig {
+  /** comma-separated name-server URLs (splitUrls) */
   nameserver: string;
   clusterSecret: string;
   adminToken: string;
@@ -21,5 +22,5 @@ export interface ClusterClientConfig {
 
 /** The name-server client of an admin command. */
 export function nameserverClientFromConfig(c: ClusterClientConfig): NameserverClient {
-  return new NameserverClient({ nameservers: [c.nameserver], secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs });
+  return new NameserverClient({ nameservers: splitUrls(c.nameserver), secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs });
 }

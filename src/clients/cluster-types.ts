@@ -5,15 +5,17 @@ import type { DsRef } from '../wire/protocol.ts';
 import type { NeedleHead } from './dataserver-wire.ts';
 
 export interface ClusterClientOptions {
-  /** name server base URL */
-  nameserver: string;
+  /** the name servers' base URLs: every member of a high-availability group (a string may be a comma-separated list) */
+  nameserver: string | readonly string[];
   /** the cluster secret (internal APIs) */
   secret?: string;
   /** sent as Bearer to admin views (status) when no secret is given */
   adminToken?: string;
   /** per-request timeout, ms (default 10 s: NS_TIMEOUT_MS, DS_TIMEOUTS.needle) */
   timeoutMs?: number;
-  /** how long a block location is trusted before it is fetched again, ms (default 10 s) */
+  /** how long a call only the leader may answer (assign, reports) keeps looking for one, ms (default 10 s: NS_FAILOVER_MS) */
+  nameserverFailoverMs?: number;
+  /** how long a block location is trusted before it is fetched again, ms (default 10 s; a sealed block's is used longer while no name server answers) */
   locationTtlMs?: number;
   /** blocks whose locations are cached (default 10,000) */
   locationCacheSize?: number;
