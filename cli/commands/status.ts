@@ -1,7 +1,7 @@
 import { loadConfig } from '../../src/base/config.ts';
 import { CLUSTER_CLIENT_OPTIONS, nameserverClientFromConfig } from '../../src/clients/cluster-options.ts';
 import { UgcfsError } from '../../src/base/errors.ts';
-import type { ClusterStatus } from '../../src/wire/protocol.ts';
+import type { ClusterStatus, NameserverStatus } from '../../src/wire/protocol.ts';
 import type { CommandModule } from '../command.ts';
 import { bar, formatBytes } from '../progress.ts';
 
@@ -16,16 +16,23 @@ function pct(share: number): string {
   return `${(Number.isFinite(share) ? share * 100 : 0).toFixed(1)}%`;
 }
 
+/** One line per listed name server: URL, role (`-` when unknown), epoch, up or down. */
+export function formatNameservers(list: readonly NameserverStatus[]): string[] {
+  const width = Math.max(0, ...list.map((n) => n.url.length));
+  return list.map((n) => `  ${n.url.padEnd(width)}  ${(n.role ?? '-').padEnd(7)}  epoch ${String(n.epoch).padEnd(6)}  ${n.alive ? 'up' : 'DOWN'}`);
+}
+
 /**
- * The human overview: cluster totals with a disk bar, one row per data server (its USED bar
+ * The human overview: the name servers, cluster totals with a disk bar, one row per data server (its USED bar
  * is scaled to the fullest server, so balance shows at a glance), racks, under-replicated
  * blocks and recent operations. --json is the stable shape; this text may change.
  */
-export function formatStatus(s: ClusterStatus, now = Date.now()): string {
+export function formatStatus(s: ClusterStatus, now = Date.now(), nameservers: readonly NameserverStatus[] = []): string {
   const alive = s.dataservers.filter((d) => d.alive);
   const total = s.usedBytes + s.freeBytes;
   const lines = [
     ...(s.cluster !== undefined ? [`cluster: ${s.cluster}`] : []),
+    ...(nameservers.length > 0 ? [`name servers: ${nameservers.filter((n) => n.alive).length} up of ${nameservers.length}`, ...formatNameservers(nameservers)] : []),
     `data servers: ${alive.length} alive of ${s.dataservers.length}   blocks: ${s.blocks}   replicas: ${s.replicas}   under-replicated blocks: ${s.underReplicatedBlocks}`,
     `used ${formatBytes(s.usedBytes)} of ${formatBytes(total)}  ${bar(total > 0 ? s.usedBytes / total : 0, 20)} ${pct(total > 0 ? s.usedBytes / total : 0)}   free ${formatBytes(s.freeBytes)}`,
     '',
@@ -75,14 +82,17 @@ export function formatStatus(s: ClusterStatus, now = Date.now()): string {
 
 const mod: CommandModule = {
   summary: 'cluster overview: data servers, capacity, blocks, under-replicated',
-  usage: 'ugcfs status [--json] [--nameserver URL]\n\nThe name server is --nameserver or UGCFS_NAMESERVER (default http://127.0.0.1:7000); UGCFS_CLUSTER_SECRET / UGCFS_ADMIN_TOKEN authenticate.',
+  usage:
+    'ugcfs status [--json] [--nameserver URL[,URL...]]\n\nThe name servers are --nameserver or UGCFS_NAMESERVER (default http://127.0.0.1:7000), a comma-separated list for a high-availability group: the status comes from whichever answers, and each listed one is shown with its role (leader, standby), epoch and whether it is up. UGCFS_CLUSTER_SECRET / UGCFS_ADMIN_TOKEN authenticate.',
   async run(ctx) {
     const { config, flags, positionals } = loadConfig(CLUSTER_CLIENT_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json'] });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
-    const s = await nameserverClientFromConfig(config).status();
+    const ns = nameserverClientFromConfig(config);
+    const [s, nameservers] = await Promise.all([ns.status(), ns.nameservers()]);
     if (flags.has('--json')) {
       const out = {
         ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
+        nameservers,
         dataservers: s.dataservers.map((d) => ({ id: d.id, url: d.url, rack: d.rack, alive: d.alive, blocks: d.blocks, usedBytes: d.usedBytes, freeBytes: d.freeBytes, ...(d.quarantine ? { quarantine: d.quarantine } : {}) })),
         foreignDataservers: s.foreignDataservers ?? [],
         underReplicatedBlocks: s.underReplicatedBlocks,
@@ -94,7 +104,7 @@ const mod: CommandModule = {
       };
       ctx.stdout.write(JSON.stringify(out) + '\n');
     } else {
-      ctx.stdout.write(formatStatus(s));
+      ctx.stdout.write(formatStatus(s, Date.now(), nameservers));
     }
     return 0;
   },
