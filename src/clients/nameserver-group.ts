@@ -52,6 +52,7 @@ function notSent(err: UgcfsError): boolean {
 export class NameserverGroup {
   private leaderUrl: string | undefined;
   private readUrl: string;
+  private finding: Promise<string | undefined> | undefined;
 
   constructor(
     readonly urls: readonly string[],
@@ -139,8 +140,17 @@ export class NameserverGroup {
     }
   }
 
-  /** The leader as the listed servers tell it (GET /leader on each, in parallel), or undefined while none is known. */
-  async findLeader(): Promise<string | undefined> {
+  /**
+   * The leader as the listed servers tell it (GET /leader on each, in parallel), or undefined
+   * while none is known. Concurrent callers (every write in flight when a leader dies) share
+   * one round of probes.
+   */
+  findLeader(): Promise<string | undefined> {
+    this.finding ??= this.probeForLeader().finally(() => (this.finding = undefined));
+    return this.finding;
+  }
+
+  private async probeForLeader(): Promise<string | undefined> {
     const probes = await this.probeAll();
     const byEpoch = (a: NameserverProbe, b: NameserverProbe) => b.epoch - a.epoch;
     const leading = probes.filter((p) => p.role === 'leader').sort(byEpoch)[0];
