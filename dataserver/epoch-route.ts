@@ -20,6 +20,8 @@ import { answerError, InFlight, requestId, RouteMeter, serveAhead } from '../src
 import { HEADERS } from '../src/wire/protocol.ts';
 import type { EpochFence } from './epoch-fence.ts';
 
+const EPOCH = HEADERS.epoch;
+
 export interface EpochRouteContext {
   fence: EpochFence;
   secret: string;
@@ -31,7 +33,7 @@ export interface EpochRouteContext {
 /** The header's epoch; UGCFS_ERR_BAD_REQUEST unless it is one decimal integer below 2^53. */
 export function parseEpochHeader(v: string | string[]): number {
   const n = typeof v === 'string' && /^\d{1,16}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `${HEADERS.epoch} must be a non-negative decimal integer (one header)`);
+  if (!Number.isSafeInteger(n)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `${EPOCH} must be a non-negative decimal integer (one header)`);
   return n;
 }
 
@@ -57,7 +59,7 @@ export function installEpochFence(app: FastifyInstance, ctx: EpochRouteContext):
   };
 
   serveAhead(server, (req, res) => {
-    const given = req.headers[HEADERS.epoch];
+    const given = req.headers[EPOCH];
     if (given === undefined) return false;
     const started = performance.now();
     let epoch: number;

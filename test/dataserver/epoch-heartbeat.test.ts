@@ -58,7 +58,7 @@ describe('a data server beating today\'s single name server', () => {
     expect((JSON.parse(kept.body.toString()) as BlockReport).id).toBe(block);
     expect(logLines(fenced!, 'no longer leads')).toHaveLength(1);
     expect(logLines(fenced!, 'quarantined block on name server request')).toHaveLength(0);
-    expect(logLines(control!, 'quarantined block on name server request')).toHaveLength(1);
+    await waitFor('the control\'s log line', () => logLines(control!, 'quarantined block on name server request').length === 1);
 
     // A data server listing a dead name server before the real one: it registers, takes
     // writes, and the dead one is logged once
@@ -69,7 +69,7 @@ describe('a data server beating today\'s single name server', () => {
     // its replies are acted on: an extra copy pulled there is dropped on the name server's word
     expect((await pull(ds, {})).status).toBe(200);
     await waitFor('ds-x to drop its extra copy', async () => (await callRaw(ds.url + blockPath(block), { secret: c.secret })).status === 404);
-    expect(logLines(ds, 'quarantined block on name server request')).toHaveLength(1);
+    await waitFor('ds-x\'s log line', () => logLines(ds, 'quarantined block on name server request').length === 1);
     await new Promise((r) => setTimeout(r, 500));
     const failed = ds.lines.filter((l) => l.includes('heartbeat failed'));
     expect(failed).toHaveLength(1);
