@@ -6,7 +6,7 @@
 import { UgcfsError } from '../src/base/errors.ts';
 import type { BlockLocation } from '../src/wire/protocol.ts';
 import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
-import { SYNC, type Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 /**
  * creating: persisted before any data server hears of it, and until every replica has
@@ -45,21 +45,32 @@ export class BlockMap {
   private readonly copiedUntil = new Map<string, number>();
 
   constructor(
-    private readonly store: Store<BlockRecord>,
+    private readonly store: Namespace<BlockRecord>,
     private readonly registry: Registry,
     /** how long a freshly created block counts as held before reports confirm it */
     private readonly confirmWindowMs: number,
   ) {}
 
+  /** Reads every record (writes nothing: a standby loads too). */
   async load(): Promise<void> {
-    const interrupted: BlockRecord[] = [];
-    for await (const [, rec] of this.store.iterator()) {
-      if (rec.state === 'creating') interrupted.push(rec);
-      else this.index(rec);
-    }
-    // A name server that died mid-creation handed out no fid in the block, but some server
-    // may never have heard of it: holding no copy, it would count as lost for ever.
-    for (const rec of interrupted) await this.put({ ...rec, state: 'abandoned' });
+    for await (const [, rec] of this.store.iterator()) this.index(rec);
+  }
+
+  /**
+   * On becoming leader: a name server that died mid-creation handed out no fid in the
+   * block, but some server may never have heard of it: holding no copy, it would count as
+   * lost for ever. Such blocks are abandoned.
+   */
+  async takeOver(): Promise<void> {
+    for (const rec of [...this.records.values()]) if (rec.state === 'creating') await this.put({ ...rec, state: 'abandoned' });
+  }
+
+  /** A standby follows the leader's change of a record (state-follow.ts). */
+  apply(key: string, value: unknown): void {
+    if (value === undefined) {
+      this.records.delete(Number(key));
+      this.writableIds.delete(Number(key));
+    } else this.index(value as BlockRecord);
   }
 
   /** Records of every state, abandoned ones included: 0 means this state never allocated or adopted a block. */
@@ -88,7 +99,7 @@ export class BlockMap {
   }
 
   async put(rec: BlockRecord): Promise<void> {
-    await this.store.put(String(rec.id), rec, SYNC);
+    await this.store.put(String(rec.id), rec);
     this.index(rec);
   }
 

@@ -15,7 +15,7 @@
 // - otherwise (a new cluster, or an upgrade of a state from before identities) one is made.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../src/base/log.ts';
-import { SYNC, type Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 const CLUSTER_KEY = 'clusterId';
 const STATE_KEY = 'stateId';
@@ -41,8 +41,8 @@ export class ClusterIdentity {
   private sawUnidentified = false;
 
   private constructor(
-    private readonly meta: Store<string>,
-    readonly stateId: string,
+    private readonly meta: Namespace<string>,
+    private state: string,
     stored: string | undefined,
     private readonly o: ClusterIdOptions,
   ) {
@@ -51,17 +51,40 @@ export class ClusterIdentity {
     else this.id = stored;
   }
 
-  static async open(meta: Store<string>, o: ClusterIdOptions): Promise<ClusterIdentity> {
-    let stateId = await meta.get(STATE_KEY);
-    if (stateId === undefined) {
-      stateId = newStateId();
-      await meta.put(STATE_KEY, stateId, SYNC);
-    }
-    const ci = new ClusterIdentity(meta, stateId, await meta.get(CLUSTER_KEY), o);
-    if (!o.learn && ci.id === undefined) await ci.settle(newClusterId(), 'created a cluster id', undefined, 'info');
-    else if (ci.id !== undefined) o.log.info({ cluster: ci.id, state: stateId }, 'cluster id');
-    else o.log.warn({ state: stateId, until: new Date(o.learnUntil).toISOString() }, '--adopt-blocks: the cluster id will be taken from the first data server reporting one');
-    return ci;
+  /** Reads the ids (writes nothing: a standby opens it too); takeOver() makes missing ones. */
+  static async open(meta: Namespace<string>, o: ClusterIdOptions): Promise<ClusterIdentity> {
+    return new ClusterIdentity(meta, (await meta.get(STATE_KEY)) ?? '', await meta.get(CLUSTER_KEY), o);
+  }
+
+  /** This state's id ('' until a leader has made it). */
+  get stateId(): string {
+    return this.state;
+  }
+
+  /** On becoming leader: makes (persisted first) the state id and, unless learning, the cluster id. */
+  async takeOver(): Promise<void> {
+    await this.serial(async () => {
+      if (this.state === '') {
+        const id = newStateId();
+        await this.meta.put(STATE_KEY, id);
+        this.state = id;
+      }
+      if (!this.learning && this.id === undefined) await this.settle(newClusterId(), 'created a cluster id', undefined, 'info');
+      else if (this.id !== undefined) this.o.log.info({ cluster: this.id, state: this.state }, 'cluster id');
+      else this.o.log.warn({ state: this.state, until: new Date(this.o.learnUntil).toISOString() }, '--adopt-blocks: the cluster id will be taken from the first data server reporting one');
+    });
+  }
+
+  /** A standby follows the leader's change (state-follow.ts); false for keys not its own. */
+  apply(key: string, value: unknown): boolean {
+    if (typeof value !== 'string') return key === STATE_KEY || key === CLUSTER_KEY;
+    if (key === STATE_KEY) this.state = value;
+    else if (key === CLUSTER_KEY) {
+      this.id = value;
+      this.learning = false;
+      this.provisional = undefined;
+    } else return false;
+    return true;
   }
 
   /** The cluster id; undefined only while learning it. */
@@ -101,11 +124,11 @@ export class ClusterIdentity {
   }
 
   private async settle(id: string, why: string, from?: string, level: 'info' | 'warn' = 'warn'): Promise<void> {
-    await this.meta.put(CLUSTER_KEY, id, SYNC);
+    await this.meta.put(CLUSTER_KEY, id);
     this.id = id;
     this.learning = false;
     this.provisional = undefined;
-    this.o.log[level]({ cluster: id, state: this.stateId, ...(from ? { ds: from } : {}) }, why);
+    this.o.log[level]({ cluster: id, state: this.state, ...(from ? { ds: from } : {}) }, why);
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {

@@ -6,7 +6,12 @@ import { OPS_OPTIONS } from './ops-config.ts';
 
 export const NAMESERVER_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,
-  data: opt.string('', 'directory for the name server\'s LevelDB state', { required: true }),
+  data: opt.string('', 'directory for the name server\'s LevelDB state (required without --etcd)'),
+  etcd: opt.string('', 'etcd member client URLs, comma-separated: the state lives in etcd and this name server joins a high-availability group', { env: 'UGCFS_ETCD' }),
+  etcdPrefix: opt.string('', 'key prefix of this cluster in etcd (default /ugcfs/default)', { env: 'UGCFS_ETCD_PREFIX' }),
+  advertiseUrl: opt.url('', 'URL the other servers reach this name server at (GET /leader answers it); default: its listen URL', { env: 'UGCFS_ADVERTISE_URL' }),
+  leaseMs: opt.int(5000, 'with --etcd: the leader\'s lease; a dead leader is replaced about this long after it died (etcd grants whole seconds)', { min: 1000, max: 600_000 }),
+  importState: opt.string('', 'with --etcd: copy the LevelDB state in this directory (a single name server\'s --data, stopped) into etcd once, verified, then run'),
   port: opt.int(7000, 'port to listen on (0 picks a free one)', { env: 'UGCFS_NAMESERVER_PORT', min: 0, max: 65535 }),
   replicas: opt.int(2, 'copies of every block (default for new blocks)', { min: 1, max: 8 }),
   heartbeatMs: opt.int(1000, 'interval at which data servers are expected to send heartbeats', { min: 10 }),

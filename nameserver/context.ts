@@ -13,14 +13,17 @@ import type { DeleteFeed } from './delete-feed.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import type { Registry } from './registry.ts';
 import type { Repairer } from './repair.ts';
-import type { RootDb, Store } from './state-db.ts';
+import type { Leadership } from './leadership.ts';
+import type { MetadataStore, Namespace } from './metadata-store/index.ts';
 
 export interface NameserverContext {
   readonly config: NameserverConfig;
-  /** the root LevelDB; keep your state in your own sublevel (see sublevel()) */
-  readonly db: RootDb;
-  /** a JSON-valued sublevel; names taken by the core: meta, blocks, dataservers, pending-deletes, delete-feed (and legacy) */
-  sublevel<V>(name: string): Store<V>;
+  /** the metadata store (LevelDB, or etcd shared by a group); keep your state in your own namespace (see namespace()) */
+  readonly store: MetadataStore;
+  /** a JSON-valued namespace; names taken by the core: meta, blocks, dataservers, pending-deletes, delete-feed (and legacy, ops) */
+  namespace<V>(name: string): Namespace<V>;
+  /** who leads; a module's leader-only work starts in onPromote (a single name server: at start) and stops in onDemote */
+  readonly leadership: Leadership;
   /** data servers: identity, liveness, space, last block report; require(id) throws UGCFS_ERR_DATASERVER_NOT_FOUND */
   readonly registry: Registry;
   /** allocated blocks, replica sets, live holders, busy marks (no writes / no reconciliation while busy) */
@@ -42,7 +45,7 @@ export interface NameserverContext {
   status(): Promise<ClusterStatus>;
   /** lets a module add to GET /status (e.g. ops fills `operations`) */
   onStatus(fn: (status: ClusterStatus) => void | Promise<void>): void;
-  /** runs at shutdown, before LevelDB closes (stop timers, finish work) */
+  /** runs at shutdown, before the store closes (stop timers, finish work) */
   onClose(fn: () => Promise<void> | void): void;
 }
 

@@ -37,6 +37,11 @@ function objectBody(req: FastifyRequest): Record<string, unknown> {
 }
 
 export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext, heartbeats: HeartbeatHandler): void {
+  app.get(NS_ROUTES.leader, async (req) => {
+    ctx.requireAdmin(req);
+    return ctx.leadership.status();
+  });
+
   app.post(NS_ROUTES.heartbeat, async (req) => {
     ctx.requireInternal(req);
     return heartbeats.handle(req.body);

@@ -4,6 +4,8 @@
 // it dead, so a server that hangs without dying never holds a caller, or a block's claim,
 // for a whole timeout.
 import { DataserverClient } from '../src/clients/dataserver-client.ts';
+import { HEADERS } from '../src/wire/protocol.ts';
+import type { Leadership } from './leadership.ts';
 import type { Registry } from './registry.ts';
 
 const clients = new WeakMap<Registry, DataserverClient>();
@@ -11,11 +13,26 @@ const clients = new WeakMap<Registry, DataserverClient>();
 /** How often a call in progress checks that its server is still alive. */
 export const LIVENESS_POLL_MS = 250;
 
-export function dataserverClient(registry: Registry, secret: string): DataserverClient {
+/**
+ * The client a name server commands its data servers with. With `leadership`, every call
+ * carries the leader's epoch (HEADERS.epoch; data servers refuse a lower one than they have
+ * seen) and is not sent at all once this name server stops leading. The first call for a
+ * registry decides.
+ */
+export function dataserverClient(registry: Registry, secret: string, leadership?: Pick<Leadership, 'requireLeader' | 'epoch' | 'kind'>): DataserverClient {
   let c = clients.get(registry);
   if (!c) {
+    const fenced = leadership?.kind === 'etcd' ? leadership : undefined;
     c = new DataserverClient({
       secret,
+      ...(fenced
+        ? {
+            commandHeaders: () => {
+              fenced.requireLeader();
+              return { [HEADERS.epoch]: String(fenced.epoch()) };
+            },
+          }
+        : {}),
       isAlive: (ds) => {
         const e = registry.get(ds.id);
         return e !== undefined && registry.isAlive(e);
@@ -28,6 +45,6 @@ export function dataserverClient(registry: Registry, secret: string): Dataserver
 }
 
 /** The data-server client of a name server's context. */
-export function dataserversOf(ctx: { readonly registry: Registry; readonly config: { readonly clusterSecret: string } }): DataserverClient {
-  return dataserverClient(ctx.registry, ctx.config.clusterSecret);
+export function dataserversOf(ctx: { readonly registry: Registry; readonly config: { readonly clusterSecret: string }; readonly leadership?: Leadership }): DataserverClient {
+  return dataserverClient(ctx.registry, ctx.config.clusterSecret, ctx.leadership);
 }

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { decodeFid } from '../src/wire/file-id.ts';
 import type { DeleteEvent, DeleteFeedPage } from '../src/wire/protocol.ts';
-import { SYNC, type Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 interface StoredDelete {
   fid: string;
@@ -33,7 +33,7 @@ export class DeleteFeed {
   private readonly maxAgeMs: number;
   private readonly pageSize: number;
 
-  constructor(private readonly store: Store<StoredDelete>, o: DeleteFeedOptions = {}) {
+  constructor(private readonly store: Namespace<StoredDelete>, o: DeleteFeedOptions = {}) {
     this.maxEntries = o.maxEntries ?? 100_000;
     this.maxAgeMs = o.maxAgeMs ?? 3_600_000;
     this.pageSize = o.pageSize ?? 1000;
@@ -47,9 +47,33 @@ export class DeleteFeed {
     this.seq = newest.at(-1)?.seq ?? 0;
     const stored = (await this.store.get(FEED_ID_KEY)) as unknown as { id?: string } | undefined;
     if (stored?.id) this.id = stored.id;
-    else {
-      this.id = randomBytes(8).toString('hex');
-      await this.store.put(FEED_ID_KEY, { id: this.id } as unknown as StoredDelete, SYNC);
+  }
+
+  /** On becoming leader: a new state gets its feed id. */
+  async takeOver(): Promise<void> {
+    if (this.id !== '') return;
+    const id = randomBytes(8).toString('hex');
+    await this.store.put(FEED_ID_KEY, { id } as unknown as StoredDelete);
+    this.id = id;
+  }
+
+  /** A standby follows the leader's change (state-follow.ts): a new event, a trim, the feed id. */
+  apply(k: string, value: unknown): void {
+    if (k === FEED_ID_KEY) {
+      const id = (value as { id?: unknown } | undefined)?.id;
+      if (typeof id === 'string') this.id = id;
+      return;
+    }
+    const seq = Number(k);
+    if (value !== undefined) {
+      const v = value as StoredDelete;
+      if (seq > this.seq) {
+        this.events.push({ seq, fid: v.fid, at: v.at });
+        this.seq = seq;
+      }
+    } else {
+      // Trims drop the oldest events; in order, so the head is where they are.
+      while (this.events.length > 0 && this.events[0]!.seq <= seq) this.events.shift();
     }
   }
 
@@ -62,7 +86,7 @@ export class DeleteFeed {
     const ev = { seq: ++this.seq, fid, at: now };
     this.events.push(ev);
     // Synced: the delete is acknowledged (and replayed to late copies of adopted blocks) after this.
-    await this.store.put(key(ev.seq), { fid, at: now }, SYNC);
+    await this.store.put(key(ev.seq), { fid, at: now });
     await this.trim(now);
     return ev.seq;
   }
@@ -102,6 +126,6 @@ export class DeleteFeed {
     while (this.events.length > 0 && (this.events.length > this.maxEntries || now - this.events[0]!.at > this.maxAgeMs)) {
       drop.push(key(this.events.shift()!.seq));
     }
-    if (drop.length > 0) await this.store.batch(drop.map((k) => ({ type: 'del' as const, key: k })));
+    if (drop.length > 0) await this.store.batch(drop.map((k) => ({ type: 'del' as const, key: k })), { sync: false, atomic: false });
   }
 }

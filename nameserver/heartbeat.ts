@@ -17,6 +17,7 @@ import type { BlockMap, BlockRecord } from './block-map.ts';
 import type { ClusterIdentity } from './cluster-id.ts';
 import type { DeleteFeed } from './delete-feed.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
+import type { Leadership } from './leadership.ts';
 import type { Registry } from './registry.ts';
 import type { PersistedSequence } from './sequence.ts';
 
@@ -161,6 +162,8 @@ export interface HeartbeatDeps {
   replicas: number;
   /** deletes recorded by this state, replayed to servers that join an adopted block late */
   deleteFeed: Pick<DeleteFeed, 'fidsInBlock'>;
+  /** who leads: a standby only records liveness and reports, changes nothing, sends no command */
+  leadership: Pick<Leadership, 'isLeader' | 'epoch'>;
 }
 
 export class HeartbeatHandler {
@@ -173,6 +176,7 @@ export class HeartbeatHandler {
 
   async handle(body: unknown, now = Date.now()): Promise<HeartbeatReply> {
     const hb = parseHeartbeat(body);
+    if (!this.d.leadership.isLeader()) return this.standby(hb, now);
     await this.d.identity.tick(now);
     await this.admit(hb, now);
     await this.raiseSequences(hb);
@@ -226,8 +230,27 @@ export class HeartbeatHandler {
     return this.reply(commands);
   }
 
+  /**
+   * A standby keeps a warm picture (liveness, space, reports of allocated blocks) so that it
+   * can lead at once, and changes nothing: no registration persisted, no adoption, no
+   * sequence moved, no command. Its reply says it is a standby; the data server takes
+   * nothing from it.
+   */
+  private async standby(hb: Heartbeat, now: number): Promise<HeartbeatReply> {
+    if (hb.cluster !== undefined && this.d.identity.clusterId !== undefined && hb.cluster !== this.d.identity.clusterId) {
+      throw this.foreign(hb, `it belongs to cluster ${hb.cluster}, this name server to ${this.d.identity.clusterId}`, now);
+    }
+    const reports = new Map<number, BlockReport>();
+    for (const rep of hb.blocks) {
+      const rec = this.d.blocks.get(rep.id);
+      if (rec && rec.state !== 'abandoned') reports.set(rep.id, rep);
+    }
+    await this.d.registry.beat(hb, reports, now, false);
+    return this.reply([], 'standby');
+  }
+
   /** The reply every member gets; `leasedUpTo` is read last, after any skip this beat caused. */
-  private reply(commands: DsCommand[]): HeartbeatReply {
+  private reply(commands: DsCommand[], role: 'leader' | 'standby' = 'leader'): HeartbeatReply {
     const cluster = this.d.identity.clusterId;
     return {
       ok: true,
@@ -236,6 +259,8 @@ export class HeartbeatHandler {
       state: this.d.identity.stateId,
       now: Date.now(),
       leasedUpTo: { blockIds: this.d.blockIds.leasedUpTo.toString(), keys: this.d.keys.leasedUpTo.toString() },
+      role,
+      epoch: this.d.leadership.epoch(),
     };
   }
 

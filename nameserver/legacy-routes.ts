@@ -6,7 +6,7 @@ import { NS_ROUTES, type LegacyPut } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { LegacyTable, type LegacyRecord } from './legacy-table.ts';
 
-export type LegacyRouteContext = Pick<NameserverContext, 'sublevel' | 'requireAdmin'>;
+export type LegacyRouteContext = Pick<NameserverContext, 'namespace' | 'requireAdmin'>;
 
 function queryString(req: FastifyRequest, name: string): string | undefined {
   const v = (req.query as Record<string, unknown> | undefined)?.[name];
@@ -16,7 +16,7 @@ function queryString(req: FastifyRequest, name: string): string | undefined {
 }
 
 export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyTable {
-  const table = new LegacyTable(ctx.sublevel<LegacyRecord>('legacy'));
+  const table = new LegacyTable(ctx.namespace<LegacyRecord>('legacy'));
 
   app.get(NS_ROUTES.legacy, async (req) => {
     ctx.requireAdmin(req);

@@ -6,7 +6,7 @@ import { UgcfsError } from '../src/base/errors.ts';
 import { decodeFid } from '../src/wire/file-id.ts';
 import { legacyPathFromName } from '../src/wire/legacy-path.ts';
 import type { LegacyList, LegacyMapping, LegacyPut } from '../src/wire/protocol.ts';
-import { SYNC, type Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 export interface LegacyRecord {
   fid: string;
@@ -27,13 +27,13 @@ export interface LegacySetResult {
 }
 
 export class LegacyTable {
-  private readonly rows: Store<LegacyRecord>;
+  private readonly rows: Namespace<LegacyRecord>;
   // Sets on one path are serialised, so an `ifAbsent` create cannot race another writer
   // between its read and its put.
   private readonly locks = new Map<string, Promise<unknown>>();
 
   /** `rows`: the name server's JSON sublevel "legacy" */
-  constructor(rows: Store<LegacyRecord>) {
+  constructor(rows: Namespace<LegacyRecord>) {
     this.rows = rows;
   }
 
@@ -64,7 +64,7 @@ export class LegacyTable {
       if (put.sha256 !== undefined) rec.sha256 = put.sha256;
       if (put.size !== undefined) rec.size = put.size;
       // Synced before the answer: the table cannot be rebuilt from anything else.
-      await this.rows.put(path, rec, SYNC);
+      await this.rows.put(path, rec);
       return { mapping: toMapping(path, rec), ...(old ? { previous: toMapping(path, old) } : {}), changed: true };
     });
   }
@@ -75,7 +75,7 @@ export class LegacyTable {
     return this.locked(path, async () => {
       const old = await this.rows.get(path);
       if (old === undefined) return false;
-      await this.rows.del(path, SYNC);
+      await this.rows.del(path);
       return true;
     });
   }

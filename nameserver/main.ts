@@ -19,7 +19,7 @@ export async function startNameserver(config: NameserverConfig, opts: Nameserver
   assertListenAllowed(config.host, config.clusterSecret, 'nameserver');
   const log = opts.log ?? createLogger({ name: 'nameserver', level: config.logLevel });
   try {
-    mkdirSync(config.data, { recursive: true });
+    if (config.data !== '') mkdirSync(config.data, { recursive: true });
   } catch (err) {
     // An unusable --data is bad usage (exit 2), like the data server's.
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${config.data} is not a writable directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
@@ -41,7 +41,12 @@ export async function startNameserver(config: NameserverConfig, opts: Nameserver
     await instance.close();
     throw err;
   }
-  instance.startLoop();
+  try {
+    await instance.start(config.advertiseUrl || url);
+  } catch (err) {
+    await instance.close();
+    throw err;
+  }
   let closing: Promise<void> | undefined;
   return {
     url,

@@ -4,12 +4,15 @@
 import { randomBytes } from 'node:crypto';
 import { UgcfsError } from '../src/base/errors.ts';
 import type { Operation, OperationKind } from '../src/wire/protocol.ts';
-import type { Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 /** Finished operations kept; older ones are dropped from the store. */
 const KEEP_FINISHED = 200;
 /** Progress is written at most this often while an operation runs (and always at its end). */
 const SAVE_EVERY_MS = 250;
+
+// Progress and history are redone or re-derived after a crash: their loss costs nothing.
+const UNSYNCED = { sync: false } as const;
 
 export const OP_ID = /^op-[0-9a-z]{1,12}-[0-9a-f]{6}$/;
 
@@ -21,7 +24,7 @@ export class OperationHistory {
   private readonly ops = new Map<string, Operation>();
   private readonly lastSave = new Map<string, number>();
 
-  constructor(private readonly store: Store<Operation>) {}
+  constructor(private readonly store: Namespace<Operation>) {}
 
   /** Loads the records; whatever was running when the name server stopped is now 'interrupted'. */
   async load(now = Date.now()): Promise<Operation[]> {
@@ -31,7 +34,7 @@ export class OperationHistory {
         op.state = 'interrupted';
         op.finishedAt = now;
         op.message = `${op.message ? op.message + '; ' : ''}interrupted: the name server stopped; run it again to finish`;
-        await this.store.put(op.id, op);
+        await this.store.put(op.id, op, UNSYNCED);
         interrupted.push(op);
       }
       this.ops.set(op.id, op);
@@ -44,7 +47,7 @@ export class OperationHistory {
     const id = `op-${now.toString(36)}-${randomBytes(3).toString('hex')}`;
     const op: Operation = { id, kind, state: 'running', startedAt: now, done: 0, total: 0, bytesDone: 0, details };
     this.ops.set(id, op);
-    await this.store.put(id, op);
+    await this.store.put(id, op, UNSYNCED);
     await this.prune();
     return op;
   }
@@ -72,7 +75,7 @@ export class OperationHistory {
   async save(op: Operation, force = false, now = Date.now()): Promise<void> {
     if (!force && now - (this.lastSave.get(op.id) ?? 0) < SAVE_EVERY_MS) return;
     this.lastSave.set(op.id, now);
-    await this.store.put(op.id, op);
+    await this.store.put(op.id, op, UNSYNCED);
   }
 
   async finish(op: Operation, state: 'done' | 'failed' | 'interrupted', message: string, now = Date.now()): Promise<void> {
@@ -81,14 +84,14 @@ export class OperationHistory {
     op.finishedAt = now;
     op.message = message;
     this.lastSave.delete(op.id);
-    await this.store.put(op.id, op);
+    await this.store.put(op.id, op, UNSYNCED);
   }
 
   private async prune(): Promise<void> {
     const finished = this.list().filter(isFinished);
     for (const op of finished.slice(KEEP_FINISHED)) {
       this.ops.delete(op.id);
-      await this.store.del(op.id);
+      await this.store.del(op.id, UNSYNCED);
     }
   }
 }

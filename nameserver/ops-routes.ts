@@ -86,8 +86,11 @@ function opIdParam(req: FastifyRequest): string {
 
 export async function register(app: FastifyInstance, ctx: NameserverContext): Promise<void> {
   const settings = opsSettings(ctx.config);
-  const history = new OperationHistory(ctx.sublevel<Operation>('ops'));
-  for (const op of await history.load()) ctx.log.warn({ op: op.id, kind: op.kind, done: op.done, total: op.total }, 'operation was interrupted by a name-server stop; run it again to finish');
+  const history = new OperationHistory(ctx.namespace<Operation>('ops'));
+  // The leader owns operations: what a stopped leader was running is interrupted.
+  ctx.leadership.onPromote(async () => {
+    for (const op of await history.load()) ctx.log.warn({ op: op.id, kind: op.kind, done: op.done, total: op.total }, 'operation was interrupted by a name-server stop; run it again to finish');
+  });
   const engine = new OpsEngine(ctx, history, settings);
 
   const startOp = async (r: OpRequest, auto = false): Promise<Operation> => {
@@ -157,7 +160,7 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
   const every = (ms: number, busy: OperationKind[], due: () => boolean, r: OpRequest, what: string) => {
     if (ms <= 0) return;
     const t = setInterval(() => {
-      if (history.running(busy).length > 0 || !due()) return;
+      if (!ctx.leadership.isLeader() || history.running(busy).length > 0 || !due()) return;
       startOp(r, true).catch((err: Error) => ctx.log.warn({ err: err.message }, `automatic ${what} did not start`));
     }, ms);
     t.unref();
@@ -178,7 +181,7 @@ export async function register(app: FastifyInstance, ctx: NameserverContext): Pr
   // settles each adopted block by "deletes win" (docs/NAMESERVER.md, "Losing the state directory").
   if (ctx.config.adoptBlocks) {
     const t = setTimeout(() => {
-      if (history.running(['verify']).length > 0) return;
+      if (!ctx.leadership.isLeader() || history.running(['verify']).length > 0) return;
       startOp(request('verify', { repair: true }), true)
         .then((op) => ctx.log.warn({ op: op.id }, '--adopt-blocks: verify --repair started to settle the adopted copies (deletes a copy missed win)'))
         .catch((err: Error) => ctx.log.warn({ err: err.message }, 'verify after adopting did not start'));

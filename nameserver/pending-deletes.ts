@@ -5,7 +5,7 @@
 import type { Logger } from '../src/base/log.ts';
 import { dataserverClient } from './dataservers.ts';
 import type { DataserverEntry, Registry } from './registry.ts';
-import { SYNC, type Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 interface PendingDelete {
   block: number;
@@ -22,7 +22,7 @@ export class PendingDeletes {
   private readonly retryAt = new Map<string, number>();
 
   constructor(
-    private readonly store: Store<PendingDelete>,
+    private readonly store: Namespace<PendingDelete>,
     private readonly registry: Registry,
     private readonly secret: string,
     private readonly log: Logger,
@@ -35,8 +35,18 @@ export class PendingDeletes {
     }
   }
 
+  /** A standby follows the leader's change (state-follow.ts). */
+  apply(key: string, value: unknown): void {
+    const i = key.indexOf(SEP);
+    if (i < 0) return;
+    const dsId = key.slice(0, i);
+    const fid = key.slice(i + 1);
+    if (value !== undefined) this.remember(dsId, fid, (value as PendingDelete).block);
+    else this.forget(dsId, fid);
+  }
+
   async add(dsId: string, fid: string, block: number): Promise<void> {
-    await this.store.put(dsId + SEP + fid, { block, at: Date.now() }, SYNC);
+    await this.store.put(dsId + SEP + fid, { block, at: Date.now() });
     this.remember(dsId, fid, block);
   }
 
@@ -100,7 +110,12 @@ export class PendingDeletes {
   }
 
   private async done(dsId: string, fid: string): Promise<void> {
-    await this.store.del(dsId + SEP + fid);
+    // Unsynced: a delete lost in a power cut is only replayed again (deletes are idempotent).
+    await this.store.del(dsId + SEP + fid, { sync: false });
+    this.forget(dsId, fid);
+  }
+
+  private forget(dsId: string, fid: string): void {
     const m = this.byDs.get(dsId);
     m?.delete(fid);
     if (m && m.size === 0) this.byDs.delete(dsId);

@@ -3,7 +3,7 @@
 // block reports live in memory and come back with the next heartbeat.
 import { UgcfsError } from '../src/base/errors.ts';
 import type { BlockReport, DsRef, Heartbeat, QuarantineSummary } from '../src/wire/protocol.ts';
-import { SYNC, type Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 interface PersistedDataserver {
   id: string;
@@ -32,9 +32,11 @@ export interface BeatResult {
 
 export class Registry {
   private readonly entries = new Map<string, DataserverEntry>();
+  /** ids whose identity changed while this name server was a standby: persisted on take-over */
+  private readonly unsaved = new Set<string>();
 
   constructor(
-    private readonly store: Store<PersistedDataserver>,
+    private readonly store: Namespace<PersistedDataserver>,
     private readonly deadAfterMs: number,
     private readonly startedAt: number,
   ) {}
@@ -45,19 +47,27 @@ export class Registry {
     }
   }
 
-  /** Records a heartbeat. `reports` has already been filtered to allocated blocks. */
-  async beat(hb: Heartbeat, reports: Map<number, BlockReport>, now: number): Promise<BeatResult> {
+  /**
+   * Records a heartbeat. `reports` has already been filtered to allocated blocks. A standby
+   * (`persist` false) keeps a new or moved server in memory only; the leader persists it.
+   */
+  async beat(hb: Heartbeat, reports: Map<number, BlockReport>, now: number, persist = true): Promise<BeatResult> {
     let entry = this.entries.get(hb.id);
     const returned = !entry || !this.isAlive(entry, now);
+    let changed = false;
     if (!entry) {
       entry = { id: hb.id, url: hb.url, rack: hb.rack, draining: false, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new Map() };
       this.entries.set(hb.id, entry);
-      await this.persist(entry);
+      changed = true;
     } else if (entry.url !== hb.url || entry.rack !== hb.rack) {
       // Data servers started with --port 0 come back on a new port; the id is what counts.
       entry.url = hb.url;
       entry.rack = hb.rack;
-      await this.persist(entry);
+      changed = true;
+    }
+    if (changed || (persist && this.unsaved.has(entry.id))) {
+      if (persist) await this.persist(entry);
+      else this.unsaved.add(entry.id);
     }
     entry.freeBytes = hb.freeBytes;
     entry.usedBytes = hb.usedBytes;
@@ -119,13 +129,42 @@ export class Registry {
     const e = this.require(id);
     if (this.isAlive(e, now)) throw new UgcfsError('UGCFS_ERR_CONFLICT', `data server ${id} is alive; stop it before forgetting it`);
     this.entries.delete(id);
-    await this.store.del(id, SYNC);
+    await this.store.del(id);
+  }
+
+  /** On becoming leader: persists what was learnt from heartbeats while a standby. */
+  async takeOver(): Promise<void> {
+    for (const id of [...this.unsaved]) {
+      const e = this.entries.get(id);
+      if (e) await this.persist(e);
+    }
+  }
+
+  /** A standby follows the leader's change of a server's identity (state-follow.ts). */
+  apply(id: string, value: unknown): void {
+    if (value === undefined) {
+      this.entries.delete(id);
+      this.unsaved.delete(id);
+      return;
+    }
+    const p = value as PersistedDataserver;
+    const e = this.entries.get(id);
+    if (!e) this.entries.set(id, { ...p, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new Map() });
+    else {
+      // A heartbeat seen here may be newer than the leader's record: the URL stays ours.
+      if (!this.unsaved.has(id)) {
+        e.url = p.url;
+        e.rack = p.rack;
+      }
+      e.draining = p.draining;
+    }
   }
 
   // Synced: a registration, a drain and a forget are acknowledged (to the data server, to an
   // operator) after this; all are rare, so the sync costs nothing that matters.
   private async persist(e: DataserverEntry): Promise<void> {
-    await this.store.put(e.id, { id: e.id, url: e.url, rack: e.rack, draining: e.draining }, SYNC);
+    await this.store.put(e.id, { id: e.id, url: e.url, rack: e.rack, draining: e.draining });
+    this.unsaved.delete(e.id);
   }
 }
 

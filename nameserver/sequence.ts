@@ -2,7 +2,7 @@
 // range is written (synced) BEFORE any number from it is handed out, so after a SIGKILL
 // the next start resumes past everything that may have been issued: a number is never
 // issued twice, at worst a range's unused tail is skipped.
-import { SYNC, type Store } from './state-db.ts';
+import type { Namespace } from './metadata-store/index.ts';
 
 export class PersistedSequence {
   private next = 0n;
@@ -12,7 +12,7 @@ export class PersistedSequence {
   private extending: Promise<void> | undefined;
 
   constructor(
-    private readonly meta: Store<string>,
+    private readonly meta: Namespace<string>,
     private readonly name: string,
     private readonly leaseSize: bigint,
     private readonly max: bigint,
@@ -23,6 +23,13 @@ export class PersistedSequence {
     const stored = await this.meta.get(this.name);
     this.next = stored === undefined ? this.first : BigInt(stored);
     this.end = this.next;
+  }
+
+  /** A standby follows the leader's lease end (state-follow.ts): numbers below it may be issued. */
+  follow(value: unknown): void {
+    if (typeof value !== 'string' || !/^\d+$/.test(value)) return;
+    const end = BigInt(value);
+    if (end > this.end) this.next = this.end = end;
   }
 
   /** The next unused number; never returned before, by this or any earlier process. */
@@ -66,7 +73,7 @@ export class PersistedSequence {
   private async persistEnd(wanted: bigint): Promise<void> {
     const end = wanted > this.max + 1n ? this.max + 1n : wanted;
     if (end <= this.next) throw new RangeError(`${this.name} sequence exhausted`);
-    await this.meta.put(this.name, end.toString(), SYNC);
+    await this.meta.put(this.name, end.toString());
     this.end = end;
   }
 }

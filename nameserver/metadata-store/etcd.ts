@@ -25,7 +25,7 @@
 //   and follow the key; resign(fence) deletes it if it is still ours.
 import { EtcdClient, type Compare, type EtcdClientOptions, type EtcdWatch, type KeyValue, type RequestOp, type WatchEnd } from '../../src/clients/etcd-client.ts';
 import { UgcfsError } from '../../src/base/errors.ts';
-import { NotLeaderError, type Fence } from './errors.ts';
+import { isEtcdDown, noQuorum, NotLeaderError, type Fence } from './errors.ts';
 import { checkAtomicBatch, checkNamespaceName, checkOp, chunkBatch, ETCD_DEFAULT_MAX_TXN_OPS, type CheckedOp } from './limits.ts';
 import type { BatchOp, BatchOptions, MetadataStore, Namespace, WriteResult } from './types.ts';
 import { EtcdNamespace, prefixEnd } from './etcd-namespace.ts';
@@ -57,6 +57,14 @@ export interface Lease {
 export interface LeaseKeeper {
   /** resolves (with why) once the lease is lost or may have been: stop acting as its holder */
   readonly lost: Promise<string>;
+  /**
+   * Until when (ms, Date.now() clock) the lease is certainly still alive: the send time of the
+   * last refresh etcd acknowledged plus the TTL. etcd counts the TTL from when it received
+   * that refresh, later than it was sent, so the holder's deadline comes first. Checked
+   * synchronously before acting: a process stopped past it (SIGSTOP, a long GC pause) sees
+   * it has lapsed on its first step after waking, before any timer runs.
+   */
+  validUntil(): number;
   /** stops refreshing (the lease then expires after its TTL unless revoked) */
   stop(): void;
 }
@@ -119,8 +127,8 @@ export class EtcdMetadataStore implements MetadataStore {
     prefix: string,
     maxTxnOps: number,
     pageSize: number,
-    /** set on handles made by fenced() */
-    readonly fence: Fence | undefined,
+    /** set on handles made by fenced(): the fence, or where to get the current one */
+    readonly fence: Fence | (() => Fence) | undefined,
   ) {
     this.client = client;
     this.prefix = prefix;
@@ -149,8 +157,11 @@ export class EtcdMetadataStore implements MetadataStore {
     return store;
   }
 
-  /** A handle on the same data whose every write holds only while `fence` does. */
-  fenced(fence: Fence): EtcdMetadataStore {
+  /**
+   * A handle on the same data whose every write holds only while `fence` does. Given a
+   * function, each write asks it for the current fence (it throws when there is none).
+   */
+  fenced(fence: Fence | (() => Fence)): EtcdMetadataStore {
     return new EtcdMetadataStore(this.client, false, this.prefix, this.maxTxnOps, this.pageSize, fence);
   }
 
@@ -216,12 +227,17 @@ export class EtcdMetadataStore implements MetadataStore {
       if (success.length === 0) return this.currentRevision();
       return (await this.client.txn({ success })).revision;
     }
-    const f = this.fence;
-    const r = await this.client.txn({
-      compare: [{ key: f.key, target: 'MOD', modRevision: f.epoch }],
-      success,
-      failure: [{ range: { key: f.key, keysOnly: true } }],
-    });
+    const f = typeof this.fence === 'function' ? this.fence() : this.fence;
+    let r;
+    try {
+      r = await this.client.txn({
+        compare: [{ key: f.key, target: 'MOD', modRevision: f.epoch }],
+        success,
+        failure: [{ range: { key: f.key, keysOnly: true } }],
+      });
+    } catch (err) {
+      throw isEtcdDown(err) ? noQuorum(err) : err;
+    }
     if (!r.succeeded) {
       const got = r.responses[0];
       const kv = got && 'range' in got ? got.range.kvs[0] : undefined;
@@ -277,14 +293,14 @@ export class EtcdMetadataStore implements MetadataStore {
    * gone, or when no refresh has succeeded for a whole TTL counted from when the last good
    * one was sent (so this side gives up no later than etcd does).
    */
-  keepAlive(lease: Lease, o: { intervalMs?: number } = {}): LeaseKeeper {
+  keepAlive(lease: Lease, o: { intervalMs?: number; grantSentAt?: number; onRenew?: (ok: boolean) => void } = {}): LeaseKeeper {
     const ttlMs = lease.ttlSeconds * 1000;
     const every = o.intervalMs ?? Math.max(100, Math.floor(ttlMs / 3));
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
     let resolveLost!: (why: string) => void;
     const lost = new Promise<string>((r) => (resolveLost = r));
-    let goodSentAt = Date.now();
+    let goodSentAt = o.grantSentAt ?? Date.now();
     const lose = (why: string) => {
       if (stopped) return;
       stopped = true;
@@ -296,9 +312,11 @@ export class EtcdMetadataStore implements MetadataStore {
       const sentAt = Date.now();
       try {
         const ttl = await this.client.leaseKeepAliveOnce(lease.id);
+        o.onRenew?.(ttl > 0);
         if (ttl <= 0) return lose(`lease ${lease.id} has expired`);
         goodSentAt = sentAt;
       } catch (err) {
+        o.onRenew?.(false);
         if (Date.now() - goodSentAt >= ttlMs) return lose(`lease ${lease.id} could not be refreshed for its TTL of ${lease.ttlSeconds} s: ${(err as Error).message}`);
       }
       if (stopped) return;
@@ -308,6 +326,7 @@ export class EtcdMetadataStore implements MetadataStore {
     timer = setTimeout(() => void tick(), every);
     return {
       lost,
+      validUntil: () => (stopped ? 0 : goodSentAt + ttlMs),
       stop: () => {
         stopped = true;
         if (timer) clearTimeout(timer);

@@ -10,7 +10,7 @@ import { LevelMetadataStore } from './leveldb.ts';
 import type { MetadataStore } from './types.ts';
 
 export * from './types.ts';
-export { isCompacted, isNotLeader, NotLeaderError, type Fence } from './errors.ts';
+export { isCompacted, isEtcdDown, isNotLeader, noQuorum, NotLeaderError, type Fence } from './errors.ts';
 export { defaultEtcdPrefix, EtcdMetadataStore, type CampaignResult, type EtcdStoreOptions, type LeaderInfo, type Lease, type LeaseKeeper, type MetadataWatch, type WatchEvent } from './etcd.ts';
 export { LevelMetadataStore } from './leveldb.ts';
 export { ETCD_DEFAULT_MAX_TXN_OPS, ETCD_MAX_REQUEST_BYTES, MAX_KEY_BYTES, MAX_REQUEST_BYTES, MAX_VALUE_BYTES } from './limits.ts';

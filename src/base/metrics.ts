@@ -33,6 +33,12 @@ function make(registry: client.Registry) {
     fencedRequests: new client.Counter({ name: 'ugcfs_fenced_requests_total', help: 'Name-server commands (source="http") and heartbeat replies (source="heartbeat") refused for an epoch below the highest seen: their sender no longer leads', labelNames: ['source'], registers: r }),
     epochSeen: new client.Gauge({ name: 'ugcfs_epoch_highest_seen', help: 'The highest name-server epoch this data server has seen (and stored in <data>/epoch)', registers: r }),
     // name server
+    nameserverLeader: new client.Gauge({ name: 'ugcfs_nameserver_leader', help: '1 while this name server leads its group (always 1 for a single name server), else 0', registers: r }),
+    nameserverEpoch: new client.Gauge({ name: 'ugcfs_nameserver_epoch', help: 'The epoch of the leader as this name server knows it (0 for a single name server)', registers: r }),
+    elections: new client.Counter({ name: 'ugcfs_nameserver_elections_total', help: 'Times this name server won the election and started leading', registers: r }),
+    stepDowns: new client.Counter({ name: 'ugcfs_nameserver_step_downs_total', help: 'Times this name server stopped leading (lease lost, another leader, shutdown)', registers: r }),
+    leaseRenewals: new client.Counter({ name: 'ugcfs_nameserver_lease_renewals_total', help: 'Renewals of the leader lease in etcd', labelNames: ['result'], registers: r }),
+    notLeaderAnswers: new client.Counter({ name: 'ugcfs_nameserver_not_leader_total', help: 'Requests a standby refused with 421 UGCFS_ERR_NOT_LEADER (or 503 UGCFS_ERR_NO_QUORUM)', registers: r }),
     dataserversAlive: new client.Gauge({ name: 'ugcfs_dataservers_alive', help: 'Data servers currently alive', registers: r }),
     underReplicated: new client.Gauge({ name: 'ugcfs_under_replicated_blocks', help: 'Blocks with fewer live replicas than configured', registers: r }),
     repairs: new client.Counter({ name: 'ugcfs_repairs_total', help: 'Block re-replications completed', labelNames: ['result'], registers: r }),

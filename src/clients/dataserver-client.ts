@@ -35,6 +35,12 @@ export interface DataserverClientOptions {
   isAlive?: (ds: { id: string; url: string }) => boolean;
   /** how often a call in progress checks liveness, ms (default 250) */
   livenessPollMs?: number;
+  /**
+   * Headers added to every call, asked for as it is sent: a name server's epoch
+   * (HEADERS.epoch). It throws when the caller may no longer command (a name server that
+   * stopped leading), and the call is not sent.
+   */
+  commandHeaders?: () => Record<string, string>;
 }
 
 /** What any one call may add. */
@@ -65,8 +71,10 @@ export class DataserverClient {
   private readonly timeouts: DsTimeouts;
   private readonly isAlive: DataserverClientOptions['isAlive'];
   private readonly pollMs: number;
+  private readonly commandHeaders: (() => Record<string, string>) | undefined;
 
   constructor(o: DataserverClientOptions = {}) {
+    this.commandHeaders = o.commandHeaders;
     this.secret = o.secret ?? '';
     const io = o.timeoutMs === undefined ? {} : { needle: o.timeoutMs, batch: o.timeoutMs };
     this.timeouts = { ...DS_TIMEOUTS, ...io, ...(o.timeouts ?? {}) };
@@ -83,7 +91,7 @@ export class DataserverClient {
   /** Stores one file on `ds` (a primary forwards it to `meta.replicas`). */
   async putNeedle(ds: DsPeer, fid: string, data: Buffer, meta: NeedlePutMeta, call?: DsCallOptions): Promise<WriteResult> {
     const url = dsUrl(base(ds), 'needle', { fid });
-    const headers = needlePutHeaders(meta, this.secret);
+    const headers = this.commandHeaders ? { ...needlePutHeaders(meta, this.secret), ...this.commandHeaders() } : needlePutHeaders(meta, this.secret);
     // A write goes through the agent's dispatcher (putBytes: the write path's transport); a
     // repair copy, rare and watched, through request() so that it can be abandoned.
     const res = meta.repair
@@ -110,13 +118,13 @@ export class DataserverClient {
   async getNeedle(ds: DsPeer, fid: string, o: { clientVerifies?: boolean; repair?: boolean } = {}, call?: DsCallOptions): Promise<NeedleData> {
     const headers = o.clientVerifies ? CLIENT_VERIFIES : undefined;
     const timeoutMs = this.timeout(o.repair ? 'repairCopy' : 'needle', call);
-    const res = needleOk(await this.watched(ds, 'read of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { secret: this.secret || undefined, timeoutMs, signal, ...(headers ? { headers } : {}) })));
+    const res = needleOk(await this.watched(ds, 'read of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { ...this.auth(headers), timeoutMs, signal })));
     return { head: parseNeedleHead(fid, res.headers, res.body.length), data: res.body, crcSent: res.headers[HEADERS.crc] !== undefined };
   }
 
   /** A file's metadata without its bytes. */
   async headNeedle(ds: DsPeer, fid: string, call?: DsCallOptions): Promise<NeedleHead> {
-    const res = needleOk(await this.watched(ds, 'head of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'HEAD', secret: this.secret || undefined, timeoutMs: this.timeout('needle', call), signal })));
+    const res = needleOk(await this.watched(ds, 'head of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'HEAD', ...this.auth(), timeoutMs: this.timeout('needle', call), signal })));
     return parseNeedleHead(fid, res.headers, undefined);
   }
 
@@ -129,7 +137,7 @@ export class DataserverClient {
     if (o.repair) headers[HEADERS.repair] = '1';
     if (o.replicas !== undefined && o.replicas.length > 0) headers[HEADERS.replicas] = o.replicas.join(',');
     const timeoutMs = this.timeout(o.repair ? 'repairDelete' : (o.kind ?? 'needle'), call);
-    const res = await this.watched(ds, 'delete of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'DELETE', headers, secret: this.secret || undefined, timeoutMs, signal }));
+    const res = await this.watched(ds, 'delete of', fid, call, (signal) => callRaw(dsUrl(base(ds), 'needle', { fid }), { method: 'DELETE', ...this.auth(headers), timeoutMs, signal }));
     if (res.status === 404) return 'missing';
     expectOk(res);
     return 'deleted';
@@ -149,7 +157,7 @@ export class DataserverClient {
 
   /** Every block the server holds. */
   blockReports(ds: DsPeer, call?: DsCallOptions): Promise<BlockReport[]> {
-    return this.watched(ds, 'block reports of', base(ds), call, (signal) => callJson<BlockReport[]>(dsUrl(base(ds), 'blocks'), { secret: this.secret || undefined, timeoutMs: this.timeout('blockReport', call), signal }));
+    return this.watched(ds, 'block reports of', base(ds), call, (signal) => callJson<BlockReport[]>(dsUrl(base(ds), 'blocks'), { ...this.auth(), timeoutMs: this.timeout('blockReport', call), signal }));
   }
 
   /** Stops (or resumes) the copy taking writes. */
@@ -178,7 +186,7 @@ export class DataserverClient {
 
   /** Removes the copy; one already gone is fine. */
   async deleteBlock(ds: DsPeer, block: number, call?: DsCallOptions): Promise<void> {
-    const res = await this.watched(ds, 'removal of block', block, call, (signal) => callRaw(dsUrl(base(ds), 'block', { id: block }), { method: 'DELETE', secret: this.secret || undefined, timeoutMs: this.timeout('blockDelete', call), signal }));
+    const res = await this.watched(ds, 'removal of block', block, call, (signal) => callRaw(dsUrl(base(ds), 'block', { id: block }), { method: 'DELETE', ...this.auth(), timeoutMs: this.timeout('blockDelete', call), signal }));
     if (res.status === 404) return;
     expectOk(res);
   }
@@ -189,7 +197,7 @@ export class DataserverClient {
     const timeoutMs = this.timeout('blockData', call);
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: 'GET', headers: this.secret ? { [SECRET_HEADER]: this.secret } : {}, dispatcher: httpAgent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: call?.signal });
+      res = await request(url, { method: 'GET', headers: { ...(this.secret ? { [SECRET_HEADER]: this.secret } : {}), ...(this.commandHeaders?.() ?? {}) }, dispatcher: httpAgent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: call?.signal });
     } catch (err) {
       throw networkError(url, err);
     }
@@ -200,19 +208,29 @@ export class DataserverClient {
   // ---- quarantine
 
   quarantineList(ds: DsPeer, call?: DsCallOptions): Promise<QuarantineListing> {
-    return this.watched(ds, 'quarantine listing of', base(ds), call, (signal) => callJson<QuarantineListing>(dsUrl(base(ds), 'quarantine'), { secret: this.secret || undefined, timeoutMs: this.timeout('quarantine', call), signal }));
+    return this.watched(ds, 'quarantine listing of', base(ds), call, (signal) => callJson<QuarantineListing>(dsUrl(base(ds), 'quarantine'), { ...this.auth(), timeoutMs: this.timeout('quarantine', call), signal }));
   }
 
   /** Removes one quarantined file for good (UGCFS_ERR_NOT_FOUND when there is none of that name). */
   async quarantineRemove(ds: DsPeer, name: string, call?: DsCallOptions): Promise<void> {
-    await this.watched(ds, 'removal of quarantined', name, call, (signal) => callJson(dsUrl(base(ds), 'quarantineItem', { name }), { method: 'DELETE', secret: this.secret || undefined, timeoutMs: this.timeout('quarantine', call), signal }));
+    await this.watched(ds, 'removal of quarantined', name, call, (signal) => callJson(dsUrl(base(ds), 'quarantineItem', { name }), { method: 'DELETE', ...this.auth(), timeoutMs: this.timeout('quarantine', call), signal }));
   }
 
   // ---- plumbing
 
+  /** The secret and the command headers of one call, with the call's own headers. */
+  private auth(headers?: Readonly<Record<string, string>>): { secret?: string; headers?: Record<string, string> } {
+    const extra = this.commandHeaders?.();
+    const all = extra ? { ...(headers ?? {}), ...extra } : headers ? { ...headers } : undefined;
+    const out: { secret?: string; headers?: Record<string, string> } = {};
+    if (this.secret) out.secret = this.secret;
+    if (all) out.headers = all;
+    return out;
+  }
+
   private json<T>(ds: DsPeer, method: 'GET' | 'POST', route: 'block' | 'blockReadonly' | 'blockPull' | 'blockScrub' | 'blockCompact' | 'blockKeys', block: number, body: unknown, kind: DsCallKind, what: string, call: DsCallOptions | undefined, also?: DsPeer): Promise<T> {
     const url = dsUrl(base(ds), route, { id: block });
-    return this.watched(ds, what, block, call, (signal) => callJson<T>(url, { method, body, secret: this.secret || undefined, timeoutMs: this.timeout(kind, call), signal }), also);
+    return this.watched(ds, what, block, call, (signal) => callJson<T>(url, { method, body, ...this.auth(), timeoutMs: this.timeout(kind, call), signal }), also);
   }
 
   /**

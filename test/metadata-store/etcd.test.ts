@@ -80,7 +80,7 @@ describe.skipIf(reason)('etcd metadata store: high availability', () => {
     const before = await s.currentRevision();
     const err = await stale.namespace<number>('fenced').put('b', 99).catch((e: unknown) => e);
     expect(isNotLeader(err)).toBe(true);
-    expect((err as { code: string }).code).toBe('UGCFS_ERR_CONFLICT');
+    expect((err as { code: string }).code).toBe('UGCFS_ERR_NOT_LEADER');
     expect((err as Error).message).toMatch(/not the leader.*nothing was written/);
     const err2 = await stale.batch([{ type: 'put', namespace: ns, key: 'c', value: 3 }, { type: 'del', namespace: ns, key: 'b' }]).catch((e: unknown) => e);
     expect(isNotLeader(err2)).toBe(true);

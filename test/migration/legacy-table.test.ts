@@ -84,7 +84,7 @@ describe('legacy routes', () => {
     // The name server's own guard is exercised end to end in the process tests; this one
     // mirrors it, so what is checked here is that every verb asks for it.
     register(app, {
-      sublevel: <V>(name: string) => jsonSublevel<V>(db, name),
+      namespace: <V>(name: string) => jsonSublevel<V>(db, name),
       requireAdmin: (req) => {
         if (secretEquals(bearer(req.headers.authorization), 'adm1n')) return;
         requireClusterSecret(req, 's3cret');

@@ -22,20 +22,27 @@ async function withState<T>(name: string, fn: (meta: ReturnType<typeof jsonSuble
   }
 }
 
+/** As a name server that leads opens it: read, then the take-over settles what is missing. */
+async function leading(meta: Parameters<typeof ClusterIdentity.open>[0], o: Parameters<typeof ClusterIdentity.open>[1]): Promise<ClusterIdentity> {
+  const ci = await ClusterIdentity.open(meta, o);
+  await ci.takeOver();
+  return ci;
+}
+
 describe('the cluster id', () => {
   it('is made at the first start and kept, with the state id', async () => {
-    const first = await withState('a', (meta) => ClusterIdentity.open(meta, { learn: false, learnUntil: 0, log }));
+    const first = await withState('a', (meta) => leading(meta, { learn: false, learnUntil: 0, log }));
     expect(first.clusterId).toMatch(/^c-[0-9a-f]{16}$/);
     expect(first.stateId).toMatch(/^s-[0-9a-f]{16}$/);
-    const again = await withState('a', (meta) => ClusterIdentity.open(meta, { learn: false, learnUntil: 0, log }));
+    const again = await withState('a', (meta) => leading(meta, { learn: false, learnUntil: 0, log }));
     expect([again.clusterId, again.stateId]).toEqual([first.clusterId, first.stateId]);
   });
 
   it('under --adopt-blocks is learnt from the first data server with one, replacing a stored id no member has', async () => {
-    const made = await withState('b', (meta) => ClusterIdentity.open(meta, { learn: false, learnUntil: 0, log }));
+    const made = await withState('b', (meta) => leading(meta, { learn: false, learnUntil: 0, log }));
     await withState('b', async (meta) => {
       const now = Date.now();
-      const ci = await ClusterIdentity.open(meta, { learn: true, learnUntil: now + 1000, log });
+      const ci = await leading(meta, { learn: true, learnUntil: now + 1000, log });
       expect(ci.isLearning).toBe(true);
       expect(ci.clusterId).toBeUndefined();
       // the grace ran out before anyone reported (a slow start): still learning
@@ -46,15 +53,15 @@ describe('the cluster id', () => {
       expect(ci.clusterId).toBe('c-00000000000000aa');
       expect(ci.stateId).toBe(made.stateId);
     });
-    const back = await withState('b', (meta) => ClusterIdentity.open(meta, { learn: false, learnUntil: 0, log }));
+    const back = await withState('b', (meta) => leading(meta, { learn: false, learnUntil: 0, log }));
     expect(back.clusterId).toBe('c-00000000000000aa');
   });
 
   it('under --adopt-blocks, with only data servers without an id, keeps the stored id after the grace', async () => {
-    const made = await withState('c', (meta) => ClusterIdentity.open(meta, { learn: false, learnUntil: 0, log }));
+    const made = await withState('c', (meta) => leading(meta, { learn: false, learnUntil: 0, log }));
     await withState('c', async (meta) => {
       const now = Date.now();
-      const ci = await ClusterIdentity.open(meta, { learn: true, learnUntil: now + 1000, log });
+      const ci = await leading(meta, { learn: true, learnUntil: now + 1000, log });
       ci.noteUnidentified();
       await ci.tick(now + 500);
       expect(ci.isLearning).toBe(true);

@@ -12,6 +12,7 @@ describe('delete feed', () => {
       let db = await openStateDb(dir);
       let feed = new DeleteFeed(jsonSublevel(db, 'delete-feed'), { maxEntries: 5, pageSize: 2 });
       await feed.load();
+      await feed.takeOver();
       const id = feed.feedId;
       expect(id).toMatch(/^[0-9a-f]{16}$/);
       expect(feed.since(undefined)).toEqual({ feed: id, seq: 0, deletes: [], complete: true });
@@ -27,6 +28,7 @@ describe('delete feed', () => {
       db = await openStateDb(dir);
       feed = new DeleteFeed(jsonSublevel(db, 'delete-feed'), { maxEntries: 5, pageSize: 10 });
       await feed.load();
+      await feed.takeOver();
       expect(feed.feedId).toBe(id); // the same feed across a reopen
       expect(feed.since(1).deletes.map((d) => d.fid)).toEqual(['b', 'c']);
       for (const f of ['d', 'e', 'f', 'g']) await feed.record(f, 2000);
@@ -42,6 +44,7 @@ describe('delete feed', () => {
       db = await openStateDb(dir);
       feed = new DeleteFeed(jsonSublevel(db, 'delete-feed'), { maxEntries: 5, maxAgeMs: 1000 });
       await feed.load();
+      await feed.takeOver();
       expect(feed.since(2).deletes).toHaveLength(5);
       await feed.record('h', 10_000); // everything older than 1 s at t=10 s goes
       expect(feed.since(7)).toMatchObject({ complete: true, deletes: [{ fid: 'h', seq: 8 }] });
@@ -59,10 +62,12 @@ describe('delete feed', () => {
       const dbA = await openStateDb(a.dir);
       const old = new DeleteFeed(jsonSublevel(dbA, 'delete-feed'));
       await old.load();
+      await old.takeOver();
       for (const f of ['a', 'b']) await old.record(f);
       const dbB = await openStateDb(b.dir);
       const fresh = new DeleteFeed(jsonSublevel(dbB, 'delete-feed'));
       await fresh.load();
+      await fresh.takeOver();
       for (const f of ['x', 'y', 'z']) await fresh.record(f);
       // by numbers alone a cursor at 2 looks fine on the new feed (it has 3 entries)
       const page = fresh.since(2);
