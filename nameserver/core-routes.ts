@@ -64,6 +64,8 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
   app.get(NS_ROUTES.block, async (req) => {
     ctx.requireInternal(req);
     const id = blockIdParam(req);
+    // A standby may not have seen a block the leader made a moment ago: the leader answers.
+    if (!ctx.blocks.has(id) && !ctx.leadership.isLeader()) ctx.leadership.requireLeader();
     // A server owing deletes in this block is left out of reads until they are replayed.
     return ctx.blocks.location(id, Date.now(), (ds) => ctx.pendingDeletes.owes(ds.id, id));
   });
