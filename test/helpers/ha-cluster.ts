@@ -29,6 +29,8 @@ export interface HaClusterOptions {
   /** an etcd cluster to use (default: three new members, stopped by stop()) */
   etcd?: EtcdCluster;
   etcdPrefix?: string;
+  /** the etcd endpoints name server i is given (default every member's client URL), e.g. through TCP proxies */
+  etcdEndpointsFor?: (i: number, etcd: EtcdCluster) => string[];
 }
 
 export interface HaCluster {
@@ -49,6 +51,8 @@ export interface HaCluster {
   leaderOf(i: number): Promise<LeaderStatus | undefined>;
   /** the index of the name server that says it leads, waiting until one does */
   leaderIndex(timeoutMs?: number): Promise<number>;
+  /** GET /metrics of name server i, as text ('' when it does not answer) */
+  metricsOf(i: number): Promise<string>;
   /** starts name server i again (after a kill) */
   restartNameserver(i: number): Promise<RoleProcess>;
   stop(): Promise<void>;
@@ -67,7 +71,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
   const env = { UGCFS_LOG_LEVEL: 'info', UGCFS_CLUSTER_SECRET: secret };
   const nsArgs = (i: number) => [
     'nameserver',
-    '--etcd', etcd.endpoints.join(','),
+    '--etcd', (o.etcdEndpointsFor?.(i, etcd) ?? etcd.endpoints).join(','),
     '--etcd-prefix', prefix,
     '--advertise-url', nsUrls[i]!,
     '--port', String(ports[i]),
@@ -117,6 +121,14 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
         timeoutMs,
         50,
       );
+    },
+    async metricsOf(i) {
+      try {
+        const res = await fetch(`${nsUrls[i]}/metrics`, { headers: { 'x-ugcfs-secret': secret }, signal: AbortSignal.timeout(2000) });
+        return res.status === 200 ? await res.text() : '';
+      } catch {
+        return '';
+      }
     },
     async restartNameserver(i) {
       nameservers[i] = await startRole(nsArgs(i), { env });
