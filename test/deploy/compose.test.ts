@@ -1,9 +1,11 @@
 // docker-compose.yml, Dockerfile and the nginx edge cannot run here (no Docker engine), so
 // this test checks what can be checked without one: every ugcfs service runs a real role
 // whose flags pass that role's own option table and validation, secrets come only from the
-// env file, volumes and racks are distinct, the wiring between services is consistent, and
-// the edge config is valid nginx (checked by the real nginx binary when installed).
-import { spawnSync } from 'node:child_process';
+// env file, volumes and racks are distinct, the wiring between services is consistent (the
+// etcd members' --initial-cluster, the name-server group, every name server in every list),
+// the etcd members form a cluster from their own flags (real etcd, when installed) and the
+// edge config is valid nginx (the real nginx binary, when installed).
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -14,8 +16,9 @@ import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
-import { BIN, NODE_FLAGS, ROOT, tempDir } from '../helpers/proc.ts';
-import { startReady } from '../helpers/ready-process.ts';
+import { ETCD_BIN, etcdUsable } from '../helpers/etcd.ts';
+import { BIN, NODE_FLAGS, ROOT, tempDir, waitFor } from '../helpers/proc.ts';
+import { freePort, startReady, trackChild } from '../helpers/ready-process.ts';
 
 interface Service {
   image?: string;
@@ -44,6 +47,7 @@ const ENV = envFile(join(ROOT, '.env.example'));
 
 const ugcfs = Object.entries(compose.services).filter(([, s]) => s.image === 'ugcfs:local');
 const byRole = (role: string) => ugcfs.filter(([, s]) => s.command?.[0] === role);
+const etcds = Object.entries(compose.services).filter(([, s]) => s.image === 'ugcfs-etcd:local');
 
 /** The role config exactly as the container would load it: its flags, the env file and its environment. */
 function configOf(s: Service): Record<string, unknown> {
@@ -59,12 +63,66 @@ function flag(s: Service, name: string): string | undefined {
 }
 
 describe('docker-compose.yml', () => {
-  it('has a name server, three data servers, two origins and an nginx edge', () => {
-    expect(byRole('nameserver')).toHaveLength(1);
+  it('has three etcd members, two name servers, three data servers, two origins and an nginx edge', () => {
+    expect(etcds).toHaveLength(3);
+    expect(byRole('nameserver')).toHaveLength(2);
     expect(byRole('dataserver')).toHaveLength(3);
     expect(byRole('origin')).toHaveLength(2);
     expect(compose.services.edge?.image).toMatch(/^nginx:/);
-    expect(ugcfs).toHaveLength(6);
+    expect(ugcfs).toHaveLength(7);
+    expect(Object.keys(compose.services)).toHaveLength(11);
+  });
+
+  it('runs three etcd members that form one cluster from their own flags, each with its own volume', () => {
+    const names = etcds.map(([name]) => name);
+    const peers = new Map<string, string>();
+    const clusters = new Set<string>();
+    for (const [name, s] of etcds) {
+      expect((s as { build?: { dockerfile?: string } }).build?.dockerfile, name).toBe('deploy/etcd.Dockerfile');
+      expect(flag(s, '--name'), name).toBe(name);
+      expect(flag(s, '--advertise-client-urls'), name).toBe(`http://${name}:2379`);
+      expect(flag(s, '--initial-advertise-peer-urls'), name).toBe(`http://${name}:2380`);
+      expect(flag(s, '--listen-client-urls'), name).toBe('http://0.0.0.0:2379');
+      expect(flag(s, '--listen-peer-urls'), name).toBe('http://0.0.0.0:2380');
+      expect(flag(s, '--initial-cluster-state'), name).toBe('new');
+      expect(flag(s, '--initial-cluster-token'), name).toBe(flag(etcds[0]![1], '--initial-cluster-token'));
+      // The compaction nameserver/metadata-store/README.md asks for, and etcd's default quota stated.
+      expect(flag(s, '--auto-compaction-mode'), name).toBe('revision');
+      expect(Number(flag(s, '--auto-compaction-retention')), name).toBeGreaterThan(0);
+      expect(Number(flag(s, '--quota-backend-bytes')), name).toBe(2 * 1024 ** 3);
+      clusters.add(flag(s, '--initial-cluster')!);
+      peers.set(name, flag(s, '--initial-advertise-peer-urls')!);
+      const dataDir = flag(s, '--data-dir')!;
+      const mount = (s.volumes ?? []).map((v) => v.split(':')).find(([, target]) => dataDir.startsWith(`${target}/`));
+      expect(mount, `${name} keeps ${dataDir} on a volume`).toBeDefined();
+      expect(Object.keys(compose.volumes)).toContain(mount![0]);
+      expect(etcds.filter(([, o]) => o.volumes?.some((v) => v.split(':')[0] === mount![0])), `${mount![0]} used once`).toHaveLength(1);
+      expect(s.ports, `${name}: etcd is not published`).toBeUndefined();
+    }
+    // Every member lists the same cluster: each member exactly once, at its own peer URL.
+    expect(clusters.size).toBe(1);
+    const listed = new Map([...clusters][0]!.split(',').map((m) => m.split('=') as [string, string]));
+    expect([...listed.keys()].sort()).toEqual([...names].sort());
+    for (const [name, url] of peers) expect(listed.get(name), name).toBe(url);
+    // Three members: a quorum of two survives one member down.
+    expect(Math.floor(listed.size / 2) + 1).toBe(2);
+  });
+
+  it('runs two name servers sharing their state in every etcd member, each advertising its own service', () => {
+    const members = etcds.map(([, s]) => flag(s, '--advertise-client-urls')).sort();
+    const prefixes = new Set<string>();
+    for (const [name, s] of byRole('nameserver')) {
+      const c = configOf(s);
+      expect(String(c.etcd).split(',').sort(), name).toEqual(members);
+      expect(c.advertiseUrl, name).toBe(`http://${name}:${c.port}`);
+      expect(c.etcdPrefix, name).toMatch(/^\/ugcfs\/[a-z0-9-]+$/);
+      prefixes.add(String(c.etcdPrefix));
+      expect(c.data, `${name}: no local state beside etcd`).toBe('');
+      expect(c.importState, name).toBe('');
+      expect(c.leaseMs as number).toBeGreaterThanOrEqual(2000);
+      expect(Object.keys(s.depends_on ?? {}).sort(), `${name} waits for etcd`).toEqual(etcds.map(([n]) => n).sort());
+    }
+    expect(prefixes.size, 'one cluster: one prefix').toBe(1);
   });
 
   it('runs a real ugcfs role with flags that role accepts, listening beyond loopback with a secret', () => {
@@ -98,6 +156,7 @@ describe('docker-compose.yml', () => {
   it('gives every stateful service its own named volume at its data or cache directory', () => {
     const seen = new Set<string>();
     for (const [name, s] of ugcfs) {
+      if (s.command![0] === 'nameserver') continue; // its state is in etcd (above)
       const config = configOf(s);
       const dir = String(s.command![0] === 'origin' ? config.cacheDir : config.data);
       expect(dir, name).not.toBe('');
@@ -119,13 +178,14 @@ describe('docker-compose.yml', () => {
     for (const d of ds) expect(d.c.publicUrl).toBe(`http://${d.name}:${d.c.port}`);
   });
 
-  it('points data servers and origins at the name server, and each origin at every origin by --peers', () => {
-    const [nsName, ns] = byRole('nameserver')[0]!;
-    const nsUrl = `http://${nsName}:${configOf(ns).port}`;
+  it('points data servers and origins at both name servers, and each origin at every origin by --peers', () => {
+    const nsUrls = byRole('nameserver').map(([name, s]) => String(configOf(s).advertiseUrl));
+    expect(nsUrls).toHaveLength(2);
     for (const [name, s] of [...byRole('dataserver'), ...byRole('origin')]) {
-      expect(configOf(s).nameserver, name).toBe(nsUrl);
+      expect(String(configOf(s).nameserver).split(','), name).toEqual(nsUrls);
       expect(Object.keys(s.depends_on ?? {}).length, `${name} waits for its dependencies`).toBeGreaterThan(0);
     }
+    for (const [name, s] of byRole('dataserver')) expect(Object.keys(s.depends_on ?? {}).sort(), name).toEqual(byRole('nameserver').map(([n]) => n).sort());
     const origins = byRole('origin').map(([name, s]) => ({ name, c: configOf(s) }));
     const urls = origins.map((o) => `http://${o.name}:${o.c.port}`);
     for (const o of origins) {
@@ -152,6 +212,37 @@ describe('docker-compose.yml', () => {
     expect(conf).toMatch(new RegExp(`^\\s*proxy_cache ${zone};`, 'm'));
     const cacheDir = /proxy_cache_path (\S+)/.exec(conf)![1];
     expect(edge.volumes!.some((v) => v.split(':')[1] === cacheDir)).toBe(true);
+  });
+
+  it.skipIf(etcdUsable())('etcd members start from their compose flags and elect a leader (service names mapped to loopback)', async () => {
+    const t = tempDir('ugcfs-compose-etcd-');
+    const ports = new Map<string, [number, number]>();
+    for (const [name] of etcds) ports.set(name, [await freePort(), await freePort()]);
+    const local = (arg: string, self: string) => {
+      let a = arg.replace('http://0.0.0.0:2379', `http://127.0.0.1:${ports.get(self)![0]}`).replace('http://0.0.0.0:2380', `http://127.0.0.1:${ports.get(self)![1]}`);
+      for (const [name, [client, peer]] of ports) a = a.replaceAll(`http://${name}:2379`, `http://127.0.0.1:${client}`).replaceAll(`http://${name}:2380`, `http://127.0.0.1:${peer}`);
+      return a.startsWith('/var/lib/etcd/') ? join(t.dir, self) : a;
+    };
+    const children = etcds.map(([name, s]) => {
+      const child = spawn(ETCD_BIN, [...s.command!.map((a) => local(a, name)), '--log-level', 'error'], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '', ETCD_UNSUPPORTED_ARCH: 'arm64' } });
+      trackChild(child);
+      return child;
+    });
+    try {
+      const health = async (port: number) => {
+        const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        return r?.ok === true && ((await r.json()) as { health?: string }).health === 'true';
+      };
+      // /health is true only once the member sees a leader and reads through a quorum.
+      await waitFor('every etcd member healthy', async () => (await Promise.all([...ports.values()].map(([c]) => health(c)))).every(Boolean), 30_000, 200);
+      const [client] = ports.get(etcds[0]![0])!;
+      const list = (await (await fetch(`http://127.0.0.1:${client}/v3/cluster/member/list`, { method: 'POST', body: '{}' })).json()) as { members: Array<{ name: string }> };
+      expect(list.members.map((m) => m.name).sort()).toEqual(etcds.map(([n]) => n).sort());
+    } finally {
+      for (const c of children) c.kill('SIGKILL');
+      await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+      t.cleanup();
+    }
   });
 
   const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
