@@ -226,8 +226,12 @@ export class EtcdLeadership extends Hooks implements Leadership {
         const renewed = this.o.events?.renewed;
         this.keeper = this.o.store.keepAlive(lease, { grantSentAt, intervalMs: Math.max(100, Math.floor(this.o.leaseMs / 4)), ...(renewed ? { onRenew: renewed } : {}) });
         const fence = r.fence;
-        void this.keeper.lost.then((why) => {
-          if (this.fence === fence) this.demote(why);
+        const keeper = this.keeper;
+        void keeper.lost.then((why) => {
+          if (this.fence !== fence) return;
+          // Refreshes that got no answer for a whole TTL: etcd is unreachable or has no quorum.
+          if (keeper.lostHow() === 'unanswered') this.etcdDown = true;
+          this.demote(why);
         });
         this.o.log.info({ epoch: fence.epoch }, 'won the name-server election; catching up before acting');
         await this.o.caughtUp(fence.epoch);

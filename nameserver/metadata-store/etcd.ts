@@ -65,6 +65,8 @@ export interface LeaseKeeper {
    * it has lapsed on its first step after waking, before any timer runs.
    */
   validUntil(): number;
+  /** once lost: 'expired' (etcd said so) or 'unanswered' (no refresh answered for a TTL: etcd unreachable or without quorum) */
+  lostHow(): 'expired' | 'unanswered' | undefined;
   /** stops refreshing (the lease then expires after its TTL unless revoked) */
   stop(): void;
 }
@@ -301,8 +303,10 @@ export class EtcdMetadataStore implements MetadataStore {
     let resolveLost!: (why: string) => void;
     const lost = new Promise<string>((r) => (resolveLost = r));
     let goodSentAt = o.grantSentAt ?? Date.now();
-    const lose = (why: string) => {
+    let how: 'expired' | 'unanswered' | undefined;
+    const lose = (why: string, h: 'expired' | 'unanswered') => {
       if (stopped) return;
+      how = h;
       stopped = true;
       if (timer) clearTimeout(timer);
       resolveLost(why);
@@ -313,11 +317,11 @@ export class EtcdMetadataStore implements MetadataStore {
       try {
         const ttl = await this.client.leaseKeepAliveOnce(lease.id);
         o.onRenew?.(ttl > 0);
-        if (ttl <= 0) return lose(`lease ${lease.id} has expired`);
+        if (ttl <= 0) return lose(`lease ${lease.id} has expired`, 'expired');
         goodSentAt = sentAt;
       } catch (err) {
         o.onRenew?.(false);
-        if (Date.now() - goodSentAt >= ttlMs) return lose(`lease ${lease.id} could not be refreshed for its TTL of ${lease.ttlSeconds} s: ${(err as Error).message}`);
+        if (Date.now() - goodSentAt >= ttlMs) return lose(`lease ${lease.id} could not be refreshed for its TTL of ${lease.ttlSeconds} s: ${(err as Error).message}`, 'unanswered');
       }
       if (stopped) return;
       const left = goodSentAt + ttlMs - Date.now();
@@ -327,6 +331,7 @@ export class EtcdMetadataStore implements MetadataStore {
     return {
       lost,
       validUntil: () => (stopped ? 0 : goodSentAt + ttlMs),
+      lostHow: () => how,
       stop: () => {
         stopped = true;
         if (timer) clearTimeout(timer);

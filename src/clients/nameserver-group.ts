@@ -109,7 +109,7 @@ export class NameserverGroup {
       const err: UgcfsError = last;
       const hint = err.code === 'UGCFS_ERR_NOT_LEADER' ? err.details?.leader?.replace(/\/+$/, '') : undefined;
       // One server listed: only a 421 naming another leader is followed (today's behaviour otherwise).
-      if (this.urls.length === 1 && (hint === undefined || hint === base)) throw err;
+      if (this.urls.length === 1 && (hint === undefined || hint === base)) throw noLeader(err);
       const retryable =
         err.code === 'UGCFS_ERR_NOT_LEADER' || err.code === 'UGCFS_ERR_UNAVAILABLE' || (isNoAnswer(err) && (kind === 'idempotent' || notSent(err)));
       if (!retryable) throw err;
@@ -122,7 +122,7 @@ export class NameserverGroup {
       // Past the deadline only a timed-out attempt earns one more try, at a leader found now:
       // a hung leader costs a whole timeout, which may be the whole deadline.
       const grace: boolean = Date.now() >= deadline && err.code === 'UGCFS_ERR_TIMEOUT' && !graceUsed;
-      if (Date.now() >= deadline && !grace) throw err;
+      if (Date.now() >= deadline && !grace) throw noLeader(err);
       graceUsed ||= grace;
       if (!grace) {
         await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
@@ -130,7 +130,7 @@ export class NameserverGroup {
       }
       const found = await this.findLeader();
       if (found === undefined) {
-        if (grace) throw err;
+        if (grace) throw noLeader(err);
         continue;
       }
       // The leader itself answered 503: a real answer (no writable block...), not a failover.
@@ -164,4 +164,13 @@ export class NameserverGroup {
   probeAll(): Promise<NameserverProbe[]> {
     return Promise.all(this.urls.map((u) => this.o.probe(u)));
   }
+}
+
+/**
+ * What a caller sees when no leader could be reached: a 421 is an answer between name
+ * servers and clients, never passed on (an origin's uploader gets 503, to retry later).
+ */
+function noLeader(err: UgcfsError): UgcfsError {
+  if (err.code !== 'UGCFS_ERR_NOT_LEADER') return err;
+  return new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no name server leads right now: ${err.message}`, { cause: err });
 }
