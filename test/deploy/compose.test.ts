@@ -27,6 +27,7 @@ interface Service {
   environment?: Record<string, string>;
   env_file?: string[];
   volumes?: string[];
+  ports?: string[];
   depends_on?: Record<string, unknown>;
   healthcheck?: unknown;
 }
@@ -78,7 +79,7 @@ describe('docker-compose.yml', () => {
     const peers = new Map<string, string>();
     const clusters = new Set<string>();
     for (const [name, s] of etcds) {
-      expect((s as { build?: { dockerfile?: string } }).build?.dockerfile, name).toBe('deploy/etcd.Dockerfile');
+      expect((s.build as { dockerfile?: string } | undefined)?.dockerfile, name).toBe('deploy/etcd.Dockerfile');
       expect(flag(s, '--name'), name).toBe(name);
       expect(flag(s, '--advertise-client-urls'), name).toBe(`http://${name}:2379`);
       expect(flag(s, '--initial-advertise-peer-urls'), name).toBe(`http://${name}:2380`);
