@@ -25,6 +25,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   images: async () => (await import('./lib/sections/images.ts')).section,
   scale: async () => (await import('./lib/sections/scale.ts')).section,
   recovery: async () => (await import('./lib/sections/recovery.ts')).section,
+  ha: async () => (await import('./lib/sections/ha.ts')).section,
   profile: async () => (await import('./lib/sections/profile.ts')).section,
   external: async () => (await import('./lib/sections/external.ts')).section,
 };
@@ -78,7 +79,8 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   log(`${section.title}: starting`);
   try {
     const machineNow = { ...machine, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
-    const out = await section.run({ tools, machine: machineNow, quick, externalFull: flags.externalFull, runs, durationS, work, log });
+    const ha = { kills: flags.haKills, leaseMs: flags.haLeaseMs as readonly number[], etcdRecords: flags.etcdRecords };
+    const out = await section.run({ tools, machine: machineNow, quick, externalFull: flags.externalFull, runs, durationS, work, log, ha });
     results.sections[id] = {
       id,
       title: section.title,

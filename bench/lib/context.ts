@@ -16,6 +16,8 @@ export interface BenchContext {
   /** a private temp dir for this section */
   work: string;
   log(msg: string): void;
+  /** the ha section's flags (--ha-kills, --ha-lease-ms, --etcd-records) */
+  ha?: { kills: number; leaseMs: readonly number[]; etcdRecords: number };
 }
 
 export interface SectionOutput {

@@ -1,9 +1,10 @@
 // The runner's options (`npm run bench -- --help`), apart from bench/run.ts so the doc's
 // "How to run" can quote their defaults.
 import { opt } from '../../src/base/config.ts';
+import { ints } from './flags.ts';
 
 /** The sections, in the order they run and appear in docs/BENCHMARKS.md. */
-export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'profile', 'external'];
+export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'ha', 'profile', 'external'];
 
 /** --wait-quiet waits at most this long per section for the load average to drop */
 export const WAIT_QUIET_MS = 3 * 60_000;
@@ -23,6 +24,11 @@ export const RUN_OPTIONS = {
   // with their LevelDB indexes: over 1 GB. 10 GiB covers either with room for the system;
   // a run of lighter sections can lower it.
   minFreeGib: opt.number(10, 'refuse to start with less free disk in the scratch directory (os.tmpdir())', { min: 0 }),
+  // The ha section: SIGKILLs of the leading name server per lease, and the records written to
+  // weigh them in etcd.
+  haKills: opt.int(10, 'ha section: SIGKILLs of the leading name server per --lease-ms value', { min: 1 }),
+  haLeaseMs: ints([5000, 2000], "ha section: the name servers' --lease-ms values failover is measured at", { min: 1000 }),
+  etcdRecords: opt.int(100_000, 'ha section: block records and legacy paths written (each) to weigh them in etcd', { min: 1000 }),
 };
 
-export const RUN_QUICK = { runs: 2, duration: 2 };
+export const RUN_QUICK = { runs: 2, duration: 2, haKills: 3, etcdRecords: 20_000 };

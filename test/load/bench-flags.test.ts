@@ -155,13 +155,19 @@ describe('bench scripts with bad flags', () => {
     expect(r.stderr).toContain('bare-node: option --pack is required');
   });
 
+  it('the runner refuses a lease under etcd\'s second for the ha section', async () => {
+    const r = await runScript('bench/run.ts', ['--only', 'ha', '--ha-lease-ms', '5000,500']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('bench: option --ha-lease-ms (from command line) must be a comma-separated list of whole numbers between 1000 and inf, got "5000,500"');
+  });
+
   it('the runner refuses --runs 0 and an unknown section', async () => {
     const runs = await runScript('bench/run.ts', ['--runs', '0']);
     expect(runs.code).toBe(2);
     expect(runs.stderr).toMatch(/^bench: option --runs \(from command line\) must be between 1 and inf, got "0"\nusage: npm run bench -- /);
     const only = await runScript('bench/run.ts', ['--only', 'reads,nosuch']);
     expect(only.code).toBe(2);
-    expect(only.stderr).toContain('bench: option --only (from command line) must be a comma-separated list of reads, writes, images, scale, recovery, profile, external, got "reads,nosuch"');
+    expect(only.stderr).toContain('bench: option --only (from command line) must be a comma-separated list of reads, writes, images, scale, recovery, ha, profile, external, got "reads,nosuch"');
   });
 
   it('the runner refuses to start with less free disk than --min-free-gib', async () => {
@@ -179,6 +185,7 @@ describe('published bench commands', () => {
   const external = readdirSync(join(ROOT, 'bench')).filter((f) => f.endsWith('.ts') && PREFIXES.some((p) => f.startsWith(p)));
   const commands: [string, string[]][] = [
     ['bench/run.ts', ['--only', 'reads,writes', '--runs', '5', '--duration', '10', '--wait-quiet', '--quick', '--external-full', '--no-doc']],
+    ['bench/run.ts', ['--only', 'ha', '--ha-kills', '10', '--ha-lease-ms', '5000,2000', '--etcd-records', '100000', '--no-doc']],
     ['bench/scale-generate.ts', 'fill --dir DSDIR --block 1 --count 10000 --size 1024 --block-size 4294967296 --sample 20000 --out FIDS'.split(' ')],
     ['bench/scale-generate.ts', 'reopen --dir DSDIR --block-size 4294967296'.split(' ')],
     ['bench/profile-write-split.ts', '--replicas 2 --fsync false --count 50'.split(' ')],

@@ -1,33 +1,22 @@
-// Measures what the name server's records cost in etcd: bytes of etcd's database (bbolt, after
+// What the name server's records weigh in etcd: bytes of etcd's database (bbolt, after
 // compaction and defragmentation) per block record and per legacy path, and the member's
-// resident memory per record (etcd keeps an index of every key in memory). Not part of the
-// normal run (it writes 2 x 100,000 records); nameserver/metadata-store/README.md has the
-// figures and this command:
-//
-//   UGCFS_MEASURE_ETCD=1 npx vitest run test/metadata-store/etcd-size.test.ts
-//
-// UGCFS_MEASURE_N sets the records per kind (default 100000).
+// resident memory per record (etcd keeps an index of every key in memory). One new member,
+// n records of each kind written through the name server's own store (EtcdMetadataStore) in
+// batches of 128. The method of nameserver/metadata-store/README.md, "What it costs in etcd"
+// (it was test/metadata-store/etcd-size.test.ts, skipped unless asked for: a measurement,
+// not a test); the ha section runs it (`npm run bench -- --only ha --etcd-records N`).
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
 import type { BlockRecord } from '../../nameserver/block-map.ts';
 import type { LegacyRecord } from '../../nameserver/legacy-table.ts';
 import { EtcdMetadataStore } from '../../nameserver/metadata-store/etcd.ts';
-import { etcdUsable, etcdVersion, startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
+import { startEtcd } from '../../test/helpers/etcd.ts';
 
-const reason = etcdUsable() ?? (process.env.UGCFS_MEASURE_ETCD ? undefined : 'a measurement: set UGCFS_MEASURE_ETCD=1 to run it');
-const N = Number(process.env.UGCFS_MEASURE_N ?? 100_000);
-
-const hex = (n: number) => randomBytes(n).toString('hex');
-const b64 = (n: number) => randomBytes(n).toString('base64url').slice(0, n);
-
-describe.skipIf(reason)('etcd: bytes per record', () => {
-  let etcd: EtcdCluster | undefined;
-  afterAll(async () => {
-    await etcd?.stop();
-  });
-
-  it(`measures ${N} block records and ${N} legacy paths`, async () => {
-    etcd = await startEtcd();
+/** Writes n block records and n legacy paths into a new etcd member and weighs them. */
+export async function etcdBytes(n: number) {
+  const hex = (k: number) => randomBytes(k).toString('hex');
+  const b64 = (k: number) => randomBytes(k).toString('base64url').slice(0, k);
+  const etcd = await startEtcd();
+  try {
     const endpoint = etcd.endpoints[0]!;
     const s = await EtcdMetadataStore.open({ endpoints: etcd.endpoints, prefix: '/ugcfs/default', timeoutMs: 60_000 });
     const settle = async () => {
@@ -39,20 +28,20 @@ describe.skipIf(reason)('etcd: bytes per record', () => {
       return { dbSize: st.dbSize, metricDb: metric('etcd_mvcc_db_total_size_in_bytes'), rss: metric('process_resident_memory_bytes') };
     };
     const fill = async <V>(ns: string, make: (i: number) => [string, V]) => {
-      const n = s.namespace<V>(ns);
+      const space = s.namespace<V>(ns);
       let keyBytes = 0;
       let valueBytes = 0;
-      for (let i = 0; i < N; i += 128) {
+      for (let i = 0; i < n; i += 128) {
         const ops = [];
-        for (let j = i; j < Math.min(N, i + 128); j++) {
+        for (let j = i; j < Math.min(n, i + 128); j++) {
           const [key, value] = make(j);
           keyBytes += Buffer.byteLength(`/ugcfs/default/${ns}/${key}`);
           valueBytes += Buffer.byteLength(JSON.stringify(value));
           ops.push({ type: 'put' as const, key, value });
         }
-        await n.batch(ops);
+        await space.batch(ops);
       }
-      return { keyBytes: keyBytes / N, valueBytes: valueBytes / N };
+      return { keyBytes: keyBytes / n, valueBytes: valueBytes / n };
     };
     const dsIds = Array.from({ length: 40 }, () => `ds-${hex(4)}`);
     const t0 = Date.now();
@@ -68,23 +57,20 @@ describe.skipIf(reason)('etcd: bytes per record', () => {
     });
     const afterLegacy = await settle();
     await s.close();
-
-    const per = (a: { dbSize: number }, b: { dbSize: number }) => (b.dbSize - a.dbSize) / N;
+    const per = (a: { dbSize: number }, b: { dbSize: number }) => (b.dbSize - a.dbSize) / n;
     const blocks = per(base, afterBlocks);
     const legacy = per(afterBlocks, afterLegacy);
-    const fit = (bytes: number, per: number) => Math.floor((bytes - base.dbSize) / per);
+    const fit = (bytes: number, p: number) => Math.floor((bytes - base.dbSize) / p);
     const GiB = 1024 ** 3;
-    const report = {
-      etcd: etcdVersion(),
-      records: N,
+    return {
+      records: n,
       seconds: (Date.now() - t0) / 1000,
       emptyDb: base.dbSize,
-      block: { keyBytes: blockShape.keyBytes, valueBytes: blockShape.valueBytes, dbBytesPerRecord: Math.round(blocks), rssBytesPerRecord: Math.round((afterBlocks.rss - base.rss) / N), fit2GiB: fit(2 * GiB, blocks), fit8GiB: fit(8 * GiB, blocks) },
-      legacy: { keyBytes: legacyShape.keyBytes, valueBytes: legacyShape.valueBytes, dbBytesPerRecord: Math.round(legacy), rssBytesPerRecord: Math.round((afterLegacy.rss - afterBlocks.rss) / N), fit2GiB: fit(2 * GiB, legacy), fit8GiB: fit(8 * GiB, legacy) },
+      block: { keyBytes: blockShape.keyBytes, valueBytes: blockShape.valueBytes, dbBytesPerRecord: Math.round(blocks), rssBytesPerRecord: Math.round((afterBlocks.rss - base.rss) / n), fit2GiB: fit(2 * GiB, blocks), fit8GiB: fit(8 * GiB, blocks) },
+      legacy: { keyBytes: legacyShape.keyBytes, valueBytes: legacyShape.valueBytes, dbBytesPerRecord: Math.round(legacy), rssBytesPerRecord: Math.round((afterLegacy.rss - afterBlocks.rss) / n), fit2GiB: fit(2 * GiB, legacy), fit8GiB: fit(8 * GiB, legacy) },
       dbSizeMetricMatchesStatus: afterLegacy.metricDb === afterLegacy.dbSize,
     };
-    console.log(JSON.stringify(report, null, 2));
-    expect(blocks).toBeGreaterThan(blockShape.valueBytes);
-    expect(legacy).toBeGreaterThan(legacyShape.valueBytes);
-  }, 600_000);
-});
+  } finally {
+    await etcd.stop();
+  }
+}
