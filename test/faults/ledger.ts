@@ -24,7 +24,7 @@ export class Ledger {
   readonly failures = new Map<string, number>();
 
   constructor(
-    private readonly cluster: Cluster,
+    private readonly cluster: Pick<Cluster, 'client' | 'dataservers' | 'dsIds' | 'secret' | 'cli'>,
     private readonly rnd: () => number,
   ) {}
 
@@ -35,12 +35,13 @@ export class Ledger {
   }
 
   /** One write of random bytes through the cluster client, recorded when acknowledged. */
-  async write(maxBytes: number): Promise<void> {
+  async write(maxBytes: number): Promise<string | undefined> {
     const data = payload(this.rnd, 1000 + Math.floor(this.rnd() * maxBytes));
     try {
       const w = await this.cluster.client.write(data, { mime: 'application/octet-stream' });
       this.live.set(w.fid, sha(data));
       this.counts.writes++;
+      return w.fid;
     } catch (err) {
       if (!isUgcfsError(err)) this.errors.push(`write: untyped ${String(err)}`);
       else this.failures.set(err.code, (this.failures.get(err.code) ?? 0) + 1);

@@ -14,7 +14,7 @@ import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import type { LeaderStatus } from '../../src/wire/protocol.ts';
 import { startEtcd, type EtcdCluster } from './etcd.ts';
 import { startRole, type RoleProcess } from './cluster.ts';
-import { tempDir, waitFor } from './proc.ts';
+import { run, tempDir, waitFor, type RunResult } from './proc.ts';
 import { freePort } from './ready-process.ts';
 
 export interface HaClusterOptions {
@@ -23,6 +23,8 @@ export interface HaClusterOptions {
   /** --lease-ms of every name server (default 2000: etcd's shortest lease with its default election timeout is about 1.5 s) */
   leaseMs?: number;
   replicas?: number;
+  /** data servers' --block-size (default 1 MiB) */
+  blockSize?: number;
   origin?: boolean;
   originArgs?: string[];
   nameserverArgs?: string[];
@@ -47,6 +49,8 @@ export interface HaCluster {
   client: ClusterClient;
   /** UGCFS_NAMESERVER (the list) and the secret, for `ugcfs` commands */
   env: Record<string, string>;
+  /** runs an admin command (`ugcfs <args>`) against the group (UGCFS_NAMESERVER lists every name server) */
+  cli(args: string[], opts?: { env?: Record<string, string>; timeoutMs?: number }): Promise<RunResult>;
   /** GET /leader of name server i (undefined when it does not answer) */
   leaderOf(i: number): Promise<LeaderStatus | undefined>;
   /** the index of the name server that says it leads, waiting until one does */
@@ -55,6 +59,10 @@ export interface HaCluster {
   metricsOf(i: number): Promise<string>;
   /** starts name server i again (after a kill) */
   restartNameserver(i: number): Promise<RoleProcess>;
+  /** starts data server i again on its data (after a kill) */
+  restartDataserver(i: number): Promise<RoleProcess>;
+  /** starts the origin again on its port (after a kill) */
+  restartOrigin(): Promise<RoleProcess>;
   stop(): Promise<void>;
 }
 
@@ -83,6 +91,8 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
     '--startup-grace-ms', '1000',
     ...(o.nameserverArgs ?? []),
   ];
+  const dsArgs = (i: number) => ['dataserver', '--data', join(dir, `ds-${i + 1}`), '--id', `ds-${i + 1}`, '--nameserver', list, '--port', '0', '--rack', ['a', 'b', 'c'][i % 3]!, '--block-size', String(o.blockSize ?? 1024 * 1024), '--heartbeat-ms', '100', '--fsync=false'];
+  const originArgs = ['origin', '--nameserver', list, '--port', String(await freePort()), ...(o.originArgs ?? [])];
   const nameservers: RoleProcess[] = [];
   const dataservers: RoleProcess[] = [];
   const dsIds: string[] = [];
@@ -102,6 +112,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
     secret,
     client,
     env: { UGCFS_NAMESERVER: list, UGCFS_CLUSTER_SECRET: secret },
+    cli: (args, c = {}) => run(args, { env: { ...ha.env, ...(c.env ?? {}) }, ...(c.timeoutMs !== undefined ? { timeoutMs: c.timeoutMs } : {}) }),
     async leaderOf(i) {
       try {
         const res = await fetch(`${nsUrls[i]}/leader`, { headers: { 'x-ugcfs-secret': secret }, signal: AbortSignal.timeout(1000) });
@@ -134,6 +145,14 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
       nameservers[i] = await startRole(nsArgs(i), { env });
       return nameservers[i]!;
     },
+    async restartDataserver(i) {
+      dataservers[i] = await startRole(dsArgs(i), { env });
+      return dataservers[i]!;
+    },
+    async restartOrigin() {
+      origin = await startRole(originArgs, { env });
+      return origin;
+    },
     async stop() {
       await Promise.all(all().map((p) => p.kill('SIGKILL').catch(() => undefined)));
       if (!o.etcd) await etcd.stop();
@@ -147,9 +166,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
     const n = o.dataservers ?? 3;
     for (let i = 0; i < n; i++) {
       dsIds.push(`ds-${i + 1}`);
-      dataservers.push(
-        await startRole(['dataserver', '--data', join(dir, `ds-${i + 1}`), '--id', `ds-${i + 1}`, '--nameserver', list, '--port', '0', '--rack', ['a', 'b', 'c'][i % 3]!, '--block-size', String(1024 * 1024), '--heartbeat-ms', '100', '--fsync=false'], { env }),
-      );
+      dataservers.push(await startRole(dsArgs(i), { env }));
     }
     await waitFor('every data server alive at the leader', async () => {
       const i = await ha.leaderIndex();
@@ -158,7 +175,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
       const s = (await res.json()) as { dataservers: Array<{ alive: boolean }> };
       return s.dataservers.filter((d) => d.alive).length >= n;
     }, 30_000);
-    if (o.origin) origin = await startRole(['origin', '--nameserver', list, '--port', '0', ...(o.originArgs ?? [])], { env });
+    if (o.origin) origin = await startRole(originArgs, { env });
     return ha;
   } catch (err) {
     await ha.stop();
