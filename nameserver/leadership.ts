@@ -11,8 +11,8 @@
 // does nothing before its timers have even run.
 import { UgcfsError } from '../src/base/errors.ts';
 import type { Logger } from '../src/base/log.ts';
-import type { LeaderStatus } from '../src/wire/protocol.ts';
-import { isEtcdDown, noQuorum, type EtcdMetadataStore, type Fence, type LeaderInfo, type LeaseKeeper, type MetadataWatch } from './metadata-store/index.ts';
+import type { LeaderStatus, NameserverStatus } from '../src/wire/protocol.ts';
+import { isEtcdDown, noQuorum, type EtcdMetadataStore, type Fence, type LeaderInfo, type Lease, type LeaseKeeper, type MetadataWatch } from './metadata-store/index.ts';
 
 /** The election every name server of a cluster campaigns in (`<prefix>/_election/nameserver`). */
 export const ELECTION = 'nameserver';
@@ -38,6 +38,8 @@ export interface Leadership {
   /** throws 421 UGCFS_ERR_NOT_LEADER (with the leader's URL) or 503 UGCFS_ERR_NO_QUORUM unless leading */
   requireLeader(): void;
   status(): LeaderStatus;
+  /** every name server of the group that is up (announced in etcd), with its role; a single name server: itself */
+  members(): Promise<NameserverStatus[]>;
   /** runs once this name server leads, before it acts (take-over work: it may write) */
   onPromote(fn: PromoteHook): void;
   /** runs when it stops leading (stop timers and work that acts as leader) */
@@ -84,6 +86,10 @@ export class SoloLeadership extends Hooks implements Leadership {
     return { leader: this.self, epoch: 0, self: this.self, role: 'leader' };
   }
 
+  async members(): Promise<NameserverStatus[]> {
+    return [{ url: this.self, role: 'leader', epoch: 0, alive: true }];
+  }
+
   async start(): Promise<void> {
     for (const h of this.promoteHooks) await h();
     this.started = true;
@@ -125,6 +131,8 @@ export class EtcdLeadership extends Hooks implements Leadership {
   private campaigning: Promise<void> | undefined;
   private observer: MetadataWatch | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private presence: LeaseKeeper | undefined;
+  private presenceLease: Lease | undefined;
   private closed = false;
 
   constructor(private readonly o: EtcdLeadershipOptions) {
@@ -174,7 +182,36 @@ export class EtcdLeadership extends Hooks implements Leadership {
     return { leader: url ?? null, epoch: leading ? this.fence!.epoch : (this.leader?.epoch ?? 0), self: this.self, role: leading ? 'leader' : 'standby' };
   }
 
+  async members(): Promise<NameserverStatus[]> {
+    const leader = this.status();
+    const urls = new Set<string>([this.self]);
+    for (const m of await this.o.store.members(ELECTION)) {
+      const url = (m as { url?: unknown } | null)?.url;
+      if (typeof url === 'string') urls.add(url);
+    }
+    if (leader.leader) urls.add(leader.leader);
+    return [...urls].sort().map((url) => ({ url, role: url === leader.leader ? 'leader' : 'standby', epoch: leader.epoch, alive: true }));
+  }
+
+  /** Keeps this name server listed among the group's members while it runs (a lease of its own). */
+  private async announce(): Promise<void> {
+    while (!this.closed) {
+      try {
+        const sentAt = Date.now();
+        const lease = await this.o.store.grantLease(this.ttlSeconds);
+        await this.o.store.announce(ELECTION, this.self, { url: this.self }, lease);
+        this.presenceLease = lease;
+        this.presence = this.o.store.keepAlive(lease, { grantSentAt: sentAt });
+        await this.presence.lost;
+      } catch {
+        // etcd unreachable: listed again once it answers
+      }
+      if (!this.closed) await sleep(Math.max(200, Math.floor(this.o.leaseMs / 2)));
+    }
+  }
+
   async start(): Promise<void> {
+    void this.announce();
     this.observer = await this.o.store.observeLeader(ELECTION, (info) => {
       this.leader = info;
       this.etcdDown = false;
@@ -281,6 +318,8 @@ export class EtcdLeadership extends Hooks implements Leadership {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.presence?.stop();
+    if (this.presenceLease) await this.o.store.revokeLease(this.presenceLease).catch(() => undefined);
     const fence = this.fence;
     this.demote('shutting down');
     await this.campaigning?.catch(() => undefined);

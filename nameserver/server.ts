@@ -240,6 +240,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
         const cluster = identity.clusterId;
         if (cluster !== undefined) s.cluster = cluster;
         s.foreignDataservers = foreign.list();
+        s.nameservers = await leadership.members().catch(() => [{ ...leadership.status(), url: leadership.self, alive: true }].map(({ url, role, epoch, alive }) => ({ url, role, epoch, alive })));
         for (const h of statusHooks) await h(s);
         return s;
       },

@@ -61,6 +61,18 @@ ${rows}
 `;
 }
 
+function nameserverSection(s: ClusterStatus): string {
+  const list = s.nameservers ?? [];
+  if (list.length <= 1) return '';
+  const rows = list
+    .map((n) => `<tr data-nameserver="${esc(n.url)}"><td class="url">${esc(n.url)}</td><td><span class="pill ${n.role === 'leader' ? 'alive' : ''}">${esc(n.role ?? 'unknown')}</span></td><td class="num">${n.epoch}</td><td>${n.alive ? 'up' : '<span class="pill dead">down</span>'}</td></tr>`)
+    .join('\n');
+  return `<section data-testid="nameservers"><h2>Name servers (${list.length})</h2><table><thead><tr><th>url</th><th>role</th><th>epoch</th><th>health</th></tr></thead><tbody>
+${rows}
+</tbody></table></section>
+`;
+}
+
 function operationRow(op: Operation): string {
   const frac = op.total > 0 ? op.done / op.total : op.state === 'done' ? 1 : 0;
   return `<tr data-op="${esc(op.id)}"><td>${esc(op.kind)}</td><td><span class="pill ${op.state === 'failed' ? 'dead' : op.state === 'running' ? 'alive' : ''}">${esc(op.state)}</span></td>
@@ -132,7 +144,7 @@ ${bar(total > 0 ? s.usedBytes / total : 0, `cluster capacity: ${formatBytes(s.us
 ${s.dataservers.length === 0 ? '<p class="muted">No data server has sent a heartbeat yet.</p>' : `<table><thead><tr><th>id</th><th>state</th><th>rack</th><th>blocks</th><th>capacity</th><th>free</th><th>last heartbeat</th><th>url</th></tr></thead><tbody>
 ${s.dataservers.map(dataserverRow).join('\n')}
 </tbody></table>`}</section>
-${foreignSection(s)}<section><h2>Running operations <span class="muted" data-testid="work-count">(${work})</span></h2>
+${nameserverSection(s)}${foreignSection(s)}<section><h2>Running operations <span class="muted" data-testid="work-count">(${work})</span></h2>
 ${work === 0 ? '<p class="muted">Nothing running.</p>' : ''}
 ${running.length > 0 ? `<table><thead><tr><th>kind</th><th>state</th><th>progress</th><th>note</th><th>when</th></tr></thead><tbody>${running.map(operationRow).join('\n')}</tbody></table>` : ''}
 ${x.busyBlocks.length > 0 ? `<p>${x.busyBlocks.map((b) => `block ${b.id}: ${esc(b.reason)}`).join(' · ')}</p>` : ''}

@@ -392,6 +392,25 @@ export class EtcdMetadataStore implements MetadataStore {
     );
   }
 
+  /**
+   * Puts `value` at `<prefix>/_members/<group>/<name>` bound to `lease`: the member is listed
+   * while its lease lives (members()).
+   */
+  async announce(group: string, name: string, value: unknown, lease: Lease): Promise<void> {
+    await this.client.put({ key: `${this.membersPrefix(group)}${encodeURIComponent(name)}`, value: JSON.stringify(value), lease: lease.id });
+  }
+
+  /** The values of the members announced in `group` whose leases live. */
+  async members(group: string): Promise<unknown[]> {
+    const key = Buffer.from(this.membersPrefix(group), 'utf8');
+    return (await this.client.range({ key, rangeEnd: prefixEnd(key) })).kvs.map((kv) => parseJson(kv.value));
+  }
+
+  private membersPrefix(group: string): string {
+    if (!NAMESPACE.test(group)) throw new UgcfsError('UGCFS_ERR_INTERNAL', `member group ${JSON.stringify(group)}: use a-z 0-9 . _ -`);
+    return `${this.prefix}/_members/${group}/`;
+  }
+
   /** Deletes the election key if it is still the one `fence` won; true when it was. */
   async resign(fence: Fence): Promise<boolean> {
     const r = await this.client.txn({ compare: [{ key: fence.key, target: 'MOD', modRevision: fence.epoch }], success: [{ deleteRange: { key: fence.key } }] });

@@ -292,6 +292,8 @@ export interface ClusterStatus {
   /** data servers of another cluster that send heartbeats here; never used (docs/NAMESERVER.md, "Cluster identity") */
   foreignDataservers?: ForeignDataserverStatus[];
   underReplicatedBlocks: number;
+  /** the name servers of the group that are up, as the answering one sees them (a single name server: itself) */
+  nameservers?: NameserverStatus[];
   blocks: number;
   replicas: number;
   usedBytes: number;

@@ -18,6 +18,24 @@ describe.skipIf(etcdUsable())('a leader stopped past its lease', () => {
   }, 180_000);
   afterAll(() => ha?.stop());
 
+  it('ugcfs status and the status page show each name server with its role and epoch', async () => {
+    const li = await ha.leaderIndex();
+    const epoch = (await ha.leaderOf(li))!.epoch;
+    const out = await ha.cli(['status', '--json']);
+    expect(out.code, out.stderr).toBe(0);
+    const s = JSON.parse(out.stdout) as { nameservers: Array<{ url: string; role: string; epoch: number; alive: boolean }> };
+    expect(s.nameservers.sort((a, b) => (a.url < b.url ? -1 : 1))).toEqual(
+      ha.nsUrls.map((url, i) => ({ url, role: i === li ? 'leader' : 'standby', epoch, alive: true })).sort((a, b) => (a.url < b.url ? -1 : 1)),
+    );
+    // The page, from either name server, lists both: the group as etcd knows it.
+    for (const url of ha.nsUrls) {
+      const page = await (await fetch(`${url}/`, { headers: { 'x-ugcfs-secret': ha.secret } })).text();
+      for (const [i, u] of ha.nsUrls.entries()) {
+        expect(page).toMatch(new RegExp(`<tr data-nameserver="${u}"><td class="url">${u}</td><td><span class="pill[^"]*">${i === li ? 'leader' : 'standby'}</span></td><td class="num">${epoch}</td><td>up</td>`));
+      }
+    }
+  }, 60_000);
+
   it('wakes up to find another leading: it writes nothing, its commands are refused, and it steps down', async () => {
     const kept = await ha.client.write(Buffer.from('written before the stall'), { mime: 'text/plain' });
     const old = await ha.leaderIndex();
