@@ -4,7 +4,7 @@
 import type { Goal, SectionResult } from './results.ts';
 import type { ProfileSummary } from './cpu-profile.ts';
 import type { Values } from './template.ts';
-import { medianRatio } from './stats.ts';
+import { median, medianRatio } from './stats.ts';
 import { filesLabel, micros, ratio } from './markdown.ts';
 
 /** "1.26x (goal >= 0.9x: met)", or the figure alone for a reported one. */
@@ -71,7 +71,30 @@ function profile(s: SectionResult): Values {
   };
 }
 
-const DERIVED: Record<string, (s: SectionResult) => Values> = { reads, writes, scale, profile };
+interface HaWriteRound { opsPerS: number; cpuUs: Record<string, number> }
+
+/** The ha section's writes round by round: the rate ratios, and the same ratio read from CPU per write. */
+function ha(s: SectionResult): Values {
+  const w = (s.data as { writes?: { etcd: HaWriteRound[]; leveldb: HaWriteRound[] } }).writes;
+  if (!w) return {};
+  const total = (r: HaWriteRound) => Object.values(r.cpuUs).reduce((t, x) => t + x, 0);
+  const pairs = w.etcd.map((e, i) => [e, w.leveldb[i]!] as const).filter(([, l]) => l !== undefined);
+  const side = (r: HaWriteRound) => (r.cpuUs.nameservers ?? 0) + (r.cpuUs.etcd ?? 0);
+  return {
+    roundRatios: pairs.map(([e, l]) => ratio(e.opsPerS / l.opsPerS)).join(', '),
+    // CPU bounds the rate on a machine where every process shares the cores: LevelDB's CPU
+    // per write over etcd's, round by round, is the rate ratio CPU alone predicts.
+    cpuRatio: ratio(medianRatio(pairs.map(([, l]) => total(l)), pairs.map(([e]) => total(e)))),
+    nsSideEtcd: micros(median(pairs.map(([e]) => side(e)))),
+    nsSideLevel: micros(median(pairs.map(([, l]) => side(l)))),
+    dsEtcd: micros(median(pairs.map(([e]) => e.cpuUs.dataservers ?? Number.NaN))),
+    dsLevel: micros(median(pairs.map(([, l]) => l.cpuUs.dataservers ?? Number.NaN))),
+    loadStart1: s.machine.loadavgAtStart[0] ?? '?',
+    loadEnd1: s.loadEnd?.[0] ?? '?',
+  };
+}
+
+const DERIVED: Record<string, (s: SectionResult) => Values> = { reads, writes, scale, ha, profile };
 
 /** Everything a section's template can name. */
 export function sectionValues(s: SectionResult): Values {
