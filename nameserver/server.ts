@@ -81,8 +81,8 @@ interface Backend {
 
 async function openBackend(config: NameserverConfig, log: Logger, metrics: () => Metrics, onFatal: (why: string) => void): Promise<Backend> {
   if (config.etcd === '') {
-    if (config.data === '') throw new UgcfsError('UGCFS_ERR_BAD_USAGE', 'option --data is required (or set UGCFS_DATA), unless the state is in etcd (--etcd)');
     if (config.importState !== '') throw new UgcfsError('UGCFS_ERR_BAD_USAGE', 'option --import-state needs --etcd (it moves a LevelDB state into etcd)');
+    if (config.data === '') throw new UgcfsError('UGCFS_ERR_BAD_USAGE', 'option --data is required, unless the state is in etcd (--etcd)');
     const db = await openStateDb(join(config.data, 'state'));
     return { store: LevelMetadataStore.wrap(db), leadership: new SoloLeadership(config.advertiseUrl), loadedAt: 0, close: () => db.close() };
   }

@@ -8,7 +8,7 @@ import type { CommandModule } from '../command.ts';
 
 const mod: CommandModule = {
   summary: 'run the name server (registry, block map, assignment, repair)',
-  usage: `ugcfs nameserver --data DIR [--host H] [--port P] [--replicas N] [--heartbeat-ms N] [--dead-after-ms N] [--repair-delay-ms N]\n\noptions:\n${describeOptions(NAMESERVER_OPTIONS)}`,
+  usage: `ugcfs nameserver --data DIR [--host H] [--port P] [--replicas N] [--heartbeat-ms N] [--dead-after-ms N] [--repair-delay-ms N]\n       ugcfs nameserver --etcd URL[,URL...] [--etcd-prefix /ugcfs/<cluster>] --advertise-url URL [--lease-ms 5000] [--import-state DIR] [...]\n\noptions:\n${describeOptions(NAMESERVER_OPTIONS)}`,
   async run(ctx) {
     const { config, positionals } = loadConfig(NAMESERVER_OPTIONS, { argv: ctx.argv, env: ctx.env });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);

@@ -1,5 +1,6 @@
 // One namespace of the etcd metadata store (etcd.ts): keys `<prefix>/<namespace>/<key>`,
 // JSON values, ordered paged iteration read at one revision.
+import { isEtcdDown } from './errors.ts';
 import { checkKey, checkOp, checkRange } from './limits.ts';
 import type { EtcdMetadataStore } from './etcd.ts';
 import type { BatchOptions, Entry, MetadataIterator, Namespace, NamespaceBatchOp, RangeOptions, WriteOptions, WriteResult } from './types.ts';
@@ -28,9 +29,18 @@ export class EtcdNamespace<V> implements Namespace<V> {
     return (await this.getEntry(key)).value;
   }
 
+  /**
+   * A linearizable read; when etcd has no quorum (or the members it tries do not answer), the
+   * answer of a member that still runs, which may trail the group's latest write: lookups
+   * (legacy paths) go on through a quorum loss rather than fail.
+   */
   async getEntry(key: string): Promise<Entry<V>> {
     checkKey(key);
-    const r = await this.store.client.range({ key: this.store.fullKey(this.name, key) });
+    const full = this.store.fullKey(this.name, key);
+    const r = await this.store.client.range({ key: full }).catch((err: unknown) => {
+      if (!isEtcdDown(err)) throw err;
+      return this.store.client.range({ key: full, serializable: true });
+    });
     const kv = r.kvs[0];
     return { value: kv ? (JSON.parse(kv.value.toString('utf8')) as V) : undefined, revision: r.revision, modRevision: kv?.modRevision ?? 0 };
   }

@@ -181,7 +181,8 @@ export function onShutdown(log: Logger, closers: Array<() => Promise<void>>): ()
         }
       }
       log.flush?.();
-      process.exit(0);
+      // A server that asked for its own stop after a fatal fault set the exit code: keep it.
+      process.exit(process.exitCode ?? 0);
     })();
   };
   const handler = (sig: string) => {

@@ -31,6 +31,8 @@ const cases: Array<{ args: string[]; env?: Record<string, string>; says: RegExp 
   { args: ['server', '--data', underFile, '--port', '0', '--nameserver-port', '0', '--dataserver-port', '0'], says: /^ugcfs server: option --data: .* is not a writable directory \(ENOTDIR\)$/ },
   { args: ['server'], env: { UGCFS_ORIGIN_PORT: 'eighty' }, says: /^ugcfs server: option --port \(from UGCFS_ORIGIN_PORT\) must be an integer/ },
   { args: ['nameserver', '--data', underFile, '--port', '0'], says: /^ugcfs nameserver: option --data: .* is not a writable directory \(ENOTDIR\)$/ },
+  { args: ['nameserver', '--port', '0'], says: /^ugcfs nameserver: option --data is required, unless the state is in etcd \(--etcd\)$/ },
+  { args: ['nameserver', '--port', '0', '--import-state', underFile], says: /^ugcfs nameserver: option --import-state needs --etcd/ },
   { args: ['dataserver', '--port', '0'], says: /^ugcfs dataserver: option --data is required/ },
   { args: ['dataserver', '--data', underFile, '--port', '0'], says: /^ugcfs dataserver: data directory .* is not a writable directory \(ENOTDIR\)$/ },
   { args: ['origin', '--port', '0', '--upload-tokens', 'tok-do-not-print', '--cache-bytes', 'lots'], says: /^ugcfs origin: option --cache-bytes .*must be an integer/ },
@@ -77,7 +79,7 @@ describe('every role validates flags, environment and config file with a message
   it.each([
     [SERVER_OPTIONS, ['--port', '99999'], {}, /option --port \(from command line\) must be between 0 and 65535/],
     [SERVER_OPTIONS, ['--port'], {}, /option --port needs a value/],
-    [NAMESERVER_OPTIONS, ['--port', '0'], {}, /option --data is required/],
+    [NAMESERVER_OPTIONS, ['--lease-ms', '500'], {}, /option --lease-ms .*must be between 1000/],
     [NAMESERVER_OPTIONS, ['--data', 'x', '--replicas', 'two'], {}, /option --replicas .*must be an integer/],
     [NAMESERVER_OPTIONS, ['--data', 'x', '--log-level', 'loud'], {}, /option --log-level .*must be one of/],
     [DATASERVER_OPTIONS, ['--data', 'x', '--nameserver', 'ftp://x'], {}, /option --nameserver .*http\(s\) URL/],
