@@ -38,6 +38,10 @@ export const ERRORS = {
   UGCFS_ERR_FOREIGN_CLUSTER: { status: 409, description: 'The data server belongs to another cluster (its stored cluster id is not the name server\'s), or holds blocks no state of this name server ever knew; nothing it reports is used, no block is placed on it and it is sent no commands.' },
   UGCFS_ERR_NOT_LEADER: { status: 421, description: 'This name server is a standby (or no longer leads): ask the leader. The error body carries `leader`, its URL or null while none is elected.' },
   UGCFS_ERR_RANGE_NOT_SATISFIABLE: { status: 416, description: 'The Range header does not fit the file.' },
+  // flood control and quotas (docs/SECURITY.md, "Floods, quotas and signatures")
+  UGCFS_ERR_RATE_LIMITED: { status: 429, description: 'Too many variant misses from this client address, or uploads with this token, in a short time; retry after the Retry-After seconds.' },
+  UGCFS_ERR_TOO_MANY_VARIANTS: { status: 403, description: 'This file already has --max-variants-per-file distinct variants made by this origin; presets and variants already cached are still served.' },
+  UGCFS_ERR_QUOTA_EXCEEDED: { status: 403, description: 'Storing this upload would take the upload token past --quota-bytes; nothing was stored.' },
   // payload
   UGCFS_ERR_TOO_LARGE: { status: 413, description: 'The body is larger than the configured maximum.' },
   UGCFS_ERR_UNSUPPORTED_TYPE: { status: 415, description: 'The bytes are not an allowed file type (types are sniffed, never trusted from headers).' },
