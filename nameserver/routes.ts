@@ -8,11 +8,13 @@ import { UgcfsError } from '../src/base/errors.ts';
 import type { NameserverContext, RouteModule } from './context.ts';
 import * as legacyRoutes from './legacy-routes.ts';
 import * as opsRoutes from './ops-routes.ts';
+import * as quotaRoutes from './quota-routes.ts';
 import * as statusPage from './status-page.ts';
 
 export const ROUTE_MODULES: readonly RouteModule[] = [
   { name: 'legacy-routes', register: legacyRoutes.register },
   { name: 'ops-routes', register: opsRoutes.register },
+  { name: 'quota-routes', register: quotaRoutes.register },
   { name: 'status-page', register: statusPage.register },
 ];
 

@@ -17,7 +17,7 @@ import { NameserverClient } from './nameserver-client.ts';
 import type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
 import type { ClusterClientConfig } from './cluster-options.ts';
 import { splitUrls } from '../base/config.ts';
-import type { BlockLocation, ClusterStatus, DeleteFeedPage, LegacyMapping, LegacyPut, NameserverStatus } from '../wire/protocol.ts';
+import type { BlockLocation, ClusterStatus, DeleteFeedPage, LegacyMapping, LegacyPut, NameserverStatus, QuotaUsage } from '../wire/protocol.ts';
 
 export type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
 export { CLUSTER_CLIENT_OPTIONS } from './cluster-options.ts';
@@ -139,6 +139,11 @@ export class ClusterClient {
 
   legacyDelete(path: string): Promise<void> {
     return this.ns.legacyDelete(path);
+  }
+
+  /** Upload quotas (the name server's quota module): `delta` bytes more or fewer for `owner`. */
+  quotaChange(owner: string, delta: number, limit?: number): Promise<QuotaUsage> {
+    return this.ns.quotaChange(owner, delta, limit);
   }
 
   /** Drops cached locations (the HTTP agent is shared and needs no closing). */

@@ -26,6 +26,7 @@ import {
   type LeaderStatus,
   type NameserverStatus,
   type Operation,
+  type QuotaUsage,
   type WriteFailedReply,
   type WriteFailedReport,
 } from '../wire/protocol.ts';
@@ -217,6 +218,14 @@ export class NameserverClient {
 
   legacyList(o: { prefix?: string; after?: string; limit?: number } = {}): Promise<LegacyList> {
     return this.read((b) => callJson<LegacyList>(nsUrl(b, 'legacy', {}, { prefix: o.prefix, after: o.after, limit: o.limit }), this.opts()));
+  }
+
+  // ---- upload quotas
+
+  /** Adds `delta` bytes to what `owner` stores; past `limit` it throws UGCFS_ERR_QUOTA_EXCEEDED and adds nothing. */
+  quotaChange(owner: string, delta: number, limit?: number): Promise<QuotaUsage> {
+    // 'once': a change sent twice would count twice.
+    return this.lead('once', (b) => callJson<QuotaUsage>(nsUrl(b, 'quota', { id: owner }), this.opts({ method: 'POST', body: { delta, ...(limit === undefined ? {} : { limit }) } })));
   }
 
   // ---- plumbing

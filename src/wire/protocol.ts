@@ -64,6 +64,8 @@ export const NS_ROUTES = {
   status: '/status',
   /** GET ?path= -> LegacyMapping ; PUT LegacyPut -> LegacyMapping ; DELETE ?path= ; GET ?prefix=&after=&limit= (no path) -> LegacyList */
   legacy: '/legacy',
+  /** POST QuotaChange -> QuotaUsage (403 UGCFS_ERR_QUOTA_EXCEEDED past `limit`) ; GET -> QuotaUsage. `:id` is an upload owner id, never a token */
+  quota: '/quota/:id',
   /** POST {kind, ...args} -> Operation ; GET -> Operation[] */
   ops: '/ops',
   /** GET -> Operation */
@@ -331,6 +333,19 @@ export interface LegacyMapping {
 /** PUT body of NS_ROUTES.legacy: `ifAbsent` makes it a create that answers 409 when another fid is mapped. */
 export interface LegacyPut extends LegacyMapping {
   ifAbsent?: boolean;
+}
+
+/** POST body of NS_ROUTES.quota: `delta` bytes more (upload) or fewer (delete) stored by the owner. */
+export interface QuotaChange {
+  delta: number;
+  /** refuse a positive delta that would take the owner's usage past this many bytes */
+  limit?: number;
+}
+
+/** What an upload owner stores, as the name server counts it. */
+export interface QuotaUsage {
+  owner: string;
+  used: number;
 }
 
 export interface LegacyList {

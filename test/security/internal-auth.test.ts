@@ -42,6 +42,7 @@ const NS_METHODS: Record<keyof typeof NS_ROUTES, Method[]> = {
   dataserver: ['GET', 'DELETE'],
   status: ['GET'],
   legacy: ['GET', 'PUT', 'DELETE'],
+  quota: ['GET', 'POST'],
   ops: ['POST', 'GET'],
   op: ['GET', 'DELETE'],
   leader: ['GET'],
