@@ -29,7 +29,10 @@ export interface HitPathDeps {
   access?: AccessLog;
 }
 
-const MEMO_LIMIT = 50_000;
+/** URLs the memo holds; with MEMO_URL_CHARS it bounds the memo to a few MB. */
+export const MEMO_LIMIT = 10_000;
+/** Longer URLs are parsed every time: real fid URLs are far shorter, junk may be 4 KiB. */
+export const MEMO_URL_CHARS = 256;
 
 /** The request target as sent, when the listener had to re-escape it for the router. */
 const SENT_URL = Symbol('ugcfs.sentUrl');
@@ -58,18 +61,25 @@ export function requestTarget(req: { url: string; raw: IncomingMessage }): strin
   return (req.raw as IncomingMessage & { [SENT_URL]?: string })[SENT_URL] ?? req.url;
 }
 
-export function installHitPath(server: Server, d: HitPathDeps): void {
-  // URL -> what it names; null marks URLs the fast path leaves to the routes.
-  const memo = new Map<string, Target | null>();
+export interface HitPath {
+  /** URLs memoised now (healthz `hitPathMemo`) */
+  memoSize(): number;
+}
+
+export function installHitPath(server: Server, d: HitPathDeps): HitPath {
+  // URL -> what it names, for short URLs that name a servable fid target only: junk,
+  // invalid and over-long URLs are never kept, so a flood of them costs no memory.
+  const memo = new Map<string, Target>();
   // the label of the routes' catch-all (read-routes.ts), which answers the same URLs
   const meter = new RouteMeter(d.metrics, '/*', d.access);
   const memoryHit = d.metrics.cacheLookups.labels({ tier: 'memory', result: 'hit' });
   const bytesServed = { original: d.metrics.bytesServed.labels({ kind: 'original' }), variant: d.metrics.bytesServed.labels({ kind: 'variant' }) };
 
   function targetOf(url: string): Target | null {
-    let t = memo.get(url);
-    if (t !== undefined) return t;
-    t = null;
+    const known = memo.get(url);
+    if (known !== undefined) return known;
+    if (url.length > MEMO_URL_CHARS) return null; // parsed by the routes, which refuse what is too long
+    let t: Target | null = null;
     try {
       const p = parseTarget(url);
       if (p.kind === 'fid') {
@@ -82,7 +92,9 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     } catch {
       t = null;
     }
-    if (memo.size >= MEMO_LIMIT) memo.clear();
+    if (t === null) return null;
+    // Oldest first: Map order is insertion order.
+    if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value!);
     memo.set(url, t);
     return t;
   }
@@ -131,4 +143,5 @@ export function installHitPath(server: Server, d: HitPathDeps): void {
     shieldFromRouter(req);
     return false;
   });
+  return { memoSize: () => memo.size };
 }

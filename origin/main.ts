@@ -18,8 +18,9 @@ import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
 import type { OriginConfig } from './config.ts';
 import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';
 import { DiskCache } from './disk-cache.ts';
+import { floodControl } from './flood-control.ts';
 import { clusterFileStore, type FileStore } from './file-store.ts';
-import { installHitPath } from './hit-path.ts';
+import { installHitPath, type HitPath } from './hit-path.ts';
 import { tuneSharp } from './image-pipeline.ts';
 import { legacyResolverFor } from './legacy-read-through.ts';
 import { defaultLegacyResolver } from './legacy-resolver.ts';
@@ -119,9 +120,13 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
         memoryCacheEntries: memory.size,
         diskCacheBytes: disk?.usedBytes ?? 0,
         resize: gate.stats(),
+        hitPathMemo: hitPath?.memoSize() ?? 0,
+        ...flood.health(),
       }),
     });
     const gate = new ResizeGate(config.resizeConcurrency, config.resizeQueue, (n) => metrics.resizeQueue.set(n), () => metrics.resizeRejected.inc());
+    const flood = floodControl(config, client, metrics, log);
+    let hitPath: HitPath | undefined;
     const memory = new MemoryCache<CachedResponse>(config.memoryCacheBytes);
     const disk = config.cacheDir ? new DiskCache(config.cacheDir, config.cacheBytes) : undefined;
     await disk?.init();
@@ -146,10 +151,11 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     // Upload answers name the listen URL when no --public-url is given; it is known once listening.
     let url = '';
     const resolve = { presets, strict: config.strict, allowedSizes, maxOutputPixels: config.maxOutputPixels, negotiate: config.negotiateFormat };
-    await registerUpload(app, { store, gate, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => config.publicUrl || url });
+    await registerUpload(app, { store, gate: flood.uploadGate, limiter: flood.uploadLimiter, quota: flood.quota, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => config.publicUrl || url });
     registerReads(app, {
       core, store, resolver, resolve, signingKeys: config.signingKeys, auth, clusterSecret: config.clusterSecret,
       peers: () => peers, purge, revive, metrics, log,
+      variantLimiter: flood.variantLimiter, budget: flood.budget, quota: flood.quota,
     });
 
     // Watching starts before the first request can fill a cache, so no delete falls between
@@ -159,7 +165,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     const feedTombstoneMs = 2 * config.resizeTimeoutMs + 30_000;
     if (deleteFeed) stopWatching = watchDeletesInto(deleteFeed, core, { intervalMs: config.deleteFeedIntervalMs, tombstoneMs: feedTombstoneMs, log });
     url = await listen(app, config.host, config.port);
-    installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access });
+    hitPath = installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access });
     return {
       url,
       async close() {

@@ -190,7 +190,12 @@ export class OriginCore {
     return entry;
   }
 
-  async variant(s: Source, v: Variant, opts: { forward: boolean }): Promise<Served> {
+  /**
+   * A variant of `s`. `opts.admit` runs once this origin knows it must make the variant or
+   * ask a peer for it (no memory or disk hit, no identical computation to join); it throws
+   * to refuse (rate limits, --max-variants-per-file), so hits are never refused.
+   */
+  async variant(s: Source, v: Variant, opts: { forward: boolean; admit?: () => void }): Promise<Served> {
     this.assertAlive(s);
     const id = sourceId(s);
     const key = OriginCore.memoryKey(id, v.key);
@@ -205,6 +210,7 @@ export class OriginCore {
       const generation = this.generation;
       const warm = await this.fromDisk(s, v, key, generation);
       if (warm) { fromDisk = true; return warm; }
+      opts.admit?.();
       const owner = opts.forward && s.kind === 'fid' ? this.d.peers?.ownerOf(key) : undefined;
       if (owner && s.kind === 'fid') {
         const got = await this.d.peers!.fetch(owner, s.fid, v.key, v.negotiated);

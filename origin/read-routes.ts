@@ -14,7 +14,10 @@ import { PEER_ROUTES, type PeerRing } from './peer-ring.ts';
 import { callerOf, type AuthConfig } from './upload-auth.ts';
 import { requestTarget } from './hit-path.ts';
 import { verifySignature } from './url-signature.ts';
-import { MAX_OUTPUT_SIDE, MAX_URL_LENGTH, parseTarget, resolveVariant, variantFromKey, type ParsedTarget, type ResolveOptions } from './variant-url.ts';
+import { clientKey, type RateLimiter } from './rate-limit.ts';
+import type { VariantBudget } from './variant-budget.ts';
+import type { UploadQuota } from './flood-control.ts';
+import { MAX_OUTPUT_SIDE, MAX_URL_LENGTH, parseTarget, resolveVariant, variantFromKey, type ParsedTarget, type ResolveOptions, type VariantSpec } from './variant-url.ts';
 
 export interface ReadDeps {
   core: OriginCore;
@@ -31,6 +34,17 @@ export interface ReadDeps {
   revive(fid: string): void;
   metrics: Metrics;
   log: Logger;
+  /** variant misses per client address (--variant-rate, --variant-burst) */
+  variantLimiter?: RateLimiter;
+  /** --max-variants-per-file */
+  budget?: VariantBudget;
+  /** --quota-bytes: a delete gives the owner its bytes back */
+  quota?: UploadQuota;
+}
+
+/** A variant named by a preset and nothing else: the operator chose it, so it is never capped. */
+function presetOnly(spec: VariantSpec): boolean {
+  return spec.preset !== undefined && Object.entries(spec).every(([k, v]) => k === 'preset' || v === undefined);
 }
 
 export function send(reply: FastifyReply, a: Answer, head: boolean): FastifyReply {
@@ -83,9 +97,18 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
       served = await core.original(await sourceOf(t));
       kind = 'original';
     } else {
-      if (d.signingKeys.length > 0) verifySignature(d.signingKeys, t.signed, t.sig);
+      if (d.signingKeys.length > 0) verifySignature(d.signingKeys, t.signed, t.sig, t.exp);
       const v = resolveVariant(t.spec, { ...d.resolve, accept: req.headers.accept });
-      served = await core.variant(await sourceOf(t), v, { forward: true });
+      const src = await sourceOf(t);
+      const capped = !presetOnly(t.spec);
+      const budgetId = src.kind === 'fid' ? src.fid : `L:${src.id}`;
+      // Only misses are refused; the check runs inside the core once it knows it is one.
+      const admit = () => {
+        if (capped) d.budget?.check(budgetId, v.key);
+        d.variantLimiter?.take(clientKey(req.socket.remoteAddress));
+        if (capped) d.budget?.record(budgetId, v.key);
+      };
+      served = await core.variant(src, v, { forward: true, admit });
       kind = 'variant';
     }
     const a = answer(served.entry, req.headers, served.xCache);
@@ -114,6 +137,8 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
       throw err;
     }
     await d.peers()?.broadcastPurge(t.id);
+    d.budget?.forget(t.id);
+    await d.quota?.release(info.owner, info.size);
     req.log.info({ fid: t.id, by: caller.admin ? 'admin' : caller.owner }, 'deleted');
     return reply.code(204).header('cache-control', 'no-store').send();
   });

@@ -12,6 +12,8 @@ import { checkUpload, type CheckedImage, type PipelineLimits } from './image-pip
 import { IMAGE_EXT } from './media-type.ts';
 import type { ResizeGate } from './resize-gate.ts';
 import { callerOf, type AuthConfig } from './upload-auth.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { UploadQuota } from './flood-control.ts';
 
 export const MAX_FILES_PER_UPLOAD = 20;
 
@@ -27,7 +29,12 @@ export interface UploadedFile {
 
 export interface UploadDeps {
   store: FileStore;
+  /** upload decodes: slots of their own, so variant misses cannot starve uploads */
   gate: ResizeGate;
+  /** uploads per upload owner (--upload-rate, --upload-burst); the admin is not limited */
+  limiter?: RateLimiter;
+  /** --quota-bytes per upload owner; the admin has none */
+  quota?: UploadQuota;
   limits: PipelineLimits;
   auth: AuthConfig;
   maxUploadBytes: number;
@@ -70,6 +77,14 @@ export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promi
       d.metrics.uploads.inc({ result: 'unauthorized' });
       throw err;
     }
+    if (!caller.admin) {
+      try {
+        d.limiter?.take(caller.owner);
+      } catch (err) {
+        d.metrics.uploads.inc({ result: 'refused' });
+        throw err;
+      }
+    }
     let checked: CheckedImage[];
     try {
       let bodies: Buffer[];
@@ -84,6 +99,15 @@ export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promi
       }
       checked = [];
       for (const b of bodies) checked.push(await checkUpload(b, d.limits, (job) => d.gate.run(job)));
+    } catch (err) {
+      d.metrics.uploads.inc({ result: 'refused' });
+      throw err;
+    }
+    // Counted before storing, so origins sharing the count cannot together overshoot it.
+    const quota = caller.admin ? undefined : d.quota;
+    const bytes = checked.reduce((n, c) => n + c.data.length, 0);
+    try {
+      await quota?.reserve(caller.owner, bytes);
     } catch (err) {
       d.metrics.uploads.inc({ result: 'refused' });
       throw err;
@@ -104,7 +128,13 @@ export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promi
       }
     } catch (err) {
       d.metrics.uploads.inc({ result: 'failed' });
-      await Promise.all(stored.map((f) => d.store.delete(f.fid).catch((e: unknown) => d.log.warn({ fid: f.fid, err: (e as Error).message }, 'could not undo a partial upload'))));
+      const undone = await Promise.all(stored.map((f) => d.store.delete(f.fid).then(() => f.size, (e: unknown) => {
+        d.log.warn({ fid: f.fid, err: (e as Error).message }, 'could not undo a partial upload');
+        return 0;
+      })));
+      // What is still stored (an undo that failed) stays counted.
+      const kept = stored.reduce((n, f) => n + f.size, 0) - undone.reduce((n, b) => n + b, 0);
+      await quota?.release(caller.owner, bytes - kept);
       throw err;
     }
     d.metrics.uploads.inc({ result: 'ok' }, stored.length);

@@ -38,6 +38,8 @@ export interface ParsedTarget {
   spec: VariantSpec | undefined;
   /** value of `sig`, if given */
   sig: string | undefined;
+  /** `exp=<unix seconds>`, if given: a signed URL is refused after it (the signature covers it) */
+  exp?: number;
   /** path and query exactly as sent, minus the `sig` parameter: what a signature covers */
   signed: string;
 }
@@ -173,6 +175,7 @@ export function parseTarget(url: string): ParsedTarget {
 
   let querySpec: VariantSpec | undefined;
   let sig: string | undefined;
+  let exp: number | undefined;
   const kept: string[] = [];
   if (query !== '') {
     const seen = new Set<string>();
@@ -193,6 +196,11 @@ export function parseTarget(url: string): ParsedTarget {
       seen.add(name);
       if (name === 'sig') { sig = value; continue; }
       kept.push(pair);
+      if (name === 'exp') {
+        if (!/^\d{1,12}$/.test(value)) throw badParam('exp must be a time in whole unix seconds');
+        exp = Number(value);
+        continue;
+      }
       if (!VARIANT_PARAMS.has(name)) throw badParam(`unknown parameter ${JSON.stringify(name.slice(0, 40))}`);
       if (value === '') throw badParam(`parameter ${name} has no value`);
       querySpec ??= {};
@@ -210,11 +218,11 @@ export function parseTarget(url: string): ParsedTarget {
       throw badParam(`${JSON.stringify(name.slice(21, 60))} is neither an extension nor a variant suffix`);
     }
     if (spec && querySpec) throw badParam('give a variant either as a suffix or as query parameters, not both');
-    return { kind: 'fid', id: fidPart, spec: spec ?? querySpec, sig, signed };
+    return { kind: 'fid', id: fidPart, spec: spec ?? querySpec, sig, signed, ...(exp === undefined ? {} : { exp }) };
   }
   const { base, spec } = splitSuffix(path, false);
   if (spec && querySpec) throw badParam('give a variant either as a suffix or as query parameters, not both');
-  return { kind: 'legacy', id: legacyPathFromUrl(base), spec: spec ?? querySpec, sig, signed };
+  return { kind: 'legacy', id: legacyPathFromUrl(base), spec: spec ?? querySpec, sig, signed, ...(exp === undefined ? {} : { exp }) };
 }
 
 export interface ResolveOptions {
