@@ -1,11 +1,10 @@
 // The data server's internal HTTP API: the DS_ROUTES of src/wire/protocol.ts, every one behind
-// the cluster secret. Bad input is refused before anything is written. The hot needle routes
+// the cluster secret (declared per route, checked before any body byte is read). Bad input is refused before anything is written. The hot needle routes
 // (GET|HEAD and PUT /needles/<fid>, POST /blocks/<id>/needles) are answered ahead of fastify,
 // by needle-read-route.ts (installed by main.ts) and needle-write-route.ts, and only there.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/base/errors.ts';
 import { decodeFid, type Fid } from '../src/wire/file-id.ts';
-import { requireClusterSecret } from '../src/http/http-server.ts';
 import { DS_ROUTES, HEADERS, type BlockCreate, type QuarantineListing } from '../src/wire/protocol.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import { pullBlock } from './block-pull.ts';
@@ -13,6 +12,12 @@ import { BlockRangeStream } from './block-read.ts';
 import { installNeedleWriteRoute } from './needle-write-route.ts';
 import { bad, isRepair, parseBlockId, parseReplicas, type NeedleWriteContext } from './write-checks.ts';
 import { replicatedDelete, type ReplicationContext } from './replication.ts';
+
+/**
+ * Every route here: the cluster secret, checked with the declared body limit (the default
+ * 64 KiB: these take small JSON or nothing) before the body is read (src/http/request-gate.ts).
+ */
+const INTERNAL = { config: { auth: 'internal' } };
 
 export type ApiContext = NeedleWriteContext & {
   /** this server's cluster (cluster-identity.ts): a block creation from another is refused */
@@ -40,10 +45,9 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
   // A needle DELETE's body, if any, is not parsed (as the needle routes' bodies are raw bytes).
   void app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
-    raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.blockSize }, (_req, body, done) => done(null, body));
-    raw.addHook('onRequest', async (req) => requireClusterSecret(req, ctx.secret));
+    raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-    raw.delete(DS_ROUTES.needle, async (req, reply) => {
+    raw.delete(DS_ROUTES.needle, INTERNAL, async (req, reply) => {
       const { text, fid } = fidParam(req);
       const replicas = parseReplicas(req.headers);
       if (isRepair(req.headers, replicas)) {
@@ -55,14 +59,13 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
   });
 
   void app.register(async (api) => {
-    api.addHook('onRequest', async (req) => requireClusterSecret(req, ctx.secret));
     const blockParam = (req: FastifyRequest) => parseBlockId((req.params as { id: string }).id);
 
-    api.get(DS_ROUTES.blocks, async () => store.reports());
+    api.get(DS_ROUTES.blocks, INTERNAL, async () => store.reports());
 
-    api.get(DS_ROUTES.block, async (req) => store.block(blockParam(req)).report());
+    api.get(DS_ROUTES.block, INTERNAL, async (req) => store.block(blockParam(req)).report());
 
-    api.post(DS_ROUTES.block, async (req, reply) => {
+    api.post(DS_ROUTES.block, INTERNAL, async (req, reply) => {
       const id = blockParam(req);
       const body = jsonBody<BlockCreate>(req);
       // A name server's creation carries its cluster and lease ends (an operator's may not):
@@ -83,14 +86,14 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       return b.report();
     });
 
-    api.delete(DS_ROUTES.block, async (req, reply) => {
+    api.delete(DS_ROUTES.block, INTERNAL, async (req, reply) => {
       await store.deleteBlock(blockParam(req));
       reply.code(204).send();
     });
 
-    api.get(DS_ROUTES.blockData, async (req, reply) => streamBlock(ctx, req, reply, blockParam(req)));
+    api.get(DS_ROUTES.blockData, INTERNAL, async (req, reply) => streamBlock(ctx, req, reply, blockParam(req)));
 
-    api.post(DS_ROUTES.blockPull, async (req) => {
+    api.post(DS_ROUTES.blockPull, INTERNAL, async (req) => {
       const id = blockParam(req);
       const { from } = jsonBody<{ from: string }>(req);
       if (typeof from !== 'string') throw bad('body must be {"from": "<peer base URL>"}');
@@ -103,22 +106,22 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       return pullBlock(store, id, from.replace(/\/+$/, ''), ctx.secret);
     });
 
-    api.post(DS_ROUTES.blockReadonly, async (req) => {
+    api.post(DS_ROUTES.blockReadonly, INTERNAL, async (req) => {
       const id = blockParam(req);
       const { readonly } = jsonBody<{ readonly: boolean }>(req);
       if (typeof readonly !== 'boolean') throw bad('body must be {"readonly": true|false}');
       return store.setReadonly(id, readonly);
     });
 
-    api.post(DS_ROUTES.blockCompact, async (req) => store.compact(blockParam(req)));
+    api.post(DS_ROUTES.blockCompact, INTERNAL, async (req) => store.compact(blockParam(req)));
 
-    api.post(DS_ROUTES.blockScrub, async (req) => store.scrub(blockParam(req)));
+    api.post(DS_ROUTES.blockScrub, INTERNAL, async (req) => store.scrub(blockParam(req)));
 
-    api.get(DS_ROUTES.blockKeys, async (req) => store.keys(blockParam(req)));
+    api.get(DS_ROUTES.blockKeys, INTERNAL, async (req) => store.keys(blockParam(req)));
 
-    api.get(DS_ROUTES.quarantine, async (): Promise<QuarantineListing> => ({ files: store.ctx.quarantine.list(), bytes: store.quarantineStats().bytes }));
+    api.get(DS_ROUTES.quarantine, INTERNAL, async (): Promise<QuarantineListing> => ({ files: store.ctx.quarantine.list(), bytes: store.quarantineStats().bytes }));
 
-    api.delete(DS_ROUTES.quarantineItem, async (req, reply) => {
+    api.delete(DS_ROUTES.quarantineItem, INTERNAL, async (req, reply) => {
       const name = (req.params as { name: string }).name;
       if (!(await store.ctx.quarantine.remove(name))) throw new UgcfsError('UGCFS_ERR_NOT_FOUND', `no quarantined file named ${JSON.stringify(name)}`);
       reply.code(204).send();

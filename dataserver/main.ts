@@ -82,7 +82,12 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   const server = createHttpServer({
     role: 'dataserver',
     log,
-    bodyLimit: config.blockSize,
+    // every route declares its credential before any body byte is read; the needle writes
+    // (ahead of fastify) take up to the block size, every fastify route the default 64 KiB
+    clusterSecret: config.clusterSecret,
+    limits: config,
+    listenHost: config.host,
+    ownUrls: [config.publicUrl],
     accessLog: config.accessLog,
     // Process metrics (ugcfs_process_*: CPU, memory, event-loop delay, GC), as the name server
     // and origins have: data servers are where the collector's cost under writes was found.

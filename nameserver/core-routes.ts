@@ -1,11 +1,20 @@
 // The name server's own HTTP routes (NS_ROUTES of src/wire/protocol.ts). Internal routes need
-// the cluster secret; admin views accept the admin token too.
+// the cluster secret; admin views accept the admin token too. Each route declares which
+// (config.auth), checked before its body is read (src/http/request-gate.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UgcfsError, isErrorCode, type ErrorCode } from '../src/base/errors.ts';
 import { decodeFid } from '../src/wire/file-id.ts';
 import { NS_ROUTES, type WriteFailedReply } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import type { HeartbeatHandler } from './heartbeat.ts';
+
+const INTERNAL = { config: { auth: 'internal' } };
+const ADMIN = { config: { auth: 'admin' } };
+/**
+ * A heartbeat carries a report of every block its data server holds (about 150 bytes each):
+ * 16 MiB is some 100,000 blocks.
+ */
+const HEARTBEAT = { config: { auth: 'internal' }, bodyLimit: 16 * 1024 * 1024 };
 
 /** fids one assign may hand out (a client batching its writes asks for several) */
 const MAX_ASSIGN_COUNT = 100;
@@ -37,18 +46,15 @@ function objectBody(req: FastifyRequest): Record<string, unknown> {
 }
 
 export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext, heartbeats: HeartbeatHandler): void {
-  app.get(NS_ROUTES.leader, async (req) => {
-    ctx.requireAdmin(req);
+  app.get(NS_ROUTES.leader, ADMIN, async () => {
     return ctx.leadership.status();
   });
 
-  app.post(NS_ROUTES.heartbeat, async (req) => {
-    ctx.requireInternal(req);
+  app.post(NS_ROUTES.heartbeat, HEARTBEAT, async (req) => {
     return heartbeats.handle(req.body);
   });
 
-  app.post(NS_ROUTES.assign, async (req) => {
-    ctx.requireInternal(req);
+  app.post(NS_ROUTES.assign, INTERNAL, async (req) => {
     const body = objectBody(req);
     const replicas = body.replicas ?? ctx.config.replicas;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1 || replicas > 8) {
@@ -61,8 +67,7 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return ctx.allocator.assign(replicas, count);
   });
 
-  app.get(NS_ROUTES.block, async (req) => {
-    ctx.requireInternal(req);
+  app.get(NS_ROUTES.block, INTERNAL, async (req) => {
     const id = blockIdParam(req);
     // A standby may not have seen a block the leader made a moment ago: the leader answers.
     if (!ctx.blocks.has(id) && !ctx.leadership.isLeader()) ctx.leadership.requireLeader();
@@ -70,8 +75,7 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return ctx.blocks.location(id, Date.now(), (ds) => ctx.pendingDeletes.owes(ds.id, id));
   });
 
-  app.post(NS_ROUTES.blockWriteFailed, async (req) => {
-    ctx.requireInternal(req);
+  app.post(NS_ROUTES.blockWriteFailed, INTERNAL, async (req) => {
     const id = blockIdParam(req);
     const body = objectBody(req);
     if (body.dsId !== undefined) {
@@ -92,7 +96,6 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
 
   // One handler for both spellings: /deletes {fid} and the older /blocks/:id/missed-deletes.
   const recordDelete = async (req: FastifyRequest, blockFromPath: number | undefined) => {
-    ctx.requireInternal(req);
     const body = objectBody(req);
     if (typeof body.fid !== 'string') throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'fid must be a string');
     const fid = decodeFid(body.fid);
@@ -111,11 +114,10 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return { ok: true, pending: ids.length, seq };
   };
 
-  app.post(NS_ROUTES.blockMissedDeletes, async (req) => recordDelete(req, blockIdParam(req)));
-  app.post(NS_ROUTES.deletes, async (req) => recordDelete(req, undefined));
+  app.post(NS_ROUTES.blockMissedDeletes, INTERNAL, async (req) => recordDelete(req, blockIdParam(req)));
+  app.post(NS_ROUTES.deletes, INTERNAL, async (req) => recordDelete(req, undefined));
 
-  app.get(NS_ROUTES.deletes, async (req) => {
-    ctx.requireInternal(req);
+  app.get(NS_ROUTES.deletes, INTERNAL, async (req) => {
     const after = (req.query as { after?: unknown }).after;
     if (after !== undefined && (typeof after !== 'string' || !/^\d{1,15}$/.test(after))) {
       throw new UgcfsError('UGCFS_ERR_BAD_PARAM', '?after= must be a sequence number');
@@ -123,25 +125,21 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return ctx.deleteFeed.since(after === undefined ? undefined : Number(after));
   });
 
-  app.get(NS_ROUTES.status, async (req) => {
-    ctx.requireAdmin(req);
+  app.get(NS_ROUTES.status, ADMIN, async () => {
     return ctx.status();
   });
 
-  app.get(NS_ROUTES.dataservers, async (req) => {
-    ctx.requireAdmin(req);
+  app.get(NS_ROUTES.dataservers, ADMIN, async () => {
     return (await ctx.status()).dataservers;
   });
 
-  app.get(NS_ROUTES.dataserver, async (req) => {
-    ctx.requireAdmin(req);
+  app.get(NS_ROUTES.dataserver, ADMIN, async (req) => {
     const id = (req.params as { id: string }).id;
     ctx.registry.require(id);
     return (await ctx.status()).dataservers.find((d) => d.id === id);
   });
 
-  app.delete(NS_ROUTES.dataserver, async (req, reply) => {
-    ctx.requireAdmin(req);
+  app.delete(NS_ROUTES.dataserver, ADMIN, async (req, reply) => {
     await ctx.registry.forget((req.params as { id: string }).id);
     reply.code(204).send();
   });

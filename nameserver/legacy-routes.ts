@@ -6,6 +6,9 @@ import { NS_ROUTES, type LegacyPut } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 import { LegacyTable, type LegacyRecord } from './legacy-table.ts';
 
+/** every verb: the admin token or the cluster secret, checked before the body is read (the handlers ask again) */
+const ADMIN = { config: { auth: 'admin' } };
+
 export type LegacyRouteContext = Pick<NameserverContext, 'namespace' | 'requireAdmin'>;
 
 function queryString(req: FastifyRequest, name: string): string | undefined {
@@ -18,7 +21,7 @@ function queryString(req: FastifyRequest, name: string): string | undefined {
 export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyTable {
   const table = new LegacyTable(ctx.namespace<LegacyRecord>('legacy'));
 
-  app.get(NS_ROUTES.legacy, async (req) => {
+  app.get(NS_ROUTES.legacy, ADMIN, async (req) => {
     ctx.requireAdmin(req);
     const path = queryString(req, 'path');
     if (path === undefined) {
@@ -32,7 +35,7 @@ export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyT
     return m;
   });
 
-  app.put(NS_ROUTES.legacy, async (req) => {
+  app.put(NS_ROUTES.legacy, ADMIN, async (req) => {
     ctx.requireAdmin(req);
     const body = req.body as Partial<LegacyPut> | undefined;
     if (!body || typeof body !== 'object' || typeof body.path !== 'string' || typeof body.fid !== 'string') {
@@ -48,7 +51,7 @@ export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyT
     return mapping;
   });
 
-  app.delete(NS_ROUTES.legacy, async (req, reply) => {
+  app.delete(NS_ROUTES.legacy, ADMIN, async (req, reply) => {
     ctx.requireAdmin(req);
     const path = queryString(req, 'path');
     if (path === undefined) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'query parameter path is required');

@@ -8,7 +8,7 @@
 // Everything in memory is loaded without writing; what a new leader must settle (ids,
 // creations a dead leader left half done) is done by the take-over hooks before it acts.
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/base/errors.ts';
 import { MAX_KEY } from '../src/wire/file-id.ts';
 import { createHttpServer, requireClusterSecret } from '../src/http/http-server.ts';
@@ -37,6 +37,7 @@ import { PersistedSequence } from './sequence.ts';
 import { importState } from './state-import.ts';
 import { openStateDb } from './state-db.ts';
 import { StateFollower } from './state-follow.ts';
+import { guardStatusPage } from './status-page.ts';
 
 export interface NameserverInstance {
   app: FastifyInstance;
@@ -150,10 +151,21 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
     // --adopt-blocks on a state that has allocated nothing learns the cluster id from the data servers.
     const identity = await ClusterIdentity.open(meta, { learn: config.adoptBlocks && blocks.size === 0, learnUntil: startedAt + config.startupGraceMs, log });
     const foreign = new ForeignServers();
+    const requireInternal = (req: FastifyRequest) => requireClusterSecret(req, config.clusterSecret);
+    const requireAdmin = (req: FastifyRequest) => {
+      if (config.adminToken !== '' && secretEquals(bearer(req.headers.authorization), config.adminToken)) return;
+      if (config.clusterSecret === '' && config.adminToken !== '') throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'admin token missing or wrong');
+      requireClusterSecret(req, config.clusterSecret);
+    };
     const base = createHttpServer({
       role: 'nameserver',
       log,
-      bodyLimit: 16 * 1024 * 1024,
+      // each route declares its credential and, when it takes more than 64 KiB, its body limit
+      clusterSecret: config.clusterSecret,
+      auth: { admin: requireAdmin, 'status-page': (req) => guardStatusPage(req, { config, requireAdmin }) },
+      limits: config,
+      listenHost: config.host,
+      ownUrls: [config.advertiseUrl],
       defaultMetrics: true,
       accessLog: config.accessLog,
       health: () => ({ dataserversAlive: registry.alive().length, blocks: blocks.all().length }),
@@ -229,12 +241,8 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       log,
       metrics,
       startedAt,
-      requireInternal: (req) => requireClusterSecret(req, config.clusterSecret),
-      requireAdmin: (req) => {
-        if (config.adminToken !== '' && secretEquals(bearer(req.headers.authorization), config.adminToken)) return;
-        if (config.clusterSecret === '' && config.adminToken !== '') throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'admin token missing or wrong');
-        requireClusterSecret(req, config.clusterSecret);
-      },
+      requireInternal,
+      requireAdmin,
       status: async () => {
         const s = clusterStatus(registry, blocks, config.replicas);
         const cluster = identity.clusterId;

@@ -158,7 +158,17 @@ ${finished.length > 0 ? `<h2>Recently finished</h2><table><tbody>${finished.map(
  * Same guard as GET /status. Browsers cannot add a bearer token, so Basic auth with the
  * admin token (or the cluster secret) as the password works too; the user name is ignored.
  */
-function guard(req: FastifyRequest, ctx: NameserverContext): void {
+export function guardStatusPage(req: FastifyRequest, ctx: Pick<NameserverContext, 'config' | 'requireAdmin'>): void {
+  try {
+    guard(req, ctx);
+  } catch (err) {
+    // The challenge makes a browser ask for the token instead of showing raw JSON.
+    if (err instanceof UgcfsError) throw new UgcfsError(err.code, err.message, { headers: { 'www-authenticate': 'Basic realm="ugcfs name server", charset="UTF-8"' } });
+    throw err;
+  }
+}
+
+function guard(req: FastifyRequest, ctx: Pick<NameserverContext, 'config' | 'requireAdmin'>): void {
   const { adminToken, clusterSecret } = ctx.config;
   const auth = req.headers.authorization;
   if (typeof auth === 'string' && /^basic /i.test(auth)) {
@@ -171,14 +181,8 @@ function guard(req: FastifyRequest, ctx: NameserverContext): void {
 }
 
 export function register(app: FastifyInstance, ctx: NameserverContext): void {
-  app.get(NS_ROUTES.page, async (req, reply) => {
-    try {
-      guard(req, ctx);
-    } catch (err) {
-      // The challenge makes a browser ask for the token instead of showing raw JSON.
-      if (err instanceof UgcfsError) throw new UgcfsError(err.code, err.message, { headers: { 'www-authenticate': 'Basic realm="ugcfs name server", charset="UTF-8"' } });
-      throw err;
-    }
+  // auth kind 'status-page' (nameserver/server.ts) is guardStatusPage, checked before the handler
+  app.get(NS_ROUTES.page, { config: { auth: 'status-page' } }, async (_req, reply) => {
     const status = await ctx.status();
     const busyBlocks = ctx.blocks
       .all()

@@ -30,6 +30,7 @@ import { PeerRing, ringSelf } from './peer-ring.ts';
 import { registerReads } from './read-routes.ts';
 import { ResizeGate } from './resize-gate.ts';
 import { registerUpload } from './upload-route.ts';
+import { callerOf } from './upload-auth.ts';
 import { parsePresets } from './variant-url.ts';
 import { poolMember, removeStaleWorkerCaches, startPool, workerConfig, type PoolMember } from './worker-pool.ts';
 
@@ -105,11 +106,28 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
   let stopWatching = () => {};
   try {
     tuneSharp(config.resizeConcurrency);
+    const auth = { uploadTokens: config.uploadTokens, adminToken: config.adminToken };
     const { app, metrics, access, metricsJson } = createHttpServer({
       role: 'origin',
       log,
       accessLog: config.accessLog,
-      bodyLimit: config.maxUploadBytes,
+      // every route declares its credential (checked before any body byte is read); only
+      // POST /upload takes more than the default 64 KiB (--max-upload-bytes)
+      clusterSecret: config.clusterSecret,
+      auth: {
+        upload: (req) => {
+          try {
+            callerOf(req, auth);
+          } catch (err) {
+            metrics.uploads.inc({ result: 'unauthorized' });
+            throw err;
+          }
+        },
+        owner: (req) => void callerOf(req, auth),
+      },
+      limits: config,
+      listenHost: config.host,
+      ownUrls: [config.publicUrl],
       errorCacheControl: ERROR_CACHE_CONTROL,
       defaultMetrics: true,
       // This worker's own registry is read here; only the siblings' cross the pool's channel.
@@ -147,7 +165,6 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
       void pool?.fanOut('revive', fid);
     };
 
-    const auth = { uploadTokens: config.uploadTokens, adminToken: config.adminToken };
     // Upload answers name the listen URL when no --public-url is given; it is known once listening.
     let url = '';
     const resolve = { presets, strict: config.strict, allowedSizes, maxOutputPixels: config.maxOutputPixels, negotiate: config.negotiateFormat };

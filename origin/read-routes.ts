@@ -116,9 +116,10 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     return send(reply, a, req.method === 'HEAD');
   }
 
-  app.route({ method: ['GET', 'HEAD'], url: '/*', exposeHeadRoute: false, handler: read });
+  app.route({ method: ['GET', 'HEAD'], url: '/*', exposeHeadRoute: false, config: { auth: 'public' }, handler: read });
 
-  app.delete('/*', async (req, reply) => {
+  // 'owner': an upload token, the admin token, or a loopback client when no tokens are set (callerOf)
+  app.delete('/*', { config: { auth: 'owner' } }, async (req, reply) => {
     const t = parseTarget(requestTarget(req));
     if (t.kind !== 'fid') throw new UgcfsError('UGCFS_ERR_METHOD_NOT_ALLOWED', 'files are deleted by file id, not by legacy path');
     if (t.spec !== undefined) throw new UgcfsError('UGCFS_ERR_BAD_PARAM', 'delete the file, not a variant: variants go with it');
@@ -143,7 +144,7 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     return reply.code(204).header('cache-control', 'no-store').send();
   });
 
-  app.get(PEER_ROUTES.variant, async (req, reply) => {
+  app.get(PEER_ROUTES.variant, { config: { auth: 'internal' } }, async (req, reply) => {
     requireClusterSecret(req, d.clusterSecret);
     const fid = (req.params as { fid: string }).fid;
     decodeFid(fid);
@@ -155,7 +156,7 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     return reply.code(200).headers({ 'content-type': e.mime, etag: e.etag, 'last-modified': e.headers['last-modified']!, 'x-cache': served.xCache }).send(e.body);
   });
 
-  app.post(PEER_ROUTES.purge, async (req, reply) => {
+  app.post(PEER_ROUTES.purge, { config: { auth: 'internal' } }, async (req, reply) => {
     requireClusterSecret(req, d.clusterSecret);
     const fid = (req.body as { fid?: unknown } | undefined)?.fid;
     if (typeof fid !== 'string' || !looksLikeFid(fid)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'purge needs {"fid": "<file id>"}');

@@ -69,7 +69,7 @@ async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Bu
 export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promise<void> {
   await app.register(multipart, { throwFileSizeLimit: true });
 
-  app.post('/upload', { bodyLimit: d.maxUploadBytes }, async (req, reply) => {
+  app.post('/upload', { bodyLimit: d.maxUploadBytes, config: { auth: 'upload' } }, async (req, reply) => {
     let caller;
     try {
       caller = callerOf(req, d.auth);

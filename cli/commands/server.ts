@@ -8,7 +8,7 @@ import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/base/
 import { UgcfsError } from '../../src/base/errors.ts';
 import { onShutdown } from '../../src/http/http-server.ts';
 import { createLogger, type Logger } from '../../src/base/log.ts';
-import { COMMON_SERVER_OPTIONS } from '../../src/base/role-options.ts';
+import { COMMON_SERVER_OPTIONS, requestLimitsOf } from '../../src/base/role-options.ts';
 import type { RunningServer } from '../../src/http/running-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { startNameserver } from '../../nameserver/main.ts';
@@ -71,7 +71,7 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   prepareDataRoot(root);
   // The roles get only their own settings: environment meant for a single-role process
   // (UGCFS_PORT, UGCFS_NAMESERVER, UGCFS_RACK...) must not leak into the embedded roles.
-  const shared = { host: config.host, clusterSecret: config.clusterSecret, logLevel: config.logLevel };
+  const shared = { host: config.host, clusterSecret: config.clusterSecret, logLevel: config.logLevel, ...requestLimitsOf(config) };
   const started: Array<() => Promise<void>> = [];
   // A taken port is the user's to fix: name the option instead of a bare EADDRINUSE.
   // So is a data directory another process holds open (LevelDB's lock).

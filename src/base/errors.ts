@@ -37,6 +37,7 @@ export const ERRORS = {
   UGCFS_ERR_STALE_EPOCH: { status: 409, description: 'A name-server command carries a lower epoch than the highest this data server has seen: it comes from a name server that no longer leads, and nothing was done.' },
   UGCFS_ERR_FOREIGN_CLUSTER: { status: 409, description: 'The data server belongs to another cluster (its stored cluster id is not the name server\'s), or holds blocks no state of this name server ever knew; nothing it reports is used, no block is placed on it and it is sent no commands.' },
   UGCFS_ERR_NOT_LEADER: { status: 421, description: 'This name server is a standby (or no longer leads): ask the leader. The error body carries `leader`, its URL or null while none is elected.' },
+  UGCFS_ERR_BAD_HOST: { status: 421, description: 'The Host header names no host this server answers (its loopback names, IP addresses, its public or advertised URL, `--allowed-hosts`): the request was not handled, and its body not read.' },
   UGCFS_ERR_RANGE_NOT_SATISFIABLE: { status: 416, description: 'The Range header does not fit the file.' },
   // flood control and quotas (docs/SECURITY.md, "Floods, quotas and signatures")
   UGCFS_ERR_RATE_LIMITED: { status: 429, description: 'Too many variant misses from this client address, or uploads with this token, in a short time; retry after the Retry-After seconds.' },

@@ -1,11 +1,31 @@
 // Options every server role shares. Each role's own table spreads these in.
-import { opt } from './config.ts';
+import { opt, type ConfigOf } from './config.ts';
+
+/**
+ * The limits every server applies to requests and connections (src/http/request-gate.ts).
+ * The request timeout bounds receiving a request (headers and body), not answering it: a
+ * block streamed out, a pull or a compaction that takes minutes is not cut by it.
+ */
+export const REQUEST_LIMIT_OPTIONS = {
+  requestTimeoutMs: opt.int(120_000, 'time a client has to send one whole request, headers and body (0: no limit); a slower one is answered 408 and closed. Raise it for large uploads over slow links', { env: 'UGCFS_REQUEST_TIMEOUT_MS', min: 0 }),
+  headersTimeoutMs: opt.int(15_000, "time a client has to send a request's headers; a slower one is answered 408 and closed", { env: 'UGCFS_HEADERS_TIMEOUT_MS', min: 1000 }),
+  keepAliveTimeoutMs: opt.int(72_000, 'how long an idle keep-alive connection stays open (above the 60 s idle timeout of common load balancers)', { env: 'UGCFS_KEEP_ALIVE_TIMEOUT_MS', min: 1000 }),
+  maxConnections: opt.int(4096, 'connections open at once; further ones are closed as they arrive', { env: 'UGCFS_MAX_CONNECTIONS', min: 1 }),
+  maxRequestsPerSocket: opt.int(0, 'requests one keep-alive connection may carry before the server closes it (0: no limit)', { min: 0 }),
+  allowedHosts: opt.list([], 'host names (Host header) this server answers besides loopback names, IP addresses, its listen host and its public or advertised URL; * answers any. Others get 421 UGCFS_ERR_BAD_HOST', { env: 'UGCFS_ALLOWED_HOSTS' }),
+};
+
+/** The request limits of a loaded config (what the all-in-one server passes to each role). */
+export function requestLimitsOf(c: ConfigOf<typeof REQUEST_LIMIT_OPTIONS>): ConfigOf<typeof REQUEST_LIMIT_OPTIONS> {
+  return { requestTimeoutMs: c.requestTimeoutMs, headersTimeoutMs: c.headersTimeoutMs, keepAliveTimeoutMs: c.keepAliveTimeoutMs, maxConnections: c.maxConnections, maxRequestsPerSocket: c.maxRequestsPerSocket, allowedHosts: c.allowedHosts };
+}
 
 export const COMMON_SERVER_OPTIONS = {
   host: opt.string('127.0.0.1', 'address to listen on', { env: 'UGCFS_HOST' }),
   clusterSecret: opt.string('', 'shared secret for internal APIs; required to listen beyond loopback', { env: 'UGCFS_CLUSTER_SECRET', secret: true }),
   logLevel: opt.string('info', 'pino log level', { env: 'UGCFS_LOG_LEVEL', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   accessLog: opt.bool(false, 'log one line per answered request (method, url, status, ms, bytes, request id) at info level', { env: 'UGCFS_ACCESS_LOG' }),
+  ...REQUEST_LIMIT_OPTIONS,
 };
 
 export const NAMESERVER_URL_OPTION = {

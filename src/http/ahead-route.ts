@@ -6,7 +6,7 @@
 //     renders too (http-server.ts sendError), and its log line;
 //   - a route's request metrics and access-log line, as fastify's onResponse hook writes them;
 //   - taking the server's request listener, so that a request a route declines still reaches
-//     fastify unchanged;
+//     fastify unchanged, with the server's gate (the Host check) in front of every route;
 //   - graceful close for answers that outlive the listener call, which fastify cannot give
 //     requests it never sees.
 // The hot paths run through here: nothing below makes a closure or an object per request.
@@ -17,6 +17,7 @@ import type { AccessLog } from './access-log.ts';
 import { UgcfsError } from '../base/errors.ts';
 import type { Logger } from '../base/log.ts';
 import { routeRecorder, type Metrics, type RouteRecorder } from '../base/metrics.ts';
+import { bodyPending } from './request-gate.ts';
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 
@@ -73,7 +74,8 @@ export function answerError(res: ServerResponse, err: unknown, log: Logger, reqI
     if (!res.headersSent && !res.destroyed) {
       const a = errorAnswer(e);
       a.headers['x-request-id'] = reqId;
-      if (closing) a.headers.connection = 'close';
+      // A refused body is not read: the connection goes rather than drain it.
+      if (closing || bodyPending(res.req)) a.headers.connection = 'close';
       res.writeHead(a.status, a.headers);
       // (a HEAD answer's body is dropped by node:http)
       res.end(a.body);
@@ -146,23 +148,56 @@ export type AheadAnswer = (req: IncomingMessage, res: ServerResponse) => boolean
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/**
- * Puts `answer` in front of the server's request listeners. Routes installed one after the
- * other chain: the later one is asked first.
- */
-export function serveAhead(server: Server, answer: AheadAnswer): void {
+/** A server's request listener: its gate (asked first, always), then its routes, last installed first. */
+interface Chain {
+  head: Listener;
+  gate: AheadAnswer | undefined;
+}
+
+const chains = new WeakMap<Server, Chain>();
+
+/** Takes over the server's request listeners once: from then on every request goes through the chain. */
+function chainOf(server: Server): Chain {
+  const known = chains.get(server);
+  if (known !== undefined) return known;
   const before = server.listeners('request') as Listener[];
-  // One listener (fastify's, or the previous route's) is the usual case: call it directly.
-  const fallback: Listener =
+  // One listener (fastify's) is the usual case: call it directly.
+  const head: Listener =
     before.length === 1
       ? before[0]!
       : (req, res) => {
           for (const l of before) l.call(server, req, res);
         };
+  const c: Chain = { head, gate: undefined };
+  chains.set(server, c);
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (!answer(req, res)) fallback.call(server, req, res);
+    if (c.gate !== undefined && c.gate(req, res)) return;
+    c.head.call(server, req, res);
   });
+  return c;
+}
+
+/**
+ * Puts `answer` in front of the server's request listeners. Routes installed one after the
+ * other chain: the later one is asked first. The server's gate (gateAhead) stays in front of
+ * them all.
+ */
+export function serveAhead(server: Server, answer: AheadAnswer): void {
+  const c = chainOf(server);
+  const next = c.head;
+  c.head = (req, res) => {
+    if (!answer(req, res)) next.call(server, req, res);
+  };
+}
+
+/**
+ * Puts `gate` in front of every route of the server, fastify's and those ahead of it, including
+ * routes installed later (http-server.ts: the Host check). It answers a request it refuses and
+ * returns true, else returns false having written nothing.
+ */
+export function gateAhead(server: Server, gate: AheadAnswer): void {
+  chainOf(server).gate = gate;
 }
 
 /**

@@ -1,6 +1,9 @@
 // The fastify scaffolding every ugcfs server shares: request ids, the one error renderer,
 // /healthz and /metrics, the cluster-secret guard, the no-public-listen-without-secret rule,
-// and graceful shutdown.
+// graceful shutdown, and what every request passes before its body is read — the Host
+// check, routing, the route's declared credential and body limit — with the server's
+// timeouts and connection cap (request-gate.ts).
+import type { Server } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { UgcfsError } from '../base/errors.ts';
 import { isLoopbackHost } from '../base/config.ts';
@@ -8,7 +11,9 @@ import { createMetrics, type Metrics, type Registry } from '../base/metrics.ts';
 import type { Logger } from '../base/log.ts';
 import { secretEquals, SECRET_HEADER, bearer } from '../base/secret.ts';
 import { createAccessLog, type AccessLog } from './access-log.ts';
-import { errorAnswer, logFailure, requestId, RouteMeter, toUgcfsError } from './ahead-route.ts';
+import { REQUEST_LIMIT_OPTIONS } from '../base/role-options.ts';
+import { answerError, errorAnswer, gateAhead, logFailure, requestId, RouteMeter, toUgcfsError } from './ahead-route.ts';
+import { AllowedHosts, bodyPending, DEFAULT_BODY_LIMIT, routeGate, serverLimits, type AuthCheck, type ServerLimits } from './request-gate.ts';
 
 export { toUgcfsError };
 
@@ -28,11 +33,21 @@ export interface ServerBase {
 export interface HttpServerOptions {
   role: string;
   log: Logger;
-  /** max request body in bytes */
+  /** request body limit of routes that declare none (default 64 KiB); routes that take more declare their bodyLimit */
   bodyLimit?: number;
   /** error responses get this short max-age (origin); internal servers send no-store */
   errorCacheControl?: string;
   defaultMetrics?: boolean;
+  /** the cluster secret: what routes of auth kind 'internal' ask for ('' : see requireClusterSecret) */
+  clusterSecret?: string;
+  /** auth kinds routes may declare besides 'public' and 'internal' (e.g. 'admin'), each with its check */
+  auth?: Record<string, AuthCheck>;
+  /** timeouts, connection cap and --allowed-hosts: the role's config (COMMON_SERVER_OPTIONS); defaults for what is absent */
+  limits?: Partial<ServerLimits>;
+  /** the address the server listens on (--host), a name it answers */
+  listenHost?: string;
+  /** the server's own public or advertised URLs ('' ignored), names it answers */
+  ownUrls?: readonly string[];
   /** health detail for /healthz */
   health?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** one log line per answered request (--access-log) */
@@ -44,11 +59,14 @@ export interface HttpServerOptions {
 export function createHttpServer(opts: HttpServerOptions): ServerBase {
   const { registry, metrics } = createMetrics(opts.role, { defaultMetrics: opts.defaultMetrics });
   const access = createAccessLog(opts.log, opts.accessLog ?? false);
+  const limits: ServerLimits = { ...defaultLimits(), ...opts.limits };
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const app = Fastify({
+    ...serverLimits(limits),
     loggerInstance: opts.log as unknown as FastifyBaseLogger,
     // Access logging is ours (request id on every line), not fastify's per-request pair.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: opts.bodyLimit ?? 64 * 1024 * 1024,
+    bodyLimit,
     // the rule the routes served ahead of fastify apply too (ahead-route.ts)
     genReqId: (req) => requestId(req.headers),
     requestIdHeader: false,
@@ -69,9 +87,36 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   });
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  const server = app.server as Server;
+  server.maxConnections = limits.maxConnections;
+  // The Host check, ahead of every route: fastify's, and those answered from node:http.
+  const hosts = new AllowedHosts({ listenHost: opts.listenHost, urls: (opts.ownUrls ?? []).filter(Boolean), allowed: limits.allowedHosts });
+  const hostMeter = new RouteMeter(metrics, 'host-gate', access);
+  let closing = false;
+  gateAhead(server, (req, res) => {
+    const host = req.headers.host;
+    if (hosts.allows(host)) return false;
+    const started = performance.now();
+    const rid = requestId(req.headers);
+    const status = answerError(res, hosts.refusal(host), opts.log, rid, closing);
+    hostMeter.done(req.method ?? '', req.url ?? '', status, started, undefined, rid);
+    return true;
+  });
+
+  // Every route declares who may call it and how big a body it takes (request-gate.ts):
+  // checked in onRequest, before fastify reads a byte of the body.
+  const checks = new Map<string, AuthCheck | undefined>([
+    ['public', undefined],
+    ['internal', (req) => requireClusterSecret(req, opts.clusterSecret ?? '')],
+    ...Object.entries(opts.auth ?? {}),
+  ]);
+  app.addHook('onRoute', routeGate(checks, bodyLimit));
+
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     (req as FastifyRequest & { startedAt?: number }).startedAt = performance.now();
+    // An unrouted request is answered before anything reads its body.
+    if (req.is404) throw new UgcfsError('UGCFS_ERR_ROUTE_NOT_FOUND', `no route for ${req.method} ${req.url.slice(0, 200)}`);
   });
   // One meter per route, its labelled children bound once: prom-client resolving label
   // values on every request showed in profiles of the replicated write path.
@@ -102,7 +147,6 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   // stay open until the keep-alive timeout (72 s), holding close() — and SIGTERM — longer than
   // orchestrators wait. While closing, responses ask the client to close and idle sockets
   // (including ones answered outside fastify, e.g. the origin's hit path) are reaped.
-  let closing = false;
   let reaper: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     closing = true;
@@ -110,24 +154,40 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     reaper.unref();
   });
   app.addHook('onClose', async () => clearInterval(reaper));
-  app.addHook('onSend', async (_req, reply, payload) => {
-    if (closing) reply.header('connection', 'close');
+  // An answer sent before its request's body was read (a refusal) closes the connection
+  // rather than drain a body nobody wants.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (closing || bodyPending(req.raw)) reply.header('connection', 'close');
     return payload;
   });
 
-  app.get('/healthz', async () => ({ ok: true, role: opts.role, ...(opts.health ? await opts.health() : {}) }));
+  app.get('/healthz', PUBLIC, async () => ({ ok: true, role: opts.role, ...(opts.health ? await opts.health() : {}) }));
   const scrapeHooks: Array<() => void> = [];
   const scraped = () => {
     for (const hook of scrapeHooks) hook();
     return registry;
   };
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', PUBLIC, async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return opts.metricsText ? opts.metricsText() : scraped().metrics();
   });
   const metricsJson = async () => scraped().getMetricsAsJSON();
 
   return { app, metrics, registry, log: opts.log, onScrape: (hook) => scrapeHooks.push(hook), access, metricsJson };
+}
+
+const PUBLIC = { config: { auth: 'public' } };
+
+function defaultLimits(): ServerLimits {
+  const d = REQUEST_LIMIT_OPTIONS;
+  return {
+    requestTimeoutMs: d.requestTimeoutMs.default,
+    headersTimeoutMs: d.headersTimeoutMs.default,
+    keepAliveTimeoutMs: d.keepAliveTimeoutMs.default,
+    maxConnections: d.maxConnections.default,
+    maxRequestsPerSocket: d.maxRequestsPerSocket.default,
+    allowedHosts: d.allowedHosts.default,
+  };
 }
 
 /** fastify's side of the one error renderer (ahead-route.ts errorAnswer); x-request-id comes from onRequest. */

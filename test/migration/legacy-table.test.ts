@@ -1,5 +1,6 @@
 // The legacy table on real LevelDB, and its admin routes on the real fastify scaffolding.
 import { afterEach, describe, expect, it } from 'vitest';
+import type { FastifyRequest } from 'fastify';
 import { Level } from 'level';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/proc.ts';
@@ -80,16 +81,14 @@ describe('legacy routes', () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const db = await openDb(t.dir);
-    const { app } = createHttpServer({ role: 'nameserver', log: createLogger({ name: 'test', level: 'silent' }) });
     // The name server's own guard is exercised end to end in the process tests; this one
     // mirrors it, so what is checked here is that every verb asks for it.
-    register(app, {
-      namespace: <V>(name: string) => jsonSublevel<V>(db, name),
-      requireAdmin: (req) => {
-        if (secretEquals(bearer(req.headers.authorization), 'adm1n')) return;
-        requireClusterSecret(req, 's3cret');
-      },
-    });
+    const requireAdmin = (req: FastifyRequest) => {
+      if (secretEquals(bearer(req.headers.authorization), 'adm1n')) return;
+      requireClusterSecret(req, 's3cret');
+    };
+    const { app } = createHttpServer({ role: 'nameserver', log: createLogger({ name: 'test', level: 'silent' }), auth: { admin: requireAdmin } });
+    register(app, { namespace: <V>(name: string) => jsonSublevel<V>(db, name), requireAdmin });
     await app.ready();
     cleanups.push(async () => { await app.close(); await db.close(); });
     const f = fid(7);
