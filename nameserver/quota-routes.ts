@@ -9,6 +9,9 @@ import { UgcfsError } from '../src/base/errors.ts';
 import { NS_ROUTES, type QuotaChange, type QuotaUsage } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 
+/** the cluster secret, checked before the body is read (the handlers ask again) */
+const INTERNAL = { config: { auth: 'internal' } };
+
 export type QuotaRouteContext = Pick<NameserverContext, 'namespace' | 'requireInternal'>;
 
 interface QuotaRecord {
@@ -44,13 +47,13 @@ export function register(app: FastifyInstance, ctx: QuotaRouteContext): void {
     return next;
   };
 
-  app.get(NS_ROUTES.quota, async (req): Promise<QuotaUsage> => {
+  app.get(NS_ROUTES.quota, INTERNAL, async (req): Promise<QuotaUsage> => {
     ctx.requireInternal(req);
     const owner = ownerParam(req);
     return { owner, used: (await ns.get(owner))?.used ?? 0 };
   });
 
-  app.post(NS_ROUTES.quota, async (req): Promise<QuotaUsage> => {
+  app.post(NS_ROUTES.quota, INTERNAL, async (req): Promise<QuotaUsage> => {
     ctx.requireInternal(req);
     const owner = ownerParam(req);
     const body = req.body as Partial<QuotaChange> | undefined;

@@ -40,11 +40,15 @@ export interface ServerLimits {
   allowedHosts: readonly string[];
 }
 
-/** A request whose body has not been read (or drained) yet: answering it must close the connection. */
+/**
+ * A request with a body bigger than a small route takes (or chunked) that has not been read:
+ * answering it closes the connection rather than drain that body. A small one is drained by
+ * node:http as usual, and the connection kept.
+ */
 export function bodyPending(req: IncomingMessage): boolean {
   if (req.complete) return false;
   const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > DEFAULT_BODY_LIMIT);
 }
 
 /** The host name of a Host header: lower case, without port, brackets or a trailing dot. */
