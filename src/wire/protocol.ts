@@ -335,18 +335,10 @@ export interface LegacyPut extends LegacyMapping {
   ifAbsent?: boolean;
 }
 
-/** POST body of NS_ROUTES.quota: `delta` bytes more (upload) or fewer (delete) stored by the owner. */
-export interface QuotaChange {
-  delta: number;
-  /** refuse a positive delta that would take the owner's usage past this many bytes */
-  limit?: number;
-}
-
+/** POST body of NS_ROUTES.quota: `delta` bytes more (upload) or fewer (delete); a positive one past `limit` is refused. */
+export interface QuotaChange { delta: number; limit?: number }
 /** What an upload owner stores, as the name server counts it. */
-export interface QuotaUsage {
-  owner: string;
-  used: number;
-}
+export interface QuotaUsage { owner: string; used: number }
 
 export interface LegacyList {
   mappings: LegacyMapping[];
