@@ -150,5 +150,5 @@ describe.skipIf(!fuse.ok)('power-cut matrix: cuts of one role or all under mixed
     expect(resurrected).toEqual([]);
     await ledger.expectUncertainSettled();
     console.log(`power-cut matrix verify: ${await ledger.expectVerifyCleanAfterRepair()}`);
-  }, 600_000);
+  }, 900_000);
 });
