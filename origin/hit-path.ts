@@ -67,9 +67,10 @@ export interface HitPath {
 }
 
 export function installHitPath(server: Server, d: HitPathDeps): HitPath {
-  // URL -> what it names, for short URLs that name a servable fid target only: junk,
-  // invalid and over-long URLs are never kept, so a flood of them costs no memory.
-  const memo = new Map<string, Target>();
+  // URL -> what it names (null: a valid URL the routes answer, e.g. a signed variant), for
+  // short URLs that parse only: junk, invalid and over-long URLs are never kept, so a
+  // flood of them costs the memo nothing.
+  const memo = new Map<string, Target | null>();
   // the label of the routes' catch-all (read-routes.ts), which answers the same URLs
   const meter = new RouteMeter(d.metrics, '/*', d.access);
   const memoryHit = d.metrics.cacheLookups.labels({ tier: 'memory', result: 'hit' });
@@ -80,6 +81,7 @@ export function installHitPath(server: Server, d: HitPathDeps): HitPath {
     if (known !== undefined) return known;
     if (url.length > MEMO_URL_CHARS) return null; // parsed by the routes, which refuse what is too long
     let t: Target | null = null;
+    let valid = false;
     try {
       const p = parseTarget(url);
       if (p.kind === 'fid') {
@@ -88,11 +90,12 @@ export function installHitPath(server: Server, d: HitPathDeps): HitPath {
           const v = resolveVariant(p.spec, { ...d.resolve, accept: undefined });
           if (!v.negotiated) t = { fid: p.id, memoryKey: OriginCore.memoryKey(p.id, v.key), kind: 'variant' };
         }
+        valid = true;
       }
     } catch {
-      t = null;
+      return null;
     }
-    if (t === null) return null;
+    if (!valid) return null;
     // Oldest first: Map order is insertion order.
     if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value!);
     memo.set(url, t);
