@@ -69,21 +69,32 @@ async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Bu
 export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promise<void> {
   await app.register(multipart, { throwFileSizeLimit: true });
 
-  app.post('/upload', { bodyLimit: d.maxUploadBytes, config: { auth: 'upload' } }, async (req, reply) => {
+  // The per-token rate is spent in onRequest (after the server's auth gate, before fastify
+  // reads the body), so a token over its rate costs no body bytes.
+  const rateLimit = async (req: FastifyRequest) => {
+    if (!d.limiter?.enabled) return;
+    let caller;
+    try {
+      caller = callerOf(req, d.auth);
+    } catch {
+      return; // the handler answers the 401 and counts it
+    }
+    if (caller.admin) return;
+    try {
+      d.limiter.take(caller.owner);
+    } catch (err) {
+      d.metrics.uploads.inc({ result: 'refused' });
+      throw err;
+    }
+  };
+
+  app.post('/upload', { bodyLimit: d.maxUploadBytes, config: { auth: 'upload' }, onRequest: rateLimit }, async (req, reply) => {
     let caller;
     try {
       caller = callerOf(req, d.auth);
     } catch (err) {
       d.metrics.uploads.inc({ result: 'unauthorized' });
       throw err;
-    }
-    if (!caller.admin) {
-      try {
-        d.limiter?.take(caller.owner);
-      } catch (err) {
-        d.metrics.uploads.inc({ result: 'refused' });
-        throw err;
-      }
     }
     let checked: CheckedImage[];
     try {
