@@ -37,7 +37,7 @@ try {
   // A storefront-sized source keeps 10,000 resizes to a couple of minutes on 2 cores.
   const source = await sharp(readFileSync(join(CORPUS, 'photos', 'Aqua.jpg'))).resize({ width: 800 }).jpeg({ quality: 85 }).toBuffer();
   for (const memoryCache of ['128M', '16M']) {
-    const cluster = await startCluster({ dir: join(work, `cluster-${memoryCache}`), dataservers: 1, replicas: 1, origin: true, originArgs: ['--memory-cache-bytes', memoryCache], env: process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {} });
+    const cluster = await startCluster({ dir: join(work, `cluster-${memoryCache}`), dataservers: 1, replicas: 1, origin: true, originArgs: ['--memory-cache-bytes', memoryCache, '--variant-rate', '0', '--max-variants-per-file', '0'], env: process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {} });
     const origin = cluster.origin!.url;
     const fid = await originUpload(origin, source, 'image/jpeg');
     await get(`${origin}/${fid}?w=100`);

@@ -38,6 +38,8 @@ const flags = parseFlags(import.meta.url, {
 }, { quick: { duration: 3, runs: 3 } });
 const { duration: durationS, runs, concurrency, formats } = flags;
 const originArgs = flags.originArgs.split(' ').filter(Boolean);
+// Every request is a new variant from one address: the flood limits would measure 429s.
+const UNLIMITED = ['--variant-rate', '0', '--max-variants-per-file', '0'];
 const profileDir = flags.profile || undefined;
 const PHOTOS = join(CORPUS, 'photos');
 const agent = new Agent({ connections: 64 });
@@ -52,7 +54,7 @@ async function fetchBytes(url: string): Promise<number> {
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-resize-'));
 try {
   const photos = readdirSync(PHOTOS).filter((f) => f.endsWith('.jpg')).sort();
-  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: [...(flags.noDiskCache ? [] : ['--cache-dir', join(work, 'cache')]), ...originArgs], nodeFlags: { origin: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : undefined } });
+  const cluster = await startCluster({ dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: [...UNLIMITED, ...(flags.noDiskCache ? [] : ['--cache-dir', join(work, 'cache')]), ...originArgs], nodeFlags: { origin: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : undefined } });
   const origin = cluster.origin!;
   const fids = new Map<string, string>();
   for (const p of photos) fids.set(p, await originUpload(origin.url, readFileSync(join(PHOTOS, p)), 'image/jpeg'));
