@@ -20,7 +20,7 @@ export interface NameserverContext {
   readonly config: NameserverConfig;
   /** the metadata store (LevelDB, or etcd shared by a group); keep your state in your own namespace (see namespace()) */
   readonly store: MetadataStore;
-  /** a JSON-valued namespace; names taken by the core: meta, blocks, dataservers, pending-deletes, delete-feed (and legacy, ops) */
+  /** a JSON-valued namespace; names taken by the core: meta, blocks, dataservers, pending-deletes, delete-feed (and legacy, ops, quota) */
   namespace<V>(name: string): Namespace<V>;
   /** who leads; a module's leader-only work starts in onPromote (a single name server: at start) and stops in onDemote */
   readonly leadership: Leadership;
