@@ -73,7 +73,7 @@ describe('pooled reads on a data server', () => {
     const sock = connect(Number(url.port), url.hostname);
     await new Promise<void>((r) => sock.once('connect', () => r()));
     sock.pause();
-    sock.write(`GET /needles/${files[0]!.fid} HTTP/1.1\r\nhost: x\r\nx-ugcfs-secret: ${SECRET}\r\n\r\n`.repeat(PIPELINED));
+    sock.write(`GET /needles/${files[0]!.fid} HTTP/1.1\r\nhost: 127.0.0.1\r\nx-ugcfs-secret: ${SECRET}\r\n\r\n`.repeat(PIPELINED));
     await new Promise((r) => setTimeout(r, 300));
     // Meanwhile many reads of the other files, through buffers of the same class.
     for (let round = 0; round < 20; round++) {
