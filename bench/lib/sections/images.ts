@@ -19,6 +19,10 @@ import { median, medianRatio, spread } from '../stats.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
 import { rolesAvailable, ORIGIN_WORKERS, startCluster, originUpload, type Cluster } from '../cluster.ts';
 
+// The section measures the resize pipeline: one client asking for a thousand widths is what
+// the per-client miss limit and the per-file variant cap exist to refuse, so both are off.
+const UNLIMITED = ['--variant-rate', '0', '--max-variants-per-file', '0'];
+
 const PHOTOS = join(CORPUS, 'photos');
 const QUALITY = 80;
 const CONCURRENCY = 4;
@@ -77,7 +81,7 @@ export const section: Section = {
       const roles = rolesAvailable();
       if (roles.nameserver && roles.dataserver && roles.origin) {
         try {
-          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: ['--cache-dir', join(ctx.work, 'cache')] });
+          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: ['--cache-dir', join(ctx.work, 'cache'), ...UNLIMITED] });
           stops.unshift(() => cluster!.stop());
           commands.push(...cluster.commands);
           for (const p of jpegs) fids.set(p, await originUpload(cluster.origin!.url, readFileSync(join(PHOTOS, p)), 'image/jpeg'));
@@ -159,7 +163,7 @@ export const section: Section = {
         if (cluster) hitTargets.push({ id: 'hit', label: 'ugcfs origin (variant cache hit)', url: cluster.origin!.url, paths: variants.map((v) => v.origin!) });
         if (cluster) {
           // The same origin with a worker per core, as nginx runs (worker_processes auto).
-          const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS), '--cache-dir', join(ctx.work, 'cache-workers')];
+          const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS), '--cache-dir', join(ctx.work, 'cache-workers'), ...UNLIMITED];
           const pool = await startUgcfs(args, { env: cluster.env });
           stops.unshift(() => pool.stop());
           commands.push(`ugcfs ${args.join(' ')}`);
