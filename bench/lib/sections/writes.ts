@@ -13,6 +13,10 @@ import { median, medianRatio, spread } from '../stats.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
 import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, protocolWriter, originUpload, type Writer } from '../cluster.ts';
 
+// The section measures the upload path at full speed from one client; the per-token upload
+// rate (--upload-rate, 50/s by default) would measure the limit instead, so it is off.
+const UNLIMITED_UPLOADS = ['--upload-rate', '0'];
+
 const SIZE = 20 * 1024;
 const CONCURRENCY = 16;
 const WARMUP_S = 1;
@@ -65,7 +69,7 @@ export const section: Section = {
       if (!roles.nameserver || !roles.dataserver) notes.push('ugcfs name server / data server not built yet: their rows are not measured.');
       for (const fsync of [false, true]) {
         if (!roles.nameserver || !roles.dataserver) break;
-        const cluster = await startCluster({ dir: join(ctx.work, `cluster-${fsync}`), dataservers: DATASERVERS, replicas: GOAL_REPLICAS, origin: roles.origin, dataserverArgs: [`--fsync=${fsync}`] });
+        const cluster = await startCluster({ dir: join(ctx.work, `cluster-${fsync}`), dataservers: DATASERVERS, replicas: GOAL_REPLICAS, origin: roles.origin, originArgs: UNLIMITED_UPLOADS, dataserverArgs: [`--fsync=${fsync}`] });
         commands.push(...cluster.commands);
         let pool: Child | undefined;
         try {
@@ -79,7 +83,7 @@ export const section: Section = {
           if (cluster.origin) kinds.push({ id: 'upload', label: `ugcfs origin POST /upload of a ${Math.round(jpeg.length / 1024)} KB JPEG (replicas ${GOAL_REPLICAS}, fsync ${fsync ? 'on' : 'off'})`, op: async () => { await originUpload(cluster.origin!.url, jpeg, 'image/jpeg'); return jpeg.length; } });
           if (cluster.origin && !fsync) {
             // Uploads through an origin with a worker per core (one table row is enough).
-            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS)];
+            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS), ...UNLIMITED_UPLOADS];
             pool = await startUgcfs(args, { env: cluster.env });
             commands.push(`ugcfs ${args.join(' ')}`);
             const url = pool.url;
