@@ -65,9 +65,17 @@ export async function http(url: string, opts: { method?: string; headers?: Recor
 
 /** GET with the path sent exactly as given (no client-side URL normalisation of `..` or escapes). */
 export function rawGet(origin: string, path: string): Promise<Res> {
+  return rawRequest(origin, path);
+}
+
+/**
+ * A request through node's http module with the path sent exactly as given; `localAddress`
+ * sends it from another loopback address (another client, as the origin sees it).
+ */
+export function rawRequest(origin: string, path: string, o: { method?: string; headers?: Record<string, string>; body?: Buffer; localAddress?: string } = {}): Promise<Res> {
   const u = new URL(origin);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path, method: o.method ?? 'GET', headers: o.headers, ...(o.localAddress ? { localAddress: o.localAddress, agent: false } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -76,9 +84,10 @@ export function rawGet(origin: string, path: string): Promise<Res> {
         for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
         resolve({ status: res.statusCode ?? 0, headers, body, json: () => JSON.parse(body.toString('utf8')) });
       });
+      res.on('error', reject);
     });
     req.on('error', reject);
-    req.end();
+    req.end(o.body);
   });
 }
 

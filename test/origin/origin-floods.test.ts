@@ -4,12 +4,11 @@
 // the hit-path memo under junk URLs; upload quotas across an origin restart; per-token
 // upload rate; signed URLs with exp=.
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUrl } from '../../origin/url-signature.ts';
-import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env, type Res } from './origin-env.ts';
+import { corpus, http, rawRequest, startEnv, startOrigin, stopAll, upload, type Env, type Res } from './origin-env.ts';
 import type { Proc } from '../helpers/proc.ts';
 
 let env: Env;
@@ -26,22 +25,8 @@ function rssOf(p: Proc): number {
 
 /** One request from a chosen loopback address (another client as the origin sees it). */
 function from(address: string, url: string, o: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: o.method ?? 'GET', headers: o.headers, localAddress: address, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
-        resolve({ status: res.statusCode ?? 0, headers, body, json: () => JSON.parse(body.toString('utf8')) });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(o.body);
-  });
+  const u = new URL(url);
+  return rawRequest(u.origin, u.pathname + u.search, { ...o, localAddress: address });
 }
 
 /** Uploads need a token (no origin trusts a loopback address). */
