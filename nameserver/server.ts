@@ -248,7 +248,8 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
         const cluster = identity.clusterId;
         if (cluster !== undefined) s.cluster = cluster;
         s.foreignDataservers = foreign.list();
-        s.nameservers = await leadership.members().catch(() => [{ ...leadership.status(), url: leadership.self, alive: true }].map(({ url, role, epoch, alive }) => ({ url, role, epoch, alive })));
+        // etcd unreachable: this name server alone, as it sees itself.
+        s.nameservers = await leadership.members().catch(() => [{ url: leadership.self, role: leadership.status().role, epoch: leadership.epoch(), alive: true }]);
         for (const h of statusHooks) await h(s);
         return s;
       },
