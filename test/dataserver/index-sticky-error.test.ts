@@ -82,21 +82,35 @@ describe('index disk full during a background flush', () => {
 
     const ballast = new Ballast();
     const acked: number[] = [];
-    let refused: Array<{ i: number; code: string }> = [];
+    const refused: Array<{ i: number; code: string }> = [];
+    const said = (text: string) => ds.lines.filter((l) => l.includes(text));
+    // The flush that fails and the next log append race for the last free bytes: on a busy
+    // machine the append can lose first. That refusal is not sticky (LevelDB tries the next
+    // append again), so writing goes on until the flush's sticky error has refused a batch.
+    const stuck = async (): Promise<boolean> => {
+      for (let t = 0; t < 20 && said('sticky error').length === 0; t++) await new Promise((r) => setTimeout(r, 50));
+      return said('sticky error').length > 0;
+    };
     let next = 1;
-    for (let n = 0; n < 200 && refused.length === 0; n++) {
+    let refusedBatches = 0;
+    for (let n = 0; n < 200; n++) {
       ballast.leave(HEADROOM);
       const r = await writeBatch(ds.url, next, MAX_BATCH_RECORDS);
       next += MAX_BATCH_RECORDS;
       acked.push(...r.acked);
-      refused = r.refused;
+      refused.push(...r.refused);
+      if (r.refused.length > 0) {
+        refusedBatches++;
+        // A batch is one LevelDB write: all of it is refused or none.
+        expect(r.refused.length).toBe(MAX_BATCH_RECORDS);
+        if (await stuck()) break;
+      }
     }
-    // Refused only once a memtable's worth was in: the flush failed, not a log append.
+    // Refused only once a memtable's worth was in: the flush failed, not an early log append.
     expect(acked.length).toBeGreaterThan(50_000);
-    expect(refused.length).toBe(MAX_BATCH_RECORDS);
+    expect(refusedBatches).toBeGreaterThan(0);
     expect(new Set(refused.map((r) => r.code))).toEqual(new Set(['UGCFS_ERR_NO_SPACE']));
-    // ... and what refused it is LevelDB's sticky error from writing a table file.
-    const said = (text: string) => ds.lines.filter((l) => l.includes(text));
+    // ... and what refused it last is LevelDB's sticky error from writing a table file.
     expect(said('sticky error').map((l) => /\d+\.ldb: No space left/.test(l))).toEqual([true]);
 
     // Still full: writes refused, reads (from LevelDB, past the small cache) served.
