@@ -22,7 +22,7 @@ export function requestLimitsOf(c: ConfigOf<typeof REQUEST_LIMIT_OPTIONS>): Conf
 
 export const COMMON_SERVER_OPTIONS = {
   host: opt.string('127.0.0.1', 'address to listen on', { env: 'UGCFS_HOST' }),
-  clusterSecret: opt.string('', 'shared secret for internal APIs; required to listen beyond loopback', { env: 'UGCFS_CLUSTER_SECRET', secret: true }),
+  clusterSecret: opt.string('', 'shared secret every internal route asks for, loopback included (at least 32 characters)', { env: 'UGCFS_CLUSTER_SECRET', secret: true, required: true }),
   logLevel: opt.string('info', 'pino log level', { env: 'UGCFS_LOG_LEVEL', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   accessLog: opt.bool(false, 'log one line per answered request (method, url, status, ms, bytes, request id) at info level', { env: 'UGCFS_ACCESS_LOG' }),
   ...REQUEST_LIMIT_OPTIONS,
