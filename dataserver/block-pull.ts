@@ -3,6 +3,7 @@
 // writes or deletes meanwhile), then index the copy by scanning it. The block carries the
 // INCOMPLETE flag until the copy is indexed, so a crash mid-pull never leaves a partial
 // replica that claims to be whole.
+import type { Dispatcher } from 'undici';
 import { DataserverClient } from '../src/clients/dataserver-client.ts';
 import { UgcfsError } from '../src/base/errors.ts';
 import type { Block } from './block.ts';
@@ -13,8 +14,8 @@ import { META_INCOMPLETE, metaWith } from './needle-index.ts';
 
 const MAX_ROUNDS = 64;
 
-export async function pullBlock(store: BlockStore, id: number, from: string, secret: string, timeoutMs?: number): Promise<{ bytes: number }> {
-  const peer = new DataserverClient({ secret });
+export async function pullBlock(store: BlockStore, id: number, from: string, secret: string, timeoutMs?: number, dispatcher?: Dispatcher): Promise<{ bytes: number }> {
+  const peer = new DataserverClient({ secret, dispatcher });
   let b: Block;
   if (store.has(id)) {
     b = store.block(id);

@@ -17,6 +17,7 @@
 //     (synced) before any of its commands runs, and its time feeds the cluster clock that
 //     tombstone expiry follows. A command is not started once a higher epoch has been seen.
 import { statfs } from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
 import { ForeignClusterRefusal, NameserverClient } from '../src/clients/nameserver-client.ts';
 import { splitUrls } from '../src/base/config.ts';
 import { isUgcfsError } from '../src/base/errors.ts';
@@ -35,6 +36,8 @@ export interface HeartbeatOptions {
   /** the name servers' URLs, comma-separated (--nameserver) */
   nameserver: string;
   secret: string;
+  /** the agent of calls to the name servers (--tls-ca) */
+  dispatcher?: Dispatcher;
   intervalMs: number;
   dataDir: string;
   blockSize: number;
@@ -112,7 +115,7 @@ async function execute(o: HeartbeatOptions, cmd: DsCommand): Promise<void> {
 
 /** One name server's loop, with its own outage and refusal state (each logged once). */
 function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
-  const nameserver = new NameserverClient({ nameservers: [nameserverUrl], secret: o.secret });
+  const nameserver = new NameserverClient({ nameservers: [nameserverUrl], secret: o.secret, dispatcher: o.dispatcher });
   const at = { nameserver: nameserverUrl };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

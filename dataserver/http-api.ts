@@ -3,6 +3,7 @@
 // (GET|HEAD and PUT /needles/<fid>, POST /blocks/<id>/needles) are answered ahead of fastify,
 // by needle-read-route.ts (installed by main.ts) and needle-write-route.ts, and only there.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
 import { UgcfsError } from '../src/base/errors.ts';
 import { decodeFid, type Fid } from '../src/wire/file-id.ts';
 import { DS_ROUTES, HEADERS, type BlockCreate, type QuarantineListing } from '../src/wire/protocol.ts';
@@ -22,6 +23,8 @@ const INTERNAL = { config: { auth: 'internal' } };
 export type ApiContext = NeedleWriteContext & {
   /** this server's cluster (cluster-identity.ts): a block creation from another is refused */
   identity?: ClusterIdentity;
+  /** the agent calls to peers go through (--tls-ca); default the shared one */
+  dispatcher?: Dispatcher;
 };
 
 
@@ -39,7 +42,7 @@ function jsonBody<T extends object>(req: FastifyRequest): Partial<T> {
 
 export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx;
-  const repl: ReplicationContext = { store, secret: ctx.secret, metrics: ctx.metrics, log: ctx.log };
+  const repl: ReplicationContext = { store, secret: ctx.secret, metrics: ctx.metrics, log: ctx.log, dispatcher: ctx.dispatcher };
   installNeedleWriteRoute(app, ctx, repl);
 
   // A needle DELETE's body, if any, is not parsed (as the needle routes' bodies are raw bytes).
@@ -103,7 +106,7 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
       } catch {
         throw bad('"from" must be an http(s) URL');
       }
-      return pullBlock(store, id, from.replace(/\/+$/, ''), ctx.secret);
+      return pullBlock(store, id, from.replace(/\/+$/, ''), ctx.secret, undefined, ctx.dispatcher);
     });
 
     api.post(DS_ROUTES.blockReadonly, INTERNAL, async (req) => {

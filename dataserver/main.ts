@@ -8,6 +8,7 @@ import { UgcfsError } from '../src/base/errors.ts';
 import { assertListenAllowed, createHttpServer, listen } from '../src/http/http-server.ts';
 import { createLogger, type Logger } from '../src/base/log.ts';
 import type { RunningServer } from '../src/http/running-server.ts';
+import { agentFor } from '../src/clients/http-client.ts';
 import { BlockStore } from './block-store.ts';
 import { ClusterClock } from './cluster-clock.ts';
 import { ClusterIdentity } from './cluster-identity.ts';
@@ -67,6 +68,8 @@ function loadOrCreateId(dir: string, wanted: string): string {
 
 export async function startDataserver(config: DataserverConfig, opts: DataserverStartOptions = {}): Promise<RunningDataserver> {
   assertListenAllowed(config.host, config.clusterSecret, 'dataserver');
+  // Calls to the name server and to replicas trust --tls-ca (read now: a bad one stops the start).
+  const dispatcher = agentFor(config.tlsCa);
   const dataDir = resolve(config.data);
   prepareDataDir(dataDir);
   const id = loadOrCreateId(dataDir, config.id);
@@ -86,6 +89,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     // (ahead of fastify) take up to the block size, every fastify route the default 64 KiB
     clusterSecret: config.clusterSecret,
     limits: config,
+    tls: config,
     listenHost: config.host,
     ownUrls: [config.publicUrl],
     accessLog: config.accessLog,
@@ -126,7 +130,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   }
   server.onScrape(() => openStore.updateGauges());
   const { access } = server;
-  registerDataserverRoutes(server.app, { identity, store: openStore, secret: config.clusterSecret, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
+  registerDataserverRoutes(server.app, { identity, store: openStore, secret: config.clusterSecret, dispatcher, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
   installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access, poolBytes: config.readBufferPoolBytes });
   // last, so it is asked first: ahead of every route, fastify's and the needle routes alike
   installEpochFence(server.app, { fence, secret: config.clusterSecret, metrics: server.metrics, log, access });
@@ -145,6 +149,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     rack: config.rack,
     nameserver: config.nameserver,
     secret: config.clusterSecret,
+    dispatcher,
     intervalMs: config.heartbeatMs,
     dataDir,
     blockSize: config.blockSize,

@@ -2,6 +2,7 @@
 // (same upload time, mime and owner) to every peer replica in parallel. A write is
 // acknowledged only when all of them have it; otherwise every copy that did land is
 // tombstoned, so a failed write never stays visible anywhere.
+import type { Dispatcher } from 'undici';
 import { DataserverClient } from '../src/clients/dataserver-client.ts';
 import { UgcfsError, isUgcfsError } from '../src/base/errors.ts';
 import { batchItemError, encodeNeedleBatch, type BatchItemResult } from '../src/wire/needle-batch.ts';
@@ -16,6 +17,8 @@ export interface ReplicationContext {
   metrics: Metrics;
   log: Logger;
   timeoutMs?: number;
+  /** the agent of calls to the replicas (--tls-ca) */
+  dispatcher?: Dispatcher;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
@@ -32,7 +35,7 @@ const peerClients = new WeakMap<ReplicationContext, DataserverClient>();
 
 function peers(ctx: ReplicationContext): DataserverClient {
   let c = peerClients.get(ctx);
-  if (!c) peerClients.set(ctx, (c = new DataserverClient({ secret: ctx.secret, ...(ctx.timeoutMs !== undefined ? { timeoutMs: ctx.timeoutMs } : {}) })));
+  if (!c) peerClients.set(ctx, (c = new DataserverClient({ secret: ctx.secret, dispatcher: ctx.dispatcher, ...(ctx.timeoutMs !== undefined ? { timeoutMs: ctx.timeoutMs } : {}) })));
   return c;
 }
 

@@ -3,6 +3,7 @@
 // server alive at its start is given up (UGCFS_ERR_UNAVAILABLE) once the registry declares
 // it dead, so a server that hangs without dying never holds a caller, or a block's claim,
 // for a whole timeout.
+import type { Dispatcher } from 'undici';
 import { DataserverClient } from '../src/clients/dataserver-client.ts';
 import { HEADERS } from '../src/wire/protocol.ts';
 import type { Leadership } from './leadership.ts';
@@ -16,15 +17,16 @@ export const LIVENESS_POLL_MS = 250;
 /**
  * The client a name server commands its data servers with. With `leadership`, every call
  * carries the leader's epoch (HEADERS.epoch; data servers refuse a lower one than they have
- * seen) and is not sent at all once this name server stops leading. The first call for a
- * registry decides.
+ * seen) and is not sent at all once this name server stops leading. `dispatcher` is the
+ * agent of --tls-ca. The first call for a registry decides.
  */
-export function dataserverClient(registry: Registry, secret: string, leadership?: Pick<Leadership, 'requireLeader' | 'epoch' | 'kind'>): DataserverClient {
+export function dataserverClient(registry: Registry, secret: string, leadership?: Pick<Leadership, 'requireLeader' | 'epoch' | 'kind'>, dispatcher?: Dispatcher): DataserverClient {
   let c = clients.get(registry);
   if (!c) {
     const fenced = leadership?.kind === 'etcd' ? leadership : undefined;
     c = new DataserverClient({
       secret,
+      dispatcher,
       ...(fenced
         ? {
             commandHeaders: () => {

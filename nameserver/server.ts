@@ -17,6 +17,7 @@ import type { Metrics } from '../src/base/metrics.ts';
 import { NS_ROUTES, type ClusterStatus } from '../src/wire/protocol.ts';
 import { bearer, secretEquals } from '../src/base/secret.ts';
 import { parseEtcdEndpoints } from '../src/clients/etcd-client.ts';
+import { agentFor } from '../src/clients/http-client.ts';
 import { Allocator, MAX_BLOCK_ID } from './allocator.ts';
 import { BlockMap, type BlockRecord } from './block-map.ts';
 import { clusterStatus } from './cluster-status.ts';
@@ -143,8 +144,9 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
     await blockIds.open();
     const registry = new Registry(store.namespace('dataservers'), config.deadAfterMs, startedAt);
     await registry.load();
-    // The first client made for this registry is the one every module uses: it stamps the epoch.
-    dataserverClient(registry, config.clusterSecret, leadership);
+    // The first client made for this registry is the one every module uses: it stamps the
+    // epoch, and trusts --tls-ca.
+    dataserverClient(registry, config.clusterSecret, leadership, agentFor(config.tlsCa));
     const blocks = new BlockMap(store.namespace<BlockRecord>('blocks'), registry, Math.max(config.deadAfterMs, 2 * config.heartbeatMs));
     await blocks.load();
     const freshState = blocks.all().length === 0;
@@ -164,6 +166,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       clusterSecret: config.clusterSecret,
       auth: { admin: requireAdmin, 'status-page': (req) => guardStatusPage(req, { config, requireAdmin }) },
       limits: config,
+      tls: config,
       listenHost: config.host,
       ownUrls: [config.advertiseUrl],
       defaultMetrics: true,

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from '../src/base/log.ts';
 import { aggregatedMetricsText } from '../src/base/metrics.ts';
 import type { RunningServer } from '../src/http/running-server.ts';
 import { ClusterClient } from '../src/clients/cluster-client.ts';
+import { agentFor } from '../src/clients/http-client.ts';
 import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
 import type { OriginConfig } from './config.ts';
 import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';
@@ -98,7 +99,9 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--strict needs --presets or --allowed-sizes, or no variant could ever be served');
   }
   const self = ringSelf(config);
-  const client = opts.store ? undefined : new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: config.clusterSecret });
+  // Calls to the name server, the data servers and the peer origins trust --tls-ca.
+  const dispatcher = agentFor(config.tlsCa);
+  const client = opts.store ? undefined : new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: config.clusterSecret, dispatcher });
   const store = opts.store ?? clusterFileStore(client!);
   const deleteFeed = opts.deleteFeed ?? client;
   // Legacy paths: the name server's table, with read-through and import in front when configured.
@@ -126,6 +129,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
         owner: (req) => void callerOf(req, auth),
       },
       limits: config,
+      tls: config,
       listenHost: config.host,
       ownUrls: [config.publicUrl],
       errorCacheControl: ERROR_CACHE_CONTROL,
@@ -149,7 +153,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     const disk = config.cacheDir ? new DiskCache(config.cacheDir, config.cacheBytes) : undefined;
     await disk?.init();
     const limits = { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs };
-    const peers = self === undefined ? undefined : new PeerRing(config.peers, self, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log);
+    const peers = self === undefined ? undefined : new PeerRing(config.peers, self, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log, dispatcher);
     const core = new OriginCore({ store, memory, disk, peers, gate, limits, metrics, log });
     pool?.handle('collect', () => metricsJson());
     pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));

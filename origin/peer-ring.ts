@@ -4,7 +4,9 @@
 // failing is skipped (the asker computes locally), so a lost origin costs duplicate work,
 // never errors. Deletes are broadcast to every peer before the DELETE is answered.
 import { createRequire } from 'node:module';
+import type { Dispatcher } from 'undici';
 import { callRaw } from '../src/clients/http-client.ts';
+import { listenUrl } from '../src/http/http-server.ts';
 import { UgcfsError, errorFromBody } from '../src/base/errors.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
@@ -26,13 +28,12 @@ export const PEER_ROUTES = {
  * listens on. The other origins list it by that URL, so it must be known before listening:
  * with --port 0 and no --public-url there is no such URL, and that is a usage error.
  */
-export function ringSelf(c: { peers: readonly string[]; publicUrl: string; host: string; port: number }): string | undefined {
+export function ringSelf(c: { peers: readonly string[]; publicUrl: string; host: string; port: number; tlsCert: string }): string | undefined {
   if (c.peers.length === 0) return undefined;
   if (c.publicUrl !== '') return c.publicUrl.replace(/\/+$/, '');
   if (c.port === 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', "--peers needs this origin's own URL as the other origins list it: give --public-url or a fixed --port");
   // As src/http/http-server.ts's listen() names the URL it listens on.
-  const h = c.host.includes(':') ? `[${c.host}]` : c.host;
-  return `http://${h === '0.0.0.0' || h === '[::]' ? '127.0.0.1' : h}:${c.port}`;
+  return listenUrl(c.host, c.port, c.tlsCert !== '');
 }
 
 export interface PeerVariant {
@@ -53,6 +54,8 @@ export class PeerRing {
     private readonly timeoutMs: number,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** the agent of calls to the other origins (--tls-ca); default the shared one */
+    private readonly dispatcher?: Dispatcher,
   ) {
     const all = [...new Set([...peers.map((p) => p.replace(/\/+$/, '')), self])].sort();
     this.ring = new HashRingCtor(all);
@@ -73,7 +76,7 @@ export class PeerRing {
     const url = `${owner}${PEER_ROUTES.variant.replace(':fid', fid)}?v=${encodeURIComponent(variantKey)}&n=${negotiated ? 1 : 0}`;
     let res;
     try {
-      res = await callRaw(url, { method: 'GET', secret: this.secret || undefined, timeoutMs: this.timeoutMs });
+      res = await callRaw(url, { method: 'GET', secret: this.secret || undefined, timeoutMs: this.timeoutMs, dispatcher: this.dispatcher });
     } catch (err) {
       this.metrics.peerFetches.inc({ result: 'unreachable' });
       this.log.warn({ owner, err: (err as Error).message }, 'owner origin unreachable; computing locally');
@@ -105,7 +108,7 @@ export class PeerRing {
     await Promise.all(
       this.others.map(async (peer) => {
         try {
-          const res = await callRaw(`${peer}${PEER_ROUTES.purge}`, { method: 'POST', body: { fid }, secret: this.secret || undefined, timeoutMs: 2_000 });
+          const res = await callRaw(`${peer}${PEER_ROUTES.purge}`, { method: 'POST', body: { fid }, secret: this.secret || undefined, timeoutMs: 2_000, dispatcher: this.dispatcher });
           if (res.status !== 204) throw new UgcfsError('UGCFS_ERR_UPSTREAM', `purge answered ${res.status}`);
         } catch (err) {
           // A peer that cannot be told is down, so it serves nothing now; its disk cache is

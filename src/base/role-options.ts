@@ -20,12 +20,28 @@ export function requestLimitsOf(c: ConfigOf<typeof REQUEST_LIMIT_OPTIONS>): Conf
   return { requestTimeoutMs: c.requestTimeoutMs, headersTimeoutMs: c.headersTimeoutMs, keepAliveTimeoutMs: c.keepAliveTimeoutMs, maxConnections: c.maxConnections, maxRequestsPerSocket: c.maxRequestsPerSocket, allowedHosts: c.allowedHosts };
 }
 
+/**
+ * HTTPS (docs/SECURITY.md, "TLS between roles"): a server serves it with a certificate and
+ * key, and, being a client of its peers too, may trust a private CA when it calls them.
+ */
+export const TLS_OPTIONS = {
+  tlsCert: opt.string('', 'PEM certificate (chain) file: serve HTTPS instead of HTTP; with --tls-key', { env: 'UGCFS_TLS_CERT' }),
+  tlsKey: opt.string('', 'PEM private key file of --tls-cert (unencrypted)', { env: 'UGCFS_TLS_KEY' }),
+  tlsCa: opt.string('', "PEM CA bundle file trusted, besides Node's default CAs, when this server calls https:// peers (name servers, data servers, peer origins)", { env: 'UGCFS_TLS_CA' }),
+};
+
+/** The TLS settings of a loaded config (what the all-in-one server passes to each role). */
+export function tlsOf(c: ConfigOf<typeof TLS_OPTIONS>): ConfigOf<typeof TLS_OPTIONS> {
+  return { tlsCert: c.tlsCert, tlsKey: c.tlsKey, tlsCa: c.tlsCa };
+}
+
 export const COMMON_SERVER_OPTIONS = {
   host: opt.string('127.0.0.1', 'address to listen on', { env: 'UGCFS_HOST' }),
   clusterSecret: opt.string('', 'shared secret every internal route asks for, loopback included (at least 32 characters)', { env: 'UGCFS_CLUSTER_SECRET', secret: true, required: true }),
   logLevel: opt.string('info', 'pino log level', { env: 'UGCFS_LOG_LEVEL', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   accessLog: opt.bool(false, 'log one line per answered request (method, url, status, ms, bytes, request id) at info level', { env: 'UGCFS_ACCESS_LOG' }),
   ...REQUEST_LIMIT_OPTIONS,
+  ...TLS_OPTIONS,
 };
 
 export const NAMESERVER_URL_OPTION = {

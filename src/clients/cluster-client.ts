@@ -14,6 +14,7 @@ import { FileReader } from './file-reader.ts';
 import { FileWriter } from './file-writer.ts';
 import { LocationCache } from './location-cache.ts';
 import { NameserverClient } from './nameserver-client.ts';
+import { agentFor } from './http-client.ts';
 import type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
 import type { ClusterClientConfig } from './cluster-options.ts';
 import { splitUrls } from '../base/config.ts';
@@ -33,8 +34,9 @@ export class ClusterClient {
     // Without a timeoutMs each client keeps its own defaults (NS_TIMEOUT_MS, DS_TIMEOUTS).
     const timeout = opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs };
     const failover = opts.nameserverFailoverMs === undefined ? {} : { failoverMs: opts.nameserverFailoverMs };
-    this.ns = new NameserverClient({ nameservers: opts.nameserver, secret: opts.secret, adminToken: opts.adminToken, ...timeout, ...failover });
-    const ds = new DataserverClient({ secret: opts.secret, ...timeout });
+    const dispatcher = opts.dispatcher;
+    this.ns = new NameserverClient({ nameservers: opts.nameserver, secret: opts.secret, adminToken: opts.adminToken, dispatcher, ...timeout, ...failover });
+    const ds = new DataserverClient({ secret: opts.secret, dispatcher, ...timeout });
     this.locations = new LocationCache(this.ns, { ttlMs: opts.locationTtlMs ?? 10_000, size: opts.locationCacheSize ?? 10_000 });
     this.writer = new FileWriter({
       ns: this.ns,
@@ -146,7 +148,7 @@ export class ClusterClient {
     return this.ns.quotaChange(owner, delta, limit);
   }
 
-  /** Drops cached locations (the HTTP agent is shared and needs no closing). */
+  /** Drops cached locations (the HTTP agent is the caller's, or shared: either needs no closing). */
   async close(): Promise<void> {
     this.locations.clear();
     this.writer.clear();
@@ -154,5 +156,5 @@ export class ClusterClient {
 }
 
 export function clusterClientFromConfig(c: ClusterClientConfig): ClusterClient {
-  return new ClusterClient({ nameserver: splitUrls(c.nameserver), secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs });
+  return new ClusterClient({ nameserver: splitUrls(c.nameserver), secret: c.clusterSecret, adminToken: c.adminToken, timeoutMs: c.timeoutMs, dispatcher: agentFor(c.tlsCa ?? '') });
 }

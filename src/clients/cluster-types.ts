@@ -1,5 +1,6 @@
 // The shapes the cluster client (src/clients/cluster-client.ts) takes and returns, shared by its
 // writer, reader, deleter and delete-feed modules.
+import type { Dispatcher } from 'undici';
 import { UgcfsError } from '../base/errors.ts';
 import type { DsRef } from '../wire/protocol.ts';
 import type { NeedleHead } from './dataserver-wire.ts';
@@ -15,6 +16,8 @@ export interface ClusterClientOptions {
   timeoutMs?: number;
   /** how long a call only the leader may answer (assign, reports) keeps looking for one, ms (default 10 s: NS_FAILOVER_MS) */
   nameserverFailoverMs?: number;
+  /** the agent every call goes through (http-client.ts agentFor: --tls-ca); default the shared one */
+  dispatcher?: Dispatcher;
   /** how long a block location is trusted before it is fetched again, ms (default 10 s; a sealed block's is used longer while no name server answers) */
   locationTtlMs?: number;
   /** blocks whose locations are cached (default 10,000) */

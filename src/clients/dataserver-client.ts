@@ -41,6 +41,8 @@ export interface DataserverClientOptions {
    * stopped leading), and the call is not sent.
    */
   commandHeaders?: () => Record<string, string>;
+  /** the agent calls go through (http-client.ts agentFor: --tls-ca); default the shared one */
+  dispatcher?: Dispatcher;
 }
 
 /** What any one call may add. */
@@ -72,9 +74,11 @@ export class DataserverClient {
   private readonly isAlive: DataserverClientOptions['isAlive'];
   private readonly pollMs: number;
   private readonly commandHeaders: (() => Record<string, string>) | undefined;
+  private readonly dispatcher: Dispatcher;
 
   constructor(o: DataserverClientOptions = {}) {
     this.commandHeaders = o.commandHeaders;
+    this.dispatcher = o.dispatcher ?? httpAgent;
     this.secret = o.secret ?? '';
     const io = o.timeoutMs === undefined ? {} : { needle: o.timeoutMs, batch: o.timeoutMs };
     this.timeouts = { ...DS_TIMEOUTS, ...io, ...(o.timeouts ?? {}) };
@@ -95,8 +99,8 @@ export class DataserverClient {
     // A write goes through the agent's dispatcher (putBytes: the write path's transport); a
     // repair copy, rare and watched, through request() so that it can be abandoned.
     const res = meta.repair
-      ? await this.watched(ds, 'repair copy of', fid, call, (signal) => callRaw(url, { method: 'PUT', body: data, headers, timeoutMs: this.timeout('repairCopy', call), signal }))
-      : await this.watched(ds, 'write of', fid, call, () => putBytes(url, data, headers, this.timeout('needle', call)));
+      ? await this.watched(ds, 'repair copy of', fid, call, (signal) => callRaw(url, { method: 'PUT', body: data, headers, timeoutMs: this.timeout('repairCopy', call), signal, dispatcher: this.dispatcher }))
+      : await this.watched(ds, 'write of', fid, call, () => putBytes(url, data, headers, this.timeout('needle', call), this.dispatcher));
     const wr = parseJson<Partial<WriteResult>>(expectOk(res).body) ?? {};
     return { fid, size: wr.size ?? data.length, crc: typeof wr.crc === 'number' ? wr.crc : (meta.crc ?? 0), ...(wr.existed ? { existed: true } : {}) };
   }
@@ -107,7 +111,7 @@ export class DataserverClient {
     if (o.requestId !== undefined) headers['x-request-id'] = o.requestId;
     if (o.replicas !== undefined && o.replicas.length > 0) headers[HEADERS.replicas] = o.replicas.join(',');
     if (this.secret) headers[SECRET_HEADER] = this.secret;
-    const res = await this.watched(ds, 'batch write to block', block, call, () => sendBytes('POST', dsUrl(base(ds), 'blockNeedles', { id: block }), frame, headers, this.timeout('batch', call)));
+    const res = await this.watched(ds, 'batch write to block', block, call, () => sendBytes('POST', dsUrl(base(ds), 'blockNeedles', { id: block }), frame, headers, this.timeout('batch', call), this.dispatcher));
     return parseBatchResults(expectOk(res).body, count, o.who ?? base(ds));
   }
 
@@ -197,7 +201,7 @@ export class DataserverClient {
     const timeoutMs = this.timeout('blockData', call);
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: 'GET', headers: { ...(this.secret ? { [SECRET_HEADER]: this.secret } : {}), ...(this.commandHeaders?.() ?? {}) }, dispatcher: httpAgent, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: call?.signal });
+      res = await request(url, { method: 'GET', headers: { ...(this.secret ? { [SECRET_HEADER]: this.secret } : {}), ...(this.commandHeaders?.() ?? {}) }, dispatcher: this.dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: call?.signal });
     } catch (err) {
       throw networkError(url, err);
     }
@@ -218,11 +222,11 @@ export class DataserverClient {
 
   // ---- plumbing
 
-  /** The secret and the command headers of one call, with the call's own headers. */
-  private auth(headers?: Readonly<Record<string, string>>): { secret?: string; headers?: Record<string, string> } {
+  /** The secret, the command headers and the agent of one call, with the call's own headers. */
+  private auth(headers?: Readonly<Record<string, string>>): { secret?: string; headers?: Record<string, string>; dispatcher: Dispatcher } {
     const extra = this.commandHeaders?.();
     const all = extra ? { ...(headers ?? {}), ...extra } : headers ? { ...headers } : undefined;
-    const out: { secret?: string; headers?: Record<string, string> } = {};
+    const out: { secret?: string; headers?: Record<string, string>; dispatcher: Dispatcher } = { dispatcher: this.dispatcher };
     if (this.secret) out.secret = this.secret;
     if (all) out.headers = all;
     return out;

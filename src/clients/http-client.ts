@@ -1,11 +1,25 @@
 // One keep-alive HTTP client for every internal hop (client -> name server, client -> data
 // server, primary -> replicas, origin -> peer origin). Errors from peers come back as typed
 // UgcfsErrors carrying the peer's code; network failures become UPSTREAM / TIMEOUT.
+// Peers on https:// with a private CA (--tls-ca) are reached through an agent made for that
+// trust set (agentFor), passed down the clients; without one, the shared agent trusts
+// Node's default CAs.
 import { Agent, request, type Dispatcher } from 'undici';
 import { UgcfsError, errorFromBody } from '../base/errors.ts';
 import { SECRET_HEADER } from '../base/secret.ts';
+import { readTrustedCas } from '../base/tls-files.ts';
 
-const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128, pipelining: 1 });
+const AGENT_OPTIONS = { keepAliveTimeout: 30_000, connections: 128, pipelining: 1 };
+const agent = new Agent(AGENT_OPTIONS);
+
+/**
+ * The agent of calls that trust the CA bundle at `tlsCa` (a PEM file, read now; unreadable
+ * is bad usage) besides the default CAs; '' is the shared agent. Made once per role instance:
+ * its idle connections do not hold the process open and close after the keep-alive timeout.
+ */
+export function agentFor(tlsCa: string): Dispatcher {
+  return tlsCa === '' ? agent : new Agent({ ...AGENT_OPTIONS, connect: { ca: readTrustedCas(tlsCa) } });
+}
 
 export interface CallOptions {
   method?: Dispatcher.HttpMethod;
@@ -15,6 +29,8 @@ export interface CallOptions {
   secret?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** the agent to send through (agentFor); default the shared one */
+  dispatcher?: Dispatcher;
 }
 
 export interface RawResponse {
@@ -46,7 +62,7 @@ export async function callRaw(url: string, opts: CallOptions = {}): Promise<RawR
       method: opts.method ?? (body === undefined ? 'GET' : 'POST'),
       headers,
       body,
-      dispatcher: agent,
+      dispatcher: opts.dispatcher ?? agent,
       headersTimeout: timeout,
       bodyTimeout: timeout,
       signal: opts.signal,
@@ -103,17 +119,18 @@ function safeOrigin(url: string): string {
 export { agent as httpAgent };
 
 /**
- * A write's PUT (client to primary, primary to each replica) through the shared keep-alive
- * agent's dispatcher, the answer collected by hand: undici's request() wraps every call in a
- * body stream and an async resource, which costs about as much client CPU again as the
- * request itself (measured: 32 against 17 µs for a 20 KB PUT). `headers` carry the secret.
+ * A write's PUT (client to primary, primary to each replica) through the keep-alive agent's
+ * dispatcher (the shared one unless given), the answer collected by hand: undici's request()
+ * wraps every call in a body stream and an async resource, which costs about as much client
+ * CPU again as the request itself (measured: 32 against 17 µs for a 20 KB PUT). `headers`
+ * carry the secret.
  */
-export function putBytes(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number): Promise<RawResponse> {
-  return sendBytes('PUT', url, body, headers, timeoutMs);
+export function putBytes(url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, dispatcher: Dispatcher = agent): Promise<RawResponse> {
+  return sendBytes('PUT', url, body, headers, timeoutMs, dispatcher);
 }
 
 /** putBytes with another method (a needle batch is POSTed). */
-export function sendBytes(method: 'PUT' | 'POST', url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number): Promise<RawResponse> {
+export function sendBytes(method: 'PUT' | 'POST', url: string, body: Buffer, headers: Record<string, string>, timeoutMs: number, dispatcher: Dispatcher = agent): Promise<RawResponse> {
   let origin: string;
   let path: string;
   try {
@@ -127,7 +144,7 @@ export function sendBytes(method: 'PUT' | 'POST', url: string, body: Buffer, hea
     const chunks: Buffer[] = [];
     let status = 0;
     try {
-      agent.dispatch(
+      dispatcher.dispatch(
         { origin, path, method, headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
         {
           onConnect() {},

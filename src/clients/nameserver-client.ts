@@ -6,6 +6,7 @@
 // Every listed name server is used (a high-availability group): calls that change state go to
 // the leader, reads to any that answers; which one, and when to try another, is
 // nameserver-group.ts's. The heartbeat alone goes to the first listed server.
+import type { Dispatcher } from 'undici';
 import { splitUrls } from '../base/config.ts';
 import { UgcfsError, errorFromBody, isUgcfsError, type ErrorCode } from '../base/errors.ts';
 import { callJson, callRaw, expectOk, type CallOptions, type RawResponse } from './http-client.ts';
@@ -62,6 +63,8 @@ export interface NameserverClientOptions {
   timeoutMs?: number;
   /** how long a call only the leader may answer keeps looking for one, ms (default NS_FAILOVER_MS) */
   failoverMs?: number;
+  /** the agent calls go through (http-client.ts agentFor: --tls-ca); default the shared one */
+  dispatcher?: Dispatcher;
 }
 
 /** A heartbeat refused because the data server belongs to another cluster (UGCFS_ERR_FOREIGN_CLUSTER). */
@@ -81,6 +84,7 @@ export class NameserverClient {
   private readonly secret: string;
   private readonly adminToken: string;
   private readonly timeoutMs: number;
+  private readonly dispatcher: Dispatcher | undefined;
   private readonly group: NameserverGroup;
 
   constructor(o: NameserverClientOptions) {
@@ -90,6 +94,7 @@ export class NameserverClient {
     this.secret = o.secret ?? '';
     this.adminToken = o.adminToken ?? '';
     this.timeoutMs = o.timeoutMs ?? NS_TIMEOUT_MS;
+    this.dispatcher = o.dispatcher;
     this.group = new NameserverGroup(list, { failoverMs: o.failoverMs ?? NS_FAILOVER_MS, probe: (base) => this.probe(base) });
   }
 
@@ -254,7 +259,7 @@ export class NameserverClient {
   }
 
   private opts(extra: CallOptions = {}): CallOptions {
-    return { secret: this.secret || undefined, timeoutMs: this.timeoutMs, ...extra };
+    return { secret: this.secret || undefined, timeoutMs: this.timeoutMs, dispatcher: this.dispatcher, ...extra };
   }
 
   /** Admin views take the admin token too (as Bearer), beside the secret. */

@@ -2,8 +2,9 @@
 // /healthz and /metrics, the cluster-secret guard, the no-public-listen-without-secret rule,
 // graceful shutdown, and what every request passes before its body is read — the Host
 // check, routing, the route's declared credential and body limit — with the server's
-// timeouts and connection cap (request-gate.ts).
+// timeouts and connection cap (request-gate.ts). HTTPS with --tls-cert and --tls-key.
 import type { Server } from 'node:http';
+import { Server as TlsServer } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { UgcfsError } from '../base/errors.ts';
 import { isLoopbackHost } from '../base/config.ts';
@@ -12,6 +13,7 @@ import type { Logger } from '../base/log.ts';
 import { secretEquals, SECRET_HEADER, bearer } from '../base/secret.ts';
 import { createAccessLog, type AccessLog } from './access-log.ts';
 import { REQUEST_LIMIT_OPTIONS } from '../base/role-options.ts';
+import { readServerTls } from '../base/tls-files.ts';
 import { answerError, errorAnswer, gateAhead, logFailure, requestId, RouteMeter, toUgcfsError } from './ahead-route.ts';
 import { AllowedHosts, bodyPending, DEFAULT_BODY_LIMIT, routeGate, serverLimits, type AuthCheck, type ServerLimits } from './request-gate.ts';
 
@@ -54,6 +56,8 @@ export interface HttpServerOptions {
   accessLog?: boolean;
   /** what /metrics answers instead of this server's own registry (an origin worker pool's aggregate) */
   metricsText?: () => Promise<string>;
+  /** --tls-cert and --tls-key (the role's config): both set, the server speaks HTTPS only */
+  tls?: { tlsCert: string; tlsKey: string };
 }
 
 export function createHttpServer(opts: HttpServerOptions): ServerBase {
@@ -61,8 +65,13 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   const access = createAccessLog(opts.log, opts.accessLog ?? false);
   const limits: ServerLimits = { ...defaultLimits(), ...opts.limits };
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const tls = opts.tls ? readServerTls(opts.tls) : undefined;
+  const serverOptions = serverLimits(limits);
   const app = Fastify({
-    ...serverLimits(limits),
+    ...serverOptions,
+    // fastify gives https.createServer its `https` options alone, not `http`: the timeouts go
+    // in them too, and a TLS handshake gets no longer than the headers would.
+    ...(tls ? { https: { ...serverOptions.http, handshakeTimeout: serverOptions.http.headersTimeout, ...tls } } : {}),
     loggerInstance: opts.log as unknown as FastifyBaseLogger,
     // Access logging is ours (request id on every line), not fastify's per-request pair.
     logController: new LogController({ disableRequestLogging: true }),
@@ -213,12 +222,18 @@ export function assertListenAllowed(host: string, secret: string, role: string):
   }
 }
 
+/** Listens; the URL answered is http:// or, when the server has a certificate, https://. */
 export async function listen(app: FastifyInstance, host: string, port: number): Promise<string> {
   await app.listen({ host, port });
   const addr = app.server.address();
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  return listenUrl(host, actualPort, app.server instanceof TlsServer);
+}
+
+/** The URL a server listening on host:port is reached at (a wildcard host: loopback). */
+export function listenUrl(host: string, port: number, tls: boolean): string {
   const h = host.includes(':') ? `[${host}]` : host;
-  return `http://${h === '0.0.0.0' || h === '[::]' ? '127.0.0.1' : h}:${actualPort}`;
+  return `${tls ? 'https' : 'http'}://${h === '0.0.0.0' || h === '[::]' ? '127.0.0.1' : h}:${port}`;
 }
 
 /**
