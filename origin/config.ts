@@ -34,7 +34,7 @@ export const ORIGIN_OPTIONS = {
   allowedSizes: opt.list([], 'strict mode size whitelist: WxH, Wx or xH'),
   signingKeys: opt.list([], 'HMAC keys for signed variant URLs; the first signs, all verify (empty: unsigned)', { env: 'UGCFS_SIGNING_KEYS', secret: true }),
   negotiateFormat: opt.bool(false, 'pick WebP/AVIF from Accept for variants without an explicit format'),
-  uploadTokens: opt.list([], 'bearer tokens allowed to upload (empty: loopback clients only)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
+  uploadTokens: opt.list([], 'bearer tokens allowed to upload, each 32 characters or more (empty: only the admin token uploads)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
   adminToken: opt.string('', 'token allowed to delete any file', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
   workers: opt.int(1, 'origin processes serving the port together (about one per core); the memory and disk cache budgets are split between them', { min: 1, max: 64 }),
   deleteFeedIntervalMs: opt.int(1000, "how often to poll the name server's delete feed for files deleted around this origin (keep well under 5000)", { min: 50, max: 60_000 }),

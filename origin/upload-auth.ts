@@ -1,10 +1,9 @@
-// Who is calling: an upload token's holder, the admin, or (with no tokens configured) a
-// loopback client. A file records an owner id derived from the token by a one-way hash, so
+// Who is calling: an upload token's holder or the admin. No caller is trusted for its
+// source address: a same-host proxy makes every client look local. A file records an owner id derived from the token by a one-way hash, so
 // storage, logs and answers never hold a token, yet the same token can later delete it.
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/base/errors.ts';
-import { isLoopbackHost } from '../src/base/config.ts';
 import { bearer, matchesAny, secretEquals } from '../src/base/secret.ts';
 
 export interface Caller {
@@ -12,16 +11,10 @@ export interface Caller {
   admin: boolean;
 }
 
-export const LOCAL_OWNER = 'local';
 export const ADMIN_OWNER = 'admin';
 
 export function ownerIdOf(token: string): string {
   return 'u-' + createHash('sha256').update(`ugcfs-owner\0${token}`).digest('hex').slice(0, 20);
-}
-
-function isLoopbackAddress(addr: string | undefined): boolean {
-  if (!addr) return false;
-  return isLoopbackHost(addr.startsWith('::ffff:') ? addr.slice(7) : addr);
 }
 
 export interface AuthConfig {
@@ -33,12 +26,7 @@ export interface AuthConfig {
 export function callerOf(req: FastifyRequest, cfg: AuthConfig): Caller {
   const token = bearer(req.headers.authorization);
   if (cfg.adminToken !== '' && secretEquals(token, cfg.adminToken)) return { owner: ADMIN_OWNER, admin: true };
-  if (cfg.uploadTokens.length > 0) {
-    const hit = matchesAny(token, cfg.uploadTokens);
-    if (hit !== undefined) return { owner: ownerIdOf(hit), admin: false };
-    throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', token ? 'the upload token is not valid' : 'an upload token is required (Authorization: Bearer <token>)');
-  }
-  // No tokens configured: the origin is a local tool, open to this machine only.
-  if (isLoopbackAddress(req.socket.remoteAddress)) return { owner: LOCAL_OWNER, admin: false };
-  throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'no upload tokens are configured, so only loopback clients may upload');
+  const hit = matchesAny(token, cfg.uploadTokens);
+  if (hit !== undefined) return { owner: ownerIdOf(hit), admin: false };
+  throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', token ? 'the upload token is not valid' : 'an upload token is required (Authorization: Bearer <token>)');
 }

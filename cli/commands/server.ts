@@ -8,7 +8,7 @@ import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/base/
 import { UgcfsError } from '../../src/base/errors.ts';
 import { onShutdown } from '../../src/http/http-server.ts';
 import { createLogger, type Logger } from '../../src/base/log.ts';
-import { COMMON_SERVER_OPTIONS, requestLimitsOf } from '../../src/base/role-options.ts';
+import { COMMON_SERVER_OPTIONS, requestLimitsOf, tlsOf } from '../../src/base/role-options.ts';
 import type { RunningServer } from '../../src/http/running-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { startNameserver } from '../../nameserver/main.ts';
@@ -18,9 +18,12 @@ import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { checkLegacyOptions } from '../../origin/legacy-read-through.ts';
 import { startOrigin } from '../../origin/main.ts';
 import type { CommandModule } from '../command.ts';
+import { loadOrCreateSecrets } from '../secrets-env.ts';
 
 export const SERVER_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,
+  // Given or not, the one-machine cluster has one: <data>/secrets.env supplies what is not given.
+  clusterSecret: { ...COMMON_SERVER_OPTIONS.clusterSecret, required: false, describe: 'shared secret every internal route asks for (at least 32 characters; default: from <data>/secrets.env, made on the first start)' },
   data: opt.string('./data', 'directory for all state: nameserver/, ds-1/..., cache/ (created if missing)', { env: 'UGCFS_DATA' }),
   port: opt.int(8080, 'origin port (0 picks a free one)', { env: 'UGCFS_ORIGIN_PORT', min: 0, max: 65535 }),
   nameserverPort: opt.int(7000, 'name server port (0 picks a free one)', { env: 'UGCFS_NAMESERVER_PORT', min: 0, max: 65535 }),
@@ -30,8 +33,8 @@ export const SERVER_OPTIONS = {
   blockSize: opt.int(DATASERVER_OPTIONS.blockSize.default, 'block file size at which a block is sealed (accepts 64M etc.)', { min: 4096, max: 2 ** 40 }),
   fsync: opt.bool(true, 'fdatasync block files before acknowledging writes', { env: 'UGCFS_FSYNC' }),
   cacheBytes: opt.int(256 * 1024 * 1024, 'size bound of the origin\'s disk cache of variants under <data>/cache', { min: 0 }),
-  uploadTokens: opt.list([], 'bearer tokens allowed to upload (empty: loopback clients only)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
-  adminToken: opt.string('', 'token for admin calls and deleting any file', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
+  uploadTokens: opt.list([], 'bearer tokens allowed to upload (default: the one in <data>/secrets.env)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
+  adminToken: opt.string('', 'token for admin calls and deleting any file (default: from <data>/secrets.env)', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
   // The origin's own options, passed to it as they are (docs/MIGRATION.md).
   legacyOrigin: ORIGIN_OPTIONS.legacyOrigin,
   legacyImport: ORIGIN_OPTIONS.legacyImport,
@@ -51,6 +54,10 @@ function prepareDataRoot(dir: string): void {
 }
 
 export interface RunningAllInOne {
+  /** <data>/secrets.env, where the credentials not given by flag or environment come from */
+  secretsPath: string;
+  /** the upload token came from secrets.env (the welcome lines can name its variable) */
+  uploadTokenFromFile: boolean;
   nameserver: RunningServer;
   dataservers: Array<RunningServer & { id: string }>;
   origin: RunningServer;
@@ -69,9 +76,14 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   checkLegacyOptions(config);
   const root = resolve(config.data);
   prepareDataRoot(root);
+  const { secrets, path: secretsPath } = await loadOrCreateSecrets(root);
+  const clusterSecret = config.clusterSecret || secrets.UGCFS_CLUSTER_SECRET;
+  const adminToken = config.adminToken || secrets.UGCFS_ADMIN_TOKEN;
+  const uploadTokenFromFile = config.uploadTokens.length === 0;
+  const uploadTokens = uploadTokenFromFile ? secrets.UGCFS_UPLOAD_TOKENS.split(',') : config.uploadTokens;
   // The roles get only their own settings: environment meant for a single-role process
   // (UGCFS_PORT, UGCFS_NAMESERVER, UGCFS_RACK...) must not leak into the embedded roles.
-  const shared = { host: config.host, clusterSecret: config.clusterSecret, logLevel: config.logLevel, ...requestLimitsOf(config) };
+  const shared = { host: config.host, clusterSecret, logLevel: config.logLevel, ...requestLimitsOf(config), ...tlsOf(config) };
   const started: Array<() => Promise<void>> = [];
   // A taken port is the user's to fix: name the option instead of a bare EADDRINUSE.
   // So is a data directory another process holds open (LevelDB's lock).
@@ -91,7 +103,7 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   try {
     const ns = await startNameserver(
       loadConfig(NAMESERVER_OPTIONS, {
-        overrides: { ...shared, data: join(root, 'nameserver'), port: config.nameserverPort, replicas: config.replicas, adminToken: config.adminToken },
+        overrides: { ...shared, data: join(root, 'nameserver'), port: config.nameserverPort, replicas: config.replicas, adminToken },
       }).config,
       { log: logFor('nameserver') },
     ).catch(portTaken('--nameserver-port', config.nameserverPort));
@@ -125,8 +137,8 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
           port: config.port,
           cacheDir: join(root, 'cache'),
           cacheBytes: config.cacheBytes,
-          uploadTokens: config.uploadTokens,
-          adminToken: config.adminToken,
+          uploadTokens,
+          adminToken,
           legacyOrigin: config.legacyOrigin,
           legacyImport: config.legacyImport,
         },
@@ -134,6 +146,8 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
       { log: logFor('origin') },
     ).catch(portTaken('--port', config.port));
     return {
+      secretsPath,
+      uploadTokenFromFile,
       nameserver: ns,
       dataservers,
       origin,
@@ -148,20 +162,24 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
 /** What a newcomer needs next, in lines they can paste. */
 export function welcome(running: RunningAllInOne, config: ServerConfig): string {
   const o = running.origin.url;
-  const auth = config.uploadTokens.length > 0 ? ` -H 'Authorization: Bearer <upload token>'` : '';
+  const auth = `-H "Authorization: Bearer ${running.uploadTokenFromFile ? '$UGCFS_UPLOAD_TOKENS' : '<upload token>'}"`;
+  const cacert = config.tlsCa === '' ? '' : ` --cacert ${config.tlsCa}`;
+  const nsFlag = `${running.nameserver.url === 'http://127.0.0.1:7000' ? '' : ` --nameserver ${running.nameserver.url}`}${config.tlsCa === '' ? '' : ` --tls-ca ${config.tlsCa}`}`;
   return [
     '',
     `ugcfs is running: origin ${o}, name server ${running.nameserver.url}, ${running.dataservers.length} data servers (${running.dataservers.map((d) => d.url).join(', ')}), data in ${resolve(config.data)}`,
     '',
+    `Its credentials are in ${running.secretsPath} (mode 0600). In your shell:`,
+    `  set -a; . ${running.secretsPath}; set +a`,
     'Upload an image (answers with its fid and url):',
-    `  curl -s${auth} -F file=@photo.jpg ${o}/upload`,
+    `  curl -s${cacert} ${auth} -F file=@photo.jpg ${o}/upload`,
     'Fetch it, a 400x400 variant, and the Taobao-style spelling of a WebP thumbnail:',
-    `  curl -so original.jpg ${o}/<fid>.jpg`,
-    `  curl -so thumb.jpg '${o}/<fid>.jpg?w=400&h=400&fit=cover'`,
-    `  curl -so thumb.webp ${o}/<fid>.jpg_200x200q80.jpg_.webp`,
+    `  curl -s${cacert} -o original.jpg ${o}/<fid>.jpg`,
+    `  curl -s${cacert} -o thumb.jpg '${o}/<fid>.jpg?w=400&h=400&fit=cover'`,
+    `  curl -s${cacert} -o thumb.webp ${o}/<fid>.jpg_200x200q80.jpg_.webp`,
     'Delete it:',
-    `  curl -s -X DELETE ${o}/<fid>`,
-    `Cluster status: npx ugcfs status${running.nameserver.url === 'http://127.0.0.1:7000' ? '' : ` --nameserver ${running.nameserver.url}`} (page: ${running.nameserver.url}/), metrics: ${o}/metrics. Stop with Ctrl-C.`,
+    `  curl -s${cacert} ${auth} -X DELETE ${o}/<fid>`,
+    `Cluster status: npx ugcfs status${nsFlag} (page: ${running.nameserver.url}/, the admin token as password), metrics: ${o}/metrics. Stop with Ctrl-C.`,
     '',
   ].join('\n');
 }

@@ -52,6 +52,22 @@ function usage(message: string): UgcfsError {
   return new UgcfsError('UGCFS_ERR_BAD_USAGE', message);
 }
 
+/** Shortest secret or token a server accepts: 32 characters (`openssl rand -hex 16` and up). */
+export const MIN_SECRET_LENGTH = 32;
+// The shape of the values shipped as examples (.env.example, docs): whoever has read the
+// repository knows them, and a placeholder left in a copied line (`<upload token>`).
+const EXAMPLE_SECRET = /^(change-?me|replace-?me|your-|example-)|^<.*>$/i;
+
+/**
+ * A credential that anyone could guess stops the start: too short, or an example value.
+ * Returns the value; throws bad usage naming the option and where it came from, never the value.
+ */
+export function checkCredential(name: string, value: string): string {
+  if (value.length < MIN_SECRET_LENGTH) throw usage(`option ${name} is shorter than ${MIN_SECRET_LENGTH} characters; generate one with: openssl rand -hex 32`);
+  if (EXAMPLE_SECRET.test(value)) throw usage(`option ${name} is an example value; generate one with: openssl rand -hex 32`);
+  return value;
+}
+
 function coerce(key: string, spec: OptionSpec, raw: unknown, source: string): unknown {
   const name = `${flagName(key)} (from ${source})`;
   const shown = spec.secret ? '<redacted>' : JSON.stringify(raw);
@@ -76,8 +92,9 @@ function coerce(key: string, spec: OptionSpec, raw: unknown, source: string): un
       return n;
     }
     case 'list': {
-      if (Array.isArray(raw)) return raw.map(String);
-      return String(raw).split(',').map((s) => s.trim()).filter(Boolean);
+      const list = Array.isArray(raw) ? raw.map(String) : String(raw).split(',').map((s) => s.trim()).filter(Boolean);
+      if (spec.secret) list.forEach((v) => checkCredential(name, v));
+      return list;
     }
     case 'urls': {
       const list = splitUrls(String(raw));
@@ -101,7 +118,7 @@ function coerce(key: string, spec: OptionSpec, raw: unknown, source: string): un
       if (spec.choices && !spec.choices.includes(s)) {
         throw usage(`option ${name} must be one of ${spec.choices.join(', ')}, got ${shown}`);
       }
-      return s;
+      return spec.secret && s !== '' ? checkCredential(name, s) : s;
     }
   }
 }

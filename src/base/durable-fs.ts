@@ -5,7 +5,7 @@
 // database created just before a power cut may not open again. The helpers here close
 // those gaps; the ordering rule they serve is in dataserver/README.md ("Durability").
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Level } from 'level';
 
@@ -38,9 +38,10 @@ export async function mkdirDurable(dir: string): Promise<void> {
 }
 
 /** Replaces a file's contents all or nothing: a temp file written and fsynced, renamed over it, the directory fsynced. */
-export async function writeFileDurable(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o666): Promise<void> {
   const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
+  await rm(tmp, { force: true });
+  const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(data);
     await fh.sync();

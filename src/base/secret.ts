@@ -48,10 +48,9 @@ export const SECRET_HEADER = 'x-ugcfs-secret';
  * the first time a connection presents the secret it is compared in constant time
  * (secretEquals); later requests on that connection presenting the very same value skip the
  * hashing. That shortcut can only tell a client about the value it already proved it knows.
- * Throws UGCFS_ERR_UNAUTHORIZED; a no-op when no secret is configured.
+ * Throws UGCFS_ERR_UNAUTHORIZED; with no secret configured every request is refused.
  */
 export function connectionSecretGuard(secret: string): (req: IncomingMessage) => void {
-  if (secret === '') return () => {};
   const proven = new WeakMap<Socket, string>();
   return (req) => {
     const given = (req.headers[SECRET_HEADER] as string | undefined) ?? bearer(req.headers.authorization);

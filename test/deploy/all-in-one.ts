@@ -1,5 +1,6 @@
 // Starts `ugcfs server` (the all-in-one) as a real process on free loopback ports and
 // reads the addresses of every role from its 'listening' line.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { start, tempDir, type Proc } from '../helpers/proc.ts';
 
@@ -9,6 +10,10 @@ export interface AllInOne {
   nameserver: string;
   dataservers: string[];
   dir: string;
+  /** what <data>/secrets.env holds, by name (UGCFS_CLUSTER_SECRET, UGCFS_ADMIN_TOKEN, UGCFS_UPLOAD_TOKENS) */
+  secrets: Record<string, string>;
+  /** Authorization header of the upload token (from the environment given, else from secrets.env) */
+  uploadAuth: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -20,7 +25,11 @@ export async function startAllInOne(opts: { args?: string[]; env?: Record<string
     { env: opts.env, timeoutMs: 60_000 },
   );
   const line = proc.lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } }).find((l) => l?.msg === 'listening');
+  const secrets = readSecretsEnv(join(dir, 'data', 'secrets.env'));
+  const token = (opts.env?.UGCFS_UPLOAD_TOKENS ?? secrets.UGCFS_UPLOAD_TOKENS ?? '').split(',')[0]!;
   return {
+    secrets,
+    uploadAuth: { authorization: `Bearer ${token}` },
     proc,
     origin: proc.url,
     nameserver: String(line!.nameserver),
@@ -31,4 +40,14 @@ export async function startAllInOne(opts: { args?: string[]; env?: Record<string
       own?.cleanup();
     },
   };
+}
+
+/** The NAME=value lines of a secrets.env. */
+export function readSecretsEnv(path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
 }

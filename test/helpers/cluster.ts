@@ -18,7 +18,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import type { ClusterStatus } from '../../src/wire/protocol.ts';
-import { BIN, NODE_FLAGS, ROOT, tempDir, waitFor, type Proc, type RunResult, run } from './proc.ts';
+import { BIN, NODE_FLAGS, ROOT, tempDir, waitFor, withTestSecret, type Proc, type RunResult, run } from './proc.ts';
 import { freePort, startReady } from './ready-process.ts';
 
 /** A started process: what tests read (test/helpers/proc.ts's Proc) plus its pid and a graceful stop. */
@@ -46,7 +46,8 @@ const QUIET_LEVELS = ['fatal', 'error', 'warn', 'silent'];
 
 /** Starts `node [nodeFlags] file args` and resolves once it logs {"msg":"listening","url"}. */
 export async function startProcess(file: string, args: string[], opts: ProcessOptions = {}): Promise<RoleProcess> {
-  const env = { ...process.env, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info', ...opts.env };
+  const base = { ...process.env, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info', ...opts.env };
+  const env = file === BIN ? withTestSecret(args, base) : base;
   // Readiness is the info-level "listening" line: a quieter level would hang the start.
   if (QUIET_LEVELS.includes(env.UGCFS_LOG_LEVEL ?? '')) env.UGCFS_LOG_LEVEL = 'info';
   const label = file === BIN ? `ugcfs ${args.join(' ')}` : `${file} ${args.join(' ')}`;
@@ -106,7 +107,7 @@ export interface ClusterOptions {
   startupGraceMs?: number;
   /** data servers' --fsync (test default false: tests are about logic; the storage tests cover fsync) */
   fsync?: boolean;
-  /** cluster secret (default: random per cluster; '' runs without one) */
+  /** cluster secret (default: random per cluster) */
   secret?: string;
   /** admin token given to the name server (default none) */
   adminToken?: string;
@@ -196,7 +197,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster<R
   const t = <T>(value: T | undefined, testValue: T): T | undefined => value ?? (test ? testValue : undefined);
   const heartbeatMs = t(opts.heartbeatMs, 100);
   const fsync = t(opts.fsync, false);
-  const secret = opts.secret ?? randomBytes(12).toString('hex');
+  const secret = opts.secret ?? randomBytes(24).toString('hex');
   const { dir, cleanup } = opts.dir === undefined ? tempDir('ugcfs-cluster-') : { dir: opts.dir, cleanup: () => {} };
   mkdirSync(dir, { recursive: true });
   const port = await freePort();

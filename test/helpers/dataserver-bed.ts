@@ -8,7 +8,7 @@ import { afterAll } from 'vitest';
 import { start, tempDir, type Proc } from './proc.ts';
 
 export interface DataserverBedOptions {
-  /** the cluster secret every server gets (UGCFS_CLUSTER_SECRET); none when absent */
+  /** the cluster secret every server gets (UGCFS_CLUSTER_SECRET); TEST_SECRET when absent */
   secret?: string;
   /** flags every server of the file gets, before the ones a start() adds */
   args?: string[];

@@ -70,7 +70,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
   const etcd = o.etcd ?? (await startEtcd({ members: 3 }));
   const { dir, cleanup } = tempDir('ugcfs-ha-');
   mkdirSync(dir, { recursive: true });
-  const secret = randomBytes(12).toString('hex');
+  const secret = randomBytes(24).toString('hex');
   const prefix = o.etcdPrefix ?? `/ugcfs/t-${randomBytes(4).toString('hex')}`;
   const nsCount = o.nameservers ?? 2;
   const ports = await Promise.all(Array.from({ length: nsCount }, () => freePort()));

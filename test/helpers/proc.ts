@@ -1,6 +1,7 @@
 // Starts real ugcfs processes for tests. Every server role logs one pino line
 // {"msg":"listening","url":...} once it accepts requests; start() resolves with that URL.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { startReady, trackChild } from './ready-process.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,21 @@ export const BIN = join(ROOT, 'bin', 'ugcfs.mjs');
 export const NODE_FLAGS = ugcfsNodeFlags(BIN);
 /** the test and benchmark images, kept in the repository (test/fixtures/README.md) */
 export const CORPUS = resolve(ROOT, 'test', 'fixtures');
+
+/**
+ * The cluster secret of processes a test starts without naming one: every role refuses to
+ * start without a secret of 32 characters or more, and internal routes ask for it.
+ * Random per test file. `ugcfs server` gets none: it makes its own <data>/secrets.env.
+ */
+export const TEST_SECRET = randomBytes(24).toString('hex');
+/** The header that carries TEST_SECRET, for a test's own requests to internal routes. */
+export const SECRET_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'x-ugcfs-secret': TEST_SECRET });
+
+/** `env` with UGCFS_CLUSTER_SECRET = TEST_SECRET unless it names one (or the command is `server`). */
+export function withTestSecret<T extends Record<string, string | undefined>>(args: readonly string[], env: T): T {
+  if (args[0] === 'server' || env.UGCFS_CLUSTER_SECRET !== undefined) return env;
+  return { ...env, UGCFS_CLUSTER_SECRET: TEST_SECRET };
+}
 
 export interface Proc {
   url: string;
@@ -35,7 +51,7 @@ export interface StartOptions {
 export function start(args: string[], opts: StartOptions = {}): Promise<Proc> {
   return startReady([...NODE_FLAGS, BIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info', ...opts.env },
+    env: withTestSecret(args, { ...process.env, UGCFS_LOG_LEVEL: process.env.UGCFS_LOG_LEVEL ?? 'info', ...opts.env }),
     label: `ugcfs ${args.join(' ')}`,
     timeoutMs: opts.timeoutMs,
     ready: opts.readyWhen,
@@ -61,7 +77,7 @@ export interface RunResult {
 /** Runs a short-lived `ugcfs` command (admin CLI) and collects its output. */
 export function run(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, BIN, ...args], { cwd: ROOT, env: withTestSecret(args, { ...process.env, ...opts.env }), stdio: ['pipe', 'pipe', 'pipe'] });
     trackChild(child);
     let stdout = '';
     let stderr = '';

@@ -14,7 +14,7 @@ import { loadConfig } from '../../src/base/config.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 
-const secret = randomBytes(12).toString('hex');
+const secret = randomBytes(24).toString('hex');
 const { dir, cleanup } = tempDir('ugcfs-auto-upkeep-');
 let ns: RunningNameserver;
 let client: ClusterClient;
