@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../../dataserver/buffer-pool.ts';
 import { encodeFid } from '../../src/wire/file-id.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { TEST_SECRET } from '../helpers/proc.ts';
 
 describe('BufferPool', () => {
   it('hands a given-back buffer out again for a record of the same size class', () => {
@@ -52,7 +53,7 @@ describe('BufferPool', () => {
   });
 });
 
-const SECRET = 'pool-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-readpool-', { secret: SECRET });
 
 describe('pooled reads on a data server', () => {

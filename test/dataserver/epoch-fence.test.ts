@@ -14,7 +14,7 @@ import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { run } from '../helpers/proc.ts';
 
-const secret = randomBytes(8).toString('hex');
+const secret = randomBytes(24).toString('hex');
 const bed = dataserverBed('ugcfs-epoch-', { secret });
 
 const GOLDEN = 'ugcfs-epoch 1\nepoch 42\ncrc 07bf1ded\n';

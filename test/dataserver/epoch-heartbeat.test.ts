@@ -100,7 +100,7 @@ async function stubNameserver(answer: () => Partial<HeartbeatReply>): Promise<{ 
 describe('a data server beating a leader and a standby', () => {
   it('takes commands and a higher epoch from the leader only, and refuses a lower epoch', async () => {
     const cluster = 'c-00000000000000aa';
-    const secret = randomBytes(8).toString('hex');
+    const secret = randomBytes(24).toString('hex');
     let leaderEpoch = 9;
     const readonly = (block: number) => [{ kind: 'readonly' as const, block, readonly: true }];
     // the standby asks for block 1 read-only, with a time far off and high lease ends

@@ -8,10 +8,10 @@ import { encodeFid } from '../../src/wire/file-id.ts';
 import type { BlockReport, Heartbeat, ScrubResult, WriteResult } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
-import { run, waitFor, type Proc } from '../helpers/proc.ts';
+import { TEST_SECRET, run, waitFor, type Proc } from '../helpers/proc.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
-const SECRET = 'test-cluster-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-dsapi-', { secret: SECRET, args: ['--block-size', '64k'] });
 const startDs = bed.start;
 
@@ -419,10 +419,22 @@ describe('ugcfs dataserver process', () => {
     expect(r.stderr).toContain('not a writable directory');
   });
 
-  it('refuses to listen beyond loopback without a cluster secret', async () => {
-    const r = await run(['dataserver', '--data', join(bed.dir, 'f'), '--host', '0.0.0.0', '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: '' } });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('without a cluster secret');
+  it('will not start, loopback included, without a cluster secret or with a guessable one', async () => {
+    const cases: Array<[string, string]> = [
+      ['', 'is required'],
+      ['s'.repeat(31), 'shorter than 32 characters'],
+      [`change-me-${'x'.repeat(30)}`, 'is an example value'],
+    ];
+    for (const [secret, why] of cases) {
+      const r = await run(['dataserver', '--data', join(bed.dir, 'f'), '--host', '127.0.0.1', '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: secret } });
+      expect(r.code, secret).toBe(2);
+      const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('ugcfs'));
+      expect(lines, secret).toHaveLength(1);
+      expect(lines[0], secret).toContain('--cluster-secret');
+      expect(lines[0], secret).toContain(why);
+      if (secret !== '') expect(r.stdout + r.stderr, 'the value is never shown').not.toContain(secret);
+      expect(r.stdout, 'never listened').not.toContain('"msg":"listening"');
+    }
   });
 
   it('heartbeats to the name server and executes the commands in the reply', async () => {

@@ -18,6 +18,7 @@ import { encodeFid } from '../../src/wire/file-id.ts';
 import { BATCH_CONTENT_TYPE, MAX_BATCH_RECORDS, encodeNeedleBatch, type BatchItemResult } from '../../src/wire/needle-batch.ts';
 import type { BlockKeyState } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { SECRET_HEADERS } from '../helpers/proc.ts';
 
 const bed = dataserverBed('ugcfs-index-sticky-');
 const indexDir = join(bed.dir, 'ds', 'index');
@@ -54,7 +55,7 @@ class Ballast {
 async function writeBatch(url: string, first: number, count: number): Promise<{ acked: number[]; refused: Array<{ i: number; code: string }> }> {
   const ids = Array.from({ length: count }, (_, n) => first + n);
   const frame = encodeNeedleBatch(ids.map((i) => ({ fid: fidOf(i), mime: MIME, owner: '', uploadTime: 0, crc: crc32c(body(i)), data: body(i) })));
-  const r = await fetch(`${url}/blocks/1/needles`, { method: 'POST', headers: { 'content-type': BATCH_CONTENT_TYPE }, body: Buffer.concat(frame) });
+  const r = await fetch(`${url}/blocks/1/needles`, { method: 'POST', headers: { ...SECRET_HEADERS, 'content-type': BATCH_CONTENT_TYPE }, body: Buffer.concat(frame) });
   expect(r.status).toBe(200);
   const { results } = (await r.json()) as { results: BatchItemResult[] };
   const acked: number[] = [];
@@ -64,13 +65,13 @@ async function writeBatch(url: string, first: number, count: number): Promise<{ 
 }
 
 async function put(url: string, i: number, block = 1): Promise<{ status: number; code?: string }> {
-  const r = await fetch(`${url}/needles/${fidOf(i, block)}`, { method: 'PUT', body: body(i) });
+  const r = await fetch(`${url}/needles/${fidOf(i, block)}`, { method: 'PUT', headers: SECRET_HEADERS, body: body(i) });
   const json = (await r.json()) as { error?: { code: string } };
   return { status: r.status, code: json.error?.code };
 }
 
 async function readBack(url: string, i: number, block = 1): Promise<Buffer> {
-  const r = await fetch(`${url}/needles/${fidOf(i, block)}`);
+  const r = await fetch(`${url}/needles/${fidOf(i, block)}`, { headers: SECRET_HEADERS });
   expect(r.status, `file ${i}`).toBe(200);
   return Buffer.from(await r.arrayBuffer());
 }
@@ -78,7 +79,7 @@ async function readBack(url: string, i: number, block = 1): Promise<Buffer> {
 describe('index disk full during a background flush', () => {
   it.skipIf(!mounted)('507 while full, reads served, writable again once freed without a restart, nothing acknowledged lost', async () => {
     let ds = await bed.start('ds', ARGS);
-    for (const id of [1, 2]) expect((await fetch(`${ds.url}/blocks/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
+    for (const id of [1, 2]) expect((await fetch(`${ds.url}/blocks/${id}`, { method: 'POST', headers: { ...SECRET_HEADERS, 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
 
     const ballast = new Ballast();
     const acked: number[] = [];
@@ -127,7 +128,7 @@ describe('index disk full during a background flush', () => {
     ballast.remove();
     expect(await put(ds.url, 1_500_001)).toEqual({ status: 503, code: 'UGCFS_ERR_UNAVAILABLE' });
     expect(said('could not reopen the needle index')).toHaveLength(1);
-    const closedRead = await fetch(`${ds.url}/needles/${fidOf(acked[20_000]!)}`);
+    const closedRead = await fetch(`${ds.url}/needles/${fidOf(acked[20_000]!)}`, { headers: SECRET_HEADERS });
     expect(closedRead.status).toBe(503);
     expect(((await closedRead.json()) as { error: { code: string } }).error.code).toBe('UGCFS_ERR_UNAVAILABLE');
     writeFileSync(current, goodCurrent);
@@ -150,13 +151,13 @@ describe('index disk full during a background flush', () => {
     acked.push(...later, ...batch.acked);
     expect(said('needle index reopened')).toHaveLength(1);
     for (const i of [acked[0]!, acked[40_000]!, later[0]!]) expect(await readBack(ds.url, i)).toEqual(body(i));
-    expect((await fetch(`${ds.url}/needles/${fidOf(1_500_001)}`)).status, 'the write refused while the index was closed').toBe(404);
+    expect((await fetch(`${ds.url}/needles/${fidOf(1_500_001)}`, { headers: SECRET_HEADERS })).status, 'the write refused while the index was closed').toBe(404);
 
     await ds.kill('SIGKILL');
     ds = await bed.start('ds', ARGS);
     // Every acknowledged file by size and CRC in one listing (it scans the block and checks
     // each indexed offset), a sample of them byte for byte.
-    const keys = (await (await fetch(`${ds.url}/blocks/1/keys`)).json()) as BlockKeyState[];
+    const keys = (await (await fetch(`${ds.url}/blocks/1/keys`, { headers: SECRET_HEADERS })).json()) as BlockKeyState[];
     const held = new Map(keys.filter((k) => !k.deleted).map((k) => [Number(k.key), k]));
     for (const i of acked) expect(held.get(i), `file ${i}`).toMatchObject({ cookie: i, size: body(i).length, crc: crc32c(body(i)) });
     for (const r of refused) expect(held.has(r.i), `refused file ${r.i}`).toBe(false);

@@ -12,9 +12,9 @@ import { BATCH_CONTENT_TYPE, encodeNeedleBatch } from '../../src/wire/needle-bat
 import type { WriteResult } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
-import { waitFor, type Proc } from '../helpers/proc.ts';
+import { TEST_SECRET, waitFor, type Proc } from '../helpers/proc.ts';
 
-const SECRET = 'test-cluster-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-dswrite-', { secret: SECRET, args: ['--block-size', '64k'] });
 const startDs = (name: string, env: Record<string, string> = {}) => bed.start(name, [], env);
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeFid } from '../../src/wire/file-id.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { SECRET_HEADERS } from '../helpers/proc.ts';
 
 const bed = dataserverBed('ugcfs-nospace-index-');
 const indexDir = join(bed.dir, 'ds', 'index');
@@ -21,31 +22,31 @@ const body = (i: number) => Buffer.alloc(100 + (i % 50), i % 256);
 describe('index disk full', () => {
   it.skipIf(!mounted)('507 while full, writable again once freed, and every acknowledged file survives a restart', async () => {
     let ds = await bed.start('ds', ['--block-size', '64M']);
-    expect((await fetch(`${ds.url}/blocks/1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
+    expect((await fetch(`${ds.url}/blocks/1`, { method: 'POST', headers: { ...SECRET_HEADERS, 'content-type': 'application/json' }, body: '{}' })).status).toBe(201);
     const free = statfsSync(indexDir);
     writeFileSync(join(indexDir, 'ballast'), Buffer.alloc(free.bavail * free.bsize - 16 * 1024));
 
     const acked: number[] = [];
     let refused: { status: number; code: string } | undefined;
     for (let i = 1; i < 5000 && !refused; i++) {
-      const r = await fetch(`${ds.url}/needles/${fidOf(i)}`, { method: 'PUT', body: body(i) });
+      const r = await fetch(`${ds.url}/needles/${fidOf(i)}`, { method: 'PUT', headers: SECRET_HEADERS, body: body(i) });
       if (r.status === 201) acked.push(i);
       else refused = { status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code };
     }
     expect(refused).toEqual({ status: 507, code: 'UGCFS_ERR_NO_SPACE' });
     expect(acked.length).toBeGreaterThan(10);
-    for (const i of [acked[0]!, acked.at(-1)!]) expect(Buffer.from(await (await fetch(`${ds.url}/needles/${fidOf(i)}`)).arrayBuffer())).toEqual(body(i));
+    for (const i of [acked[0]!, acked.at(-1)!]) expect(Buffer.from(await (await fetch(`${ds.url}/needles/${fidOf(i)}`, { headers: SECRET_HEADERS })).arrayBuffer())).toEqual(body(i));
 
     rmSync(join(indexDir, 'ballast'));
     for (let i = 10_001; i <= 10_005; i++) {
-      expect((await fetch(`${ds.url}/needles/${fidOf(i)}`, { method: 'PUT', body: body(i) })).status).toBe(201);
+      expect((await fetch(`${ds.url}/needles/${fidOf(i)}`, { method: 'PUT', headers: SECRET_HEADERS, body: body(i) })).status).toBe(201);
       acked.push(i);
     }
 
     await ds.kill('SIGKILL');
     ds = await bed.start('ds', ['--block-size', '64M']);
     for (const i of acked) {
-      const r = await fetch(`${ds.url}/needles/${fidOf(i)}`);
+      const r = await fetch(`${ds.url}/needles/${fidOf(i)}`, { headers: SECRET_HEADERS });
       expect(r.status, `file ${i}`).toBe(200);
       expect(Buffer.from(await r.arrayBuffer())).toEqual(body(i));
     }

@@ -9,10 +9,10 @@ import { callJson, callRaw } from '../../src/clients/http-client.ts';
 import { DS_ROUTES, type ScrubResult } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
-import type { Proc } from '../helpers/proc.ts';
+import { TEST_SECRET, type Proc } from '../helpers/proc.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
-const SECRET = 'pull-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-pull-', { secret: SECRET, args: ['--block-size', '64m'] });
 let proxy: TcpProxy | undefined;
 bed.after(() => proxy?.close());

@@ -12,9 +12,9 @@ import { encodeFid } from '../../src/wire/file-id.ts';
 import { HEADERS } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
-import type { Proc } from '../helpers/proc.ts';
+import { TEST_SECRET, type Proc } from '../helpers/proc.ts';
 
-const SECRET = 'read-route-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-dsread-', { secret: SECRET });
 /** always the same data dir: a restart reopens it */
 const startDs = () => bed.start('ds');

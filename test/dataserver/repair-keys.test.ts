@@ -8,10 +8,10 @@ import { BlockStore } from '../../dataserver/block-store.ts';
 import { encodeFid } from '../../src/wire/file-id.ts';
 import { DS_ROUTES, HEADERS, type BlockKeyState, type BlockReport } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
-import type { Proc } from '../helpers/proc.ts';
+import { TEST_SECRET, type Proc } from '../helpers/proc.ts';
 import { recordData } from './record-data.ts';
 
-const SECRET = 'repair-keys-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-repair-keys-', { secret: SECRET });
 
 const meta = (key: bigint) => ({ key, cookie: Number(key), uploadTime: 1_700_000_000_000, mime: 'image/jpeg', owner: 'seller-1' });

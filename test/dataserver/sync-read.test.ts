@@ -11,7 +11,7 @@ import { encodeFid } from '../../src/wire/file-id.ts';
 import { createMetrics } from '../../src/base/metrics.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
-import { tempDir } from '../helpers/proc.ts';
+import { TEST_SECRET, tempDir } from '../helpers/proc.ts';
 import { recordData } from './record-data.ts';
 
 describe('the gate', () => {
@@ -220,7 +220,7 @@ describe('the storage engine, reads judged by what the kernel read from storage'
 });
 
 describe('ugcfs dataserver --sync-reads', () => {
-  const SECRET = 'sync-read-secret';
+  const SECRET = TEST_SECRET;
   const bed = dataserverBed('ugcfs-syncread-ds-', { secret: SECRET });
   const auth = { 'x-ugcfs-secret': SECRET };
 

@@ -10,9 +10,9 @@ import { callJson, callRaw } from '../../src/clients/http-client.ts';
 import { DS_ROUTES } from '../../src/wire/protocol.ts';
 import { decodeNeedle, isTombstone } from '../../dataserver/needle.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
-import { start, waitFor, type Proc } from '../helpers/proc.ts';
+import { TEST_SECRET, start, waitFor, type Proc } from '../helpers/proc.ts';
 
-const SECRET = 'tombstone-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-tomb-', { secret: SECRET });
 const DAY_MS = 24 * 3_600_000;
 let ns: Proc;

@@ -10,8 +10,9 @@ import { crc32c } from '@node-rs/crc32';
 import { encodeFid } from '../../src/wire/file-id.ts';
 import { BATCH_CONTENT_TYPE, encodeNeedleBatch } from '../../src/wire/needle-batch.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
+import { TEST_SECRET } from '../helpers/proc.ts';
 
-const SECRET = 'body-pool-secret';
+const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-bodypool-', { secret: SECRET });
 const auth = { 'x-ugcfs-secret': SECRET };
 
