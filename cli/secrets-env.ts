@@ -15,7 +15,7 @@ import { UgcfsError } from '../src/base/errors.ts';
 export const SECRETS_FILE = 'secrets.env';
 
 /** What the file holds, by environment name (the names every role and the CLI read). */
-export const SECRET_NAMES = ['UGCFS_CLUSTER_SECRET', 'UGCFS_ADMIN_TOKEN', 'UGCFS_UPLOAD_TOKENS'] as const;
+export const SECRET_NAMES = ['UGCFS_CLUSTER_SECRET', 'UGCFS_ORIGIN_SECRET', 'UGCFS_ADMIN_TOKEN', 'UGCFS_UPLOAD_TOKENS'] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
 export type Secrets = Record<SecretName, string>;
 

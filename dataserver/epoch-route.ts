@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { UgcfsError } from '../src/base/errors.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
-import { connectionSecretGuard } from '../src/base/secret.ts';
+import { connectionSecretGuard, type CredentialRule } from '../src/base/secret.ts';
 import type { AccessLog } from '../src/http/access-log.ts';
 import { answerError, InFlight, requestId, RouteMeter, serveAhead } from '../src/http/ahead-route.ts';
 import { HEADERS } from '../src/wire/protocol.ts';
@@ -24,7 +24,8 @@ const EPOCH = HEADERS.epoch;
 
 export interface EpochRouteContext {
   fence: EpochFence;
-  secret: string;
+  /** the cluster secret only: an epoch is taken from the name server, never an origin */
+  rule: CredentialRule;
   metrics: Metrics;
   log: Logger;
   access: AccessLog | undefined;
@@ -47,7 +48,7 @@ export function staleEpoch(epoch: number, highest: number): UgcfsError {
  */
 export function installEpochFence(app: FastifyInstance, ctx: EpochRouteContext): void {
   const server = app.server as Server;
-  const checkSecret = connectionSecretGuard(ctx.secret);
+  const checkSecret = connectionSecretGuard(ctx.rule);
   const meter = new RouteMeter(ctx.metrics, 'epoch-fence', ctx.access);
   // requests held while their epoch is stored: fastify's close waits for them
   const flight = new InFlight(app);

@@ -19,6 +19,8 @@ import { replicatedDelete, type ReplicationContext } from './replication.ts';
  * 64 KiB: these take small JSON or nothing) before the body is read (src/http/request-gate.ts).
  */
 const INTERNAL = { config: { auth: 'internal' } };
+/** reading, writing, deleting files: the origins' credential reaches these too */
+const FILE = { config: { auth: 'file' } };
 
 export type ApiContext = NeedleWriteContext & {
   /** this server's cluster (cluster-identity.ts): a block creation from another is refused */
@@ -50,10 +52,10 @@ export function registerDataserverRoutes(app: FastifyInstance, ctx: ApiContext):
     raw.removeAllContentTypeParsers();
     raw.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-    raw.delete(DS_ROUTES.needle, INTERNAL, async (req, reply) => {
+    raw.delete(DS_ROUTES.needle, FILE, async (req, reply) => {
       const { text, fid } = fidParam(req);
       const replicas = parseReplicas(req.headers);
-      if (isRepair(req.headers, replicas)) {
+      if (isRepair(req.headers, replicas, ctx.rules)) {
         await store.delete(fid.block, fid.key, fid.cookie);
         ctx.log.info({ fid: text }, 'record deleted by repair');
       } else await replicatedDelete(repl, { fid: text, block: fid.block, key: fid.key, cookie: fid.cookie, replicas });

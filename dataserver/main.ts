@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { UgcfsError } from '../src/base/errors.ts';
-import { assertListenAllowed, createHttpServer, listen } from '../src/http/http-server.ts';
+import { assertListenAllowed, createHttpServer, listen, roleRules } from '../src/http/http-server.ts';
 import { createLogger, type Logger } from '../src/base/log.ts';
 import type { RunningServer } from '../src/http/running-server.ts';
 import { agentFor } from '../src/clients/http-client.ts';
@@ -88,6 +88,7 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
     // every route declares its credential before any body byte is read; the needle writes
     // (ahead of fastify) take up to the block size, every fastify route the default 64 KiB
     clusterSecret: config.clusterSecret,
+    originSecret: config.originSecret,
     limits: config,
     tls: config,
     listenHost: config.host,
@@ -130,10 +131,11 @@ export async function startDataserver(config: DataserverConfig, opts: Dataserver
   }
   server.onScrape(() => openStore.updateGauges());
   const { access } = server;
-  registerDataserverRoutes(server.app, { identity, store: openStore, secret: config.clusterSecret, dispatcher, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
-  installNeedleReadRoute(server.app, { store: openStore, secret: config.clusterSecret, metrics: server.metrics, log, access, poolBytes: config.readBufferPoolBytes });
+  const rules = roleRules(config.clusterSecret, config.originSecret);
+  registerDataserverRoutes(server.app, { identity, store: openStore, secret: config.clusterSecret, rules, dispatcher, blockSize: config.blockSize, metrics: server.metrics, log, access, bodyPoolBytes: config.writeBufferPoolBytes });
+  installNeedleReadRoute(server.app, { store: openStore, rule: rules.file, metrics: server.metrics, log, access, poolBytes: config.readBufferPoolBytes });
   // last, so it is asked first: ahead of every route, fastify's and the needle routes alike
-  installEpochFence(server.app, { fence, secret: config.clusterSecret, metrics: server.metrics, log, access });
+  installEpochFence(server.app, { fence, rule: rules.internal, metrics: server.metrics, log, access });
 
   let url: string;
   try {

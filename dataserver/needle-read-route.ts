@@ -13,7 +13,7 @@ import type { AccessLog } from '../src/http/access-log.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import { DS_ROUTES, HEADERS } from '../src/wire/protocol.ts';
-import { connectionSecretGuard } from '../src/base/secret.ts';
+import { connectionSecretGuard, type CredentialRule } from '../src/base/secret.ts';
 import type { ReadOptions } from './block-read.ts';
 import type { BlockStore } from './block-store.ts';
 import type { Needle } from './needle.ts';
@@ -24,7 +24,8 @@ const ROUTE = DS_ROUTES.needle;
 
 export interface ReadRouteContext {
   store: BlockStore;
-  secret: string;
+  /** who may read: the file rule (cluster secret or origins' credential) */
+  rule: CredentialRule;
   metrics: Metrics;
   log: Logger;
   /** the server's --access-log writer (ServerBase.access) */
@@ -45,7 +46,7 @@ export function installNeedleReadRoute(app: FastifyInstance, ctx: ReadRouteConte
     ctx,
     meter: new RouteMeter(ctx.metrics, ROUTE, ctx.access),
     flight: new InFlight(app),
-    checkSecret: connectionSecretGuard(ctx.secret),
+    checkSecret: connectionSecretGuard(ctx.rule),
     pool,
     serverChecks: { take, clientChecks: false },
     clientChecks: { take, clientChecks: true },

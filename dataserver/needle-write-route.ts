@@ -52,7 +52,7 @@ async function storeNeedle(
   const expected = header(w.headers, HEADERS.crc);
   if (expected !== undefined && expected !== String(crc)) throw bad(`the body does not match ${HEADERS.crc}: it was damaged on the way`);
   const needleMeta = { key: fid.key, cookie: fid.cookie, ...meta };
-  const repair = isRepair(w.headers, replicas);
+  const repair = isRepair(w.headers, replicas, ctx.rules);
   const r = repair
     ? await ctx.store.put(fid.block, needleMeta, data, crc, { repair: true })
     : await replicatedPut(repl, { fid: text, block: fid.block, meta: needleMeta, data, crc, replicas, requestId: w.requestId });
@@ -71,7 +71,7 @@ interface RouteState {
   meter: { put: RouteMeter; batch: RouteMeter };
   /** writes in hand; fastify's close waits for them */
   flight: InFlight;
-  /** the cluster secret, memoised per connection (src/base/secret.ts) */
+  /** the file credential check, memoised per connection (src/base/secret.ts) */
   checkSecret: (req: IncomingMessage) => void;
   /** buffers for request bodies of a declared length (buffer-pool.ts) */
   bodies: BufferPool;
@@ -129,7 +129,7 @@ export function installNeedleWriteRoute(app: FastifyInstance, ctx: NeedleWriteCo
     repl,
     meter: { put: new RouteMeter(ctx.metrics, DS_ROUTES.needle, ctx.access), batch: new RouteMeter(ctx.metrics, DS_ROUTES.blockNeedles, ctx.access) },
     flight: new InFlight(app),
-    checkSecret: connectionSecretGuard(ctx.secret),
+    checkSecret: connectionSecretGuard(ctx.rules.file),
     bodies: new BufferPool(ctx.bodyPoolBytes ?? 0, MAX_POOLED_BODY),
   };
   serveAhead(app.server as Server, (req, res) => {

@@ -2,6 +2,8 @@
 // DELETE): headers, replica lists, media type and owner, block ids. Each refusal is a 400
 // with a stable code, raised before anything is written.
 import type { IncomingHttpHeaders } from 'node:http';
+import { credentialOf } from '../src/base/secret.ts';
+import type { RoleRules } from '../src/http/http-server.ts';
 import type { AccessLog } from '../src/http/access-log.ts';
 import { UgcfsError } from '../src/base/errors.ts';
 import type { Logger } from '../src/base/log.ts';
@@ -11,7 +13,10 @@ import type { BlockStore, PutResult } from './block-store.ts';
 
 export interface NeedleWriteContext {
   store: BlockStore;
+  /** the cluster secret, what this server sends to its peers */
   secret: string;
+  /** who may call: file routes take the origins' credential too; a repair copy or delete only the cluster secret */
+  rules: RoleRules;
   blockSize: number;
   metrics: Metrics;
   log: Logger;
@@ -48,9 +53,11 @@ export function parseReplicas(headers: IncomingHttpHeaders): string[] {
 }
 
 /** verify --repair's header: the write is for this copy alone, so it cannot name peers. */
-export function isRepair(headers: IncomingHttpHeaders, replicas: string[]): boolean {
+export function isRepair(headers: IncomingHttpHeaders, replicas: string[], rules: RoleRules): boolean {
   const v = header(headers, HEADERS.repair);
   if (v === undefined) return false;
+  // Repair writes onto read-only blocks and deletes one copy: the name server's, not an origin's.
+  rules.internal.check(credentialOf(headers));
   if (v !== '1') throw bad(`${HEADERS.repair} must be 1`);
   if (replicas.length > 0) throw bad(`a ${HEADERS.repair} write is never forwarded: drop ${HEADERS.replicas}`);
   return true;

@@ -10,6 +10,10 @@ import type { HeartbeatHandler } from './heartbeat.ts';
 
 const INTERNAL = { config: { auth: 'internal' } };
 const ADMIN = { config: { auth: 'admin' } };
+/** the file routes an origin calls: its credential (--origin-secret) reaches these, as the cluster secret does */
+const FILE = { config: { auth: 'file' } };
+/** who leads: every credential of the cluster may ask (clients look for the leader first) */
+const LOOKUP = { config: { auth: 'lookup' } };
 /**
  * A heartbeat carries a report of every block its data server holds (about 150 bytes each):
  * 16 MiB is some 100,000 blocks.
@@ -46,7 +50,7 @@ function objectBody(req: FastifyRequest): Record<string, unknown> {
 }
 
 export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext, heartbeats: HeartbeatHandler): void {
-  app.get(NS_ROUTES.leader, ADMIN, async () => {
+  app.get(NS_ROUTES.leader, LOOKUP, async () => {
     return ctx.leadership.status();
   });
 
@@ -54,7 +58,7 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return heartbeats.handle(req.body);
   });
 
-  app.post(NS_ROUTES.assign, INTERNAL, async (req) => {
+  app.post(NS_ROUTES.assign, FILE, async (req) => {
     const body = objectBody(req);
     const replicas = body.replicas ?? ctx.config.replicas;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1 || replicas > 8) {
@@ -67,7 +71,7 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return ctx.allocator.assign(replicas, count);
   });
 
-  app.get(NS_ROUTES.block, INTERNAL, async (req) => {
+  app.get(NS_ROUTES.block, FILE, async (req) => {
     const id = blockIdParam(req);
     // A standby may not have seen a block the leader made a moment ago: the leader answers.
     if (!ctx.blocks.has(id) && !ctx.leadership.isLeader()) ctx.leadership.requireLeader();
@@ -75,7 +79,7 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return ctx.blocks.location(id, Date.now(), (ds) => ctx.pendingDeletes.owes(ds.id, id));
   });
 
-  app.post(NS_ROUTES.blockWriteFailed, INTERNAL, async (req) => {
+  app.post(NS_ROUTES.blockWriteFailed, FILE, async (req) => {
     const id = blockIdParam(req);
     const body = objectBody(req);
     if (body.dsId !== undefined) {
@@ -114,10 +118,10 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
     return { ok: true, pending: ids.length, seq };
   };
 
-  app.post(NS_ROUTES.blockMissedDeletes, INTERNAL, async (req) => recordDelete(req, blockIdParam(req)));
-  app.post(NS_ROUTES.deletes, INTERNAL, async (req) => recordDelete(req, undefined));
+  app.post(NS_ROUTES.blockMissedDeletes, FILE, async (req) => recordDelete(req, blockIdParam(req)));
+  app.post(NS_ROUTES.deletes, FILE, async (req) => recordDelete(req, undefined));
 
-  app.get(NS_ROUTES.deletes, INTERNAL, async (req) => {
+  app.get(NS_ROUTES.deletes, FILE, async (req) => {
     const after = (req.query as { after?: unknown }).after;
     if (after !== undefined && (typeof after !== 'string' || !/^\d{1,15}$/.test(after))) {
       throw new UgcfsError('UGCFS_ERR_BAD_PARAM', '?after= must be a sequence number');

@@ -8,6 +8,8 @@ import { LegacyTable, type LegacyRecord } from './legacy-table.ts';
 
 /** every verb: the admin token or the cluster secret, checked before the body is read (the handlers ask again) */
 const ADMIN = { config: { auth: 'admin' } };
+/** reading and adding mappings: what an origin's read-through and import do, with its own credential */
+const LOOKUP = { config: { auth: 'lookup' } };
 
 export type LegacyRouteContext = Pick<NameserverContext, 'namespace' | 'requireAdmin'>;
 
@@ -21,7 +23,7 @@ function queryString(req: FastifyRequest, name: string): string | undefined {
 export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyTable {
   const table = new LegacyTable(ctx.namespace<LegacyRecord>('legacy'));
 
-  app.get(NS_ROUTES.legacy, ADMIN, async (req) => {
+  app.get(NS_ROUTES.legacy, LOOKUP, async (req) => {
     ctx.requireAdmin(req);
     const path = queryString(req, 'path');
     if (path === undefined) {
@@ -35,7 +37,7 @@ export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyT
     return m;
   });
 
-  app.put(NS_ROUTES.legacy, ADMIN, async (req) => {
+  app.put(NS_ROUTES.legacy, LOOKUP, async (req) => {
     ctx.requireAdmin(req);
     const body = req.body as Partial<LegacyPut> | undefined;
     if (!body || typeof body !== 'object' || typeof body.path !== 'string' || typeof body.fid !== 'string') {

@@ -10,9 +10,10 @@ import { NS_ROUTES, type QuotaChange, type QuotaUsage } from '../src/wire/protoc
 import type { NameserverContext } from './context.ts';
 
 /** the cluster secret, checked before the body is read (the handlers ask again) */
-const INTERNAL = { config: { auth: 'internal' } };
+/** an origin charges and reads its uploaders' usage with its own credential */
+const FILE = { config: { auth: 'file' } };
 
-export type QuotaRouteContext = Pick<NameserverContext, 'namespace' | 'requireInternal'>;
+export type QuotaRouteContext = Pick<NameserverContext, 'namespace'>;
 
 interface QuotaRecord {
   used: number;
@@ -47,14 +48,12 @@ export function register(app: FastifyInstance, ctx: QuotaRouteContext): void {
     return next;
   };
 
-  app.get(NS_ROUTES.quota, INTERNAL, async (req): Promise<QuotaUsage> => {
-    ctx.requireInternal(req);
+  app.get(NS_ROUTES.quota, FILE, async (req): Promise<QuotaUsage> => {
     const owner = ownerParam(req);
     return { owner, used: (await ns.get(owner))?.used ?? 0 };
   });
 
-  app.post(NS_ROUTES.quota, INTERNAL, async (req): Promise<QuotaUsage> => {
-    ctx.requireInternal(req);
+  app.post(NS_ROUTES.quota, FILE, async (req): Promise<QuotaUsage> => {
     const owner = ownerParam(req);
     const body = req.body as Partial<QuotaChange> | undefined;
     if (!body || !isByteCount(body.delta) || (body.limit !== undefined && (!isByteCount(body.limit) || body.limit < 0))) {

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/base/errors.ts';
 import { MAX_KEY } from '../src/wire/file-id.ts';
-import { createHttpServer, requireClusterSecret } from '../src/http/http-server.ts';
+import { createHttpServer, roleRules } from '../src/http/http-server.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import { NS_ROUTES, type ClusterStatus } from '../src/wire/protocol.ts';
-import { bearer, secretEquals } from '../src/base/secret.ts';
+import { bearer, credentialOf, CredentialRule } from '../src/base/secret.ts';
 import { parseEtcdEndpoints } from '../src/clients/etcd-client.ts';
 import { agentFor } from '../src/clients/http-client.ts';
 import { Allocator, MAX_BLOCK_ID } from './allocator.ts';
@@ -153,18 +153,23 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
     // --adopt-blocks on a state that has allocated nothing learns the cluster id from the data servers.
     const identity = await ClusterIdentity.open(meta, { learn: config.adoptBlocks && blocks.size === 0, learnUntil: startedAt + config.startupGraceMs, log });
     const foreign = new ForeignServers();
-    const requireInternal = (req: FastifyRequest) => requireClusterSecret(req, config.clusterSecret);
-    const requireAdmin = (req: FastifyRequest) => {
-      if (config.adminToken !== '' && secretEquals(bearer(req.headers.authorization), config.adminToken)) return;
-      if (config.clusterSecret === '' && config.adminToken !== '') throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'admin token missing or wrong');
-      requireClusterSecret(req, config.clusterSecret);
+    const rules = roleRules(config.clusterSecret, config.originSecret);
+    const requireInternal = (req: FastifyRequest) => rules.internal.check(credentialOf(req.headers));
+    // Admin views: the admin token (as Bearer) or the cluster secret. Lookups (who leads,
+    // legacy mappings read or added): those, or the origins' credential.
+    const admin = new CredentialRule([config.adminToken, config.clusterSecret], [config.originSecret]);
+    const lookup = new CredentialRule([config.adminToken, config.clusterSecret, config.originSecret]);
+    const either = (rule: CredentialRule) => (req: FastifyRequest) => {
+      if (!rule.accepts(bearer(req.headers.authorization))) rule.check(credentialOf(req.headers));
     };
+    const requireAdmin = either(admin);
     const base = createHttpServer({
       role: 'nameserver',
       log,
       // each route declares its credential and, when it takes more than 64 KiB, its body limit
       clusterSecret: config.clusterSecret,
-      auth: { admin: requireAdmin, 'status-page': (req) => guardStatusPage(req, { config, requireAdmin }) },
+      originSecret: config.originSecret,
+      auth: { admin: requireAdmin, lookup: either(lookup), 'status-page': (req) => guardStatusPage(req, { config, requireAdmin }) },
       limits: config,
       tls: config,
       listenHost: config.host,

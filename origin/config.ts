@@ -1,10 +1,14 @@
 // The origin's options table. Limits default to what a 2-core box serving product photos
 // can take; docs/ORIGIN.md explains each decision.
 import { opt, type ConfigOf } from '../src/base/config.ts';
+import { UgcfsError } from '../src/base/errors.ts';
 import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../src/base/role-options.ts';
 
 export const ORIGIN_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,
+  // An origin runs libvips on untrusted bytes at the Internet's edge: it should hold the
+  // origins' credential, which reaches files only, and may go without the cluster secret.
+  clusterSecret: { ...COMMON_SERVER_OPTIONS.clusterSecret, required: false, describe: 'the cluster secret; an origin needs it only without --origin-secret, which it then calls with instead (at least 32 characters)' },
   ...NAMESERVER_URL_OPTION,
   port: opt.int(8080, 'port to listen on (0 picks a free one)', { env: 'UGCFS_ORIGIN_PORT', min: 0, max: 65535 }),
   publicUrl: opt.url('', 'base URL this origin is reached at (upload answers, peer identity); defaults to the listen URL'),
@@ -41,3 +45,13 @@ export const ORIGIN_OPTIONS = {
 };
 
 export type OriginConfig = ConfigOf<typeof ORIGIN_OPTIONS>;
+
+/**
+ * What this origin presents to name servers, data servers and peer origins: the origins'
+ * credential when it has one (least privilege), else the cluster secret. Neither stops the start.
+ */
+export function originCredential(config: { readonly originSecret: string; readonly clusterSecret: string }): string {
+  const credential = config.originSecret || config.clusterSecret;
+  if (credential === '') throw new UgcfsError('UGCFS_ERR_BAD_USAGE', 'option --origin-secret is required (or set UGCFS_ORIGIN_SECRET), or else --cluster-secret');
+  return credential;
+}

@@ -14,7 +14,7 @@ import type { LegacyResolver } from './legacy-resolver.ts';
 import type { PipelineLimits } from './image-pipeline.ts';
 import { checkUpload } from './image-pipeline.ts';
 import type { Logger } from '../src/base/log.ts';
-import type { OriginConfig } from './config.ts';
+import { originCredential, type OriginConfig } from './config.ts';
 
 export interface ReadThroughOptions {
   /** resolves mapped paths (the name server's table, cached) */
@@ -141,7 +141,7 @@ export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver & 
   let importer: LegacyImporter | undefined;
   if (config.legacyImport) {
     importer = new LegacyImporter({
-      store: ctx.importStore ?? new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: config.clusterSecret }),
+      store: ctx.importStore ?? new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: originCredential(config) }),
       log,
       // Drop the cached "not mapped" answer, so the next request is served from the cluster.
       onImported: (path) => table.forget?.(path),

@@ -16,7 +16,7 @@ import type { RunningServer } from '../src/http/running-server.ts';
 import { ClusterClient } from '../src/clients/cluster-client.ts';
 import { agentFor } from '../src/clients/http-client.ts';
 import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
-import type { OriginConfig } from './config.ts';
+import { originCredential, type OriginConfig } from './config.ts';
 import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';
 import { DiskCache } from './disk-cache.ts';
 import { floodControl } from './flood-control.ts';
@@ -92,7 +92,8 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
 
 /** One serving origin process: the whole origin, or one worker of a pool. */
 async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions, pool: PoolMember | undefined): Promise<RunningServer> {
-  assertListenAllowed(config.host, config.clusterSecret, 'origin');
+  const credential = originCredential(config);
+  assertListenAllowed(config.host, credential, 'origin');
   const presets = loadPresets(config.presets);
   const allowedSizes = parseSizes(config.allowedSizes);
   if (config.strict && presets.size === 0 && allowedSizes.size === 0) {
@@ -101,7 +102,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
   const self = ringSelf(config);
   // Calls to the name server, the data servers and the peer origins trust --tls-ca.
   const dispatcher = agentFor(config.tlsCa);
-  const client = opts.store ? undefined : new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: config.clusterSecret, dispatcher });
+  const client = opts.store ? undefined : new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: credential, dispatcher });
   const store = opts.store ?? clusterFileStore(client!);
   const deleteFeed = opts.deleteFeed ?? client;
   // Legacy paths: the name server's table, with read-through and import in front when configured.
@@ -117,6 +118,8 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
       // every route declares its credential (checked before any body byte is read); only
       // POST /upload takes more than the default 64 KiB (--max-upload-bytes)
       clusterSecret: config.clusterSecret,
+      // its peers' calls (PEER_ROUTES, auth kind 'file') present what this origin presents
+      originSecret: credential,
       auth: {
         upload: (req) => {
           try {
@@ -153,7 +156,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     const disk = config.cacheDir ? new DiskCache(config.cacheDir, config.cacheBytes) : undefined;
     await disk?.init();
     const limits = { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs };
-    const peers = self === undefined ? undefined : new PeerRing(config.peers, self, config.clusterSecret, config.resizeTimeoutMs + 5_000, metrics, log, dispatcher);
+    const peers = self === undefined ? undefined : new PeerRing(config.peers, self, credential, config.resizeTimeoutMs + 5_000, metrics, log, dispatcher);
     const core = new OriginCore({ store, memory, disk, peers, gate, limits, metrics, log });
     pool?.handle('collect', () => metricsJson());
     pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));
@@ -174,7 +177,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     const resolve = { presets, strict: config.strict, allowedSizes, maxOutputPixels: config.maxOutputPixels, negotiate: config.negotiateFormat };
     await registerUpload(app, { store, gate: flood.uploadGate, limiter: flood.uploadLimiter, quota: flood.quota, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => config.publicUrl || url });
     registerReads(app, {
-      core, store, resolver, resolve, signingKeys: config.signingKeys, auth, clusterSecret: config.clusterSecret,
+      core, store, resolver, resolve, signingKeys: config.signingKeys, auth,
       peers: () => peers, purge, revive, metrics, log,
       variantLimiter: flood.variantLimiter, budget: flood.budget, quota: flood.quota,
     });

@@ -3,7 +3,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { UgcfsError } from '../src/base/errors.ts';
 import { decodeFid, looksLikeFid } from '../src/wire/file-id.ts';
-import { requireClusterSecret } from '../src/http/http-server.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import { answer, type Answer } from './cached-response.ts';
@@ -26,7 +25,6 @@ export interface ReadDeps {
   resolve: Omit<ResolveOptions, 'accept'>;
   signingKeys: readonly string[];
   auth: AuthConfig;
-  clusterSecret: string;
   peers: () => PeerRing | undefined;
   /** forgets a file in this origin's caches — in every worker of a pool — before resolving */
   purge(fid: string): Promise<void>;
@@ -144,8 +142,8 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     return reply.code(204).header('cache-control', 'no-store').send();
   });
 
-  app.get(PEER_ROUTES.variant, { config: { auth: 'internal' } }, async (req, reply) => {
-    requireClusterSecret(req, d.clusterSecret);
+  // Peer origins call these with the origins' credential (or the cluster secret): auth kind 'file'.
+  app.get(PEER_ROUTES.variant, { config: { auth: 'file' } }, async (req, reply) => {
     const fid = (req.params as { fid: string }).fid;
     decodeFid(fid);
     const q = req.query as { v?: string; n?: string };
@@ -156,8 +154,7 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     return reply.code(200).headers({ 'content-type': e.mime, etag: e.etag, 'last-modified': e.headers['last-modified']!, 'x-cache': served.xCache }).send(e.body);
   });
 
-  app.post(PEER_ROUTES.purge, { config: { auth: 'internal' } }, async (req, reply) => {
-    requireClusterSecret(req, d.clusterSecret);
+  app.post(PEER_ROUTES.purge, { config: { auth: 'file' } }, async (req, reply) => {
     const fid = (req.body as { fid?: unknown } | undefined)?.fid;
     if (typeof fid !== 'string' || !looksLikeFid(fid)) throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'purge needs {"fid": "<file id>"}');
     await d.purge(fid);

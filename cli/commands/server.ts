@@ -78,12 +78,14 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   prepareDataRoot(root);
   const { secrets, path: secretsPath } = await loadOrCreateSecrets(root);
   const clusterSecret = config.clusterSecret || secrets.UGCFS_CLUSTER_SECRET;
+  // The origin holds the origins' credential only: files, never blocks or cluster operations.
+  const originSecret = config.originSecret || secrets.UGCFS_ORIGIN_SECRET;
   const adminToken = config.adminToken || secrets.UGCFS_ADMIN_TOKEN;
   const uploadTokenFromFile = config.uploadTokens.length === 0;
   const uploadTokens = uploadTokenFromFile ? secrets.UGCFS_UPLOAD_TOKENS.split(',') : config.uploadTokens;
   // The roles get only their own settings: environment meant for a single-role process
   // (UGCFS_PORT, UGCFS_NAMESERVER, UGCFS_RACK...) must not leak into the embedded roles.
-  const shared = { host: config.host, clusterSecret, logLevel: config.logLevel, ...requestLimitsOf(config), ...tlsOf(config) };
+  const shared = { host: config.host, clusterSecret, originSecret, logLevel: config.logLevel, ...requestLimitsOf(config), ...tlsOf(config) };
   const started: Array<() => Promise<void>> = [];
   // A taken port is the user's to fix: name the option instead of a bare EADDRINUSE.
   // So is a data directory another process holds open (LevelDB's lock).
@@ -133,6 +135,7 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
       loadConfig(ORIGIN_OPTIONS, {
         overrides: {
           ...shared,
+          clusterSecret: '',
           nameserver: ns.url,
           port: config.port,
           cacheDir: join(root, 'cache'),

@@ -38,6 +38,7 @@ export function tlsOf(c: ConfigOf<typeof TLS_OPTIONS>): ConfigOf<typeof TLS_OPTI
 export const COMMON_SERVER_OPTIONS = {
   host: opt.string('127.0.0.1', 'address to listen on', { env: 'UGCFS_HOST' }),
   clusterSecret: opt.string('', 'shared secret every internal route asks for, loopback included (at least 32 characters)', { env: 'UGCFS_CLUSTER_SECRET', secret: true, required: true }),
+  originSecret: opt.string('', "the origins' credential (at least 32 characters): name and data servers take it for reading, writing and deleting files, never for blocks or cluster operations; an origin given it calls with it instead of the cluster secret", { env: 'UGCFS_ORIGIN_SECRET', secret: true }),
   logLevel: opt.string('info', 'pino log level', { env: 'UGCFS_LOG_LEVEL', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
   accessLog: opt.bool(false, 'log one line per answered request (method, url, status, ms, bytes, request id) at info level', { env: 'UGCFS_ACCESS_LOG' }),
   ...REQUEST_LIMIT_OPTIONS,

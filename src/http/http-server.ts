@@ -10,7 +10,7 @@ import { UgcfsError } from '../base/errors.ts';
 import { isLoopbackHost } from '../base/config.ts';
 import { createMetrics, type Metrics, type Registry } from '../base/metrics.ts';
 import type { Logger } from '../base/log.ts';
-import { secretEquals, SECRET_HEADER, bearer } from '../base/secret.ts';
+import { credentialOf, CredentialRule } from '../base/secret.ts';
 import { createAccessLog, type AccessLog } from './access-log.ts';
 import { REQUEST_LIMIT_OPTIONS } from '../base/role-options.ts';
 import { readServerTls } from '../base/tls-files.ts';
@@ -40,8 +40,10 @@ export interface HttpServerOptions {
   /** error responses get this short max-age (origin); internal servers send no-store */
   errorCacheControl?: string;
   defaultMetrics?: boolean;
-  /** the cluster secret: what routes of auth kind 'internal' ask for ('' : see requireClusterSecret) */
+  /** the cluster secret: what routes of auth kind 'internal' ask for (none configured: every such request is refused) */
   clusterSecret?: string;
+  /** the origins' credential (--origin-secret): routes of auth kind 'file' take it besides the cluster secret */
+  originSecret?: string;
   /** auth kinds routes may declare besides 'public' and 'internal' (e.g. 'admin'), each with its check */
   auth?: Record<string, AuthCheck>;
   /** timeouts, connection cap and --allowed-hosts: the role's config (COMMON_SERVER_OPTIONS); defaults for what is absent */
@@ -114,9 +116,11 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
 
   // Every route declares who may call it and how big a body it takes (request-gate.ts):
   // checked in onRequest, before fastify reads a byte of the body.
+  const rules = roleRules(opts.clusterSecret ?? '', opts.originSecret ?? '');
   const checks = new Map<string, AuthCheck | undefined>([
     ['public', undefined],
-    ['internal', (req) => requireClusterSecret(req, opts.clusterSecret ?? '')],
+    ['internal', (req) => rules.internal.check(credentialOf(req.headers))],
+    ['file', (req) => rules.file.check(credentialOf(req.headers))],
     ...Object.entries(opts.auth ?? {}),
   ]);
   app.addHook('onRoute', routeGate(checks, bodyLimit));
@@ -205,14 +209,26 @@ export function sendError(reply: FastifyReply, e: UgcfsError, cacheControl = 'no
   reply.code(a.status).headers(a.headers).send(a.body);
 }
 
-/** Throws unless the request carries the cluster secret (X-Ugcfs-Secret or Bearer). */
+/**
+ * The two route kinds every server knows: 'internal' takes the cluster secret only; 'file'
+ * (reading, writing and deleting files) takes the origins' credential too. Either presented
+ * where it does not reach is 403, not 401.
+ */
+export interface RoleRules {
+  internal: CredentialRule;
+  file: CredentialRule;
+}
+
+export function roleRules(clusterSecret: string, originSecret: string): RoleRules {
+  return {
+    internal: new CredentialRule([clusterSecret], [originSecret]),
+    file: new CredentialRule([clusterSecret, originSecret]),
+  };
+}
+
+/** Throws unless the request carries the cluster secret (X-Ugcfs-Secret or Bearer); none configured refuses all. */
 export function requireClusterSecret(req: FastifyRequest, secret: string): void {
-  if (secret === '') {
-    // Without a secret the server only listens on loopback (see assertListenAllowed).
-    return;
-  }
-  const given = (req.headers[SECRET_HEADER] as string | undefined) ?? bearer(req.headers.authorization);
-  if (!secretEquals(given, secret)) throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'cluster secret missing or wrong');
+  new CredentialRule([secret]).check(credentialOf(req.headers));
 }
 
 /** A server refuses to listen on a non-loopback address without a cluster secret. */
