@@ -13,7 +13,7 @@ import { LegacyImporter, type ImportStore } from './legacy-import.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';
 import type { PipelineLimits } from './image-pipeline.ts';
 import { checkUpload } from './image-pipeline.ts';
-import type { Logger } from '../src/base/log.ts';
+import { withoutCredentials, type Logger } from '../src/base/log.ts';
 import { originCredential, type OriginConfig } from './config.ts';
 
 export interface ReadThroughOptions {
@@ -147,7 +147,7 @@ export function legacyResolverFor(ctx: LegacyResolverContext): LegacyResolver & 
       onImported: (path) => table.forget?.(path),
     });
   }
-  log.info({ legacyOrigin: config.legacyOrigin, legacyImport: config.legacyImport }, 'legacy read-through enabled');
+  log.info({ legacyOrigin: withoutCredentials(config.legacyOrigin), legacyImport: config.legacyImport }, 'legacy read-through enabled');
   const resolver = readThroughResolver({
     base: table,
     legacyOrigin: config.legacyOrigin,

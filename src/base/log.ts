@@ -12,10 +12,25 @@ export const REDACT_PATHS = [
   'config.adminToken',
   'config.uploadTokens',
   'config.signingKeys',
+  'config.originSecret',
   '*.clusterSecret',
+  '*.originSecret',
   '*.adminToken',
   '*.uploadTokens',
 ];
+
+/** A URL fit for a log line: any user name and password in it replaced (`https://***@host/`). */
+export function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username === '' && u.password === '') return url;
+    u.username = '***';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '[unparsable url]';
+  }
+}
 
 export interface LogOptions {
   level?: string;
