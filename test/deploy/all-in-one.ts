@@ -14,6 +14,10 @@ export interface AllInOne {
   secrets: Record<string, string>;
   /** Authorization header of the upload token (from the environment given, else from secrets.env) */
   uploadAuth: Record<string, string>;
+  /** the header that carries the cluster secret it runs with, for a test's own calls to internal routes */
+  secretHeaders: Record<string, string>;
+  /** UGCFS_CLUSTER_SECRET and UGCFS_ADMIN_TOKEN it runs with, for the admin CLI (run's env) */
+  cliEnv: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -26,10 +30,15 @@ export async function startAllInOne(opts: { args?: string[]; env?: Record<string
   );
   const line = proc.lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } }).find((l) => l?.msg === 'listening');
   const secrets = readSecretsEnv(join(dir, 'data', 'secrets.env'));
-  const token = (opts.env?.UGCFS_UPLOAD_TOKENS ?? secrets.UGCFS_UPLOAD_TOKENS ?? '').split(',')[0]!;
+  const token = (opts.env?.UGCFS_UPLOAD_TOKENS || secrets.UGCFS_UPLOAD_TOKENS || '').split(',')[0]!;
+  // What was given (environment) wins over the file, as in the server itself.
+  const clusterSecret = opts.env?.UGCFS_CLUSTER_SECRET || secrets.UGCFS_CLUSTER_SECRET!;
+  const adminToken = opts.env?.UGCFS_ADMIN_TOKEN || secrets.UGCFS_ADMIN_TOKEN!;
   return {
     secrets,
     uploadAuth: { authorization: `Bearer ${token}` },
+    secretHeaders: { 'x-ugcfs-secret': clusterSecret },
+    cliEnv: { UGCFS_CLUSTER_SECRET: clusterSecret, UGCFS_ADMIN_TOKEN: adminToken },
     proc,
     origin: proc.url,
     nameserver: String(line!.nameserver),

@@ -6,18 +6,20 @@
 // the etcd members form a cluster from their own flags (real etcd, when installed) and the
 // edge config is valid nginx (the real nginx binary, when installed).
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, type OptionTable } from '../../src/base/config.ts';
+import { flagName, loadConfig, type OptionTable } from '../../src/base/config.ts';
+import type { UgcfsError } from '../../src/base/errors.ts';
 import { assertListenAllowed } from '../../src/http/http-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { SERVER_OPTIONS } from '../../cli/commands/server.ts';
 import { ETCD_BIN, etcdUsable } from '../helpers/etcd.ts';
-import { BIN, NODE_FLAGS, ROOT, tempDir, waitFor } from '../helpers/proc.ts';
+import { BIN, NODE_FLAGS, ROOT, run, tempDir, TEST_SECRET, waitFor } from '../helpers/proc.ts';
 import { freePort, startReady, trackChild } from '../helpers/ready-process.ts';
 
 interface Service {
@@ -44,7 +46,17 @@ function envFile(path: string): Record<string, string> {
   }
   return out;
 }
-const ENV = envFile(join(ROOT, '.env.example'));
+/** .env.example as shipped: its secrets are placeholders every role refuses */
+const EXAMPLE_ENV = envFile(join(ROOT, '.env.example'));
+/** every variable of a secret option of some role (cluster secret, tokens, keys) */
+const SECRET_ENV = new Set(Object.values(ROLE_TABLES).flatMap((t) => Object.values(t).filter((spec) => spec.secret && spec.env).map((spec) => spec.env!)));
+/**
+ * .env.example as an operator fills it in: every secret value replaced by its own 64 hex
+ * characters (`openssl rand -hex 32`), the same count of tokens, everything else as shipped.
+ */
+const ENV: Record<string, string> = Object.fromEntries(
+  Object.entries(EXAMPLE_ENV).map(([k, v]) => [k, SECRET_ENV.has(k) && v !== '' ? v.split(',').map(() => randomBytes(32).toString('hex')).join(',') : v]),
+);
 
 const ugcfs = Object.entries(compose.services).filter(([, s]) => s.image === 'ugcfs:local');
 const byRole = (role: string) => ugcfs.filter(([, s]) => s.command?.[0] === role);
@@ -145,14 +157,60 @@ describe('docker-compose.yml', () => {
       for (const v of SECRET_VARS) expect(Object.keys(s.environment ?? {}), name).not.toContain(v);
       for (const f of ['--cluster-secret', '--upload-tokens', '--admin-token', '--signing-keys']) expect(s.command, name).not.toContain(f);
     }
-    for (const v of SECRET_VARS) expect(ENV[v], `.env.example sets ${v}`).toBeTruthy();
+    for (const v of SECRET_VARS) expect(EXAMPLE_ENV[v], `.env.example sets ${v}`).toBeTruthy();
     const text = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
-    for (const v of SECRET_VARS) expect(text).not.toContain(ENV[v]!.split(',')[0]!);
+    for (const v of SECRET_VARS) expect(text).not.toContain(EXAMPLE_ENV[v]!.split(',')[0]!);
     const origin = configOf(byRole('origin')[0]![1]);
     expect(origin.uploadTokens).toEqual(ENV.UGCFS_UPLOAD_TOKENS!.split(','));
     expect(origin.adminToken).toBe(ENV.UGCFS_ADMIN_TOKEN);
     expect(configOf(byRole('nameserver')[0]![1]).clusterSecret).toBe(ENV.UGCFS_CLUSTER_SECRET);
   });
+
+  it('refuses the secrets of .env.example as shipped: a copied but unedited .env starts nothing', () => {
+    const refusal = (fn: () => unknown): string => {
+      try {
+        fn();
+      } catch (err) {
+        expect((err as UgcfsError).code).toBe('UGCFS_ERR_BAD_USAGE');
+        return (err as Error).message;
+      }
+      throw new Error('expected the start to be refused');
+    };
+    const shipped = SECRET_VARS.filter((v) => EXAMPLE_ENV[v]);
+    expect(shipped).toEqual(SECRET_VARS);
+    for (const [name, s] of ugcfs) {
+      const [role, ...argv] = s.command!;
+      const table = ROLE_TABLES[role!]!;
+      // The whole file as shipped: refused, naming an option and never showing a value.
+      const all = refusal(() => loadConfig(table, { argv, env: { ...EXAMPLE_ENV, ...s.environment } }));
+      expect(all, name).toMatch(/^option --[a-z-]+ \(from UGCFS_[A-Z_]+\) is (shorter than 32 characters|an example value)/);
+      // Each shipped secret alone, in an otherwise filled-in file: refused, naming its own option.
+      let checked = 0;
+      for (const [key, spec] of Object.entries(table)) {
+        if (!spec.secret || !spec.env || !EXAMPLE_ENV[spec.env]) continue;
+        const message = refusal(() => loadConfig(table, { argv, env: { ...ENV, ...s.environment, [spec.env!]: EXAMPLE_ENV[spec.env!]! } }));
+        expect(message, `${name}: ${spec.env}`).toMatch(new RegExp(`^option ${flagName(key)} \\(from ${spec.env}\\) is (shorter than 32 characters|an example value)`));
+        for (const v of EXAMPLE_ENV[spec.env]!.split(',')) expect(message).not.toContain(v);
+        checked++;
+      }
+      expect(checked, `${name} reads the cluster secret from .env`).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('a role started with .env.example as shipped exits 2 with one line naming the option', async () => {
+    const t = tempDir('ugcfs-compose-example-');
+    try {
+      // Only the file's values: the test's own cluster secret must not stand in for them.
+      const r = await run(['dataserver', '--data', t.dir, '--port', '0'], { env: { ...EXAMPLE_ENV }, timeoutMs: 60_000 });
+      const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^\(node:\d+\) |^\(Use `node --trace-warnings/.test(l));
+      expect(lines, r.stderr).toEqual([expect.stringMatching(/^ugcfs dataserver: option --cluster-secret \(from UGCFS_CLUSTER_SECRET\) is (shorter than 32 characters|an example value)/)]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).not.toContain(EXAMPLE_ENV.UGCFS_CLUSTER_SECRET!);
+    } finally {
+      t.cleanup();
+    }
+  }, 90_000);
 
   it('gives every stateful service its own named volume at its data or cache directory', () => {
     const seen = new Set<string>();
@@ -294,7 +352,7 @@ describe('Dockerfile', () => {
     expect(scripts.bench).toBe(`node ${flags.join(' ')} bin/run-ts.mjs bench/run.ts`);
     // Run the way npm start and the image run it: exec the file, not `node file`.
     const t = tempDir();
-    const p = await startReady(['nameserver', '--data', t.dir, '--port', '0'], { exec: BIN, cwd: ROOT, env: { ...process.env, UGCFS_LOG_LEVEL: 'info' }, label: 'bin' });
+    const p = await startReady(['nameserver', '--data', t.dir, '--port', '0'], { exec: BIN, cwd: ROOT, env: { ...process.env, UGCFS_CLUSTER_SECRET: TEST_SECRET, UGCFS_LOG_LEVEL: 'info' }, label: 'bin' });
     try {
       const argv = readFileSync(`/proc/${p.child.pid}/cmdline`, 'utf8').split('\0');
       expect(argv.slice(1, 1 + flags.length)).toEqual(flags);
