@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callRaw } from '../../src/clients/http-client.ts';
 import { DiskCache } from '../../origin/disk-cache.ts';
 import { DS_ROUTES } from '../../src/wire/protocol.ts';
-import { corpus, http, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { corpus, http, scratchDir, startEnv, startOrigin, stopAll, upload, UPLOAD_AUTH, type Env } from './origin-env.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,7 +39,7 @@ describe('delete feed', () => {
     expect((await http(`${a.url}/${gone.fid}?w=80`)).headers['x-cache']).toBe('HIT');
     expect(diskFilesOf(dir, gone.fid)).toHaveLength(2);
 
-    expect((await http(`${b.url}/${gone.fid}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await http(`${b.url}/${gone.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH })).status).toBe(204);
     await sleep(5000);
     for (const q of ['', '?w=80', '?w=120&fmt=webp']) expect((await http(`${a.url}/${gone.fid}${q}`)).status, q).toBe(404);
     expect(diskFilesOf(dir, gone.fid)).toEqual([]);

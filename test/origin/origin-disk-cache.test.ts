@@ -5,7 +5,7 @@ import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metric } from '../helpers/metrics-scrape.ts';
-import { corpus, http, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { corpus, http, scratchDir, startEnv, startOrigin, stopAll, upload, UPLOAD_AUTH, type Env } from './origin-env.ts';
 
 let env: Env;
 beforeAll(async () => {
@@ -61,7 +61,7 @@ describe('disk cache', () => {
     expect((await http(`${o.url}/${f.fid}?w=150`)).status).toBe(200);
     await o.kill('SIGKILL');
     const other = await startOrigin(env);
-    expect((await http(`${other.url}/${f.fid}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await http(`${other.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH })).status).toBe(204);
     o = await startOrigin(env, args);
     const r = await http(`${o.url}/${f.fid}?w=150`);
     expect(r.status).toBe(404);

@@ -1,5 +1,6 @@
 // Real processes for origin tests: a name server, data servers and origins on loopback,
 // plus small HTTP helpers. Everything started here is SIGKILLed by stopAll().
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,10 +27,18 @@ export async function startEnv(opts: { dataservers?: number } = {}): Promise<Env
   return { cluster, procs: [], cleanups: [] };
 }
 
-/** Starts `ugcfs origin` on the env's cluster; `extraEnv` may carry tokens. */
+/**
+ * The upload token every origin started here accepts unless the test's env names its own
+ * UGCFS_UPLOAD_TOKENS: no origin trusts a loopback address, so uploads and deletes need one.
+ */
+export const UPLOAD_TOKEN = 'tok-origin-' + randomBytes(16).toString('hex');
+/** The Authorization header of UPLOAD_TOKEN. */
+export const UPLOAD_AUTH: Readonly<Record<string, string>> = Object.freeze({ authorization: `Bearer ${UPLOAD_TOKEN}` });
+
+/** Starts `ugcfs origin` on the env's cluster; `extraEnv` may carry tokens (default UGCFS_UPLOAD_TOKENS = UPLOAD_TOKEN). */
 export async function startOrigin(env: Env, args: string[] = [], extraEnv: Record<string, string> = {}): Promise<Proc> {
   const p = await start(['origin', '--nameserver', env.cluster.nameserver.url, '--port', '0', ...args], {
-    env: { UGCFS_CLUSTER_SECRET: env.cluster.secret, ...extraEnv },
+    env: { UGCFS_CLUSTER_SECRET: env.cluster.secret, UGCFS_UPLOAD_TOKENS: UPLOAD_TOKEN, ...extraEnv },
   });
   env.procs.push(p);
   return p;
@@ -46,6 +55,18 @@ export async function stopAll(env: Env | undefined): Promise<void> {
   await Promise.all(env.procs.map((p) => p.kill('SIGKILL')));
   await env.cluster.stop();
   for (const c of env.cleanups) c();
+}
+
+/** Bytes the data servers report; settled = unchanged over several heartbeats (100 ms each). */
+export async function storedBytes(env: Env): Promise<number> {
+  const read = async () => (await env.cluster.status()).dataservers.reduce((n, d) => n + d.usedBytes, 0);
+  let last = -1;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 400));
+    const now = await read();
+    if (now === last && now > 0) return now;
+    last = now;
+  }
 }
 
 export interface Res {
@@ -91,10 +112,9 @@ export function rawRequest(origin: string, path: string, o: { method?: string; h
   });
 }
 
-/** Uploads one file as a raw body; returns the 201 file entry. */
-export async function upload(origin: string, data: Buffer, token?: string): Promise<{ fid: string; url: string; size: number; mime: string; width: number; height: number; sha256: string }> {
-  const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-  if (token) headers.authorization = `Bearer ${token}`;
+/** Uploads one file as a raw body with `token` (default UPLOAD_TOKEN); returns the 201 file entry. */
+export async function upload(origin: string, data: Buffer, token: string = UPLOAD_TOKEN): Promise<{ fid: string; url: string; size: number; mime: string; width: number; height: number; sha256: string }> {
+  const headers = { 'content-type': 'application/octet-stream', authorization: `Bearer ${token}` };
   const r = await http(`${origin}/upload`, { method: 'POST', headers, body: data });
   if (r.status !== 201) throw new Error(`upload answered ${r.status}: ${r.body.toString('utf8').slice(0, 300)}`);
   return r.json().files[0];

@@ -3,7 +3,7 @@
 import { deflateSync, crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { corpus, http, rawGet, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { corpus, http, rawGet, startEnv, startOrigin, stopAll, storedBytes as settledBytes, upload, UPLOAD_AUTH, type Env } from './origin-env.ts';
 
 let env: Env;
 let origin: string;
@@ -15,18 +15,6 @@ beforeAll(async () => {
   fid = (await upload(origin, corpus('photos/Aqua.jpg'))).fid;
 });
 afterAll(() => stopAll(env));
-
-/** Bytes the data servers report; settled = unchanged over several heartbeats (100 ms each). */
-async function storedBytes(): Promise<number> {
-  const read = async () => (await env.cluster.status()).dataservers.reduce((n, d) => n + d.usedBytes, 0);
-  let last = -1;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 400));
-    const now = await read();
-    if (now === last && now > 0) return now;
-    last = now;
-  }
-}
 
 function pngChunk(type: string, data: Buffer): Buffer {
   const len = Buffer.alloc(4);
@@ -48,8 +36,10 @@ function bombPng(): Buffer {
   return Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(Buffer.alloc(3751 * 64))), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
+const storedBytes = () => settledBytes(env);
+
 async function post(body: Buffer | string, headers: Record<string, string> = {}) {
-  return http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...headers }, body });
+  return http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...UPLOAD_AUTH, ...headers }, body });
 }
 
 function multipart(parts: Array<{ name: string; filename?: string; data: Buffer | string }>, boundary = 'XyZbOuNdArY'): { body: Buffer; headers: Record<string, string> } {
@@ -68,6 +58,8 @@ describe('hostile uploads', () => {
     const aqua = corpus('photos/Aqua.jpg');
     const before = await storedBytes();
     const cases: Array<[string, () => Promise<{ status: number; json: () => any }>, number, string]> = [
+      ['a good image without an upload token', () => http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: corpus('exif/f1-exif.jpg') }), 401, 'UGCFS_ERR_UNAUTHORIZED'],
+      ['a good image with a wrong upload token', () => post(corpus('exif/f1-exif.jpg'), { authorization: `Bearer ${'x'.repeat(40)}` }), 401, 'UGCFS_ERR_UNAUTHORIZED'],
       ['900-megapixel PNG', () => post(bombPng()), 422, 'UGCFS_ERR_TOO_MANY_PIXELS'],
       ['HTML sent as image/jpeg', () => post('<html><script>alert(document.cookie)</script></html>', { 'content-type': 'image/jpeg' }), 415, 'UGCFS_ERR_UNSUPPORTED_TYPE'],
       ['HTML behind a JPEG magic number', () => post(Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('<html><script>alert(1)</script>')])), 422, 'UGCFS_ERR_BAD_IMAGE'],

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/cluster.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
-import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { corpus, http, startEnv, startOrigin, stopAll, upload, UPLOAD_AUTH, type Env } from './origin-env.ts';
 import type { Proc } from '../helpers/proc.ts';
 
 let env: Env;
@@ -47,7 +47,7 @@ describe('origins sharing variants', () => {
     for (const p of paths) for (const o of [a, b]) expect((await http(o.url + p)).status).toBe(200);
     // Cached on both now (second reads are hits).
     expect((await http(`${b.url}/${f.fid}${variants[0]}`)).headers['x-cache']).toBe('HIT');
-    expect((await http(`${b.url}/${f.fid}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await http(`${b.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH })).status).toBe(204);
     // No waiting at all: the purge reached both origins before the 204 (well inside 5 s).
     for (const p of paths) for (const o of [a, b]) expect((await http(o.url + p)).status, `${o.url}${p}`).toBe(404);
   });
@@ -71,7 +71,7 @@ describe('origins sharing variants', () => {
     expect((await metric(a.url, 'ugcfs_resizes_total', {}, { sum: true })) - before).toBe(variants.length);
     expect(await metric(a.url, 'ugcfs_peer_fetches_total', { result: 'unreachable' })).toBeGreaterThan(0);
     // Deleting still works with a peer down; the survivor forgets the file at once.
-    expect((await http(`${a.url}/${f.fid}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await http(`${a.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH })).status).toBe(204);
     expect((await http(`${a.url}/${f.fid}${variants[0]}`)).status).toBe(404);
   });
 });

@@ -5,8 +5,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUrl } from '../../origin/url-signature.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
-import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
-import type { Proc } from '../helpers/proc.ts';
+import { corpus, http, startEnv, startOrigin, stopAll, storedBytes, upload, UPLOAD_TOKEN, type Env } from './origin-env.ts';
+import { run, type Proc } from '../helpers/proc.ts';
 
 let env: Env;
 beforeAll(async () => {
@@ -15,9 +15,9 @@ beforeAll(async () => {
 afterAll(() => stopAll(env));
 
 describe('upload tokens and deletes', () => {
-  const tokA = 'tok-a-' + randomBytes(8).toString('hex');
-  const tokB = 'tok-b-' + randomBytes(8).toString('hex');
-  const admin = 'adm-' + randomBytes(8).toString('hex');
+  const tokA = 'tok-a-' + randomBytes(16).toString('hex');
+  const tokB = 'tok-b-' + randomBytes(16).toString('hex');
+  const admin = 'adm-' + randomBytes(16).toString('hex');
   let o: Proc;
   beforeAll(async () => {
     o = await startOrigin(env, [], { UGCFS_UPLOAD_TOKENS: `${tokA},${tokB}`, UGCFS_ADMIN_TOKEN: admin });
@@ -58,11 +58,26 @@ describe('upload tokens and deletes', () => {
   });
 });
 
-describe('loopback-only uploads without tokens', () => {
-  it('accepts loopback clients as the local owner, who may delete', async () => {
+describe('no trust in the loopback address', () => {
+  it('refuses a loopback upload or delete without a token, stores nothing, and lets the uploader delete', async () => {
     const o = await startOrigin(env);
     const f = await upload(o.url, corpus('exif/f4-exif.jpg'));
-    expect((await http(`${o.url}/${f.fid}`, { method: 'DELETE' })).status).toBe(204);
+    const before = await storedBytes(env);
+    const anon = await http(`${o.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: corpus('exif/f6-exif.jpg') });
+    expect([anon.status, anon.json().error.code]).toEqual([401, 'UGCFS_ERR_UNAUTHORIZED']);
+    expect(await storedBytes(env)).toBe(before);
+    const del = await http(`${o.url}/${f.fid}`, { method: 'DELETE' });
+    expect([del.status, del.json().error.code]).toEqual([401, 'UGCFS_ERR_UNAUTHORIZED']);
+    expect((await http(`${o.url}/${f.fid}`)).status).toBe(200);
+    expect((await http(`${o.url}/${f.fid}`, { method: 'DELETE', headers: { authorization: `Bearer ${UPLOAD_TOKEN}` } })).status).toBe(204);
+    expect((await http(`${o.url}/${f.fid}`)).status).toBe(404);
+  });
+
+  it('will not start with an upload token under 32 characters', async () => {
+    const r = await run(['origin', '--nameserver', env.cluster.nameserver.url, '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: env.cluster.secret, UGCFS_UPLOAD_TOKENS: 'x'.repeat(31) }, timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--upload-tokens/);
+    expect(r.stdout + r.stderr).not.toMatch(/"msg":"listening"/);
   });
 });
 
@@ -76,7 +91,7 @@ describe('shutdown', () => {
 
 describe('signed variant URLs', () => {
   it('requires a signature from any configured key for variants, not originals', async () => {
-    const keys = ['new-key-' + randomBytes(4).toString('hex'), 'old-key-' + randomBytes(4).toString('hex')];
+    const keys = ['new-key-' + randomBytes(16).toString('hex'), 'old-key-' + randomBytes(16).toString('hex')];
     const o = await startOrigin(env, [], { UGCFS_SIGNING_KEYS: keys.join(',') });
     const f = await upload(o.url, corpus('photos/Aqua.jpg'));
     expect((await http(`${o.url}/${f.fid}.jpg`)).status).toBe(200);

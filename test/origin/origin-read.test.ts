@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metric } from '../helpers/metrics-scrape.ts';
-import { corpus, http, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
+import { corpus, http, startEnv, startOrigin, stopAll, upload, UPLOAD_AUTH, type Env } from './origin-env.ts';
 
 let env: Env;
 let origin: string;
@@ -29,7 +29,7 @@ async function decoded(path: string, headers: Record<string, string> = {}) {
 
 describe('uploads', () => {
   it('answers 201 with the stored file described', async () => {
-    const res = await http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: corpus('photos/Spring.png') });
+    const res = await http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/png', ...UPLOAD_AUTH }, body: corpus('photos/Spring.png') });
     expect(res.status).toBe(201);
     const f = res.json().files[0];
     expect(f).toMatchObject({ mime: 'image/png', width: 1600, height: 1200 });
@@ -44,7 +44,7 @@ describe('uploads', () => {
     form.append('file', new Blob([new Uint8Array(corpus('exif/f1-exif.jpg'))], { type: 'image/jpeg' }), 'a.jpg');
     form.append('note', 'ignored');
     form.append('file', new Blob([new Uint8Array(corpus('photos/wood-d.webp'))]), 'b.webp');
-    const res = await fetch(`${origin}/upload`, { method: 'POST', body: form });
+    const res = await fetch(`${origin}/upload`, { method: 'POST', headers: UPLOAD_AUTH, body: form });
     expect(res.status).toBe(201);
     const { files } = (await res.json()) as { files: Array<{ fid: string; mime: string; width: number; height: number }> };
     expect(files.map((f) => [f.mime, f.width, f.height])).toEqual([['image/jpeg', 40, 80], ['image/webp', 4096, 4096]]);

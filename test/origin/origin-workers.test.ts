@@ -6,6 +6,7 @@
 // is slowed to a minute, so only the pool's own purge can explain it); a SIGKILLed worker is
 // replaced while the other keeps serving; the pool stops cleanly on SIGTERM, dies with its
 // primary on SIGKILL, and a start that fails in the workers fails the command.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from 'undici';
@@ -14,7 +15,7 @@ import { parseMetrics } from '../helpers/metrics-scrape.ts';
 import { run, type Proc } from '../helpers/proc.ts';
 import { corpus, scratchDir, startEnv, startOrigin, stopAll, upload, type Env } from './origin-env.ts';
 
-const ADMIN = 'workers-admin-token';
+const ADMIN = 'workers-admin-' + randomBytes(16).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let env: Env;
