@@ -52,7 +52,7 @@ describe('the cluster file, version 1', () => {
     const dir = join(tmp.dir, 'damaged');
     mkdirSync(dir);
     writeFileSync(join(dir, 'cluster'), GOLDEN.replace('c-0123', 'c-9123'));
-    const r = await run(['dataserver', '--data', dir, '--port', '0', '--nameserver', 'http://127.0.0.1:9'], { env: { UGCFS_CLUSTER_SECRET: '' } });
+    const r = await run(['dataserver', '--data', dir, '--port', '0', '--nameserver', 'http://127.0.0.1:9']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('is not a valid cluster file');
     expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('ugcfs'))).toHaveLength(1);

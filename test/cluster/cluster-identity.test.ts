@@ -28,7 +28,7 @@ afterAll(async () => {
 describe('a data server of another cluster', () => {
   it('is refused, shown as foreign, gets no block and no command, and keeps its blocks', async () => {
     // One secret for both, as in one organisation: the secret is not what tells clusters apart.
-    const secret = randomBytes(8).toString('hex');
+    const secret = randomBytes(24).toString('hex');
     const a = await startCluster({ dataservers: 2, racks: ['a', 'b'], replicas: 1, secret });
     // B's data servers are ds-1 and ds-2 too: the stray carries the id of one of B's members.
     const b = await startCluster({ dataservers: 2, racks: ['a', 'b'], replicas: 1, secret });

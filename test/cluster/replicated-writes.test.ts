@@ -211,8 +211,13 @@ describe('admin CLI', () => {
     const down = await c.cli(['status'], { env: { UGCFS_NAMESERVER: 'http://127.0.0.1:1' } });
     expect(down.code).toBe(1);
     expect(down.stderr.trim().split('\n')).toHaveLength(1);
-    const noSecret = await c.cli(['status', '--json'], { env: { UGCFS_CLUSTER_SECRET: 'wrong' } });
-    expect(noSecret.code).toBe(1);
-    expect(noSecret.stderr).toContain('UGCFS_ERR_UNAUTHORIZED');
+    const wrongSecret = await c.cli(['status', '--json'], { env: { UGCFS_CLUSTER_SECRET: randomBytes(24).toString('hex') } });
+    expect(wrongSecret.code).toBe(1);
+    expect(wrongSecret.stderr).toContain('UGCFS_ERR_UNAUTHORIZED');
+    // a guessable secret is bad usage before anything is sent
+    const shortSecret = await c.cli(['status', '--json'], { env: { UGCFS_CLUSTER_SECRET: 'wrong' } });
+    expect(shortSecret.code).toBe(2);
+    expect(shortSecret.stderr).toContain('--cluster-secret');
+    expect(shortSecret.stderr).toContain('shorter than 32 characters');
   });
 });

@@ -12,12 +12,12 @@ import { createNameserver } from '../../nameserver/server.ts';
 import { loadConfig } from '../../src/base/config.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { NS_ROUTES } from '../../src/wire/protocol.ts';
-import { tempDir } from '../helpers/proc.ts';
+import { SECRET_HEADERS, TEST_SECRET, tempDir } from '../helpers/proc.ts';
 
 const tmp = tempDir('ugcfs-route-modules-');
 afterAll(() => tmp.cleanup());
 const log = createLogger({ name: 'test', level: 'silent' });
-const config = (name: string) => loadConfig(NAMESERVER_OPTIONS, { overrides: { data: join(tmp.dir, name), port: 0 } }).config;
+const config = (name: string) => loadConfig(NAMESERVER_OPTIONS, { overrides: { data: join(tmp.dir, name), port: 0, clusterSecret: TEST_SECRET } }).config;
 
 describe('name server route modules', () => {
   it('a module that throws at registration fails the start with its name, and the state is released', async () => {
@@ -35,11 +35,13 @@ describe('name server route modules', () => {
     // LevelDB's lock went with the failed start: the same state opens with the real list.
     const ns = await createNameserver(config('broken'), log);
     try {
-      const ops = await ns.app.inject({ method: 'GET', url: NS_ROUTES.ops });
+      // inject() comes from 127.0.0.1: loopback earns nothing, the secret is asked for
+      expect((await ns.app.inject({ method: 'GET', url: NS_ROUTES.ops })).statusCode).toBe(401);
+      const ops = await ns.app.inject({ method: 'GET', url: NS_ROUTES.ops, headers: SECRET_HEADERS });
       expect(ops.statusCode, ops.body).toBe(200);
-      const legacy = await ns.app.inject({ method: 'GET', url: `${NS_ROUTES.legacy}?path=/nope.jpg` });
+      const legacy = await ns.app.inject({ method: 'GET', url: `${NS_ROUTES.legacy}?path=/nope.jpg`, headers: SECRET_HEADERS });
       expect(JSON.parse(legacy.body).error.code).toBe('UGCFS_ERR_LEGACY_NOT_FOUND');
-      const page = await ns.app.inject({ method: 'GET', url: NS_ROUTES.page });
+      const page = await ns.app.inject({ method: 'GET', url: NS_ROUTES.page, headers: SECRET_HEADERS });
       expect(page.statusCode).toBe(200);
     } finally {
       await ns.close();
