@@ -44,8 +44,14 @@ export interface UploadDeps {
   publicUrl: () => string;
 }
 
+/**
+ * The `file` parts of a multipart upload. `maxBytes` bounds each file and all of them
+ * together, counted as the bytes arrive: a chunked body declares no length for the request
+ * gate to refuse, and 20 files at the per-file limit would otherwise be held at once.
+ */
 async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Buffer[]> {
   const files: Buffer[] = [];
+  let total = 0;
   try {
     for await (const part of req.parts({ limits: { fileSize: maxBytes, files: MAX_FILES_PER_UPLOAD, fields: 20, parts: MAX_FILES_PER_UPLOAD + 20 } })) {
       if (part.type !== 'file') continue;
@@ -53,7 +59,13 @@ async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Bu
         part.file.resume(); // other file fields are not ours; drain them
         continue;
       }
-      files.push(await part.toBuffer());
+      const chunks: Buffer[] = [];
+      for await (const chunk of part.file as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        if (total > maxBytes) throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `the files of one upload are larger than ${maxBytes} bytes together`);
+        chunks.push(chunk);
+      }
+      files.push(Buffer.concat(chunks));
     }
   } catch (err) {
     const code = (err as { code?: string }).code;
