@@ -2,7 +2,10 @@
 // of DS_ROUTES and NS_ROUTES in src/wire/protocol.ts, with every method each answers) and the
 // origins' peer routes refuse callers without the cluster secret, or with a wrong one, and
 // change nothing. Sellers cannot delete each other's files; no token or secret reaches a
-// log line; and no server role listens beyond loopback without a cluster secret.
+// log line. No address is trusted (issue "Safe by default"): an anonymous purge of an origin,
+// an anonymous block delete on a data server and an upload without a token are refused from
+// loopback too, also through a same-host proxy; and no role starts without a cluster secret
+// of 32 characters or more that is not an example value, nor an origin with a short token.
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { request } from 'undici';
@@ -13,6 +16,7 @@ import { DS_ROUTES, NS_ROUTES, type BlockReport } from '../../src/wire/protocol.
 import { PEER_ROUTES } from '../../origin/peer-ring.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { run, start, tempDir, type Proc } from '../helpers/proc.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
 
@@ -53,10 +57,10 @@ const PEER_METHODS: Record<keyof typeof PEER_ROUTES, Method[]> = {
   purge: ['POST'],
 };
 
-const UPLOADER_A = `tok-a-${randomBytes(8).toString('hex')}`;
-const UPLOADER_B = `tok-b-${randomBytes(8).toString('hex')}`;
-const ADMIN = `adm-${randomBytes(8).toString('hex')}`;
-const WRONG = `wrong-${randomBytes(8).toString('hex')}`;
+const UPLOADER_A = `tok-a-${randomBytes(16).toString('hex')}`;
+const UPLOADER_B = `tok-b-${randomBytes(16).toString('hex')}`;
+const ADMIN = `adm-${randomBytes(16).toString('hex')}`;
+const WRONG = `wrong-${randomBytes(16).toString('hex')}`;
 
 describe('internal endpoints, ownership, logs and listen addresses', () => {
   let cluster: Cluster;
@@ -211,22 +215,130 @@ describe('internal endpoints, ownership, logs and listen addresses', () => {
     }
   });
 
-  it('no server role listens on a non-loopback address without a cluster secret', async () => {
+  it('an anonymous purge from loopback is refused, and the origin still serves the file from its cache', async () => {
+    const f = await cluster.client.write(await sharp({ create: { width: 6, height: 6, channels: 3, background: { r: 1, g: 200, b: 3 } } }).png().toBuffer(), { mime: 'image/png' });
+    const get = async () => {
+      const r = await request(`${origin.url}/${f.fid}`);
+      await r.body.dump();
+      return [r.statusCode, r.headers['x-cache']];
+    };
+    await get();
+    expect(await get()).toEqual([200, 'HIT']);
+    const purge = await request(origin.url + PEER_ROUTES.purge, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fid: f.fid }) });
+    const text = await purge.body.text();
+    expect([purge.statusCode, JSON.parse(text).error.code], text).toEqual([401, 'UGCFS_ERR_UNAUTHORIZED']);
+    // not purged: still a hit in the origin's memory, not even a miss
+    expect(await get()).toEqual([200, 'HIT']);
+    // the same call with the secret does purge (so the check above can fail)
+    const real = await request(origin.url + PEER_ROUTES.purge, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ugcfs-secret': cluster.secret }, body: JSON.stringify({ fid: f.fid }) });
+    await real.body.dump();
+    expect(real.statusCode).toBe(204);
+    expect(await get()).toEqual([404, undefined]);
+  });
+
+  it('an anonymous DELETE /blocks/<id> from loopback is refused on every data server, and the block stays', async () => {
+    const f = await cluster.client.write(Buffer.from('a block that must not be deleted'), { mime: 'text/plain' });
+    const id = (await cluster.client.stat(f.fid)).block;
+    for (const ds of cluster.dataservers) {
+      expect(new URL(ds.url).hostname).toBe('127.0.0.1');
+      const r = await request(ds.url + DS_ROUTES.block.replace(':id', String(id)), { method: 'DELETE' });
+      const text = await r.body.text();
+      expect([r.statusCode, JSON.parse(text).error.code], text).toEqual([401, 'UGCFS_ERR_UNAUTHORIZED']);
+    }
+    for (const ds of cluster.dataservers) {
+      const reports = await callJson<BlockReport[]>(ds.url + DS_ROUTES.blocks, { secret: cluster.secret });
+      expect(reports.some((b) => b.id === id), `block ${id} still on ${ds.url}`).toBe(true);
+      const copy = await callRaw(ds.url + DS_ROUTES.needle.replace(':fid', f.fid), { method: 'GET', secret: cluster.secret });
+      expect(copy.status).toBe(200);
+    }
+    expect((await cluster.client.read(f.fid)).data.toString()).toBe('a block that must not be deleted');
+  });
+
+  it('an upload from loopback without a token is refused and stores nothing, directly or through a same-host proxy', async () => {
+    const img = await sharp({ create: { width: 5, height: 5, channels: 3, background: { r: 90, g: 9, b: 9 } } }).png().toBuffer();
+    const live = async () => {
+      let n = 0;
+      for (const ds of cluster.dataservers) n += (await callJson<BlockReport[]>(ds.url + DS_ROUTES.blocks, { secret: cluster.secret })).reduce((s, b) => s + b.liveCount, 0);
+      return n;
+    };
+    const proxy = await startTcpProxy(Number(new URL(origin.url).port));
+    try {
+      const post = async (base: string, headers: Record<string, string> = {}) => {
+        const r = await request(`${base}/upload`, { method: 'POST', headers: { 'content-type': 'image/png', ...headers }, body: img });
+        const t = await r.body.text();
+        return { status: r.statusCode, code: JSON.parse(t).error?.code as string | undefined };
+      };
+      const before = await live();
+      for (const base of [origin.url, proxy.url]) {
+        expect(await post(base), base).toEqual({ status: 401, code: 'UGCFS_ERR_UNAUTHORIZED' });
+        expect(await post(base, { authorization: `Bearer ${WRONG}` }), base).toEqual({ status: 401, code: 'UGCFS_ERR_UNAUTHORIZED' });
+      }
+      expect(proxy.stats.connections).toBeGreaterThan(0);
+      expect(await live()).toBe(before);
+      // the proxy does pass uploads: with a token one is stored (two replicas)
+      expect((await post(proxy.url, { authorization: `Bearer ${UPLOADER_A}` })).status).toBe(201);
+      expect(await live()).toBe(before + 2);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('no role starts with a missing or guessable credential', () => {
+  // One start per case; each must exit 2 with one line naming the option, and never listen.
+  async function refusedStart(role: string, env: Record<string, string>, dir: string) {
+    const args = [role, '--port', '0'];
+    if (role !== 'origin') args.push('--data', `${dir}/${role}-${randomBytes(4).toString('hex')}`);
+    if (role !== 'nameserver') args.push('--nameserver', 'http://127.0.0.1:9');
+    const r = await run(args, { env: { UGCFS_LOG_LEVEL: 'info', ...env }, timeoutMs: 30_000 });
+    return { code: r.code, out: `${r.stdout}${r.stderr}`, lines: `${r.stdout}${r.stderr}`.trim().split('\n') };
+  }
+
+  it('a missing, placeholder or 31-character cluster secret: exit 2, one line naming --cluster-secret, never listening', async () => {
     const t = tempDir();
     try {
-      // one wildcard spelling per role, run side by side (each is a whole process start)
-      const cases: Array<[string, string]> = [['nameserver', '0.0.0.0'], ['dataserver', '::'], ['origin', '0.0.0.0']];
+      const secrets: Array<[string, string]> = [
+        ['missing', ''],
+        ['placeholder', 'change-me-cluster-secret'],
+        ['31 characters', randomBytes(16).toString('hex').slice(0, 31)],
+        ['a long placeholder', 'change-me-' + randomBytes(16).toString('hex')],
+      ];
+      for (const [what, secret] of secrets) {
+        await Promise.all(
+          ['nameserver', 'dataserver', 'origin'].map(async (role) => {
+            const r = await refusedStart(role, { UGCFS_CLUSTER_SECRET: secret }, t.dir);
+            const label = `${role} with a ${what} secret: ${r.out}`;
+            expect(r.code, label).toBe(2);
+            expect(r.lines, label).toHaveLength(1);
+            expect(r.lines[0], label).toContain('--cluster-secret');
+            expect(r.out, label).not.toMatch(/"msg":"listening"/);
+            if (secret !== '') expect(r.out, label).not.toContain(secret);
+          }),
+        );
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('an origin with an upload or admin token under 32 characters: exit 2, one line naming the option', async () => {
+    const t = tempDir();
+    try {
+      const short = randomBytes(16).toString('hex').slice(0, 31);
+      const cases: Array<[Record<string, string>, string]> = [
+        [{ UGCFS_UPLOAD_TOKENS: short }, '--upload-tokens'],
+        [{ UGCFS_UPLOAD_TOKENS: `${UPLOADER_A},${short}` }, '--upload-tokens'],
+        [{ UGCFS_UPLOAD_TOKENS: UPLOADER_A, UGCFS_ADMIN_TOKEN: short }, '--admin-token'],
+      ];
       await Promise.all(
-        cases.map(async ([role, host]) => {
-          const args = [role, '--host', host, '--port', '0'];
-          if (role !== 'origin') args.push('--data', `${t.dir}/${role}`);
-          if (role !== 'nameserver') args.push('--nameserver', 'http://127.0.0.1:9');
-          const r = await run(args, { env: { UGCFS_CLUSTER_SECRET: '', UGCFS_LOG_LEVEL: 'info' }, timeoutMs: 30_000 });
-          const out = `${r.stdout}${r.stderr}`;
-          expect(r.code, `${role} on ${host}: ${out}`).not.toBe(0);
-          expect(r.code).not.toBeNull();
-          expect(out).toMatch(/cluster secret/i);
-          expect(out).not.toMatch(/"msg":"listening"/);
+        cases.map(async ([env, option]) => {
+          const r = await refusedStart('origin', env, t.dir);
+          const label = `${JSON.stringify(Object.keys(env))}: ${r.out}`;
+          expect(r.code, label).toBe(2);
+          expect(r.lines, label).toHaveLength(1);
+          expect(r.lines[0], label).toContain(option);
+          expect(r.out, label).not.toMatch(/"msg":"listening"/);
+          expect(r.out, label).not.toContain(short);
         }),
       );
     } finally {

@@ -9,6 +9,7 @@
 //     closed while an open one still answers;
 //   - a foreign Host reaches nothing (421 UGCFS_ERR_BAD_HOST), on fastify's routes and those
 //     answered ahead of it; loopback names, IP addresses and --allowed-hosts do.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -17,10 +18,13 @@ import { decodeFid } from '../../src/wire/file-id.ts';
 import { DS_ROUTES, NS_ROUTES } from '../../src/wire/protocol.ts';
 import { PEER_ROUTES } from '../../origin/peer-ring.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { CORPUS, start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
+import { CORPUS, start, tempDir, TEST_SECRET, waitFor, type Proc } from '../helpers/proc.ts';
 import { flood, open, partialBody, readAnswer, rssOf, target } from './raw-http.ts';
 
 const MB24 = 24 * 1024 * 1024;
+/** Uploads need a token, loopback included. */
+const TOKEN = 'tok-gate-' + randomBytes(16).toString('hex');
+const UPLOAD_AUTH = { authorization: `Bearer ${TOKEN}` };
 
 describe('requests are routed, authenticated and sized before their body is read', () => {
   let cluster: Cluster;
@@ -30,10 +34,10 @@ describe('requests are routed, authenticated and sized before their body is read
   const dirs: Array<{ cleanup: () => void }> = [];
 
   beforeAll(async () => {
-    cluster = await startCluster({ dataservers: 1, replicas: 1, racks: [''], origin: true });
+    cluster = await startCluster({ dataservers: 1, replicas: 1, racks: [''], origin: true, env: { UGCFS_UPLOAD_TOKENS: TOKEN } });
     origin = cluster.origin!;
     const photo = readFileSync(join(CORPUS, 'photos', 'LadyBird.jpg'));
-    const up = await fetch(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: photo });
+    const up = await fetch(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...UPLOAD_AUTH }, body: photo });
     expect(up.status).toBe(201);
     fid = ((await up.json()) as { files: Array<{ fid: string }> }).files[0]!.fid;
     block = decodeFid(fid).block;
@@ -57,6 +61,8 @@ describe('requests are routed, authenticated and sized before their body is read
       [ns, 'PUT', NS_ROUTES.legacy, 401, 'UGCFS_ERR_UNAUTHORIZED'],
       [origin.url, 'POST', '/no/such/route', 404, 'UGCFS_ERR_ROUTE_NOT_FOUND'],
       [origin.url, 'POST', PEER_ROUTES.purge, 401, 'UGCFS_ERR_UNAUTHORIZED'],
+      // an upload without a token, loopback or not
+      [origin.url, 'POST', '/upload', 401, 'UGCFS_ERR_UNAUTHORIZED'],
     ];
     for (const [url, method, path, status, code] of cases) {
       const a = await partialBody(url, method, path, { 'Content-Type': 'application/json' }, MB24, '{"fid":');
@@ -80,7 +86,7 @@ describe('requests are routed, authenticated and sized before their body is read
     expect(JSON.parse(small!.body).error.code).toBe('UGCFS_ERR_TOO_LARGE');
     expect(small!.closed).toBe(true);
     // the origin's upload takes --max-upload-bytes (25 MiB by default), not more
-    const up = await partialBody(origin.url, 'POST', '/upload', { 'Content-Type': 'image/jpeg' }, 26 * 1024 * 1024, 'x');
+    const up = await partialBody(origin.url, 'POST', '/upload', { 'Content-Type': 'image/jpeg', Authorization: UPLOAD_AUTH.authorization }, 26 * 1024 * 1024, 'x');
     expect(up!.status).toBe(413);
     expect(JSON.parse(up!.body).error.code).toBe('UGCFS_ERR_TOO_LARGE');
     // a heartbeat with many blocks still fits the name server's heartbeat route (16 MiB)
@@ -186,7 +192,8 @@ describe('requests are routed, authenticated and sized before their body is read
       // slow body: a byte a second of a declared 100
       const slowBody = await open(limited.url);
       const bodyAnswer = readAnswer(slowBody, () => 0, 30_000);
-      slowBody.write('POST /blocks/1/readonly HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n');
+      // with the secret (else it is refused on its headers, before the body)
+      slowBody.write(`POST /blocks/1/readonly HTTP/1.1\r\nHost: localhost\r\nX-Ugcfs-Secret: ${TEST_SECRET}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`);
       const trickle = setInterval(() => slowBody.writable && slowBody.write(' '), 1000);
       const closed = (s: typeof slowHead) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
       await Promise.all([closed(slowHead), closed(slowBody)]);
