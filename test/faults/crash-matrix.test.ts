@@ -38,7 +38,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
 
   const startOrigin = () =>
     start(['origin', '--nameserver', cluster.nameserver.url, '--port', String(originPort), '--memory-cache-bytes', String(4 * 1024 * 1024)], {
-      env: { UGCFS_CLUSTER_SECRET: cluster.secret },
+      env: { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_UPLOAD_TOKENS: cluster.uploadToken },
     });
 
   beforeAll(async () => {
@@ -133,7 +133,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     const uploader = async () => {
       while (!stop) {
         try {
-          const r = await request(`http://127.0.0.1:${originPort}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: pick(pngs), headersTimeout: 20_000, bodyTimeout: 20_000 });
+          const r = await request(`http://127.0.0.1:${originPort}/upload`, { method: 'POST', headers: { 'content-type': 'image/png', authorization: `Bearer ${cluster.uploadToken}` }, body: pick(pngs), headersTimeout: 20_000, bodyTimeout: 20_000 });
           const text = await r.body.text();
           if (r.statusCode === 201) {
             const f = JSON.parse(text).files[0] as { fid: string; sha256: string };
@@ -164,7 +164,7 @@ describe('crash matrix: SIGKILL of every role under mixed load', () => {
     };
 
     const originDelete = async (fid: string): Promise<string | false> => {
-      const r = await request(`http://127.0.0.1:${originPort}/${fid}`, { method: 'DELETE', headersTimeout: 20_000 });
+      const r = await request(`http://127.0.0.1:${originPort}/${fid}`, { method: 'DELETE', headers: { authorization: `Bearer ${cluster.uploadToken}` }, headersTimeout: 20_000 });
       await r.body.dump();
       if (r.statusCode !== 204) return false;
       deletedViaOrigin.add(fid);

@@ -18,7 +18,7 @@ describe('a delete made around the origin', () => {
 
   beforeAll(async () => {
     cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [''] });
-    origin = await start(['origin', '--nameserver', cluster.nameserver.url, '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: cluster.secret } });
+    origin = await start(['origin', '--nameserver', cluster.nameserver.url, '--port', '0'], { env: { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_UPLOAD_TOKENS: cluster.uploadToken } });
   }, 90_000);
 
   afterAll(async () => {
@@ -28,7 +28,7 @@ describe('a delete made around the origin', () => {
 
   it('`ugcfs rm` of a file the origin has cached: the origin stops serving it within 5 s', async () => {
     const png = await sharp({ create: { width: 6, height: 6, channels: 3, background: { r: 40, g: 80, b: 120 } } }).png().toBuffer();
-    const up = await request(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
+    const up = await request(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png', authorization: `Bearer ${cluster.uploadToken}` }, body: png });
     const { fid } = JSON.parse(await up.body.text()).files[0] as { fid: string };
     const warm = await request(`${origin.url}/${fid}`);
     await warm.body.dump();
@@ -50,7 +50,7 @@ describe('a delete made around the origin', () => {
     // make the origin skip deletes 1..N. The feed id changes, so the origin drops its caches.
     const png = (v: number) => sharp({ create: { width: 6, height: 6, channels: 3, background: { r: v, g: 80, b: 120 } } }).png().toBuffer();
     const upload = async (v: number) => {
-      const up = await request(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: await png(v) });
+      const up = await request(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png', authorization: `Bearer ${cluster.uploadToken}` }, body: await png(v) });
       return (JSON.parse(await up.body.text()).files[0] as { fid: string }).fid;
     };
     const fids = [];

@@ -54,7 +54,7 @@ describe.skipIf(etcdUsable())('crash matrix of a name-server group: SIGKILL the 
     const uploader = async () => {
       const url = ha.origin?.url;
       try {
-        const r = await request(`${url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: pngs[Math.floor(rnd() * pngs.length)]!, headersTimeout: 20_000, bodyTimeout: 20_000 });
+        const r = await request(`${url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png', authorization: `Bearer ${ha.uploadToken}` }, body: pngs[Math.floor(rnd() * pngs.length)]!, headersTimeout: 20_000, bodyTimeout: 20_000 });
         const text = await r.body.text();
         if (r.statusCode === 201) {
           const f = JSON.parse(text).files[0] as { fid: string; sha256: string };

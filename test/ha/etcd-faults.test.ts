@@ -34,7 +34,7 @@ describe.skipIf(etcdUsable())('etcd quorum lost under a name-server group', () =
     try {
       // Uploads may go on for a moment on fids assigned ahead; then every one is refused.
       const refused = await waitFor('an upload refused for want of quorum', async () => {
-        const r = await http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: await png() });
+        const r = await http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${ha.uploadToken}` }, body: await png() });
         if (r.status === 201) return undefined;
         return r;
       }, 60_000, 50);
@@ -60,7 +60,7 @@ describe.skipIf(etcdUsable())('etcd quorum lost under a name-server group', () =
     }
     // Nobody is asked to do anything: a leader is elected and uploads pass again.
     const back = await waitFor('uploads accepted again', async () => {
-      const r = await http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: await png() });
+      const r = await http(`${origin}/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${ha.uploadToken}` }, body: await png() });
       return r.status === 201 ? (r.json().files[0] as { fid: string; sha256: string }) : undefined;
     }, 60_000, 200);
     const again = await http(`${origin}/${back.fid}.png`);

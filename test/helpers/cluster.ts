@@ -138,6 +138,8 @@ export interface Cluster<P extends Proc = Proc> {
   /** directory holding every role's data */
   dir: string;
   secret: string;
+  /** the upload token the cluster's origin takes (UGCFS_UPLOAD_TOKENS, unless opts.env names its own) */
+  uploadToken: string;
   client: ClusterClient;
   /** environment for `run(['status', ...], { env: cluster.env })`: UGCFS_NAMESERVER and the secrets */
   env: Record<string, string>;
@@ -198,6 +200,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster<R
   const heartbeatMs = t(opts.heartbeatMs, 100);
   const fsync = t(opts.fsync, false);
   const secret = opts.secret ?? randomBytes(24).toString('hex');
+  const uploadToken = opts.env?.UGCFS_UPLOAD_TOKENS?.split(',')[0] ?? randomBytes(24).toString('hex');
   const { dir, cleanup } = opts.dir === undefined ? tempDir('ugcfs-cluster-') : { dir: opts.dir, cleanup: () => {} };
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
@@ -259,6 +262,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster<R
     dsDirs: [],
     dir,
     secret,
+    uploadToken,
     client,
     env: cliEnv,
     commands: [],
@@ -324,7 +328,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster<R
     await cluster.waitForAlive();
     if (opts.origin) {
       cluster.commands.push(`ugcfs ${originArgs.join(' ')}`);
-      origin = await start(originArgs, env, opts.nodeFlags?.origin);
+      origin = await start(originArgs, { UGCFS_UPLOAD_TOKENS: uploadToken, ...env }, opts.nodeFlags?.origin);
     }
   } catch (err) {
     await cluster.stop();

@@ -45,6 +45,8 @@ export interface HaCluster {
   dsIds: string[];
   origin?: RoleProcess;
   secret: string;
+  /** the upload token the origin takes */
+  uploadToken: string;
   /** a client given every name server */
   client: ClusterClient;
   /** UGCFS_NAMESERVER (the list) and the secret, for `ugcfs` commands */
@@ -71,6 +73,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
   const { dir, cleanup } = tempDir('ugcfs-ha-');
   mkdirSync(dir, { recursive: true });
   const secret = randomBytes(24).toString('hex');
+  const uploadToken = randomBytes(24).toString('hex');
   const prefix = o.etcdPrefix ?? `/ugcfs/t-${randomBytes(4).toString('hex')}`;
   const nsCount = o.nameservers ?? 2;
   const ports = await Promise.all(Array.from({ length: nsCount }, () => freePort()));
@@ -110,6 +113,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
       return origin;
     },
     secret,
+    uploadToken,
     client,
     env: { UGCFS_NAMESERVER: list, UGCFS_CLUSTER_SECRET: secret },
     cli: (args, c = {}) => run(args, { env: { ...ha.env, ...(c.env ?? {}) }, ...(c.timeoutMs !== undefined ? { timeoutMs: c.timeoutMs } : {}) }),
@@ -150,7 +154,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
       return dataservers[i]!;
     },
     async restartOrigin() {
-      origin = await startRole(originArgs, { env });
+      origin = await startRole(originArgs, { env: { ...env, UGCFS_UPLOAD_TOKENS: uploadToken } });
       return origin;
     },
     async stop() {
@@ -175,7 +179,7 @@ export async function startHaCluster(o: HaClusterOptions = {}): Promise<HaCluste
       const s = (await res.json()) as { dataservers: Array<{ alive: boolean }> };
       return s.dataservers.filter((d) => d.alive).length >= n;
     }, 30_000);
-    if (o.origin) origin = await startRole(originArgs, { env });
+    if (o.origin) origin = await startRole(originArgs, { env: { ...env, UGCFS_UPLOAD_TOKENS: uploadToken } });
     return ha;
   } catch (err) {
     await ha.stop();
