@@ -3,6 +3,7 @@
 // then damaged (boundary mismatch, missing close, truncation, bare LF, garbage headers).
 // Every answer must be a 201 or a 4xx carrying a stable code; a refused request must store
 // nothing (live records on every data server unchanged); and nothing may hang.
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { request } from 'undici';
@@ -15,6 +16,9 @@ import { start, type Proc } from '../helpers/proc.ts';
 const RUNS = Number(process.env.UGCFS_FUZZ_HTTP_RUNS ?? 200);
 const seedOpt = process.env.UGCFS_FAULT_SEED ? { seed: Number(process.env.UGCFS_FAULT_SEED) } : {};
 const REFUSALS = new Set(['UGCFS_ERR_BAD_MULTIPART', 'UGCFS_ERR_BAD_REQUEST', 'UGCFS_ERR_EMPTY_BODY', 'UGCFS_ERR_UNSUPPORTED_TYPE', 'UGCFS_ERR_BAD_IMAGE', 'UGCFS_ERR_TOO_LARGE', 'UGCFS_ERR_TOO_MANY_PIXELS']);
+
+/** Uploads need a token: no origin trusts a loopback address. */
+const TOKEN = 'tok-fuzz-' + randomBytes(16).toString('hex');
 
 interface PartSpec {
   field: string;
@@ -37,7 +41,7 @@ describe('multipart uploads, fuzzed, against a running origin', () => {
 
   beforeAll(async () => {
     cluster = await startCluster({ dataservers: 2, replicas: 2, racks: [''], blockSize: 4 * 1024 * 1024 });
-    origin = await start(['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--max-upload-bytes', String(256 * 1024)], { env: { UGCFS_CLUSTER_SECRET: cluster.secret } });
+    origin = await start(['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--max-upload-bytes', String(256 * 1024)], { env: { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_UPLOAD_TOKENS: TOKEN } });
     jpeg = await sharp({ create: { width: 24, height: 16, channels: 3, background: { r: 200, g: 30, b: 90 } } }).jpeg().toBuffer();
     png = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 0.5 } } }).png().toBuffer();
   }, 90_000);
@@ -106,7 +110,7 @@ describe('multipart uploads, fuzzed, against a running origin', () => {
       fc.asyncProperty(fc.array(part, { minLength: 0, maxLength: 4 }), fc.stringMatching(/^[A-Za-z0-9'()+_,.\/:=?-]{1,70}$/), damage, fc.uint8Array({ minLength: 1, maxLength: 2000 }), async (parts, boundary, dmg, rnd) => {
         const { body, contentType } = build(parts, boundary, dmg, Buffer.from(rnd));
         const before = await liveRecords();
-        const res = await request(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': contentType }, body, headersTimeout: 15_000, bodyTimeout: 15_000 });
+        const res = await request(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': contentType, authorization: `Bearer ${TOKEN}` }, body, headersTimeout: 15_000, bodyTimeout: 15_000 });
         const text = await res.body.text();
         stats.requests++;
         expect(res.statusCode, text.slice(0, 300)).toBeLessThan(500);

@@ -5,6 +5,7 @@
 // way the first half did. A third origin with one resize slot and no queue shows overload
 // answered with 503 UGCFS_ERR_BUSY + Retry-After, and then serving again — not collapse.
 // UGCFS_SOAK=1 runs the load for minutes instead of seconds.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -17,6 +18,9 @@ import { faultSeed, payload, seededRandom, sleep } from '../faults/fault-kit.ts'
 const SOAK = process.env.UGCFS_SOAK === '1';
 const ROUND_MS = SOAK ? 5 * 60_000 : 10_000;
 const CONCURRENCY = 8;
+/** Uploads need a token: no origin trusts a loopback address. */
+const TOKEN = 'tok-load-' + randomBytes(16).toString('hex');
+const UPLOAD_HEADERS = { 'content-type': 'image/jpeg', authorization: `Bearer ${TOKEN}` };
 
 function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -38,7 +42,7 @@ describe('load through two origins', () => {
     cluster = await startCluster({ dataservers: 3, replicas: 2, racks: [''], blockSize: 8 * 1024 * 1024 });
     const ports = [await freePort(), await freePort()];
     const peers = ports.map((p) => `http://127.0.0.1:${p}`).join(',');
-    const env = { UGCFS_CLUSTER_SECRET: cluster.secret };
+    const env = { UGCFS_CLUSTER_SECRET: cluster.secret, UGCFS_UPLOAD_TOKENS: TOKEN };
     origins.push(
       ...(await Promise.all(
         ports.map((p) => start(['origin', '--nameserver', cluster.nameserver.url, '--port', String(p), '--peers', peers, '--memory-cache-bytes', String(16 * 1024 * 1024)], { env })),
@@ -57,7 +61,7 @@ describe('load through two origins', () => {
   });
 
   async function upload(o: Proc): Promise<void> {
-    const r = await request(`${o.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: images[Math.floor(rnd() * images.length)]!, headersTimeout: 60_000, bodyTimeout: 60_000 });
+    const r = await request(`${o.url}/upload`, { method: 'POST', headers: UPLOAD_HEADERS, body: images[Math.floor(rnd() * images.length)]!, headersTimeout: 60_000, bodyTimeout: 60_000 });
     const text = await r.body.text();
     totals.requests++;
     if (r.statusCode !== 201) {
@@ -127,7 +131,7 @@ describe('load through two origins', () => {
 
   it('beyond resize capacity answers 503 UGCFS_ERR_BUSY with Retry-After, and serves again afterwards', async () => {
     const big = readFileSync(join(CORPUS, 'photos', 'Garden.jpg'));
-    const up = await request(`${tight.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: big, headersTimeout: 120_000, bodyTimeout: 120_000 });
+    const up = await request(`${tight.url}/upload`, { method: 'POST', headers: UPLOAD_HEADERS, body: big, headersTimeout: 120_000, bodyTimeout: 120_000 });
     const text = await up.body.text();
     expect(up.statusCode, text).toBe(201);
     const fid = JSON.parse(text).files[0].fid as string;
