@@ -9,7 +9,6 @@
 //     closed while an open one still answers;
 //   - a foreign Host reaches nothing (421 UGCFS_ERR_BAD_HOST), on fastify's routes and those
 //     answered ahead of it; loopback names, IP addresses and --allowed-hosts do.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -22,22 +21,22 @@ import { CORPUS, start, tempDir, TEST_SECRET, waitFor, type Proc } from '../help
 import { flood, open, partialBody, readAnswer, rssOf, target } from './raw-http.ts';
 
 const MB24 = 24 * 1024 * 1024;
-/** Uploads need a token, loopback included. */
-const TOKEN = 'tok-gate-' + randomBytes(16).toString('hex');
-const UPLOAD_AUTH = { authorization: `Bearer ${TOKEN}` };
 
 describe('requests are routed, authenticated and sized before their body is read', () => {
   let cluster: Cluster;
   let origin: Proc;
   let fid = '';
   let block = 0;
+  let auth = '';
   const dirs: Array<{ cleanup: () => void }> = [];
 
   beforeAll(async () => {
-    cluster = await startCluster({ dataservers: 1, replicas: 1, racks: [''], origin: true, env: { UGCFS_UPLOAD_TOKENS: TOKEN } });
+    cluster = await startCluster({ dataservers: 1, replicas: 1, racks: [''], origin: true });
     origin = cluster.origin!;
+    // uploads need a token, loopback included: the one the test cluster gives its origin
+    auth = `Bearer ${cluster.uploadToken}`;
     const photo = readFileSync(join(CORPUS, 'photos', 'LadyBird.jpg'));
-    const up = await fetch(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...UPLOAD_AUTH }, body: photo });
+    const up = await fetch(`${origin.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg', authorization: auth }, body: photo });
     expect(up.status).toBe(201);
     fid = ((await up.json()) as { files: Array<{ fid: string }> }).files[0]!.fid;
     block = decodeFid(fid).block;
@@ -86,7 +85,7 @@ describe('requests are routed, authenticated and sized before their body is read
     expect(JSON.parse(small!.body).error.code).toBe('UGCFS_ERR_TOO_LARGE');
     expect(small!.closed).toBe(true);
     // the origin's upload takes --max-upload-bytes (25 MiB by default), not more
-    const up = await partialBody(origin.url, 'POST', '/upload', { 'Content-Type': 'image/jpeg', Authorization: UPLOAD_AUTH.authorization }, 26 * 1024 * 1024, 'x');
+    const up = await partialBody(origin.url, 'POST', '/upload', { 'Content-Type': 'image/jpeg', Authorization: auth }, 26 * 1024 * 1024, 'x');
     expect(up!.status).toBe(413);
     expect(JSON.parse(up!.body).error.code).toBe('UGCFS_ERR_TOO_LARGE');
     // a heartbeat with many blocks still fits the name server's heartbeat route (16 MiB)
