@@ -42,7 +42,7 @@ describe.skipIf(etcdUsable())('SIGKILL of the leading name server', () => {
         try {
           const body = await png();
           const sent = Date.now();
-          const f = await upload(origin, body);
+          const f = await upload(origin, body, ha.uploadToken);
           if (acked.has(f.fid) || deleted.has(f.fid)) issuedTwice.push(f.fid);
           acked.set(f.fid, f.sha256);
           ackedAt.push([sent, Date.now()]);
