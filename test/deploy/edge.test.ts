@@ -4,6 +4,7 @@
 // (or nginx-light); skips, saying so, without it. What the edge refuses and rate-limits is
 // in edge-safety.test.ts.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -12,7 +13,7 @@ import { CORPUS, ROOT } from '../helpers/proc.ts';
 import { scrapeMetrics } from '../helpers/metrics-scrape.ts';
 import { NGINX, NO_NGINX_REASON, raw, startEdge, type EdgeEnv } from './edge-env.ts';
 
-const TOKEN = 'edge-upload-token';
+const TOKEN = `edge-upload-token-${randomBytes(16).toString('hex')}`;
 
 describe.skipIf(!NGINX)(`the compose nginx edge in front of two origins${NO_NGINX_REASON}`, () => {
   let env: EdgeEnv;

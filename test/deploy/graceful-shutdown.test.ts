@@ -39,7 +39,7 @@ describe('graceful SIGTERM of ugcfs server during uploads', () => {
         const body = await image();
         inFlight++;
         try {
-          const res = await fetch(`${first.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(body) });
+          const res = await fetch(`${first.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/png', ...first.uploadAuth }, body: new Uint8Array(body) });
           const text = await res.text();
           note(String(res.status));
           if (res.status === 201) {

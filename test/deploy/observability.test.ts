@@ -10,7 +10,8 @@ import { parseMetrics, scrapeMetrics, type Sample } from '../helpers/metrics-scr
 import { CORPUS, run, waitFor } from '../helpers/proc.ts';
 import { startAllInOne, type AllInOne } from './all-in-one.ts';
 
-const rand = () => randomBytes(9).toString('base64url');
+// 32 characters each: every secret and token must be at least that long.
+const rand = () => randomBytes(24).toString('base64url');
 const SECRET = `cs-${rand()}`;
 const UPLOAD_TOKENS = [`up-${rand()}`, `up-${rand()}`];
 const ADMIN = `adm-${rand()}`;
@@ -161,5 +162,8 @@ describe('observability of every server', () => {
     const all = s.proc.lines.join('\n');
     expect(all.length).toBeGreaterThan(1000);
     for (const secret of SECRETS) expect(all).not.toContain(secret);
+    // nor those of <data>/secrets.env, made on the first start though the environment gave its own
+    expect(Object.keys(s.secrets).length).toBeGreaterThanOrEqual(3);
+    for (const value of Object.values(s.secrets)) expect(all).not.toContain(value);
   });
 });

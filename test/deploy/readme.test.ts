@@ -6,9 +6,11 @@
 // node_modules into the clone (no network, seconds instead of minutes); `npm start` gets
 // UGCFS_ORIGIN_PORT/UGCFS_NAMESERVER_PORT/UGCFS_DATASERVER_PORT=0 so it cannot collide with
 // other tests, and the walkthrough's http://127.0.0.1:8080 is replaced by the port it got
-// (UGCFS_NAMESERVER points the admin CLI at the name server the same way).
+// (UGCFS_NAMESERVER points the admin CLI at the name server the same way). No credential
+// comes from this test's environment: the walkthrough must find them where the README says,
+// in the data/secrets.env the first start made.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
@@ -16,6 +18,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CORPUS, ROOT, tempDir } from '../helpers/proc.ts';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** process.env without any credential variable, so only data/secrets.env can supply them */
+function envWithoutCredentials(): Record<string, string | undefined> {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (/^UGCFS_.*(SECRET|TOKEN|KEY)S?$/.test(k)) delete env[k];
+  return env;
+}
 
 /** The fenced ```sh blocks of a markdown text, in order. */
 export function shellBlocks(md: string): string[] {
@@ -67,7 +76,7 @@ describe('README on a fresh clone', () => {
       cwd: clone,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, UGCFS_ORIGIN_PORT: '0', UGCFS_NAMESERVER_PORT: '0', UGCFS_DATASERVER_PORT: '0', UGCFS_LOG_LEVEL: 'info' },
+      env: { ...envWithoutCredentials(), UGCFS_ORIGIN_PORT: '0', UGCFS_NAMESERVER_PORT: '0', UGCFS_DATASERVER_PORT: '0', UGCFS_LOG_LEVEL: 'info' },
     });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`npm start did not become ready:\n${out.slice(-30).join('\n')}`)), 120_000);
@@ -103,20 +112,22 @@ describe('README on a fresh clone', () => {
     tmp.cleanup();
   });
 
-  it('prints where to upload and fetch', () => {
-    expect(out.join('\n')).toContain(`curl -s -F file=@photo.jpg ${origin}/upload`);
+  it('prints where its credentials are and how to upload with them', () => {
+    const printed = out.join('\n');
+    const secrets = join(clone, 'data', 'secrets.env');
+    expect(printed).toContain(`set -a; . ${secrets}; set +a`);
+    expect(printed).toContain(`curl -s -H "Authorization: Bearer $UGCFS_UPLOAD_TOKENS" -F file=@photo.jpg ${origin}/upload`);
+    expect(statSync(secrets).mode & 0o777).toBe(0o600);
     expect(existsSync(join(clone, 'data', 'nameserver'))).toBe(true);
     expect(existsSync(join(clone, 'data', 'ds-3'))).toBe(true);
   });
 
-  it('runs the five-minute walkthrough as written: upload, fetch, variants, admin CLI, delete', async () => {
-    copyFileSync(join(CORPUS, 'photos', 'FreshFlower.jpg'), join(clone, 'photo.jpg'));
-    const script = shellBlocks(section(README, 'Five-minute walkthrough')).join('\n').replaceAll('http://127.0.0.1:8080', origin);
-    expect(script).toContain('/upload');
-    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('bash', ['-euo', 'pipefail', '-c', script], {
+  /** Runs a shell script in the clone the way a second terminal would. */
+  const shell = (flags: string[], script: string) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('bash', [...flags, '-c', script], {
         cwd: clone,
-        env: { ...process.env, UGCFS_NAMESERVER: nameserver, PATH: `${join(clone, 'node_modules', '.bin')}:${dirname(process.execPath)}:${process.env.PATH}` },
+        env: { ...envWithoutCredentials(), UGCFS_NAMESERVER: nameserver, PATH: `${join(clone, 'node_modules', '.bin')}:${dirname(process.execPath)}:${process.env.PATH}` },
       });
       let stdout = '';
       let stderr = '';
@@ -124,6 +135,17 @@ describe('README on a fresh clone', () => {
       child.stderr.on('data', (d: Buffer) => (stderr += d));
       child.on('exit', (code) => resolve({ code, stdout, stderr }));
     });
+
+  it('runs the five-minute walkthrough as written: credentials, upload, fetch, variants, admin CLI, delete', async () => {
+    copyFileSync(join(CORPUS, 'photos', 'FreshFlower.jpg'), join(clone, 'photo.jpg'));
+    const blocks = shellBlocks(section(README, 'Five-minute walkthrough')).map((b) => b.replaceAll('http://127.0.0.1:8080', origin));
+    // Its first step loads data/secrets.env into the shell; the upload needs it.
+    expect(blocks[0]!.trim()).toBe('set -a; . ./data/secrets.env; set +a');
+    expect(blocks[1]).toContain('/upload');
+    const without = await shell(['-e', '-o', 'pipefail'], blocks[1]!);
+    expect(without.code, 'the upload block without the credentials').toBe(22); // curl -f: HTTP 401
+
+    const r = await shell(['-eu', '-o', 'pipefail'], blocks.join('\n'));
     expect(r.code, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`).toBe(0);
 
     const upload = JSON.parse(readFileSync(join(clone, 'upload.json'), 'utf8')) as { files: Array<{ fid: string; url: string; sha256: string; width: number; height: number }> };

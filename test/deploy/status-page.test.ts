@@ -1,5 +1,6 @@
 // The name server's status page (GET /) rendered by a real headless Chromium: it must show
 // the live numbers of GET /status. Needs Debian's `chromium` package; skips without it.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian p
     s = await startAllInOne({ args: ['--dataservers', '3'] });
     profile = mkdtempSync(join(tmpdir(), 'ugcfs-chromium-'));
     const body = readFileSync(join(CORPUS, 'photos', 'Aqua.jpg'));
-    const res = await fetch(`${s.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body });
+    const res = await fetch(`${s.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...s.uploadAuth }, body });
     expect(res.status).toBe(201);
   }, 90_000);
   afterAll(async () => {
@@ -32,10 +33,10 @@ describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian p
 
   it('shows the data servers, blocks and health that GET /status reports', async () => {
     // An operation run through the admin CLI must show up on the page.
-    const verify = await run(['verify', '--nameserver', s.nameserver]);
+    const verify = await run(['verify', '--nameserver', s.nameserver], { env: s.cliEnv });
     expect(verify.code, verify.stderr).toBe(0);
     const status = await waitFor('three live data servers with the upload counted', async () => {
-      const st = (await (await fetch(`${s.nameserver}/status`)).json()) as ClusterStatus;
+      const st = (await (await fetch(`${s.nameserver}/status`, { headers: s.secretHeaders })).json()) as ClusterStatus;
       return st.dataservers.filter((d) => d.alive).length === 3 && st.usedBytes > 0 ? st : undefined;
     });
     const { chromium } = await import('playwright-core');
@@ -44,6 +45,8 @@ describe.skipIf(!haveChromium)('status page in headless Chromium (needs Debian p
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
       viewport: { width: 1200, height: 800 },
+      // The README's way in: any user name, the admin token of data/secrets.env as password.
+      httpCredentials: { username: 'ops', password: s.secrets.UGCFS_ADMIN_TOKEN! },
     });
     try {
       const page = browser.pages()[0] ?? (await browser.newPage());
@@ -135,9 +138,10 @@ describe.skipIf(!haveChromium)('status page of a degraded cluster in headless Ch
 
 describe('status page access', () => {
   let s: AllInOne;
-  const secret = 'page-secret-' + Math.random().toString(36).slice(2);
+  const secret = `page-secret-${randomBytes(16).toString('hex')}`;
+  const admin = `page-admin-token-${randomBytes(16).toString('hex')}`;
   beforeAll(async () => {
-    s = await startAllInOne({ args: ['--dataservers', '1', '--replicas', '1'], env: { UGCFS_CLUSTER_SECRET: secret, UGCFS_ADMIN_TOKEN: 'page-admin-token' } });
+    s = await startAllInOne({ args: ['--dataservers', '1', '--replicas', '1'], env: { UGCFS_CLUSTER_SECRET: secret, UGCFS_ADMIN_TOKEN: admin } });
   }, 90_000);
   afterAll(async () => s?.stop());
 
@@ -148,12 +152,12 @@ describe('status page access', () => {
     expect(((await anon.json()) as { error: { code: string } }).error.code).toBe('UGCFS_ERR_UNAUTHORIZED');
     const wrong = await fetch(`${s.nameserver}/`, { headers: { authorization: 'Basic ' + Buffer.from('admin:nope').toString('base64') } });
     expect(wrong.status).toBe(401);
-    for (const password of ['page-admin-token', secret]) {
+    for (const password of [admin, secret]) {
       const ok = await fetch(`${s.nameserver}/`, { headers: { authorization: 'Basic ' + Buffer.from(`admin:${password}`).toString('base64') } });
       expect(ok.status).toBe(200);
       expect(await ok.text()).toContain('data-testid="dataserver-count">1<');
     }
-    const bearer = await fetch(`${s.nameserver}/`, { headers: { authorization: 'Bearer page-admin-token' } });
+    const bearer = await fetch(`${s.nameserver}/`, { headers: { authorization: `Bearer ${admin}` } });
     expect(bearer.status).toBe(200);
   });
 });
