@@ -46,7 +46,7 @@ describe.skipIf(NGINX_MISSING !== '')(`ugcfs server --legacy-origin (nginx)${NGI
   });
 
   const mapping = async (path: string): Promise<LegacyMapping | undefined> => {
-    const res = await fetch(`${aio.nameserver}/legacy?path=${encodeURIComponent(path)}`);
+    const res = await fetch(`${aio.nameserver}/legacy?path=${encodeURIComponent(path)}`, { headers: aio.secretHeaders });
     return res.status === 200 ? ((await res.json()) as LegacyMapping) : undefined;
   };
 

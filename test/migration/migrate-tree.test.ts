@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CORPUS, start, tempDir, type Proc } from '../helpers/proc.ts';
@@ -12,7 +12,7 @@ import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { checkUpload } from '../../origin/image-pipeline.ts';
 import type { LegacyList } from '../../src/wire/protocol.ts';
 
-const ADMIN = 'migration-admin-token';
+const ADMIN = `migration-admin-token-${randomBytes(16).toString('hex')}`;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const LIMITS = { maxPixels: 100_000_000, timeoutMs: 15_000 };
 /** What an upload of these bytes stores: migration must store exactly that. */
@@ -174,7 +174,7 @@ describe('ugcfs migrate DIR', () => {
     expect(wrongToken.status).toBe(401);
     const admin = await fetch(`${cluster.nameserver.url}/legacy?path=/uploads/2019/05/a.jpg`, { headers: { authorization: `Bearer ${ADMIN}` } });
     expect(admin.status).toBe(200);
-    const wrong = await cluster.cli(['migrate', tree, '--prefix', '/uploads'], { env: { UGCFS_CLUSTER_SECRET: 'not-the-secret' } });
+    const wrong = await cluster.cli(['migrate', tree, '--prefix', '/uploads'], { env: { UGCFS_CLUSTER_SECRET: randomBytes(24).toString('hex') } });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
     expect(wrong.stderr).toMatch(/UGCFS_ERR_UNAUTHORIZED/);

@@ -1,5 +1,6 @@
 // --access-log: one line per answered request, whichever path answered it (fastify routes
 // and the routes served ahead of fastify), and none without the flag.
+import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callRaw } from '../../src/clients/http-client.ts';
@@ -7,7 +8,7 @@ import { NS_ROUTES } from '../../src/wire/protocol.ts';
 import { startCluster } from '../helpers/cluster.ts';
 import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 
-const SECRET = 'access-secret';
+const SECRET = `access-secret-${randomBytes(16).toString('hex')}`;
 const tmp = tempDir('ugcfs-access-');
 const procs: Proc[] = [];
 afterAll(async () => {
