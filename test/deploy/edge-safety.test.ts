@@ -5,6 +5,7 @@
 // any origin hearing of them (counted on the origins' own /metrics, scraped directly);
 // variant misses are rate-limited per client while cache hits are not.
 // Needs Debian package nginx (or nginx-light); skips, saying so, without it.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -14,8 +15,8 @@ import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { ROOT } from '../helpers/proc.ts';
 import { CORPUS, EDGE_CONF, NGINX, NO_NGINX_REASON, raw, startEdge, type EdgeEnv } from './edge-env.ts';
 
-const TOKEN = 'edge-safety-upload-token';
-const ADMIN = 'edge-safety-admin-token';
+const TOKEN = `edge-safety-upload-token-${randomBytes(16).toString('hex')}`;
+const ADMIN = `edge-safety-admin-token-${randomBytes(16).toString('hex')}`;
 const MiB = 1024 * 1024;
 
 const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { command: string[] }> };
@@ -69,6 +70,10 @@ describe.skipIf(!NGINX)(`the compose edge and origins are safe by default${NO_NG
     const multi = await fetch(`${edge}/upload`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form });
     expect(multi.status).toBe(201);
     const fid = await upload('Aqua.jpg');
+    // The edge is a proxy on the origins' own machine: its clients are not local for that.
+    const anon = await raw(`${edge}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: readFileSync(join(CORPUS, 'photos', 'Aqua.jpg')) });
+    expect(anon.status).toBe(401);
+    expect(JSON.parse(anon.body.toString()).error.code).toBe('UGCFS_ERR_UNAUTHORIZED');
 
     for (const path of [`/${fid}.jpg`, `/${fid}.jpg?preset=thumb`, `/${fid}.jpg?w=480`, `/${fid}.jpg_160x160.jpg`, `/${fid}.jpg?w=400&h=400&fmt=webp&q=70`]) {
       const first = await raw(edge + path);
