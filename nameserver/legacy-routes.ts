@@ -24,7 +24,6 @@ export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyT
   const table = new LegacyTable(ctx.namespace<LegacyRecord>('legacy'));
 
   app.get(NS_ROUTES.legacy, LOOKUP, async (req) => {
-    ctx.requireAdmin(req);
     const path = queryString(req, 'path');
     if (path === undefined) {
       const limitText = queryString(req, 'limit');
@@ -38,7 +37,6 @@ export function register(app: FastifyInstance, ctx: LegacyRouteContext): LegacyT
   });
 
   app.put(NS_ROUTES.legacy, LOOKUP, async (req) => {
-    ctx.requireAdmin(req);
     const body = req.body as Partial<LegacyPut> | undefined;
     if (!body || typeof body !== 'object' || typeof body.path !== 'string' || typeof body.fid !== 'string') {
       throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', 'body must be JSON {path, fid, sha256?, size?, ifAbsent?}');

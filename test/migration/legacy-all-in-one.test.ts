@@ -53,6 +53,8 @@ describe.skipIf(NGINX_MISSING !== '')(`ugcfs server --legacy-origin (nginx)${NGI
   it('serves an unmapped legacy path through the old origin, and imports it', async () => {
     const path = '/shop/item 7/main.jpg';
     expect(await mapping(path)).toBeUndefined();
+    // The table answers the cluster's credentials only, loopback included.
+    expect((await fetch(`${aio.nameserver}/legacy?path=${encodeURIComponent(path)}`)).status).toBe(401);
     const stored = await asStored(readFileSync(join(www, 'shop', 'item 7', 'main.jpg')));
 
     const res = await fetch(`${aio.origin}/shop/item%207/main.jpg`);

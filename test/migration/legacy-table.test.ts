@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/proc.ts';
 import { LegacyTable } from '../../nameserver/legacy-table.ts';
 import { register } from '../../nameserver/legacy-routes.ts';
-import { createHttpServer, requireClusterSecret } from '../../src/http/http-server.ts';
+import { createHttpServer } from '../../src/http/http-server.ts';
 import { jsonSublevel } from '../../nameserver/state-db.ts';
-import { bearer, secretEquals } from '../../src/base/secret.ts';
+import { bearer, credentialOf, CredentialRule } from '../../src/base/secret.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { encodeFid, newCookie } from '../../src/wire/file-id.ts';
 import { isUgcfsError } from '../../src/base/errors.ts';
@@ -77,17 +77,19 @@ describe('legacy table', () => {
 });
 
 describe('legacy routes', () => {
-  it('guard every verb with the cluster secret or admin token and speak the error format', async () => {
+  it('guard every verb with the cluster secret or admin token (reads and adds also the origins\' credential) and speak the error format', async () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const db = await openDb(t.dir);
-    // The name server's own guard is exercised end to end in the process tests; this one
-    // mirrors it, so what is checked here is that every verb asks for it.
-    const requireAdmin = (req: FastifyRequest) => {
-      if (secretEquals(bearer(req.headers.authorization), 'adm1n')) return;
-      requireClusterSecret(req, 's3cret');
+    // The name server's own guards are exercised end to end in the process tests; these
+    // mirror them (nameserver/server.ts), so what is checked here is what each verb asks for.
+    const [ADMIN, SECRET, ORIGIN] = ['adm1n', 's3cret', '0rigin'].map((p) => `${p}-${'x'.repeat(32)}`) as [string, string, string];
+    const either = (rule: CredentialRule) => (req: FastifyRequest) => {
+      if (!rule.accepts(bearer(req.headers.authorization))) rule.check(credentialOf(req.headers));
     };
-    const { app } = createHttpServer({ role: 'nameserver', log: createLogger({ name: 'test', level: 'silent' }), auth: { admin: requireAdmin } });
+    const requireAdmin = either(new CredentialRule([ADMIN, SECRET], [ORIGIN]));
+    const lookup = either(new CredentialRule([ADMIN, SECRET, ORIGIN]));
+    const { app } = createHttpServer({ role: 'nameserver', log: createLogger({ name: 'test', level: 'silent' }), clusterSecret: SECRET, originSecret: ORIGIN, auth: { admin: requireAdmin, lookup } });
     register(app, { namespace: <V>(name: string) => jsonSublevel<V>(db, name), requireAdmin });
     await app.ready();
     cleanups.push(async () => { await app.close(); await db.close(); });
@@ -98,18 +100,26 @@ describe('legacy routes', () => {
     expect(anon.statusCode).toBe(401);
     expect(anon.json().error.code).toBe('UGCFS_ERR_UNAUTHORIZED');
     expect((await put({ authorization: 'Bearer wrong' }, { path: '/a.jpg', fid: f })).statusCode).toBe(401);
-    expect((await put({ authorization: 'Bearer adm1n' }, { path: '/a b.jpg', fid: f })).statusCode).toBe(200);
-    const bad = await put({ 'x-ugcfs-secret': 's3cret' }, { path: '/x/../../y.jpg', fid: f });
+    expect((await put({ authorization: `Bearer ${ADMIN}` }, { path: '/a b.jpg', fid: f })).statusCode).toBe(200);
+    const bad = await put({ 'x-ugcfs-secret': SECRET }, { path: '/x/../../y.jpg', fid: f });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.code).toBe('UGCFS_ERR_BAD_PATH');
 
-    const got = await app.inject({ url: '/legacy?path=%2Fa%20b.jpg', headers: { 'x-ugcfs-secret': 's3cret' } });
+    const got = await app.inject({ url: '/legacy?path=%2Fa%20b.jpg', headers: { 'x-ugcfs-secret': SECRET } });
     expect(got.json()).toMatchObject({ path: '/a b.jpg', fid: f });
     expect((await app.inject({ url: '/legacy?path=%2Fa%20b.jpg' })).statusCode).toBe(401);
-    const missing = await app.inject({ url: '/legacy?path=/nope.jpg', headers: { authorization: 'Bearer adm1n' } });
+    const missing = await app.inject({ url: '/legacy?path=/nope.jpg', headers: { authorization: `Bearer ${ADMIN}` } });
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('UGCFS_ERR_LEGACY_NOT_FOUND');
-    expect((await app.inject({ method: 'DELETE', url: '/legacy?path=/a%20b.jpg', headers: { authorization: 'Bearer adm1n' } })).statusCode).toBe(204);
-    expect((await app.inject({ method: 'DELETE', url: '/legacy?path=/a%20b.jpg', headers: { authorization: 'Bearer adm1n' } })).statusCode).toBe(404);
+    // The origins' credential: what a read-through and an import do (read, add), never removing.
+    const byOrigin = { 'x-ugcfs-secret': ORIGIN };
+    expect((await put(byOrigin, { path: '/o.jpg', fid: f })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/legacy?path=%2Fo.jpg', headers: byOrigin })).json()).toMatchObject({ path: '/o.jpg', fid: f });
+    const originDelete = await app.inject({ method: 'DELETE', url: '/legacy?path=/o.jpg', headers: byOrigin });
+    expect(originDelete.statusCode).toBe(403);
+    expect(originDelete.json().error.code).toBe('UGCFS_ERR_FORBIDDEN');
+    expect((await app.inject({ url: '/legacy?path=%2Fo.jpg', headers: byOrigin })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'DELETE', url: '/legacy?path=/a%20b.jpg', headers: { authorization: `Bearer ${ADMIN}` } })).statusCode).toBe(204);
+    expect((await app.inject({ method: 'DELETE', url: '/legacy?path=/a%20b.jpg', headers: { authorization: `Bearer ${ADMIN}` } })).statusCode).toBe(404);
   });
 });
