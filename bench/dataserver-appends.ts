@@ -11,6 +11,7 @@ import { BlockStore } from '../dataserver/block-store.ts';
 import { createMetrics } from '../src/base/metrics.ts';
 import { encodeFid } from '../src/wire/file-id.ts';
 import { startUgcfs } from './lib/spawn.ts';
+import { SECRET } from './lib/cluster.ts';
 import { parseFlags } from './lib/flags.ts';
 import { opt } from '../src/base/config.ts';
 
@@ -45,6 +46,9 @@ async function engine(fsync: boolean): Promise<void> {
   const store = await BlockStore.open({ dir: join(work, `engine-${fsync}`), fsync, blockSize: 1 << 30, metrics });
   let block = 1;
   await store.createBlock(block);
+  // A full block is replaced once: the writers that find it full wait for its successor to
+  // exist (a block number taken before it is created would be "not on this data server").
+  let next: Promise<void> | undefined;
   const rate = await forDuration(async (i) => {
     for (;;) {
       const b = block;
@@ -53,7 +57,11 @@ async function engine(fsync: boolean): Promise<void> {
         return;
       } catch (err) {
         if ((err as { code?: string }).code !== 'UGCFS_ERR_BLOCK_READONLY') throw err;
-        if (block === b) await store.createBlock(++block);
+        if (block === b) next ??= store.createBlock(b + 1).then(() => {
+          block = b + 1;
+          next = undefined;
+        });
+        await next;
       }
     }
   });
@@ -63,16 +71,15 @@ async function engine(fsync: boolean): Promise<void> {
 }
 
 async function http(fsync: boolean): Promise<void> {
-  const secret = 'bench-secret';
   const ds = await startUgcfs(['dataserver', '--data', join(work, `http-${fsync}`), '--port', '0', '--nameserver', 'http://127.0.0.1:9', '--heartbeat-ms', '60000', `--fsync=${fsync}`, '--block-size', '1G'], {
-    env: { UGCFS_CLUSTER_SECRET: secret },
+    env: { UGCFS_CLUSTER_SECRET: SECRET },
   });
   const agent = new Agent({ connections: concurrency, keepAliveTimeout: 30_000 });
   try {
-    await request(`${ds.url}/blocks/1`, { method: 'POST', headers: { 'x-ugcfs-secret': secret, 'content-type': 'application/json' }, body: '{}', dispatcher: agent }).then((r) => r.body.dump());
+    await request(`${ds.url}/blocks/1`, { method: 'POST', headers: { 'x-ugcfs-secret': SECRET, 'content-type': 'application/json' }, body: '{}', dispatcher: agent }).then((r) => r.body.dump());
     const rate = await forDuration(async (i) => {
       const fid = encodeFid({ block: 1, key: BigInt(i), cookie: i });
-      const r = await request(`${ds.url}/needles/${fid}`, { method: 'PUT', headers: { 'x-ugcfs-secret': secret, 'x-ugcfs-mime': 'image/jpeg', 'content-type': 'application/octet-stream' }, body: data, dispatcher: agent });
+      const r = await request(`${ds.url}/needles/${fid}`, { method: 'PUT', headers: { 'x-ugcfs-secret': SECRET, 'x-ugcfs-mime': 'image/jpeg', 'content-type': 'application/octet-stream' }, body: data, dispatcher: agent });
       await r.body.dump();
       if (r.statusCode !== 201) throw new Error(`PUT answered ${r.statusCode}`);
     });

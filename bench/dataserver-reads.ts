@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { encodeFid, newCookie } from '../src/wire/file-id.ts';
 import { HEADERS } from '../src/wire/protocol.ts';
 import { startPeer, startUgcfs, runCommand } from './lib/spawn.ts';
+import { SECRET } from './lib/cluster.ts';
 import { runWrk, checkWrk, type WrkResult } from './lib/wrk.ts';
 import { median, medianRatio } from './lib/stats.ts';
 import { nowUs, summarizeProfiles } from './lib/cpu-profile.ts';
@@ -36,7 +37,6 @@ const flags = parseFlags(import.meta.url, {
 const { size, files, duration, rounds } = flags;
 const profileDir = flags.profile || undefined;
 const profFlags = (who: string) => (profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, who)] : []);
-const SECRET = 'bench-secret';
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 
 /** One wrk run, with the server's CPU microseconds per request beside it. */

@@ -3,6 +3,7 @@
 // and `ugcfs origin` processes on loopback with each role's own defaults, as users start
 // them, every data server on its own rack. Files are written through the project's cluster
 // client, or by the internal protocol (assign, then PUT to the primary): the same two hops.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
@@ -13,7 +14,12 @@ import { NS_ROUTES, DS_ROUTES, HEADERS, type AssignResult } from '../../src/wire
 import { startCluster as startHarness, type Cluster as HarnessCluster, type ClusterOptions as HarnessOptions, type RoleProcess } from '../../test/helpers/cluster.ts';
 
 export type Cluster = HarnessCluster<RoleProcess>;
-export const SECRET = 'bench-cluster-secret';
+/** The cluster secret of every cluster of this run: random, as roles refuse one under 32 characters or an example. */
+export const SECRET = randomBytes(32).toString('hex');
+/** The origins' upload token of this run (UGCFS_UPLOAD_TOKENS): an origin takes uploads only with a bearer token. */
+export const UPLOAD_TOKEN = randomBytes(32).toString('hex');
+/** What every role the bench starts gets in its environment: the secret, and the upload token origins take. */
+export const ROLE_ENV: Readonly<Record<string, string>> = { UGCFS_CLUSTER_SECRET: SECRET, UGCFS_UPLOAD_TOKENS: UPLOAD_TOKEN };
 /** origin workers for the `--workers` rows: one per core, as nginx's `worker_processes auto` */
 export const ORIGIN_WORKERS = availableParallelism();
 
@@ -30,14 +36,17 @@ export function rolesAvailable(): { nameserver: boolean; dataserver: boolean; or
 export type ClusterOptions = Omit<HarnessOptions, 'tuning' | 'secret' | 'racks'> & { dir: string; dataservers: number; replicas: number };
 
 /** Starts the cluster with the roles' own defaults; every flag a bench changes is in `commands`. */
-export function startCluster(o: ClusterOptions): Promise<Cluster> {
-  return startHarness({
+export async function startCluster(o: ClusterOptions): Promise<Cluster> {
+  const c = await startHarness({
     ...o,
     tuning: 'server',
     secret: SECRET,
     racks: Array.from({ length: o.dataservers }, (_, i) => `r${i}`),
-    env: { UGCFS_LOG_LEVEL: 'info', ...o.env },
+    env: { UGCFS_LOG_LEVEL: 'info', ...ROLE_ENV, ...o.env },
   });
+  // More origins started with `env: cluster.env` take uploads too.
+  c.env.UGCFS_UPLOAD_TOKENS = UPLOAD_TOKEN;
+  return c;
 }
 
 export interface Writer {
@@ -75,8 +84,9 @@ export async function clientWriter(nameserverUrl: string, opts: { writeBatch?: n
   };
 }
 
-/** Uploads through the origin's public API (what sellers do). */
+/** Uploads through the origin's public API (what sellers do), with the run's upload token. */
 export async function originUpload(originUrl: string, bytes: Buffer, mime: string): Promise<string> {
-  const r = await callJson<{ files: { fid: string }[] }>(originUrl + '/upload', { method: 'POST', body: bytes, headers: { 'content-type': mime } });
+  const headers = { 'content-type': mime, authorization: `Bearer ${UPLOAD_TOKEN}` };
+  const r = await callJson<{ files: { fid: string }[] }>(originUrl + '/upload', { method: 'POST', body: bytes, headers });
   return r.files[0]!.fid;
 }

@@ -14,7 +14,7 @@ import { NS_ROUTES, type LeaderStatus } from '../../src/wire/protocol.ts';
 import { freePort } from '../../test/helpers/ready-process.ts';
 import { waitFor } from '../../test/helpers/proc.ts';
 import { startUgcfs, type Child } from './spawn.ts';
-import { SECRET } from './cluster.ts';
+import { ROLE_ENV, SECRET } from './cluster.ts';
 
 export interface GroupOptions {
   dir: string;
@@ -52,7 +52,7 @@ export interface Group {
   stop(): Promise<void>;
 }
 
-const env = { UGCFS_CLUSTER_SECRET: SECRET };
+const env = ROLE_ENV;
 
 export async function startGroup(o: GroupOptions): Promise<Group> {
   mkdirSync(o.dir, { recursive: true });
@@ -70,7 +70,8 @@ export async function startGroup(o: GroupOptions): Promise<Group> {
     '--replicas', String(o.replicas),
   ];
   const dsArgs = (i: number): string[] => ['dataserver', '--data', join(o.dir, `ds-${i + 1}`), '--id', `ds-${i + 1}`, '--nameserver', list, '--port', '0', '--rack', `r${i}`, ...(o.dataserverArgs ?? [])];
-  const originArgs = ['origin', '--nameserver', list, '--port', '0'];
+  // Uploads at full speed: the per-token rate limit (--upload-rate) would stretch the outage measured.
+  const originArgs = ['origin', '--nameserver', list, '--port', '0', '--upload-rate', '0'];
   const nameservers: (Child | undefined)[] = [];
   const dataservers: Child[] = [];
   let origin: Child | undefined;
