@@ -3,7 +3,7 @@
 // its figures in docs/benchmarks/results.json, and docs/BENCHMARKS.md is rendered from them
 // and the templates in bench/templates/. It installs nothing; missing peers are named and
 // skipped. `npm run bench -- --help` lists every option (bench/lib/run-options.ts).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { detectTools, freeDiskMessage, missingMessage } from './lib/preflight.ts';
@@ -13,6 +13,7 @@ import { loadResults, saveResults } from './lib/results.ts';
 import { renderDoc } from './lib/doc.ts';
 import { RUN_OPTIONS, RUN_QUICK, SECTION_ORDER, WAIT_QUIET_MS } from './lib/run-options.ts';
 import { ROOT, killAll } from './lib/spawn.ts';
+import { makeBenchTls } from './lib/tls.ts';
 import type { Section } from './lib/context.ts';
 import { applyRuntimeV8Flags } from '../src/base/node-flags.ts';
 
@@ -32,12 +33,16 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
 
 const flags = parseFlags({ name: 'bench', run: 'npm run bench --' }, RUN_OPTIONS, { quick: RUN_QUICK });
 const { quick, runs, duration: durationS, only } = flags;
-const resultsPath = join(ROOT, 'docs', 'benchmarks', 'results.json');
-const docPath = join(ROOT, 'docs', 'BENCHMARKS.md');
+const storedPath = join(ROOT, 'docs', 'benchmarks', 'results.json');
+const resultsPath = flags.out ? join(flags.out, 'results.json') : storedPath;
+const docPath = flags.out ? join(flags.out, 'BENCHMARKS.md') : join(ROOT, 'docs', 'BENCHMARKS.md');
+if (flags.out) mkdirSync(flags.out, { recursive: true });
+// A trial run (--out) adds its figures to those stored there, else to docs/'s.
+const loadStored = () => loadResults(existsSync(resultsPath) ? resultsPath : storedPath);
 if (flags.render) {
   // The doc from the stored results alone: no peer, tool or disk space is needed for that.
-  writeFileSync(docPath, renderDoc(loadResults(resultsPath)));
-  process.stderr.write('bench: wrote docs/BENCHMARKS.md\n');
+  writeFileSync(docPath, renderDoc(loadStored()));
+  process.stderr.write(`bench: wrote ${docPath}\n`);
   process.exit(0);
 }
 const diskFull = await freeDiskMessage(tmpdir(), flags.minFreeGib);
@@ -59,11 +64,17 @@ if (!tools.wrk && !tools.nginx) {
   process.exit(1);
 }
 const machine = await machineInfo(tools);
-const results = loadResults(resultsPath);
+const results = loadStored();
 let failed = 0;
 
 for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   const section = await SECTIONS[id]!();
+  if (flags.tls && !section.tls) {
+    log(`${id}: no TLS mode, skipped under --tls`);
+    continue;
+  }
+  // --tls figures are stored apart, so they never replace the plain ones.
+  const key = flags.tls ? `${id}-tls` : id;
   const cores = machine.cores;
   if (flags.waitQuiet) {
     // Other work on a shared machine skews every figure; wait (a while) for it to calm down.
@@ -80,10 +91,11 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
   try {
     const machineNow = { ...machine, loadavgAtStart: loadavg().map((x) => Math.round(x * 100) / 100) };
     const ha = { kills: flags.haKills, leaseMs: flags.haLeaseMs as readonly number[], etcdRecords: flags.etcdRecords };
-    const out = await section.run({ tools, machine: machineNow, quick, externalFull: flags.externalFull, runs, durationS, work, log, ha });
-    results.sections[id] = {
-      id,
-      title: section.title,
+    const tls = flags.tls ? makeBenchTls(join(work, 'tls')) : undefined;
+    const out = await section.run({ tools, machine: machineNow, quick, externalFull: flags.externalFull, runs, durationS, work, log, ha, tls });
+    results.sections[key] = {
+      id: key,
+      title: tls ? `${section.title}, over HTTPS` : section.title,
       measuredAt: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
       machine: machineNow,
       quick,
@@ -112,6 +124,6 @@ for (const id of SECTION_ORDER.filter((s) => only.includes(s))) {
 
 if (!flags.noDoc) {
   writeFileSync(docPath, renderDoc(results));
-  log('wrote docs/BENCHMARKS.md');
+  log(`wrote ${docPath}`);
 }
 process.exit(failed ? 1 : 0);

@@ -2,6 +2,7 @@
 import type { Tools } from './preflight.ts';
 import type { MachineInfo } from './machine.ts';
 import type { Goal } from './results.ts';
+import type { BenchTls } from './tls.ts';
 
 export interface BenchContext {
   tools: Tools;
@@ -16,6 +17,8 @@ export interface BenchContext {
   /** a private temp dir for this section */
   work: string;
   log(msg: string): void;
+  /** --tls, for a section with a TLS mode: the run's CA and certificate; every ugcfs role serves HTTPS */
+  tls?: BenchTls;
   /** the ha section's flags (--ha-kills, --ha-lease-ms, --etcd-records) */
   ha?: { kills: number; leaseMs: readonly number[]; etcdRecords: number };
 }
@@ -31,5 +34,7 @@ export interface SectionOutput {
 export interface Section {
   id: string;
   title: string;
+  /** it has a TLS mode (--tls): its figures are then stored apart, as `<id>-tls` */
+  tls?: boolean;
   run(ctx: BenchContext): Promise<SectionOutput>;
 }

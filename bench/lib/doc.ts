@@ -15,10 +15,17 @@ function machineLine(m: MachineInfo): string {
   return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, ${m.os}, Linux ${m.kernel}; node ${m.node}, nginx ${m.nginx ?? 'absent'}, wrk ${m.wrk ?? 'absent'}, sharp ${m.sharp} (libvips ${m.vips})${m.reclaim ? `; the kernel reclaims on its own: ${m.reclaim}` : ''}`;
 }
 
-function renderSection(s: SectionResult): string {
+/** A section's --tls run (`<id>-tls`), for its template as `tls.<name>`: its values, when and how it was measured. */
+function tlsValues(t: SectionResult | undefined): Values {
+  if (!t || t.values.notMeasured) return {};
+  const about = { measuredAt: t.measuredAt, quick: t.quick, loadStart: t.machine.loadavgAtStart.join(' / '), command: t.commands[0] ?? '', commands: [...new Set(t.commands)].join('\n') };
+  return Object.fromEntries(Object.entries({ ...t.values, ...about }).map(([k, v]) => [`tls.${k}`, v]));
+}
+
+function renderSection(s: SectionResult, tls?: SectionResult): string {
   const body = s.values.notMeasured
     ? render('sections/not-measured', s.values)
-    : fill(template(`sections/${s.id}`), sectionValues(s), `bench/templates/sections/${s.id}.md`, missingGoal);
+    : fill(template(`sections/${s.id}`), { ...sectionValues(s), ...tlsValues(tls) }, `bench/templates/sections/${s.id}.md`, missingGoal);
   return render('section', {
     title: s.title,
     measuredAt: s.measuredAt,
@@ -86,7 +93,7 @@ export function renderDoc(results: ResultsFile): string {
     ...docValues(results, sections),
     machines: [...machines].map(([line, ids]) => `- ${line} — sections: ${ids.join(', ')}`).join('\n'),
     goals: goals.length ? table(['goal', 'target', 'measured', 'status', 'command'], goals) : '',
-    sections: sections.map((s) => renderSection(s).trimEnd()).join('\n\n'),
+    sections: sections.map((s) => renderSection(s, results.sections[`${s.id}-tls`]).trimEnd()).join('\n\n'),
     missing: SECTION_ORDER.filter((id) => !results.sections[id]).join(', '),
   }, (key) => (key.startsWith('g.') ? 'not measured' : undefined));
 }

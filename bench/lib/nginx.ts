@@ -22,6 +22,8 @@ export interface NginxOptions {
   /** number or 'auto' (one per core) */
   workers?: number | 'auto';
   jpegQuality?: number;
+  /** serve HTTPS on this certificate and key (PEM files), as the ugcfs roles do under --tls */
+  tls?: { cert: string; key: string };
 }
 
 export interface Nginx {
@@ -52,8 +54,10 @@ export function nginxConfig(tools: Tools, o: NginxOptions, port: number): string
     '  types { image/jpeg jpg jpeg; image/png png; image/webp webp; application/octet-stream bin; }',
     '  default_type application/octet-stream;',
     '  server {',
-    `    listen 127.0.0.1:${port} reuseport;`,
+    `    listen 127.0.0.1:${port}${o.tls ? ' ssl' : ''} reuseport;`,
   );
+  // A session cache as a production TLS nginx has; wrk's connections live for the whole run anyway.
+  if (o.tls) lines.push(`    ssl_certificate ${o.tls.cert}; ssl_certificate_key ${o.tls.key}; ssl_session_cache shared:SSL:10m;`);
   if (o.staticRoot) lines.push(`    location /static/ { alias ${o.staticRoot}/; }`);
   if (o.davRoot) {
     lines.push(
@@ -97,7 +101,7 @@ export async function startNginx(tools: Tools, o: NginxOptions): Promise<Nginx> 
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     config,
     stop: async () => {
       process.removeListener('exit', onExit);

@@ -17,6 +17,10 @@ export const RUN_OPTIONS = {
   externalFull: opt.bool(false, "the parts' own scripts in their full form; slower"),
   waitQuiet: opt.bool(false, `before each section, wait up to ${WAIT_QUIET_MS / 60_000} min for the load average to drop below the core count`),
   noDoc: opt.bool(false, 'touch nothing in docs/'),
+  // The TLS figures are a section's own entry (`reads-tls`), shown in its part of the doc beside
+  // the plain ones; a section without a TLS mode is skipped under --tls.
+  tls: opt.bool(false, 'reads and writes over HTTPS: every ugcfs role and nginx on a throwaway CA made with openssl; stored apart from the plain figures'),
+  out: opt.string('', 'store results.json and BENCHMARKS.md in this directory instead of docs/ (a trial run; it starts from the figures stored there, else from docs/)'),
   render: opt.bool(false, 'only rewrite docs/BENCHMARKS.md from docs/benchmarks/results.json'),
   // A section's work directory lives until the section ends. The writes section keeps every
   // replica of thousands of 20 KB writes a second (replicas 1-3, two clusters) and nginx's

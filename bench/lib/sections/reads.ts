@@ -1,5 +1,6 @@
 // Reads: the same files through nginx static, the bare Node ceiling, the bare fastify
 // ceiling, a ugcfs data server, and the origin (cache hit, and cache miss of the original).
+// Under --tls: nginx and every ugcfs role over HTTPS, without the bare peers (plain HTTP only).
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Section, BenchContext } from '../context.ts';
@@ -10,7 +11,7 @@ import { startPeer, startUgcfs, type Child } from '../spawn.ts';
 import { compareReads, rpsRatio, type Target, type TargetFigures } from '../compare.ts';
 import { wrkCommand, WRK_THREADS, WRK_CONNECTIONS } from '../wrk.ts';
 import { table, num, ratio, micros } from '../markdown.ts';
-import { rolesAvailable, ORIGIN_WORKERS, startCluster, clientWriter, SECRET, type Cluster } from '../cluster.ts';
+import { rolesAvailable, ORIGIN_WORKERS, startBenchCluster, clientWriter, SECRET, type BenchCluster } from '../cluster.ts';
 import { DS_ROUTES, HEADERS } from '../../../src/wire/protocol.ts';
 
 const FILES_PER_SIZE = 100;
@@ -22,6 +23,7 @@ const NO_CACHE = ['--memory-cache-bytes', '0', '--cache-bytes', '0'];
 export const section: Section = {
   id: 'reads',
   title: 'Reads: data server and origin against nginx and the bare Node ceiling',
+  tls: true,
   async run(ctx: BenchContext) {
     if (!ctx.tools.wrk) return { values: { notMeasured: 'wrk is missing (apt-get install wrk)' }, goals: [], commands: [], data: {} };
     const count = ctx.quick ? 30 : FILES_PER_SIZE;
@@ -32,44 +34,48 @@ export const section: Section = {
     const commands: string[] = [wrkCommand(ctx.durationS)];
     const stops: (() => Promise<void>)[] = [];
     const peers: { nginx?: string; node?: Child; nodeSync?: Child; fastify?: Child } = {};
+    const tls = ctx.tls;
+    const tlsArgs = tls?.args ?? [];
     try {
       if (ctx.tools.nginx) {
-        const ng = await startNginx(ctx.tools, { dir: join(ctx.work, 'nginx'), staticRoot: dir });
+        const ng = await startNginx(ctx.tools, { dir: join(ctx.work, 'nginx'), staticRoot: dir, tls });
         stops.push(ng.stop);
         peers.nginx = ng.url;
         commands.push('nginx config:', ...ng.config.trimEnd().split('\n'));
       }
-      peers.node = await startPeer('bare-node', ['--dir', dir, '--pack', join(ctx.work, 'pack.bin')]);
-      stops.push(() => peers.node!.stop());
-      peers.nodeSync = await startPeer('bare-node', ['--dir', dir, '--pack', join(ctx.work, 'pack-sync.bin'), '--sync-reads']);
-      stops.push(() => peers.nodeSync!.stop());
-      peers.fastify = await startPeer('bare-fastify', ['--dir', dir]);
-      stops.push(() => peers.fastify!.stop());
-      commands.push('node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK', 'node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK2 --sync-reads', 'node bin/run-ts.mjs bench/peers/bare-fastify.ts --dir FILES');
+      if (!tls) {
+        peers.node = await startPeer('bare-node', ['--dir', dir, '--pack', join(ctx.work, 'pack.bin')]);
+        stops.push(() => peers.node!.stop());
+        peers.nodeSync = await startPeer('bare-node', ['--dir', dir, '--pack', join(ctx.work, 'pack-sync.bin'), '--sync-reads']);
+        stops.push(() => peers.nodeSync!.stop());
+        peers.fastify = await startPeer('bare-fastify', ['--dir', dir]);
+        stops.push(() => peers.fastify!.stop());
+        commands.push('node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK', 'node bin/run-ts.mjs bench/peers/bare-node.ts --dir FILES --pack PACK2 --sync-reads', 'node bin/run-ts.mjs bench/peers/bare-fastify.ts --dir FILES');
+      }
 
       // ugcfs: one data server (so every fid is on it), replicas 1, and two origins: one
       // with its caches on (hits) and one with every cache off (each read a miss).
       const roles = rolesAvailable();
-      let cluster: Cluster | undefined;
+      let cluster: BenchCluster | undefined;
       let missOrigin: Child | undefined;
       let poolOrigin: Child | undefined;
       const fids = new Map<string, string>();
       let ugcfsNote = '';
       if (roles.nameserver && roles.dataserver) {
         try {
-          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: roles.origin });
+          cluster = await startBenchCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: roles.origin }, tls);
           stops.unshift(() => cluster!.stop());
           commands.push(...cluster.commands);
-          const w = await clientWriter(cluster.nameserver.url);
+          const w = await clientWriter(cluster.nameserver.url, { dispatcher: cluster.dispatcher });
           for (const s of SIZES) for (const n of names(s.bytes)) fids.set(n, await w.put(readFileSync(join(dir, n)), 'application/octet-stream'));
           await w.close?.();
           if (roles.origin) {
-            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', ...NO_CACHE];
+            const args = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', ...NO_CACHE, ...tlsArgs];
             missOrigin = await startUgcfs(args, { env: cluster.env });
             stops.unshift(() => missOrigin!.stop());
             commands.push(`ugcfs ${args.join(' ')}   (the cache-miss origin)`);
             // The caching origin again with a worker per core, as nginx runs (worker_processes auto).
-            const poolArgs = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS)];
+            const poolArgs = ['origin', '--nameserver', cluster.nameserver.url, '--port', '0', '--workers', String(ORIGIN_WORKERS), ...tlsArgs];
             poolOrigin = await startUgcfs(poolArgs, { env: cluster.env });
             stops.unshift(() => poolOrigin!.stop());
             commands.push(`ugcfs ${poolArgs.join(' ')}`);
@@ -90,9 +96,9 @@ export const section: Section = {
         const ns = names(s.bytes);
         const targets: Target[] = [];
         if (peers.nginx) targets.push({ id: 'nginx', label: 'nginx static', url: peers.nginx, paths: ns.map((n) => `/static/${n}`) });
-        targets.push({ id: 'node', label: 'bare Node (positioned read)', url: peers.node.url, paths: ns.map((n) => `/static/${n}`) });
-        targets.push({ id: 'node-sync', label: 'bare Node (positioned read in place, synchronous)', url: peers.nodeSync.url, paths: ns.map((n) => `/static/${n}`) });
-        targets.push({ id: 'fastify', label: 'bare fastify (buffer in memory)', url: peers.fastify.url, paths: ns.map((n) => `/static/${n}`) });
+        if (peers.node) targets.push({ id: 'node', label: 'bare Node (positioned read)', url: peers.node.url, paths: ns.map((n) => `/static/${n}`) });
+        if (peers.nodeSync) targets.push({ id: 'node-sync', label: 'bare Node (positioned read in place, synchronous)', url: peers.nodeSync.url, paths: ns.map((n) => `/static/${n}`) });
+        if (peers.fastify) targets.push({ id: 'fastify', label: 'bare fastify (buffer in memory)', url: peers.fastify.url, paths: ns.map((n) => `/static/${n}`) });
         if (cluster && fids.size) {
           const dsPaths = ns.map((n) => DS_ROUTES.needle.replace(':fid', fids.get(n)!));
           targets.push({ id: 'ds', label: 'ugcfs data server, server checks every byte', url: cluster.dataservers[0]!.url, paths: dsPaths, headers: { 'x-ugcfs-secret': SECRET } });
@@ -106,9 +112,11 @@ export const section: Section = {
         data[s.label] = Object.fromEntries([...figs].map(([k, v]) => [k, { rps: v.rps, p50: v.p50, p99: v.p99, runs: v.runs.map((r) => r.rps) }]));
         for (const t of targets) {
           const f = figs.get(t.id)!;
-          rows.push(row(s.label, f, rpsRatio(figs, t.id, 'nginx'), rpsRatio(figs, t.id, 'node')));
+          const r = row(s.label, f, rpsRatio(figs, t.id, 'nginx'), rpsRatio(figs, t.id, 'node'));
+          rows.push(tls ? r.filter((_, i) => i !== NODE_COLUMN) : r);
         }
-        if (s.bytes === GOAL_BYTES) {
+        // Over HTTPS the figures are reported, beside the plain run's goals.
+        if (s.bytes === GOAL_BYTES && !tls) {
           // The goals are read on the route as ugcfs's own readers use it (the cluster client,
           // so the origin, the CLI and migration: they check every answer's CRC end to end);
           // the server-checked route, what curl gets, is reported beside them.
@@ -129,7 +137,7 @@ export const section: Section = {
         wrkConnections: WRK_CONNECTIONS,
         durationS: ctx.durationS,
         runs: ctx.runs,
-        table: table(['size', 'server', 'req/s', 'MB/s', 'p50', 'p99', 'vs nginx', 'vs bare Node', 'spread'], rows),
+        table: table(tls ? ['size', 'server', 'req/s', 'MB/s', 'p50', 'p99', 'vs nginx (HTTPS)', 'spread'] : ['size', 'server', 'req/s', 'MB/s', 'p50', 'p99', 'vs nginx', 'vs bare Node', 'spread'], rows),
         note: ugcfsNote,
         missFlags: NO_CACHE.join(' '),
         workers: ORIGIN_WORKERS,
@@ -141,6 +149,9 @@ export const section: Section = {
     }
   },
 };
+
+/** the "vs bare Node" column of row(), left out over HTTPS (the bare peers serve plain HTTP only) */
+const NODE_COLUMN = 7;
 
 function row(size: string, f: TargetFigures, vsNginx: number, vsNode: number): (string | number)[] {
   if (f.error && f.runs.length === 0) return [size, f.label, `failed: ${f.error.slice(0, 80)}`, '', '', '', '', '', ''];
