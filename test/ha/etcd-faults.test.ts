@@ -25,7 +25,7 @@ describe.skipIf(etcdUsable())('etcd quorum lost under a name-server group', () =
     const origin = ha.origin!.url;
     const files = new Map<string, string>();
     for (let i = 0; i < 20; i++) {
-      const f = await upload(origin, await png());
+      const f = await upload(origin, await png(), ha.uploadToken);
       files.set(f.fid, f.sha256);
     }
     const [a, b] = [ha.etcd.members[1]!, ha.etcd.members[2]!];
