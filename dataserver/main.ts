@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { UgcfsError } from '../src/base/errors.ts';
-import { assertListenAllowed, createHttpServer, listen, roleRules } from '../src/http/http-server.ts';
+import { createHttpServer, listen, roleRules } from '../src/http/http-server.ts';
 import { createLogger, type Logger } from '../src/base/log.ts';
 import type { RunningServer } from '../src/http/running-server.ts';
 import { agentFor } from '../src/clients/http-client.ts';
@@ -67,7 +67,6 @@ function loadOrCreateId(dir: string, wanted: string): string {
 }
 
 export async function startDataserver(config: DataserverConfig, opts: DataserverStartOptions = {}): Promise<RunningDataserver> {
-  assertListenAllowed(config.host, config.clusterSecret, 'dataserver');
   // Calls to the name server and to replicas trust --tls-ca (read now: a bad one stops the start).
   const dispatcher = agentFor(config.tlsCa);
   const dataDir = resolve(config.data);

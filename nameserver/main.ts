@@ -1,7 +1,7 @@
 // startNameserver: the name server role (see nameserver/server.ts for what it holds).
 import { mkdirSync } from 'node:fs';
 import { UgcfsError } from '../src/base/errors.ts';
-import { assertListenAllowed, listen } from '../src/http/http-server.ts';
+import { listen } from '../src/http/http-server.ts';
 import { createLogger, type Logger } from '../src/base/log.ts';
 import type { RunningServer } from '../src/http/running-server.ts';
 import type { NameserverConfig } from './config.ts';
@@ -16,7 +16,6 @@ export interface RunningNameserver extends RunningServer {
 }
 
 export async function startNameserver(config: NameserverConfig, opts: NameserverStartOptions = {}): Promise<RunningNameserver> {
-  assertListenAllowed(config.host, config.clusterSecret, 'nameserver');
   const log = opts.log ?? createLogger({ name: 'nameserver', level: config.logLevel });
   try {
     if (config.data !== '') mkdirSync(config.data, { recursive: true });

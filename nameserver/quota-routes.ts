@@ -9,7 +9,6 @@ import { UgcfsError } from '../src/base/errors.ts';
 import { NS_ROUTES, type QuotaChange, type QuotaUsage } from '../src/wire/protocol.ts';
 import type { NameserverContext } from './context.ts';
 
-/** the cluster secret, checked before the body is read (the handlers ask again) */
 /** an origin charges and reads its uploaders' usage with its own credential */
 const FILE = { config: { auth: 'file' } };
 

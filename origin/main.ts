@@ -9,7 +9,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { splitUrls } from '../src/base/config.ts';
 import { UgcfsError } from '../src/base/errors.ts';
-import { assertListenAllowed, createHttpServer, listen } from '../src/http/http-server.ts';
+import { createHttpServer, listen } from '../src/http/http-server.ts';
 import { createLogger, type Logger } from '../src/base/log.ts';
 import { aggregatedMetricsText } from '../src/base/metrics.ts';
 import type { RunningServer } from '../src/http/running-server.ts';
@@ -93,7 +93,6 @@ export async function startOrigin(config: OriginConfig, opts: StartOriginOptions
 /** One serving origin process: the whole origin, or one worker of a pool. */
 async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions, pool: PoolMember | undefined): Promise<RunningServer> {
   const credential = originCredential(config);
-  assertListenAllowed(config.host, credential, 'origin');
   const presets = loadPresets(config.presets);
   const allowedSizes = parseSizes(config.allowedSizes);
   if (config.strict && presets.size === 0 && allowedSizes.size === 0) {

@@ -219,8 +219,3 @@ export function describeOptions(table: OptionTable): string {
     .map(([k, s]) => `  ${flagName(k).padEnd(22)} ${s.describe}${s.env ? ` [env ${s.env}]` : ''}${s.secret || s.default === '' || (Array.isArray(s.default) && s.default.length === 0) ? '' : ` (default ${JSON.stringify(s.default)})`}`)
     .join('\n');
 }
-
-/** Loopback check used by the "no secret, no public listen" rule. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}

@@ -69,7 +69,7 @@ export class CredentialRule {
 
   /** True when `given` is accepted; throws UGCFS_ERR_FORBIDDEN or UGCFS_ERR_UNAUTHORIZED otherwise. */
   check(given: string | undefined): true {
-    if (matchesAny(given, this.accepted) !== undefined) return true;
+    if (this.accepts(given)) return true;
     if (matchesAny(given, this.others) !== undefined) throw new UgcfsError('UGCFS_ERR_FORBIDDEN', 'this credential may not call this route (the origin credential reaches files only; blocks and cluster operations need the cluster secret)');
     throw new UgcfsError('UGCFS_ERR_UNAUTHORIZED', 'cluster secret missing or wrong');
   }

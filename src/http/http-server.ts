@@ -1,5 +1,5 @@
 // The fastify scaffolding every ugcfs server shares: request ids, the one error renderer,
-// /healthz and /metrics, the cluster-secret guard, the no-public-listen-without-secret rule,
+// /healthz and /metrics, the credential rules of internal and file routes,
 // graceful shutdown, and what every request passes before its body is read — the Host
 // check, routing, the route's declared credential and body limit — with the server's
 // timeouts and connection cap (request-gate.ts). HTTPS with --tls-cert and --tls-key.
@@ -7,7 +7,6 @@ import type { Server } from 'node:http';
 import { Server as TlsServer } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { UgcfsError } from '../base/errors.ts';
-import { isLoopbackHost } from '../base/config.ts';
 import { createMetrics, type Metrics, type Registry } from '../base/metrics.ts';
 import type { Logger } from '../base/log.ts';
 import { credentialOf, CredentialRule } from '../base/secret.ts';
@@ -224,18 +223,6 @@ export function roleRules(clusterSecret: string, originSecret: string): RoleRule
     internal: new CredentialRule([clusterSecret], [originSecret]),
     file: new CredentialRule([clusterSecret, originSecret]),
   };
-}
-
-/** Throws unless the request carries the cluster secret (X-Ugcfs-Secret or Bearer); none configured refuses all. */
-export function requireClusterSecret(req: FastifyRequest, secret: string): void {
-  new CredentialRule([secret]).check(credentialOf(req.headers));
-}
-
-/** A server refuses to listen on a non-loopback address without a cluster secret. */
-export function assertListenAllowed(host: string, secret: string, role: string): void {
-  if (!isLoopbackHost(host) && secret === '') {
-    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `${role} will not listen on ${host} without a cluster secret: set UGCFS_CLUSTER_SECRET or use --host 127.0.0.1`);
-  }
 }
 
 /** Listens; the URL answered is http:// or, when the server has a certificate, https://. */
