@@ -5,14 +5,41 @@
 // an id made when it is first created: a name server that lost its state starts a new feed
 // at sequence 0, and a poller's cursor into the old one means nothing there, however the
 // numbers compare — the id tells it so.
+//
+// Moves share the sequence: every change of a block's replica set (repair, move, drain) is
+// recorded with the block's new version, so clients that cache sealed blocks' locations for
+// long (src/clients/location-cache.ts) drop a location once it is older than that. One
+// sequence means one cursor, one trim and one "gap" for both.
 import { randomBytes } from 'node:crypto';
 import { decodeFid } from '../src/wire/file-id.ts';
-import type { DeleteEvent, DeleteFeedPage } from '../src/wire/protocol.ts';
+import type { BlockMove, DeleteEvent, DeleteFeedPage } from '../src/wire/protocol.ts';
 import type { Namespace } from './metadata-store/index.ts';
 
 interface StoredDelete {
   fid: string;
   at: number;
+}
+
+interface StoredMove {
+  block: number;
+  version: number;
+  at: number;
+}
+
+/** A stored event: a delete ({fid, at}) or a move ({block, version, at}). */
+export type StoredFeedEvent = StoredDelete | StoredMove;
+
+type FeedEvent = DeleteEvent | BlockMove;
+
+const isDelete = (ev: FeedEvent): ev is DeleteEvent => 'fid' in ev;
+
+/** The in-memory event for a stored value; undefined for a value of neither shape. */
+function eventOf(seq: number, v: unknown): FeedEvent | undefined {
+  const o = v as Partial<StoredDelete & StoredMove> | undefined;
+  if (typeof o?.at !== 'number') return undefined;
+  if (typeof o.fid === 'string') return { seq, fid: o.fid, at: o.at };
+  if (typeof o.block === 'number' && typeof o.version === 'number') return { seq, block: o.block, version: o.version, at: o.at };
+  return undefined;
 }
 
 const key = (seq: number) => String(seq).padStart(15, '0');
@@ -26,25 +53,30 @@ export interface DeleteFeedOptions {
 }
 
 export class DeleteFeed {
-  private readonly events: DeleteEvent[] = [];
+  private readonly events: FeedEvent[] = [];
   private seq = 0;
   private id = '';
   private readonly maxEntries: number;
   private readonly maxAgeMs: number;
   private readonly pageSize: number;
 
-  constructor(private readonly store: Namespace<StoredDelete>, o: DeleteFeedOptions = {}) {
+  constructor(private readonly store: Namespace<StoredFeedEvent>, o: DeleteFeedOptions = {}) {
     this.maxEntries = o.maxEntries ?? 100_000;
     this.maxAgeMs = o.maxAgeMs ?? 3_600_000;
     this.pageSize = o.pageSize ?? 1000;
   }
 
   async load(): Promise<void> {
-    const newest: DeleteEvent[] = [];
-    for await (const [k, v] of this.store.iterator({ reverse: true, limit: this.maxEntries, lt: FEED_ID_KEY })) newest.push({ seq: Number(k), fid: v.fid, at: v.at });
+    const newest: FeedEvent[] = [];
+    let seq = 0;
+    for await (const [k, v] of this.store.iterator({ reverse: true, limit: this.maxEntries, lt: FEED_ID_KEY })) {
+      seq = Math.max(seq, Number(k));
+      const ev = eventOf(Number(k), v);
+      if (ev) newest.push(ev);
+    }
     newest.reverse();
     this.events.push(...newest);
-    this.seq = newest.at(-1)?.seq ?? 0;
+    this.seq = seq;
     const stored = (await this.store.get(FEED_ID_KEY)) as unknown as { id?: string } | undefined;
     if (stored?.id) this.id = stored.id;
   }
@@ -53,7 +85,7 @@ export class DeleteFeed {
   async takeOver(): Promise<void> {
     if (this.id !== '') return;
     const id = randomBytes(8).toString('hex');
-    await this.store.put(FEED_ID_KEY, { id } as unknown as StoredDelete);
+    await this.store.put(FEED_ID_KEY, { id } as unknown as StoredFeedEvent);
     this.id = id;
   }
 
@@ -66,9 +98,9 @@ export class DeleteFeed {
     }
     const seq = Number(k);
     if (value !== undefined) {
-      const v = value as StoredDelete;
       if (seq > this.seq) {
-        this.events.push({ seq, fid: v.fid, at: v.at });
+        const ev = eventOf(seq, value);
+        if (ev) this.events.push(ev);
         this.seq = seq;
       }
     } else {
@@ -91,10 +123,30 @@ export class DeleteFeed {
     return ev.seq;
   }
 
+  /**
+   * A change of `block`'s replica set, now at `version`. Synced like a delete: a sequence
+   * number handed out and then lost in a crash would be handed out again, and a poller that
+   * saw the first would skip the second. The caller may drop the promise (the block map's
+   * move hook does): the event is in the feed at once, and a failed write is not an
+   * unhandled rejection.
+   */
+  recordMove(block: number, version: number, now = Date.now()): Promise<number> {
+    const ev: BlockMove = { seq: ++this.seq, block, version, at: now };
+    this.events.push(ev);
+    const done = (async () => {
+      await this.store.put(key(ev.seq), { block, version, at: now });
+      await this.trim(now);
+      return ev.seq;
+    })();
+    done.catch(() => {});
+    return done;
+  }
+
   /** The fids of the recorded deletes whose file id names `block`, oldest first. */
   fidsInBlock(block: number): string[] {
     const out: string[] = [];
     for (const ev of this.events) {
+      if (!isDelete(ev)) continue;
       try {
         if (decodeFid(ev.fid).block === block) out.push(ev.fid);
       } catch {
@@ -104,10 +156,13 @@ export class DeleteFeed {
     return out;
   }
 
-  /** Deletes after `after`; without `after`, only the current cursor. */
+  /**
+   * Events after `after` (at most a page of deletes and moves together, in sequence order);
+   * without `after`, only the current cursor.
+   */
   since(after: number | undefined): DeleteFeedPage {
-    if (after === undefined) return { feed: this.id, seq: this.seq, deletes: [], complete: true };
-    if (after > this.seq) return { feed: this.id, seq: this.seq, deletes: [], complete: false };
+    if (after === undefined) return { feed: this.id, seq: this.seq, deletes: [], moves: [], complete: true };
+    if (after > this.seq) return { feed: this.id, seq: this.seq, deletes: [], moves: [], complete: false };
     const oldest = this.events[0]?.seq ?? this.seq + 1;
     const complete = after >= oldest - 1;
     let lo = 0;
@@ -117,8 +172,14 @@ export class DeleteFeed {
       if (this.events[mid]!.seq <= after) lo = mid + 1;
       else hi = mid;
     }
-    const deletes = this.events.slice(lo, lo + this.pageSize);
-    return { feed: this.id, seq: deletes.at(-1)?.seq ?? this.seq, deletes, complete };
+    const page = this.events.slice(lo, lo + this.pageSize);
+    const deletes: DeleteEvent[] = [];
+    const moves: BlockMove[] = [];
+    for (const ev of page) {
+      if (isDelete(ev)) deletes.push(ev);
+      else moves.push(ev);
+    }
+    return { feed: this.id, seq: page.at(-1)?.seq ?? this.seq, deletes, moves, complete };
   }
 
   private async trim(now: number): Promise<void> {
