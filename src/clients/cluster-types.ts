@@ -18,8 +18,10 @@ export interface ClusterClientOptions {
   nameserverFailoverMs?: number;
   /** the agent every call goes through (http-client.ts agentFor: --tls-ca); default the shared one */
   dispatcher?: Dispatcher;
-  /** how long a block location is trusted before it is fetched again, ms (default 10 s; a sealed block's is used longer while no name server answers) */
+  /** how long a block location is trusted before it is fetched again, ms (default 10 s; a sealed block's: sealedLocationTtlMs) */
   locationTtlMs?: number;
+  /** how long a sealed block's location is trusted, ms (default 1 h); a move learnt from the delete feed (watchDeletes) or a failed read drops it sooner */
+  sealedLocationTtlMs?: number;
   /** blocks whose locations are cached (default 10,000) */
   locationCacheSize?: number;
   /** assign + write attempts before a write fails (default 4) */

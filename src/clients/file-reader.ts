@@ -82,6 +82,7 @@ export class FileReader {
         } catch (err) {
           const e = asUgcfs(err);
           if (e.code === 'UGCFS_ERR_NOT_FOUND' || e.code === 'UGCFS_ERR_BAD_FID') throw e;
+          this.locations.replicaFailed(f.block); // a sealed block's location is kept long: ask again next time
           if (e.code === 'UGCFS_ERR_BLOCK_NOT_FOUND' || e.code === 'UGCFS_ERR_UPSTREAM') stale = true;
           last = e;
         }

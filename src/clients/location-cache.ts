@@ -1,17 +1,34 @@
 // The cluster client's block locations: each block's live replicas as the name server last
-// told them, trusted for a TTL, at most `size` blocks (the oldest goes first). The replica
-// a read tries first is chosen by a hashring keyed by fid, so each replica's page cache
-// holds a distinct share of the files.
+// told them, at most `size` blocks (the oldest goes first). The replica a read tries first is
+// chosen by a hashring keyed by fid, so each replica's page cache holds a distinct share of
+// the files.
+//
+// How long a location is trusted depends on the block. A sealed block takes no more writes,
+// and its replicas change only when the name server moves or repairs it; each such change
+// bumps the block's `version`, which clients learn from the delete feed's `moves` (moved())
+// or from an answer. So a sealed block's location is kept for `sealedTtlMs` (an hour by
+// default) and name-server lookups grow with new blocks, not with reads. Any other block
+// (writable, read-only, being copied) is trusted for `ttlMs` (10 s). A sealed location is
+// also no longer trusted once a read from one of its replicas fails (replicaFailed(): the
+// block is not there, the server is down), or the feed has a gap (sealedUnknown()): a reader
+// not following the feed still finds a moved copy this way, as the next replica serves
+// meanwhile.
 //
 // While no name server answers (no answer, a timeout, no quorum, a shutdown), a read may go
-// on with a sealed block's cached location however old: a sealed block takes no more writes,
-// so its replicas rarely change, and a replica that moved away answers "block not found",
-// which the reader takes to the next one. A writable block's location is never served stale.
+// on with a sealed block's cached location however old or distrusted: a replica that moved
+// away answers "block not found", which the reader takes to the next one. A writable block's
+// location is never served stale.
 import { createRequire } from 'node:module';
 import { UgcfsError, isUgcfsError } from '../base/errors.ts';
 import type { BlockLocation, DsRef } from '../wire/protocol.ts';
 import type { NameserverClient } from './nameserver-client.ts';
 import { isNoAnswer } from './nameserver-group.ts';
+
+/** How long a location is trusted (`ttlMs`), and a sealed block's (`sealedTtlMs`), by default, ms. */
+export const LOCATION_TTL_MS = 10_000;
+export const SEALED_LOCATION_TTL_MS = 3_600_000;
+/** Moves remembered for blocks being looked up, so an answer older than a move is not trusted (see moved()). */
+const RECENT_MOVES = 4096;
 
 /** After no name server answered, stale sealed locations are served without asking for this long (at most the TTL), ms. */
 const NS_DOWN_RETRY_MS = 2000;
@@ -29,20 +46,52 @@ const HashRing = createRequire(import.meta.url)('hashring') as new (servers: str
 
 interface CachedLocation {
   loc: BlockLocation;
-  at: number;
+  /** trusted until then (ms since the epoch); 0: distrusted, kept only for reads while no name server answers */
+  until: number;
   ring: HashRingLike | undefined;
 }
+
+export interface LocationCacheOptions {
+  /** how long a location is trusted, ms */
+  ttlMs: number;
+  /** how long a sealed (not writable) block's location is trusted, ms (default: SEALED_LOCATION_TTL_MS) */
+  sealedTtlMs?: number;
+  /** blocks whose locations are kept */
+  size: number;
+}
+
+/** What the cache has done: `lookups` asked a name server, `hits` were answered from the cache. */
+export interface LocationCacheStats {
+  lookups: number;
+  hits: number;
+  /** locations distrusted by a move, a replica without the block or a feed gap */
+  dropped: number;
+  cached: number;
+}
+
+/** A sealed block: its replicas change only by a move or repair, which bumps its version. */
+const isSealed = (loc: BlockLocation) => loc.state === 'sealed' && !loc.writable;
 
 export class LocationCache {
   private readonly locations = new Map<number, CachedLocation>();
   private readonly rings = new Map<string, HashRingLike>();
+  /** One name-server lookup per block at a time: concurrent reads of a new block share it. */
+  private readonly inflight = new Map<number, Promise<BlockLocation>>();
+  /** block -> the newest version the feed named, for the few blocks moved lately (oldest first). */
+  private readonly recentMoves = new Map<number, number>();
   /** Until then, stale sealed locations are served without asking: the name servers just failed to answer. */
   private nsDownUntil = 0;
+  private readonly sealedTtlMs: number;
+  private lookups = 0;
+  private hits = 0;
+  private dropped = 0;
 
   constructor(
-    private readonly ns: NameserverClient,
-    private readonly o: { ttlMs: number; size: number },
-  ) {}
+    private readonly ns: Pick<NameserverClient, 'locate'>,
+    private readonly o: LocationCacheOptions,
+  ) {
+    this.sealedTtlMs = o.sealedTtlMs ?? SEALED_LOCATION_TTL_MS;
+  }
 
   /**
    * The block's live replicas, from cache unless stale or `refresh`. `staleSealed` (reads):
@@ -50,15 +99,15 @@ export class LocationCache {
    */
   async locate(block: number, refresh = false, staleSealed = false): Promise<BlockLocation> {
     const hit = this.locations.get(block);
-    if (hit && !refresh && Date.now() - hit.at < this.o.ttlMs) return hit.loc;
+    if (hit && !refresh && Date.now() < hit.until) {
+      this.hits++;
+      return hit.loc;
+    }
     const stale = staleSealed && hit?.loc.state === 'sealed' ? hit : undefined;
     // A hung name server costs a whole timeout: one read waits it, the next ones for a while do not.
     if (stale && Date.now() < this.nsDownUntil) return stale.loc;
     try {
-      const loc = await this.ns.locate(block);
-      this.nsDownUntil = 0;
-      this.remember(loc);
-      return loc;
+      return await this.lookup(block, refresh);
     } catch (err) {
       if (noNameserver(err)) this.nsDownUntil = Date.now() + Math.min(this.o.ttlMs, NS_DOWN_RETRY_MS);
       if (stale && this.locations.get(block) === stale && noNameserver(err)) return stale.loc;
@@ -68,13 +117,63 @@ export class LocationCache {
     }
   }
 
+  /** Asks the name server; a plain lookup joins one already on the way, a `fresh` one (after a stale answer) does not. */
+  private lookup(block: number, fresh: boolean): Promise<BlockLocation> {
+    const joined = fresh ? undefined : this.inflight.get(block);
+    if (joined) return joined;
+    this.lookups++;
+    const p = this.ns.locate(block).then((loc) => {
+      this.nsDownUntil = 0;
+      this.remember(loc);
+      return loc;
+    });
+    this.inflight.set(block, p);
+    const done = () => {
+      if (this.inflight.get(block) === p) this.inflight.delete(block);
+    };
+    p.then(done, done);
+    return p;
+  }
+
   remember(loc: BlockLocation): void {
     this.locations.delete(loc.block);
     if (this.locations.size >= this.o.size) {
       const oldest = this.locations.keys().next().value;
       if (oldest !== undefined) this.locations.delete(oldest);
     }
-    this.locations.set(loc.block, { loc, at: Date.now(), ring: undefined });
+    // An answer sent before a move the feed already told us of is used once, not kept (an
+    // answer without a version, from an older name server, cannot be compared).
+    const movedTo = this.recentMoves.get(loc.block);
+    const outdated = movedTo !== undefined && loc.version !== undefined && loc.version < movedTo;
+    const until = outdated ? 0 : Date.now() + (isSealed(loc) ? this.sealedTtlMs : this.o.ttlMs);
+    this.locations.set(loc.block, { loc, until, ring: undefined });
+  }
+
+  /**
+   * The block's replica set changed (the delete feed's `moves`): a cached location older than
+   * `version` (or from a name server that sends none) is no longer trusted.
+   */
+  moved(block: number, version: number): void {
+    this.recentMoves.delete(block);
+    this.recentMoves.set(block, version);
+    if (this.recentMoves.size > RECENT_MOVES) this.recentMoves.delete(this.recentMoves.keys().next().value!);
+    const c = this.locations.get(block);
+    if (c && (c.loc.version ?? 0) < version) this.distrust(c);
+  }
+
+  /**
+   * A replica of the block did not serve a read: it does not hold the block (moved away, its
+   * copy being pulled again), is down or hung. The location is asked for again next time, so
+   * a long-kept one does not send reads to a gone replica first for long.
+   */
+  replicaFailed(block: number): void {
+    const c = this.locations.get(block);
+    if (c) this.distrust(c);
+  }
+
+  /** The delete feed had a gap (trimmed past our cursor, or reset): moves may have been missed. */
+  sealedUnknown(): void {
+    for (const c of this.locations.values()) if (isSealed(c.loc)) this.distrust(c);
   }
 
   forget(block: number): void {
@@ -83,6 +182,18 @@ export class LocationCache {
 
   clear(): void {
     this.locations.clear();
+    this.recentMoves.clear();
+  }
+
+  stats(): LocationCacheStats {
+    return { lookups: this.lookups, hits: this.hits, dropped: this.dropped, cached: this.locations.size };
+  }
+
+  /** Kept, for reads while no name server answers (locate's `staleSealed`), but asked again next time. */
+  private distrust(c: CachedLocation): void {
+    if (c.until === 0) return;
+    c.until = 0;
+    this.dropped++;
   }
 
   /** Replicas in the order to try for this fid: its hashring owner first. */
