@@ -41,7 +41,7 @@ function table() {
 
 const sealed = (block: number, version: number | undefined, ...ids: string[]): BlockLocation => ({
   block,
-  replicas: ids.map((id) => ({ id, url: `http://${id}` })),
+  replicas: ids.map((id) => ({ id, url: `http://${id}`, rack: '' })),
   writable: false,
   state: 'sealed',
   ...(version === undefined ? {} : { version }),
