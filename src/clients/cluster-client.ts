@@ -12,7 +12,7 @@ import { watchDeletes, type DeleteWatchHandlers } from './delete-feed-watch.ts';
 import { FileDeleter } from './file-deleter.ts';
 import { FileReader } from './file-reader.ts';
 import { FileWriter } from './file-writer.ts';
-import { LocationCache } from './location-cache.ts';
+import { LOCATION_TTL_MS, LocationCache, SEALED_LOCATION_TTL_MS, type LocationCacheStats } from './location-cache.ts';
 import { NameserverClient } from './nameserver-client.ts';
 import { agentFor } from './http-client.ts';
 import type { ClusterClientOptions, FileHead, FileStat, ReadFile, WriteMeta, WrittenFile } from './cluster-types.ts';
@@ -37,7 +37,11 @@ export class ClusterClient {
     const dispatcher = opts.dispatcher;
     this.ns = new NameserverClient({ nameservers: opts.nameserver, secret: opts.secret, adminToken: opts.adminToken, dispatcher, ...timeout, ...failover });
     const ds = new DataserverClient({ secret: opts.secret, dispatcher, ...timeout });
-    this.locations = new LocationCache(this.ns, { ttlMs: opts.locationTtlMs ?? 10_000, size: opts.locationCacheSize ?? 10_000 });
+    this.locations = new LocationCache(this.ns, {
+      ttlMs: opts.locationTtlMs ?? LOCATION_TTL_MS,
+      sealedTtlMs: opts.sealedLocationTtlMs ?? SEALED_LOCATION_TTL_MS,
+      size: opts.locationCacheSize ?? 10_000,
+    });
     this.writer = new FileWriter({
       ns: this.ns,
       ds,
@@ -96,6 +100,11 @@ export class ClusterClient {
     return this.locations.locate(block, refresh);
   }
 
+  /** What the location cache has done: name-server lookups, cache hits, locations dropped. */
+  locationStats(): LocationCacheStats {
+    return this.locations.stats();
+  }
+
   // ---- delete feed
 
   /** Deletes recorded after `after` (a sequence number); without it, just the current cursor. */
@@ -106,10 +115,29 @@ export class ClusterClient {
   /**
    * Polls the delete feed and calls `onDelete` with the fids deleted since the last poll;
    * `onGap` when deletes may have been missed (drop every cached file then). Returns a stop
-   * function.
+   * function. While it runs, this client's location cache follows the feed too: a moved
+   * block's cached location is dropped, and a gap drops every sealed one.
    */
   watchDeletes(o: DeleteWatchHandlers): () => void {
-    return watchDeletes((after) => this.deletesSince(after), o);
+    const locations = this.locations;
+    const since = async (after?: number) => {
+      const page = await this.deletesSince(after);
+      // A new cursor (start, or a reset feed): moves before it will never be read, so no
+      // sealed location cached before it is trusted further.
+      if (after === undefined) locations.sealedUnknown();
+      return page;
+    };
+    return watchDeletes(since, {
+      ...o,
+      async onMove(moves) {
+        for (const m of moves) locations.moved(m.block, m.version);
+        await o.onMove?.(moves);
+      },
+      async onGap() {
+        locations.sealedUnknown();
+        await o.onGap?.();
+      },
+    });
   }
 
   // ---- cluster
