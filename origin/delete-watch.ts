@@ -2,7 +2,9 @@
 // reach it through the name server's delete feed: each polled batch is tombstoned and
 // purged from the memory and disk tiers; a gap in the feed (cursor older than what the name
 // server keeps, or its state reset) means some deletes are unknown, so every cache is dropped
-// or sent back to storage for confirmation.
+// or sent back to storage for confirmation. The feed's block moves need nothing here: the
+// cluster client's watchDeletes hands them to its location cache (src/clients/location-cache.ts),
+// which keeps sealed blocks' locations for long on the strength of it.
 import type { Logger } from '../src/base/log.ts';
 import type { OriginCore } from './origin-core.ts';
 
