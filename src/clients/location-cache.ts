@@ -1,7 +1,8 @@
 // The cluster client's block locations: each block's live replicas as the name server last
-// told them, at most `size` blocks (the oldest goes first). The replica a read tries first is
-// chosen by a hashring keyed by fid, so each replica's page cache holds a distinct share of
-// the files.
+// told them, at most `size` blocks (the least recently used goes first: with sealed
+// locations kept for an hour, eviction is what drops most of them). The replica a read
+// tries first is chosen by a hashring keyed by fid, so each replica's page cache holds a
+// distinct share of the files.
 //
 // How long a location is trusted depends on the block. A sealed block takes no more writes,
 // and its replicas change only when the name server moves or repairs it; each such change
@@ -101,6 +102,9 @@ export class LocationCache {
     const hit = this.locations.get(block);
     if (hit && !refresh && Date.now() < hit.until) {
       this.hits++;
+      // Most recently used goes last (Map order), so eviction takes the least used first.
+      this.locations.delete(block);
+      this.locations.set(block, hit);
       return hit.loc;
     }
     const stale = staleSealed && hit?.loc.state === 'sealed' ? hit : undefined;

@@ -146,6 +146,18 @@ describe('location cache', () => {
     expect(await ids(1, false, true)).toEqual(['a', 'c']);
   });
 
+  it('evicts the least recently used block when full', async () => {
+    cache = new LocationCache(ns, { ttlMs: TTL, sealedTtlMs: SEALED_TTL, size: 3 });
+    for (const b of [1, 2, 3, 4]) ns.answers.set(b, sealed(b, 1, 'a', 'b'));
+    for (const b of [1, 2, 3, 1, 4]) await cache.locate(b); // 1 was used after 2: 2 goes
+    expect(ns.asked).toEqual([1, 2, 3, 4]);
+    for (const b of [1, 3, 4]) await cache.locate(b);
+    expect(ns.asked).toEqual([1, 2, 3, 4]);
+    await cache.locate(2);
+    expect(ns.asked).toEqual([1, 2, 3, 4, 2]);
+    expect(cache.stats().cached).toBe(3);
+  });
+
   it('concurrent lookups of one block are one request; a refresh is its own', async () => {
     ns.answers.set(1, sealed(1, 1, 'a', 'b'));
     ns.held = true;
