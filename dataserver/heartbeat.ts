@@ -1,6 +1,8 @@
 // Heartbeats to the name servers: registration, block reports and free space, every
 // interval, to every name server listed in --nameserver (a high-availability group lists all
 // its members), each on its own loop, so one that is down or slow to answer delays no other.
+// Each loop keeps its own block-report session (report-session.ts): a full report, paged,
+// when the name server does not know this server's blocks, and otherwise only what changed.
 // The data server works without a name server (for tests and first boot), so a failed beat is
 // logged once per outage (per name server) and retried.
 //
@@ -23,7 +25,8 @@ import { splitUrls } from '../src/base/config.ts';
 import { isUgcfsError } from '../src/base/errors.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
-import type { DsCommand, Heartbeat, HeartbeatReply } from '../src/wire/protocol.ts';
+import type { BlockReport, DsCommand, Heartbeat, HeartbeatReply } from '../src/wire/protocol.ts';
+import { ReportSession } from './report-session.ts';
 import type { BlockStore } from './block-store.ts';
 import type { ClusterClock } from './cluster-clock.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
@@ -73,8 +76,8 @@ export function startHeartbeat(o: HeartbeatOptions): HeartbeatLoop {
   };
 }
 
-/** What a beat tells every name server: built afresh for each. */
-async function heartbeatBody(o: HeartbeatOptions): Promise<Heartbeat> {
+/** What a beat tells every name server: built afresh for each (the report is added per message). */
+async function heartbeatBody(o: HeartbeatOptions): Promise<{ hb: Omit<Heartbeat, 'report' | 'blocks'>; blocks: BlockReport[] }> {
   const free = await freeBytes(o.dataDir);
   o.metrics.freeBytes.set(free);
   o.store.updateGauges();
@@ -82,18 +85,18 @@ async function heartbeatBody(o: HeartbeatOptions): Promise<Heartbeat> {
   // A block on disk proves its id was handed out, whatever name server this one meets next.
   const held = blocks.reduce((m, b) => Math.max(m, b.id), -1);
   if (held >= 0) await o.identity.update({ blockIds: { upTo: BigInt(held) + 1n, state: '' } });
-  return {
+  const hb = {
     id: o.id,
     url: o.url,
     rack: o.rack,
     freeBytes: free,
     usedBytes: o.store.usedBytes(),
     blockSize: o.blockSize,
-    blocks,
     ...(o.identity.cluster !== undefined ? { cluster: o.identity.cluster } : {}),
     highWater: o.identity.highWater(),
     quarantine: o.store.quarantineStats(),
   };
+  return { hb, blocks };
 }
 
 async function execute(o: HeartbeatOptions, cmd: DsCommand): Promise<void> {
@@ -136,10 +139,48 @@ function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
     failing = false;
   };
 
+  const session = new ReportSession();
+
+  /** One beat: this beat's report messages in turn; a full report asked for is sent at once (once). */
   const beatOnce = async (): Promise<boolean> => {
+    let acted = false;
+    for (let round = 0; round < 2; round++) {
+      let body: Awaited<ReturnType<typeof heartbeatBody>>;
+      try {
+        body = await heartbeatBody(o);
+      } catch (err) {
+        o.log.error({ err, ...at }, 'could not build a heartbeat');
+        return acted;
+      }
+      const wasFull = session.wantsFull;
+      let complete = true;
+      for (const m of session.next(body.blocks)) {
+        const r = await sendOne({ ...body.hb, report: m });
+        if (r === undefined) {
+          session.unanswered(m);
+          return acted;
+        }
+        acted = r.acted || acted;
+        if (r.reply === undefined) {
+          // refused (another cluster) or not understood: nothing it says about the report counts
+          session.unanswered(m);
+          return acted;
+        }
+        if (!session.answered(m, r.reply.report)) {
+          complete = false;
+          break;
+        }
+      }
+      // Asked for a full report (a new leader, a digest mismatch): send it now, not a beat later.
+      if (complete || (wasFull && round > 0) || !session.wantsFull) break;
+    }
+    return acted;
+  };
+
+  /** Sends one heartbeat message; undefined when it got no answer. */
+  const sendOne = async (hb: Heartbeat): Promise<{ acted: boolean; reply?: HeartbeatReply } | undefined> => {
     let reply: HeartbeatReply;
     try {
-      const hb = await heartbeatBody(o);
       try {
         reply = await nameserver.heartbeat(hb, Math.max(2000, o.intervalMs * 2));
       } catch (err) {
@@ -147,20 +188,20 @@ function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
         reachable();
         const theirs = err.cluster ?? 'unknown';
         const mine = o.identity.cluster;
-        if (mine === undefined) return refuse(`name server ${nameserverUrl} (cluster ${theirs}) refuses this data server, which holds blocks but no cluster id: ${err.message}; blocks kept`);
-        return refuse(`name server ${nameserverUrl} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`);
+        if (mine === undefined) return { acted: refuse(`name server ${nameserverUrl} (cluster ${theirs}) refuses this data server, which holds blocks but no cluster id: ${err.message}; blocks kept`) };
+        return { acted: refuse(`name server ${nameserverUrl} belongs to cluster ${theirs}, this data server to ${mine}: refusing its commands; blocks kept`) };
       }
       reachable();
     } catch (err) {
       if (!failing) o.log.warn({ ...at, err: (err as Error).message }, 'heartbeat failed; will keep retrying');
       failing = true;
-      return false;
+      return undefined;
     }
     try {
-      return await accept(reply ?? {});
+      return { acted: await accept(reply ?? {}), reply };
     } catch (err) {
       o.log.error({ err, ...at }, 'could not act on the name server\'s reply');
-      return false;
+      return { acted: false, reply };
     }
   };
 

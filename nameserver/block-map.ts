@@ -3,10 +3,17 @@
 // who actually holds a copy comes from block reports, so after a restart the map is
 // rebuilt from the first heartbeats. A copy counts only when both agree: a server that
 // reports a block it was never given is not trusted as a holder.
+//
+// Work is proportional to change: records live in typed columns (block-table.ts), copies
+// in the registry's copy table (copy-table.ts), and the set of under-replicated blocks is
+// kept up to date by events — a record changed, a copy reported or gone, a server died or
+// came back, a confirm window ran out — never by walking every block per tick.
 import { UgcfsError } from '../src/base/errors.ts';
-import type { BlockLocation } from '../src/wire/protocol.ts';
+import type { BlockLocation, BlockReport } from '../src/wire/protocol.ts';
 import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
 import type { Namespace } from './metadata-store/index.ts';
+import { BlockTable } from './block-table.ts';
+import { UnderReplicated } from './under-replicated.ts';
 
 /**
  * creating: persisted before any data server hears of it, and until every replica has
@@ -33,27 +40,42 @@ export interface BlockRecord {
   /** data server ids meant to hold it; [0] is the primary for writes */
   replicas: string[];
   createdAt: number;
+  /** bumped by every change of `replicas` (clients drop cached locations older than it); absent = 0 */
+  version?: number;
 }
 
 export class BlockMap {
-  private readonly records = new Map<number, BlockRecord>();
+  private readonly table: BlockTable;
   private readonly writableIds = new Set<number>();
+  /** records that may hold files (not creating, not abandoned) */
+  private holding = 0;
   /** transient reasons a block takes no writes and is left alone by reconciliation */
   private readonly busy = new Map<number, string>();
   private readonly busyDeletes = new Map<number, Set<string>>();
   /** `${block}/${ds}` -> until when a copy just made there counts before its server reports it */
   private readonly copiedUntil = new Map<string, number>();
+  private readonly movedHooks: Array<(block: number, version: number) => void> = [];
+  private readonly changeHooks: Array<(block: number) => void> = [];
+  private readonly droppedHooks: Array<(dsId: string, last: BlockReport) => void> = [];
+  /** the under-replicated set, kept by events */
+  private readonly under: UnderReplicated;
 
   constructor(
     private readonly store: Namespace<BlockRecord>,
     private readonly registry: Registry,
     /** how long a freshly created block counts as held before reports confirm it */
     private readonly confirmWindowMs: number,
-  ) {}
+  ) {
+    this.table = new BlockTable(registry.servers);
+    this.under = new UnderReplicated(registry, (id, now) => {
+      const rec = this.table.get(id);
+      return rec !== undefined && mayHoldFiles(rec) && this.liveHolders(rec, now).length < rec.replication;
+    }, () => this.writableIds);
+  }
 
   /** Reads every record (writes nothing: a standby loads too). */
   async load(): Promise<void> {
-    for await (const [, rec] of this.store.iterator()) this.index(rec);
+    for await (const [, rec] of this.store.iterator()) this.index(rec, false);
   }
 
   /**
@@ -62,40 +84,71 @@ export class BlockMap {
    * lost for ever. Such blocks are abandoned.
    */
   async takeOver(): Promise<void> {
-    for (const rec of [...this.records.values()]) if (rec.state === 'creating') await this.put({ ...rec, state: 'abandoned' });
+    const creating: BlockRecord[] = [];
+    for (const id of this.table.ids()) if (this.table.stateOf(id) === 'creating') creating.push(this.table.get(id)!);
+    for (const rec of creating) await this.put({ ...rec, state: 'abandoned' });
   }
 
   /** A standby follows the leader's change of a record (state-follow.ts). */
   apply(key: string, value: unknown): void {
     if (value === undefined) {
-      this.records.delete(Number(key));
-      this.writableIds.delete(Number(key));
+      const id = Number(key);
+      const rec = this.table.get(id);
+      if (rec && mayHoldFiles(rec)) this.holding--;
+      this.table.delete(id);
+      this.writableIds.delete(id);
+      this.under.forget(id);
     } else this.index(value as BlockRecord);
+  }
+
+  /** Called with (block, new version) whenever this name server changes a block's replica set. */
+  onMoved(fn: (block: number, version: number) => void): void {
+    this.movedHooks.push(fn);
+  }
+
+  /** Called with the block id whenever a record changes (here or by following the leader). */
+  onChange(fn: (block: number) => void): void {
+    this.changeHooks.push(fn);
   }
 
   /** Records of every state, abandoned ones included: 0 means this state never allocated or adopted a block. */
   get size(): number {
-    return this.records.size;
+    return this.table.size;
+  }
+
+  /** Records that hold (or may hold) files. */
+  get holdingCount(): number {
+    return this.holding;
   }
 
   has(id: number): boolean {
-    return this.records.has(id);
+    return this.table.has(id);
   }
 
   get(id: number): BlockRecord | undefined {
-    return this.records.get(id);
+    return this.table.get(id);
   }
 
   /** Throws UGCFS_ERR_BLOCK_NOT_FOUND for blocks this name server never allocated. */
   require(id: number): BlockRecord {
-    const rec = this.records.get(id);
+    const rec = this.table.get(id);
     if (!rec || !mayHoldFiles(rec)) throw new UgcfsError('UGCFS_ERR_BLOCK_NOT_FOUND', `block ${id} is unknown to the name server`);
     return rec;
   }
 
-  /** Every block that holds (or may hold) files. */
+  /** Every block that holds (or may hold) files. Walks the whole map: operator commands and status only. */
   all(): BlockRecord[] {
-    return [...this.records.values()].filter(mayHoldFiles);
+    const out: BlockRecord[] = [];
+    for (const id of this.table.ids()) {
+      const rec = this.table.get(id)!;
+      if (mayHoldFiles(rec)) out.push(rec);
+    }
+    return out;
+  }
+
+  /** Block ids with a record from `from` on, at most `limit` (a sweep's slice). */
+  idsFrom(from: number, limit: number): number[] {
+    return this.table.slice(from, limit);
   }
 
   async put(rec: BlockRecord): Promise<void> {
@@ -105,34 +158,55 @@ export class BlockMap {
 
   /** Blocks in state `writable` (a small set; assignment scans only these). */
   writableCandidates(): BlockRecord[] {
-    return [...this.writableIds].map((id) => this.records.get(id)!);
+    return [...this.writableIds].map((id) => this.table.get(id)!);
   }
 
-  private index(rec: BlockRecord): void {
-    this.records.set(rec.id, rec);
+  private index(rec: BlockRecord, notify = true): void {
+    const before = this.table.stateOf(rec.id);
+    if (before !== undefined && !EMPTY_STATES.has(before)) this.holding--;
+    this.table.set(rec);
+    if (mayHoldFiles(rec)) this.holding++;
     if (rec.state === 'writable') this.writableIds.add(rec.id);
     else this.writableIds.delete(rec.id);
+    if (rec.createdAt + this.confirmWindowMs > Date.now()) this.under.recheckAt(rec.createdAt + this.confirmWindowMs, rec.id);
+    // Loading counts nothing: no server has reported yet, and the first reports (or the
+    // sweep, for blocks nobody reports) count each block; until then it is uncounted and
+    // shows as under-replicated.
+    if (!notify) {
+      if (mayHoldFiles(rec)) this.under.markUncounted(rec.id);
+      return;
+    }
+    this.refresh(rec.id);
+    for (const fn of this.changeHooks) fn(rec.id);
   }
 
   async setState(id: number, state: BlockState): Promise<void> {
-    const rec = this.records.get(id);
+    const rec = this.table.get(id);
     if (!rec || rec.state === state) return;
     await this.put({ ...rec, state });
   }
 
   async setReplicas(id: number, replicas: string[]): Promise<void> {
     const rec = this.require(id);
-    await this.put({ ...rec, replicas: [...new Set(replicas)] });
+    await this.move(rec, [...new Set(replicas)]);
   }
 
   async addReplica(id: number, dsId: string): Promise<void> {
     const rec = this.require(id);
-    if (!rec.replicas.includes(dsId)) await this.put({ ...rec, replicas: [...rec.replicas, dsId] });
+    if (!rec.replicas.includes(dsId)) await this.move(rec, [...rec.replicas, dsId]);
   }
 
   async removeReplica(id: number, dsId: string): Promise<void> {
     const rec = this.require(id);
-    if (rec.replicas.includes(dsId)) await this.put({ ...rec, replicas: rec.replicas.filter((r) => r !== dsId) });
+    if (rec.replicas.includes(dsId)) await this.move(rec, rec.replicas.filter((r) => r !== dsId));
+  }
+
+  /** A new replica set, with the version bumped so clients drop the locations they cached. */
+  private async move(rec: BlockRecord, replicas: string[]): Promise<void> {
+    if (replicas.length === rec.replicas.length && replicas.every((r, i) => r === rec.replicas[i])) return;
+    const version = (rec.version ?? 0) + 1;
+    await this.put({ ...rec, replicas, version });
+    for (const fn of this.movedHooks) fn(rec.id, version);
   }
 
   /** Marks a block busy (repairing, moving, compacting...): no writes, no reconciliation. */
@@ -171,6 +245,61 @@ export class BlockMap {
    */
   noteCopied(id: number, dsId: string, now = Date.now()): void {
     this.copiedUntil.set(`${id}/${dsId}`, now + this.confirmWindowMs);
+    this.under.recheckAt(now + this.confirmWindowMs, id);
+    this.refresh(id, now);
+  }
+
+  /** A data server's report of its copy of a block (report-intake.ts); returns the report it replaces. */
+  setCopy(dsId: string, report: BlockReport): BlockReport | undefined {
+    const old = this.registry.copies.set(this.registry.servers.of(dsId), report);
+    if (!old) this.refresh(report.id);
+    return old;
+  }
+
+  /**
+   * A copy is gone: reported gone (`byReport`), or deleted by the name server's own order
+   * (a move re-copies it), whose report the intake must still account for.
+   */
+  removeCopy(dsId: string, block: number, byReport = false): BlockReport | undefined {
+    const n = this.registry.servers.find(dsId);
+    if (n < 0) return undefined;
+    const old = this.registry.copies.remove(block, n);
+    if (!old) return undefined;
+    this.refresh(block);
+    if (!byReport) for (const fn of this.droppedHooks) fn(dsId, old);
+    return old;
+  }
+
+  /** How many of a server's reported copies count (it is in the block's replica set). O(its copies). */
+  countHeld(ds: DataserverEntry): number {
+    const n = this.registry.servers.find(ds.id);
+    if (n < 0) return 0;
+    let count = 0;
+    for (const id of this.registry.copies.blocksOf(n)) {
+      const state = this.table.stateOf(id);
+      if (state !== undefined && !EMPTY_STATES.has(state) && this.table.replicaNumbers(id).includes(n)) count++;
+    }
+    return count;
+  }
+
+  /** Block ids of a server's copies (a snapshot). */
+  copyIdsOf(dsId: string): number[] {
+    const n = this.registry.servers.find(dsId);
+    return n < 0 ? [] : this.registry.copies.blocksOf(n);
+  }
+
+  /** A server's copies' reports. O(its copies). */
+  copiesOf(dsId: string): BlockReport[] {
+    const n = this.registry.servers.find(dsId);
+    if (n < 0) return [];
+    const out: BlockReport[] = [];
+    for (const id of this.registry.copies.blocksOf(n)) out.push(this.registry.copies.get(id, n)!);
+    return out;
+  }
+
+  /** Called when a copy is dropped other than by its server's report. */
+  onCopyDropped(fn: (dsId: string, last: BlockReport) => void): void {
+    this.droppedHooks.push(fn);
   }
 
   /** True when this data server's copy counts: it is meant to hold it and reported it (or just created or copied it). */
@@ -225,9 +354,25 @@ export class BlockMap {
     return rec.state;
   }
 
-  /** Blocks with fewer live copies than their replica count. */
-  underReplicated(now = Date.now()): BlockRecord[] {
-    return this.all().filter((r) => this.liveHolders(r, now).length < r.replication);
+  /** Ids of blocks with fewer live copies than their replica count (kept by events; see tick). */
+  underReplicatedIds(): ReadonlySet<number> {
+    return this.under.ids();
+  }
+
+  /** Blocks with fewer live copies than their replica count (and those not counted since start). */
+  underReplicatedCount(now = Date.now()): number {
+    this.tick(now);
+    return this.under.count();
+  }
+
+  /** Re-counts one block's live copies. */
+  refresh(id: number, now = Date.now()): void {
+    this.under.refresh(id, now);
+  }
+
+  /** The time-driven events (under-replicated.ts): ended confirm windows, servers that died or came back. */
+  tick(now = Date.now()): void {
+    this.under.tick(now);
   }
 
   location(id: number, now = Date.now(), exclude?: (ds: DataserverEntry) => boolean): BlockLocation & { absent: string[] } {
@@ -240,6 +385,12 @@ export class BlockMap {
       state: this.stateOf(rec, now),
       // Left-out holders count as absent too, so a delete still gets recorded for them.
       absent: rec.replicas.filter((r) => !holders.some((d) => d.id === r)),
+      version: rec.version ?? 0,
     };
+  }
+
+  /** Bytes of the in-memory block and copy tables (status, bench). */
+  tableBytes(): number {
+    return this.table.bytes() + this.registry.copies.bytes();
   }
 }

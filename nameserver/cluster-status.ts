@@ -4,14 +4,9 @@ import type { BlockMap } from './block-map.ts';
 import type { Registry } from './registry.ts';
 
 export function clusterStatus(registry: Registry, blocks: BlockMap, replicas: number, now = Date.now()): ClusterStatus {
-  const all = blocks.all();
+  // Counted from each server's copies: O(copies), no record materialised.
   const held = new Map<string, number>();
-  for (const rec of all) {
-    for (const id of rec.replicas) {
-      const ds = registry.get(id);
-      if (ds && blocks.holds(ds, rec, now)) held.set(id, (held.get(id) ?? 0) + 1);
-    }
-  }
+  for (const e of registry.list()) held.set(e.id, blocks.countHeld(e));
   const dataservers: DataserverStatus[] = registry.list().map((e) => ({
     id: e.id,
     url: e.url,
@@ -27,8 +22,8 @@ export function clusterStatus(registry: Registry, blocks: BlockMap, replicas: nu
   const live = dataservers.filter((d) => d.alive);
   return {
     dataservers,
-    underReplicatedBlocks: blocks.underReplicated(now).length,
-    blocks: all.length,
+    underReplicatedBlocks: blocks.underReplicatedCount(now),
+    blocks: blocks.holdingCount,
     replicas,
     usedBytes: live.reduce((s, d) => s + d.usedBytes, 0),
     freeBytes: live.reduce((s, d) => s + d.freeBytes, 0),

@@ -12,7 +12,10 @@
 import { UgcfsError } from '../src/base/errors.ts';
 import { MAX_KEY } from '../src/wire/file-id.ts';
 import type { Logger } from '../src/base/log.ts';
-import { HEADERS, type BlockReport, type DsCommand, type ForeignDataserverStatus, type Heartbeat, type HeartbeatReply, type HighWaterMark } from '../src/wire/protocol.ts';
+import { HEADERS, type BlockReport, type DsCommand, type ForeignDataserverStatus, type Heartbeat, type HeartbeatReply, type HighWaterMark, type ReportAck, type ReportMessage } from '../src/wire/protocol.ts';
+import { digestOf } from '../src/wire/heartbeat.ts';
+import type { CopyOrders } from './copy-orders.ts';
+import type { ReportIntake } from './report-intake.ts';
 import type { BlockMap, BlockRecord } from './block-map.ts';
 import type { ClusterIdentity } from './cluster-id.ts';
 import type { DeleteFeed } from './delete-feed.ts';
@@ -56,22 +59,9 @@ export function parseHeartbeat(body: unknown): Heartbeat {
   }
   const rack = b.rack ?? '';
   if (typeof rack !== 'string' || rack.length > 64) throw bad('rack must be a string of at most 64 characters');
-  if (!Array.isArray(b.blocks)) throw bad('blocks must be an array');
-  const blocks: BlockReport[] = b.blocks.map((x: unknown, i: number) => {
-    if (!x || typeof x !== 'object') throw bad(`blocks[${i}] must be an object`);
-    const r = x as Record<string, unknown>;
-    if (typeof r.id !== 'number' || !Number.isInteger(r.id) || r.id < 0 || r.id > 0xffffffff) throw bad(`blocks[${i}].id must be a block id`);
-    return {
-      id: r.id,
-      size: count(r.size, `blocks[${i}].size`),
-      liveCount: count(r.liveCount ?? 0, `blocks[${i}].liveCount`),
-      liveBytes: count(r.liveBytes ?? 0, `blocks[${i}].liveBytes`),
-      deletedBytes: count(r.deletedBytes ?? 0, `blocks[${i}].deletedBytes`),
-      sealed: r.sealed === true,
-      readonly: r.readonly === true,
-      gen: count(r.gen ?? 0, `blocks[${i}].gen`),
-    };
-  });
+  if (b.blocks === undefined && b.report === undefined) throw bad('blocks (an array) or report is required');
+  const blocks = b.blocks === undefined ? undefined : reportList(b.blocks, 'blocks');
+  const report = b.report === undefined ? undefined : reportMessage(b.report);
   return {
     id: b.id,
     url: b.url.replace(/\/+$/, ''),
@@ -79,11 +69,69 @@ export function parseHeartbeat(body: unknown): Heartbeat {
     freeBytes: count(b.freeBytes, 'freeBytes'),
     usedBytes: count(b.usedBytes, 'usedBytes'),
     blockSize: count(b.blockSize ?? 0, 'blockSize'),
-    blocks,
+    ...(blocks ? { blocks } : {}),
+    ...(report ? { report } : {}),
     ...(cluster !== undefined ? { cluster } : {}),
     ...(highWater ? { highWater } : {}),
     ...(b.quarantine !== undefined ? { quarantine: quarantineSummary(b.quarantine) } : {}),
   };
+}
+
+const SESSION = /^[A-Za-z0-9_-]{0,64}$/;
+
+function reportList(v: unknown, name: string): BlockReport[] {
+  if (!Array.isArray(v)) throw bad(`${name} must be an array`);
+  return v.map((x: unknown, i: number) => {
+    if (!x || typeof x !== 'object') throw bad(`${name}[${i}] must be an object`);
+    const r = x as Record<string, unknown>;
+    if (typeof r.id !== 'number' || !Number.isInteger(r.id) || r.id < 0 || r.id > 0xffffffff) throw bad(`${name}[${i}].id must be a block id`);
+    return {
+      id: r.id,
+      size: count(r.size, `${name}[${i}].size`),
+      liveCount: count(r.liveCount ?? 0, `${name}[${i}].liveCount`),
+      liveBytes: count(r.liveBytes ?? 0, `${name}[${i}].liveBytes`),
+      deletedBytes: count(r.deletedBytes ?? 0, `${name}[${i}].deletedBytes`),
+      sealed: r.sealed === true,
+      readonly: r.readonly === true,
+      gen: count(r.gen ?? 0, `${name}[${i}].gen`),
+    };
+  });
+}
+
+function reportMessage(v: unknown): ReportMessage {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw bad('report must be an object');
+  const m = v as Record<string, unknown>;
+  if (typeof m.session !== 'string' || !SESSION.test(m.session)) throw bad('report.session must be up to 64 characters of A-Z a-z 0-9 _ -');
+  if (typeof m.seq !== 'number' || !Number.isSafeInteger(m.seq) || m.seq < 1) throw bad('report.seq must be a positive integer');
+  if (m.kind !== 'full' && m.kind !== 'delta') throw bad("report.kind must be 'full' or 'delta'");
+  if (typeof m.digest !== 'string' || !/^[0-9a-f]{16}$/.test(m.digest)) throw bad('report.digest must be 16 lowercase hex digits');
+  let removed: number[] | undefined;
+  if (m.removed !== undefined) {
+    if (!Array.isArray(m.removed) || !m.removed.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffffffff)) throw bad('report.removed must be an array of block ids');
+    removed = m.removed as number[];
+  }
+  return {
+    session: m.session,
+    seq: m.seq,
+    kind: m.kind,
+    blocks: reportList(m.blocks, 'report.blocks'),
+    ...(removed ? { removed } : {}),
+    ...(m.last === true ? { last: true } : {}),
+    count: count(m.count, 'report.count'),
+    digest: m.digest,
+  };
+}
+
+/** How many blocks a heartbeat says its server holds. */
+export function heldCount(hb: Heartbeat): number {
+  return hb.report ? hb.report.count : (hb.blocks?.length ?? 0);
+}
+
+/** A heartbeat's report as a message: a bare `blocks` list is one whole full report. */
+function messageOf(hb: Heartbeat): ReportMessage {
+  if (hb.report) return hb.report;
+  const blocks = hb.blocks ?? [];
+  return { session: '', seq: 1, kind: 'full', blocks, last: true, count: blocks.length, digest: digestOf(blocks) };
 }
 
 function quarantineSummary(v: unknown): { files: number; bytes: number } {
@@ -115,7 +163,7 @@ export class ForeignServers {
   note(hb: Heartbeat, reason: string, now: number): boolean {
     const k = `${hb.id} ${hb.url}`;
     const before = this.seen.get(k);
-    this.seen.set(k, { id: hb.id, url: hb.url, rack: hb.rack, ...(hb.cluster !== undefined ? { cluster: hb.cluster } : {}), reason, blocks: hb.blocks.length, usedBytes: hb.usedBytes, freeBytes: hb.freeBytes, lastSeenMs: 0, lastSeen: now });
+    this.seen.set(k, { id: hb.id, url: hb.url, rack: hb.rack, ...(hb.cluster !== undefined ? { cluster: hb.cluster } : {}), reason, blocks: heldCount(hb), usedBytes: hb.usedBytes, freeBytes: hb.freeBytes, lastSeenMs: 0, lastSeen: now });
     return before?.reason !== reason;
   }
 
@@ -164,6 +212,10 @@ export interface HeartbeatDeps {
   deleteFeed: Pick<DeleteFeed, 'fidsInBlock'>;
   /** who leads: a standby only records liveness and reports, changes nothing, sends no command */
   leadership: Pick<Leadership, 'isLeader' | 'epoch'>;
+  /** applies block-report messages */
+  intake: ReportIntake;
+  /** orders about copies, decided on change */
+  orders: CopyOrders;
 }
 
 export class HeartbeatHandler {
@@ -180,54 +232,37 @@ export class HeartbeatHandler {
     await this.d.identity.tick(now);
     await this.admit(hb, now);
     await this.raiseSequences(hb);
-    const commands: DsCommand[] = [];
-    const reports = new Map<number, BlockReport>();
+    const m = messageOf(hb);
     // A fresh (or recovering) state must not reuse an id that exists on a data server. A
     // state that knows its blocks ignores such claims: a bogus id must not eat the id space.
-    const highest = hb.blocks.reduce((m, b) => Math.max(m, b.id), -1);
+    const highest = m.blocks.reduce((x, b) => Math.max(x, b.id), -1);
     if (highest >= 0 && (this.d.adopt || this.d.freshState)) await this.d.blockIds.skipThrough(BigInt(highest));
-    for (const rep of hb.blocks) {
-      let rec = this.d.blocks.get(rep.id);
-      if (!rec && this.d.adopt) rec = await this.adoptBlock(hb.id, rep.id, now);
-      if (rec && this.adopted.has(rec.id) && !rec.replicas.includes(hb.id) && rec.replicas.length < rec.replication) {
-        // Deletes made since adoption reached only the servers known then: this copy owes
-        // them, and serves no reads until they are replayed to it.
-        for (const fid of this.d.deleteFeed.fidsInBlock(rec.id)) await this.d.pending.add(hb.id, fid, rec.id);
-        await this.d.blocks.addReplica(rec.id, hb.id);
-        rec = this.d.blocks.get(rec.id)!;
-      }
-      if (!rec) {
-        this.refuse(hb.id, rep.id);
-        continue;
-      }
-      if (rec.state === 'abandoned') {
-        // Only a server the creation was sent to holds our (empty) copy; on any other the
-        // id was taken already (see Allocator: a 409 on create) and the block is not ours.
-        if (rec.replicas.includes(hb.id)) commands.push({ kind: 'delete-block', block: rep.id, reason: 'block creation was abandoned' });
-        else this.refuse(hb.id, rep.id);
-        continue;
-      }
-      reports.set(rep.id, rep);
-    }
-    const { entry, returned } = await this.d.registry.beat(hb, reports, now);
-    if (returned) this.d.log.info({ ds: entry.id, url: entry.url, rack: entry.rack, blocks: reports.size }, 'data server is alive');
+    const { entry, returned } = await this.d.registry.beat(hb, now);
+    const { ack, changed } = await this.d.intake.apply(hb.id, m, (rep) => this.admitCopy(hb.id, rep, now));
+    if (returned) this.d.log.info({ ds: entry.id, url: entry.url, rack: entry.rack, blocks: heldCount(hb) }, 'data server is alive');
+    for (const rep of changed) await this.d.orders.evaluate(rep.id, entry.id, now);
+    return this.reply(this.d.orders.take(entry.id), 'leader', hb.report ? ack : undefined);
+  }
 
-    for (const rep of reports.values()) {
-      const rec = this.d.blocks.get(rep.id)!;
-      if (this.d.blocks.busyReason(rec.id)) continue;
-      if (!rec.replicas.includes(entry.id)) {
-        const elsewhere = this.d.blocks.liveHolders(rec, now).length;
-        if (elsewhere >= rec.replication) {
-          commands.push({ kind: 'delete-block', block: rec.id, reason: 'extra copy: the block has its full replica count elsewhere' });
-          await this.d.pending.forgetBlock(entry.id, rec.id);
-          this.d.log.info({ ds: entry.id, block: rec.id }, 'removing an extra copy');
-        }
-        continue;
-      }
-      if (rep.sealed && rec.state === 'writable') await this.d.blocks.setState(rec.id, 'sealed');
-      if (rec.state !== 'writable' && !rep.readonly && !rep.sealed) commands.push({ kind: 'readonly', block: rec.id, readonly: true });
+  /** Whether a reported block is kept as this server's copy (adopting it first under --adopt-blocks). */
+  private async admitCopy(dsId: string, rep: BlockReport, now: number): Promise<boolean> {
+    let rec = this.d.blocks.get(rep.id);
+    if (!rec && this.d.adopt) rec = await this.adoptBlock(dsId, rep.id, now);
+    if (rec && this.adopted.has(rec.id) && !rec.replicas.includes(dsId) && rec.replicas.length < rec.replication) {
+      // Deletes made since adoption reached only the servers known then: this copy owes
+      // them, and serves no reads until they are replayed to it.
+      for (const fid of this.d.deleteFeed.fidsInBlock(rec.id)) await this.d.pending.add(dsId, fid, rec.id);
+      await this.d.blocks.addReplica(rec.id, dsId);
+      rec = this.d.blocks.get(rec.id)!;
     }
-    return this.reply(commands);
+    // Of an abandoned block, only a server the creation was sent to holds our (empty) copy
+    // (it is told to drop it); on any other the id was taken already (see Allocator: a 409
+    // on create) and the block is not ours.
+    if (!rec || (rec.state === 'abandoned' && !rec.replicas.includes(dsId))) {
+      this.refuse(dsId, rep.id);
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -240,17 +275,16 @@ export class HeartbeatHandler {
     if (hb.cluster !== undefined && this.d.identity.clusterId !== undefined && hb.cluster !== this.d.identity.clusterId) {
       throw this.foreign(hb, `it belongs to cluster ${hb.cluster}, this name server to ${this.d.identity.clusterId}`, now);
     }
-    const reports = new Map<number, BlockReport>();
-    for (const rep of hb.blocks) {
+    await this.d.registry.beat(hb, now, false);
+    const { ack } = await this.d.intake.apply(hb.id, messageOf(hb), (rep) => {
       const rec = this.d.blocks.get(rep.id);
-      if (rec && rec.state !== 'abandoned') reports.set(rep.id, rep);
-    }
-    await this.d.registry.beat(hb, reports, now, false);
-    return this.reply([], 'standby');
+      return rec !== undefined && (rec.state !== 'abandoned' || rec.replicas.includes(hb.id));
+    });
+    return this.reply([], 'standby', hb.report ? ack : undefined);
   }
 
   /** The reply every member gets; `leasedUpTo` is read last, after any skip this beat caused. */
-  private reply(commands: DsCommand[], role: 'leader' | 'standby' = 'leader'): HeartbeatReply {
+  private reply(commands: DsCommand[], role: 'leader' | 'standby' = 'leader', report?: ReportAck): HeartbeatReply {
     const cluster = this.d.identity.clusterId;
     return {
       ok: true,
@@ -261,6 +295,7 @@ export class HeartbeatHandler {
       leasedUpTo: { blockIds: this.d.blockIds.leasedUpTo.toString(), keys: this.d.keys.leasedUpTo.toString() },
       role,
       epoch: this.d.leadership.epoch(),
+      ...(report ? { report } : {}),
     };
   }
 
@@ -278,8 +313,8 @@ export class HeartbeatHandler {
     // No id: a new data server, or one from before identities. One that holds blocks while
     // this state has allocated nothing is most likely a survivor of a lost state: joining
     // would make its blocks someone else's. --adopt-blocks is the way to take them in.
-    if (hb.blocks.length > 0 && !this.d.adopt && this.d.blocks.size === 0) {
-      throw this.foreign(hb, `it holds ${hb.blocks.length} blocks but no cluster id, and this name-server state has allocated no block (a lost state?): restart the name server with --adopt-blocks to adopt them`, now);
+    if (heldCount(hb) > 0 && !this.d.adopt && this.d.blocks.size === 0) {
+      throw this.foreign(hb, `it holds ${heldCount(hb)} blocks but no cluster id, and this name-server state has allocated no block (a lost state?): restart the name server with --adopt-blocks to adopt them`, now);
     }
     identity.noteUnidentified();
     this.d.foreign.forget(hb.id, hb.url, now);
@@ -287,8 +322,9 @@ export class HeartbeatHandler {
 
   private foreign(hb: Heartbeat, reason: string, now: number): UgcfsError {
     this.d.registry.expire(hb.id, hb.url, now);
+    this.d.intake.drop(hb.id);
     if (this.d.foreign.note(hb, reason, now)) {
-      this.d.log.warn({ ds: hb.id, url: hb.url, dsCluster: hb.cluster, cluster: this.d.identity.clusterId, blocks: hb.blocks.length }, `refused a data server of another cluster: ${reason}; nothing it reports is used, it gets no command`);
+      this.d.log.warn({ ds: hb.id, url: hb.url, dsCluster: hb.cluster, cluster: this.d.identity.clusterId, blocks: heldCount(hb) }, `refused a data server of another cluster: ${reason}; nothing it reports is used, it gets no command`);
     }
     const cluster = this.d.identity.clusterId;
     return new UgcfsError('UGCFS_ERR_FOREIGN_CLUSTER', `data server ${hb.id} is refused: ${reason}`, cluster !== undefined ? { headers: { [HEADERS.cluster]: cluster } } : undefined);

@@ -149,7 +149,7 @@ export async function recopyBlock(env: MoveEnv, block: number, onto: string, fro
     // being pulled they get BLOCK_NOT_FOUND, which sends them to the next replica.
     const copyEnv = copyEnvOf(ctx);
     await deleteCopy(copyEnv, target, block);
-    target.reports.delete(block);
+    ctx.blocks.removeCopy(target.id, block);
     const bytes = await copyBlock(copyEnv, {
       block,
       source,

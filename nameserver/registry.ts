@@ -1,9 +1,13 @@
 // Data servers known to the name server. Identity (id, url, rack, draining) is persisted so
 // `status` lists a server that is down across a name-server restart; liveness, space and
-// block reports live in memory and come back with the next heartbeat.
+// block reports live in memory and come back with the next heartbeat. The copies every
+// server reported are in one compact table (copy-table.ts); an entry's `reports` is a view
+// of its own.
 import { UgcfsError } from '../src/base/errors.ts';
 import type { BlockReport, DsRef, Heartbeat, QuarantineSummary } from '../src/wire/protocol.ts';
 import type { Namespace } from './metadata-store/index.ts';
+import { CopyTable } from './copy-table.ts';
+import { ServerIndex } from './server-index.ts';
 
 interface PersistedDataserver {
   id: string;
@@ -18,8 +22,8 @@ export interface DataserverEntry extends PersistedDataserver {
   blockSize: number;
   /** ms timestamp of the last heartbeat; 0 when none since this name server started */
   lastSeen: number;
-  /** the last block report, keyed by block id (allocated blocks only) */
-  reports: Map<number, BlockReport>;
+  /** its copies' last reports, by block id (allocated blocks only) */
+  reports: CopyReports;
   /** what its quarantine/ held at the last heartbeat */
   quarantine?: QuarantineSummary;
 }
@@ -30,8 +34,44 @@ export interface BeatResult {
   returned: boolean;
 }
 
+/** One server's copies, read from the registry's copy table (changed through BlockMap only). */
+export class CopyReports {
+  constructor(
+    private readonly copies: CopyTable,
+    private readonly n: number,
+  ) {}
+
+  get(block: number): BlockReport | undefined {
+    return this.copies.get(block, this.n);
+  }
+
+  has(block: number): boolean {
+    return this.copies.has(block, this.n);
+  }
+
+  get size(): number {
+    return this.copies.countOf(this.n);
+  }
+
+  /** Block ids of its copies (a snapshot). */
+  keys(): number[] {
+    return this.copies.blocksOf(this.n);
+  }
+
+  *[Symbol.iterator](): Generator<[number, BlockReport]> {
+    for (const id of this.copies.blocksOf(this.n)) {
+      const r = this.copies.get(id, this.n);
+      if (r) yield [id, r];
+    }
+  }
+}
+
 export class Registry {
   private readonly entries = new Map<string, DataserverEntry>();
+  /** a small number per server id, for the block and copy tables */
+  readonly servers = new ServerIndex();
+  /** every copy every server reported */
+  readonly copies = new CopyTable();
   /** ids whose identity changed while this name server was a standby: persisted on take-over */
   private readonly unsaved = new Set<string>();
 
@@ -43,20 +83,25 @@ export class Registry {
 
   async load(): Promise<void> {
     for await (const [id, p] of this.store.iterator()) {
-      this.entries.set(id, { ...p, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new Map() });
+      this.entries.set(id, this.entry(p));
     }
   }
 
+  private entry(p: PersistedDataserver): DataserverEntry {
+    return { id: p.id, url: p.url, rack: p.rack, draining: p.draining, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new CopyReports(this.copies, this.servers.of(p.id)) };
+  }
+
   /**
-   * Records a heartbeat. `reports` has already been filtered to allocated blocks. A standby
-   * (`persist` false) keeps a new or moved server in memory only; the leader persists it.
+   * Records a heartbeat's liveness and space (its block report is applied by heartbeat.ts).
+   * A standby (`persist` false) keeps a new or moved server in memory only; the leader
+   * persists it.
    */
-  async beat(hb: Heartbeat, reports: Map<number, BlockReport>, now: number, persist = true): Promise<BeatResult> {
+  async beat(hb: Heartbeat, now: number, persist = true): Promise<BeatResult> {
     let entry = this.entries.get(hb.id);
     const returned = !entry || !this.isAlive(entry, now);
     let changed = false;
     if (!entry) {
-      entry = { id: hb.id, url: hb.url, rack: hb.rack, draining: false, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new Map() };
+      entry = this.entry({ id: hb.id, url: hb.url, rack: hb.rack, draining: false });
       this.entries.set(hb.id, entry);
       changed = true;
     } else if (entry.url !== hb.url || entry.rack !== hb.rack) {
@@ -73,7 +118,6 @@ export class Registry {
     entry.usedBytes = hb.usedBytes;
     entry.blockSize = hb.blockSize;
     entry.lastSeen = now;
-    entry.reports = reports;
     entry.quarantine = hb.quarantine;
     return { entry, returned };
   }
@@ -129,7 +173,14 @@ export class Registry {
     const e = this.require(id);
     if (this.isAlive(e, now)) throw new UgcfsError('UGCFS_ERR_CONFLICT', `data server ${id} is alive; stop it before forgetting it`);
     this.entries.delete(id);
+    this.dropCopies(id);
     await this.store.del(id);
+  }
+
+  /** A forgotten server's copies (dead, so they counted for nothing already). */
+  private dropCopies(id: string): void {
+    const n = this.servers.find(id);
+    if (n >= 0) for (const block of this.copies.blocksOf(n)) this.copies.remove(block, n);
   }
 
   /** On becoming leader: persists what was learnt from heartbeats while a standby. */
@@ -145,11 +196,12 @@ export class Registry {
     if (value === undefined) {
       this.entries.delete(id);
       this.unsaved.delete(id);
+      this.dropCopies(id);
       return;
     }
     const p = value as PersistedDataserver;
     const e = this.entries.get(id);
-    if (!e) this.entries.set(id, { ...p, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new Map() });
+    if (!e) this.entries.set(id, this.entry(p));
     else {
       // A heartbeat seen here may be newer than the leader's record: the URL stays ours.
       if (!this.unsaved.has(id)) {

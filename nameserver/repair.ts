@@ -55,12 +55,15 @@ export class Repairer {
     return this.running.size;
   }
 
-  /** Blocks due for repair now, most endangered first. */
-  due(now = Date.now()): RepairCandidate[] {
-    if (now < this.d.notBefore) return [];
+  /** Blocks due for repair now, most endangered first. Looks only at the under-replicated set (block-map.ts keeps it by events). */
+  due(now = Date.now(), limit = Infinity): RepairCandidate[] {
+    if (now < this.d.notBefore || limit <= 0) return [];
+    this.d.blocks.tick(now);
     const out: RepairCandidate[] = [];
-    for (const rec of this.d.blocks.all()) {
-      if (this.running.has(rec.id) || this.d.blocks.busyReason(rec.id)) continue;
+    let lastCopies = 0;
+    for (const id of this.d.blocks.underReplicatedIds()) {
+      const rec = this.d.blocks.get(id);
+      if (!rec || this.running.has(rec.id) || this.d.blocks.busyReason(rec.id)) continue;
       if ((this.retryAt.get(rec.id)?.at ?? 0) > now) continue;
       const holders = this.d.blocks.liveHolders(rec, now);
       if (holders.length === 0 || holders.length >= rec.replication) continue;
@@ -69,14 +72,17 @@ export class Repairer {
         if (!ds || this.d.registry.isAlive(ds, now)) return true;
         return now - this.d.registry.deadSince(ds) >= this.d.repairDelayMs;
       });
-      if (ready || rec.replicas.length < rec.replication) out.push({ rec, holders });
+      if (!ready && rec.replicas.length >= rec.replication) continue;
+      out.push({ rec, holders });
+      // One live copy is as endangered as it gets: enough of those ends the search.
+      if (holders.length === 1 && ++lastCopies >= limit) break;
     }
     return out.sort((a, b) => a.holders.length - b.holders.length || a.rec.id - b.rec.id);
   }
 
   tick(now = Date.now()): void {
     if (this.closed) return;
-    for (const c of this.due(now)) {
+    for (const c of this.due(now, this.d.concurrency - this.running.size)) {
       if (this.running.size >= this.d.concurrency) break;
       this.running.add(c.rec.id);
       void this.repairOne(c).finally(() => this.running.delete(c.rec.id));

@@ -33,6 +33,9 @@ import { defaultEtcdPrefix, EtcdMetadataStore, LevelMetadataStore, type Metadata
 import { PendingDeletes } from './pending-deletes.ts';
 import { Registry } from './registry.ts';
 import { Repairer } from './repair.ts';
+import { BlockSweep } from './block-sweep.ts';
+import { CopyOrders } from './copy-orders.ts';
+import { ReportIntake } from './report-intake.ts';
 import { registerRoutes, ROUTE_MODULES } from './routes.ts';
 import { PersistedSequence } from './sequence.ts';
 import { importState } from './state-import.ts';
@@ -149,7 +152,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
     dataserverClient(registry, config.clusterSecret, leadership, agentFor(config.tlsCa));
     const blocks = new BlockMap(store.namespace<BlockRecord>('blocks'), registry, Math.max(config.deadAfterMs, 2 * config.heartbeatMs));
     await blocks.load();
-    const freshState = blocks.all().length === 0;
+    const freshState = blocks.holdingCount === 0;
     // --adopt-blocks on a state that has allocated nothing learns the cluster id from the data servers.
     const identity = await ClusterIdentity.open(meta, { learn: config.adoptBlocks && blocks.size === 0, learnUntil: startedAt + config.startupGraceMs, log });
     const foreign = new ForeignServers();
@@ -176,7 +179,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       ownUrls: [config.advertiseUrl],
       defaultMetrics: true,
       accessLog: config.accessLog,
-      health: () => ({ dataserversAlive: registry.alive().length, blocks: blocks.all().length }),
+      health: () => ({ dataserversAlive: registry.alive().length, blocks: blocks.holdingCount }),
     });
     const { app, metrics } = base;
     metricsRef = metrics;
@@ -204,7 +207,27 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       });
       f.start(backend.loadedAt);
     }
-    // What a new leader settles before acting (a single name server: at start).
+    const orders = new CopyOrders({ blocks, registry, pending, log, isLeader: () => leadership.isLeader() });
+    const intake = new ReportIntake(blocks, {
+      fullRequested: (reason) => metrics.reportFullRequests.inc({ reason }),
+      applied: (kind, entries) => {
+        metrics.reportMessages.inc({ kind });
+        metrics.reportEntries.inc(entries);
+      },
+    });
+    blocks.onChange((id) => {
+      if (leadership.isLeader()) void orders.evaluateBlock(id).catch((err: unknown) => log.warn({ block: id, err: (err as Error).message }, 'could not decide orders for a block'));
+    });
+    blocks.onMoved((block, version) => {
+      deleteFeed.recordMove(block, version).catch((err: unknown) => log.warn({ block, version, err: (err as Error).message }, 'could not record a block move in the delete feed; clients drop the cached location when a read misses'));
+    });
+    const sweep = new BlockSweep(blocks, orders, log);
+    // What a new leader settles before acting (a single name server: at start). Every data
+    // server sends it a full report first: what it saw as a standby may lag.
+    leadership.onPromote(() => {
+      intake.resetAll();
+      orders.clear();
+    });
     leadership.onPromote(() => identity.takeOver());
     leadership.onPromote(() => registry.takeOver());
     leadership.onPromote(() => blocks.takeOver());
@@ -219,6 +242,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       secret: config.clusterSecret,
       repairDelayMs: config.repairDelayMs,
       concurrency: config.repairConcurrency,
+      heartbeatMs: config.heartbeatMs,
       notBefore: startedAt + config.startupGraceMs,
     });
     const statusHooks: Array<(s: ClusterStatus) => void | Promise<void>> = [];
@@ -265,7 +289,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       onClose: (fn) => void closers.push(fn),
     };
 
-    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, keys, identity, foreign, adopt: config.adoptBlocks, freshState, replicas: config.replicas, deleteFeed, leadership }));
+    registerCoreRoutes(app, ctx, new HeartbeatHandler({ blocks, registry, pending, log, blockIds, keys, identity, foreign, adopt: config.adoptBlocks, freshState, replicas: config.replicas, deleteFeed, leadership, intake, orders }));
     await registerRoutes(app, ctx, opts.routes ?? ROUTE_MODULES);
     // A single name server leads from here; a group member campaigns once it is listening (start()).
     if (leadership.kind === 'solo') await leadership.start();
@@ -283,8 +307,11 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       for (const id of aliveIds) wasAlive.add(id);
       metrics.dataserversAlive.set(alive.length);
       metrics.clusterBytes.set(alive.reduce((s, d) => s + d.usedBytes, 0));
-      metrics.underReplicated.set(blocks.underReplicated(now).length);
+      blocks.tick(now);
       const leading = leadership.isLeader();
+      sweep.tick(leading, now);
+      metrics.underReplicated.set(blocks.underReplicatedCount(now));
+      metrics.blockTableBytes.set(blocks.tableBytes());
       metrics.nameserverLeader.set(leading ? 1 : 0);
       metrics.nameserverEpoch.set(leadership.epoch());
       if (!leading) return;

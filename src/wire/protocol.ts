@@ -3,6 +3,10 @@
 // (header X-Ugcfs-Secret, or Authorization: Bearer <secret>). The calls are made through
 // src/clients/dataserver-client.ts and src/clients/nameserver-client.ts, never by hand.
 import type { ErrorCode } from '../base/errors.ts';
+import type { BlockReport, QuarantineSummary } from './heartbeat.ts';
+
+// The heartbeat's shapes (block reports, the reply and its commands) are in heartbeat.ts.
+export type { BlockReport, DsCommand, Heartbeat, HeartbeatReply, HighWaterMark, QuarantineSummary, ReportAck, ReportMessage } from './heartbeat.ts';
 
 /** Data server routes. `:fid` is a file id text; `:id` a block id (decimal). */
 export const DS_ROUTES = {
@@ -103,73 +107,6 @@ export interface DsRef {
   rack: string;
 }
 
-export interface BlockReport {
-  id: number;
-  /** bytes in the block file */
-  size: number;
-  /** live records and their bytes */
-  liveCount: number;
-  liveBytes: number;
-  /** bytes of deleted records and tombstones, reclaimable by compaction */
-  deletedBytes: number;
-  sealed: boolean;
-  readonly: boolean;
-  /** compaction generation */
-  gen: number;
-}
-
-export interface Heartbeat {
-  id: string;
-  url: string;
-  rack: string;
-  freeBytes: number;
-  usedBytes: number;
-  blockSize: number;
-  blocks: BlockReport[];
-  /** the cluster id stored in `<data>/cluster`; absent until a name server first handed one out */
-  cluster?: string;
-  /** the highest lease ends this data server has seen, or derived from the blocks it holds (docs/NAMESERVER.md, "Cluster identity") */
-  highWater?: { blockIds: HighWaterMark; keys: HighWaterMark };
-  /** what its quarantine/ holds (dataserver/README.md, "Quarantine") */
-  quarantine?: QuarantineSummary;
-}
-
-export interface QuarantineSummary {
-  files: number;
-  bytes: number;
-}
-
-/** One of the name server's sequences (block ids, file keys) as a data server remembers it. */
-export interface HighWaterMark {
-  /** decimal (keys are 56-bit): every number below it may have been handed out */
-  upTo: string;
-  /** the name-server state (HeartbeatReply.state) whose lease this was; '' when derived from the blocks held */
-  state: string;
-}
-
-/** What the name server asks a data server to do, carried on the heartbeat reply. */
-export type DsCommand =
-  | { kind: 'delete-block'; block: number; reason: string }
-  | { kind: 'readonly'; block: number; readonly: boolean };
-
-export interface HeartbeatReply {
-  ok: true;
-  commands: DsCommand[];
-  /** the name server's cluster id; a data server without one stores it before acting on the
-   *  commands. Absent only while an --adopt-blocks start is still learning it from the data servers. */
-  cluster?: string;
-  /** the id of this name-server state: a state made after a loss has a new one, so a data server can tell whose lease a mark is */
-  state: string;
-  /** the name server's Date.now() when it answered (tombstone expiry follows it, dataserver/cluster-clock.ts) */
-  now: number;
-  /** the persisted lease ends (decimal): no block id or file key at or above them was handed out */
-  leasedUpTo: { blockIds: string; keys: string };
-  /** the answering name server's role; a data server takes commands, time and marks only from a leader */
-  role?: NameserverRole;
-  /** the leader's epoch (see HEADERS.epoch); a data server persists the highest seen */
-  epoch?: number;
-}
-
 /** Body of POST DS_ROUTES.block (the name server creating a block on its replicas). */
 export interface BlockCreate {
   /** the other replicas of the block */
@@ -219,6 +156,16 @@ export interface BlockLocation {
   state: string;
   /** ids of data servers meant to hold the block that are not live copies now (down, or missing it) */
   absent?: string[];
+  /** bumped whenever the block's replica set changes (repair, move, drain); the delete feed's `moves` carry it too */
+  version?: number;
+}
+
+/** A block whose replica set changed: clients drop a cached location older than `version`. */
+export interface BlockMove {
+  seq: number;
+  block: number;
+  version: number;
+  at: number;
 }
 
 export interface WriteResult {
@@ -316,6 +263,8 @@ export interface DeleteFeedPage {
   /** the newest sequence number (pass as `after` next time) */
   seq: number;
   deletes: DeleteEvent[];
+  /** replica-set changes in the same sequence as the deletes (absent from older name servers) */
+  moves?: BlockMove[];
   /** false when deletes after `after` were already dropped from the feed (or the feed was reset): purge everything */
   complete: boolean;
 }

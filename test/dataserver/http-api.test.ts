@@ -461,7 +461,7 @@ describe('ugcfs dataserver process', () => {
     try {
       const p = await startDs('g', ['--nameserver', nsUrl, '--heartbeat-ms', '100', '--rack', 'r2', '--id', 'ds-g']);
       await call(`${p.url}/blocks/5`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      await waitUntil(() => beats.some((h) => h.blocks.some((bl) => bl.id === 5)));
+      await waitUntil(() => beats.some((h) => (h.report?.blocks ?? h.blocks ?? []).some((bl) => bl.id === 5)));
       const last = beats.at(-1)!;
       expect(last).toMatchObject({ id: 'ds-g', url: p.url, rack: 'r2', blockSize: 65536 });
       expect(last.freeBytes).toBeGreaterThan(0);

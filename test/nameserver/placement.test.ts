@@ -1,13 +1,14 @@
 // Placement and the persisted sequences, in process (pure logic and a real LevelDB).
 import { describe, expect, it } from 'vitest';
 import { chooseCopyTarget, chooseReplicaSet, chooseReplicaSetWith, racksDistinctEnough, uncoveredServer } from '../../nameserver/placement.ts';
-import type { DataserverEntry } from '../../nameserver/registry.ts';
+import { CopyReports, type DataserverEntry } from '../../nameserver/registry.ts';
+import { CopyTable } from '../../nameserver/copy-table.ts';
 import { PersistedSequence } from '../../nameserver/sequence.ts';
 import { jsonSublevel, openStateDb } from '../../nameserver/state-db.ts';
 import { tempDir } from '../helpers/proc.ts';
 
 function ds(id: string, rack: string, freeBytes = 10 ** 9, draining = false): DataserverEntry {
-  return { id, url: `http://${id}`, rack, draining, freeBytes, usedBytes: 0, blockSize: 1024, lastSeen: 1, reports: new Map() };
+  return { id, url: `http://${id}`, rack, draining, freeBytes, usedBytes: 0, blockSize: 1024, lastSeen: 1, reports: new CopyReports(new CopyTable(), 0) };
 }
 
 describe('placement', () => {

@@ -1,0 +1,82 @@
+// What the leader tells data servers about their copies, decided when something changes
+// (a copy reported or changed, a block record changed) and by the sweep (block-sweep.ts),
+// never by walking every copy on every heartbeat. Orders wait in a per-server outbox, one per
+// block, and go out on that server's next heartbeat reply:
+//   - delete-block: a copy of a block whose creation was abandoned (on a server it was sent
+//     to), or an extra copy (its server is not in the replica set, which has its full count
+//     live elsewhere); the data server quarantines it, never unlinks it at once;
+//   - readonly: a copy that still takes writes of a block that no longer does.
+// A copy reported sealed seals its writable block. An order lost with its reply is decided
+// again when the copy's report next changes, or by the sweep.
+import type { Logger } from '../src/base/log.ts';
+import type { DsCommand } from '../src/wire/protocol.ts';
+import type { BlockMap } from './block-map.ts';
+import type { PendingDeletes } from './pending-deletes.ts';
+import type { Registry } from './registry.ts';
+
+export interface CopyOrdersDeps {
+  blocks: BlockMap;
+  registry: Registry;
+  pending: Pick<PendingDeletes, 'forgetBlock'>;
+  log: Logger;
+  /** only a leader orders anything */
+  isLeader: () => boolean;
+}
+
+export class CopyOrders {
+  private readonly outbox = new Map<string, Map<number, DsCommand>>();
+
+  constructor(private readonly d: CopyOrdersDeps) {}
+
+  /** Decides for every copy of `block`. */
+  async evaluateBlock(block: number, now = Date.now()): Promise<void> {
+    for (const n of this.d.registry.copies.holdersOf(block)) await this.evaluate(block, this.d.registry.servers.idOf(n), now);
+  }
+
+  /** Decides for server `dsId`'s copy of `block`. */
+  async evaluate(block: number, dsId: string, now = Date.now()): Promise<void> {
+    if (!this.d.isLeader()) return;
+    const { blocks } = this.d;
+    const rec = blocks.get(block);
+    const ds = this.d.registry.get(dsId);
+    const rep = ds?.reports.get(block);
+    if (!rec || !ds || !rep) return;
+    if (rec.state === 'abandoned') {
+      if (rec.replicas.includes(dsId)) this.order(dsId, { kind: 'delete-block', block, reason: 'block creation was abandoned' });
+      return;
+    }
+    if (rec.state === 'creating' || blocks.busyReason(block)) return;
+    if (!rec.replicas.includes(dsId)) {
+      if (blocks.liveHolders(rec, now).length >= rec.replication && !this.outbox.get(dsId)?.has(block)) {
+        this.order(dsId, { kind: 'delete-block', block, reason: 'extra copy: the block has its full replica count elsewhere' });
+        await this.d.pending.forgetBlock(dsId, block);
+        this.d.log.info({ ds: dsId, block }, 'removing an extra copy');
+      }
+      return;
+    }
+    if (rep.sealed && rec.state === 'writable') {
+      await blocks.setState(block, 'sealed');
+      return; // the change re-evaluates every copy
+    }
+    if (rec.state !== 'writable' && !rep.readonly && !rep.sealed) this.order(dsId, { kind: 'readonly', block, readonly: true });
+  }
+
+  /** The orders waiting for `dsId`, taken (they go out on its heartbeat reply). */
+  take(dsId: string): DsCommand[] {
+    const box = this.outbox.get(dsId);
+    if (!box) return [];
+    this.outbox.delete(dsId);
+    return [...box.values()];
+  }
+
+  /** Drops every waiting order (this name server stopped leading). */
+  clear(): void {
+    this.outbox.clear();
+  }
+
+  private order(dsId: string, cmd: DsCommand): void {
+    let box = this.outbox.get(dsId);
+    if (!box) this.outbox.set(dsId, (box = new Map()));
+    box.set(cmd.block, cmd);
+  }
+}
