@@ -75,7 +75,7 @@ export class BlockMap {
 
   /** Reads every record (writes nothing: a standby loads too). */
   async load(): Promise<void> {
-    for await (const [, rec] of this.store.iterator()) this.index(rec, false);
+    for await (const page of this.store.iterator().pages()) for (const [, rec] of page) this.index(rec, false);
   }
 
   /**

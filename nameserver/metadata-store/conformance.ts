@@ -209,6 +209,14 @@ export function metadataStoreSuite(name: string, factory: () => Promise<StoreFix
         expect(rest).toHaveLength(n - 1);
         expect(rest).not.toContain('k0005');
         expect(rest).toContain('k039');
+        // a page at a time: the same entries, in order, in non-empty pages, ranges kept
+        const paged: Array<[string, number]> = [];
+        for await (const page of ns.iterator({ gte: 'k005', limit: 30 }).pages()) {
+          expect(page.length).toBeGreaterThan(0);
+          paged.push(...page);
+        }
+        expect(paged).toEqual(await ns.iterator({ gte: 'k005', limit: 30 }).all());
+        expect(paged.map(([, v]) => v)).toEqual(Array.from({ length: 30 }, (_, i) => 5 + i));
       }));
 
     it('applies a batch atomically, across namespaces', () =>

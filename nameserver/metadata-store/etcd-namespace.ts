@@ -67,7 +67,7 @@ export class EtcdNamespace<V> implements Namespace<V> {
     const reverse = range.reverse === true;
     const state: { revision: number | undefined } = { revision: undefined };
 
-    async function* entries(): AsyncGenerator<[string, V]> {
+    async function* pages(): AsyncGenerator<Array<[string, V]>> {
       let from = start;
       let to = end;
       let left = limit;
@@ -86,7 +86,7 @@ export class EtcdNamespace<V> implements Namespace<V> {
           ...(reverse ? { sortOrder: 'DESCEND' as const, sortTarget: 'KEY' as const } : {}),
         });
         state.revision ??= page.revision;
-        for (const kv of page.kvs) yield [kv.key.subarray(base.length).toString('utf8'), JSON.parse(kv.value.toString('utf8')) as V];
+        if (page.kvs.length > 0) yield page.kvs.map((kv) => [kv.key.subarray(base.length).toString('utf8'), JSON.parse(kv.value.toString('utf8')) as V]);
         left -= page.kvs.length;
         const last = page.kvs[page.kvs.length - 1];
         if (!page.more || !last || left <= 0) return;
@@ -94,12 +94,16 @@ export class EtcdNamespace<V> implements Namespace<V> {
         else from = Buffer.concat([last.key, ZERO]);
       }
     }
+    async function* entries(): AsyncGenerator<[string, V]> {
+      for await (const page of pages()) yield* page;
+    }
     const gen = entries();
     return {
       get revision() {
         return state.revision;
       },
       [Symbol.asyncIterator]: () => gen,
+      pages,
       all: async () => {
         const out: Array<[string, V]> = [];
         for await (const e of gen) out.push(e);

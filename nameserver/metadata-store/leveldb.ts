@@ -21,6 +21,9 @@ export interface LevelStoreOptions {
 
 const NONE: WriteResult = Object.freeze({ revision: 0 });
 
+/** Entries read per page by `pages()`. */
+const PAGE_ENTRIES = 1000;
+
 export class LevelMetadataStore implements MetadataStore {
   readonly kind = 'leveldb' as const;
   private readonly subs = new Map<string, Sub>();
@@ -125,6 +128,18 @@ class LevelNamespace<V> implements Namespace<V> {
     const sub = this.sub;
     const opts: Record<string, unknown> = {};
     for (const k of ['gt', 'gte', 'lt', 'lte', 'reverse', 'limit'] as const) if (range[k] !== undefined) opts[k] = range[k];
+    async function* pages(): AsyncGenerator<Array<[string, V]>> {
+      const it = sub.iterator(opts);
+      try {
+        for (;;) {
+          const page = await it.nextv(PAGE_ENTRIES);
+          if (page.length === 0) return;
+          yield page as Array<[string, V]>;
+        }
+      } finally {
+        await it.close();
+      }
+    }
     async function* entries(): AsyncGenerator<[string, V]> {
       // abstract-level's iterator closes itself when the loop ends or breaks.
       for await (const [k, v] of sub.iterator(opts)) yield [k as string, v as V];
@@ -133,6 +148,7 @@ class LevelNamespace<V> implements Namespace<V> {
     return {
       revision: undefined,
       [Symbol.asyncIterator]: () => gen,
+      pages,
       all: async () => {
         const out: Array<[string, V]> = [];
         for await (const e of gen) out.push(e);

@@ -85,6 +85,12 @@ export interface MetadataIterator<V> extends AsyncIterable<[string, V]> {
   readonly revision: number | undefined;
   /** Reads every remaining entry. */
   all(): Promise<Array<[string, V]>>;
+  /**
+   * The remaining entries a page at a time (each a non-empty array, in order): one await per
+   * page instead of one per entry, for loading a namespace of millions (the block map at
+   * start). Use either this or the entry iteration, not both.
+   */
+  pages(): AsyncIterable<Array<[string, V]>>;
 }
 
 /** One namespace of JSON values (a LevelDB sublevel `!name!key`; etcd keys `<prefix>/<name>/<key>`). */
