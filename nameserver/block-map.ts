@@ -67,10 +67,7 @@ export class BlockMap {
     private readonly confirmWindowMs: number,
   ) {
     this.table = new BlockTable(registry.servers);
-    this.under = new UnderReplicated(registry, (id, now) => {
-      const rec = this.table.get(id);
-      return rec !== undefined && mayHoldFiles(rec) && this.liveHolders(rec, now).length < rec.replication;
-    }, () => this.writableIds);
+    this.under = new UnderReplicated(registry, (id, now) => this.short(id, now), () => this.writableIds);
   }
 
   /** Reads every record (writes nothing: a standby loads too). */
@@ -300,6 +297,37 @@ export class BlockMap {
   /** Called when a copy is dropped other than by its server's report. */
   onCopyDropped(fn: (dsId: string, last: BlockReport) => void): void {
     this.droppedHooks.push(fn);
+  }
+
+  /**
+   * True when the block may hold files and fewer than its replica count of copies count now:
+   * liveHolders' rule, read straight from the columns (this runs for every copy reported).
+   */
+  private short(id: number, now: number): boolean {
+    const state = this.table.stateOf(id);
+    if (state === undefined || EMPTY_STATES.has(state)) return false;
+    const fresh = now - this.table.createdAtOf(id) < this.confirmWindowMs;
+    let live = 0;
+    for (let i = 0, n = this.table.replicaCount(id); i < n; i++) {
+      const num = this.table.replicaAt(id, i);
+      const ds = this.registry.byNumber(num);
+      if (!ds || !this.registry.isAlive(ds, now)) continue;
+      if (fresh || this.registry.copies.has(id, num) || (this.copiedUntil.size > 0 && (this.copiedUntil.get(`${id}/${ds.id}`) ?? 0) > now)) live++;
+    }
+    return live < this.table.replicationOf(id);
+  }
+
+  /** Whether `dsId` is in the replica set of block `id` (no record materialised). */
+  isReplica(id: number, dsId: string): boolean {
+    const num = this.registry.servers.find(dsId);
+    if (num < 0) return false;
+    for (let i = 0, n = this.table.replicaCount(id); i < n; i++) if (this.table.replicaAt(id, i) === num) return true;
+    return false;
+  }
+
+  /** The state of block `id`'s record, if it has one (no record materialised). */
+  stateOfRecord(id: number): BlockState | undefined {
+    return this.table.stateOf(id);
   }
 
   /** True when this data server's copy counts: it is meant to hold it and reported it (or just created or copied it). */

@@ -50,6 +50,21 @@ export class BlockTable {
     return this.version.get(id);
   }
 
+  /** How many servers the replica set names. */
+  replicaCount(id: number): number {
+    const w = this.wide.get(id);
+    if (w) return w.length;
+    let n = 0;
+    while (n < INLINE && this.replica[n]!.get(id) !== 0) n++;
+    return n;
+  }
+
+  /** Server number of replica `i` (i < replicaCount). */
+  replicaAt(id: number, i: number): number {
+    const w = this.wide.get(id);
+    return w ? w[i]! : this.replica[i]!.get(id) - 1;
+  }
+
   /** Server numbers of the replica set, in order. */
   replicaNumbers(id: number): number[] {
     const w = this.wide.get(id);

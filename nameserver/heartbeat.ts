@@ -246,6 +246,9 @@ export class HeartbeatHandler {
 
   /** Whether a reported block is kept as this server's copy (adopting it first under --adopt-blocks). */
   private async admitCopy(dsId: string, rep: BlockReport, now: number): Promise<boolean> {
+    // The common case, read from the columns: a block we allocated, not abandoned, not adopted here.
+    const state = this.d.blocks.stateOfRecord(rep.id);
+    if (state !== undefined && state !== 'abandoned' && !this.adopted.has(rep.id)) return true;
     let rec = this.d.blocks.get(rep.id);
     if (!rec && this.d.adopt) rec = await this.adoptBlock(dsId, rep.id, now);
     if (rec && this.adopted.has(rec.id) && !rec.replicas.includes(dsId) && rec.replicas.length < rec.replication) {
@@ -277,8 +280,8 @@ export class HeartbeatHandler {
     }
     await this.d.registry.beat(hb, now, false);
     const { ack } = await this.d.intake.apply(hb.id, messageOf(hb), (rep) => {
-      const rec = this.d.blocks.get(rep.id);
-      return rec !== undefined && (rec.state !== 'abandoned' || rec.replicas.includes(hb.id));
+      const state = this.d.blocks.stateOfRecord(rep.id);
+      return state !== undefined && (state !== 'abandoned' || this.d.blocks.isReplica(rep.id, hb.id));
     });
     return this.reply([], 'standby', hb.report ? ack : undefined);
   }

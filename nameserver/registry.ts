@@ -146,6 +146,11 @@ export class Registry {
     return this.entries.get(id);
   }
 
+  /** The entry of server number `n` (server-index.ts), if it is known. */
+  byNumber(n: number): DataserverEntry | undefined {
+    return this.entries.get(this.servers.idOf(n));
+  }
+
   /** Throws UGCFS_ERR_DATASERVER_NOT_FOUND for ids never registered. */
   require(id: string): DataserverEntry {
     const e = typeof id === 'string' ? this.entries.get(id) : undefined;

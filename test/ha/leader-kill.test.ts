@@ -1,7 +1,8 @@
 // The promise of a name-server group (docs/NAMESERVER.md, "High availability"): SIGKILL the
 // leader under continuous uploads and reads through an origin, ten times over. Uploads
 // resume within 10 s each time, no read of an acknowledged file fails, every acknowledged
-// upload and delete survives, and no fid is issued twice. Real etcd (three members), two
+// upload and delete survives, no fid is issued twice, and each new leader asks every data
+// server for a full block report. Real etcd (three members), two
 // name servers, three data servers, one origin, all processes on loopback.
 import { createHash, randomBytes } from 'node:crypto';
 import sharp from 'sharp';
@@ -17,6 +18,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const png = () => sharp(randomBytes(8 * 8 * 3), { raw: { width: 8, height: 8, channels: 3 } }).png().toBuffer();
 
 const ROUNDS = 10;
+/** Full reports a name server asked for because it knew no session (it restarted, or was elected). */
+const fullReports = (metrics: string) => Number(/^ugcfs_report_full_requests_total\{[^}]*reason="unknown-session"[^}]*\} (\d+)/m.exec(metrics)?.[1] ?? 0);
 
 describe.skipIf(etcdUsable())('SIGKILL of the leading name server', () => {
   let ha: HaCluster;
@@ -90,6 +93,8 @@ describe.skipIf(etcdUsable())('SIGKILL of the leading name server', () => {
       for (let round = 0; round < ROUNDS; round++) {
         const li = await ha.leaderIndex();
         const before = ackedAt.length;
+        const standby = 1 - li;
+        const fullsBefore = fullReports(await ha.metricsOf(standby));
         const t0 = Date.now();
         await ha.nameservers[li]!.kill('SIGKILL');
         // Uploads may go on for a while on fids the dead leader assigned ahead (an origin
@@ -98,6 +103,9 @@ describe.skipIf(etcdUsable())('SIGKILL of the leading name server', () => {
         const next = await ha.leaderIndex(30_000);
         expect(next).not.toBe(li);
         const elected = Date.now();
+        // The new leader trusts none of the reports it took as a standby: every data server
+        // is asked for a full report, and sends it.
+        await waitFor('full reports asked of every data server by the new leader', async () => fullReports(await ha.metricsOf(next)) >= fullsBefore + ha.dataservers.length, 30_000, 100);
         await waitFor('uploads acknowledged under the new leader', () => ackedAt.filter(([sent]) => sent > elected).length >= 5, 30_000, 20);
         const acks = [t0, ...ackedAt.slice(before).map(([, at]) => at).filter((at) => at > t0)].sort((a, b) => a - b);
         failover.push(Math.max(...acks.slice(1).map((at, i) => at - acks[i]!)));

@@ -22,6 +22,20 @@ function report(id: number, size = 1000): BlockReport {
 
 const beat: Heartbeat = { id: DS, url: 'http://127.0.0.1:1', rack: '', freeBytes: 1e12, usedBytes: 0, blockSize: 1 << 20, blocks: [] };
 
+describe('the report digest', () => {
+  it('is pinned: every field counts, and both sides of every version compute the same', () => {
+    const a = report(1);
+    const b: BlockReport = { id: 7, size: 2 ** 40 + 5, liveCount: 3, liveBytes: 2 ** 33, deletedBytes: 17, sealed: true, readonly: true, gen: 2 };
+    expect(digestOf([a])).toBe('f93ffb820ed81e87');
+    expect(digestOf([b])).toBe('387b9bc15cd7e412');
+    expect(digestOf([a, b])).toBe(digestOf([b, a])); // order does not matter
+    expect(digestOf([])).toBe('0000000000000000');
+    for (const change of [{ size: 1001 }, { liveCount: 11 }, { liveBytes: 999 }, { deletedBytes: 1 }, { sealed: true }, { readonly: true }, { gen: 1 }]) {
+      expect(digestOf([{ ...a, ...change }]), JSON.stringify(change)).not.toBe(digestOf([a]));
+    }
+  });
+});
+
 describe('block reports', () => {
   let db: RootDb;
   let cleanup: () => void;
