@@ -104,8 +104,10 @@ async function execute(o: HeartbeatOptions, cmd: DsCommand): Promise<void> {
     if (cmd.kind === 'delete-block') {
       // Never unlinked at once: the file goes to quarantine/, so a name server that is
       // wrong about this copy being extra cannot destroy the only one.
-      if (o.store.has(cmd.block)) await o.store.quarantineBlock(cmd.block, cmd.reason);
-      o.log.info({ block: cmd.block, reason: cmd.reason }, 'quarantined block on name server request');
+      if (o.store.has(cmd.block)) {
+        await o.store.quarantineBlock(cmd.block, cmd.reason);
+        o.log.info({ block: cmd.block, reason: cmd.reason }, 'quarantined block on name server request');
+      }
     } else if (cmd.kind === 'readonly') {
       if (o.store.has(cmd.block)) await o.store.setReadonly(cmd.block, cmd.readonly);
     } else {

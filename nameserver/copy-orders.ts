@@ -6,8 +6,9 @@
 //     to), or an extra copy (its server is not in the replica set, which has its full count
 //     live elsewhere); the data server quarantines it, never unlinks it at once;
 //   - readonly: a copy that still takes writes of a block that no longer does.
-// A copy reported sealed seals its writable block. An order lost with its reply is decided
-// again when the copy's report next changes, or by the sweep.
+// A copy reported sealed seals its writable block. An order is not decided again for 10 s
+// after it went out (the server's next report shows it done); one lost with its reply is
+// decided again after that, when the copy's report changes or the sweep comes by.
 import type { Logger } from '../src/base/log.ts';
 import type { DsCommand } from '../src/wire/protocol.ts';
 import type { BlockMap } from './block-map.ts';
@@ -23,8 +24,13 @@ export interface CopyOrdersDeps {
   isLeader: () => boolean;
 }
 
+/** An order sent is not decided again this soon: time for the server's next report to show it done. */
+const RESEND_AFTER_MS = 10_000;
+
 export class CopyOrders {
   private readonly outbox = new Map<string, Map<number, DsCommand>>();
+  /** `${ds}/${block}/${kind}` -> when that order last went out */
+  private readonly sentAt = new Map<string, number>();
 
   constructor(private readonly d: CopyOrdersDeps) {}
 
@@ -42,13 +48,12 @@ export class CopyOrders {
     const rep = ds?.reports.get(block);
     if (!rec || !ds || !rep) return;
     if (rec.state === 'abandoned') {
-      if (rec.replicas.includes(dsId)) this.order(dsId, { kind: 'delete-block', block, reason: 'block creation was abandoned' });
+      if (rec.replicas.includes(dsId)) this.order(dsId, { kind: 'delete-block', block, reason: 'block creation was abandoned' }, now);
       return;
     }
     if (rec.state === 'creating' || blocks.busyReason(block)) return;
     if (!rec.replicas.includes(dsId)) {
-      if (blocks.liveHolders(rec, now).length >= rec.replication && !this.outbox.get(dsId)?.has(block)) {
-        this.order(dsId, { kind: 'delete-block', block, reason: 'extra copy: the block has its full replica count elsewhere' });
+      if (blocks.liveHolders(rec, now).length >= rec.replication && this.order(dsId, { kind: 'delete-block', block, reason: 'extra copy: the block has its full replica count elsewhere' }, now)) {
         await this.d.pending.forgetBlock(dsId, block);
         this.d.log.info({ ds: dsId, block }, 'removing an extra copy');
       }
@@ -58,15 +63,27 @@ export class CopyOrders {
       await blocks.setState(block, 'sealed');
       return; // the change re-evaluates every copy
     }
-    if (rec.state !== 'writable' && !rep.readonly && !rep.sealed) this.order(dsId, { kind: 'readonly', block, readonly: true });
+    if (rec.state !== 'writable' && !rep.readonly && !rep.sealed) this.order(dsId, { kind: 'readonly', block, readonly: true }, now);
   }
 
-  /** The orders waiting for `dsId`, taken (they go out on its heartbeat reply). */
-  take(dsId: string): DsCommand[] {
+  /**
+   * The orders waiting for `dsId`, taken (they go out on its heartbeat reply). One whose copy
+   * the report just applied shows gone or done is dropped.
+   */
+  take(dsId: string, now = Date.now()): DsCommand[] {
     const box = this.outbox.get(dsId);
     if (!box) return [];
     this.outbox.delete(dsId);
-    return [...box.values()];
+    const reports = this.d.registry.get(dsId)?.reports;
+    const out: DsCommand[] = [];
+    for (const cmd of box.values()) {
+      const rep = reports?.get(cmd.block);
+      if (!rep || (cmd.kind === 'readonly' && rep.readonly)) continue;
+      this.sentAt.set(`${dsId}/${cmd.block}/${cmd.kind}`, now);
+      out.push(cmd);
+    }
+    if (this.sentAt.size > 10_000) for (const [k, at] of this.sentAt) if (now - at > RESEND_AFTER_MS) this.sentAt.delete(k);
+    return out;
   }
 
   /** Drops every waiting order (this name server stopped leading). */
@@ -74,9 +91,13 @@ export class CopyOrders {
     this.outbox.clear();
   }
 
-  private order(dsId: string, cmd: DsCommand): void {
+  /** Queues an order; false when it is queued already or went out a moment ago. */
+  private order(dsId: string, cmd: DsCommand, now: number): boolean {
     let box = this.outbox.get(dsId);
+    if (box?.get(cmd.block)?.kind === cmd.kind) return false;
+    if (now - (this.sentAt.get(`${dsId}/${cmd.block}/${cmd.kind}`) ?? -Infinity) < RESEND_AFTER_MS) return false;
     if (!box) this.outbox.set(dsId, (box = new Map()));
     box.set(cmd.block, cmd);
+    return true;
   }
 }
