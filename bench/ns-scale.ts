@@ -1,0 +1,361 @@
+// The name server at scale: ONE real name server (`ugcfs nameserver`, LevelDB state, its own
+// defaults but --repair-delay-ms 0) fed by simulated data servers (bench/lib/dataserver-sim.ts:
+// one process speaking the real heartbeat protocol for every made-up server, and answering
+// the name server's calls to them). Steps:
+//   1. a fresh name server; the servers register holding nothing (they learn the cluster id);
+//      its memory and CPU with no block are the baseline;
+//   2. it is stopped, --blocks block records (replicas 2, sealed, spread over the servers) are
+//      written into its state with its own store code, the servers now hold those blocks;
+//   3. it is started again: restart time to listening, to the first assign answered, and
+//      until every server's blocks are reported (full reports, paged). Every server sends its
+//      full report at once, as data servers do; when no more server gets its blocks in for
+//      --stall-s, that is reported as a stall and the servers then take turns (4 at once), so
+//      the later figures can still be measured (their lines say fullReportsAtOnce);
+//   4. a steady window with heartbeats only: its CPU (/proc/<pid>/stat) as % of one core;
+//      then its live memory (full GC through the inspector, then /metrics: the heap in use and
+//      the memory outside it, typed arrays' buffers) less the baseline's, per block;
+//   5. assign latency under an open-loop load of --assign-rate assigns/s;
+//   6. one server stops beating: time until GET /dataservers/<id> says dead, and until the
+//      first repair request about one of its blocks reaches a simulated server.
+// Prints one JSON line per figure (bench/lib/results.ts's format).
+//   node bin/run-ts.mjs bench/ns-scale.ts [--quick] [--blocks 1000000 --servers 100]
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { opt } from '../src/base/config.ts';
+import { SECRET_HEADER } from '../src/base/secret.ts';
+import type { DataserverStatus } from '../src/wire/protocol.ts';
+import { NAMESERVER_OPTIONS } from '../nameserver/config.ts';
+import { parseFlags } from './lib/flags.ts';
+import { processCpuMs } from './lib/process-cpu.ts';
+import { percentile } from './lib/stats.ts';
+import { RUN_TS, startUgcfs, type Child } from './lib/spawn.ts';
+import { liveMemory, metric, metricLines, seedBlocks } from './lib/ns-scale-probe.ts';
+import { simId } from './lib/ns-scale-layout.ts';
+import { freePort, killAllChildren, splitLines, trackChild } from '../test/helpers/ready-process.ts';
+import { waitFor } from '../test/helpers/proc.ts';
+
+const D = NAMESERVER_OPTIONS;
+const flags = parseFlags(import.meta.url, {
+  quick: opt.bool(false, '50k blocks on 20 servers, short windows: a smoke check in under a minute'),
+  blocks: opt.int(1_000_000, 'blocks written into the name server\'s state (each on 2 servers)', { min: 1 }),
+  servers: opt.int(100, 'simulated data servers', { min: 3 }),
+  heartbeatMs: opt.int(D.heartbeatMs.default, "the servers' heartbeat interval (the name server's --heartbeat-ms is passed when not its default)", { min: 10 }),
+  deadAfterMs: opt.int(D.deadAfterMs.default, "the name server's --dead-after-ms (passed when not its default)", { min: 20 }),
+  repairDelayMs: opt.int(0, "the name server's --repair-delay-ms", { min: 0 }),
+  steadyS: opt.number(30, 'seconds of the heartbeats-only window the CPU is measured over', { min: 1 }),
+  assignRate: opt.int(50, 'assigns per second of the assign load (open loop)', { min: 1 }),
+  assignS: opt.number(30, 'seconds of assign load', { min: 1 }),
+  churnServers: opt.number(0.2, 'share of beats that carry a change', { min: 0, max: 1 }),
+  churnBlocks: opt.int(2, 'blocks changed on such a beat', { min: 0 }),
+  fullReports: opt.int(0, 'simulated servers sending a full report at once (0: no limit, as real data servers)', { min: 0 }),
+  settleS: opt.int(1800, 'longest wait for every server\'s blocks to be reported after the restart', { min: 10 }),
+  stallS: opt.int(60, 'the restart counts as stalled when no more server\'s blocks got in for this long (then the servers take turns)', { min: 5 }),
+}, { quick: { blocks: 50_000, servers: 20, steadyS: 5, assignS: 5 } });
+
+/** full reports at once after a stalled restart */
+const TURNS = 4;
+const SIM = fileURLToPath(new URL('./lib/dataserver-sim.ts', import.meta.url));
+const secret = randomBytes(32).toString('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ns-scale: ${m}\n`);
+const config = { blocks: flags.blocks, servers: flags.servers, heartbeatMs: flags.heartbeatMs };
+let protocol = 'report';
+/** the restart stalled and the servers were made to take turns: the later figures say so */
+let throttled = false;
+const out = (metric: string, value: number, unit: string, extra: Record<string, unknown> = {}) =>
+  process.stdout.write(JSON.stringify({ bench: 'ns-scale', metric, value: Number.isFinite(value) ? Math.round(value * 100) / 100 : value, unit, ...config, protocol, ...(throttled ? { fullReportsAtOnce: TURNS } : {}), ...extra }) + '\n');
+
+const work = mkdtempSync(join(tmpdir(), 'ugcfs-ns-scale-'));
+const nsDir = join(work, 'ns');
+const port = await freePort();
+const inspectPort = await freePort();
+const nsUrl = `http://127.0.0.1:${port}`;
+const nsArgs = [
+  'nameserver',
+  '--data', nsDir,
+  '--port', String(port),
+  '--repair-delay-ms', String(flags.repairDelayMs),
+  ...(flags.heartbeatMs !== D.heartbeatMs.default ? ['--heartbeat-ms', String(flags.heartbeatMs)] : []),
+  ...(flags.deadAfterMs !== D.deadAfterMs.default ? ['--dead-after-ms', String(flags.deadAfterMs)] : []),
+];
+// The inspector port only lets the bench force a full GC before reading the heap.
+const startNs = () => startUgcfs(nsArgs, { env: { UGCFS_CLUSTER_SECRET: secret }, nodeFlags: [`--inspect=127.0.0.1:${inspectPort}`], timeoutMs: 30 * 60_000 });
+log(`command: UGCFS_CLUSTER_SECRET=... node --inspect=127.0.0.1:PORT bin/ugcfs.mjs ${nsArgs.join(' ').replace(nsDir, 'NSDIR')}`);
+
+// ---- the simulator and its commands
+
+interface SimStats {
+  protocol: string; protocolWhy: string; seconds: number; simCpuPct: number; beats: number; failed: number; firstError: string; errors: Record<string, number>;
+  beatP50Ms: number; beatP99Ms: number; beatMaxMs: number; fullPages: number; deltas: number; deltaBlocks: number; fullRequests: number;
+  bodyBytes: number; repairRequests: number; listed: number; live: number; copies: number; registered: number; heapBytes: number;
+}
+let sim: ChildProcess | undefined;
+let rpcId = 0;
+const waiting = new Map<number, (m: Record<string, unknown>) => void>();
+let firstRepair: { at: number; block: number; route: string; server: string } | undefined;
+let simReady: (url: string) => void = () => {};
+
+function startSim(): Promise<string> {
+  const args = [SIM, '--nameserver', nsUrl, '--servers', String(flags.servers), '--blocks', String(flags.blocks), '--heartbeat-ms', String(flags.heartbeatMs), '--churn-servers', String(flags.churnServers), '--churn-blocks', String(flags.churnBlocks), '--full-reports', String(flags.fullReports)];
+  log(`simulator: node bin/run-ts.mjs bench/lib/dataserver-sim.ts ${args.slice(1).join(' ')}`);
+  // 16M simulated copies and 400 full reports in flight at once need more than the default heap
+  sim = fork(RUN_TS, args, { execArgv: ['--max-old-space-size=8192'], env: { ...process.env, UGCFS_CLUSTER_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  trackChild(sim);
+  for (const s of [sim.stdout!, sim.stderr!]) splitLines(s, (l) => process.stderr.write(`  [sim] ${l}\n`));
+  sim.on('message', (raw) => {
+    const m = raw as Record<string, unknown>;
+    if (typeof m.id === 'number') {
+      waiting.get(m.id)?.(m);
+      waiting.delete(m.id);
+    } else if (m.event === 'ready') simReady(String(m.url));
+    else if (m.event === 'repair') firstRepair ??= m as unknown as typeof firstRepair;
+    else if (m.event === 'protocol') {
+      protocol = String(m.protocol);
+      log(`the name server takes no block reports (${String(m.why)}): the simulated servers send whole lists in Heartbeat.blocks, as data servers before reports did`);
+    }
+  });
+  sim.on('exit', (code) => { if (code) log(`simulator exited with ${code}`); });
+  return new Promise((r) => (simReady = r));
+}
+
+function rpc<T = Record<string, unknown>>(cmd: string, extra: Record<string, unknown> = {}): Promise<T> {
+  return new Promise((resolve) => {
+    const id = ++rpcId;
+    waiting.set(id, resolve as (m: Record<string, unknown>) => void);
+    sim!.send({ id, cmd, ...extra });
+  });
+}
+const simStats = (reset = false) => rpc<SimStats>('stats', { reset });
+
+// ---- the name server's API, as an operator and a client call it
+
+const headers = { 'content-type': 'application/json', [SECRET_HEADER]: secret };
+
+async function assignOnce(): Promise<number> {
+  const t0 = performance.now();
+  const res = await request(`${nsUrl}/assign`, { method: 'POST', body: '{}', headers, headersTimeout: 30_000, bodyTimeout: 30_000 });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
+  return performance.now() - t0;
+}
+
+async function dataserver(id: string): Promise<DataserverStatus> {
+  const res = await request(`${nsUrl}/dataservers/${id}`, { headers, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  const body = (await res.body.json()) as DataserverStatus;
+  if (res.statusCode !== 200) throw new Error(`GET /dataservers/${id}: HTTP ${res.statusCode}`);
+  return body;
+}
+
+/** Open loop: request i leaves at i/rate s whatever the earlier ones are doing. */
+async function assignLoad(rate: number, seconds: number): Promise<{ lat: number[]; errors: number; firstError?: string }> {
+  const lat: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < Math.round(rate * seconds); i++) {
+    const wait = t0 + (i * 1000) / rate - performance.now();
+    if (wait > 0) await sleep(wait);
+    pending.push(assignOnce().then((ms) => void lat.push(ms), (err: Error) => { errors++; firstError ??= err.message; }));
+  }
+  await Promise.all(pending);
+  return { lat, errors, firstError };
+}
+
+/** CPU of the name server over `seconds`, as % of one core, with the simulator's figures for the same window. */
+async function window(ns: Child, seconds: number): Promise<{ cpuPct: number; sim: SimStats }> {
+  await simStats(true);
+  const c0 = processCpuMs(ns.pid);
+  const t0 = Date.now();
+  await sleep(seconds * 1000);
+  const cpuPct = ((processCpuMs(ns.pid) - c0) / (Date.now() - t0)) * 100;
+  return { cpuPct, sim: await simStats(true) };
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : Number.NaN;
+}
+
+/**
+ * Waits until every live server's blocks are in (report acknowledged, or list accepted),
+ * saying how it goes every 15 s. Undefined when no more server got in for `stallMs` or
+ * `timeoutMs` passed.
+ */
+async function settled(timeoutMs: number, stallMs: number): Promise<SimStats | undefined> {
+  const t0 = Date.now();
+  let said = t0;
+  let progress = { listed: -1, at: t0 };
+  for (;;) {
+    const s = await simStats();
+    if (s.listed === s.live && s.registered === flags.servers) return s;
+    const now = Date.now();
+    if (s.listed !== progress.listed) progress = { listed: s.listed, at: now };
+    if (now - progress.at > stallMs || now - t0 > timeoutMs) return undefined;
+    if (now - said >= 15_000) {
+      said = now;
+      const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"').catch(() => undefined);
+      log(`  ${s.listed} of ${s.live} servers' blocks in; ${s.fullPages} full-report pages answered (${applied ?? '?'} applied by the name server), ${s.fullRequests} full reports asked for, ${s.failed} beats failed ${JSON.stringify(s.errors)}`);
+    }
+    await sleep(200);
+  }
+}
+
+let ns: Child | undefined;
+// Ctrl-C or a kill: the servers go with the bench, and its scratch directory
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    killAllChildren();
+    rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+try {
+  // 1. fresh, no block
+  const tStart = Date.now();
+  ns = await startNs();
+  const freshMs = Date.now() - tStart;
+  await startSim();
+  const t1 = Date.now();
+  if (!(await settled(120_000, 60_000))) throw new Error('the simulated servers did not all register within 2 minutes');
+  log(`${flags.servers} servers registered in ${Date.now() - t1} ms (protocol: ${protocol})`);
+  await sleep(5 * flags.heartbeatMs);
+  const empty = await window(ns, Math.min(5, flags.steadyS));
+  const mem0 = await liveMemory(nsUrl, inspectPort);
+  out('ns_cpu_no_blocks', empty.cpuPct, '% of one core', { beatsPerS: empty.sim.beats / empty.sim.seconds, note: 'the servers registered, holding no block' });
+
+  // 2. the blocks, written into the stopped name server's state
+  await ns.stop(60_000);
+  ns = undefined;
+  let t = Date.now();
+  await seedBlocks(nsDir, { blocks: flags.blocks, servers: flags.servers }, Date.now() - 86_400_000);
+  const seedMs = Date.now() - t;
+  log(`wrote ${flags.blocks} block records in ${seedMs} ms`);
+  const loaded = await rpc<{ ms: number; copies: number }>('load');
+  log(`the simulated servers hold ${loaded.copies} copies`);
+
+  // 3. restart
+  let firstAssign: number | undefined;
+  let assignErr = '';
+  let polling = true;
+  const t0 = Date.now();
+  const poller = (async () => {
+    while (polling && firstAssign === undefined) {
+      try {
+        await assignOnce();
+        firstAssign = Date.now() - t0;
+      } catch (err) {
+        assignErr = (err as Error).message;
+        await sleep(100);
+      }
+    }
+  })();
+  ns = await startNs();
+  const listeningMs = Date.now() - t0;
+  await simStats(true); // what follows counts from the name server listening
+  log(`restarted: listening after ${listeningMs} ms`);
+  let st = await settled(flags.settleS * 1000, flags.stallS * 1000);
+  let settledMs = Date.now() - t0;
+  const stalled = !st;
+  let stallAt = Infinity;
+  if (!st) {
+    // No more server got its blocks in for a while: full reports time out faster than the
+    // name server takes them in. Said as such; then the servers take turns (as a fix in the
+    // protocol might make them), so the rest can still be measured.
+    const x = await simStats();
+    const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"');
+    out('restart_reports_in', Number.NaN, 'ms', { error: `stalled ${settledMs} ms after the restart: ${x.listed} of ${x.live} servers' blocks in, none more for ${flags.stallS} s`, stalledAfterMs: settledMs, serversIn: x.listed, of: x.live, stallS: flags.stallS, fullPagesAnswered: x.fullPages, fullPagesApplied: applied, failedBeats: x.failed, errors: x.errors, simCpuPct: Math.round(x.simCpuPct), fullReportsAtOnce: flags.fullReports || 'no limit' });
+    if (flags.fullReports > 0 && flags.fullReports <= TURNS) throw new Error(`the restart did not settle, with ${flags.fullReports} full reports at once`);
+    log(`stalled: from now on ${TURNS} servers send a full report at once`);
+    stallAt = Date.now() - t0;
+    await rpc('full-reports', { limit: TURNS });
+    // the name server first works through the pages it already took in: no stall check now
+    st = await settled(flags.settleS * 1000, flags.settleS * 1000);
+    if (!st) throw new Error(`the restart did not settle within ${flags.settleS} s, even with ${TURNS} full reports at once`);
+    settledMs = Date.now() - t0;
+    out('restart_reports_in_turns', settledMs, 'ms', { fullReportsAtOnce: TURNS, fullPages: st.fullPages, failedBeats: st.failed, note: `every server's blocks reported, from the restart, after the servers were made to take turns (${TURNS} at once)` });
+  } else {
+    out('restart_reports_in', settledMs, 'ms', { fullPages: st.fullPages, fullRequests: st.fullRequests, failedBeats: st.failed, fullReportsAtOnce: flags.fullReports || 'no limit', note: 'every server\'s blocks reported, from the restart' });
+  }
+  log(`every server's blocks reported ${settledMs} ms after the restart (${st.fullPages} full-report pages answered, ${st.fullRequests} full reports asked for, ${st.failed} beats failed ${JSON.stringify(st.errors)})`);
+  log(`  the name server's count: ${await metricLines(nsUrl, 'ugcfs_report_')}`);
+  await waitFor('an assign answered', () => firstAssign, 120_000, 100).catch(() => undefined);
+  polling = false;
+  await poller;
+  out('restart_listening', listeningMs, 'ms', { records: flags.blocks, freshStartMs: freshMs, note: 'process start to listening; freshStartMs: the same with no block' });
+  out('restart_first_assign', firstAssign ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : firstAssign > stallAt ? { note: 'after the servers were made to take turns' } : {});
+  out('seed_records', seedMs, 'ms', { perS: Math.round((flags.blocks / seedMs) * 1000) });
+  // the figures from here on were measured with the servers taking turns, if they had to
+  throttled = stalled;
+
+  // 4. steady: heartbeats only
+  await sleep(3 * flags.heartbeatMs);
+  const steady = await window(ns, flags.steadyS);
+  const s = steady.sim;
+  out('ns_cpu_heartbeats', steady.cpuPct, '% of one core', {
+    windowS: Math.round(s.seconds),
+    beatsPerS: Math.round((s.beats / s.seconds) * 10) / 10,
+    deltaBlocksPerS: Math.round(s.deltaBlocks / s.seconds),
+    fullPages: s.fullPages,
+    fullRequests: s.fullRequests,
+    heartbeatBodyMBPerS: Math.round((s.bodyBytes / s.seconds / 1e6) * 10) / 10,
+    beatP50Ms: Math.round(s.beatP50Ms * 10) / 10,
+    beatP99Ms: Math.round(s.beatP99Ms * 10) / 10,
+    failed: s.failed,
+    simCpuPct: Math.round(s.simCpuPct),
+    goal: 25,
+  });
+  const mem = await liveMemory(nsUrl, inspectPort);
+  const rss = rssBytes(ns.pid);
+  // the name server's own count of its block tables, where it keeps one
+  const tables = await metric(nsUrl, 'ugcfs_block_table_bytes');
+  const perBlock = (m: { heap: number; external: number }) => (m.heap + m.external - mem0.heap - mem0.external) / flags.blocks;
+  out('memory_per_block', perBlock(mem), 'B', {
+    heapPerBlock: Math.round(((mem.heap - mem0.heap) / flags.blocks) * 10) / 10,
+    externalPerBlock: Math.round(((mem.external - mem0.external) / flags.blocks) * 10) / 10,
+    heapBytes: mem.heap,
+    externalBytes: mem.external,
+    baselineBytes: mem0.heap + mem0.external,
+    rssBytes: rss,
+    copies: loaded.copies,
+    ...(tables !== undefined ? { blockTableBytesPerBlock: Math.round((tables / flags.blocks) * 10) / 10 } : {}),
+    goal: 250,
+  });
+
+  // 5. assigns under the heartbeat load
+  const c0 = processCpuMs(ns.pid);
+  const tA = Date.now();
+  const a = await assignLoad(flags.assignRate, flags.assignS);
+  const assignCpu = ((processCpuMs(ns.pid) - c0) / (Date.now() - tA)) * 100;
+  out('assign_p99', percentile(a.lat, 99), 'ms', { p50: Math.round(percentile(a.lat, 50) * 100) / 100, max: Math.round(Math.max(...a.lat) * 100) / 100, assigns: a.lat.length, errors: a.errors, ...(a.firstError ? { firstError: a.firstError.slice(0, 160) } : {}), ratePerS: flags.assignRate, nsCpuPct: Math.round(assignCpu), goal: 10 });
+
+  // 6. a server stops beating
+  const victim = Math.floor(flags.servers / 2);
+  const vid = simId(victim);
+  // no repair during the name server's start-up grace: kill after it
+  const grace = D.startupGraceMs.default - (Date.now() - t0) - flags.deadAfterMs;
+  if (grace > 0) await sleep(grace);
+  const k = await rpc<{ at: number; lastBeat: { sentAt: number; at: number } | null }>('kill', { server: victim });
+  const last = k.lastBeat?.sentAt ?? k.at;
+  log(`${vid} stopped beating (its last beat left ${k.at - last} ms before)`);
+  const detectAt = await waitFor(`${vid} declared dead`, async () => ((await dataserver(vid)).alive ? undefined : Date.now()), flags.deadAfterMs + 120_000, 100);
+  out('dead_detected', detectAt - last, 'ms', { fromStopMs: detectAt - k.at, deadAfterMs: flags.deadAfterMs, poll: 'GET /dataservers/:id every 100 ms' });
+  await waitFor('the first repair request', () => firstRepair, flags.deadAfterMs + flags.repairDelayMs + 120_000, 50).catch(() => undefined);
+  if (firstRepair) {
+    out('repair_started', firstRepair.at - last, 'ms', { fromDetectedMs: firstRepair.at - detectAt, route: firstRepair.route, block: firstRepair.block, repairDelayMs: flags.repairDelayMs, goal: flags.deadAfterMs + flags.repairDelayMs + 2000 });
+  } else out('repair_started', Number.NaN, 'ms', { error: 'no repair request within 2 minutes' });
+  const end = await simStats();
+  out('simulator', end.simCpuPct, '% of one core', { note: 'the simulator process over the last window', heapMB: Math.round(end.heapBytes / 1e6), repairRequests: end.repairRequests });
+  if (protocol !== 'report') out('protocol', Number.NaN, '', { note: `the name server read whole lists in Heartbeat.blocks: ${st.protocolWhy}` });
+} finally {
+  if (sim?.connected) await Promise.race([rpc('exit'), sleep(2000)]);
+  sim?.kill('SIGKILL');
+  await ns?.stop(60_000);
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(0);
