@@ -27,6 +27,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   scale: async () => (await import('./lib/sections/scale.ts')).section,
   recovery: async () => (await import('./lib/sections/recovery.ts')).section,
   ha: async () => (await import('./lib/sections/ha.ts')).section,
+  'ns-scale': async () => (await import('./lib/sections/ns-scale.ts')).section,
   profile: async () => (await import('./lib/sections/profile.ts')).section,
   external: async () => (await import('./lib/sections/external.ts')).section,
 };

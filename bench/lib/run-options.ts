@@ -4,7 +4,7 @@ import { opt } from '../../src/base/config.ts';
 import { ints } from './flags.ts';
 
 /** The sections, in the order they run and appear in docs/BENCHMARKS.md. */
-export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'ha', 'profile', 'external'];
+export const SECTION_ORDER = ['reads', 'writes', 'images', 'scale', 'recovery', 'ha', 'ns-scale', 'profile', 'external'];
 
 /** --wait-quiet waits at most this long per section for the load average to drop */
 export const WAIT_QUIET_MS = 3 * 60_000;
@@ -33,6 +33,8 @@ export const RUN_OPTIONS = {
   haKills: opt.int(10, 'ha section: SIGKILLs of the leading name server per --lease-ms value', { min: 1 }),
   haLeaseMs: ints([5000, 2000], "ha section: the name servers' --lease-ms values failover is measured at", { min: 1000 }),
   etcdRecords: opt.int(100_000, 'ha section: block records and legacy paths written (each) to weigh them in etcd', { min: 1000 }),
+  // The ns-scale section: 1M blocks take ~5 min and 0.5 GB; 8M take far longer and several GB.
+  nsScaleBlocks: ints([1_000_000, 8_000_000], 'ns-scale section: block counts the name server is measured at (1M on 100 simulated data servers, 8M on 400)', { min: 1000 }),
 };
 
 export const RUN_QUICK = { runs: 2, duration: 2, haKills: 3, etcdRecords: 20_000 };

@@ -1,0 +1,134 @@
+// The name server at scale (issue 24): bench/ns-scale.ts per configuration — one real name
+// server fed by simulated data servers — at 1M blocks on 100 data servers and 8M on 400
+// (--ns-scale-blocks picks which; --quick: the script's own 50k blocks on 20). The goals are
+// the issue's, for 8M blocks on 400 data servers; a smaller configuration's figures are shown
+// against them but not judged.
+import { join } from 'node:path';
+import type { Section, BenchContext } from '../context.ts';
+import type { Goal } from '../results.ts';
+import { parseExternalLines, type ExternalLine } from '../results.ts';
+import { readFlags } from '../flags.ts';
+import { RUN_OPTIONS } from '../run-options.ts';
+import { ROOT, RUN_TS, runCommand } from '../spawn.ts';
+import { table, num } from '../markdown.ts';
+import { rolesAvailable } from '../cluster.ts';
+
+/** the configuration the goals are for */
+const GOAL = { blocks: 8_000_000, servers: 400 };
+
+/** Simulated data servers for a block count: the issue's pairs, ~2,500 blocks each below them. */
+export function serversFor(blocks: number): number {
+  if (blocks >= 8_000_000) return 400;
+  if (blocks >= 1_000_000) return 100;
+  return Math.max(3, Math.round(blocks / 2500));
+}
+
+const label = (blocks: number, servers: number) => `${blocks >= 1e6 ? `${blocks / 1e6}M` : `${blocks / 1e3}k`} blocks / ${servers} servers`;
+const secs = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? '—' : `${(ms / 1000).toFixed(1)} s`);
+const millis = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? '—' : `${ms.toFixed(1)} ms`);
+
+interface Run {
+  blocks: number;
+  servers: number;
+  command: string;
+  code: number | null;
+  error?: string;
+  lines: ExternalLine[];
+}
+
+const find = (r: Run, metric: string) => r.lines.find((l) => l.metric === metric);
+const value = (r: Run, metric: string) => {
+  const v = find(r, metric)?.value;
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+};
+
+function rows(runs: Run[]): (string | number)[][] {
+  const cell = (f: (r: Run) => string) => runs.map((r) => (r.code === 0 || r.lines.length > 0 ? f(r) : 'failed'));
+  const restartIn = (r: Run) => {
+    const plain = find(r, 'restart_reports_in');
+    if (plain && Number.isFinite(plain.value)) return secs(plain.value);
+    const turns = value(r, 'restart_reports_in_turns');
+    return plain ? `stalled at ${String(plain.serversIn)} of ${String(plain.of)} after ${secs(Number(plain.stalledAfterMs))}; all in after ${secs(turns)}, ${String(find(r, 'restart_reports_in_turns')?.fullReportsAtOnce ?? '?')} at a time` : '—';
+  };
+  const hb = (r: Run) => find(r, 'ns_cpu_heartbeats');
+  const mem = (r: Run) => find(r, 'memory_per_block');
+  const assign = (r: Run) => find(r, 'assign_p99');
+  return [
+    ['heartbeats: name-server CPU, % of one core', ...cell((r) => `${num(value(r, 'ns_cpu_heartbeats'), 1)}%`)],
+    ['  beats/s; changed blocks/s in deltas', ...cell((r) => `${num(Number(hb(r)?.beatsPerS), 0)}; ${num(Number(hb(r)?.deltaBlocksPerS), 0)}`)],
+    ['  beat round trip p50 / p99, as the servers see it', ...cell((r) => `${millis(Number(hb(r)?.beatP50Ms))} / ${millis(Number(hb(r)?.beatP99Ms))}`)],
+    ['  the same servers holding no block: CPU', ...cell((r) => `${num(value(r, 'ns_cpu_no_blocks'), 1)}%`)],
+    ['memory per block (heap + external), B', ...cell((r) => num(value(r, 'memory_per_block'), 1))],
+    ['  of which JavaScript heap / external (typed arrays), B', ...cell((r) => `${num(Number(mem(r)?.heapPerBlock), 1)} / ${num(Number(mem(r)?.externalPerBlock), 1)}`)],
+    ["  the name server's own count of its block tables, B per block", ...cell((r) => num(Number(mem(r)?.blockTableBytesPerBlock), 1))],
+    ['  resident set size after the reports', ...cell((r) => `${num(Number(mem(r)?.rssBytes) / 2 ** 20, 0)} MiB`)],
+    ['dead server declared dead (GET /dataservers/:id), from its last beat', ...cell((r) => secs(value(r, 'dead_detected')))],
+    ['its first repair request arrives, from its last beat', ...cell((r) => `${secs(value(r, 'repair_started'))} (${String(find(r, 'repair_started')?.route ?? '—')})`)],
+    ['assign p50 / p99 / max', ...cell((r) => `${millis(Number(assign(r)?.p50))} / ${millis(value(r, 'assign_p99'))} / ${millis(Number(assign(r)?.max))}`)],
+    ['  assigns / errors', ...cell((r) => `${num(Number(assign(r)?.assigns))} / ${num(Number(assign(r)?.errors))}`)],
+    ['restart: process start to listening (with no block)', ...cell((r) => `${secs(value(r, 'restart_listening'))} (${secs(Number(find(r, 'restart_listening')?.freshStartMs))})`)],
+    ['restart: to the first assign answered', ...cell((r) => secs(value(r, 'restart_first_assign')))],
+    ["restart: to every server's blocks reported", ...cell(restartIn)],
+    ['block records written into the stopped state', ...cell((r) => `${secs(value(r, 'seed_records'))} (${num(Number(find(r, 'seed_records')?.perS))}/s)`)],
+    ['simulator process CPU (one process for all servers)', ...cell((r) => `${num(value(r, 'simulator'), 1)}%`)],
+  ];
+}
+
+export const section: Section = {
+  id: 'ns-scale',
+  title: 'Name server at scale: 1M and 8M blocks on 100 and 400 simulated data servers',
+  async run(ctx: BenchContext) {
+    if (!rolesAvailable().nameserver) return { values: { notMeasured: 'needs the name server' }, goals: [], commands: [], data: {} };
+    // the runner's own flags, read again for this section's one (--ns-scale-blocks)
+    const wanted = ctx.quick ? [0] : [...readFlags(RUN_OPTIONS, process.argv.slice(2)).nsScaleBlocks];
+    const runs: Run[] = [];
+    for (const blocks of wanted) {
+      const servers = blocks === 0 ? 20 : serversFor(blocks);
+      const args = blocks === 0 ? ['--quick'] : ['--blocks', String(blocks), '--servers', String(servers)];
+      const n = blocks === 0 ? 50_000 : blocks;
+      const command = `node bin/run-ts.mjs bench/ns-scale.ts ${args.join(' ')}`;
+      ctx.log(`  ns-scale: ${label(n, servers)}`);
+      const r = await runCommand(process.execPath, [RUN_TS, join(ROOT, 'bench', 'ns-scale.ts'), ...args], { timeoutMs: 3 * 3600_000 });
+      const lines = parseExternalLines(r.stdout);
+      const run: Run = { blocks: n, servers, command, code: r.code, lines };
+      if (r.code !== 0) run.error = (r.stderr.trim().split('\n').filter((l) => l.startsWith('Error')).pop() ?? `exit ${r.code}`).slice(0, 200);
+      runs.push(run);
+      ctx.log(`  ns-scale: ${label(n, servers)} done (exit ${r.code})`);
+    }
+    const top = [...runs].sort((a, b) => b.blocks - a.blocks)[0];
+    const atGoal = top !== undefined && top.blocks >= GOAL.blocks && top.servers >= GOAL.servers;
+    const goals: Goal[] = [];
+    if (top) {
+      const at = `, ${label(top.blocks, top.servers)}`;
+      // Below the goal's configuration a figure is reported, with the goal it will be judged by.
+      const goal = (id: string, name: string, target: string, v: number | undefined, shown: (v: number) => string, ok: (v: number) => boolean) =>
+        goals.push({ id, name: name + at, target: atGoal ? target : `reported (goal ${target} at ${label(GOAL.blocks, GOAL.servers)})`, measured: v === undefined ? 'not measured' : shown(v), met: atGoal && v !== undefined ? ok(v) : undefined });
+      const repairGoal = Number(find(top, 'repair_started')?.goal ?? Number.NaN);
+      goal('heartbeat-cpu', 'name-server CPU on heartbeats', '< 25% of one core', value(top, 'ns_cpu_heartbeats'), (v) => `${v.toFixed(1)}% of one core`, (v) => v < 25);
+      goal('memory', 'name-server memory per block, its copies included', '< 250 B', value(top, 'memory_per_block'), (v) => `${v.toFixed(0)} B`, (v) => v < 250);
+      goal('repair-start', "a dead server's first repair, from its last heartbeat", `<= dead time + 2 s (${secs(repairGoal)})`, value(top, 'repair_started'), secs, (v) => v <= repairGoal);
+      goal('assign-p99', 'assign p99 under the heartbeat load', '< 10 ms', value(top, 'assign_p99'), (v) => `${v.toFixed(1)} ms`, (v) => v < 10);
+      goal('restart', 'name-server restart to serving assigns', '< 30 s', value(top, 'restart_first_assign'), secs, (v) => v < 30_000);
+      const restartIn = find(top, 'restart_reports_in');
+      const inMs = restartIn && Number.isFinite(restartIn.value) ? restartIn.value : undefined;
+      goals.push({ id: 'reports-in', name: `name-server restart until every data server's blocks are reported${at}`, target: 'reported', measured: inMs !== undefined ? secs(inMs) : restartIn ? `stalled; ${secs(value(top, 'restart_reports_in_turns'))} with the servers taking turns` : 'not measured' });
+    }
+    const notes: string[] = [];
+    for (const r of runs) {
+      if (r.error) notes.push(`${label(r.blocks, r.servers)}: the run failed: ${r.error}.`);
+      const stalled = find(r, 'restart_reports_in');
+      if (stalled && !Number.isFinite(stalled.value)) {
+        notes.push(`${label(r.blocks, r.servers)}: after the restart, every simulated server sent its full report at once (as data servers do, each on its own) and the reports **stalled**: ${secs(Number(stalled.stalledAfterMs))} after the restart, ${String(stalled.serversIn)} of ${String(stalled.of)} servers' blocks were in, and no more came for ${String(stalled.stallS)} s. By then the name server had taken in ${String(stalled.fullPagesApplied)} full-report pages, ${String(stalled.fullPagesAnswered)} of them answered within the data servers' heartbeat timeout, ${String(stalled.failedBeats)} beats failed (${JSON.stringify(stalled.errors)}); the simulator, rebuilding and resending the full reports, took ${String(stalled.simCpuPct ?? '?')}% of a core meanwhile, on the same ${ctx.machine.cores} cores. The servers were then made to send ${String(find(r, 'restart_reports_in_turns')?.fullReportsAtOnce ?? '?')} full reports at a time, and the later figures of that column were measured so.`);
+      }
+      if (r.lines.some((l) => l.protocol === 'blocks')) notes.push(`${label(r.blocks, r.servers)}: the name server did not answer \`report\`: the simulated servers sent whole lists in Heartbeat.blocks.`);
+    }
+    const values = {
+      table: table(['', ...runs.map((r) => label(r.blocks, r.servers))], rows(runs)),
+      notes: notes.join('\n\n'),
+      config: top ? label(top.blocks, top.servers) : '—',
+      atGoal,
+      protocol: runs.every((r) => r.lines.every((l) => l.protocol !== 'blocks')) ? 'report' : 'blocks',
+    };
+    return { values, goals, commands: runs.map((r) => r.command), data: runs };
+  },
+};
