@@ -154,10 +154,11 @@ function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
         o.log.error({ err, ...at }, 'could not build a heartbeat');
         return acted;
       }
-      const wasFull = session.wantsFull;
+      const wasFull = session.sendsFull;
       let complete = true;
       for (const m of session.next(body.blocks)) {
-        const r = await sendOne({ ...body.hb, report: m });
+        // A full report's page may wait behind other servers' pages at a busy name server.
+        const r = await sendOne({ ...body.hb, report: m }, m.kind === 'full' ? Math.max(30_000, o.intervalMs * 4) : Math.max(2000, o.intervalMs * 2));
         if (r === undefined) {
           session.unanswered(m);
           return acted;
@@ -173,18 +174,18 @@ function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
           break;
         }
       }
-      // Asked for a full report (a new leader, a digest mismatch): send it now, not a beat later.
-      if (complete || (wasFull && round > 0) || !session.wantsFull) break;
+      // Given the turn to send a full report (a new leader, a digest mismatch): send it now, not a beat later.
+      if (complete || (wasFull && round > 0) || !session.sendsFull) break;
     }
     return acted;
   };
 
   /** Sends one heartbeat message; undefined when it got no answer. */
-  const sendOne = async (hb: Heartbeat): Promise<{ acted: boolean; reply?: HeartbeatReply } | undefined> => {
+  const sendOne = async (hb: Heartbeat, timeoutMs: number): Promise<{ acted: boolean; reply?: HeartbeatReply } | undefined> => {
     let reply: HeartbeatReply;
     try {
       try {
-        reply = await nameserver.heartbeat(hb, Math.max(2000, o.intervalMs * 2));
+        reply = await nameserver.heartbeat(hb, timeoutMs);
       } catch (err) {
         if (!(err instanceof ForeignClusterRefusal)) throw err;
         reachable();

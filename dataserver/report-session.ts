@@ -7,7 +7,9 @@
 // one it applied (reordering). Every message carries the count and digest of the whole set;
 // the name server asks for a full report when its own picture disagrees, when it does not
 // know the session (it restarted, or was just elected), or when a full report's pages
-// arrive out of order. docs/NAMESERVER.md, "Block reports".
+// arrive out of order. A full report is never sent unasked: a small message asks for the
+// turn, and the name server gives it or says to wait (it takes a few servers' full reports
+// at a time). docs/NAMESERVER.md, "Block reports".
 //
 // Cost on the data server: one pass over its reports per beat (a hash per block) — the work
 // that matters, the name server's, is proportional to change.
@@ -18,6 +20,8 @@ import type { BlockReport, ReportAck, ReportMessage } from '../src/wire/protocol
 /** A report's hash folded to one number: what a block looked like when last sent. */
 type Fingerprint = number;
 const REMOVED = -1;
+/** The session of a message asking for the turn to send a full report (no session id is '-'). */
+const ASK = '-';
 
 function fingerprint(hi: number, lo: number): Fingerprint {
   return hi * 0x20_0000 + (lo & 0x1f_ffff);
@@ -38,6 +42,8 @@ export class ReportSession {
   /** the full report being sent: its blocks, and the seq of its last page */
   private full: { blocks: Map<number, Fingerprint>; lastSeq: number } | undefined;
   private needFull = true;
+  /** the name server gave this server its turn to send a full report (report-intake.ts, turns) */
+  private granted = false;
   private readonly pageBlocks: number;
   private readonly newSessionId: () => string;
 
@@ -51,9 +57,15 @@ export class ReportSession {
     return this.needFull;
   }
 
-  /** Asks for a full report at the next beat (e.g. the name server answered without a report ack). */
+  /** True when the next messages are a full report's pages (the name server gave the turn). */
+  get sendsFull(): boolean {
+    return this.needFull && this.granted;
+  }
+
+  /** Starts over with a full report, asked for first (e.g. the name server answered without a report ack). */
   restart(): void {
     this.needFull = true;
+    this.granted = false;
     this.full = undefined;
     this.unacked.clear();
   }
@@ -71,7 +83,9 @@ export class ReportSession {
     }
     const count = digest.count;
     const digestText = digest.toString();
-    if (this.needFull) return this.fullReport(current, now, count, digestText);
+    if (this.needFull && this.granted) return this.fullReport(current, now, count, digestText);
+    // Not sent unasked: a small message asks for the turn (a session no name server knows).
+    if (this.needFull) return [{ session: ASK, seq: 1, kind: 'delta', blocks: [], count, digest: digestText }];
 
     const changed = new Set<number>();
     for (const [id, fp] of now) if (this.acked.get(id) !== fp) changed.add(id);
@@ -113,9 +127,16 @@ export class ReportSession {
    * False when the rest of this beat's messages should not be sent (a full report to restart).
    */
   answered(m: ReportMessage, ack: ReportAck | undefined): boolean {
+    if (m.session === ASK) {
+      // The answer to asking: the turn, or wait and ask again next beat.
+      if (ack?.full) this.granted = ack.wait !== true;
+      return false;
+    }
     if (m.session !== this.session) return true; // an answer to a session given up since
     if (!ack || ack.session !== this.session || ack.full) {
       this.restart();
+      // Asked for a full report in answer to a delta, with the turn: it goes at once.
+      if (ack?.full && ack.wait !== true && m.kind === 'delta') this.granted = true;
       return false;
     }
     if (m.kind === 'full') {
@@ -127,6 +148,7 @@ export class ReportSession {
         this.acked = this.full.blocks;
         this.full = undefined;
         this.needFull = false;
+        this.granted = false;
       }
       return true;
     }

@@ -247,8 +247,8 @@ export class BlockMap {
   }
 
   /** A data server's report of its copy of a block (report-intake.ts); returns the report it replaces. */
-  setCopy(dsId: string, report: BlockReport): BlockReport | undefined {
-    const old = this.registry.copies.set(this.registry.servers.of(dsId), report);
+  setCopy(dsId: string, report: BlockReport, stamp?: number): BlockReport | undefined {
+    const old = this.registry.copies.set(this.registry.servers.of(dsId), report, stamp);
     if (!old) this.refresh(report.id);
     return old;
   }
@@ -277,6 +277,12 @@ export class BlockMap {
       if (state !== undefined && !EMPTY_STATES.has(state) && this.table.replicaNumbers(id).includes(n)) count++;
     }
     return count;
+  }
+
+  /** Block ids of a server's copies that full report `stamp` did not name. */
+  copyIdsNotStamped(dsId: string, stamp: number): number[] {
+    const n = this.registry.servers.find(dsId);
+    return n < 0 ? [] : this.registry.copies.blocksNotStamped(n, stamp);
   }
 
   /** Block ids of a server's copies (a snapshot). */

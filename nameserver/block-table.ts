@@ -52,7 +52,7 @@ export class BlockTable {
 
   /** How many servers the replica set names. */
   replicaCount(id: number): number {
-    const w = this.wide.get(id);
+    const w = this.wide.size > 0 ? this.wide.get(id) : undefined;
     if (w) return w.length;
     let n = 0;
     while (n < INLINE && this.replica[n]!.get(id) !== 0) n++;
@@ -61,7 +61,7 @@ export class BlockTable {
 
   /** Server number of replica `i` (i < replicaCount). */
   replicaAt(id: number, i: number): number {
-    const w = this.wide.get(id);
+    const w = this.wide.size > 0 ? this.wide.get(id) : undefined;
     return w ? w[i]! : this.replica[i]!.get(id) - 1;
   }
 

@@ -10,7 +10,7 @@
 // after it went out (the server's next report shows it done); one lost with its reply is
 // decided again after that, when the copy's report changes or the sweep comes by.
 import type { Logger } from '../src/base/log.ts';
-import type { DsCommand } from '../src/wire/protocol.ts';
+import type { BlockReport, DsCommand } from '../src/wire/protocol.ts';
 import type { BlockMap } from './block-map.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import type { Registry } from './registry.ts';
@@ -37,6 +37,20 @@ export class CopyOrders {
   /** Decides for every copy of `block`. */
   async evaluateBlock(block: number, now = Date.now()): Promise<void> {
     for (const n of this.d.registry.copies.holdersOf(block)) await this.evaluate(block, this.d.registry.servers.idOf(n), now);
+  }
+
+  /**
+   * False when `dsId`'s copy reported as `rep` needs no order for sure (a member's copy of a
+   * sealed block, reported read-only): decided from the columns, for every block of a full
+   * report; true means evaluate() must look.
+   */
+  mayOrder(rep: BlockReport, dsId: string): boolean {
+    const state = this.d.blocks.stateOfRecord(rep.id);
+    if (state === undefined) return false;
+    if (state !== 'sealed' && state !== 'failed' && state !== 'writable') return true;
+    if (this.d.blocks.busyReason(rep.id) || !this.d.blocks.isReplica(rep.id, dsId)) return true;
+    if (state === 'writable') return rep.sealed;
+    return !rep.readonly && !rep.sealed;
   }
 
   /** Decides for server `dsId`'s copy of `block`. */

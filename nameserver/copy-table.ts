@@ -1,5 +1,5 @@
 // Every reported copy of every block (who holds what, and the copy's last report), in typed
-// columns: ~52 bytes per copy, no object or map entry per copy. Copies of a block are
+// columns: ~55 bytes per copy, no object or map entry per copy. Copies of a block are
 // chained from the block's head (a block has a few), copies on a server in a doubly linked
 // list from the server's head, so a server's death walks its own copies only and one copy
 // is found, added or removed in O(copies of its block).
@@ -23,6 +23,8 @@ export class CopyTable {
   private liveCount = new Uint32Array(0);
   private gen = new Uint32Array(0);
   private flags = new Uint8Array(0);
+  /** which full report last named the copy (report-intake.ts), so one ending forgets the others */
+  private stamp = new Uint32Array(0);
   private nextInBlock = new Int32Array(0);
   private prevInDs = new Int32Array(0);
   private nextInDs = new Int32Array(0);
@@ -55,11 +57,12 @@ export class CopyTable {
     return s === NONE ? undefined : this.report(s);
   }
 
-  /** Records `ds`'s report of a copy; returns the report it replaces, if any. */
-  set(ds: number, r: BlockReport): BlockReport | undefined {
+  /** Records `ds`'s report of a copy (named by full report `stamp`, when given); returns the report it replaces, if any. */
+  set(ds: number, r: BlockReport, stamp?: number): BlockReport | undefined {
     let s = this.find(r.id, ds);
     const old = s === NONE ? undefined : this.report(s);
     if (s === NONE) s = this.insert(r.id, ds);
+    if (stamp !== undefined) this.stamp[s] = stamp;
     this.size[s] = r.size;
     this.liveBytes[s] = r.liveBytes;
     this.deletedBytes[s] = r.deletedBytes;
@@ -121,6 +124,14 @@ export class CopyTable {
     return out;
   }
 
+  /** Block ids of `ds`'s copies that full report `stamp` did not name. */
+  blocksNotStamped(ds: number, stamp: number): number[] {
+    const out: number[] = [];
+    if (ds >= this.dsHead.length) return out;
+    for (let s = this.dsHead[ds]!; s !== NONE; s = this.nextInDs[s]!) if (this.stamp[s] !== stamp) out.push(this.block[s]!);
+    return out;
+  }
+
   /** Server numbers holding a copy of `block`. */
   holdersOf(block: number): number[] {
     const out: number[] = [];
@@ -130,7 +141,7 @@ export class CopyTable {
 
   /** Bytes of the columns (the bench's and the status page's memory figure). */
   bytes(): number {
-    return this.cap * 51 + this.blockHead.bytes() + this.dsHead.byteLength + this.dsCount.byteLength;
+    return this.cap * 55 + this.blockHead.bytes() + this.dsHead.byteLength + this.dsCount.byteLength;
   }
 
   private insert(block: number, ds: number): number {
@@ -143,6 +154,7 @@ export class CopyTable {
     this.ensureServer(ds);
     this.block[s] = block;
     this.ds[s] = ds;
+    this.stamp[s] = 0;
     this.nextInBlock[s] = this.blockHead.get(block);
     this.blockHead.set(block, s);
     const head = this.dsHead[ds]!;
@@ -181,6 +193,7 @@ export class CopyTable {
     this.liveCount = g(this.liveCount, (n) => new Uint32Array(n));
     this.gen = g(this.gen, (n) => new Uint32Array(n));
     this.flags = g(this.flags, (n) => new Uint8Array(n));
+    this.stamp = g(this.stamp, (n) => new Uint32Array(n));
     this.nextInBlock = g(this.nextInBlock, (n) => new Int32Array(n));
     this.prevInDs = g(this.prevInDs, (n) => new Int32Array(n));
     this.nextInDs = g(this.nextInDs, (n) => new Int32Array(n));

@@ -79,23 +79,25 @@ export function parseHeartbeat(body: unknown): Heartbeat {
 
 const SESSION = /^[A-Za-z0-9_-]{0,64}$/;
 
+const num = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER;
+
+/** Checks a list of block reports, normalising each in place (a full report's page holds 20,000). */
 function reportList(v: unknown, name: string): BlockReport[] {
   if (!Array.isArray(v)) throw bad(`${name} must be an array`);
-  return v.map((x: unknown, i: number) => {
-    if (!x || typeof x !== 'object') throw bad(`${name}[${i}] must be an object`);
-    const r = x as Record<string, unknown>;
+  for (let i = 0; i < v.length; i++) {
+    const r = v[i] as Record<string, unknown> | null;
+    if (!r || typeof r !== 'object' || Array.isArray(r)) throw bad(`${name}[${i}] must be an object`);
     if (typeof r.id !== 'number' || !Number.isInteger(r.id) || r.id < 0 || r.id > 0xffffffff) throw bad(`${name}[${i}].id must be a block id`);
-    return {
-      id: r.id,
-      size: count(r.size, `${name}[${i}].size`),
-      liveCount: count(r.liveCount ?? 0, `${name}[${i}].liveCount`),
-      liveBytes: count(r.liveBytes ?? 0, `${name}[${i}].liveBytes`),
-      deletedBytes: count(r.deletedBytes ?? 0, `${name}[${i}].deletedBytes`),
-      sealed: r.sealed === true,
-      readonly: r.readonly === true,
-      gen: count(r.gen ?? 0, `${name}[${i}].gen`),
-    };
-  });
+    // The usual report passes these checks as it is; only a report that fails one pays for the message.
+    if (!num(r.size)) count(r.size, `${name}[${i}].size`);
+    r.liveCount = num(r.liveCount) ? r.liveCount : count(r.liveCount ?? 0, `${name}[${i}].liveCount`);
+    r.liveBytes = num(r.liveBytes) ? r.liveBytes : count(r.liveBytes ?? 0, `${name}[${i}].liveBytes`);
+    r.deletedBytes = num(r.deletedBytes) ? r.deletedBytes : count(r.deletedBytes ?? 0, `${name}[${i}].deletedBytes`);
+    r.gen = num(r.gen) ? r.gen : count(r.gen ?? 0, `${name}[${i}].gen`);
+    r.sealed = r.sealed === true;
+    r.readonly = r.readonly === true;
+  }
+  return v as BlockReport[];
 }
 
 function reportMessage(v: unknown): ReportMessage {
@@ -240,15 +242,19 @@ export class HeartbeatHandler {
     const { entry, returned } = await this.d.registry.beat(hb, now);
     const { ack, changed } = await this.d.intake.apply(hb.id, m, (rep) => this.admitCopy(hb.id, rep, now));
     if (returned) this.d.log.info({ ds: entry.id, url: entry.url, rack: entry.rack, blocks: heldCount(hb) }, 'data server is alive');
-    for (const rep of changed) await this.d.orders.evaluate(rep.id, entry.id, now);
+    for (const rep of changed) if (this.d.orders.mayOrder(rep, entry.id)) await this.d.orders.evaluate(rep.id, entry.id, now);
     return this.reply(this.d.orders.take(entry.id), 'leader', hb.report ? ack : undefined);
   }
 
   /** Whether a reported block is kept as this server's copy (adopting it first under --adopt-blocks). */
-  private async admitCopy(dsId: string, rep: BlockReport, now: number): Promise<boolean> {
+  private admitCopy(dsId: string, rep: BlockReport, now: number): Promise<boolean> | boolean {
     // The common case, read from the columns: a block we allocated, not abandoned, not adopted here.
     const state = this.d.blocks.stateOfRecord(rep.id);
     if (state !== undefined && state !== 'abandoned' && !this.adopted.has(rep.id)) return true;
+    return this.admitRare(dsId, rep, now);
+  }
+
+  private async admitRare(dsId: string, rep: BlockReport, now: number): Promise<boolean> {
     let rec = this.d.blocks.get(rep.id);
     if (!rec && this.d.adopt) rec = await this.adoptBlock(dsId, rep.id, now);
     if (rec && this.adopted.has(rec.id) && !rec.replicas.includes(dsId) && rec.replicas.length < rec.replication) {

@@ -72,6 +72,8 @@ export class Registry {
   readonly servers = new ServerIndex();
   /** every copy every server reported */
   readonly copies = new CopyTable();
+  /** entries by server number (byNumber runs per reported copy) */
+  private readonly numbered: Array<DataserverEntry | undefined> = [];
   /** ids whose identity changed while this name server was a standby: persisted on take-over */
   private readonly unsaved = new Set<string>();
 
@@ -88,7 +90,10 @@ export class Registry {
   }
 
   private entry(p: PersistedDataserver): DataserverEntry {
-    return { id: p.id, url: p.url, rack: p.rack, draining: p.draining, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new CopyReports(this.copies, this.servers.of(p.id)) };
+    const n = this.servers.of(p.id);
+    const e: DataserverEntry = { id: p.id, url: p.url, rack: p.rack, draining: p.draining, freeBytes: 0, usedBytes: 0, blockSize: 0, lastSeen: 0, reports: new CopyReports(this.copies, n) };
+    this.numbered[n] = e;
+    return e;
   }
 
   /**
@@ -148,7 +153,8 @@ export class Registry {
 
   /** The entry of server number `n` (server-index.ts), if it is known. */
   byNumber(n: number): DataserverEntry | undefined {
-    return this.entries.get(this.servers.idOf(n));
+    const e = this.numbered[n];
+    return e !== undefined && this.entries.get(e.id) === e ? e : this.entries.get(this.servers.idOf(n));
   }
 
   /** Throws UGCFS_ERR_DATASERVER_NOT_FOUND for ids never registered. */

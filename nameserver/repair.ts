@@ -29,6 +29,8 @@ export interface RepairDeps {
   copyTimeoutMs?: number;
   /** the data servers' heartbeat interval, ms (how long a new copy may take to be reported; default 1000) */
   heartbeatMs?: number;
+  /** whether a server's full block report has been taken in since this name server started or was elected (default: yes) */
+  reportedWhole?: (dsId: string) => boolean;
 }
 
 /** Time one repair copy may take unless configured. */
@@ -69,7 +71,10 @@ export class Repairer {
       if (holders.length === 0 || holders.length >= rec.replication) continue;
       const ready = this.d.blocks.absentReplicas(rec, now).every((id) => {
         const ds = this.d.registry.get(id);
-        if (!ds || this.d.registry.isAlive(ds, now)) return true;
+        // Alive and not reporting it is lost only once the server's full report is in: one
+        // waiting its turn to report (after a restart, an election) has told nothing yet.
+        if (ds && this.d.registry.isAlive(ds, now)) return this.d.reportedWhole?.(id) ?? true;
+        if (!ds) return true;
         return now - this.d.registry.deadSince(ds) >= this.d.repairDelayMs;
       });
       if (!ready && rec.replicas.length >= rec.replication) continue;

@@ -12,6 +12,12 @@
 //   - after a last page or a delta, a digest or count that differs from the server's asks
 //     for a full report (counted in ugcfs_report_full_requests_total{reason="digest"}).
 // A new leader forgets every session, so each server sends a full report first (resetAll).
+//
+// Full reports take turns: at most `fullAtOnce` servers send one at a time; a server asked
+// for one while the turns are taken is told to wait (`wait: true`) and asks again at its next
+// beat, first come first served. A name server that restarts among hundreds of servers so
+// takes in their reports at its own pace, each page answered while its sender still waits,
+// instead of parsing pages whose senders timed out and will send them again.
 import { reportHash, ReportDigest, type Hash64 } from '../src/wire/heartbeat.ts';
 import type { BlockReport, ReportAck, ReportMessage } from '../src/wire/protocol.ts';
 import type { BlockMap } from './block-map.ts';
@@ -20,8 +26,10 @@ interface ServerReports {
   session: string;
   /** highest seq applied in the session */
   seq: number;
-  /** ids named so far by the full report being received */
-  fullSeen?: Set<number>;
+  /** the full report being received: its stamp (copy-table.ts), and the other ids it named */
+  full?: { stamp: number; others: Set<number> };
+  /** a full report from this server has been applied whole since this name server started (or led) */
+  whole: boolean;
   digest: ReportDigest;
   /** reported blocks not kept as copies (never allocated, or abandoned elsewhere): their hashes */
   refused: Map<number, Hash64>;
@@ -44,57 +52,91 @@ export interface IntakeEvents {
   applied?: (kind: ReportMessage['kind'], entries: number) => void;
 }
 
-/** Decides whether a reported block is kept as a copy (true) or refused (false). */
+export interface IntakeOptions {
+  /** servers sending a full report at the same time; the others wait their turn */
+  fullAtOnce?: number;
+  /** a turn given, and no page for this long: it goes to the next server */
+  turnTimeoutMs?: number;
+}
+
+/** Decides whether a reported block is kept as a copy (true) or refused (false); synchronous when it can be (it runs per block). */
 export type Admit = (report: BlockReport) => Promise<boolean> | boolean;
 
 export class ReportIntake {
   private readonly servers = new Map<string, ServerReports>();
+  /** servers whose turn to send a full report it is: id -> when it last made progress */
+  private readonly turns = new Map<string, number>();
+  /** servers waiting for a turn, in the order they first asked: id -> when they last asked */
+  private readonly waiting = new Map<string, number>();
+  private stamps = 0;
+  private readonly fullAtOnce: number;
+  private readonly turnTimeoutMs: number;
 
   constructor(
     private readonly blocks: BlockMap,
     private readonly events: IntakeEvents = {},
+    o: IntakeOptions = {},
   ) {
+    this.fullAtOnce = Math.max(1, o.fullAtOnce ?? 4);
+    this.turnTimeoutMs = o.turnTimeoutMs ?? 15_000;
     blocks.onCopyDropped((dsId, last) => this.servers.get(dsId)?.detached.set(last.id, reportHash(last)));
   }
 
   /** Every server must send a full report before its deltas are taken again (a new leader). */
   resetAll(): void {
     this.servers.clear();
+    this.turns.clear();
+    this.waiting.clear();
   }
 
-  async apply(dsId: string, m: ReportMessage, admit: Admit): Promise<IntakeResult> {
+  /** True once a full report from `dsId` has been applied whole (its copies are all known). */
+  reportedWhole(dsId: string): boolean {
+    return this.servers.get(dsId)?.whole === true;
+  }
+
+  async apply(dsId: string, m: ReportMessage, admit: Admit, now = Date.now()): Promise<IntakeResult> {
     let st = this.servers.get(dsId);
     const want = (reason: FullReason): IntakeResult => {
-      if (st) st.fullSeen = undefined;
-      this.events.fullRequested?.(reason);
-      return { ack: { session: m.session, ack: st?.session === m.session ? st.seq : 0, full: true }, changed: [] };
+      if (st) st.full = undefined;
+      const ack: ReportAck = { session: m.session, ack: st?.session === m.session ? st.seq : 0, full: true };
+      if (this.takeTurn(dsId, now)) this.events.fullRequested?.(reason);
+      else ack.wait = true;
+      return { ack, changed: [] };
     };
     if (m.kind === 'full') {
       if (m.seq === 1) {
-        st = { session: m.session, seq: 0, fullSeen: new Set(), digest: new ReportDigest(), refused: st?.refused ?? new Map(), detached: st?.detached ?? new Map() };
+        // A full report sent out of turn (a data server that started with one) is turned away
+        // while others have the turns: it asks again and waits like them.
+        if (!this.takeTurn(dsId, now)) return want('unknown-session');
+        st = { session: m.session, seq: 0, full: { stamp: (this.stamps = (this.stamps % 0xffff_fffe) + 1), others: new Set() }, whole: st?.whole ?? false, digest: new ReportDigest(), refused: st?.refused ?? new Map(), detached: st?.detached ?? new Map() };
         // The digest restarts from what is recorded now (copies kept from before this
         // session included), so each change below moves it from a true value.
         for (const r of this.blocks.copiesOf(dsId)) st.digest.add(reportHash(r));
         for (const h of st.refused.values()) st.digest.add(h);
         for (const h of st.detached.values()) st.digest.add(h);
         this.servers.set(dsId, st);
-      } else if (!st || st.session !== m.session || !st.fullSeen || m.seq !== st.seq + 1) return want('page-gap');
+      } else if (!st || st.session !== m.session || !st.full || m.seq !== st.seq + 1) return want('page-gap');
+      this.turns.set(dsId, now);
     } else {
-      if (!st || st.session !== m.session || st.fullSeen) return want('unknown-session');
+      if (!st || st.session !== m.session || st.full) return want('unknown-session');
       if (m.seq <= st.seq) return { ack: { session: st.session, ack: st.seq }, changed: [] };
     }
     const changed: BlockReport[] = [];
+    const stamp = st.full?.stamp;
     for (const r of m.blocks) {
-      st.fullSeen?.add(r.id);
-      if (await this.set(dsId, st, r, admit)) changed.push(r);
+      let ok = admit(r);
+      if (typeof ok !== 'boolean') ok = await ok;
+      if (this.set(dsId, st, r, ok, stamp)) changed.push(r);
     }
     for (const id of m.removed ?? []) this.remove(dsId, st, id);
     if (m.kind === 'full' && m.last) {
-      const seen = st.fullSeen!;
-      st.fullSeen = undefined;
-      for (const id of this.blocks.copyIdsOf(dsId)) if (!seen.has(id)) this.remove(dsId, st, id);
-      for (const id of [...st.refused.keys()]) if (!seen.has(id)) this.remove(dsId, st, id);
-      for (const id of [...st.detached.keys()]) if (!seen.has(id)) this.remove(dsId, st, id);
+      const full = st.full!;
+      st.full = undefined;
+      for (const id of this.blocks.copyIdsNotStamped(dsId, full.stamp)) this.remove(dsId, st, id);
+      for (const id of [...st.refused.keys()]) if (!full.others.has(id)) this.remove(dsId, st, id);
+      for (const id of [...st.detached.keys()]) this.remove(dsId, st, id);
+      st.whole = true;
+      this.turns.delete(dsId);
     }
     st.seq = m.seq;
     this.events.applied?.(m.kind, m.blocks.length + (m.removed?.length ?? 0));
@@ -104,9 +146,38 @@ export class ReportIntake {
     return { ack: { session: st.session, ack: st.seq }, changed };
   }
 
+  /**
+   * Whether `dsId` may send a full report now: it has the turn, or one is free and no server
+   * asked before it. Turns with no progress for turnTimeoutMs, and askers silent as long,
+   * are dropped.
+   */
+  private takeTurn(dsId: string, now: number): boolean {
+    for (const [id, at] of this.turns) if (now - at > this.turnTimeoutMs) this.turns.delete(id);
+    if (this.turns.has(dsId)) {
+      this.turns.set(dsId, now);
+      return true;
+    }
+    for (const [id, at] of this.waiting) if (now - at > this.turnTimeoutMs) this.waiting.delete(id);
+    if (!this.waiting.has(dsId)) this.waiting.set(dsId, now);
+    else this.waiting.set(dsId, now); // keeps its place: Map order is first insertion
+    let free = this.fullAtOnce - this.turns.size;
+    for (const id of this.waiting.keys()) {
+      if (free <= 0) return false;
+      if (id === dsId) {
+        this.waiting.delete(dsId);
+        this.turns.set(dsId, now);
+        return true;
+      }
+      free--;
+    }
+    return false;
+  }
+
   /** Forgets a server's session and digest (it was refused, or forgotten). */
   drop(dsId: string): void {
     this.servers.delete(dsId);
+    this.turns.delete(dsId);
+    this.waiting.delete(dsId);
   }
 
   private forgetOld(dsId: string, st: ServerReports, id: number): void {
@@ -126,7 +197,7 @@ export class ReportIntake {
   }
 
   /** True when kept as a copy. */
-  private async set(dsId: string, st: ServerReports, r: BlockReport, admit: Admit): Promise<boolean> {
+  private set(dsId: string, st: ServerReports, r: BlockReport, admitted: boolean, stamp: number | undefined): boolean {
     const h = reportHash(r);
     const refused = st.refused.get(r.id);
     const detached = st.detached.get(r.id);
@@ -138,14 +209,15 @@ export class ReportIntake {
       st.digest.remove(detached);
       st.detached.delete(r.id);
     }
-    if (!(await admit(r))) {
+    if (!admitted) {
       const old = this.blocks.removeCopy(dsId, r.id, true);
       if (old) st.digest.remove(reportHash(old));
       st.refused.set(r.id, h);
       st.digest.add(h);
+      st.full?.others.add(r.id);
       return false;
     }
-    const old = this.blocks.setCopy(dsId, r);
+    const old = this.blocks.setCopy(dsId, r, stamp);
     if (old) st.digest.remove(reportHash(old));
     st.digest.add(h);
     return true;

@@ -208,13 +208,17 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       f.start(backend.loadedAt);
     }
     const orders = new CopyOrders({ blocks, registry, pending, log, isLeader: () => leadership.isLeader() });
-    const intake = new ReportIntake(blocks, {
-      fullRequested: (reason) => metrics.reportFullRequests.inc({ reason }),
-      applied: (kind, entries) => {
-        metrics.reportMessages.inc({ kind });
-        metrics.reportEntries.inc(entries);
+    const intake = new ReportIntake(
+      blocks,
+      {
+        fullRequested: (reason) => metrics.reportFullRequests.inc({ reason }),
+        applied: (kind, entries) => {
+          metrics.reportMessages.inc({ kind });
+          metrics.reportEntries.inc(entries);
+        },
       },
-    });
+      { fullAtOnce: config.fullReportsAtOnce, turnTimeoutMs: Math.max(15_000, 4 * config.heartbeatMs) },
+    );
     blocks.onChange((id) => {
       if (leadership.isLeader()) void orders.evaluateBlock(id).catch((err: unknown) => log.warn({ block: id, err: (err as Error).message }, 'could not decide orders for a block'));
     });
@@ -243,6 +247,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       repairDelayMs: config.repairDelayMs,
       concurrency: config.repairConcurrency,
       heartbeatMs: config.heartbeatMs,
+      reportedWhole: (id) => intake.reportedWhole(id),
       notBefore: startedAt + config.startupGraceMs,
     });
     const statusHooks: Array<(s: ClusterStatus) => void | Promise<void>> = [];

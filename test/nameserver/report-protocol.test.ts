@@ -53,7 +53,24 @@ describe('block reports', () => {
   const deliver = async (m: ReportMessage) => (await intake.apply(DS, m, (r) => blocks.has(r.id))).ack;
   /** One beat over a perfect link: every message delivered and its answer heard. */
   const beatOk = async () => {
-    for (const m of session.next(current())) if (!session.answered(m, await deliver(m))) break;
+    for (let round = 0; round < 2; round++) {
+      let complete = true;
+      for (const m of session.next(current())) {
+        if (!session.answered(m, await deliver(m))) {
+          complete = false;
+          break;
+        }
+      }
+      // asked for the turn and given it: the full report goes in the same beat
+      if (complete || !session.sendsFull) return;
+    }
+  };
+
+  /** The first beat: asks for the turn, sends the full report; what it asked is not counted below. */
+  const register = async () => {
+    await beatOk();
+    expect(fulls).toEqual(['unknown-session']);
+    fulls.length = 0;
   };
 
   beforeEach(async () => {
@@ -76,6 +93,12 @@ describe('block reports', () => {
   });
 
   it('registers with a paged full report, then sends only what changed', async () => {
+    // Never sent unasked: a small message asks for the turn first.
+    const [ask] = session.next(current());
+    expect(ask).toMatchObject({ kind: 'delta', blocks: [], count: BLOCKS, digest: digestOf(current()) });
+    expect(session.answered(ask!, await deliver(ask!))).toBe(false);
+    expect(session.sendsFull).toBe(true);
+    fulls.length = 0;
     const first = session.next(current());
     expect(first.map((m) => [m.kind, m.seq, m.blocks.length, m.last ?? false])).toEqual([
       ['full', 1, 3, false],
@@ -103,7 +126,7 @@ describe('block reports', () => {
   });
 
   it('a lost delta is carried by the next one; a lost reply repeats it harmlessly', async () => {
-    await beatOk();
+    await register();
     held.set(2, report(2, 2000));
     const [lost] = session.next(current());
     session.unanswered(lost!); // the request never arrived
@@ -123,7 +146,7 @@ describe('block reports', () => {
   });
 
   it('a duplicated or reordered delta changes nothing', async () => {
-    await beatOk();
+    await register();
     held.set(4, report(4, 100));
     const [older] = session.next(current());
     held.set(4, report(4, 200));
@@ -141,7 +164,7 @@ describe('block reports', () => {
   });
 
   it('a digest mismatch makes the name server ask for a full report, which repairs its picture', async () => {
-    await beatOk();
+    await register();
     // The pictures drift: a change the name server never hears of (a sender's bug, say).
     held.set(5, report(5, 9000));
     const [real] = session.next(current());
@@ -160,18 +183,20 @@ describe('block reports', () => {
   });
 
   it('a full report forgets copies it does not name, and refuses blocks never allocated', async () => {
-    await beatOk();
+    await register();
     held.delete(1);
     held.set(99, report(99)); // never allocated: refused, yet part of the digest
     session.restart();
     await beatOk();
     expect(seen().map((r) => r.id)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(fulls).toEqual([]);
+    expect(fulls).toEqual(['unknown-session']); // the restarted session asked for its turn
     const [d] = session.next(current());
     expect((await deliver(d!)).full).toBeUndefined();
   });
 
   it('pages out of order, an unknown session, and a new leader each ask for a full report', async () => {
+    const [ask] = session.next(current());
+    session.answered(ask!, await deliver(ask!));
     const pages = session.next(current());
     await deliver(pages[0]!);
     const gap = await deliver(pages[2]!);
@@ -191,11 +216,49 @@ describe('block reports', () => {
     intake.resetAll();
     const [d2] = session.next(current());
     expect((await deliver(d2!)).full).toBe(true);
-    expect(fulls).toEqual(['page-gap', 'unknown-session', 'unknown-session']);
+    // the first ask, the gap, the ask after it, the restarted name server, the new leader
+    expect(fulls).toEqual(['unknown-session', 'page-gap', 'unknown-session', 'unknown-session', 'unknown-session']);
+  });
+
+  it('full reports take turns: a server asked while the turns are taken waits, then goes first come first served', async () => {
+    intake = new ReportIntake(blocks, { fullRequested: (r) => fulls.push(r) }, { fullAtOnce: 1 });
+    await registry.beat({ ...beat, id: 'ds-2' }, Date.now());
+    await registry.beat({ ...beat, id: 'ds-3' }, Date.now());
+    const other = (id: string) => ({ id, session: new ReportSession(), deliver: async (m: ReportMessage) => (await intake.apply(id, m, (r) => blocks.has(r.id))).ack });
+    const [two, three] = [other('ds-2'), other('ds-3')];
+    const [ask1] = session.next(current());
+    session.answered(ask1!, await deliver(ask1!));
+    expect(session.sendsFull).toBe(true); // ds-1 has the only turn
+    const [ask2] = two.session.next([report(1)]);
+    expect(await two.deliver(ask2!)).toMatchObject({ full: true, wait: true });
+    const [ask3] = three.session.next([report(2)]);
+    expect(await three.deliver(ask3!)).toMatchObject({ full: true, wait: true });
+    // A full report sent out of turn is turned away unapplied.
+    const rogue = new ReportSession({ pageBlocks: 1 });
+    const [rogueAsk] = rogue.next([report(3)]);
+    rogue.answered(rogueAsk!, { session: rogueAsk!.session, ack: 0, full: true }); // as if given a turn elsewhere
+    const [roguePage] = rogue.next([report(3)]);
+    expect(await three.deliver(roguePage!)).toMatchObject({ full: true, wait: true });
+    expect(registry.get('ds-3')!.reports.size).toBe(0);
+    // ds-1 finishes: ds-2, which asked first, gets the turn; ds-3 still waits.
+    for (const m of session.next(current())) session.answered(m, await deliver(m));
+    expect(session.wantsFull).toBe(false);
+    const [again3] = three.session.next([report(2)]);
+    expect(await three.deliver(again3!)).toMatchObject({ full: true, wait: true });
+    const [again2] = two.session.next([report(1)]);
+    const ack2 = await two.deliver(again2!);
+    expect(ack2.wait).toBeUndefined();
+    two.session.answered(again2!, ack2);
+    for (const m of two.session.next([report(1)])) two.session.answered(m, await two.deliver(m));
+    const [last3] = three.session.next([report(2)]);
+    expect((await three.deliver(last3!)).wait).toBeUndefined();
+    expect(intake.reportedWhole('ds-1')).toBe(true);
+    expect(intake.reportedWhole('ds-2')).toBe(true);
+    expect(intake.reportedWhole('ds-3')).toBe(false);
   });
 
   it('under-replication follows the reports, without a scan', async () => {
-    await beatOk();
+    await register();
     expect(blocks.underReplicatedCount()).toBe(2); // 11 and 12 are allocated, reported by no one
     held.delete(3);
     await beatOk();
