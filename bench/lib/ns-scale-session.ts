@@ -6,7 +6,9 @@
 // second. So once a full report is acknowledged, this session carries on with the same
 // session id and sequence and builds each delta from the blocks touched since, against a
 // running digest: the messages ReportSession would send for the same history, which
-// test/bench/ns-scale-session.test.ts checks message by message.
+// test/bench/ns-scale-session.test.ts checks message by message. A full report is asked for
+// first, as ReportSession asks (a small message with the running digest), and only made once
+// the name server gives the turn.
 import { ReportSession, type ReportSessionOptions } from '../../dataserver/report-session.ts';
 import { reportHash, type ReportDigest } from '../../src/wire/heartbeat.ts';
 import type { BlockReport, ReportAck, ReportMessage } from '../../src/wire/protocol.ts';
@@ -14,6 +16,8 @@ import type { BlockReport, ReportAck, ReportMessage } from '../../src/wire/proto
 /** A report's hash folded to one number (as ReportSession folds it). */
 type Fingerprint = number;
 const REMOVED = -1;
+/** The session of a message asking for the turn to send a full report (as ReportSession's). */
+const ASK = '-';
 
 export function fingerprintOf(r: BlockReport | undefined): Fingerprint {
   if (!r) return REMOVED;
@@ -42,6 +46,8 @@ export class SimReportSession {
   private session = '';
   private seq = 0;
   private needFull = true;
+  /** the name server gave the turn to send a full report */
+  private granted = false;
   /** the acknowledged picture where it differs from the source's default one */
   private acked = new Map<number, Fingerprint>();
   /** the picture a full report being sent will leave acknowledged (same encoding) */
@@ -59,6 +65,11 @@ export class SimReportSession {
     return this.needFull;
   }
 
+  /** True when the next messages are a full report's pages (the name server gave the turn). */
+  get sendsFull(): boolean {
+    return this.needFull && this.granted;
+  }
+
   /** A block's report changed, or it came or went. */
   touch(id: number): void {
     this.touched.add(id);
@@ -66,18 +77,21 @@ export class SimReportSession {
 
   restart(): void {
     this.needFull = true;
+    this.granted = false;
     this.full = undefined;
     this.session = '';
     this.unacked.clear();
   }
 
-  /** Whether `m` belongs to the session being sent (a restart drops the rest of a beat's messages). */
+  /** Whether `m` is still to be sent (a restart drops the rest of a beat's messages). */
   current(m: ReportMessage): boolean {
-    return m.session === this.session;
+    return m.session === ASK ? this.needFull && !this.granted : m.session === this.session;
   }
 
   next(): ReportMessage[] {
-    if (this.needFull) return this.fullReport();
+    if (this.needFull && this.granted) return this.fullReport();
+    const d = this.src.digest;
+    if (this.needFull) return [{ session: ASK, seq: 1, kind: 'delta', blocks: [], count: d.count, digest: d.toString() }];
     const pending = new Set<number>();
     for (const m of this.unacked.values()) for (const id of m.keys()) pending.add(id);
     const sent = new Map<number, Fingerprint>();
@@ -95,12 +109,16 @@ export class SimReportSession {
     }
     const seq = ++this.seq;
     this.unacked.set(seq, sent);
-    const d = this.src.digest;
     return [{ session: this.session, seq, kind: 'delta', blocks, ...(removed.length > 0 ? { removed } : {}), count: d.count, digest: d.toString() }];
   }
 
   private fullReport(): ReportMessage[] {
     this.full = new ReportSession(this.o);
+    // The real session's own turn, given without a pass over the blocks: it asks (about an
+    // empty list), is answered with the turn, and its next messages are the pages.
+    const ask = this.full.next([]);
+    this.full.answered(ask[0]!, { session: ask[0]!.session, ack: 0, full: true });
+    if (!this.full.sendsFull) throw new Error('simulated server: the real report session did not take the turn given');
     const pages = this.full.next(this.src.current());
     const d = this.src.digest;
     // The running digest must be the real session's over the whole list: a bug here would
@@ -124,6 +142,11 @@ export class SimReportSession {
 
   /** As ReportSession.answered; also false for a message of a session given up since. */
   answered(m: ReportMessage, ack: ReportAck | undefined): boolean {
+    if (m.session === ASK) {
+      // The answer to asking: the turn, or wait and ask again next beat.
+      if (ack?.full) this.granted = ack.wait !== true;
+      return false;
+    }
     if (m.session !== this.session) return false;
     if (m.kind === 'full') {
       if (!this.full || !this.full.answered(m, ack)) {
@@ -135,11 +158,14 @@ export class SimReportSession {
         this.snapshot = new Map();
         this.full = undefined;
         this.needFull = false;
+        this.granted = false;
       }
       return true;
     }
     if (!ack || ack.session !== this.session || ack.full) {
       this.restart();
+      // Asked for a full report in answer to a delta, with the turn: it goes at once.
+      if (ack?.full && ack.wait !== true) this.granted = true;
       return false;
     }
     for (const [seq, sent] of [...this.unacked]) {

@@ -2,7 +2,9 @@
 // (bench/lib/ns-scale-session.ts) instead of a pass over every block per beat, as the real
 // session does (dataserver/report-session.ts). Here both run side by side on the same
 // server's history (blocks changed, removed, created; answers acknowledged, lost, refused
-// with a request for a full report, acknowledging only part) and must send the same messages.
+// with a request for a full report, acknowledging only part; asking for the turn to send a
+// full report, told to wait or given it, and then sending it in the same beat) and must send
+// the same messages.
 import { describe, expect, it } from 'vitest';
 import { ReportSession } from '../../dataserver/report-session.ts';
 import { digestOf } from '../../src/wire/heartbeat.ts';
@@ -30,6 +32,20 @@ function ids(prefix: string) {
   return () => `${prefix}${++n}`;
 }
 
+/** An answer of the name server to `m`, picked at random among those it may give. */
+function answer(m: ReportMessage, rand: () => number): ReportAck | undefined | 'lost' {
+  const y = rand();
+  if (y < 0.06) return 'lost';
+  if (y < 0.08) return undefined; // no report ack (an older name server, a refusal)
+  // asking for the turn: given, or wait (others have the turns)
+  if (m.session === '-') return { session: m.session, ack: 0, full: true, ...(y < 0.5 ? { wait: true } : {}) };
+  if (y < 0.11) return { session: m.session, ack: m.kind === 'full' ? 0 : m.seq - 1, full: true }; // a full report, the turn given
+  if (y < 0.14) return { session: m.session, ack: m.kind === 'full' ? 0 : m.seq - 1, full: true, wait: true }; // a full report, later
+  if (y < 0.2 && m.kind === 'delta') return { session: m.session, ack: m.seq - 1 }; // part acknowledged
+  if (y < 0.22 && m.kind === 'full') return { session: m.session, ack: m.seq - 1 }; // a page not applied
+  return { session: m.session, ack: m.seq };
+}
+
 function run(seed: number, beats: number) {
   const rand = rng(seed);
   const layout: Layout = { blocks: 300, servers: 4 };
@@ -37,8 +53,7 @@ function run(seed: number, beats: number) {
   const real = new ReportSession({ pageBlocks: 40, newSessionId: ids('s') });
   server.load(layout, serverBlocks(layout)[1]!);
   let nextNew = layout.blocks + 1;
-  let deltas = 0;
-  let fulls = 0;
+  const seen = { deltas: 0, fulls: 0, asks: 0, waits: 0, grants: 0, sameBeat: 0 };
   for (let beat = 0; beat < beats; beat++) {
     // what happened on the server since the last beat
     const changes = Math.floor(rand() * 5);
@@ -53,45 +68,59 @@ function run(seed: number, beats: number) {
       else if (x < 0.45) server.set(pick.id, { ...pick }); // touched, unchanged
       else server.set(pick.id, churned(pick));
     }
-    const mine = server.session.next();
-    const theirs = real.next(server.current());
-    expect(mine.map(normal)).toEqual(theirs.map(normal));
-    expect(mine[0]!.digest).toBe(digestOf(server.current()));
-    for (const m of mine) {
-      if (m.kind === 'full') fulls++;
-      else deltas++;
-      const y = rand();
-      if (y < 0.08) {
-        // the reply was lost
-        server.session.unanswered(m);
-        real.unanswered(m);
-        break;
+    // one beat as dataserver/heartbeat.ts sends it: a full report given the turn goes in the same beat (once)
+    for (let round = 0; round < 2; round++) {
+      expect(server.session.sendsFull).toBe(real.sendsFull);
+      const wasFull = real.sendsFull;
+      const mine = server.session.next();
+      const theirs = real.next(server.current());
+      expect(mine.map(normal)).toEqual(theirs.map(normal));
+      expect(mine[0]!.digest).toBe(digestOf(server.current()));
+      let complete = true;
+      for (const m of mine) {
+        expect(server.session.current(m)).toBe(true);
+        if (m.session === '-') seen.asks++;
+        else if (m.kind === 'full') seen.fulls++;
+        else seen.deltas++;
+        if (round > 0) seen.sameBeat++;
+        const ack = answer(m, rand);
+        if (ack === 'lost') {
+          server.session.unanswered(m);
+          real.unanswered(m);
+          complete = false;
+          break;
+        }
+        if (ack?.full) seen[ack.wait ? 'waits' : 'grants']++;
+        const a = server.session.answered(m, ack);
+        const b = real.answered(m, ack);
+        expect(a).toBe(b);
+        if (!a) {
+          complete = false;
+          break;
+        }
       }
-      let ack: ReportAck | undefined = { session: m.session, ack: m.seq };
-      if (y < 0.12) ack = { session: m.session, ack: m.seq, full: true };
-      else if (y < 0.2 && m.kind === 'delta') ack = { session: m.session, ack: m.seq - 1 };
-      else if (y < 0.22) ack = undefined;
-      const a = server.session.answered(m, ack);
-      const b = real.answered(m, ack);
-      expect(a).toBe(b);
-      if (!a) break;
+      expect(server.session.wantsFull).toBe(real.wantsFull);
+      expect(server.session.sendsFull).toBe(real.sendsFull);
+      if (complete || (wasFull && round > 0) || !real.sendsFull) break;
     }
-    expect(server.session.wantsFull).toBe(real.wantsFull);
   }
-  return { deltas, fulls };
+  return seen;
 }
 
 describe('simulated report session', () => {
   it('sends what ReportSession sends, over many random histories', () => {
-    let deltas = 0;
-    let fulls = 0;
+    const total = { deltas: 0, fulls: 0, asks: 0, waits: 0, grants: 0, sameBeat: 0 };
     for (let seed = 1; seed <= 40; seed++) {
       const r = run(seed, 120);
-      deltas += r.deltas;
-      fulls += r.fulls;
+      for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r[k];
     }
-    // both paths were exercised a fair number of times
-    expect(deltas).toBeGreaterThan(2000);
-    expect(fulls).toBeGreaterThan(100);
+    // every path was exercised a fair number of times: deltas, pages, asking, being told to
+    // wait, being given the turn, and a full report sent in the beat that was given it
+    expect(total.deltas).toBeGreaterThan(2000);
+    expect(total.fulls).toBeGreaterThan(1000);
+    expect(total.asks).toBeGreaterThan(800);
+    expect(total.waits).toBeGreaterThan(400);
+    expect(total.grants).toBeGreaterThan(400);
+    expect(total.sameBeat).toBeGreaterThan(1000);
   });
 });
