@@ -167,7 +167,7 @@ describe('bench scripts with bad flags', () => {
     expect(runs.stderr).toMatch(/^bench: option --runs \(from command line\) must be between 1 and inf, got "0"\nusage: npm run bench -- /);
     const only = await runScript('bench/run.ts', ['--only', 'reads,nosuch']);
     expect(only.code).toBe(2);
-    expect(only.stderr).toContain('bench: option --only (from command line) must be a comma-separated list of reads, writes, images, scale, recovery, ha, profile, external, got "reads,nosuch"');
+    expect(only.stderr).toContain('bench: option --only (from command line) must be a comma-separated list of reads, writes, images, scale, recovery, ha, ns-scale, profile, external, got "reads,nosuch"');
   });
 
   it('the runner refuses to start with less free disk than --min-free-gib', async () => {
