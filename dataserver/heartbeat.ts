@@ -142,6 +142,8 @@ function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
   };
 
   const session = new ReportSession();
+  /** beats left sending the whole list in `blocks`: a name server that answered without `report` (an older one) */
+  let wholeListBeats = 0;
 
   /** One beat: this beat's report messages in turn; a full report asked for is sent at once (once). */
   const beatOnce = async (): Promise<boolean> => {
@@ -153,6 +155,11 @@ function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
       } catch (err) {
         o.log.error({ err, ...at }, 'could not build a heartbeat');
         return acted;
+      }
+      if (wholeListBeats > 0) {
+        wholeListBeats--;
+        if (wholeListBeats === 0) session.restart(); // try the report protocol again now and then
+        return (await sendOne({ ...body.hb, blocks: body.blocks }, Math.max(2000, o.intervalMs * 2)))?.acted ?? false;
       }
       const wasFull = session.sendsFull;
       let complete = true;
@@ -166,6 +173,14 @@ function beatLoop(o: HeartbeatOptions, nameserverUrl: string): HeartbeatLoop {
         acted = r.acted || acted;
         if (r.reply === undefined) {
           // refused (another cluster) or not understood: nothing it says about the report counts
+          session.unanswered(m);
+          return acted;
+        }
+        if (r.reply.report === undefined && r.reply.role !== 'standby') {
+          // A name server that does not know block-report sessions (an older version during
+          // an upgrade) takes the whole list, as it always did; asked again every 60 beats.
+          if (wholeListBeats === 0) o.log.info(at, 'name server answers without block-report sessions: sending the whole block list');
+          wholeListBeats = 60;
           session.unanswered(m);
           return acted;
         }

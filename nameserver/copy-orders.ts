@@ -36,7 +36,13 @@ export class CopyOrders {
 
   /** Decides for every copy of `block`. */
   async evaluateBlock(block: number, now = Date.now()): Promise<void> {
-    for (const n of this.d.registry.copies.holdersOf(block)) await this.evaluate(block, this.d.registry.servers.idOf(n), now);
+    if (!this.d.isLeader()) return;
+    const { copies, servers } = this.d.registry;
+    for (const n of copies.holdersOf(block)) {
+      const dsId = servers.idOf(n);
+      const rep = copies.get(block, n);
+      if (rep && this.mayOrder(rep, dsId)) await this.evaluate(block, dsId, now);
+    }
   }
 
   /**
