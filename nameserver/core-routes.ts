@@ -15,8 +15,8 @@ const FILE = { config: { auth: 'file' } };
 /** who leads: every credential of the cluster may ask (clients look for the leader first) */
 const LOOKUP = { config: { auth: 'lookup' } };
 /**
- * A heartbeat carries a report of every block its data server holds (about 150 bytes each):
- * 16 MiB is some 100,000 blocks.
+ * A heartbeat carries at most one page of a full block report (20,000 blocks, ~2.6 MiB) or a
+ * delta; 16 MiB leaves room for a plain `blocks` list of some 100,000 (simple senders).
  */
 const HEARTBEAT = { config: { auth: 'internal' }, bodyLimit: 16 * 1024 * 1024 };
 
