@@ -7,10 +7,11 @@
 //   2. it is stopped, --blocks block records (replicas 2, sealed, spread over the servers) are
 //      written into its state with its own store code, the servers now hold those blocks;
 //   3. it is started again: restart time to listening, to the first assign answered, and
-//      until every server's blocks are reported (full reports, paged). Every server sends its
-//      full report at once, as data servers do; when no more server gets its blocks in for
-//      --stall-s, that is reported as a stall and the servers then take turns (4 at once), so
-//      the later figures can still be measured (their lines say fullReportsAtOnce);
+//      until every server's blocks are reported (full reports, paged). Each server asks for
+//      the turn to send its full report, as data servers do; the name server gives
+//      --full-reports-at-once turns at a time. Meanwhile a client sends --restart-assign-rate
+//      assigns a second: their worst latency is the stall the reports cause. A restart where
+//      no more server gets its blocks in for --stall-s fails the run;
 //   4. a steady window with heartbeats only: its CPU (/proc/<pid>/stat) as % of one core;
 //      then its live memory (full GC through the inspector, then /metrics: the heap in use and
 //      the memory outside it, typed arrays' buffers) less the baseline's, per block;
@@ -52,23 +53,20 @@ const flags = parseFlags(import.meta.url, {
   assignS: opt.number(30, 'seconds of assign load', { min: 1 }),
   churnServers: opt.number(0.2, 'share of beats that carry a change', { min: 0, max: 1 }),
   churnBlocks: opt.int(2, 'blocks changed on such a beat', { min: 0 }),
-  fullReports: opt.int(0, 'simulated servers sending a full report at once (0: no limit, as real data servers)', { min: 0 }),
-  settleS: opt.int(1800, 'longest wait for every server\'s blocks to be reported after the restart', { min: 10 }),
-  stallS: opt.int(60, 'the restart counts as stalled when no more server\'s blocks got in for this long (then the servers take turns)', { min: 5 }),
+  fullReportsAtOnce: opt.int(D.fullReportsAtOnce.default, "the name server's --full-reports-at-once (passed when not its default)", { min: 1 }),
+  restartAssignRate: opt.int(20, 'assigns per second (open loop) while the servers report after the restart', { min: 1 }),
+  settleS: opt.int(2400, 'longest wait for every server\'s blocks to be reported after the restart', { min: 10 }),
+  stallS: opt.int(120, 'the restart fails when no more server\'s blocks got in for this long', { min: 5 }),
 }, { quick: { blocks: 50_000, servers: 20, steadyS: 5, assignS: 5 } });
 
-/** full reports at once after a stalled restart */
-const TURNS = 4;
 const SIM = fileURLToPath(new URL('./lib/dataserver-sim.ts', import.meta.url));
 const secret = randomBytes(32).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ns-scale: ${m}\n`);
-const config = { blocks: flags.blocks, servers: flags.servers, heartbeatMs: flags.heartbeatMs };
+const config = { blocks: flags.blocks, servers: flags.servers, heartbeatMs: flags.heartbeatMs, fullReportsAtOnce: flags.fullReportsAtOnce };
 let protocol = 'report';
-/** the restart stalled and the servers were made to take turns: the later figures say so */
-let throttled = false;
 const out = (metric: string, value: number, unit: string, extra: Record<string, unknown> = {}) =>
-  process.stdout.write(JSON.stringify({ bench: 'ns-scale', metric, value: Number.isFinite(value) ? Math.round(value * 100) / 100 : value, unit, ...config, protocol, ...(throttled ? { fullReportsAtOnce: TURNS } : {}), ...extra }) + '\n');
+  process.stdout.write(JSON.stringify({ bench: 'ns-scale', metric, value: Number.isFinite(value) ? Math.round(value * 100) / 100 : value, unit, ...config, protocol, ...extra }) + '\n');
 
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-ns-scale-'));
 const nsDir = join(work, 'ns');
@@ -82,6 +80,7 @@ const nsArgs = [
   '--repair-delay-ms', String(flags.repairDelayMs),
   ...(flags.heartbeatMs !== D.heartbeatMs.default ? ['--heartbeat-ms', String(flags.heartbeatMs)] : []),
   ...(flags.deadAfterMs !== D.deadAfterMs.default ? ['--dead-after-ms', String(flags.deadAfterMs)] : []),
+  ...(flags.fullReportsAtOnce !== D.fullReportsAtOnce.default ? ['--full-reports-at-once', String(flags.fullReportsAtOnce)] : []),
 ];
 // The inspector port only lets the bench force a full GC before reading the heap.
 const startNs = () => startUgcfs(nsArgs, { env: { UGCFS_CLUSTER_SECRET: secret }, nodeFlags: [`--inspect=127.0.0.1:${inspectPort}`], timeoutMs: 30 * 60_000 });
@@ -91,8 +90,8 @@ log(`command: UGCFS_CLUSTER_SECRET=... node --inspect=127.0.0.1:PORT bin/ugcfs.m
 
 interface SimStats {
   protocol: string; protocolWhy: string; seconds: number; simCpuPct: number; beats: number; failed: number; firstError: string; errors: Record<string, number>;
-  beatP50Ms: number; beatP99Ms: number; beatMaxMs: number; fullPages: number; deltas: number; deltaBlocks: number; fullRequests: number;
-  bodyBytes: number; repairRequests: number; listed: number; live: number; copies: number; registered: number; heapBytes: number;
+  beatP50Ms: number; beatP99Ms: number; beatMaxMs: number; fullPages: number; deltas: number; deltaBlocks: number; asks: number; waits: number; fullRequests: number; fullsDone: number;
+  bodyBytes: number; repairRequests: number; listed: number; live: number; copies: number; registered: number; memoryBytes: number; peakMemoryBytes: number; peakRssBytes: number;
 }
 let sim: ChildProcess | undefined;
 let rpcId = 0;
@@ -101,9 +100,9 @@ let firstRepair: { at: number; block: number; route: string; server: string } | 
 let simReady: (url: string) => void = () => {};
 
 function startSim(): Promise<string> {
-  const args = [SIM, '--nameserver', nsUrl, '--servers', String(flags.servers), '--blocks', String(flags.blocks), '--heartbeat-ms', String(flags.heartbeatMs), '--churn-servers', String(flags.churnServers), '--churn-blocks', String(flags.churnBlocks), '--full-reports', String(flags.fullReports)];
+  const args = [SIM, '--nameserver', nsUrl, '--servers', String(flags.servers), '--blocks', String(flags.blocks), '--heartbeat-ms', String(flags.heartbeatMs), '--churn-servers', String(flags.churnServers), '--churn-blocks', String(flags.churnBlocks)];
   log(`simulator: node bin/run-ts.mjs bench/lib/dataserver-sim.ts ${args.slice(1).join(' ')}`);
-  // 16M simulated copies and 400 full reports in flight at once need more than the default heap
+  // 16M simulated copies, and the full reports being sent, need more than the default heap
   sim = fork(RUN_TS, args, { execArgv: ['--max-old-space-size=8192'], env: { ...process.env, UGCFS_CLUSTER_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   trackChild(sim);
   for (const s of [sim.stdout!, sim.stderr!]) splitLines(s, (l) => process.stderr.write(`  [sim] ${l}\n`));
@@ -185,22 +184,24 @@ function rssBytes(pid: number): number {
 /**
  * Waits until every live server's blocks are in (report acknowledged, or list accepted),
  * saying how it goes every 15 s. Undefined when no more server got in for `stallMs` or
- * `timeoutMs` passed.
+ * `timeoutMs` passed; `longestGapMs`: the longest time no more server got in.
  */
-async function settled(timeoutMs: number, stallMs: number): Promise<SimStats | undefined> {
+async function settled(timeoutMs: number, stallMs: number): Promise<{ st?: SimStats; last: SimStats; longestGapMs: number }> {
   const t0 = Date.now();
   let said = t0;
   let progress = { listed: -1, at: t0 };
+  let longestGapMs = 0;
   for (;;) {
     const s = await simStats();
-    if (s.listed === s.live && s.registered === flags.servers) return s;
     const now = Date.now();
     if (s.listed !== progress.listed) progress = { listed: s.listed, at: now };
-    if (now - progress.at > stallMs || now - t0 > timeoutMs) return undefined;
+    longestGapMs = Math.max(longestGapMs, now - progress.at);
+    if (s.listed === s.live && s.registered === flags.servers) return { st: s, last: s, longestGapMs };
+    if (now - progress.at > stallMs || now - t0 > timeoutMs) return { last: s, longestGapMs };
     if (now - said >= 15_000) {
       said = now;
       const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"').catch(() => undefined);
-      log(`  ${s.listed} of ${s.live} servers' blocks in; ${s.fullPages} full-report pages answered (${applied ?? '?'} applied by the name server), ${s.fullRequests} full reports asked for, ${s.failed} beats failed ${JSON.stringify(s.errors)}`);
+      log(`  ${s.listed} of ${s.live} servers' blocks in; ${s.fullPages} full-report pages answered (${applied ?? '?'} applied by the name server), ${s.asks} asks for the turn (${s.waits} told to wait, ${s.fullRequests} turns given), ${s.failed} beats failed ${JSON.stringify(s.errors)}; simulator ${Math.round(s.memoryBytes / 2 ** 20)} MiB`);
     }
     await sleep(200);
   }
@@ -222,7 +223,7 @@ try {
   const freshMs = Date.now() - tStart;
   await startSim();
   const t1 = Date.now();
-  if (!(await settled(120_000, 60_000))) throw new Error('the simulated servers did not all register within 2 minutes');
+  if (!(await settled(120_000, 60_000)).st) throw new Error('the simulated servers did not all register within 2 minutes');
   log(`${flags.servers} servers registered in ${Date.now() - t1} ms (protocol: ${protocol})`);
   await sleep(5 * flags.heartbeatMs);
   const empty = await window(ns, Math.min(5, flags.steadyS));
@@ -239,59 +240,62 @@ try {
   const loaded = await rpc<{ ms: number; copies: number }>('load');
   log(`the simulated servers hold ${loaded.copies} copies`);
 
-  // 3. restart
-  let firstAssign: number | undefined;
+  // 3. restart: a client polls until the first assign is answered, then sends assigns at
+  // --restart-assign-rate (open loop) until every server's blocks are in: their worst latency
+  // is what a client feels of the reports coming in
+  let firstAssign: { at: number; ms: number } | undefined;
   let assignErr = '';
   let polling = true;
+  const during: number[] = [];
+  let duringErrors = 0;
+  let duringFirstError: string | undefined;
   const t0 = Date.now();
   const poller = (async () => {
     while (polling && firstAssign === undefined) {
       try {
-        await assignOnce();
-        firstAssign = Date.now() - t0;
+        const ms = await assignOnce();
+        firstAssign = { at: Date.now() - t0, ms };
+        during.push(ms);
       } catch (err) {
         assignErr = (err as Error).message;
         await sleep(100);
       }
     }
+    if (!firstAssign) return;
+    const pending: Promise<void>[] = [];
+    const tA = performance.now();
+    for (let i = 1; polling; i++) {
+      const wait = tA + (i * 1000) / flags.restartAssignRate - performance.now();
+      if (wait > 0) await sleep(wait);
+      if (!polling) break;
+      pending.push(assignOnce().then((ms) => void during.push(ms), (err: Error) => { duringErrors++; duringFirstError ??= err.message; }));
+    }
+    await Promise.all(pending);
   })();
   ns = await startNs();
   const listeningMs = Date.now() - t0;
   await simStats(true); // what follows counts from the name server listening
   log(`restarted: listening after ${listeningMs} ms`);
-  let st = await settled(flags.settleS * 1000, flags.stallS * 1000);
-  let settledMs = Date.now() - t0;
-  const stalled = !st;
-  let stallAt = Infinity;
-  if (!st) {
-    // No more server got its blocks in for a while: full reports time out faster than the
-    // name server takes them in. Said as such; then the servers take turns (as a fix in the
-    // protocol might make them), so the rest can still be measured.
-    const x = await simStats();
-    const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"');
-    out('restart_reports_in', Number.NaN, 'ms', { error: `stalled ${settledMs} ms after the restart: ${x.listed} of ${x.live} servers' blocks in, none more for ${flags.stallS} s`, stalledAfterMs: settledMs, serversIn: x.listed, of: x.live, stallS: flags.stallS, fullPagesAnswered: x.fullPages, fullPagesApplied: applied, failedBeats: x.failed, errors: x.errors, simCpuPct: Math.round(x.simCpuPct), fullReportsAtOnce: flags.fullReports || 'no limit' });
-    if (flags.fullReports > 0 && flags.fullReports <= TURNS) throw new Error(`the restart did not settle, with ${flags.fullReports} full reports at once`);
-    log(`stalled: from now on ${TURNS} servers send a full report at once`);
-    stallAt = Date.now() - t0;
-    await rpc('full-reports', { limit: TURNS });
-    // the name server first works through the pages it already took in: no stall check now
-    st = await settled(flags.settleS * 1000, flags.settleS * 1000);
-    if (!st) throw new Error(`the restart did not settle within ${flags.settleS} s, even with ${TURNS} full reports at once`);
-    settledMs = Date.now() - t0;
-    out('restart_reports_in_turns', settledMs, 'ms', { fullReportsAtOnce: TURNS, fullPages: st.fullPages, failedBeats: st.failed, note: `every server's blocks reported, from the restart, after the servers were made to take turns (${TURNS} at once)` });
-  } else {
-    out('restart_reports_in', settledMs, 'ms', { fullPages: st.fullPages, fullRequests: st.fullRequests, failedBeats: st.failed, fullReportsAtOnce: flags.fullReports || 'no limit', note: 'every server\'s blocks reported, from the restart' });
-  }
-  log(`every server's blocks reported ${settledMs} ms after the restart (${st.fullPages} full-report pages answered, ${st.fullRequests} full reports asked for, ${st.failed} beats failed ${JSON.stringify(st.errors)})`);
-  log(`  the name server's count: ${await metricLines(nsUrl, 'ugcfs_report_')}`);
-  await waitFor('an assign answered', () => firstAssign, 120_000, 100).catch(() => undefined);
+  const { st: settledStats, last: reporting, longestGapMs } = await settled(flags.settleS * 1000, flags.stallS * 1000);
+  const settledMs = Date.now() - t0;
   polling = false;
   await poller;
+  log(`  the name server's count: ${await metricLines(nsUrl, 'ugcfs_report_')}`);
   out('restart_listening', listeningMs, 'ms', { records: flags.blocks, freshStartMs: freshMs, note: 'process start to listening; freshStartMs: the same with no block' });
-  out('restart_first_assign', firstAssign ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : firstAssign > stallAt ? { note: 'after the servers were made to take turns' } : {});
+  out('restart_first_assign', firstAssign?.at ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : { latencyMs: Math.round(firstAssign.ms * 10) / 10 });
+  const turns = { asks: reporting.asks, waits: reporting.waits, turnsGiven: reporting.fullRequests, fullReportsDone: reporting.fullsDone, fullPages: reporting.fullPages, failedBeats: reporting.failed, errors: reporting.errors, longestGapMs, simCpuPct: Math.round(reporting.simCpuPct), simPeakMemoryBytes: reporting.peakMemoryBytes, simPeakRssBytes: reporting.peakRssBytes };
+  if (!settledStats) {
+    const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"');
+    out('restart_reports_in', Number.NaN, 'ms', { error: `${reporting.listed} of ${reporting.live} servers' blocks in ${settledMs} ms after the restart, none more for ${longestGapMs} ms`, serversIn: reporting.listed, of: reporting.live, fullPagesApplied: applied, ...turns });
+  } else {
+    out('restart_reports_in', settledMs, 'ms', { ...turns, note: "every server's blocks reported, from the restart" });
+  }
+  const sorted = [...during].sort((a, b) => a - b);
+  out('restart_assign_worst', sorted.length ? sorted[sorted.length - 1]! : Number.NaN, 'ms', { p50: Math.round(percentile(sorted, 50) * 10) / 10, p99: Math.round(percentile(sorted, 99) * 10) / 10, assigns: sorted.length, errors: duringErrors, ...(duringFirstError ? { firstError: duringFirstError.slice(0, 160) } : {}), ratePerS: flags.restartAssignRate, note: "assigns from the first one answered until every server's blocks were in" });
   out('seed_records', seedMs, 'ms', { perS: Math.round((flags.blocks / seedMs) * 1000) });
-  // the figures from here on were measured with the servers taking turns, if they had to
-  throttled = stalled;
+  log(`every server's blocks reported ${settledMs} ms after the restart: ${JSON.stringify(turns)}; assigns meanwhile: ${sorted.length}, worst ${Math.round(sorted[sorted.length - 1] ?? Number.NaN)} ms, ${duringErrors} failed`);
+  if (!settledStats) throw new Error(`the restart did not settle: ${reporting.listed} of ${reporting.live} servers' blocks in after ${settledMs} ms`);
+  const st = settledStats;
 
   // 4. steady: heartbeats only
   await sleep(3 * flags.heartbeatMs);
@@ -350,7 +354,7 @@ try {
     out('repair_started', firstRepair.at - last, 'ms', { fromDetectedMs: firstRepair.at - detectAt, route: firstRepair.route, block: firstRepair.block, repairDelayMs: flags.repairDelayMs, goal: flags.deadAfterMs + flags.repairDelayMs + 2000 });
   } else out('repair_started', Number.NaN, 'ms', { error: 'no repair request within 2 minutes' });
   const end = await simStats();
-  out('simulator', end.simCpuPct, '% of one core', { note: 'the simulator process over the last window', heapMB: Math.round(end.heapBytes / 1e6), repairRequests: end.repairRequests });
+  out('simulator', end.simCpuPct, '% of one core', { note: 'the simulator process over the last window; its memory: heap + external, now and the most seen', memoryMiB: Math.round(end.memoryBytes / 2 ** 20), peakMemoryMiB: Math.round(end.peakMemoryBytes / 2 ** 20), peakRssMiB: Math.round(end.peakRssBytes / 2 ** 20), repairRequests: end.repairRequests });
   if (protocol !== 'report') out('protocol', Number.NaN, '', { note: `the name server read whole lists in Heartbeat.blocks: ${st.protocolWhy}` });
 } finally {
   if (sim?.connected) await Promise.race([rpc('exit'), sleep(2000)]);

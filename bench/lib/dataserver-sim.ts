@@ -1,8 +1,10 @@
 // Many simulated data servers in one process, for the name-server scale bench
 // (bench/ns-scale.ts starts it with fork and steers it over IPC). Each server beats the real
 // name server every --heartbeat-ms with the real heartbeat (POST /ds/heartbeat through
-// NameserverClient.heartbeat): a paged full report when it registers or is asked to, deltas
-// after (ns-scale-session.ts, on dataserver/report-session.ts), and a little churn on some
+// NameserverClient.heartbeat), as dataserver/heartbeat.ts beats: a full report asked for
+// first (a small message), its pages sent in the beat the name server gives the turn (a
+// long timeout per page), asked again next beat when told to wait; deltas after
+// (ns-scale-session.ts, on dataserver/report-session.ts); and a little churn on some
 // beats (a file deleted from a sealed block, one written to a block created for writes, on
 // every live copy of it). A name server that does not answer `report` yet (older ones read a
 // whole list in Heartbeat.blocks) is sent that instead, as data servers of its time sent it.
@@ -34,7 +36,6 @@ const flags = parseFlags(import.meta.url, {
   heartbeatMs: opt.int(1000, 'heartbeat interval of every server', { min: 10 }),
   churnServers: opt.number(0.2, 'share of beats that carry a change', { min: 0, max: 1 }),
   churnBlocks: opt.int(2, 'blocks changed on such a beat (on every live copy)', { min: 0 }),
-  fullReports: opt.int(0, 'servers sending a full report at once, the others waiting their turn (0: no limit, as real data servers, each on its own)', { min: 0 }),
 });
 
 /** What the parent sends (one request, one answer with the same id). */
@@ -42,13 +43,16 @@ type Command =
   | { id: number; cmd: 'load' }
   | { id: number; cmd: 'stats'; reset?: boolean }
   | { id: number; cmd: 'kill'; server: number }
-  | { id: number; cmd: 'full-reports'; limit: number }
   | { id: number; cmd: 'exit' };
 
+/** the session of a message asking for the turn to send a full report (dataserver/report-session.ts) */
+const ASK = '-';
 const send = (m: Record<string, unknown>) => process.send?.(m);
 const log = (m: string) => process.stderr.write(`dataserver-sim: ${m}\n`);
 const secret = process.env.UGCFS_CLUSTER_SECRET ?? '';
+// dataserver/heartbeat.ts's timeouts: a full report's page may wait behind other servers' pages
 const timeoutMs = Math.max(2000, flags.heartbeatMs * 2);
+const pageTimeoutMs = Math.max(30_000, flags.heartbeatMs * 4);
 const client = new NameserverClient({ nameservers: flags.nameserver, secret });
 
 let layout: Layout | undefined;
@@ -79,7 +83,12 @@ const stats = {
   fullPages: 0,
   deltas: 0,
   deltaBlocks: 0,
+  /** messages asking for the turn to send a full report; answers saying wait; turns given */
+  asks: 0,
+  waits: 0,
   fullRequests: 0,
+  /** full reports acknowledged whole */
+  fullsDone: 0,
   bodyBytes: 0,
   repairRequests: 0,
 };
@@ -245,65 +254,51 @@ function useBlocks(why: string): void {
   send({ event: 'protocol', protocol, why });
 }
 
-/** servers sending a full report at once (Infinity: no limit); the parent may set a limit later */
-let fullLimit = flags.fullReports > 0 ? flags.fullReports : Infinity;
-let fullBusy = 0;
-const fullQueue: Array<() => void> = [];
-async function fullSlot(): Promise<() => void> {
-  if (fullBusy < fullLimit) fullBusy++;
-  else await new Promise<void>((r) => fullQueue.push(r));
-  return () => {
-    if (fullBusy <= fullLimit && fullQueue.length > 0) fullQueue.shift()!();
-    else fullBusy--;
-  };
-}
-
 /**
  * One beat of the report protocol, as dataserver/heartbeat.ts sends it: this beat's messages
- * in turn, and a full report asked for in the answer sent at once (once), not a beat later.
+ * in turn; a full report is asked for first, and sent at once (once) when the answer gives
+ * the turn, not a beat later; told to wait, the server asks again at its next beat.
  */
 async function beatReport(s: SimServer): Promise<void> {
   for (let round = 0; round < 2; round++) {
-    const wasFull = s.session.wantsFull;
-    const release = wasFull ? await fullSlot() : undefined;
+    const wasFull = s.session.sendsFull;
     let complete = true;
-    try {
-      for (const m of s.session.next()) {
-        if (!s.session.current(m) || killed.has(s.index)) return;
-        const sentAt = Date.now();
-        const t0 = performance.now();
-        let reply: HeartbeatReply;
-        try {
-          reply = await client.heartbeat({ ...head(s), report: m }, timeoutMs);
-        } catch (err) {
-          s.session.unanswered(m);
-          if (isUgcfsError(err, 'UGCFS_ERR_BAD_REQUEST') && /blocks/.test((err as Error).message)) useBlocks(`it answered ${JSON.stringify((err as Error).message.slice(0, 80))}`);
-          else failed(err);
-          return;
-        }
-        stats.latencies.push(performance.now() - t0);
-        stats.beats++;
-        if (m.kind === 'full') stats.fullPages++;
-        else {
-          stats.deltas++;
-          stats.deltaBlocks += m.blocks.length + (m.removed?.length ?? 0);
-        }
-        lastOk.set(s.index, { sentAt, at: Date.now() });
-        accept(s, reply);
-        if (reply.report === undefined) {
-          useBlocks('its heartbeat reply has no `report`');
-          return;
-        }
-        if (reply.report.full) stats.fullRequests++;
-        if (!s.session.answered(m, reply.report)) {
-          complete = false;
-          break;
-        }
+    for (const m of s.session.next()) {
+      if (!s.session.current(m) || killed.has(s.index)) return;
+      const sentAt = Date.now();
+      const t0 = performance.now();
+      let reply: HeartbeatReply;
+      try {
+        reply = await client.heartbeat({ ...head(s), report: m }, m.kind === 'full' ? pageTimeoutMs : timeoutMs);
+      } catch (err) {
+        s.session.unanswered(m);
+        if (isUgcfsError(err, 'UGCFS_ERR_BAD_REQUEST') && /blocks/.test((err as Error).message)) useBlocks(`it answered ${JSON.stringify((err as Error).message.slice(0, 80))}`);
+        else failed(err);
+        return;
       }
-    } finally {
-      release?.();
+      stats.latencies.push(performance.now() - t0);
+      stats.beats++;
+      if (m.kind === 'full') stats.fullPages++;
+      else if (m.session === ASK) stats.asks++;
+      else {
+        stats.deltas++;
+        stats.deltaBlocks += m.blocks.length + (m.removed?.length ?? 0);
+      }
+      lastOk.set(s.index, { sentAt, at: Date.now() });
+      accept(s, reply);
+      if (reply.report === undefined) {
+        useBlocks('its heartbeat reply has no `report`');
+        return;
+      }
+      if (reply.report.full) stats[reply.report.wait ? 'waits' : 'fullRequests']++;
+      const wanted = s.session.wantsFull;
+      if (!s.session.answered(m, reply.report)) {
+        complete = false;
+        break;
+      }
+      if (wanted && !s.session.wantsFull) stats.fullsDone++;
     }
-    if (complete || (wasFull && round > 0) || !s.session.wantsFull) return;
+    if (complete || (wasFull && round > 0) || !s.session.sendsFull) return;
   }
 }
 
@@ -346,6 +341,15 @@ function loop(s: SimServer, delay: number): void {
 
 // ---- the parent's commands
 
+/** the most memory seen at a stats call (heap + external, and resident) */
+const peak = { memory: 0, rss: 0 };
+function memoryNow(): number {
+  const m = process.memoryUsage();
+  peak.memory = Math.max(peak.memory, m.heapUsed + m.external);
+  peak.rss = Math.max(peak.rss, m.rss);
+  return m.heapUsed + m.external;
+}
+
 function snapshot(reset: boolean): Record<string, unknown> {
   const now = Date.now();
   const cpu = process.cpuUsage(stats.cpu);
@@ -365,7 +369,10 @@ function snapshot(reset: boolean): Record<string, unknown> {
     fullPages: stats.fullPages,
     deltas: stats.deltas,
     deltaBlocks: stats.deltaBlocks,
+    asks: stats.asks,
+    waits: stats.waits,
     fullRequests: stats.fullRequests,
+    fullsDone: stats.fullsDone,
     bodyBytes: stats.bodyBytes,
     repairRequests: stats.repairRequests,
     // servers whose blocks the name server has whole: report acknowledged, or a list accepted since the load
@@ -373,9 +380,12 @@ function snapshot(reset: boolean): Record<string, unknown> {
     live: servers.length - killed.size,
     copies: servers.reduce((n, s) => n + s.count, 0),
     registered: clusterOf.size,
-    heapBytes: process.memoryUsage().heapUsed,
+    // the heap and the memory outside it (the servers' typed arrays of block ids)
+    memoryBytes: memoryNow(),
+    peakMemoryBytes: peak.memory,
+    peakRssBytes: peak.rss,
   };
-  if (reset) Object.assign(stats, { since: now, cpu: process.cpuUsage(), beats: 0, failed: 0, firstError: '', errors: {}, latencies: [], fullPages: 0, deltas: 0, deltaBlocks: 0, fullRequests: 0, bodyBytes: 0 });
+  if (reset) Object.assign(stats, { since: now, cpu: process.cpuUsage(), beats: 0, failed: 0, firstError: '', errors: {}, latencies: [], fullPages: 0, deltas: 0, deltaBlocks: 0, asks: 0, waits: 0, fullRequests: 0, fullsDone: 0, bodyBytes: 0 });
   return out;
 }
 
@@ -397,14 +407,6 @@ process.on('message', (msg) => {
   if (c.cmd === 'kill') {
     killed.set(c.server, Date.now());
     return reply({ at: killed.get(c.server), server: servers[c.server]!.id, lastBeat: lastOk.get(c.server) ?? null });
-  }
-  if (c.cmd === 'full-reports') {
-    fullLimit = c.limit > 0 ? c.limit : Infinity;
-    while (fullBusy < fullLimit && fullQueue.length > 0) {
-      fullBusy++;
-      fullQueue.shift()!();
-    }
-    return reply({});
   }
   if (c.cmd === 'exit') {
     reply({});
