@@ -275,15 +275,18 @@ try {
   ns = await startNs();
   const listeningMs = Date.now() - t0;
   await simStats(true); // what follows counts from the name server listening
+  const cpuAtListening = processCpuMs(ns.pid);
   log(`restarted: listening after ${listeningMs} ms`);
   const { st: settledStats, last: reporting, longestGapMs } = await settled(flags.settleS * 1000, flags.stallS * 1000);
   const settledMs = Date.now() - t0;
+  // the name server's CPU while the reports came in: near 100% means it, not the turns' pace, set the time
+  const reportCpuPct = ((processCpuMs(ns.pid) - cpuAtListening) / Math.max(1, settledMs - listeningMs)) * 100;
   polling = false;
   await poller;
   log(`  the name server's count: ${await metricLines(nsUrl, 'ugcfs_report_')}`);
   out('restart_listening', listeningMs, 'ms', { records: flags.blocks, freshStartMs: freshMs, note: 'process start to listening; freshStartMs: the same with no block' });
   out('restart_first_assign', firstAssign?.at ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : { latencyMs: Math.round(firstAssign.ms * 10) / 10 });
-  const turns = { asks: reporting.asks, waits: reporting.waits, turnsGiven: reporting.fullRequests, fullReportsDone: reporting.fullsDone, fullPages: reporting.fullPages, failedBeats: reporting.failed, errors: reporting.errors, longestGapMs, simCpuPct: Math.round(reporting.simCpuPct), simPeakMemoryBytes: reporting.peakMemoryBytes, simPeakRssBytes: reporting.peakRssBytes };
+  const turns = { asks: reporting.asks, waits: reporting.waits, turnsGiven: reporting.fullRequests, fullReportsDone: reporting.fullsDone, fullPages: reporting.fullPages, failedBeats: reporting.failed, errors: reporting.errors, longestGapMs, nsCpuPct: Math.round(reportCpuPct), simCpuPct: Math.round(reporting.simCpuPct), simPeakMemoryBytes: reporting.peakMemoryBytes, simPeakRssBytes: reporting.peakRssBytes };
   if (!settledStats) {
     const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"');
     out('restart_reports_in', Number.NaN, 'ms', { error: `${reporting.listed} of ${reporting.live} servers' blocks in ${settledMs} ms after the restart, none more for ${longestGapMs} ms`, serversIn: reporting.listed, of: reporting.live, fullPagesApplied: applied, ...turns });

@@ -9,7 +9,9 @@ import type { Goal } from '../results.ts';
 import { parseExternalLines, type ExternalLine } from '../results.ts';
 import { readFlags } from '../flags.ts';
 import { RUN_OPTIONS } from '../run-options.ts';
-import { ROOT, RUN_TS, runCommand } from '../spawn.ts';
+import { spawn } from 'node:child_process';
+import { ROOT, RUN_TS } from '../spawn.ts';
+import { splitLines, trackChild } from '../../../test/helpers/ready-process.ts';
 import { table, num } from '../markdown.ts';
 import { rolesAvailable } from '../cluster.ts';
 
@@ -26,6 +28,27 @@ export function serversFor(blocks: number): number {
 const label = (blocks: number, servers: number) => `${blocks >= 1e6 ? `${blocks / 1e6}M` : `${blocks / 1e3}k`} blocks / ${servers} servers`;
 const secs = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? '—' : `${(ms / 1000).toFixed(1)} s`);
 const millis = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? '—' : `${ms.toFixed(1)} ms`);
+
+/** Runs bench/ns-scale.ts, its progress lines passed on to the log (a run at 8M takes most of an hour). */
+function runBench(args: string[], log: (m: string) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const child = spawn(process.execPath, [RUN_TS, join(ROOT, 'bench', 'ns-scale.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    trackChild(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    splitLines(child.stderr, (l) => {
+      stderr += l + '\n';
+      if (l.includes('ns-scale:')) log(`    ${l}`);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3 * 3600_000);
+    child.on('error', (err) => void (stderr += err.message));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
+  });
+}
 
 interface Run {
   blocks: number;
@@ -75,7 +98,7 @@ function rows(runs: Run[]): (string | number)[][] {
     ['restart: to the first assign answered', ...cell((r) => secs(value(r, 'restart_first_assign')))],
     ["restart: to every server's blocks reported (full reports at once)", ...cell(restartIn)],
     ['  asks for the turn / told to wait / turns given; beats failed', ...cell(turns)],
-    ['  the longest time no more server got in', ...cell((r) => secs(Number(find(r, 'restart_reports_in')?.longestGapMs)))],
+    ['  the longest time no more server got in; name-server CPU meanwhile', ...cell((r) => `${secs(Number(find(r, 'restart_reports_in')?.longestGapMs))}; ${num(Number(find(r, 'restart_reports_in')?.nsCpuPct), 0)}%`)],
     ['  assigns meanwhile: p50 / p99 / worst; assigns / errors', ...cell((r) => `${millis(Number(during(r)?.p50))} / ${millis(Number(during(r)?.p99))} / ${millis(value(r, 'restart_assign_worst'))}; ${num(Number(during(r)?.assigns))} / ${num(Number(during(r)?.errors))}`)],
     ['block records written into the stopped state', ...cell((r) => `${secs(value(r, 'seed_records'))} (${num(Number(find(r, 'seed_records')?.perS))}/s)`)],
     ['simulator process CPU (one process for all servers)', ...cell((r) => `${num(value(r, 'simulator'), 1)}%`)],
@@ -97,7 +120,7 @@ export const section: Section = {
       const n = blocks === 0 ? 50_000 : blocks;
       const command = `node bin/run-ts.mjs bench/ns-scale.ts ${args.join(' ')}`;
       ctx.log(`  ns-scale: ${label(n, servers)}`);
-      const r = await runCommand(process.execPath, [RUN_TS, join(ROOT, 'bench', 'ns-scale.ts'), ...args], { timeoutMs: 3 * 3600_000 });
+      const r = await runBench(args, ctx.log);
       const lines = parseExternalLines(r.stdout);
       const run: Run = { blocks: n, servers, command, code: r.code, lines };
       if (r.code !== 0) run.error = (r.stderr.trim().split('\n').filter((l) => l.startsWith('Error')).pop() ?? `exit ${r.code}`).slice(0, 200);
