@@ -14,6 +14,7 @@ import { dsRef, type DataserverEntry, type Registry } from './registry.ts';
 import type { Namespace } from './metadata-store/index.ts';
 import { BlockTable } from './block-table.ts';
 import { UnderReplicated } from './under-replicated.ts';
+import { BusyBlocks } from './busy-blocks.ts';
 
 /**
  * creating: persisted before any data server hears of it, and until every replica has
@@ -50,8 +51,7 @@ export class BlockMap {
   /** records that may hold files (not creating, not abandoned) */
   private holding = 0;
   /** transient reasons a block takes no writes and is left alone by reconciliation */
-  private readonly busy = new Map<number, string>();
-  private readonly busyDeletes = new Map<number, Set<string>>();
+  private readonly busy = new BusyBlocks();
   /** `${block}/${ds}` -> until when a copy just made there counts before its server reports it */
   private readonly copiedUntil = new Map<string, number>();
   private readonly movedHooks: Array<(block: number, version: number) => void> = [];
@@ -212,27 +212,21 @@ export class BlockMap {
   }
 
   clearBusy(id: number): void {
-    this.busy.delete(id);
-    this.busyDeletes.delete(id);
+    this.busy.clear(id);
   }
 
   /** Notes a delete that happened while the block was busy (a copy in flight may miss it). */
   noteBusyDelete(id: number, fid: string): void {
-    if (!this.busy.has(id)) return;
-    let s = this.busyDeletes.get(id);
-    if (!s) this.busyDeletes.set(id, (s = new Set()));
-    s.add(fid);
+    this.busy.noteDelete(id, fid);
   }
 
   /** The deletes noted since the block became busy; whoever copied it replays them to the copy. */
   takeBusyDeletes(id: number): string[] {
-    const s = this.busyDeletes.get(id);
-    this.busyDeletes.delete(id);
-    return s ? [...s] : [];
+    return this.busy.takeDeletes(id);
   }
 
   busyReason(id: number): string | undefined {
-    return this.busy.get(id);
+    return this.busy.reason(id);
   }
 
   /**
@@ -277,27 +271,6 @@ export class BlockMap {
       if (state !== undefined && !EMPTY_STATES.has(state) && this.table.replicaNumbers(id).includes(n)) count++;
     }
     return count;
-  }
-
-  /** Block ids of a server's copies that full report `stamp` did not name. */
-  copyIdsNotStamped(dsId: string, stamp: number): number[] {
-    const n = this.registry.servers.find(dsId);
-    return n < 0 ? [] : this.registry.copies.blocksNotStamped(n, stamp);
-  }
-
-  /** Block ids of a server's copies (a snapshot). */
-  copyIdsOf(dsId: string): number[] {
-    const n = this.registry.servers.find(dsId);
-    return n < 0 ? [] : this.registry.copies.blocksOf(n);
-  }
-
-  /** A server's copies' reports. O(its copies). */
-  copiesOf(dsId: string): BlockReport[] {
-    const n = this.registry.servers.find(dsId);
-    if (n < 0) return [];
-    const out: BlockReport[] = [];
-    for (const id of this.registry.copies.blocksOf(n)) out.push(this.registry.copies.get(id, n)!);
-    return out;
   }
 
   /** Called when a copy is dropped other than by its server's report. */
@@ -374,7 +347,7 @@ export class BlockMap {
   }
 
   isWritable(rec: BlockRecord, now = Date.now()): boolean {
-    if (rec.state !== 'writable' || this.busy.has(rec.id) || this.isFull(rec)) return false;
+    if (rec.state !== 'writable' || this.busy.reason(rec.id) !== undefined || this.isFull(rec)) return false;
     if (rec.replicas.length !== rec.replication) return false;
     const holders = this.liveHolders(rec, now);
     if (holders.length !== rec.replication) return false;
@@ -382,7 +355,7 @@ export class BlockMap {
   }
 
   stateOf(rec: BlockRecord, now = Date.now()): string {
-    const busy = this.busy.get(rec.id);
+    const busy = this.busy.reason(rec.id);
     if (busy) return busy;
     if (rec.state === 'writable' && !this.isWritable(rec, now)) return 'readonly';
     return rec.state;
@@ -400,14 +373,10 @@ export class BlockMap {
   }
 
   /** Re-counts one block's live copies. */
-  refresh(id: number, now = Date.now()): void {
-    this.under.refresh(id, now);
-  }
+  refresh = (id: number, now = Date.now()): void => this.under.refresh(id, now);
 
   /** The time-driven events (under-replicated.ts): ended confirm windows, servers that died or came back. */
-  tick(now = Date.now()): void {
-    this.under.tick(now);
-  }
+  tick = (now = Date.now()): void => this.under.tick(now);
 
   location(id: number, now = Date.now(), exclude?: (ds: DataserverEntry) => boolean): BlockLocation & { absent: string[] } {
     const rec = this.require(id);

@@ -151,6 +151,21 @@ export class Registry {
     return this.entries.get(id);
   }
 
+  /** Block ids of a server's copies that full report `stamp` did not name. */
+  copyIdsNotStamped(dsId: string, stamp: number): number[] {
+    const n = this.servers.find(dsId);
+    return n < 0 ? [] : this.copies.blocksNotStamped(n, stamp);
+  }
+
+  /** A server's copies' reports. O(its copies). */
+  copiesOf(dsId: string): BlockReport[] {
+    const n = this.servers.find(dsId);
+    if (n < 0) return [];
+    const out: BlockReport[] = [];
+    for (const id of this.copies.blocksOf(n)) out.push(this.copies.get(id, n)!);
+    return out;
+  }
+
   /** The entry of server number `n` (server-index.ts), if it is known. */
   byNumber(n: number): DataserverEntry | undefined {
     const e = this.numbered[n];

@@ -21,6 +21,7 @@
 import { reportHash, ReportDigest, type Hash64 } from '../src/wire/heartbeat.ts';
 import type { BlockReport, ReportAck, ReportMessage } from '../src/wire/protocol.ts';
 import type { BlockMap } from './block-map.ts';
+import type { Registry } from './registry.ts';
 
 interface ServerReports {
   session: string;
@@ -74,6 +75,7 @@ export class ReportIntake {
 
   constructor(
     private readonly blocks: BlockMap,
+    private readonly registry: Registry,
     private readonly events: IntakeEvents = {},
     o: IntakeOptions = {},
   ) {
@@ -111,7 +113,7 @@ export class ReportIntake {
         st = { session: m.session, seq: 0, full: { stamp: (this.stamps = (this.stamps % 0xffff_fffe) + 1), others: new Set() }, whole: st?.whole ?? false, digest: new ReportDigest(), refused: st?.refused ?? new Map(), detached: st?.detached ?? new Map() };
         // The digest restarts from what is recorded now (copies kept from before this
         // session included), so each change below moves it from a true value.
-        for (const r of this.blocks.copiesOf(dsId)) st.digest.add(reportHash(r));
+        for (const r of this.registry.copiesOf(dsId)) st.digest.add(reportHash(r));
         for (const h of st.refused.values()) st.digest.add(h);
         for (const h of st.detached.values()) st.digest.add(h);
         this.servers.set(dsId, st);
@@ -132,7 +134,7 @@ export class ReportIntake {
     if (m.kind === 'full' && m.last) {
       const full = st.full!;
       st.full = undefined;
-      for (const id of this.blocks.copyIdsNotStamped(dsId, full.stamp)) this.remove(dsId, st, id);
+      for (const id of this.registry.copyIdsNotStamped(dsId, full.stamp)) this.remove(dsId, st, id);
       for (const id of [...st.refused.keys()]) if (!full.others.has(id)) this.remove(dsId, st, id);
       for (const id of [...st.detached.keys()]) this.remove(dsId, st, id);
       st.whole = true;

@@ -210,6 +210,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
     const orders = new CopyOrders({ blocks, registry, pending, log, isLeader: () => leadership.isLeader() });
     const intake = new ReportIntake(
       blocks,
+      registry,
       {
         fullRequested: (reason) => metrics.reportFullRequests.inc({ reason }),
         applied: (kind, entries) => {

@@ -82,7 +82,7 @@ describe('block reports', () => {
     await registry.beat(beat, Date.now());
     for (let id = 1; id <= BLOCKS + 2; id++) await blocks.put({ id, replication: 1, state: 'writable', replicas: [DS], createdAt: 0 });
     fulls = [];
-    intake = new ReportIntake(blocks, { fullRequested: (r) => fulls.push(r) });
+    intake = new ReportIntake(blocks, registry, { fullRequested: (r) => fulls.push(r) });
     held = new Map(Array.from({ length: BLOCKS }, (_, i) => [i + 1, report(i + 1)]));
     session = new ReportSession({ pageBlocks: 3 });
   });
@@ -206,7 +206,7 @@ describe('block reports', () => {
     expect(seen()).toEqual(current());
 
     // A name server that restarted knows no session.
-    intake = new ReportIntake(blocks, { fullRequested: (r) => fulls.push(r) });
+    intake = new ReportIntake(blocks, registry, { fullRequested: (r) => fulls.push(r) });
     const [d1] = session.next(current());
     const a1 = await deliver(d1!);
     expect(a1.full).toBe(true);
@@ -221,7 +221,7 @@ describe('block reports', () => {
   });
 
   it('full reports take turns: a server asked while the turns are taken waits, then goes first come first served', async () => {
-    intake = new ReportIntake(blocks, { fullRequested: (r) => fulls.push(r) }, { fullAtOnce: 1 });
+    intake = new ReportIntake(blocks, registry, { fullRequested: (r) => fulls.push(r) }, { fullAtOnce: 1 });
     await registry.beat({ ...beat, id: 'ds-2' }, Date.now());
     await registry.beat({ ...beat, id: 'ds-3' }, Date.now());
     const other = (id: string) => ({ id, session: new ReportSession(), deliver: async (m: ReportMessage) => (await intake.apply(id, m, (r) => blocks.has(r.id))).ack });
