@@ -38,6 +38,9 @@ interface ServerReports {
   detached: Map<number, Hash64>;
 }
 
+/** Blocks applied between two yields to the event loop (~5 ms of work). */
+const YIELD_EVERY = 2048;
+
 export type FullReason = 'unknown-session' | 'page-gap' | 'digest';
 
 export interface IntakeResult {
@@ -79,7 +82,7 @@ export class ReportIntake {
     private readonly events: IntakeEvents = {},
     o: IntakeOptions = {},
   ) {
-    this.fullAtOnce = Math.max(1, o.fullAtOnce ?? 4);
+    this.fullAtOnce = Math.max(1, o.fullAtOnce ?? 16);
     this.turnTimeoutMs = o.turnTimeoutMs ?? 15_000;
     blocks.onCopyDropped((dsId, last) => this.servers.get(dsId)?.detached.set(last.id, reportHash(last)));
   }
@@ -125,10 +128,13 @@ export class ReportIntake {
     }
     const changed: BlockReport[] = [];
     const stamp = st.full?.stamp;
-    for (const r of m.blocks) {
+    for (let i = 0; i < m.blocks.length; i++) {
+      const r = m.blocks[i]!;
       let ok = admit(r);
       if (typeof ok !== 'boolean') ok = await ok;
       if (this.set(dsId, st, r, ok, stamp)) changed.push(r);
+      // A page is 20,000 blocks: let assigns and lookups in between every few thousand.
+      if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((done) => setImmediate(done));
     }
     for (const id of m.removed ?? []) this.remove(dsId, st, id);
     if (m.kind === 'full' && m.last) {
