@@ -10,8 +10,11 @@
 //      until every server's blocks are reported (full reports, paged). Each server asks for
 //      the turn to send its full report, as data servers do; the name server gives
 //      --full-reports-at-once turns at a time. Meanwhile a client sends --restart-assign-rate
-//      assigns a second: their worst latency is the stall the reports cause. A restart where
-//      no more server gets its blocks in for --stall-s fails the run;
+//      assigns a second: their worst latency is the stall the reports cause. When no more
+//      server gets its blocks in for --stall-s, that is reported as a stall, and the name
+//      server is restarted once more with --startup-grace-ms --stall-grace-s (no repair while
+//      the reports come in), so the later figures can still be measured (their lines say
+//      startupGraceMs);
 //   4. a steady window with heartbeats only: its CPU (/proc/<pid>/stat) as % of one core;
 //      then its live memory (full GC through the inspector, then /metrics: the heap in use and
 //      the memory outside it, typed arrays' buffers) less the baseline's, per block;
@@ -55,8 +58,10 @@ const flags = parseFlags(import.meta.url, {
   churnBlocks: opt.int(2, 'blocks changed on such a beat', { min: 0 }),
   fullReportsAtOnce: opt.int(D.fullReportsAtOnce.default, "the name server's --full-reports-at-once (passed when not its default)", { min: 1 }),
   restartAssignRate: opt.int(20, 'assigns per second (open loop) while the servers report after the restart', { min: 1 }),
+  startupGraceMs: opt.int(D.startupGraceMs.default, "the name server's --startup-grace-ms (passed when not its default)", { min: 0 }),
   settleS: opt.int(2400, 'longest wait for every server\'s blocks to be reported after the restart', { min: 10 }),
-  stallS: opt.int(120, 'the restart fails when no more server\'s blocks got in for this long', { min: 5 }),
+  stallS: opt.int(90, 'the restart counts as stalled when no more server\'s blocks got in for this long', { min: 5 }),
+  stallGraceS: opt.int(600, 'after a stalled restart, restart the name server once more with --startup-grace-ms this long, for the later figures (0: the run fails)', { min: 0 }),
 }, { quick: { blocks: 50_000, servers: 20, steadyS: 5, assignS: 5 } });
 
 const SIM = fileURLToPath(new URL('./lib/dataserver-sim.ts', import.meta.url));
@@ -65,8 +70,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ns-scale: ${m}\n`);
 const config = { blocks: flags.blocks, servers: flags.servers, heartbeatMs: flags.heartbeatMs, fullReportsAtOnce: flags.fullReportsAtOnce };
 let protocol = 'report';
+/** the name server's start-up grace now (no repair during it): raised after a stalled restart, and said on every later line */
+let graceMs = flags.startupGraceMs;
 const out = (metric: string, value: number, unit: string, extra: Record<string, unknown> = {}) =>
-  process.stdout.write(JSON.stringify({ bench: 'ns-scale', metric, value: Number.isFinite(value) ? Math.round(value * 100) / 100 : value, unit, ...config, protocol, ...extra }) + '\n');
+  process.stdout.write(JSON.stringify({ bench: 'ns-scale', metric, value: Number.isFinite(value) ? Math.round(value * 100) / 100 : value, unit, ...config, protocol, ...(graceMs !== D.startupGraceMs.default ? { startupGraceMs: graceMs } : {}), ...extra }) + '\n');
 
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-ns-scale-'));
 const nsDir = join(work, 'ns');
@@ -82,9 +89,13 @@ const nsArgs = [
   ...(flags.deadAfterMs !== D.deadAfterMs.default ? ['--dead-after-ms', String(flags.deadAfterMs)] : []),
   ...(flags.fullReportsAtOnce !== D.fullReportsAtOnce.default ? ['--full-reports-at-once', String(flags.fullReportsAtOnce)] : []),
 ];
+const graceArgs = () => (graceMs !== D.startupGraceMs.default ? ['--startup-grace-ms', String(graceMs)] : []);
 // The inspector port only lets the bench force a full GC before reading the heap.
-const startNs = () => startUgcfs(nsArgs, { env: { UGCFS_CLUSTER_SECRET: secret }, nodeFlags: [`--inspect=127.0.0.1:${inspectPort}`], timeoutMs: 30 * 60_000 });
-log(`command: UGCFS_CLUSTER_SECRET=... node --inspect=127.0.0.1:PORT bin/ugcfs.mjs ${nsArgs.join(' ').replace(nsDir, 'NSDIR')}`);
+const startNs = () => {
+  const args = [...nsArgs, ...graceArgs()];
+  log(`command: UGCFS_CLUSTER_SECRET=... node --inspect=127.0.0.1:PORT bin/ugcfs.mjs ${args.join(' ').replace(nsDir, 'NSDIR')}`);
+  return startUgcfs(args, { env: { UGCFS_CLUSTER_SECRET: secret }, nodeFlags: [`--inspect=127.0.0.1:${inspectPort}`], timeoutMs: 30 * 60_000 });
+};
 
 // ---- the simulator and its commands
 
@@ -207,42 +218,13 @@ async function settled(timeoutMs: number, stallMs: number): Promise<{ st?: SimSt
   }
 }
 
-let ns: Child | undefined;
-// Ctrl-C or a kill: the servers go with the bench, and its scratch directory
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    killAllChildren();
-    rmSync(work, { recursive: true, force: true });
-    process.exit(130);
-  });
-}
-try {
-  // 1. fresh, no block
-  const tStart = Date.now();
-  ns = await startNs();
-  const freshMs = Date.now() - tStart;
-  await startSim();
-  const t1 = Date.now();
-  if (!(await settled(120_000, 60_000)).st) throw new Error('the simulated servers did not all register within 2 minutes');
-  log(`${flags.servers} servers registered in ${Date.now() - t1} ms (protocol: ${protocol})`);
-  await sleep(5 * flags.heartbeatMs);
-  const empty = await window(ns, Math.min(5, flags.steadyS));
-  const mem0 = await liveMemory(nsUrl, inspectPort);
-  out('ns_cpu_no_blocks', empty.cpuPct, '% of one core', { beatsPerS: empty.sim.beats / empty.sim.seconds, note: 'the servers registered, holding no block' });
-
-  // 2. the blocks, written into the stopped name server's state
-  await ns.stop(60_000);
-  ns = undefined;
-  let t = Date.now();
-  await seedBlocks(nsDir, { blocks: flags.blocks, servers: flags.servers }, Date.now() - 86_400_000);
-  const seedMs = Date.now() - t;
-  log(`wrote ${flags.blocks} block records in ${seedMs} ms`);
-  const loaded = await rpc<{ ms: number; copies: number }>('load');
-  log(`the simulated servers hold ${loaded.copies} copies`);
-
-  // 3. restart: a client polls until the first assign is answered, then sends assigns at
-  // --restart-assign-rate (open loop) until every server's blocks are in: their worst latency
-  // is what a client feels of the reports coming in
+/**
+ * Starts the (stopped) name server and waits for every server's blocks: a client polls until
+ * the first assign is answered, then sends --restart-assign-rate assigns a second (open loop)
+ * until the reports are in; their worst latency is what a client feels of the reports coming
+ * in. The figures' metric names end in `suffix`.
+ */
+async function restart(suffix: string): Promise<{ st?: SimStats; last: SimStats; settledMs: number; t0: number }> {
   let firstAssign: { at: number; ms: number } | undefined;
   let assignErr = '';
   let polling = true;
@@ -272,37 +254,91 @@ try {
     }
     await Promise.all(pending);
   })();
-  ns = await startNs();
+  const proc = await startNs();
+  ns = proc;
   const listeningMs = Date.now() - t0;
   await simStats(true); // what follows counts from the name server listening
-  const cpuAtListening = processCpuMs(ns.pid);
+  const cpuAtListening = processCpuMs(proc.pid);
   log(`restarted: listening after ${listeningMs} ms`);
-  const { st: settledStats, last: reporting, longestGapMs } = await settled(flags.settleS * 1000, flags.stallS * 1000);
+  const { st, last, longestGapMs } = await settled(flags.settleS * 1000, flags.stallS * 1000);
   const settledMs = Date.now() - t0;
   // the name server's CPU while the reports came in: near 100% means it, not the turns' pace, set the time
-  const reportCpuPct = ((processCpuMs(ns.pid) - cpuAtListening) / Math.max(1, settledMs - listeningMs)) * 100;
+  const reportCpuPct = ((processCpuMs(proc.pid) - cpuAtListening) / Math.max(1, settledMs - listeningMs)) * 100;
   polling = false;
   await poller;
   log(`  the name server's count: ${await metricLines(nsUrl, 'ugcfs_report_')}`);
-  out('restart_listening', listeningMs, 'ms', { records: flags.blocks, freshStartMs: freshMs, note: 'process start to listening; freshStartMs: the same with no block' });
-  out('restart_first_assign', firstAssign?.at ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : { latencyMs: Math.round(firstAssign.ms * 10) / 10 });
-  const turns = { asks: reporting.asks, waits: reporting.waits, turnsGiven: reporting.fullRequests, fullReportsDone: reporting.fullsDone, fullPages: reporting.fullPages, failedBeats: reporting.failed, errors: reporting.errors, longestGapMs, nsCpuPct: Math.round(reportCpuPct), simCpuPct: Math.round(reporting.simCpuPct), simPeakMemoryBytes: reporting.peakMemoryBytes, simPeakRssBytes: reporting.peakRssBytes };
-  if (!settledStats) {
-    const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"');
-    out('restart_reports_in', Number.NaN, 'ms', { error: `${reporting.listed} of ${reporting.live} servers' blocks in ${settledMs} ms after the restart, none more for ${longestGapMs} ms`, serversIn: reporting.listed, of: reporting.live, fullPagesApplied: applied, ...turns });
+  out(`restart_listening${suffix}`, listeningMs, 'ms', { records: flags.blocks, freshStartMs: freshMs, note: 'process start to listening; freshStartMs: the same with no block' });
+  out(`restart_first_assign${suffix}`, firstAssign?.at ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : { latencyMs: Math.round(firstAssign.ms * 10) / 10 });
+  const turns = { asks: last.asks, waits: last.waits, turnsGiven: last.fullRequests, fullReportsDone: last.fullsDone, fullPages: last.fullPages, failedBeats: last.failed, errors: last.errors, longestGapMs, nsCpuPct: Math.round(reportCpuPct), simCpuPct: Math.round(last.simCpuPct), simPeakMemoryBytes: last.peakMemoryBytes, simPeakRssBytes: last.peakRssBytes };
+  if (!st) {
+    const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"').catch(() => undefined);
+    const alive = await metric(nsUrl, 'ugcfs_dataservers_alive').catch(() => undefined);
+    const under = await metric(nsUrl, 'ugcfs_under_replicated_blocks').catch(() => undefined);
+    out(`restart_reports_in${suffix}`, Number.NaN, 'ms', { error: `${last.listed} of ${last.live} servers' blocks in ${settledMs} ms after the restart, none more for ${Math.round(longestGapMs / 1000)} s`, stalledAfterMs: settledMs, serversIn: last.listed, of: last.live, fullPagesApplied: applied, aliveThen: alive, underReplicatedThen: under, ...turns });
   } else {
-    out('restart_reports_in', settledMs, 'ms', { ...turns, note: "every server's blocks reported, from the restart" });
+    out(`restart_reports_in${suffix}`, settledMs, 'ms', { ...turns, note: "every server's blocks reported, from the restart" });
   }
   const sorted = [...during].sort((a, b) => a - b);
-  out('restart_assign_worst', sorted.length ? sorted[sorted.length - 1]! : Number.NaN, 'ms', { p50: Math.round(percentile(sorted, 50) * 10) / 10, p99: Math.round(percentile(sorted, 99) * 10) / 10, assigns: sorted.length, errors: duringErrors, ...(duringFirstError ? { firstError: duringFirstError.slice(0, 160) } : {}), ratePerS: flags.restartAssignRate, note: "assigns from the first one answered until every server's blocks were in" });
+  out(`restart_assign_worst${suffix}`, sorted.length ? sorted[sorted.length - 1]! : Number.NaN, 'ms', { p50: Math.round(percentile(sorted, 50) * 10) / 10, p99: Math.round(percentile(sorted, 99) * 10) / 10, assigns: sorted.length, errors: duringErrors, ...(duringFirstError ? { firstError: duringFirstError.slice(0, 160) } : {}), ratePerS: flags.restartAssignRate, note: "assigns from the first one answered until every server's blocks were in (or the stall)" });
+  log(`${st ? "every server's blocks reported" : 'STALLED'} ${settledMs} ms after the restart: ${JSON.stringify(turns)}; assigns meanwhile: ${sorted.length}, worst ${Math.round(sorted[sorted.length - 1] ?? Number.NaN)} ms, ${duringErrors} failed`);
+  return { st, last, settledMs, t0 };
+}
+
+let ns: Child | undefined;
+/** process start to listening with no block */
+let freshMs = 0;
+// Ctrl-C or a kill: the servers go with the bench, and its scratch directory
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    killAllChildren();
+    rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+try {
+  // 1. fresh, no block
+  const tStart = Date.now();
+  ns = await startNs();
+  freshMs = Date.now() - tStart;
+  await startSim();
+  const t1 = Date.now();
+  if (!(await settled(120_000, 60_000)).st) throw new Error('the simulated servers did not all register within 2 minutes');
+  log(`${flags.servers} servers registered in ${Date.now() - t1} ms (protocol: ${protocol})`);
+  await sleep(5 * flags.heartbeatMs);
+  const empty = await window(ns, Math.min(5, flags.steadyS));
+  const mem0 = await liveMemory(nsUrl, inspectPort);
+  out('ns_cpu_no_blocks', empty.cpuPct, '% of one core', { beatsPerS: empty.sim.beats / empty.sim.seconds, note: 'the servers registered, holding no block' });
+
+  // 2. the blocks, written into the stopped name server's state
+  await ns.stop(60_000);
+  ns = undefined;
+  let t = Date.now();
+  await seedBlocks(nsDir, { blocks: flags.blocks, servers: flags.servers }, Date.now() - 86_400_000);
+  const seedMs = Date.now() - t;
+  log(`wrote ${flags.blocks} block records in ${seedMs} ms`);
+  const loaded = await rpc<{ ms: number; copies: number }>('load');
+  log(`the simulated servers hold ${loaded.copies} copies`);
+
+  // 3. restart; after a stall, once more with no repair while the reports come in
+  let r = await restart('');
+  if (!r.st && flags.stallGraceS > 0) {
+    log(`stalled: the name server is restarted with --startup-grace-ms ${flags.stallGraceS * 1000}`);
+    await (ns as Child | undefined)?.stop(120_000); // set by restart()
+    ns = undefined;
+    graceMs = flags.stallGraceS * 1000;
+    r = await restart('_grace');
+  }
   out('seed_records', seedMs, 'ms', { perS: Math.round((flags.blocks / seedMs) * 1000) });
-  log(`every server's blocks reported ${settledMs} ms after the restart: ${JSON.stringify(turns)}; assigns meanwhile: ${sorted.length}, worst ${Math.round(sorted[sorted.length - 1] ?? Number.NaN)} ms, ${duringErrors} failed`);
-  if (!settledStats) throw new Error(`the restart did not settle: ${reporting.listed} of ${reporting.live} servers' blocks in after ${settledMs} ms`);
-  const st = settledStats;
+  if (!r.st) throw new Error(`the restart did not settle: ${r.last.listed} of ${r.last.live} servers' blocks in after ${r.settledMs} ms`);
+  const st = r.st;
+  const t0 = r.t0;
+  // the name server restart() started (TypeScript cannot see that assignment here)
+  const server = ns as Child | undefined;
+  if (!server) throw new Error('the name server is not running');
 
   // 4. steady: heartbeats only
   await sleep(3 * flags.heartbeatMs);
-  const steady = await window(ns, flags.steadyS);
+  const steady = await window(server, flags.steadyS);
   const s = steady.sim;
   out('ns_cpu_heartbeats', steady.cpuPct, '% of one core', {
     windowS: Math.round(s.seconds),
@@ -318,7 +354,7 @@ try {
     goal: 25,
   });
   const mem = await liveMemory(nsUrl, inspectPort);
-  const rss = rssBytes(ns.pid);
+  const rss = rssBytes(server.pid);
   // the name server's own count of its block tables, where it keeps one
   const tables = await metric(nsUrl, 'ugcfs_block_table_bytes');
   const perBlock = (m: { heap: number; external: number }) => (m.heap + m.external - mem0.heap - mem0.external) / flags.blocks;
@@ -335,17 +371,17 @@ try {
   });
 
   // 5. assigns under the heartbeat load
-  const c0 = processCpuMs(ns.pid);
+  const c0 = processCpuMs(server.pid);
   const tA = Date.now();
   const a = await assignLoad(flags.assignRate, flags.assignS);
-  const assignCpu = ((processCpuMs(ns.pid) - c0) / (Date.now() - tA)) * 100;
+  const assignCpu = ((processCpuMs(server.pid) - c0) / (Date.now() - tA)) * 100;
   out('assign_p99', percentile(a.lat, 99), 'ms', { p50: Math.round(percentile(a.lat, 50) * 100) / 100, max: Math.round(Math.max(...a.lat) * 100) / 100, assigns: a.lat.length, errors: a.errors, ...(a.firstError ? { firstError: a.firstError.slice(0, 160) } : {}), ratePerS: flags.assignRate, nsCpuPct: Math.round(assignCpu), goal: 10 });
 
   // 6. a server stops beating
   const victim = Math.floor(flags.servers / 2);
   const vid = simId(victim);
   // no repair during the name server's start-up grace: kill after it
-  const grace = D.startupGraceMs.default - (Date.now() - t0) - flags.deadAfterMs;
+  const grace = graceMs - (Date.now() - t0) - flags.deadAfterMs;
   if (grace > 0) await sleep(grace);
   const k = await rpc<{ at: number; lastBeat: { sentAt: number; at: number } | null }>('kill', { server: victim });
   const last = k.lastBeat?.sentAt ?? k.at;
