@@ -1,7 +1,7 @@
 // GET /status: the cluster overview (`ugcfs status --json` is a subset of it).
 import type { ClusterStatus, DataserverStatus } from '../src/wire/protocol.ts';
 import type { BlockMap } from './block-map.ts';
-import type { Registry } from './registry.ts';
+import type { DataserverEntry, Registry } from './registry.ts';
 
 /**
  * Copies each server holds that count, counted from its copies: O(all copies), some 50 ms a
@@ -26,22 +26,27 @@ class HeldCounts {
 
 const heldCounts = new WeakMap<BlockMap, HeldCounts>();
 
-export function clusterStatus(registry: Registry, blocks: BlockMap, replicas: number, now = Date.now()): ClusterStatus {
-  let cache = heldCounts.get(blocks);
-  if (!cache) heldCounts.set(blocks, (cache = new HeldCounts()));
-  const held = cache.get(registry, blocks, now);
-  const dataservers: DataserverStatus[] = registry.list().map((e) => ({
+/** One data server as status shows it; `held` is how many of its copies count. */
+export function dataserverStatus(registry: Registry, e: DataserverEntry, held: number, now = Date.now()): DataserverStatus {
+  return {
     id: e.id,
     url: e.url,
     rack: e.rack,
     alive: registry.isAlive(e, now),
-    blocks: held.get(e.id) ?? 0,
+    blocks: held,
     usedBytes: e.usedBytes,
     freeBytes: e.freeBytes,
     ...(e.lastSeen > 0 ? { lastSeenMs: now - e.lastSeen } : {}),
     draining: e.draining,
     ...(e.quarantine && e.quarantine.files > 0 ? { quarantine: e.quarantine } : {}),
-  }));
+  };
+}
+
+export function clusterStatus(registry: Registry, blocks: BlockMap, replicas: number, now = Date.now()): ClusterStatus {
+  let cache = heldCounts.get(blocks);
+  if (!cache) heldCounts.set(blocks, (cache = new HeldCounts()));
+  const held = cache.get(registry, blocks, now);
+  const dataservers = registry.list().map((e) => dataserverStatus(registry, e, held.get(e.id) ?? 0, now));
   const live = dataservers.filter((d) => d.alive);
   return {
     dataservers,

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UgcfsError, isErrorCode, type ErrorCode } from '../src/base/errors.ts';
 import { decodeFid } from '../src/wire/file-id.ts';
 import { NS_ROUTES, type WriteFailedReply } from '../src/wire/protocol.ts';
+import { dataserverStatus } from './cluster-status.ts';
 import type { NameserverContext } from './context.ts';
 import type { HeartbeatHandler } from './heartbeat.ts';
 
@@ -138,9 +139,9 @@ export function registerCoreRoutes(app: FastifyInstance, ctx: NameserverContext,
   });
 
   app.get(NS_ROUTES.dataserver, ADMIN, async (req) => {
-    const id = (req.params as { id: string }).id;
-    ctx.registry.require(id);
-    return (await ctx.status()).dataservers.find((d) => d.id === id);
+    // One server: its own copies counted (O(its copies)), not the whole cluster's.
+    const e = ctx.registry.require((req.params as { id: string }).id);
+    return dataserverStatus(ctx.registry, e, ctx.blocks.countHeld(e));
   });
 
   app.delete(NS_ROUTES.dataserver, ADMIN, async (req, reply) => {
