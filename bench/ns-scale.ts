@@ -102,7 +102,7 @@ const startNs = () => {
 interface SimStats {
   protocol: string; protocolWhy: string; seconds: number; simCpuPct: number; beats: number; failed: number; firstError: string; errors: Record<string, number>;
   beatP50Ms: number; beatP99Ms: number; beatMaxMs: number; fullPages: number; deltas: number; deltaBlocks: number; asks: number; waits: number; fullRequests: number; fullsDone: number;
-  bodyBytes: number; repairRequests: number; listed: number; live: number; copies: number; registered: number; memoryBytes: number; peakMemoryBytes: number; peakRssBytes: number;
+  bodyBytes: number; repairRequests: number; httpErrors: number; listed: number; live: number; copies: number; registered: number; memoryBytes: number; peakMemoryBytes: number; peakRssBytes: number;
 }
 let sim: ChildProcess | undefined;
 let rpcId = 0;
@@ -129,14 +129,22 @@ function startSim(): Promise<string> {
       log(`the name server takes no block reports (${String(m.why)}): the simulated servers send whole lists in Heartbeat.blocks, as data servers before reports did`);
     }
   });
-  sim.on('exit', (code) => { if (code) log(`simulator exited with ${code}`); });
+  sim.on('exit', (code, signal) => {
+    if (code) log(`simulator exited with ${code}`);
+    simGone = `the simulator exited (${code ?? signal}): see its [sim] lines`;
+    for (const w of waiting.values()) w({ gone: simGone });
+    waiting.clear();
+  });
   return new Promise((r) => (simReady = r));
 }
 
+/** why the simulator is gone, once it is: every command then fails instead of waiting for ever */
+let simGone: string | undefined;
 function rpc<T = Record<string, unknown>>(cmd: string, extra: Record<string, unknown> = {}): Promise<T> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    if (simGone) return reject(new Error(simGone));
     const id = ++rpcId;
-    waiting.set(id, resolve as (m: Record<string, unknown>) => void);
+    waiting.set(id, (m) => (m.gone ? reject(new Error(String(m.gone))) : resolve(m as T)));
     sim!.send({ id, cmd, ...extra });
   });
 }
@@ -396,7 +404,7 @@ try {
   out('simulator', end.simCpuPct, '% of one core', { note: 'the simulator process over the last window; its memory: heap + external, now and the most seen', memoryMiB: Math.round(end.memoryBytes / 2 ** 20), peakMemoryMiB: Math.round(end.peakMemoryBytes / 2 ** 20), peakRssMiB: Math.round(end.peakRssBytes / 2 ** 20), repairRequests: end.repairRequests });
   if (protocol !== 'report') out('protocol', Number.NaN, '', { note: `the name server read whole lists in Heartbeat.blocks: ${st.protocolWhy}` });
 } finally {
-  if (sim?.connected) await Promise.race([rpc('exit'), sleep(2000)]);
+  if (sim?.connected) await Promise.race([rpc('exit').catch(() => undefined), sleep(2000)]);
   sim?.kill('SIGKILL');
   await ns?.stop(60_000);
   rmSync(work, { recursive: true, force: true });

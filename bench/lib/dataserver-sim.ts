@@ -91,12 +91,22 @@ const stats = {
   fullsDone: 0,
   bodyBytes: 0,
   repairRequests: 0,
+  /** requests of the name server this process failed to answer */
+  httpErrors: 0,
 };
 let firstRepair: Record<string, unknown> | undefined;
 
 // ---- the simulated servers' HTTP side
 
-const httpServer = createServer((req, res) => void answer(req, res));
+const httpServer = createServer((req, res) => {
+  // A request the name server gave up on (its socket closed mid-body) must not end the process.
+  answer(req, res).catch((err: Error) => {
+    stats.httpErrors++;
+    if (stats.httpErrors <= 5) log(`request ${req.method} ${req.url} failed: ${err.message}`);
+    if (!res.headersSent && !res.destroyed) json(res, 500, { error: { code: 'UGCFS_ERR_INTERNAL', message: err.message } });
+    else res.destroy();
+  });
+});
 await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
 const base = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
 const servers = Array.from({ length: flags.servers }, (_, i) => new SimServer(i, `${base}/ds/${i + 1}`));
@@ -375,6 +385,7 @@ function snapshot(reset: boolean): Record<string, unknown> {
     fullsDone: stats.fullsDone,
     bodyBytes: stats.bodyBytes,
     repairRequests: stats.repairRequests,
+    httpErrors: stats.httpErrors,
     // servers whose blocks the name server has whole: report acknowledged, or a list accepted since the load
     listed: servers.filter((s) => !killed.has(s.index) && (protocol === 'report' ? !s.session.wantsFull : listed.has(s.index))).length,
     live: servers.length - killed.size,
@@ -414,6 +425,13 @@ process.on('message', (msg) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+// Said with this process's name, so a bench that shows only its own lines shows why it ended.
+for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(ev, (err) => {
+    log(`${ev}: ${(err as Error)?.stack ?? String(err)}`);
+    process.exit(1);
+  });
+}
 
 servers.forEach((s, i) => loop(s, Math.floor((i / servers.length) * flags.heartbeatMs)));
 send({ event: 'ready', url: base });

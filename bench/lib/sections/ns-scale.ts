@@ -39,7 +39,7 @@ function runBench(args: string[], log: (m: string) => void): Promise<{ code: num
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     splitLines(child.stderr, (l) => {
       stderr += l + '\n';
-      if (l.includes('ns-scale:')) log(`    ${l}`);
+      if (/ns-scale:|dataserver-sim:|Error/.test(l)) log(`    ${l}`);
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 3 * 3600_000);
     child.on('error', (err) => void (stderr += err.message));
