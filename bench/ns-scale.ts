@@ -11,10 +11,9 @@
 //      the turn to send its full report, as data servers do; the name server gives
 //      --full-reports-at-once turns at a time. Meanwhile a client sends --restart-assign-rate
 //      assigns a second: their worst latency is the stall the reports cause. When no more
-//      server gets its blocks in for --stall-s, that is reported as a stall, and the name
-//      server is restarted once more with --startup-grace-ms --stall-grace-s (no repair while
-//      the reports come in), so the later figures can still be measured (their lines say
-//      startupGraceMs);
+//      server gets its blocks in for --stall-s, that is reported as a stall and the run fails
+//      (bench/lib/sections/ns-scale.ts then measures the rest in a second run with a long
+//      --startup-grace-ms: no repair while the reports come in; every line says startupGraceMs);
 //   4. a steady window with heartbeats only: its CPU (/proc/<pid>/stat) as % of one core;
 //      then its live memory (full GC through the inspector, then /metrics: the heap in use and
 //      the memory outside it, typed arrays' buffers) less the baseline's, per block;
@@ -60,8 +59,7 @@ const flags = parseFlags(import.meta.url, {
   restartAssignRate: opt.int(20, 'assigns per second (open loop) while the servers report after the restart', { min: 1 }),
   startupGraceMs: opt.int(D.startupGraceMs.default, "the name server's --startup-grace-ms (passed when not its default)", { min: 0 }),
   settleS: opt.int(2400, 'longest wait for every server\'s blocks to be reported after the restart', { min: 10 }),
-  stallS: opt.int(90, 'the restart counts as stalled when no more server\'s blocks got in for this long', { min: 5 }),
-  stallGraceS: opt.int(600, 'after a stalled restart, restart the name server once more with --startup-grace-ms this long, for the later figures (0: the run fails)', { min: 0 }),
+  stallS: opt.int(90, 'the restart fails as stalled when no more server\'s blocks got in for this long', { min: 5 }),
 }, { quick: { blocks: 50_000, servers: 20, steadyS: 5, assignS: 5 } });
 
 const SIM = fileURLToPath(new URL('./lib/dataserver-sim.ts', import.meta.url));
@@ -70,8 +68,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ns-scale: ${m}\n`);
 const config = { blocks: flags.blocks, servers: flags.servers, heartbeatMs: flags.heartbeatMs, fullReportsAtOnce: flags.fullReportsAtOnce };
 let protocol = 'report';
-/** the name server's start-up grace now (no repair during it): raised after a stalled restart, and said on every later line */
-let graceMs = flags.startupGraceMs;
+/** the name server's start-up grace (no repair during it), said on every line when not its default */
+const graceMs = flags.startupGraceMs;
 const out = (metric: string, value: number, unit: string, extra: Record<string, unknown> = {}) =>
   process.stdout.write(JSON.stringify({ bench: 'ns-scale', metric, value: Number.isFinite(value) ? Math.round(value * 100) / 100 : value, unit, ...config, protocol, ...(graceMs !== D.startupGraceMs.default ? { startupGraceMs: graceMs } : {}), ...extra }) + '\n');
 
@@ -88,14 +86,11 @@ const nsArgs = [
   ...(flags.heartbeatMs !== D.heartbeatMs.default ? ['--heartbeat-ms', String(flags.heartbeatMs)] : []),
   ...(flags.deadAfterMs !== D.deadAfterMs.default ? ['--dead-after-ms', String(flags.deadAfterMs)] : []),
   ...(flags.fullReportsAtOnce !== D.fullReportsAtOnce.default ? ['--full-reports-at-once', String(flags.fullReportsAtOnce)] : []),
+  ...(graceMs !== D.startupGraceMs.default ? ['--startup-grace-ms', String(graceMs)] : []),
 ];
-const graceArgs = () => (graceMs !== D.startupGraceMs.default ? ['--startup-grace-ms', String(graceMs)] : []);
 // The inspector port only lets the bench force a full GC before reading the heap.
-const startNs = () => {
-  const args = [...nsArgs, ...graceArgs()];
-  log(`command: UGCFS_CLUSTER_SECRET=... node --inspect=127.0.0.1:PORT bin/ugcfs.mjs ${args.join(' ').replace(nsDir, 'NSDIR')}`);
-  return startUgcfs(args, { env: { UGCFS_CLUSTER_SECRET: secret }, nodeFlags: [`--inspect=127.0.0.1:${inspectPort}`], timeoutMs: 30 * 60_000 });
-};
+const startNs = () => startUgcfs(nsArgs, { env: { UGCFS_CLUSTER_SECRET: secret }, nodeFlags: [`--inspect=127.0.0.1:${inspectPort}`], timeoutMs: 30 * 60_000 });
+log(`command: UGCFS_CLUSTER_SECRET=... node --inspect=127.0.0.1:PORT bin/ugcfs.mjs ${nsArgs.join(' ').replace(nsDir, 'NSDIR')}`);
 
 // ---- the simulator and its commands
 
@@ -230,9 +225,9 @@ async function settled(timeoutMs: number, stallMs: number): Promise<{ st?: SimSt
  * Starts the (stopped) name server and waits for every server's blocks: a client polls until
  * the first assign is answered, then sends --restart-assign-rate assigns a second (open loop)
  * until the reports are in; their worst latency is what a client feels of the reports coming
- * in. The figures' metric names end in `suffix`.
+ * in.
  */
-async function restart(suffix: string): Promise<{ st?: SimStats; last: SimStats; settledMs: number; t0: number }> {
+async function restart(): Promise<{ st?: SimStats; last: SimStats; settledMs: number; t0: number }> {
   let firstAssign: { at: number; ms: number } | undefined;
   let assignErr = '';
   let polling = true;
@@ -275,19 +270,19 @@ async function restart(suffix: string): Promise<{ st?: SimStats; last: SimStats;
   polling = false;
   await poller;
   log(`  the name server's count: ${await metricLines(nsUrl, 'ugcfs_report_')}`);
-  out(`restart_listening${suffix}`, listeningMs, 'ms', { records: flags.blocks, freshStartMs: freshMs, note: 'process start to listening; freshStartMs: the same with no block' });
-  out(`restart_first_assign${suffix}`, firstAssign?.at ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : { latencyMs: Math.round(firstAssign.ms * 10) / 10 });
+  out('restart_listening', listeningMs, 'ms', { records: flags.blocks, freshStartMs: freshMs, note: 'process start to listening; freshStartMs: the same with no block' });
+  out('restart_first_assign', firstAssign?.at ?? Number.NaN, 'ms', firstAssign === undefined ? { error: assignErr } : { latencyMs: Math.round(firstAssign.ms * 10) / 10 });
   const turns = { asks: last.asks, waits: last.waits, turnsGiven: last.fullRequests, fullReportsDone: last.fullsDone, fullPages: last.fullPages, failedBeats: last.failed, errors: last.errors, longestGapMs, nsCpuPct: Math.round(reportCpuPct), simCpuPct: Math.round(last.simCpuPct), simPeakMemoryBytes: last.peakMemoryBytes, simPeakRssBytes: last.peakRssBytes };
   if (!st) {
     const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"').catch(() => undefined);
     const alive = await metric(nsUrl, 'ugcfs_dataservers_alive').catch(() => undefined);
     const under = await metric(nsUrl, 'ugcfs_under_replicated_blocks').catch(() => undefined);
-    out(`restart_reports_in${suffix}`, Number.NaN, 'ms', { error: `${last.listed} of ${last.live} servers' blocks in ${settledMs} ms after the restart, none more for ${Math.round(longestGapMs / 1000)} s`, stalledAfterMs: settledMs, serversIn: last.listed, of: last.live, fullPagesApplied: applied, aliveThen: alive, underReplicatedThen: under, ...turns });
+    out('restart_reports_in', Number.NaN, 'ms', { error: `${last.listed} of ${last.live} servers' blocks in ${settledMs} ms after the restart, none more for ${Math.round(longestGapMs / 1000)} s`, stalledAfterMs: settledMs, serversIn: last.listed, of: last.live, fullPagesApplied: applied, aliveThen: alive, underReplicatedThen: under, ...turns });
   } else {
-    out(`restart_reports_in${suffix}`, settledMs, 'ms', { ...turns, note: "every server's blocks reported, from the restart" });
+    out('restart_reports_in', settledMs, 'ms', { ...turns, note: "every server's blocks reported, from the restart" });
   }
   const sorted = [...during].sort((a, b) => a - b);
-  out(`restart_assign_worst${suffix}`, sorted.length ? sorted[sorted.length - 1]! : Number.NaN, 'ms', { p50: Math.round(percentile(sorted, 50) * 10) / 10, p99: Math.round(percentile(sorted, 99) * 10) / 10, assigns: sorted.length, errors: duringErrors, ...(duringFirstError ? { firstError: duringFirstError.slice(0, 160) } : {}), ratePerS: flags.restartAssignRate, note: "assigns from the first one answered until every server's blocks were in (or the stall)" });
+  out('restart_assign_worst', sorted.length ? sorted[sorted.length - 1]! : Number.NaN, 'ms', { p50: Math.round(percentile(sorted, 50) * 10) / 10, p99: Math.round(percentile(sorted, 99) * 10) / 10, assigns: sorted.length, errors: duringErrors, ...(duringFirstError ? { firstError: duringFirstError.slice(0, 160) } : {}), ratePerS: flags.restartAssignRate, note: "assigns from the first one answered until every server's blocks were in (or the stall)" });
   log(`${st ? "every server's blocks reported" : 'STALLED'} ${settledMs} ms after the restart: ${JSON.stringify(turns)}; assigns meanwhile: ${sorted.length}, worst ${Math.round(sorted[sorted.length - 1] ?? Number.NaN)} ms, ${duringErrors} failed`);
   return { st, last, settledMs, t0 };
 }
@@ -327,15 +322,8 @@ try {
   const loaded = await rpc<{ ms: number; copies: number }>('load');
   log(`the simulated servers hold ${loaded.copies} copies`);
 
-  // 3. restart; after a stall, once more with no repair while the reports come in
-  let r = await restart('');
-  if (!r.st && flags.stallGraceS > 0) {
-    log(`stalled: the name server is restarted with --startup-grace-ms ${flags.stallGraceS * 1000}`);
-    await (ns as Child | undefined)?.stop(120_000); // set by restart()
-    ns = undefined;
-    graceMs = flags.stallGraceS * 1000;
-    r = await restart('_grace');
-  }
+  // 3. restart
+  const r = await restart();
   out('seed_records', seedMs, 'ms', { perS: Math.round((flags.blocks / seedMs) * 1000) });
   if (!r.st) throw new Error(`the restart did not settle: ${r.last.listed} of ${r.last.live} servers' blocks in after ${r.settledMs} ms`);
   const st = r.st;
