@@ -2,6 +2,7 @@
 // made, so a cache hit only copies a small object and sends a Buffer. answer() applies the
 // request's conditional and Range headers to an entry.
 import { UgcfsError } from '../src/base/errors.ts';
+import { keyHeaders } from './edge-purge-keys.ts';
 import type { Sized } from './memory-cache.ts';
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -20,7 +21,12 @@ export interface CachedResponse extends Sized {
   hitHeaders: readonly string[];
 }
 
-export function makeResponse(body: Buffer, o: { mime: string; etag: string; lastModified: number; negotiated: boolean; attachment: boolean }): CachedResponse {
+/**
+ * `keys`: what CDN edges file the answer under (origin/edge-purge-keys.ts): the fid, or a
+ * legacy path's key for bytes read through from an old origin. Laid out here once, so the
+ * memory-hit path sends them at no cost.
+ */
+export function makeResponse(body: Buffer, o: { mime: string; etag: string; lastModified: number; negotiated: boolean; attachment: boolean; keys?: readonly string[] }): CachedResponse {
   const headers: Record<string, string> = {
     'content-type': o.mime,
     'cache-control': IMMUTABLE,
@@ -34,6 +40,7 @@ export function makeResponse(body: Buffer, o: { mime: string; etag: string; last
   };
   if (o.negotiated) headers.vary = 'Accept';
   if (o.attachment) headers['content-disposition'] = 'attachment';
+  if (o.keys !== undefined && o.keys.length > 0) Object.assign(headers, keyHeaders(o.keys));
   const hitHeaders = Object.entries({ ...headers, 'content-length': String(body.length), 'x-cache': 'HIT' }).flat();
   return { body, mime: o.mime, etag: o.etag, lastModified: o.lastModified, negotiated: o.negotiated, headers, hitHeaders, bytes: body.length + 1024 };
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import { makeResponse, type CachedResponse } from './cached-response.ts';
 import type { DiskCache } from './disk-cache.ts';
+import { legacyKey } from './edge-purge-keys.ts';
 import type { FileStore } from './file-store.ts';
 import { PIPELINE_VERSION, renderVariant, sanitizeOriginal, type PipelineLimits } from './image-pipeline.ts';
 import { ATTACHMENT_MIME, IMAGE_MIME, sniffImage } from './media-type.ts';
@@ -45,6 +46,11 @@ export interface OriginCoreDeps {
 
 function sourceId(s: Source): string {
   return s.kind === 'fid' ? s.fid : `L:${s.id}`;
+}
+
+/** The names CDN edges file a source's answers under (Surrogate-Key, Cache-Tag). */
+function edgeKeys(s: Source): string[] {
+  return [s.kind === 'fid' ? s.fid : legacyKey(s.id)];
 }
 
 function shortHash(text: string): string {
@@ -185,6 +191,7 @@ export class OriginCore {
       lastModified,
       negotiated: false,
       attachment: !format,
+      keys: edgeKeys(s),
     });
     if (this.keeps(s, generation)) this.d.memory.set(key, entry);
     return entry;
@@ -215,7 +222,7 @@ export class OriginCore {
       if (owner && s.kind === 'fid') {
         const got = await this.d.peers!.fetch(owner, s.fid, v.key, v.negotiated);
         if (got) {
-          const entry = makeResponse(got.body, { mime: got.mime, etag: got.etag, lastModified: got.lastModified, negotiated: v.negotiated, attachment: false });
+          const entry = makeResponse(got.body, { mime: got.mime, etag: got.etag, lastModified: got.lastModified, negotiated: v.negotiated, attachment: false, keys: edgeKeys(s) });
           if (this.keeps(s, generation)) this.d.memory.set(key, entry);
           return entry;
         }
@@ -243,7 +250,7 @@ export class OriginCore {
         throw err;
       }
     }
-    const entry = makeResponse(got.body, { mime: got.meta.mime, etag: got.meta.etag, lastModified: got.meta.lastModified, negotiated: got.meta.negotiated, attachment: false });
+    const entry = makeResponse(got.body, { mime: got.meta.mime, etag: got.meta.etag, lastModified: got.meta.lastModified, negotiated: got.meta.negotiated, attachment: false, keys: edgeKeys(s) });
     if (this.keeps(s, generation)) this.d.memory.set(key, entry);
     return entry;
   }
@@ -261,7 +268,7 @@ export class OriginCore {
     // Bytes from outside the cluster (legacy read-through) may change, so their variants
     // are tagged by the source's content, not its path.
     const etag = `"${s.kind === 'fid' ? s.fid : 'L' + shortHash(original.etag)}.${shortHash(v.key)}.v${PIPELINE_VERSION}"`;
-    const entry = makeResponse(rendered.data, { mime: rendered.mime, etag, lastModified: original.lastModified, negotiated: v.negotiated, attachment: false });
+    const entry = makeResponse(rendered.data, { mime: rendered.mime, etag, lastModified: original.lastModified, negotiated: v.negotiated, attachment: false, keys: edgeKeys(s) });
     const alive = () => this.keeps(s, generation);
     if (alive()) {
       this.d.memory.set(key, entry);

@@ -6,6 +6,7 @@ import { decodeFid, looksLikeFid } from '../src/wire/file-id.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import { answer, type Answer } from './cached-response.ts';
+import { addLegacyKey } from './edge-purge-keys.ts';
 import type { FileStore } from './file-store.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';
 import type { OriginCore, Source } from './origin-core.ts';
@@ -38,6 +39,10 @@ export interface ReadDeps {
   budget?: VariantBudget;
   /** --quota-bytes: a delete gives the owner its bytes back */
   quota?: UploadQuota;
+  /** --purge-edges/--purge-webhook: notes each URL a file was served by (origin/served-urls.ts) */
+  served?: (fid: string, url: string, legacyPath: string | undefined) => void;
+  /** --purge-edges/--purge-webhook: called once a delete is acknowledged (origin/edge-purge.ts) */
+  deleted?: (fid: string) => void;
 }
 
 /** A variant named by a preset and nothing else: the operator chose it, so it is never capped. */
@@ -91,13 +96,15 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
     const t = parseTarget(requestTarget(req));
     let served;
     let kind: 'original' | 'variant';
+    let src: Source;
     if (t.spec === undefined) {
-      served = await core.original(await sourceOf(t));
+      src = await sourceOf(t);
+      served = await core.original(src);
       kind = 'original';
     } else {
       if (d.signingKeys.length > 0) verifySignature(d.signingKeys, t.signed, t.sig, t.exp);
       const v = resolveVariant(t.spec, { ...d.resolve, accept: req.headers.accept });
-      const src = await sourceOf(t);
+      src = await sourceOf(t);
       const capped = !presetOnly(t.spec);
       const budgetId = src.kind === 'fid' ? src.fid : `L:${src.id}`;
       // Only misses are refused; the check runs inside the core once it knows it is one.
@@ -110,6 +117,8 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
       kind = 'variant';
     }
     const a = answer(served.entry, req.headers, served.xCache);
+    if (t.kind === 'legacy') addLegacyKey(a.headers, t.id);
+    if (d.served && src.kind === 'fid') d.served(src.fid, requestTarget(req), t.kind === 'legacy' ? t.id : undefined);
     if (a.body && req.method !== 'HEAD') d.metrics.bytesServed.inc({ kind }, a.body.length);
     return send(reply, a, req.method === 'HEAD');
   }
@@ -136,6 +145,7 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
       throw err;
     }
     await d.peers()?.broadcastPurge(t.id);
+    d.deleted?.(t.id);
     d.budget?.forget(t.id);
     await d.quota?.release(info.owner, info.size);
     req.log.info({ fid: t.id, by: caller.admin ? 'admin' : caller.owner }, 'deleted');
