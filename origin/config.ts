@@ -3,6 +3,7 @@
 import { opt, type ConfigOf } from '../src/base/config.ts';
 import { UgcfsError } from '../src/base/errors.ts';
 import { COMMON_SERVER_OPTIONS, NAMESERVER_URL_OPTION } from '../src/base/role-options.ts';
+import { IMAGE_MIME } from './media-type.ts';
 
 export const ORIGIN_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,
@@ -19,6 +20,7 @@ export const ORIGIN_OPTIONS = {
   legacyOrigin: opt.url('', 'old origin to read unmapped legacy paths through'),
   legacyImport: opt.bool(false, 'import legacy files fetched through --legacy-origin in the background'),
   maxUploadBytes: opt.int(25 * 1024 * 1024, 'largest accepted upload', { min: 1 }),
+  uploadTypes: opt.list(Object.values(IMAGE_MIME), 'types sellers may upload, told from the bytes; TYPE=SIZE gives a type its own limit (e.g. application/pdf=20M), image/* names the image types', { env: 'UGCFS_UPLOAD_TYPES' }),
   maxPixels: opt.int(100_000_000, 'largest source image in pixels (width x height x frames)', { min: 1 }),
   maxOutputPixels: opt.int(25_000_000, 'largest variant in pixels', { min: 1 }),
   resizeTimeoutMs: opt.int(15_000, 'image pipeline timeout per variant', { min: 100 }),

@@ -1,6 +1,8 @@
 // Read-through for unmapped legacy paths (`--legacy-origin URL`): the old origin's file is
-// fetched with the limits uploads have (byte cap, deadline), checked and cleaned exactly as
-// an upload is (type sniffed from the bytes, bomb guard, metadata stripped), and served;
+// fetched with the limits uploads have (byte cap, deadline); an image is checked and cleaned
+// exactly as an upload is (type sniffed from the bytes, bomb guard, metadata stripped), any
+// other file is kept byte for byte with its type from the bytes or the path's name
+// (origin/file-check.ts, checkLegacyFile), and served;
 // with `--legacy-import` it is also handed to the background importer. The old origin's
 // 404 stays a 404 (and is remembered for a few seconds, so junk URLs cannot turn the origin
 // into a load generator against the old server), identical concurrent misses share one
@@ -12,7 +14,7 @@ import { fetchLegacy } from './legacy-fetch.ts';
 import { LegacyImporter, type ImportStore } from './legacy-import.ts';
 import type { LegacyResolver } from './legacy-resolver.ts';
 import type { PipelineLimits } from './image-pipeline.ts';
-import { checkUpload } from './image-pipeline.ts';
+import { checkLegacyFile } from './file-check.ts';
 import { withoutCredentials, type Logger } from '../src/base/log.ts';
 import { originCredential, type OriginConfig } from './config.ts';
 
@@ -72,10 +74,11 @@ export function readThroughResolver(opts: ReadThroughOptions): LegacyResolver {
     }
     let checked;
     try {
-      checked = await checkUpload(r.data, opts.limits, slot);
+      checked = await checkLegacyFile(r.data, path, opts.limits, slot);
     } catch (err) {
       opts.count?.('failed');
-      // What uploads refuse is not served either: the old origin's bytes are just as untrusted.
+      // A damaged image (or an empty file, which the cluster cannot store) is not served
+      // either: the old origin's bytes are as untrusted as an upload's.
       if (isUgcfsError(err) && err.status < 500) throw new UgcfsError('UGCFS_ERR_UPSTREAM', `the old origin's file was refused: ${err.message}`);
       throw err;
     }

@@ -174,7 +174,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     // Upload answers name the listen URL when no --public-url is given; it is known once listening.
     let url = '';
     const resolve = { presets, strict: config.strict, allowedSizes, maxOutputPixels: config.maxOutputPixels, negotiate: config.negotiateFormat };
-    await registerUpload(app, { store, gate: flood.uploadGate, limiter: flood.uploadLimiter, quota: flood.quota, limits, auth, maxUploadBytes: config.maxUploadBytes, metrics, log, publicUrl: () => config.publicUrl || url });
+    await registerUpload(app, { store, gate: flood.uploadGate, limiter: flood.uploadLimiter, quota: flood.quota, limits, auth, maxUploadBytes: config.maxUploadBytes, uploadTypes: config.uploadTypes, metrics, log, publicUrl: () => config.publicUrl || url });
     registerReads(app, {
       core, store, resolver, resolve, signingKeys: config.signingKeys, auth,
       peers: () => peers, purge, revive, metrics, log,

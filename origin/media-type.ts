@@ -1,6 +1,6 @@
-// What the origin accepts and serves, decided from the bytes alone: a declared Content-Type
-// is never trusted. Only these image types are stored by uploads, and only these are ever
-// served inline; anything else the cluster holds goes out as an octet-stream attachment.
+// The image types the pipeline handles (variants, metadata stripping), decided from the
+// bytes alone: a declared Content-Type is never trusted. Every other type a file may have,
+// and whether it is served inline, is file-type.ts's business.
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'avif';
 
@@ -19,8 +19,6 @@ export const IMAGE_EXT: Readonly<Record<ImageFormat, string>> = {
   gif: 'gif',
   avif: 'avif',
 };
-
-export const ATTACHMENT_MIME = 'application/octet-stream';
 
 function ascii(buf: Buffer, at: number, text: string): boolean {
   if (buf.length < at + text.length) return false;

@@ -13,7 +13,8 @@ import type { DiskCache } from './disk-cache.ts';
 import { legacyKey } from './edge-purge-keys.ts';
 import type { FileStore } from './file-store.ts';
 import { PIPELINE_VERSION, renderVariant, sanitizeOriginal, type PipelineLimits } from './image-pipeline.ts';
-import { ATTACHMENT_MIME, IMAGE_MIME, sniffImage } from './media-type.ts';
+import { fileType, typeByMime } from './file-type.ts';
+import { formatFromMime } from './media-type.ts';
 import { MemoryCache } from './memory-cache.ts';
 import type { PeerRing } from './peer-ring.ts';
 import type { ResizeGate } from './resize-gate.ts';
@@ -170,27 +171,32 @@ export class OriginCore {
     const generation = this.generation;
     let data: Buffer;
     let lastModified: number;
+    let recorded: string;
     if (s.kind === 'fid') {
       const f = await this.d.store.get(s.fid);
       if (this.keeps(s, generation)) this.verified.set(s.fid, { bytes: 1 });
       data = f.data;
       lastModified = f.uploadTime;
+      recorded = f.mime;
     } else {
       const got = await s.load();
       if (!got) throw new UgcfsError('UGCFS_ERR_LEGACY_NOT_FOUND', 'the legacy path is not mapped and the old origin does not have it');
       data = got.data;
       lastModified = 0;
+      recorded = got.mime;
     }
-    // The served type comes from the bytes, never from what was recorded at write time.
-    const format = sniffImage(data);
+    // The served type comes from the bytes; the type recorded at write time (named after the
+    // file's name) only stands in when the bytes show none (file-type.ts).
+    const type = fileType(data, typeByMime(recorded));
+    const format = type.image;
     const body = format ? await sanitizeOriginal(data, format, this.d.limits) : data;
     const etag = s.kind === 'fid' ? `"${s.fid}.o${PIPELINE_VERSION}"` : `"L${shortHash(s.id + '\0' + createHash('sha256').update(body).digest('hex'))}.o${PIPELINE_VERSION}"`;
     const entry = makeResponse(body, {
-      mime: format ? IMAGE_MIME[format] : ATTACHMENT_MIME,
+      mime: type.mime,
       etag,
       lastModified,
       negotiated: false,
-      attachment: !format,
+      attachment: !type.inline,
       keys: edgeKeys(s),
     });
     if (this.keeps(s, generation)) this.d.memory.set(key, entry);
@@ -257,7 +263,7 @@ export class OriginCore {
 
   private async compute(s: Source, v: Variant, key: string, generation: number): Promise<CachedResponse> {
     const { entry: original } = await this.original(s);
-    if (original.headers['content-disposition']) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', 'variants can only be made of images');
+    if (!formatFromMime(original.mime)) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', `variants can only be made of images; this file is ${original.mime}`);
     const rendered = await this.d.gate.run(async () => {
       const started = process.hrtime.bigint();
       const r = await renderVariant(original.body, v, this.d.limits);

@@ -1,6 +1,7 @@
 // POST /upload: one or many multipart `file` fields, or one raw body. Every file is checked
-// (type, pixel limit, decodability, metadata stripped) before any is stored, so a bad file
-// in a batch stores nothing; a storage failure mid-batch deletes what the batch stored.
+// (type from the bytes against --upload-types and its size limit; images: pixel limit,
+// decodability, metadata stripped) before any is stored, so a bad file in a batch stores
+// nothing; a storage failure mid-batch deletes what the batch stored.
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
@@ -8,8 +9,8 @@ import { UgcfsError, isUgcfsError } from '../src/base/errors.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import type { FileStore } from './file-store.ts';
-import { checkUpload, type CheckedImage, type PipelineLimits } from './image-pipeline.ts';
-import { IMAGE_EXT } from './media-type.ts';
+import { checkUploadedFile, IMAGE_UPLOAD_TYPES, parseUploadTypes, type CheckedFile, type UploadClaim } from './file-check.ts';
+import type { PipelineLimits } from './image-pipeline.ts';
 import type { ResizeGate } from './resize-gate.ts';
 import { callerOf, type AuthConfig } from './upload-auth.ts';
 import type { RateLimiter } from './rate-limit.ts';
@@ -22,8 +23,9 @@ export interface UploadedFile {
   url: string;
   size: number;
   mime: string;
-  width: number;
-  height: number;
+  /** null for files that are not images */
+  width: number | null;
+  height: number | null;
   sha256: string;
 }
 
@@ -38,6 +40,8 @@ export interface UploadDeps {
   limits: PipelineLimits;
   auth: AuthConfig;
   maxUploadBytes: number;
+  /** --upload-types (default: the image types), each type's limit defaulting to maxUploadBytes */
+  uploadTypes?: readonly string[];
   metrics: Metrics;
   log: Logger;
   /** base URL for the `url` field of answers */
@@ -49,8 +53,8 @@ export interface UploadDeps {
  * together, counted as the bytes arrive: a chunked body declares no length for the request
  * gate to refuse, and 20 files at the per-file limit would otherwise be held at once.
  */
-async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Buffer[]> {
-  const files: Buffer[] = [];
+async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Array<UploadClaim & { data: Buffer }>> {
+  const files: Array<UploadClaim & { data: Buffer }> = [];
   let total = 0;
   try {
     for await (const part of req.parts({ limits: { fileSize: maxBytes, files: MAX_FILES_PER_UPLOAD, fields: 20, parts: MAX_FILES_PER_UPLOAD + 20 } })) {
@@ -65,7 +69,7 @@ async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Bu
         if (total > maxBytes) throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `the files of one upload are larger than ${maxBytes} bytes together`);
         chunks.push(chunk);
       }
-      files.push(Buffer.concat(chunks));
+      files.push({ data: Buffer.concat(chunks), declared: part.mimetype, filename: part.filename });
     }
   } catch (err) {
     const code = (err as { code?: string }).code;
@@ -79,6 +83,8 @@ async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Bu
 }
 
 export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promise<void> {
+  // Parsed before the origin listens: a bad --upload-types stops the start (exit 2).
+  const policy = parseUploadTypes(d.uploadTypes ?? IMAGE_UPLOAD_TYPES, d.maxUploadBytes);
   await app.register(multipart, { throwFileSizeLimit: true });
 
   // The per-token rate is spent in onRequest (after the server's auth gate, before fastify
@@ -100,7 +106,7 @@ export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promi
     }
   };
 
-  app.post('/upload', { bodyLimit: d.maxUploadBytes, config: { auth: 'upload' }, onRequest: rateLimit }, async (req, reply) => {
+  app.post('/upload', { bodyLimit: policy.maxBytes, config: { auth: 'upload' }, onRequest: rateLimit }, async (req, reply) => {
     let caller;
     try {
       caller = callerOf(req, d.auth);
@@ -108,20 +114,20 @@ export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promi
       d.metrics.uploads.inc({ result: 'unauthorized' });
       throw err;
     }
-    let checked: CheckedImage[];
+    let checked: CheckedFile[];
     try {
-      let bodies: Buffer[];
+      let bodies: Array<UploadClaim & { data: Buffer }>;
       if (req.isMultipart()) {
-        bodies = await multipartFiles(req, d.maxUploadBytes);
+        bodies = await multipartFiles(req, policy.maxBytes);
       } else {
         const body = req.body;
         if (body === undefined || body === null || (Buffer.isBuffer(body) && body.length === 0)) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'the upload has no bytes');
-        // JSON and other parsed bodies are not images; only raw bytes are.
-        if (!Buffer.isBuffer(body)) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', 'the bytes are not a JPEG, PNG, WebP, GIF or AVIF image');
-        bodies = [body];
+        // JSON and other parsed bodies are not files of an allowed type; only raw bytes are.
+        if (!Buffer.isBuffer(body)) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', `the body was sent as ${req.headers['content-type'] ?? 'nothing'}, not as raw bytes or multipart`);
+        bodies = [{ data: body, declared: req.headers['content-type'] }];
       }
       checked = [];
-      for (const b of bodies) checked.push(await checkUpload(b, d.limits, (job) => d.gate.run(job)));
+      for (const b of bodies) checked.push(await checkUploadedFile(b.data, b, policy, d.limits, (job) => d.gate.run(job)));
     } catch (err) {
       d.metrics.uploads.inc({ result: 'refused' });
       throw err;
@@ -141,7 +147,7 @@ export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promi
         const { fid } = await d.store.put(c.data, { mime: c.mime, owner: caller.owner });
         stored.push({
           fid,
-          url: `${d.publicUrl()}/${fid}.${IMAGE_EXT[c.format]}`,
+          url: `${d.publicUrl()}/${fid}.${c.ext}`,
           size: c.data.length,
           mime: c.mime,
           width: c.width,

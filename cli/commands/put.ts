@@ -1,23 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
 import { loadConfig, opt } from '../../src/base/config.ts';
 import { CLUSTER_CLIENT_OPTIONS, clusterClientFromConfig } from '../../src/clients/cluster-client.ts';
 import { UgcfsError, isUgcfsError } from '../../src/base/errors.ts';
+import { fileType, typeByName } from '../../origin/file-type.ts';
 import type { CommandModule } from '../command.ts';
 
-// The admin path stores bytes as given; the type only labels them (the origin's upload
-// path is the one that sniffs and strips).
-const MIME_BY_EXT: Record<string, string> = {
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.png': 'image/png',
-  '.webp': 'image/webp',
-  '.gif': 'image/gif',
-  '.avif': 'image/avif',
-  '.svg': 'image/svg+xml',
-  '.txt': 'text/plain',
-  '.json': 'application/json',
-};
+// The admin path stores bytes as given; the type only labels them, from the bytes or else
+// the name, as the origin would serve them (the origin's upload path is the one that checks
+// and strips).
 
 const PUT_OPTIONS = {
   ...CLUSTER_CLIENT_OPTIONS,
@@ -26,7 +16,7 @@ const PUT_OPTIONS = {
 };
 
 const mod: CommandModule = {
-  summary: 'store files in the cluster; prints one {fid, url, size} per file with --json',
+  summary: 'store files in the cluster; prints one {file, fid, url, size, mime} per file with --json',
   usage: 'ugcfs put FILE... [--json] [--owner NAME] [--origin URL] [--nameserver URL]',
   async run(ctx) {
     const { config, flags, positionals } = loadConfig(PUT_OPTIONS, { argv: ctx.argv, env: ctx.env, allowFlags: ['--json'] });
@@ -42,10 +32,11 @@ const mod: CommandModule = {
         } catch (err) {
           throw new UgcfsError('UGCFS_ERR_BAD_REQUEST', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
-        const mime = MIME_BY_EXT[extname(path).toLowerCase()] ?? 'application/octet-stream';
+        const { mime } = fileType(data, typeByName(path));
         const w = await client.write(data, { mime, owner: config.owner });
         const url = `${config.origin}/${w.fid}`;
-        ctx.stdout.write(json ? JSON.stringify({ fid: w.fid, url, size: w.size }) + '\n' : `${path}\t${w.fid}\t${w.size} bytes\t${url}\n`);
+        // `file` is the path as given, so a script putting many files knows which fid is which.
+        ctx.stdout.write(json ? JSON.stringify({ file: path, fid: w.fid, url, size: w.size, mime }) + '\n' : `${path}\t${w.fid}\t${w.size} bytes\t${url}\n`);
       } catch (err) {
         failed++;
         const msg = isUgcfsError(err) ? `${err.message} (${err.code})` : (err as Error).message;

@@ -1,10 +1,12 @@
 // Binds the migration pipeline to the real cluster (ClusterClient) and to the origin's own
-// upload check, so a migrated file is stored exactly as if a seller had uploaded it: type
-// sniffed from the bytes, bomb guard, metadata stripped.
+// check of an old server's file, so a migrated image is stored exactly as if a seller had
+// uploaded it (type sniffed from the bytes, bomb guard, metadata stripped) and every other
+// file byte for byte, labelled with its type from the bytes or, failing that, its name.
 import { splitUrls } from '../../src/base/config.ts';
 import { ClusterClient } from '../../src/clients/cluster-client.ts';
 import { isUgcfsError, UgcfsError } from '../../src/base/errors.ts';
-import { checkUpload, type PipelineLimits } from '../../origin/image-pipeline.ts';
+import type { PipelineLimits } from '../../origin/image-pipeline.ts';
+import { checkLegacyFile } from '../../origin/file-check.ts';
 import { decodeFid } from '../../src/wire/file-id.ts';
 import type { MigrateStore, Prepared } from './migrate-run.ts';
 
@@ -41,15 +43,14 @@ export async function openMigrateStore(config: { nameserver: string; clusterSecr
   };
 }
 
-/** The origin's upload check as migrate's `prepare`: what uploads refuse as a type is skipped, damage fails. */
-export function uploadPreparer(limits: PipelineLimits): (data: Buffer) => Promise<Prepared> {
-  return async (data) => {
+/** The origin's check of an old server's file as migrate's `prepare`: every type is copied, an empty file skipped, a damaged image fails. */
+export function uploadPreparer(limits: PipelineLimits): (data: Buffer, path: string) => Promise<Prepared> {
+  return async (data, path) => {
     try {
-      const checked = await checkUpload(data, limits, (job) => job());
+      const checked = await checkLegacyFile(data, path, limits, (job) => job());
       return { data: checked.data, mime: checked.mime };
     } catch (err) {
-      if (isUgcfsError(err, 'UGCFS_ERR_UNSUPPORTED_TYPE')) return { skip: 'not an image type the origin serves (JPEG, PNG, WebP, GIF, AVIF)' };
-      if (isUgcfsError(err, 'UGCFS_ERR_EMPTY_BODY')) return { skip: 'empty file' };
+      if (isUgcfsError(err, 'UGCFS_ERR_EMPTY_BODY')) return { skip: 'empty file (the cluster stores no empty files)' };
       throw err;
     }
   };

@@ -1,5 +1,5 @@
 // The migration pipeline, the same for a directory tree and a list of old URLs: load the
-// bytes, prepare them exactly as an upload would be, skip what the table already holds,
+// bytes, prepare them (images exactly as an upload would be, every other file as it is), skip what the table already holds,
 // store (or reuse what an interrupted run stored), read back and compare, then record the
 // mapping. One file's failure is recorded and the run goes on.
 import { createHash } from 'node:crypto';
@@ -46,8 +46,8 @@ export type Prepared = { data: Buffer; mime: string } | { skip: string };
 export interface MigrateDeps {
   store: MigrateStore;
   state: MigrateState;
-  /** the origin's upload preparation: sniff the type, strip metadata; `skip` for what uploads refuse */
-  prepare(data: Buffer): Promise<Prepared>;
+  /** the origin's check of an old server's file (images cleaned like uploads, other files as they are), given the canonical path; `skip` for what cannot be stored */
+  prepare(data: Buffer, path: string): Promise<Prepared>;
   dryRun: boolean;
   concurrency: number;
   /** the source's count so far, and whether it is complete (counted alongside the run) */
@@ -187,7 +187,7 @@ async function migrateOne(item: MigrateItem, deps: MigrateDeps): Promise<{ outco
   const loaded = await item.load(validators);
   if (loaded.status === 'not-modified') return { outcome: 'unchanged', bytes: 0 };
 
-  const prepared = await deps.prepare(loaded.data);
+  const prepared = await deps.prepare(loaded.data, item.path);
   if ('skip' in prepared) return { outcome: 'skipped', reason: prepared.skip, bytes: 0 };
   const { data, mime } = prepared;
   const sha = sha256(data);
