@@ -6,6 +6,8 @@
 import { availableParallelism } from 'node:os';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { UgcfsError } from '../src/base/errors.ts';
+import { hasOps } from './image-ops.ts';
+import { cropPosition, withFilters, withWatermark } from './image-ops-render.ts';
 import { IMAGE_MIME, sniffImage, type ImageFormat } from './media-type.ts';
 import { stripJpeg, stripPng, stripWebp, type StripResult } from './metadata-strip.ts';
 import type { Variant, OutputFormat } from './variant-url.ts';
@@ -177,19 +179,23 @@ export interface Rendered {
   mime: string;
 }
 
-/** Renders one variant: auto-orient, resize (never enlarging), sRGB, encode; no metadata. */
-export async function renderVariant(source: Buffer, v: Variant, limits: PipelineLimits): Promise<Rendered> {
+/**
+ * Renders one variant: auto-orient, resize (never enlarging), the image operations
+ * (image-ops-render.ts; `overlay`: the bytes of v.watermark), sRGB, encode; no metadata.
+ */
+export async function renderVariant(source: Buffer, v: Variant, limits: PipelineLimits, overlay?: Buffer): Promise<Rendered> {
   const srcFormat = sniffImage(source);
   if (!srcFormat) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', 'variants can only be made of images');
   const format: OutputFormat | 'gif' = v.fmt === 'auto' ? srcFormat : v.fmt;
-  // Frames survive only into formats that animate.
-  const animated = (srcFormat === 'gif' || srcFormat === 'webp') && (format === 'gif' || format === 'webp');
+  // Frames survive only into formats that animate, and without image operations.
+  const animated = (srcFormat === 'gif' || srcFormat === 'webp') && (format === 'gif' || format === 'webp') && !hasOps(v);
   try {
     let img = input(source, limits, animated).autoOrient();
     if (v.w > 0 || v.h > 0) {
-      img = img.resize({ width: v.w || undefined, height: v.h || undefined, fit: v.fit, withoutEnlargement: true });
+      img = img.resize({ width: v.w || undefined, height: v.h || undefined, fit: v.fit, withoutEnlargement: true, ...cropPosition(v) });
     }
-    img = img.toColourspace('srgb');
+    img = withFilters(img, v).toColourspace('srgb');
+    if (v.watermark) img = await withWatermark(img, v.watermark, overlay, Math.max(1, Math.ceil(limits.timeoutMs / 1000)));
     switch (format) {
       case 'jpeg': img = img.jpeg({ quality: v.q || 80 }); break;
       case 'webp': img = img.webp({ quality: v.q || 80 }); break;

@@ -2,9 +2,12 @@
 // (`?w=400&h=400&fit=cover`) and Taobao-era suffixes (`.jpg_400x400xz.jpg`) — parse into the
 // same VariantSpec, and resolveVariant() turns a spec into one canonical Variant whose key
 // names the cache entry and the ETag, so every spelling of the same output shares both.
+// The image operations (gravity, blur, sharpen, a preset's watermark) are origin/image-ops.ts;
+// presets are origin/presets.ts.
 import { UgcfsError } from '../src/base/errors.ts';
 import { looksLikeFid } from '../src/wire/file-id.ts';
 import { legacyPathFromUrl } from '../src/wire/legacy-path.ts';
+import { applyOperationParam, canonicalOps, OPERATION_PARAMS, opsFromKey, opsKey, OPS_KEY_SHAPE, type ImageOps } from './image-ops.ts';
 
 export const FITS = ['cover', 'contain', 'inside', 'fill', 'outside'] as const;
 export type Fit = (typeof FITS)[number];
@@ -20,7 +23,7 @@ export const MAX_OUTPUT_SIDE = 16383;
 export const DEFAULT_QUALITY: Readonly<Record<OutputFormat, number>> = { jpeg: 80, webp: 80, avif: 50, png: 0 };
 
 /** What a URL asked for, before presets, dpr and defaults are applied. */
-export interface VariantSpec {
+export interface VariantSpec extends ImageOps {
   w?: number;
   h?: number;
   fit?: Fit;
@@ -45,7 +48,7 @@ export interface ParsedTarget {
 }
 
 /** The canonical output: every field set, so equal outputs have equal keys. */
-export interface Variant {
+export interface Variant extends ImageOps {
   /** 0: unconstrained */
   w: number;
   h: number;
@@ -54,7 +57,7 @@ export interface Variant {
   fmt: OutputFormat | 'auto';
   /** 0: the format's default (PNG ignores quality) */
   q: number;
-  /** canonical text, e.g. "400x400.cover.webp.q80" */
+  /** canonical text, e.g. "400x400.cover.webp.q80", then the operations' part (image-ops.ts opsKey) */
   key: string;
   /** the format came from the Accept header: answers carry Vary: Accept */
   negotiated: boolean;
@@ -103,6 +106,7 @@ export function applyParam(spec: VariantSpec, name: string, value: string): void
       spec.preset = value;
       return;
     default:
+      if (applyOperationParam(spec, name, value)) return;
       throw badParam(`unknown parameter ${JSON.stringify(name.slice(0, 40))}`);
   }
 }
@@ -160,7 +164,7 @@ export function splitSuffix(name: string, extOptional: boolean): Suffix {
   return { base: name, spec: undefined };
 }
 
-const VARIANT_PARAMS = new Set(['w', 'h', 'fit', 'q', 'fmt', 'dpr', 'preset']);
+const VARIANT_PARAMS = new Set(['w', 'h', 'fit', 'q', 'fmt', 'dpr', 'preset', ...OPERATION_PARAMS]);
 
 /**
  * Parses a request target (`req.url`: path and query as sent). Throws UGCFS_ERR_BAD_PATH for
@@ -271,8 +275,8 @@ export function resolveVariant(spec: VariantSpec, opts: ResolveOptions): Variant
   let q = s.q ?? 0;
   if (fmt !== 'auto' && q === 0) q = DEFAULT_QUALITY[fmt];
   if (fmt === 'png') q = 0;
-  const key = `${w}x${h}.${fit}.${fmt}.q${q}`;
-  return { w, h, fit, fmt, q, key, negotiated };
+  const ops = canonicalOps(s, fit, w, h);
+  return { w, h, fit, fmt, q, ...ops, key: `${w}x${h}.${fit}.${fmt}.q${q}${opsKey(ops)}`, negotiated };
 }
 
 function withoutUndefined(spec: VariantSpec): VariantSpec {
@@ -292,34 +296,13 @@ export function accepts(accept: string, type: string): boolean {
   return false;
 }
 
-/** Parses the --presets value (JSON object, already read from a file if needed). */
-export function parsePresets(json: unknown): Map<string, VariantSpec> {
-  const out = new Map<string, VariantSpec>();
-  if (json === undefined) return out;
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new UgcfsError('UGCFS_ERR_BAD_USAGE', '--presets must be a JSON object of name -> {w,h,fit,q,fmt,dpr}');
-  }
-  for (const [name, def] of Object.entries(json as Record<string, unknown>)) {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name) || typeof def !== 'object' || def === null) {
-      throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `--presets: preset ${JSON.stringify(name)} must be named [A-Za-z0-9_-] and be an object`);
-    }
-    const spec: VariantSpec = {};
-    for (const [k, v] of Object.entries(def as Record<string, unknown>)) {
-      if (k === 'preset') throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `--presets: preset ${name} may not name another preset`);
-      try {
-        applyParam(spec, k, String(v));
-      } catch (err) {
-        throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `--presets: preset ${name}: ${(err as Error).message}`);
-      }
-    }
-    out.set(name, spec);
-  }
-  return out;
-}
+const KEY_SHAPE = new RegExp(`^(\\d{1,5})x(\\d{1,5})\\.(${FITS.join('|')})\\.(${OUTPUT_FORMATS.join('|')}|auto)\\.q(\\d{1,3})${OPS_KEY_SHAPE}$`);
 
-const KEY_SHAPE = /^(\d{1,5})x(\d{1,5})\.(cover|contain|inside|fill|outside)\.(jpeg|png|webp|avif|auto)\.q(\d{1,3})$/;
-
-/** Rebuilds a Variant from its canonical key (peer origins pass keys, not URLs). */
+/**
+ * Rebuilds a Variant from its canonical key (peer origins pass keys, not URLs): only a key
+ * resolveVariant could have made; anything else is BAD_PARAM. Whether a watermark is one
+ * of this origin's presets is for origin/watermark.ts to say.
+ */
 export function variantFromKey(key: string, negotiated: boolean): Variant {
   const m = KEY_SHAPE.exec(key);
   if (!m) throw badParam('not a canonical variant key');
@@ -327,5 +310,7 @@ export function variantFromKey(key: string, negotiated: boolean): Variant {
   const h = Number(m[2]);
   const q = Number(m[5]);
   if (w > MAX_OUTPUT_SIDE || h > MAX_OUTPUT_SIDE || q > 100) throw badParam('variant key out of range');
-  return { w, h, fit: m[3] as Fit, fmt: m[4] as OutputFormat | 'auto', q, key, negotiated };
+  const ops = opsFromKey(m.slice(6), m[3]!, w, h);
+  if (!ops || `${m[1]}x${m[2]}.${m[3]}.${m[4]}.q${m[5]}${opsKey(ops)}` !== key) throw badParam('not a canonical variant key');
+  return { w, h, fit: m[3] as Fit, fmt: m[4] as OutputFormat | 'auto', q, ...ops, key, negotiated };
 }

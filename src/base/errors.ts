@@ -51,6 +51,7 @@ export const ERRORS = {
   UGCFS_ERR_OUTPUT_TOO_LARGE: { status: 422, description: 'The requested variant would exceed the maximum output size.' },
   // server-side
   UGCFS_ERR_INTERNAL: { status: 500, description: 'An unexpected server error.' },
+  UGCFS_ERR_WATERMARK: { status: 500, description: 'A preset\'s watermark overlay is missing from storage or is not a usable PNG/WebP image: the variant is refused, never served without it.' },
   UGCFS_ERR_CHECKSUM: { status: 500, description: 'A stored record failed its CRC32-C check; it is never served.' },
   UGCFS_ERR_CORRUPT: { status: 500, description: 'On-disk data is structurally damaged (bad magic, impossible size).' },
   UGCFS_ERR_UPSTREAM: { status: 502, description: 'A peer (data server, name server, owner origin, legacy origin) answered badly.' },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isUgcfsError } from '../../src/base/errors.ts';
-import { parsePresets, parseTarget, resolveVariant, variantFromKey, type ResolveOptions } from '../../origin/variant-url.ts';
+import { parsePresets } from '../../origin/presets.ts';
+import { parseTarget, resolveVariant, variantFromKey, type ResolveOptions } from '../../origin/variant-url.ts';
 
 const FID = '1AAAAAQAAAAAAAAGWdoQ4';
 const opts: Omit<ResolveOptions, 'accept'> = {
