@@ -32,7 +32,8 @@ import { registerReads } from './read-routes.ts';
 import { ResizeGate } from './resize-gate.ts';
 import { registerUpload } from './upload-route.ts';
 import { callerOf } from './upload-auth.ts';
-import { parsePresets } from './variant-url.ts';
+import { parsePresets, presetWatermarks } from './presets.ts';
+import { WatermarkSource } from './watermark.ts';
 import { poolMember, removeStaleWorkerCaches, startPool, workerConfig, type PoolMember } from './worker-pool.ts';
 
 export interface StartOriginOptions {
@@ -156,7 +157,9 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     await disk?.init();
     const limits = { maxPixels: config.maxPixels, timeoutMs: config.resizeTimeoutMs };
     const peers = self === undefined ? undefined : new PeerRing(config.peers, self, credential, config.resizeTimeoutMs + 5_000, metrics, log, dispatcher);
-    const core = new OriginCore({ store, memory, disk, peers, gate, limits, metrics, log });
+    const watermarks = new WatermarkSource(store, presetWatermarks(presets));
+    await watermarks.check(log);
+    const core = new OriginCore({ store, memory, disk, peers, gate, limits, metrics, log, watermarks });
     pool?.handle('collect', () => metricsJson());
     pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));
     pool?.handle('revive', (fid) => core.revive(fid as string));

@@ -19,6 +19,7 @@ import { MemoryCache } from './memory-cache.ts';
 import type { PeerRing } from './peer-ring.ts';
 import type { ResizeGate } from './resize-gate.ts';
 import type { Variant } from './variant-url.ts';
+import type { WatermarkSource } from './watermark.ts';
 
 /** Where a served file comes from: a fid in the cluster, or bytes from elsewhere (legacy read-through). */
 export type Source =
@@ -43,6 +44,8 @@ export interface OriginCoreDeps {
   readonly log: Logger;
   /** how long a deleted fid stays refused locally, whatever any cache or computation holds */
   readonly tombstoneMs?: number;
+  /** the overlays of watermark presets (origin/watermark.ts) */
+  readonly watermarks?: WatermarkSource;
 }
 
 function sourceId(s: Source): string {
@@ -264,9 +267,11 @@ export class OriginCore {
   private async compute(s: Source, v: Variant, key: string, generation: number): Promise<CachedResponse> {
     const { entry: original } = await this.original(s);
     if (!formatFromMime(original.mime)) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', `variants can only be made of images; this file is ${original.mime}`);
+    // Read before taking a resize slot; a watermarked variant without its overlay fails.
+    const overlay = await this.d.watermarks?.overlayFor(v);
     const rendered = await this.d.gate.run(async () => {
       const started = process.hrtime.bigint();
-      const r = await renderVariant(original.body, v, this.d.limits);
+      const r = await renderVariant(original.body, v, this.d.limits, overlay);
       this.d.metrics.resizeDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       this.d.metrics.resizes.inc({ format: r.format });
       return r;
