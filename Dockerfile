@@ -1,15 +1,23 @@
 # ugcfs image: one image for every role; the command picks it (`nameserver`, `dataserver`,
 # `origin`, or `server` for all-in-one). TypeScript runs through tsx at start, so the
 # runtime stage needs the production dependencies and the sources, not a build output.
+#
+# BASE is any Debian-based Node 20 image with npm and a `node` user. Where Docker Hub cannot
+# be reached, deploy/build-base.sh makes one from Debian's and the npm registry's packages
+# (ugcfs-node:20-bookworm) and deploy/build-images.sh passes it here:
+#   docker build --build-arg BASE=ugcfs-node:20-bookworm -t ugcfs:local .
+ARG BASE=node:20-bookworm-slim
 
-# --- dependencies: production only (tsx is a runtime dependency, so --omit=dev is enough)
-FROM node:20-bookworm-slim AS deps
+# --- dependencies: production only (tsx is a runtime dependency, so --omit=dev is enough).
+# The native packages ship prebuilt binaries for every platform; only this one's stay.
+FROM ${BASE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
+ && find node_modules -path '*/prebuilds/*' -prune -type d ! -name "linux-$(node -p process.arch)" -exec rm -rf {} +
 
 # --- runtime: sources + production node_modules, unprivileged
-FROM node:20-bookworm-slim AS runtime
+FROM ${BASE} AS runtime
 ENV NODE_ENV=production \
     UGCFS_LOG_LEVEL=info
 WORKDIR /app

@@ -4,9 +4,10 @@
 # command gives each its name, URLs and --initial-cluster.
 #
 # The base is the Debian release the ugcfs image's base (node:20-bookworm-slim) is built on.
-# On a host that cannot pull it, make it from Debian's own packages first:
-#   mmdebstrap --variant=minbase bookworm - | docker import - debian:bookworm-slim
-FROM debian:bookworm-slim
+# On a host that cannot pull it, deploy/build-base.sh makes one from Debian's own packages
+# (ugcfs-debian:bookworm) and deploy/build-images.sh passes it as BASE.
+ARG BASE=debian:bookworm-slim
+FROM ${BASE}
 # The package's postinst would start etcd's init script; nothing runs services at build time.
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
  && apt-get update \

@@ -1,10 +1,11 @@
-// docker-compose.yml, Dockerfile and the nginx edge cannot run here (no Docker engine), so
-// this test checks what can be checked without one: every ugcfs service runs a real role
-// whose flags pass that role's own option table and validation, secrets come only from the
-// env file, volumes and racks are distinct, the wiring between services is consistent (the
-// etcd members' --initial-cluster, the name-server group, every name server in every list),
-// the etcd members form a cluster from their own flags (real etcd, when installed) and the
-// edge config is valid nginx (the real nginx binary, when installed).
+// docker-compose.yml, Dockerfile and the nginx edge, checked without a Docker engine (the
+// stack itself runs in test/deploy/compose-stack.test.ts, `npm run test:containers`): every
+// ugcfs service runs a real role whose flags pass that role's own option table and
+// validation, each role gets only its own secrets and only from the env file, published
+// ports are loopback only, volumes and racks are distinct, the wiring between services is
+// consistent (the etcd members' --initial-cluster, the name-server group, every name server
+// in every list), the etcd members form a cluster from their own flags (real etcd, when
+// installed) and the edge config is valid nginx (the real nginx binary, when installed).
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -27,15 +28,16 @@ interface Service {
   command?: string[];
   environment?: Record<string, string>;
   env_file?: string[];
+  networks?: string[];
   volumes?: string[];
   ports?: string[];
   depends_on?: Record<string, unknown>;
   healthcheck?: unknown;
 }
 
-const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> } & Record<string, unknown>;
 const ROLE_TABLES: Record<string, OptionTable> = { nameserver: NAMESERVER_OPTIONS, dataserver: DATASERVER_OPTIONS, origin: ORIGIN_OPTIONS, server: SERVER_OPTIONS };
-const SECRET_VARS = ['UGCFS_CLUSTER_SECRET', 'UGCFS_UPLOAD_TOKENS', 'UGCFS_ADMIN_TOKEN'];
+const SECRET_VARS = ['UGCFS_CLUSTER_SECRET', 'UGCFS_ORIGIN_SECRET', 'UGCFS_UPLOAD_TOKENS', 'UGCFS_ADMIN_TOKEN'];
 
 function envFile(path: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -57,14 +59,31 @@ const ENV: Record<string, string> = Object.fromEntries(
   Object.entries(EXAMPLE_ENV).map(([k, v]) => [k, SECRET_ENV.has(k) && v !== '' ? v.split(',').map(() => randomBytes(32).toString('hex')).join(',') : v]),
 );
 
+/**
+ * What compose makes of a service's `environment` given an env file: ${VAR}, ${VAR:-default}
+ * and ${VAR:?message} substituted (a missing ${VAR:?} throws, as `up` refuses to start).
+ */
+function environmentOf(s: Service, env: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(s.environment ?? {})) {
+    out[k] = String(v).replace(/\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}/g, (_, name: string, op?: string, arg?: string) => {
+      const value = env[name];
+      if (value !== undefined && value !== '') return value;
+      if (op === '?') throw new Error(`compose refuses to start: ${arg}`);
+      return op === '-' ? arg! : '';
+    });
+  }
+  return out;
+}
+
 const ugcfs = Object.entries(compose.services).filter(([, s]) => s.image === 'ugcfs:local');
 const byRole = (role: string) => ugcfs.filter(([, s]) => s.command?.[0] === role);
 const etcds = Object.entries(compose.services).filter(([, s]) => s.image === 'ugcfs-etcd:local');
 
-/** The role config exactly as the container would load it: its flags, the env file and its environment. */
+/** The role config exactly as the container would load it: its flags and its environment, from the env file. */
 function configOf(s: Service): Record<string, unknown> {
   const [role, ...argv] = s.command!;
-  const { config, positionals } = loadConfig(ROLE_TABLES[role!]!, { argv, env: { ...ENV, ...s.environment } });
+  const { config, positionals } = loadConfig(ROLE_TABLES[role!]!, { argv, env: environmentOf(s, ENV) });
   expect(positionals).toEqual([]);
   return config as Record<string, unknown>;
 }
@@ -80,9 +99,25 @@ describe('docker-compose.yml', () => {
     expect(byRole('nameserver')).toHaveLength(2);
     expect(byRole('dataserver')).toHaveLength(3);
     expect(byRole('origin')).toHaveLength(2);
-    expect(compose.services.edge?.image).toMatch(/^nginx:/);
+    expect(compose.services.edge?.image).toBe('ugcfs-edge:local');
+    expect((compose.services.edge?.build as { dockerfile?: string }).dockerfile).toBe('deploy/compose/edge.Dockerfile');
     expect(ugcfs).toHaveLength(7);
     expect(Object.keys(compose.services)).toHaveLength(11);
+  });
+
+  it("is a file Debian's docker-compose 1.29 reads: no version and no top-level name", () => {
+    for (const key of Object.keys(compose)) expect(['services', 'networks', 'volumes'].includes(key) || key.startsWith('x-'), key).toBe(true);
+  });
+
+  it('publishes ports on 127.0.0.1 only: the edge and the two name servers', () => {
+    const published: string[] = [];
+    for (const [name, s] of Object.entries(compose.services)) {
+      for (const p of s.ports ?? []) {
+        expect(p, name).toMatch(/^127\.0\.0\.1:(\d+|\$\{[A-Z0-9_]+:-\d+\}):\d+$/);
+        published.push(name);
+      }
+    }
+    expect(published.sort()).toEqual(['edge', 'nameserver-1', 'nameserver-2']);
   });
 
   it('runs three etcd members that form one cluster from their own flags, each with its own volume', () => {
@@ -151,12 +186,21 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('takes secrets and tokens only from the env file', () => {
-    for (const [name, s] of ugcfs) {
-      expect(s.env_file, name).toEqual(['.env']);
-      for (const v of SECRET_VARS) expect(Object.keys(s.environment ?? {}), name).not.toContain(v);
-      for (const f of ['--cluster-secret', '--upload-tokens', '--admin-token', '--signing-keys']) expect(s.command, name).not.toContain(f);
+  it('takes secrets and tokens only from the env file, each role only its own', () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      // Substituted from .env by compose, never written here, never the whole file to every role.
+      expect(s.env_file, name).toBeUndefined();
+      for (const [k, v] of Object.entries(s.environment ?? {})) if (SECRET_ENV.has(k)) expect(v, `${name}: ${k}`).toMatch(new RegExp(`^\\$\\{${k}(:[-?][^}]*)?\\}$`));
+      for (const f of ['--cluster-secret', '--origin-secret', '--upload-tokens', '--admin-token', '--signing-keys']) expect(s.command ?? [], name).not.toContain(f);
     }
+    const secretsOf = (role: string) => [...new Set(byRole(role).map(([, s]) => Object.keys(s.environment ?? {}).filter((k) => SECRET_ENV.has(k)).sort().join(',')))];
+    expect(secretsOf('nameserver')).toEqual(['UGCFS_ADMIN_TOKEN,UGCFS_CLUSTER_SECRET,UGCFS_ORIGIN_SECRET']);
+    expect(secretsOf('dataserver')).toEqual(['UGCFS_CLUSTER_SECRET,UGCFS_ORIGIN_SECRET']);
+    // The origins call name and data servers with the origins' credential only.
+    expect(secretsOf('origin')).toEqual(['UGCFS_ADMIN_TOKEN,UGCFS_ORIGIN_SECRET,UGCFS_SIGNING_KEYS,UGCFS_UPLOAD_TOKENS']);
+    for (const [name, s] of [...etcds, ['edge', compose.services.edge!] as const]) expect(s.environment, name).toBeUndefined();
+    // A secret missing from .env stops compose before any container starts.
+    expect(() => environmentOf(byRole('origin')[0]![1], { ...ENV, UGCFS_ORIGIN_SECRET: '' })).toThrow(/UGCFS_ORIGIN_SECRET/);
     for (const v of SECRET_VARS) expect(EXAMPLE_ENV[v], `.env.example sets ${v}`).toBeTruthy();
     const text = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
     for (const v of SECRET_VARS) expect(text).not.toContain(EXAMPLE_ENV[v]!.split(',')[0]!);
@@ -182,18 +226,18 @@ describe('docker-compose.yml', () => {
       const [role, ...argv] = s.command!;
       const table = ROLE_TABLES[role!]!;
       // The whole file as shipped: refused, naming an option and never showing a value.
-      const all = refusal(() => loadConfig(table, { argv, env: { ...EXAMPLE_ENV, ...s.environment } }));
+      const all = refusal(() => loadConfig(table, { argv, env: environmentOf(s, EXAMPLE_ENV) }));
       expect(all, name).toMatch(/^option --[a-z-]+ \(from UGCFS_[A-Z_]+\) is (shorter than 32 characters|an example value)/);
       // Each shipped secret alone, in an otherwise filled-in file: refused, naming its own option.
       let checked = 0;
       for (const [key, spec] of Object.entries(table)) {
-        if (!spec.secret || !spec.env || !EXAMPLE_ENV[spec.env]) continue;
-        const message = refusal(() => loadConfig(table, { argv, env: { ...ENV, ...s.environment, [spec.env!]: EXAMPLE_ENV[spec.env!]! } }));
+        if (!spec.secret || !spec.env || !EXAMPLE_ENV[spec.env] || !(spec.env in (s.environment ?? {}))) continue;
+        const message = refusal(() => loadConfig(table, { argv, env: environmentOf(s, { ...ENV, [spec.env!]: EXAMPLE_ENV[spec.env!]! }) }));
         expect(message, `${name}: ${spec.env}`).toMatch(new RegExp(`^option ${flagName(key)} \\(from ${spec.env}\\) is (shorter than 32 characters|an example value)`));
         for (const v of EXAMPLE_ENV[spec.env]!.split(',')) expect(message).not.toContain(v);
         checked++;
       }
-      expect(checked, `${name} reads the cluster secret from .env`).toBeGreaterThanOrEqual(1);
+      expect(checked, `${name} reads its credential from .env`).toBeGreaterThanOrEqual(1);
     }
   });
 
@@ -331,6 +375,9 @@ describe('Dockerfile', () => {
 
   it('is multi-stage, installs production dependencies only, runs as a non-root user with a health check', () => {
     expect(df.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2);
+    // The base is a build argument (deploy/build-base.sh makes one where Docker Hub is out of reach).
+    expect(df).toMatch(/^ARG BASE=node:20-bookworm-slim$/m);
+    for (const from of df.match(/^FROM \S+/gm)!) expect(from).toBe('FROM ${BASE}');
     expect(df).toMatch(/^RUN npm ci --omit=dev/m);
     expect(df).toMatch(/^COPY --from=deps /m);
     const user = [...df.matchAll(/^USER (\S+)/gm)].at(-1)?.[1];
