@@ -43,6 +43,12 @@ export const ORIGIN_OPTIONS = {
   uploadTokens: opt.list([], 'bearer tokens allowed to upload, each 32 characters or more (empty: only the admin token uploads)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
   adminToken: opt.string('', 'token allowed to delete any file', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
   workers: opt.int(1, 'origin processes serving the port together (about one per core); the memory and disk cache budgets are split between them', { min: 1, max: 64 }),
+  // Edge purge (docs/ORIGIN.md, "Edge purge").
+  purgeEdges: opt.urls('', "CDN edges' purge addresses that must forget a deleted file: Varnish with deploy/varnish-edge.vcl, nginx with deploy/nginx-edge-purge.conf"),
+  purgeWebhook: opt.url('', 'URL that receives POST {"fid","paths","keys"} for each deleted file (for CDNs with a purge API)'),
+  purgeToken: opt.string('', 'sent with every purge: X-Purge-Token to the edges, Authorization: Bearer to the webhook', { env: 'UGCFS_PURGE_TOKEN', secret: true }),
+  purgeQueue: opt.int(100_000, 'deleted files waiting per edge while it does not answer; beyond that the oldest purge is dropped', { min: 1 }),
+  purgeRememberUrls: opt.int(100_000, 'served URLs remembered (per process) for edges that purge by exact URL (nginx)', { min: 0 }),
   deleteFeedIntervalMs: opt.int(1000, "how often to poll the name server's delete feed for files deleted around this origin (keep well under 5000)", { min: 50, max: 60_000 }),
 };
 

@@ -4,7 +4,9 @@
 // server keeps, or its state reset) means some deletes are unknown, so every cache is dropped
 // or sent back to storage for confirmation. The feed's block moves need nothing here: the
 // cluster client's watchDeletes hands them to its location cache (src/clients/location-cache.ts),
-// which keeps sealed blocks' locations for long on the strength of it.
+// which keeps sealed blocks' locations for long on the strength of it. A batch purged here
+// is then handed to `onDeleted` (the CDN edges' purge, origin/edge-purge.ts): those deletes
+// are acknowledged, since the feed lists only deletes storage has made.
 import type { Logger } from '../src/base/log.ts';
 import type { OriginCore } from './origin-core.ts';
 
@@ -18,6 +20,8 @@ export interface DeleteWatchOptions {
   /** how long a fid learnt from the feed stays refused locally */
   tombstoneMs: number;
   log: Logger;
+  /** deletes learnt, after the local purge (--purge-edges) */
+  onDeleted?: (fids: string[]) => void;
 }
 
 /** Starts watching; returns the stop function. */
@@ -27,6 +31,7 @@ export function watchDeletesInto(feed: DeleteFeedSource, core: OriginCore, o: De
     async onDelete(fids) {
       // A throw here leaves the feed cursor where it was, so the batch is retried next poll.
       await core.purgeMany(fids, o.tombstoneMs);
+      o.onDeleted?.(fids);
       o.log.debug({ fids: fids.length }, 'purged files deleted elsewhere');
     },
     onGap() {

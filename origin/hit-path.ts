@@ -27,6 +27,8 @@ export interface HitPathDeps {
   resolve: Omit<ResolveOptions, 'accept'>;
   /** the server's --access-log writer; undefined when off */
   access?: AccessLog;
+  /** --purge-edges/--purge-webhook: each URL served is noted for the edges' purge */
+  purge?: { served(fid: string, url: string): void };
 }
 
 /** URLs the memo holds; with MEMO_URL_CHARS it bounds the memo to a few MB. */
@@ -112,6 +114,7 @@ export function installHitPath(server: Server, d: HitPathDeps): HitPath {
     const entry = d.core.peek(t.fid, t.memoryKey);
     if (entry === undefined) return false;
     const id = requestId(req.headers);
+    d.purge?.served(t.fid, url);
     const h = req.headers;
     if (h['if-none-match'] === undefined && h['if-modified-since'] === undefined && h.range === undefined) {
       // The common case: a plain 200 with headers laid out when the entry was made.

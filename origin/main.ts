@@ -18,6 +18,7 @@ import { agentFor } from '../src/clients/http-client.ts';
 import { ERROR_CACHE_CONTROL, type CachedResponse } from './cached-response.ts';
 import { originCredential, type OriginConfig } from './config.ts';
 import { watchDeletesInto, type DeleteFeedSource } from './delete-watch.ts';
+import { edgePurgerFor } from './edge-purge.ts';
 import { DiskCache } from './disk-cache.ts';
 import { floodControl } from './flood-control.ts';
 import { clusterFileStore, type FileStore } from './file-store.ts';
@@ -146,6 +147,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
         diskCacheBytes: disk?.usedBytes ?? 0,
         resize: gate.stats(),
         hitPathMemo: hitPath?.memoSize() ?? 0,
+        ...edges?.health(),
         ...flood.health(),
       }),
     });
@@ -160,6 +162,8 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     const watermarks = new WatermarkSource(store, presetWatermarks(presets));
     await watermarks.check(log);
     const core = new OriginCore({ store, memory, disk, peers, gate, limits, metrics, log, watermarks });
+    // --purge-edges, --purge-webhook: CDN edges forget deleted files (origin/edge-purge.ts)
+    const edges = edgePurgerFor(config, { peers, workerIndex: pool?.index ?? 0, metrics, log, dispatcher });
     pool?.handle('collect', () => metricsJson());
     pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));
     pool?.handle('revive', (fid) => core.revive(fid as string));
@@ -182,6 +186,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
       core, store, resolver, resolve, signingKeys: config.signingKeys, auth,
       peers: () => peers, purge, revive, metrics, log,
       variantLimiter: flood.variantLimiter, budget: flood.budget, quota: flood.quota,
+      served: edges && ((fid, u, legacyPath) => edges.served(fid, u, legacyPath)), deleted: edges && ((fid) => edges.deleted([fid])),
     });
 
     // Watching starts before the first request can fill a cache, so no delete falls between
@@ -189,13 +194,14 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     // computations already running when the delete was learnt: a resize (bounded by its
     // timeout) or a peer fetch (timeout + 5 s), plus slack.
     const feedTombstoneMs = 2 * config.resizeTimeoutMs + 30_000;
-    if (deleteFeed) stopWatching = watchDeletesInto(deleteFeed, core, { intervalMs: config.deleteFeedIntervalMs, tombstoneMs: feedTombstoneMs, log });
+    if (deleteFeed) stopWatching = watchDeletesInto(deleteFeed, core, { intervalMs: config.deleteFeedIntervalMs, tombstoneMs: feedTombstoneMs, log, onDeleted: edges && ((fids) => edges.deleted(fids)) });
     url = await listen(app, config.host, config.port);
-    hitPath = installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access });
+    hitPath = installHitPath(app.server, { core, metrics, signed: config.signingKeys.length > 0, resolve, access, purge: edges });
     return {
       url,
       async close() {
         stopWatching();
+        edges?.close();
         await app.close();
         await resolver.close();
       },

@@ -60,6 +60,12 @@ function make(registry: client.Registry) {
     uploads: new client.Counter({ name: 'ugcfs_uploads_total', help: 'Files uploaded', labelNames: ['result'], registers: r }),
     peerFetches: new client.Counter({ name: 'ugcfs_peer_fetches_total', help: 'Variants fetched from the owning origin peer', labelNames: ['result'], registers: r }),
     legacyLookups: new client.Counter({ name: 'ugcfs_legacy_lookups_total', help: 'Legacy path lookups', labelNames: ['result'], registers: r }),
+    // origin: edge purge (--purge-edges, --purge-webhook; docs/ORIGIN.md "Edge purge")
+    edgePurgeRequests: new client.Counter({ name: 'ugcfs_edge_purge_requests_total', help: 'Purge requests to CDN edges and the purge webhook: sent (the edge confirmed) or failed (retried with backoff)', labelNames: ['edge', 'result'], registers: r }),
+    edgePurgesPending: new client.Gauge({ name: 'ugcfs_edge_purges_pending', help: 'Deleted files an edge has not yet confirmed forgetting', labelNames: ['edge'], registers: r }),
+    edgePurgesDropped: new client.Counter({ name: 'ugcfs_edge_purges_dropped_total', help: 'Deleted files whose purge was given up because the edge\'s queue (--purge-queue) was full', labelNames: ['edge'], registers: r }),
+    edgePurgeSeconds: new client.Histogram({ name: 'ugcfs_edge_purge_seconds', help: 'Time from a delete acknowledged to the edge confirming it forgot the file', labelNames: ['edge'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: r }),
+    servedUrlsForgotten: new client.Counter({ name: 'ugcfs_edge_purge_urls_forgotten_total', help: 'Served URLs no longer remembered for by-URL edge purges (--purge-remember-urls reached, or over 256 per file)', registers: r }),
   };
 }
 

@@ -1,0 +1,249 @@
+// After a delete is acknowledged, every CDN edge in --purge-edges (and the --purge-webhook)
+// is made to forget the file and all its variants, retried with backoff until it does
+// (docs/ORIGIN.md, "Edge purge"). Each edge has its own queue, so one that is down delays
+// only itself; a queue is bounded (--purge-queue files), and what would overflow it is
+// dropped oldest first, counted and logged.
+//
+// Which origin sends what, with several origins (each learns every delete: its own DELETE
+// route, or the name server's delete feed within --delete-feed-interval-ms):
+// - An origin purges what it served itself: only it knows the exact URLs an nginx edge cached
+//   from it (origin/served-urls.ts), so each origin sends its own, never another's.
+// - By key (Varnish xkey, the webhook's keys) one purge covers every URL of the file, from
+//   whichever origin. The fid's owner on the --peers hashring (the only origin, without
+//   --peers; worker 0 of a pool) sends it even when it served nothing itself, so a file that
+//   reached an edge through an origin now down or restarted is still purged. An origin
+//   that served the file sends it too: duplicates are idempotent at the edge, and they are
+//   bounded by the origins that served the file, so a bulk delete of cold files costs one
+//   purge per file (batched, 50 keys a request), not one per origin.
+import type { Dispatcher } from 'undici';
+import { splitUrls } from '../src/base/config.ts';
+import type { Logger } from '../src/base/log.ts';
+import type { Metrics } from '../src/base/metrics.ts';
+import { EDGE_PURGE, EdgeClient, nextBackoff, WebhookClient, type PurgeNotice } from '../src/clients/edge-client.ts';
+import { ServedUrls } from './served-urls.ts';
+
+interface Job {
+  fid: string;
+  /** URLs still to purge at a by-URL edge (shrinks as they are confirmed) */
+  urls: string[];
+  paths: string[];
+  keys: string[];
+  /** when the delete was acknowledged (ms since the epoch) */
+  since: number;
+}
+
+/** fids remembered as purged, so the feed's echo of this origin's own delete is not sent twice */
+const RECENT = 100_000;
+
+/** One edge or the webhook: its queue, its backoff, its sender. */
+abstract class Target {
+  private readonly pending = new Map<string, Job>();
+  private backoffMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private closed = false;
+
+  constructor(readonly label: string, private readonly max: number, protected readonly p: PurgerDeps) {}
+
+  /** Sends `jobs`, calling `done` for each the edge confirmed; throws when the edge failed. */
+  protected abstract send(jobs: Job[], done: (fid: string) => void): Promise<void>;
+
+  enqueue(job: Job): void {
+    const had = this.pending.get(job.fid);
+    if (had) {
+      had.urls.push(...job.urls.filter((u) => !had.urls.includes(u)));
+      had.paths.push(...job.paths.filter((u) => !had.paths.includes(u)));
+      had.keys.push(...job.keys.filter((k) => !had.keys.includes(k)));
+    } else {
+      if (this.pending.size >= this.max) {
+        const oldest = this.pending.keys().next().value!;
+        this.pending.delete(oldest);
+        this.p.metrics.edgePurgesDropped.inc({ edge: this.label });
+        this.p.log.error({ edge: this.label, fid: oldest, queue: this.max }, 'edge purge queue full: oldest purge dropped (raise --purge-queue, or bring the edge back)');
+      }
+      this.pending.set(job.fid, job);
+    }
+    this.p.metrics.edgePurgesPending.set({ edge: this.label }, this.pending.size);
+    if (!this.running && this.timer === undefined) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.pending.size > 0 && !this.closed) {
+        const batch = [...this.pending.values()].slice(0, EDGE_PURGE.keysPerRequest);
+        const done = (fid: string) => {
+          const job = this.pending.get(fid);
+          if (!job) return;
+          this.pending.delete(fid);
+          this.p.metrics.edgePurgeSeconds.observe({ edge: this.label }, (Date.now() - job.since) / 1000);
+        };
+        try {
+          await this.send(batch, done);
+          this.backoffMs = 0;
+        } catch (err) {
+          this.p.metrics.edgePurgeRequests.inc({ edge: this.label, result: 'failed' });
+          this.backoffMs = nextBackoff(this.backoffMs);
+          this.p.log.warn({ edge: this.label, pending: this.pending.size, retryMs: this.backoffMs, err: (err as Error).message }, 'edge purge failed; retrying');
+          this.timer = setTimeout(() => {
+            this.timer = undefined;
+            void this.drain();
+          }, this.backoffMs);
+          this.timer.unref();
+          return;
+        } finally {
+          this.p.metrics.edgePurgesPending.set({ edge: this.label }, this.pending.size);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+class EdgeTarget extends Target {
+  constructor(private readonly edge: EdgeClient, max: number, p: PurgerDeps) {
+    super(edge.label, max, p);
+  }
+
+  protected async send(jobs: Job[], done: (fid: string) => void): Promise<void> {
+    const sent = () => this.p.metrics.edgePurgeRequests.inc({ edge: this.label, result: 'sent' });
+    if (this.edge.kind !== 'url') {
+      const kind = await this.edge.purgeKeys([...new Set(jobs.flatMap((j) => j.keys))]);
+      sent();
+      if (kind === 'xkey') return jobs.forEach((j) => done(j.fid));
+    }
+    // By URL: every URL this origin served each file by, a few at a time.
+    const work = jobs.flatMap((j) => j.urls.map((url) => ({ j, url })));
+    let failure: unknown;
+    let next = 0;
+    const worker = async () => {
+      while (next < work.length && failure === undefined) {
+        const { j, url } = work[next++]!;
+        try {
+          await this.edge.purgeUrl(url);
+          sent();
+          j.urls.splice(j.urls.indexOf(url), 1);
+        } catch (err) {
+          failure = err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(EDGE_PURGE.urlConcurrency, work.length) }, worker));
+    for (const j of jobs) if (j.urls.length === 0) done(j.fid);
+    if (failure !== undefined) throw failure;
+  }
+}
+
+class WebhookTarget extends Target {
+  constructor(private readonly hook: WebhookClient, max: number, p: PurgerDeps) {
+    super(hook.label, max, p);
+  }
+
+  protected async send(jobs: Job[], done: (fid: string) => void): Promise<void> {
+    let failure: unknown;
+    await Promise.all(
+      jobs.slice(0, 4).map(async (j) => {
+        const notice: PurgeNotice = { fid: j.fid, paths: j.paths, keys: j.keys };
+        try {
+          await this.hook.post(notice);
+          this.p.metrics.edgePurgeRequests.inc({ edge: this.label, result: 'sent' });
+          done(j.fid);
+        } catch (err) {
+          failure = err;
+        }
+      }),
+    );
+    if (failure !== undefined) throw failure;
+  }
+}
+
+export interface PurgerDeps {
+  metrics: Metrics;
+  log: Logger;
+}
+
+export interface EdgePurgerOptions extends PurgerDeps {
+  edges: readonly EdgeClient[];
+  webhook: WebhookClient | undefined;
+  served: ServedUrls;
+  /** whether this origin (process) sends by-key purges of `fid` even with nothing served */
+  owns(fid: string): boolean;
+  /** --purge-queue: files waiting per edge */
+  maxPending: number;
+}
+
+export class EdgePurger {
+  private readonly targets: Target[];
+  private readonly recent = new Set<string>();
+
+  constructor(private readonly o: EdgePurgerOptions) {
+    this.targets = [...o.edges.map((e) => new EdgeTarget(e, o.maxPending, o)), ...(o.webhook ? [new WebhookTarget(o.webhook, o.maxPending, o)] : [])];
+  }
+
+  /** Notes a URL that served `fid` (hit path and routes). A file already purged is purged again at once. */
+  served(fid: string, url: string, legacyPath?: string): void {
+    this.o.served.note(fid, url, legacyPath);
+    // an answer that was under way when the delete came: purge what it may have left
+    if (this.recent.size > 0 && this.recent.has(fid)) this.deleted([fid]);
+  }
+
+  /** Files whose delete is acknowledged: queue their purge at every edge. */
+  deleted(fids: readonly string[]): void {
+    const now = Date.now();
+    for (const fid of fids) {
+      const rec = this.o.served.take(fid);
+      if (this.recent.has(fid) && rec === undefined) continue;
+      if (rec === undefined && !this.o.owns(fid)) continue;
+      this.remember(fid);
+      for (const t of this.targets) {
+        t.enqueue({ fid, urls: [...(rec?.urls ?? [])], paths: [...(rec?.urls ?? [])], keys: [...(rec?.keys ?? [fid])], since: now });
+      }
+    }
+  }
+
+  private remember(fid: string): void {
+    this.recent.delete(fid);
+    this.recent.add(fid);
+    if (this.recent.size > RECENT) this.recent.delete(this.recent.values().next().value!);
+  }
+
+  /** healthz: files waiting at some edge, URLs remembered for by-URL purges */
+  health(): { edgePurgePending: number; edgePurgeUrls: number } {
+    return { edgePurgePending: this.targets.reduce((n, t) => n + t.size, 0), edgePurgeUrls: this.o.served.size };
+  }
+
+  close(): void {
+    for (const t of this.targets) t.close();
+  }
+}
+
+/** The purger --purge-edges and --purge-webhook ask for; undefined when neither is given. */
+export function edgePurgerFor(
+  config: { purgeEdges: string; purgeWebhook: string; purgeToken: string; purgeQueue: number; purgeRememberUrls: number },
+  o: PurgerDeps & { peers: { ownerOf(key: string): string | undefined } | undefined; workerIndex: number; dispatcher?: Dispatcher },
+): EdgePurger | undefined {
+  const urls = splitUrls(config.purgeEdges);
+  if (urls.length === 0 && config.purgeWebhook === '') return undefined;
+  const forgot = (n: number) => o.metrics.servedUrlsForgotten.inc(n);
+  return new EdgePurger({
+    edges: urls.map((u) => new EdgeClient(u, config.purgeToken, o.dispatcher)),
+    webhook: config.purgeWebhook === '' ? undefined : new WebhookClient(config.purgeWebhook, config.purgeToken, o.dispatcher),
+    served: new ServedUrls(config.purgeRememberUrls, forgot),
+    // one process of the owning origin: worker 0 of a pool
+    owns: (fid) => o.workerIndex === 0 && o.peers?.ownerOf(fid) === undefined,
+    maxPending: config.purgeQueue,
+    metrics: o.metrics,
+    log: o.log,
+  });
+}
