@@ -18,6 +18,7 @@ export const NAMESERVER_OPTIONS = {
   deadAfterMs: opt.int(5000, 'a data server silent for this long is dead', { min: 20 }),
   repairDelayMs: opt.int(30_000, 'wait this long after a data server dies before re-replicating its blocks (a reboot causes no copy storm)', { min: 0 }),
   startupGraceMs: opt.int(10_000, 'after start, wait this long for block reports before judging replication (no repair during it)', { min: 0 }),
+  reportWaitMs: opt.int(600_000, 'after a start or an election, repair also waits until every live data server\'s full block report is in, at most this long', { min: 0 }),
   fullReportsAtOnce: opt.int(16, 'data servers sending a full block report at the same time (after a restart or an election); the others wait their turn', { min: 1, max: 10_000 }),
   repairConcurrency: opt.int(2, 'blocks re-replicated at the same time', { min: 1, max: 64 }),
   writableBlocks: opt.int(0, 'writable blocks kept open per replica count (0: one per live data server)', { min: 0, max: 1024 }),

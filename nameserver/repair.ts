@@ -23,8 +23,8 @@ export interface RepairDeps {
   secret: string;
   repairDelayMs: number;
   concurrency: number;
-  /** no repair before this time (start-up grace: block reports are still arriving) */
-  notBefore: number;
+  /** true while repair is held off (after a start or an election, until the block reports are in) */
+  heldOff: (now: number) => boolean;
   /** time one block copy may take */
   copyTimeoutMs?: number;
   /** the data servers' heartbeat interval, ms (how long a new copy may take to be reported; default 1000) */
@@ -35,6 +35,12 @@ export interface RepairDeps {
 
 /** Time one repair copy may take unless configured. */
 const REPAIR_COPY_TIMEOUT_MS = 300_000;
+/**
+ * Under-replicated blocks looked at per tick. The set can hold every block (after a restart
+ * until both holders have reported, or when many servers die at once); a whole walk per tick
+ * was most of a saturated name server's time at 8M blocks. A cursor goes round it instead.
+ */
+export const REPAIR_SCAN_SLICE = 5000;
 
 export interface RepairCandidate {
   rec: BlockRecord;
@@ -46,6 +52,8 @@ export class Repairer {
   /** blocks that found no target; logged once until that changes */
   private readonly stuck = new Set<number>();
   private readonly retryAt = new Map<number, { at: number; failures: number }>();
+  /** where the last tick's look at the under-replicated set stopped (a Set's iterator sees later additions) */
+  private cursor: Iterator<number> | undefined;
   private closed = false;
   private readonly copyEnv: BlockCopyEnv;
 
@@ -57,32 +65,49 @@ export class Repairer {
     return this.running.size;
   }
 
-  /** Blocks due for repair now, most endangered first. Looks only at the under-replicated set (block-map.ts keeps it by events). */
-  due(now = Date.now(), limit = Infinity): RepairCandidate[] {
-    if (now < this.d.notBefore || limit <= 0) return [];
+  /**
+   * Blocks due for repair now, most endangered first, among the next `slice` blocks of the
+   * under-replicated set (block-map.ts keeps it by events); the next call goes on from there.
+   */
+  due(now = Date.now(), limit = Infinity, slice = REPAIR_SCAN_SLICE): RepairCandidate[] {
+    if (limit <= 0 || this.d.heldOff(now)) return [];
     this.d.blocks.tick(now);
     const out: RepairCandidate[] = [];
     let lastCopies = 0;
-    for (const id of this.d.blocks.underReplicatedIds()) {
-      const rec = this.d.blocks.get(id);
-      if (!rec || this.running.has(rec.id) || this.d.blocks.busyReason(rec.id)) continue;
-      if ((this.retryAt.get(rec.id)?.at ?? 0) > now) continue;
-      const holders = this.d.blocks.liveHolders(rec, now);
-      if (holders.length === 0 || holders.length >= rec.replication) continue;
-      const ready = this.d.blocks.absentReplicas(rec, now).every((id) => {
-        const ds = this.d.registry.get(id);
-        // Alive and not reporting it is lost only once the server's full report is in: one
-        // waiting its turn to report (after a restart, an election) has told nothing yet.
-        if (ds && this.d.registry.isAlive(ds, now)) return this.d.reportedWhole?.(id) ?? true;
-        if (!ds) return true;
-        return now - this.d.registry.deadSince(ds) >= this.d.repairDelayMs;
-      });
-      if (!ready && rec.replicas.length >= rec.replication) continue;
-      out.push({ rec, holders });
+    const under = this.d.blocks.underReplicatedIds();
+    for (let looked = 0, wrapped = false; looked < Math.min(slice, under.size); looked++) {
+      let next = (this.cursor ??= under.values()).next();
+      if (next.done) {
+        if (wrapped) break;
+        wrapped = true;
+        next = (this.cursor = under.values()).next();
+        if (next.done) break;
+      }
+      const c = this.candidate(next.value, now);
+      if (!c) continue;
+      out.push(c);
       // One live copy is as endangered as it gets: enough of those ends the search.
-      if (holders.length === 1 && ++lastCopies >= limit) break;
+      if (c.holders.length === 1 && ++lastCopies >= limit) break;
     }
     return out.sort((a, b) => a.holders.length - b.holders.length || a.rec.id - b.rec.id);
+  }
+
+  private candidate(id: number, now: number): RepairCandidate | undefined {
+    const rec = this.d.blocks.get(id);
+    if (!rec || this.running.has(rec.id) || this.d.blocks.busyReason(rec.id)) return undefined;
+    if ((this.retryAt.get(rec.id)?.at ?? 0) > now) return undefined;
+    const holders = this.d.blocks.liveHolders(rec, now);
+    if (holders.length === 0 || holders.length >= rec.replication) return undefined;
+    const ready = this.d.blocks.absentReplicas(rec, now).every((id) => {
+      const ds = this.d.registry.get(id);
+      // Alive and not reporting it is lost only once the server's full report is in: one
+      // waiting its turn to report (after a restart, an election) has told nothing yet.
+      if (ds && this.d.registry.isAlive(ds, now)) return this.d.reportedWhole?.(id) ?? true;
+      if (!ds) return true;
+      return now - this.d.registry.deadSince(ds) >= this.d.repairDelayMs;
+    });
+    if (!ready && rec.replicas.length >= rec.replication) return undefined;
+    return { rec, holders };
   }
 
   tick(now = Date.now()): void {

@@ -32,6 +32,7 @@ import { EtcdLeadership, SoloLeadership, type Leadership } from './leadership.ts
 import { defaultEtcdPrefix, EtcdMetadataStore, LevelMetadataStore, type MetadataStore } from './metadata-store/index.ts';
 import { PendingDeletes } from './pending-deletes.ts';
 import { Registry } from './registry.ts';
+import { ReportWait } from './report-wait.ts';
 import { Repairer } from './repair.ts';
 import { BlockSweep } from './block-sweep.ts';
 import { CopyOrders } from './copy-orders.ts';
@@ -238,6 +239,18 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
     leadership.onPromote(() => blocks.takeOver());
     leadership.onPromote(() => deleteFeed.takeOver());
     const allocator = new Allocator({ blocks, registry, keys, blockIds, secret: config.clusterSecret, log, metrics, writableBlocks: config.writableBlocks, createNotBefore: config.adoptBlocks ? startedAt + config.startupGraceMs : 0, identity });
+    const reportWait = new ReportWait({
+      startedAt,
+      graceMs: config.startupGraceMs,
+      deadAfterMs: config.deadAfterMs,
+      maxMs: config.reportWaitMs,
+      pending: (now) => registry.alive(now).some((d) => !intake.reportedWhole(d.id)),
+      ended: (ms, timedOut) =>
+        timedOut
+          ? log.warn({ ms }, 'repair starts before every live data server\'s full block report is in (--report-wait-ms ran out)')
+          : log.info({ ms }, 'every live data server\'s full block report is in; repair may start'),
+    });
+    leadership.onPromote(() => reportWait.restart(Date.now()));
     const repairer = new Repairer({
       blocks,
       registry,
@@ -249,7 +262,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       concurrency: config.repairConcurrency,
       heartbeatMs: config.heartbeatMs,
       reportedWhole: (id) => intake.reportedWhole(id),
-      notBefore: startedAt + config.startupGraceMs,
+      heldOff: (now) => reportWait.held(now),
     });
     const statusHooks: Array<(s: ClusterStatus) => void | Promise<void>> = [];
     const closers: Array<() => Promise<void> | void> = [];
