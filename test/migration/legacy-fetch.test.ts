@@ -141,7 +141,8 @@ describe('readThroughResolver', () => {
     expect(await r.fetchThrough!('/missing-a.jpg')).toBeUndefined();
     expect(await r.fetchThrough!('/missing-a.jpg')).toBeUndefined();
     expect(hits('/missing-a.jpg')).toBe(1);
-    expect(await code(r.fetchThrough!('/notes.txt'))).toBe('UGCFS_ERR_UPSTREAM');
+    // A file that is not an image is served too, byte for byte, typed from its bytes.
+    expect(await r.fetchThrough!('/notes.txt')).toEqual({ data: Buffer.from('plain text, not an image'), mime: 'text/plain; charset=utf-8' });
   });
 });
 

@@ -73,8 +73,9 @@ describe('ugcfs migrate DIR', () => {
     const r = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', join(work.dir, 'state'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(report).toMatchObject({ total: 10, copied: 7, failed: 0 });
-    expect(report.skips.map((s: { path: string }) => s.path).sort()).toEqual(['escape-dir', 'escape.jpg', 'notes.txt']);
+    expect(report).toMatchObject({ total: 10, copied: 8, failed: 0 });
+    // Every regular file is copied, images or not; only the links leading out are skipped.
+    expect(report.skips.map((s: { path: string }) => s.path).sort()).toEqual(['escape-dir', 'escape.jpg']);
     expect(report.skips.find((s: { path: string }) => s.path === 'escape.jpg').reason).toMatch(/outside the tree/);
 
     // Byte-exact: the clean file as it is on disk; the others exactly as an upload stores them.
@@ -82,6 +83,10 @@ describe('ugcfs migrate DIR', () => {
     expect(a.status).toBe(200);
     expect(a.type).toBe('image/jpeg');
     expect(a.body.equals(clean)).toBe(true);
+    const notes = await get('/uploads/notes.txt');
+    expect(notes.status).toBe(200);
+    expect(notes.type).toBe('text/plain; charset=utf-8');
+    expect(notes.body.toString()).toBe('not an image\n');
     // Served exactly like its fid: same validator, so CDNs and browsers treat them alike.
     const aFid = (await mappings('/uploads/2019')).find((m) => m.path === '/uploads/2019/05/a.jpg')!.fid;
     const byLegacy = await fetch(origin.url + '/uploads/2019/05/a.jpg');
@@ -127,7 +132,7 @@ describe('ugcfs migrate DIR', () => {
     }
     const secretSha = sha(await asStored(readFileSync(join(outside, 'secret.jpg'))));
     const all = await mappings('/');
-    expect(all).toHaveLength(7);
+    expect(all).toHaveLength(8);
     expect(all.some((m) => m.sha256 === secretSha || m.path.includes('escape'))).toBe(false);
   });
 
@@ -136,12 +141,12 @@ describe('ugcfs migrate DIR', () => {
     const before = await mappings('/uploads');
     const again = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', state, '--json']);
     expect(again.code, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout)).toMatchObject({ copied: 0, unchanged: 7, failed: 0 });
+    expect(JSON.parse(again.stdout)).toMatchObject({ copied: 0, unchanged: 8, failed: 0 });
     expect(await mappings('/uploads')).toEqual(before);
 
     // A different state dir forgets nothing that matters: the table's checksums decide.
     const fresh = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', join(work.dir, 'other-state'), '--json']);
-    expect(JSON.parse(fresh.stdout)).toMatchObject({ copied: 0, unchanged: 7 });
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ copied: 0, unchanged: 8 });
     expect(await mappings('/uploads')).toEqual(before);
 
     const changed = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0a0' } }).jpeg().toBuffer();
@@ -153,7 +158,7 @@ describe('ugcfs migrate DIR', () => {
     const third = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', state, '--json']);
     expect(third.code, third.stderr).toBe(0);
     // The file and the in-tree symlink to it both changed.
-    expect(JSON.parse(third.stdout)).toMatchObject({ copied: 2, updated: 2, unchanged: 5 });
+    expect(JSON.parse(third.stdout)).toMatchObject({ copied: 2, updated: 2, unchanged: 6 });
     const after = await mappings('/uploads');
     const moved = after.filter((m) => before.find((b) => b.path === m.path)!.fid !== m.fid).map((m) => m.path).sort();
     expect(moved).toEqual(['/uploads/2019/05/a.jpg', '/uploads/商品图片/alias.jpg']);
@@ -166,7 +171,7 @@ describe('ugcfs migrate DIR', () => {
     for (let i = 0; i < 2; i++) {
       const r = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', tree, '--json']);
       expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout)).toMatchObject({ total: 10, copied: 0, unchanged: 7 });
+      expect(JSON.parse(r.stdout)).toMatchObject({ total: 10, copied: 0, unchanged: 8 });
     }
     const anon = await fetch(`${cluster.nameserver.url}/legacy?path=/uploads/2019/05/a.jpg`);
     expect(anon.status).toBe(401);
@@ -220,7 +225,7 @@ describe('ugcfs migrate DIR', () => {
     writeFileSync(join(tmp, orphans[1]!, 'list.jsonl'), '{"path":"x","reason":"y"}\n');
     const r = await cluster.cli(['migrate', tree, '--prefix', '/uploads', '--state', join(work.dir, 'state'), '--json', '--dry-run'], { env: { TMPDIR: tmp } });
     expect(r.code, r.stderr).toBe(0);
-    // The tree holds files that are not images: the run made its own report list, and removed it.
+    // The tree holds links leading out, which are skipped: the run made its own report list, and removed it.
     expect(JSON.parse(r.stdout).skipped).toBeGreaterThan(0);
     // (the TypeScript loader keeps its own cache there too)
     const left = readdirSync(tmp);
