@@ -59,7 +59,7 @@ export function parsePresets(json: unknown): Map<string, VariantSpec> {
         continue;
       }
       try {
-        applyParam(spec, k, String(v));
+        applyParam(spec, k, k === 'sharpen' && v === true ? '1' : String(v));
       } catch (err) {
         throw usage(`--presets: preset ${name}: ${(err as Error).message}`);
       }

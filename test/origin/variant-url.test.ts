@@ -117,6 +117,80 @@ describe('variant URL grammar', () => {
     expect(parseTarget(`/${FID}?w=1&sig=x&h=2`).signed).toBe(`/${FID}?w=1&h=2`);
   });
 
+  it('keeps the keys Taobao suffix URLs had before the image operations', () => {
+    // Literal keys: the disk caches, peers and CDNs of running origins hold entries (and
+    // ETags) under these.
+    expect(key(`/${FID}.jpg_400x400xz.jpg`)).toBe('400x400.cover.jpeg.q80');
+    expect(key(`/${FID}.jpg_400x400q90.jpg`)).toBe('400x400.inside.jpeg.q90');
+    expect(key(`/${FID}.jpg_400x400q90.jpg_.webp`)).toBe('400x400.inside.webp.q90');
+    expect(key(`/${FID}.jpg_q50.jpg`)).toBe('0x0.inside.jpeg.q50');
+    expect(key(`/${FID}.jpg_.webp`)).toBe('0x0.inside.webp.q80');
+    expect(key(`/${FID}_120x90xzQ70.png`)).toBe('120x90.cover.png.q0');
+    expect(parseTarget('/uploads/a.jpg_400x400xz.jpg').spec).toEqual({ w: 400, h: 400, fit: 'cover', fmt: 'jpeg' });
+    expect(key(`/${FID}?w=400&h=300`)).toBe('400x300.inside.auto.q0');
+  });
+
+  it('puts gravity, blur and sharpen in the key only when they change the output', () => {
+    const cover = `/${FID}?w=400&h=400&fit=cover&fmt=jpeg`;
+    expect(key(`${cover}&gravity=attention`)).toBe('400x400.cover.jpeg.q80.g-attention');
+    expect(key(`${cover}&gravity=entropy`)).toBe('400x400.cover.jpeg.q80.g-entropy');
+    expect(key(`${cover}&gravity=northeast`)).toBe('400x400.cover.jpeg.q80.g-northeast');
+    expect(key(`${cover}&gravity=center`)).toBe(key(cover));
+    // a box with a free side is not cropped, so no gravity moves anything
+    expect(key(`/${FID}?w=400&fit=cover&gravity=attention`)).toBe(key(`/${FID}?w=400&fit=cover`));
+    expect(key(`${cover}&blur=2.50`)).toBe('400x400.cover.jpeg.q80.blur2.5');
+    expect(key(`${cover}&blur=0.3`)).toBe('400x400.cover.jpeg.q80.blur0.3');
+    expect(key(`${cover}&sharpen=1`)).toBe('400x400.cover.jpeg.q80.sharpen');
+    expect(key(`${cover}&sharpen=1&blur=100&gravity=west`)).toBe('400x400.cover.jpeg.q80.g-west.blur100.sharpen');
+    expect(key(`/${FID}.jpg_400x400xz.jpg`)).toBe(key(`${cover}&gravity=center`));
+    const presets = parsePresets({ smart: { w: 200, h: 200, fit: 'cover', gravity: 'attention', sharpen: 1 } });
+    expect(key(`/${FID}?preset=smart`, { presets })).toBe('200x200.cover.auto.q0.g-attention.sharpen');
+    expect(key(`/${FID}?preset=smart&blur=1`, { presets })).toBe('200x200.cover.auto.q0.g-attention.blur1.sharpen');
+  });
+
+  it('refuses gravity without fit=cover and out-of-range operations', () => {
+    for (const q of ['w=1&h=1&gravity=north', 'w=1&h=1&fit=contain&gravity=north', 'fit=inside&gravity=attention', 'w=1&h=1&fit=cover&gravity=top', 'w=1&h=1&fit=cover&gravity=CENTER', 'w=1&blur=0', 'w=1&blur=0.29', 'w=1&blur=100.01', 'w=1&blur=1.234', 'w=1&blur=-1', 'w=1&blur=.5', 'w=1&blur=1e2', 'w=1&blur=', 'w=1&sharpen=0', 'w=1&sharpen=true', 'w=1&sharpen=', 'w=1&watermark=x', 'w=1&blur=1&blur=2']) {
+      expect(code(() => key(`/${FID}?${q}`)), q).toBe('UGCFS_ERR_BAD_PARAM');
+    }
+    // a preset's gravity with a fit the URL changed
+    const presets = parsePresets({ smart: { w: 200, h: 200, fit: 'cover', gravity: 'attention' } });
+    expect(code(() => key(`/${FID}?preset=smart&fit=inside`, { presets }))).toBe('UGCFS_ERR_BAD_PARAM');
+  });
+
+  it('rebuilds operations from a key and refuses keys it could not have made', () => {
+    const presets = parsePresets({ wm: { w: 300, h: 300, fit: 'cover', gravity: 'entropy', blur: 1.5, sharpen: 1, watermark: { fid: FID, position: 'northwest', opacity: 0.35, scale: 0.125 } } });
+    const t = parseTarget(`/${FID}?preset=wm`).spec!;
+    const v = resolveVariant(t, { ...opts, presets, accept: undefined });
+    expect(v.key).toBe(`300x300.cover.auto.q0.g-entropy.blur1.5.sharpen.wm-${FID}-northwest-o0.35-s0.125`);
+    expect(variantFromKey(v.key, false)).toEqual(v);
+    for (const bad of [
+      '300x300.cover.auto.q0.g-center', // center is never written
+      '300x0.cover.auto.q0.g-north', // nor a gravity that crops nothing
+      '300x300.inside.auto.q0.g-north',
+      '300x300.cover.auto.q0.blur1.50', // not canonical
+      '300x300.cover.auto.q0.blur0.2',
+      '300x300.cover.auto.q0.blur101',
+      '300x300.cover.auto.q0.sharpen.blur1', // out of order
+      `300x300.cover.auto.q0.wm-${FID}-northwest-o1.5-s0.1`,
+      `300x300.cover.auto.q0.wm-${FID}-northwest-o1-s0`,
+      `300x300.cover.auto.q0.wm-${FID}-left-o1-s0.1`,
+      `300x300.cover.auto.q0.wm-${FID.slice(1)}-north-o1-s0.1`,
+    ]) {
+      expect(code(() => variantFromKey(bad, false)), bad).toBe('UGCFS_ERR_BAD_PARAM');
+    }
+  });
+
+  it('takes watermarks from presets only, checked at startup', () => {
+    const p = parsePresets({ wm: { w: 100, watermark: { fid: FID } } });
+    expect(p.get('wm')!.watermark).toEqual({ fid: FID, position: 'southeast', opacity: 1, scale: 0.2 });
+    for (const wm of [{}, { fid: 'nope' }, { fid: FID, position: 'attention' }, { fid: FID, opacity: 1.5 }, { fid: FID, opacity: -0.1 }, { fid: FID, scale: 0 }, { fid: FID, scale: 1.01 }, { fid: FID, size: 3 }, 'x', [FID]]) {
+      expect(code(() => parsePresets({ wm: { w: 100, watermark: wm } })), JSON.stringify(wm)).toBe('UGCFS_ERR_BAD_USAGE');
+    }
+    expect(code(() => parsePresets({ g: { w: 100, h: 100, gravity: 'attention' } }))).toBe('UGCFS_ERR_BAD_USAGE');
+    expect(parsePresets({ s: { w: 100, sharpen: true } }).get('s')!.sharpen).toBe(true);
+    expect(code(() => parsePresets({ s: { w: 100, sharpen: false } }))).toBe('UGCFS_ERR_BAD_USAGE');
+  });
+
   it('validates presets at startup', () => {
     expect(code(() => parsePresets({ big: { w: 99999 } }))).toBe('UGCFS_ERR_BAD_USAGE');
     expect(code(() => parsePresets({ x: { size: 1 } }))).toBe('UGCFS_ERR_BAD_USAGE');
