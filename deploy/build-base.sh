@@ -43,22 +43,28 @@ npm_version=$(latest "npm@10")
 [ -n "$node_version" ] && [ -n "$npm_version" ] || { echo "build-base: the npm registry has no $nodepkg@$major or npm@10" >&2; exit 1; }
 
 work=$(mktemp -d /var/tmp/ugcfs-base.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 root="$work/root"
+trap 'umount -l "$root/proc" "$root/sys" 2>/dev/null; rm -rf --one-file-system "$work"' EXIT
 started=$(date +%s)
 
 echo "build-base: Debian $suite from $mirror (+ $security), Node $node_version, npm $npm_version" >&2
 (cd "$work" && npm pack --silent "$nodepkg@$node_version" "npm@$npm_version" >/dev/null)
 
 # Leave out what a server image never reads: manuals, docs (copyright files stay), locales.
+# dpkg skips its fsyncs (as Docker Hub's Debian images do): a crashed build is just redone.
 mmdebstrap --quiet --variant=minbase --include=ca-certificates \
-  --aptopt='Acquire::Languages "none"' \
+  --aptopt='Acquire::Languages "none"' --dpkgopt=force-unsafe-io \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --customize-hook='rm -rf "$1"/var/cache/apt/*.bin "$1"/var/log/apt/* "$1"/var/log/dpkg.log "$1"/var/log/alternatives.log' \
   "$suite" "$root" \
   "deb $mirror $suite main" "deb $mirror $suite-updates main" "deb $security $suite-security main"
+# mmdebstrap unmounts what it mounted; a tree with /proc still mounted must not be packed.
+if mountpoint -q "$root/proc" || mountpoint -q "$root/sys" || mountpoint -q "$root/dev"; then
+  echo "build-base: $root still has a file system mounted (proc, sys or dev); not importing it" >&2
+  exit 1
+fi
 # The later images keep the same dpkg filters, so their packages stay lean too.
 printf '%s\n' 'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' 'path-exclude=/usr/share/doc/*' \
   'path-include=/usr/share/doc/*/copyright' 'path-exclude=/usr/share/locale/*' 'path-include=/usr/share/locale/locale.alias' \
@@ -71,7 +77,7 @@ if [ "${UGCFS_BASE_HOST_CAS:-1}" != 0 ] && compgen -G '/usr/local/share/ca-certi
 fi
 
 import() { # import TAG CMD: the tree as one layer
-  tar -C "$root" --numeric-owner -c . \
+  tar -C "$root" --numeric-owner --exclude='./proc/*' --exclude='./sys/*' -c . \
     | "$docker" import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' --change "CMD [\"$2\"]" - "$1" >/dev/null
 }
