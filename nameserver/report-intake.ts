@@ -21,6 +21,7 @@
 import { reportHash, ReportDigest, type Hash64 } from '../src/wire/heartbeat.ts';
 import type { BlockReport, ReportAck, ReportMessage } from '../src/wire/protocol.ts';
 import type { BlockMap } from './block-map.ts';
+import { nextRound, PagePacer, type Pause } from './page-pacer.ts';
 import type { Registry } from './registry.ts';
 
 interface ServerReports {
@@ -38,8 +39,10 @@ interface ServerReports {
   detached: Map<number, Hash64>;
 }
 
-/** Blocks applied between two yields to the event loop (~5 ms of work). */
+/** Delta blocks applied between two yields to the event loop (~5 ms of work); pages are paced by time (page-pacer.ts). */
 const YIELD_EVERY = 2048;
+/** Page blocks applied between two looks at the clock. */
+const CLOCK_EVERY = 256;
 
 export type FullReason = 'unknown-session' | 'page-gap' | 'digest';
 
@@ -73,6 +76,8 @@ export class ReportIntake {
   /** servers waiting for a turn, in the order they first asked: id -> when they last asked */
   private readonly waiting = new Map<string, number>();
   private stamps = 0;
+  /** full-report pages, applied one at a time in short slices */
+  private readonly pages = new PagePacer();
   private readonly fullAtOnce: number;
   private readonly turnTimeoutMs: number;
 
@@ -128,14 +133,21 @@ export class ReportIntake {
     }
     const changed: BlockReport[] = [];
     const stamp = st.full?.stamp;
-    for (let i = 0; i < m.blocks.length; i++) {
-      const r = m.blocks[i]!;
-      let ok = admit(r);
-      if (typeof ok !== 'boolean') ok = await ok;
-      if (this.set(dsId, st, r, ok, stamp)) changed.push(r);
-      // A page is 20,000 blocks: let assigns and lookups in between every few thousand.
-      if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((done) => setImmediate(done));
-    }
+    const server = st;
+    const applyBlocks = async (pause: Pause, every: number) => {
+      for (let i = 0; i < m.blocks.length; i++) {
+        const r = m.blocks[i]!;
+        let ok = admit(r);
+        if (typeof ok !== 'boolean') ok = await ok;
+        if (this.set(dsId, server, r, ok, stamp)) changed.push(r);
+        if (i % every === every - 1) {
+          const p = pause();
+          if (p) await p;
+        }
+      }
+    };
+    if (m.kind === 'full') await this.pages.run((pause) => applyBlocks(pause, CLOCK_EVERY));
+    else await applyBlocks(nextRound, YIELD_EVERY);
     for (const id of m.removed ?? []) this.remove(dsId, st, id);
     if (m.kind === 'full' && m.last) {
       const full = st.full!;
