@@ -87,7 +87,8 @@ export interface UploadClaim {
 const NO_CLAIM = new Set(['application/octet-stream', 'application/x-www-form-urlencoded', 'binary/octet-stream', 'multipart/form-data']);
 
 function humanSize(n: number): string {
-  return n % 2 ** 20 === 0 ? `${n / 2 ** 20} MiB` : `${n} bytes`;
+  if (n % 2 ** 20 === 0) return `${n / 2 ** 20} MiB`;
+  return n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
 }
 
 /**
