@@ -135,7 +135,8 @@ describe('hostile URLs', () => {
     const { fid: htmlFid } = await env.cluster.client.write(Buffer.from('<html><script>alert(1)</script></html>'), { mime: 'text/html', owner: 'x' });
     const r = await http(`${origin}/${htmlFid}.html`);
     expect(r.status).toBe(200);
-    expect(r.headers['content-type']).toBe('application/octet-stream');
+    // Typed from its bytes (docs/ORIGIN.md, "Files that are not images"), never shown inline.
+    expect(r.headers['content-type']).toBe('text/html');
     expect(r.headers['content-disposition']).toBe('attachment');
     expect(r.headers['x-content-type-options']).toBe('nosniff');
     const v = await http(`${origin}/${htmlFid}?w=10`);
