@@ -1,24 +1,25 @@
-// `ugcfs server` (what `npm start` runs): the one-machine cluster in one process — a name
-// server, N data servers and an origin on loopback — started through the same start*
-// functions the separate role commands use, so what a newcomer tries is what operators run.
+// `ugcfs server` (what `npm start` runs): the one-machine cluster — a name server, N data
+// servers and an origin on loopback — each role a process of its own, started as
+// `ugcfs nameserver|dataserver|origin` with the values below, so what a newcomer tries is what
+// operators run, a stall in one role (a big body, a slow disk) stalls no other, and the origin
+// uses every core (`--workers`, one per core by default). cli/supervisor.ts restarts a role
+// that dies and stops them all in order on Ctrl-C / SIGTERM (docs/OPERATIONS-GUIDE.md, "Single box").
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/base/config.ts';
 import { UgcfsError } from '../../src/base/errors.ts';
-import { onShutdown } from '../../src/http/http-server.ts';
-import { createLogger, type Logger } from '../../src/base/log.ts';
+import { createLogger } from '../../src/base/log.ts';
 import { COMMON_SERVER_OPTIONS, requestLimitsOf, tlsOf } from '../../src/base/role-options.ts';
-import type { RunningServer } from '../../src/http/running-server.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
-import { startNameserver } from '../../nameserver/main.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
-import { startDataserver } from '../../dataserver/main.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { checkLegacyOptions } from '../../origin/legacy-read-through.ts';
-import { startOrigin } from '../../origin/main.ts';
 import type { CommandModule } from '../command.ts';
+import { roleCommand, RoleStartError } from '../role-process.ts';
 import { loadOrCreateSecrets } from '../secrets-env.ts';
+import { Supervisor } from '../supervisor.ts';
 
 export const SERVER_OPTIONS = {
   ...COMMON_SERVER_OPTIONS,
@@ -33,6 +34,7 @@ export const SERVER_OPTIONS = {
   blockSize: opt.int(DATASERVER_OPTIONS.blockSize.default, 'block file size at which a block is sealed (accepts 64M etc.)', { min: 4096, max: 2 ** 40 }),
   fsync: opt.bool(true, 'fdatasync block files before acknowledging writes', { env: 'UGCFS_FSYNC' }),
   cacheBytes: opt.int(256 * 1024 * 1024, 'size bound of the origin\'s disk cache of variants under <data>/cache', { min: 0 }),
+  originWorkers: opt.int(0, 'origin processes serving --port together, each with its share of the caches (0: one per core)', { env: 'UGCFS_ORIGIN_WORKERS', min: 0, max: ORIGIN_OPTIONS.workers.max }),
   uploadTokens: opt.list([], 'bearer tokens allowed to upload (default: the one in <data>/secrets.env)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
   adminToken: opt.string('', 'token for admin calls and deleting any file (default: from <data>/secrets.env)', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
   // The origin's own options, passed to it as they are (docs/MIGRATION.md).
@@ -53,23 +55,26 @@ function prepareDataRoot(dir: string): void {
   }
 }
 
+/** What the welcome lines and the `listening` line name. */
 export interface RunningAllInOne {
   /** <data>/secrets.env, where the credentials not given by flag or environment come from */
   secretsPath: string;
   /** the upload token came from secrets.env (the welcome lines can name its variable) */
   uploadTokenFromFile: boolean;
-  nameserver: RunningServer;
-  dataservers: Array<RunningServer & { id: string }>;
-  origin: RunningServer;
-  /** origin first (finish uploads in flight), then data servers, then the name server */
-  closers: Array<() => Promise<void>>;
+  nameserver: { url: string };
+  dataservers: Array<{ url: string; id: string }>;
+  origin: { url: string; workers: number };
 }
 
+/** The port a role's URL names (a role started on port 0 is restarted on the one it got). */
+const portOf = (url: string) => Number(new URL(url).port);
+
 /**
- * Starts every role in this process. Each role's config goes through its own table and
- * loadConfig, so the defaults and validation are exactly those of the separate commands.
+ * Starts every role as a process of its own under `supervisor`, in order: the name server,
+ * the data servers, the origin. Each gets the values below by flag (secrets by environment)
+ * and its own defaults for the rest, exactly as the separate commands would.
  */
-export async function startAllInOne(config: ServerConfig, logFor: (name: string) => Logger): Promise<RunningAllInOne> {
+export async function startAllInOne(config: ServerConfig, supervisor: Supervisor): Promise<RunningAllInOne> {
   if (config.replicas > config.dataservers) {
     throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --replicas (${config.replicas}) must not exceed --dataservers (${config.dataservers})`);
   }
@@ -83,83 +88,67 @@ export async function startAllInOne(config: ServerConfig, logFor: (name: string)
   const adminToken = config.adminToken || secrets.UGCFS_ADMIN_TOKEN;
   const uploadTokenFromFile = config.uploadTokens.length === 0;
   const uploadTokens = uploadTokenFromFile ? secrets.UGCFS_UPLOAD_TOKENS.split(',') : config.uploadTokens;
-  // The roles get only their own settings: environment meant for a single-role process
-  // (UGCFS_PORT, UGCFS_NAMESERVER, UGCFS_RACK...) must not leak into the embedded roles.
-  const shared = { host: config.host, clusterSecret, originSecret, logLevel: config.logLevel, ...requestLimitsOf(config), ...tlsOf(config) };
-  const started: Array<() => Promise<void>> = [];
-  // A taken port is the user's to fix: name the option instead of a bare EADDRINUSE.
-  // So is a data directory another process holds open (LevelDB's lock).
-  const portTaken = (option: string, port: number) => (err: unknown): never => {
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option ${option}: ${config.host}:${port} is already in use`);
+  const shared = { host: config.host, clusterSecret, originSecret, logLevel: config.logLevel, accessLog: config.accessLog, ...requestLimitsOf(config), ...tlsOf(config) };
+  // A role that fails to start says why on its own stderr; the user's fix is often one of
+  // this command's options (a taken port, a data directory in use), so name that instead.
+  const started = async <T>(option: string, port: number, run: Promise<T>): Promise<T> => {
+    try {
+      return await run;
+    } catch (err) {
+      if (!(err instanceof RoleStartError)) throw err;
+      const said = err.stderr.join('\n');
+      if (/EADDRINUSE/.test(said)) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option ${option}: ${config.host}:${port} is already in use`);
+      if (/is in use by another/.test(said)) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${root} is in use by another ugcfs process`);
+      const own = [...err.stderr].reverse().find((l) => l.startsWith('ugcfs '))?.replace(/^ugcfs [a-z]+: /, '');
+      if (err.exit.code === 2 && own) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', own);
+      throw err;
     }
-    const e = err as { code?: string; cause?: { code?: string }; message?: string };
-    if ((e.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause?.code === 'LEVEL_LOCKED') || /is in use by another/.test(e.message ?? '')) {
-      throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `option --data: ${root} is in use by another ugcfs process`);
-    }
-    throw err;
   };
-  const stopStarted = async () => {
-    for (const c of started.reverse()) await c().catch(() => undefined);
-  };
-  try {
-    const ns = await startNameserver(
-      loadConfig(NAMESERVER_OPTIONS, {
-        overrides: { ...shared, data: join(root, 'nameserver'), port: config.nameserverPort, replicas: config.replicas, adminToken },
-      }).config,
-      { log: logFor('nameserver') },
-    ).catch(portTaken('--nameserver-port', config.nameserverPort));
-    started.push(() => ns.close());
-    const dataservers: RunningAllInOne['dataservers'] = [];
-    for (let i = 0; i < config.dataservers; i++) {
-      const id = `ds-${i + 1}`;
-      const ds = await startDataserver(
-        loadConfig(DATASERVER_OPTIONS, {
-          overrides: {
-            ...shared,
-            nameserver: ns.url,
-            data: join(root, id),
-            id,
-            port: config.dataserverPort === 0 ? 0 : config.dataserverPort + i,
-            rack: 'local',
-            blockSize: config.blockSize,
-            fsync: config.fsync,
-          },
-        }).config,
-        { log: logFor(`dataserver:${id}`) },
-      ).catch(portTaken('--dataserver-port', config.dataserverPort + i));
-      started.push(() => ds.close());
-      dataservers.push(ds);
-    }
-    const origin = await startOrigin(
-      loadConfig(ORIGIN_OPTIONS, {
-        overrides: {
-          ...shared,
-          clusterSecret: '',
-          nameserver: ns.url,
-          port: config.port,
-          cacheDir: join(root, 'cache'),
-          cacheBytes: config.cacheBytes,
-          uploadTokens,
-          adminToken,
-          legacyOrigin: config.legacyOrigin,
-          legacyImport: config.legacyImport,
-        },
-      }).config,
-      { log: logFor('origin') },
-    ).catch(portTaken('--port', config.port));
-    return {
-      secretsPath,
-      uploadTokenFromFile,
-      nameserver: ns,
-      dataservers,
-      origin,
-      closers: [() => origin.close(), ...dataservers.map((d) => () => d.close()), () => ns.close()],
-    };
-  } catch (err) {
-    await stopStarted();
-    throw err;
-  }
+
+  let nsPort = config.nameserverPort;
+  const ns = await started('--nameserver-port', nsPort, supervisor.start({
+    name: 'nameserver',
+    stopOrder: 2,
+    command: () => roleCommand('nameserver', NAMESERVER_OPTIONS, { ...shared, data: join(root, 'nameserver'), port: nsPort, replicas: config.replicas, adminToken }),
+  }));
+  nsPort = portOf(ns.url);
+
+  // The data servers need only the name server: they start together.
+  const dataservers = await Promise.all(Array.from({ length: config.dataservers }, async (_, i) => {
+    const id = `ds-${i + 1}`;
+    let port = config.dataserverPort === 0 ? 0 : config.dataserverPort + i;
+    const ds = await started('--dataserver-port', port, supervisor.start({
+      name: `dataserver:${id}`,
+      stopOrder: 1,
+      command: () => roleCommand('dataserver', DATASERVER_OPTIONS, {
+        ...shared, nameserver: ns.url, data: join(root, id), id, port, rack: 'local', blockSize: config.blockSize, fsync: config.fsync,
+      }),
+    }));
+    port = portOf(ds.url);
+    return { url: ds.url, id };
+  }));
+
+  let originPort = config.port;
+  const workers = config.originWorkers || availableParallelism();
+  const origin = await started('--port', originPort, supervisor.start({
+    name: 'origin',
+    stopOrder: 0,
+    command: () => roleCommand('origin', ORIGIN_OPTIONS, {
+      ...shared,
+      clusterSecret: '',
+      nameserver: ns.url,
+      port: originPort,
+      cacheDir: join(root, 'cache'),
+      cacheBytes: config.cacheBytes,
+      uploadTokens,
+      adminToken,
+      legacyOrigin: config.legacyOrigin,
+      legacyImport: config.legacyImport,
+      workers,
+    }),
+  }));
+  originPort = portOf(origin.url);
+  return { secretsPath, uploadTokenFromFile, nameserver: ns, dataservers, origin: { url: origin.url, workers } };
 }
 
 /** What a newcomer needs next, in lines they can paste. */
@@ -188,9 +177,11 @@ export function welcome(running: RunningAllInOne, config: ServerConfig): string 
 }
 
 const mod: CommandModule = {
-  summary: 'run everything on one machine: name server, data servers and origin in one process',
-  usage: `ugcfs server [--data DIR] [--port 8080] [--dataservers 3] [--replicas 2] [--legacy-origin URL [--legacy-import]]
+  summary: 'run everything on one machine: name server, data servers and origin, each in its own process',
+  usage: `ugcfs server [--data DIR] [--port 8080] [--dataservers 3] [--replicas 2] [--origin-workers N] [--legacy-origin URL [--legacy-import]]
 
+Each role runs as a process of its own (\`ugcfs nameserver\`, \`ugcfs dataserver\`, \`ugcfs origin
+--workers N\`), restarted when it dies; Ctrl-C or SIGTERM stops them all in order.
 Legacy paths the name server has no mapping for are read through --legacy-origin (the old
 image server) and, with --legacy-import, copied into the cluster in the background, as with
 \`ugcfs origin\`.
@@ -200,13 +191,20 @@ ${describeOptions(SERVER_OPTIONS)}`,
   async run(ctx) {
     const { config, positionals } = loadConfig(SERVER_OPTIONS, { argv: ctx.argv, env: ctx.env });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
-    // One destination for every role's logger, so the flush at shutdown covers them all.
-    const destination = pino.destination({ sync: false });
-    const log = createLogger({ name: 'server', level: config.logLevel, destination });
-    const running = await startAllInOne(config, (name) => createLogger({ name, level: config.logLevel, destination }));
-    onShutdown(log, running.closers);
+    // Synchronous: the roles' lines go to the same stdout, and the last line before exit must be out.
+    const log = createLogger({ name: 'server', level: config.logLevel, destination: pino.destination({ sync: true }) });
+    const supervisor = new Supervisor(log, { env: ctx.env, stdout: ctx.stdout, stderr: ctx.stderr });
+    // From the first spawn on: a signal during the start stops what has started.
+    supervisor.handleSignals();
+    let running: RunningAllInOne;
+    try {
+      running = await startAllInOne(config, supervisor);
+    } catch (err) {
+      await supervisor.stop();
+      throw err;
+    }
     ctx.stdout.write(welcome(running, config) + '\n');
-    log.info({ url: running.origin.url, nameserver: running.nameserver.url, dataservers: running.dataservers.map((d) => d.url) }, 'listening');
+    log.info({ url: running.origin.url, nameserver: running.nameserver.url, dataservers: running.dataservers.map((d) => d.url), originWorkers: running.origin.workers, pids: supervisor.pids() }, 'listening');
     return 'serving';
   },
 };

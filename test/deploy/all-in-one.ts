@@ -1,8 +1,10 @@
 // Starts `ugcfs server` (the all-in-one) as a real process on free loopback ports and
-// reads the addresses of every role from its 'listening' line.
+// reads the addresses of every role from its 'listening' line. Each role is a child process
+// of it; stop() stops them all (SIGTERM, so the roles close their data) and waits until
+// none is left before the temporary directory goes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { start, tempDir, type Proc } from '../helpers/proc.ts';
+import { start, tempDir, waitFor, type Proc } from '../helpers/proc.ts';
 
 export interface AllInOne {
   proc: Proc;
@@ -19,6 +21,31 @@ export interface AllInOne {
   /** UGCFS_CLUSTER_SECRET and UGCFS_ADMIN_TOKEN it runs with, for the admin CLI (run's env) */
   cliEnv: Record<string, string>;
   stop(): Promise<void>;
+}
+
+/** The pid of every process that logged a JSON line: the roles and the origin's workers, each as last seen. */
+export function loggedPids(proc: Proc): Set<number> {
+  const out = new Set<number>();
+  for (const l of proc.lines) {
+    if (l[0] !== '{') continue;
+    try {
+      const j = JSON.parse(l) as { pid?: unknown; name?: unknown; msg?: unknown };
+      if (typeof j.pid === 'number' && j.pid !== proc.child.pid) out.add(j.pid);
+    } catch {
+      // a line that is not JSON names no process
+    }
+  }
+  return out;
+}
+
+/** Whether the process `pid` still exists (a zombie counts: its parent has not reaped it). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function startAllInOne(opts: { args?: string[]; env?: Record<string, string>; dir?: string } = {}): Promise<AllInOne> {
@@ -45,7 +72,13 @@ export async function startAllInOne(opts: { args?: string[]; env?: Record<string
     dataservers: line!.dataservers as string[],
     dir,
     async stop() {
-      await proc.kill('SIGKILL');
+      const roles = loggedPids(proc);
+      const stopped = proc.kill('SIGTERM');
+      const timer = setTimeout(() => void proc.kill('SIGKILL'), 60_000);
+      await stopped;
+      clearTimeout(timer);
+      // Killed, its roles still stop themselves (cli/role-process-guard.mjs): wait for that.
+      await waitFor('the roles of ugcfs server to exit', () => [...roles].every((pid) => !alive(pid)), 60_000, 100);
       own?.cleanup();
     },
   };
