@@ -72,7 +72,7 @@ beforeAll(async () => {
   nginx = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' });
   edge = `http://127.0.0.1:${port}`;
   await waitFor('nginx edge', async () => (await http(`${edge}/healthz`)).status === 200);
-});
+}, 120_000);
 
 afterAll(async () => {
   nginx?.kill('SIGKILL');
@@ -87,6 +87,8 @@ describe.skipIf(!NGINX)(`nginx proxy_cache in front of the origin${reason}`, () 
       const first = await http(edge + path);
       expect([first.status, first.headers['x-edge-cache']], path).toEqual([200, 'MISS']);
       expect(await originHits(), path).toBe(before + 1);
+      // the keys a purging CDN files the answer under (docs/ORIGIN.md, "Edge purge")
+      expect([first.headers['surrogate-key'], first.headers['cache-tag']], path).toEqual([f.fid, f.fid]);
       for (let i = 0; i < 3; i++) {
         const again = await http(edge + path);
         expect([again.status, again.headers['x-edge-cache']], path).toEqual([200, 'HIT']);
