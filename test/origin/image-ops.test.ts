@@ -95,14 +95,15 @@ beforeAll(async () => {
   ladybird = (await upload(plain.url, corpus('photos/LadyBird.jpg'))).fid;
   garden = (await upload(plain.url, corpus('photos/Garden.jpg'))).fid;
   red = (await upload(plain.url, await RED())).fid;
-  spring = (await upload(plain.url, corpus('photos/Spring.png'))).fid;
+  // The white waves of Spring.png without its transparent margins: a wide, logo-like band.
+  spring = (await upload(plain.url, await sharp(corpus('photos/Spring.png')).trim().png().toBuffer())).fid;
   // A well-formed fid of no file: the overlay's own with another cookie.
   const f = decodeFid(red);
   ghost = encodeFid({ block: f.block, key: f.key, cookie: (f.cookie + 1) >>> 0 });
   const presets = {
     mark: { w: 400, h: 300, fit: 'cover', fmt: 'png', watermark: { fid: red, position: 'southeast', opacity: 0.5, scale: 0.25 } },
     corner: { w: 400, h: 300, fit: 'cover', fmt: 'png', watermark: { fid: red, position: 'northwest', opacity: 1, scale: 0.1 } },
-    logo: { w: 360, h: 225, fit: 'cover', fmt: 'jpeg', q: 70, watermark: { fid: spring, position: 'south', opacity: 0.9, scale: 0.8 } },
+    logo: { w: 360, h: 225, fit: 'cover', fmt: 'jpeg', q: 70, watermark: { fid: spring, position: 'southeast', opacity: 0.9, scale: 0.5 } },
     gone: { w: 100, watermark: { fid: ghost } },
   };
   marked = await startOrigin(env, ['--workers', '2', '--presets', JSON.stringify(presets)]);
@@ -202,6 +203,7 @@ describe('watermark presets', () => {
     if (WRITE_DOCS) {
       docImage('watermark-before.jpg', (await http(`${marked.url}/${garden}?w=360&h=225&fit=cover&fmt=jpeg&q=70`)).body);
       docImage('watermark-after.jpg', (await http(`${marked.url}/${garden}?preset=logo`)).body);
+      docImage('watermark-mark.jpg', (await http(`${marked.url}/${garden}?preset=mark&fmt=jpeg&q=70&w=360&h=270`)).body);
     }
   });
 
