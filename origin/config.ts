@@ -35,7 +35,7 @@ export const ORIGIN_OPTIONS = {
   quotaBytes: opt.int(0, 'bytes one upload token may store in all, kept by the name server (0: unlimited)', { min: 0 }),
   uploadRate: opt.number(50, 'uploads per second one upload token may make (0: unlimited)', { min: 0 }),
   uploadBurst: opt.int(1000, 'uploads one upload token may make at once before --upload-rate applies', { min: 1 }),
-  presets: opt.string('', 'named variants: JSON object {"name":{"w":..,"h":..,"fit":..,"q":..,"fmt":..}} or a path to a JSON file'),
+  presets: opt.string('', 'named variants: JSON object {"name":{"w":..,"h":..,"fit":..,"q":..,"fmt":..,"gravity":..,"blur":..,"sharpen":1,"watermark":{"fid":..,"position":..,"opacity":..,"scale":..}}} or a path to a JSON file'),
   strict: opt.bool(false, 'allow only presets and --allowed-sizes'),
   allowedSizes: opt.list([], 'strict mode size whitelist: WxH, Wx or xH'),
   signingKeys: opt.list([], 'HMAC keys for signed variant URLs; the first signs, all verify (empty: unsigned)', { env: 'UGCFS_SIGNING_KEYS', secret: true }),
