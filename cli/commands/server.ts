@@ -11,7 +11,7 @@ import pino from 'pino';
 import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/base/config.ts';
 import { UgcfsError } from '../../src/base/errors.ts';
 import { createLogger } from '../../src/base/log.ts';
-import { COMMON_SERVER_OPTIONS, requestLimitsOf, tlsOf } from '../../src/base/role-options.ts';
+import { COMMON_SERVER_OPTIONS } from '../../src/base/role-options.ts';
 import { NAMESERVER_OPTIONS } from '../../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
@@ -88,7 +88,9 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
   const adminToken = config.adminToken || secrets.UGCFS_ADMIN_TOKEN;
   const uploadTokenFromFile = config.uploadTokens.length === 0;
   const uploadTokens = uploadTokenFromFile ? secrets.UGCFS_UPLOAD_TOKENS.split(',') : config.uploadTokens;
-  const shared = { host: config.host, clusterSecret, originSecret, logLevel: config.logLevel, accessLog: config.accessLog, ...requestLimitsOf(config), ...tlsOf(config) };
+  // Every option all roles share (host, log level, request limits, TLS...) goes to each as given.
+  const common = Object.fromEntries(Object.keys(COMMON_SERVER_OPTIONS).map((k) => [k, config[k as keyof typeof COMMON_SERVER_OPTIONS]]));
+  const shared = { ...common, clusterSecret, originSecret };
   // A role that fails to start says why on its own stderr; the user's fix is often one of
   // this command's options (a taken port, a data directory in use), so name that instead.
   const started = async <T>(option: string, port: number, run: Promise<T>): Promise<T> => {

@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORPUS, ROOT, tempDir } from '../helpers/proc.ts';
+import { CORPUS, ROOT, tempDir, waitFor } from '../helpers/proc.ts';
+import { alive } from './all-in-one.ts';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
@@ -60,6 +61,8 @@ describe('README on a fresh clone', () => {
   const out: string[] = [];
   let origin = '';
   let nameserver = '';
+  /** each role of `ugcfs server` is a process of its own, outside npm's process group */
+  let rolePids: number[] = [];
 
   beforeAll(async () => {
     const git = spawnSync('git', ['clone', '--quiet', ROOT, clone], { encoding: 'utf8' });
@@ -92,6 +95,7 @@ describe('README on a fresh clone', () => {
           if (j.msg === 'listening' && typeof j.nameserver === 'string') {
             origin = String(j.url);
             nameserver = j.nameserver;
+            rolePids = Object.values((j.pids ?? {}) as Record<string, number>);
             clearTimeout(timer);
             resolve();
           }
@@ -109,6 +113,8 @@ describe('README on a fresh clone', () => {
       process.kill(-server.pid, 'SIGKILL');
       await exited;
     }
+    // Their supervisor killed, the roles stop themselves: the clone goes once they have.
+    await waitFor('the roles of npm start to exit', () => rolePids.every((pid) => !alive(pid)), 60_000);
     tmp.cleanup();
   });
 
