@@ -8,7 +8,7 @@
 // from these origins' answers into docs/images/.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid, encodeFid } from '../../src/wire/file-id.ts';
 import { ROOT, run, type Proc } from '../helpers/proc.ts';
@@ -24,7 +24,7 @@ interface Pixels {
 }
 
 /** Decoded RGB pixels (alpha dropped). */
-async function pixels(bytes: Buffer | sharp.Sharp): Promise<Pixels> {
+async function pixels(bytes: Buffer | Sharp): Promise<Pixels> {
   const img = Buffer.isBuffer(bytes) ? sharp(bytes) : bytes;
   const { data, info } = await img.removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };
