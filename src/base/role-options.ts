@@ -35,6 +35,20 @@ export function tlsOf(c: ConfigOf<typeof TLS_OPTIONS>): ConfigOf<typeof TLS_OPTI
   return { tlsCert: c.tlsCert, tlsKey: c.tlsKey, tlsCa: c.tlsCa };
 }
 
+/**
+ * Request tracing (src/base/trace.ts; docs/OPERATIONS-GUIDE.md, "Traces"): OpenTelemetry
+ * spans exported over OTLP/HTTP. Off unless an endpoint is given.
+ */
+export const TRACE_OPTIONS = {
+  otlpEndpoint: opt.url('', 'OpenTelemetry collector to send request traces to over OTLP/HTTP (JSON), e.g. http://127.0.0.1:4318; /v1/traces is added unless the URL ends with it. Empty: tracing off, at no cost', { env: 'UGCFS_OTLP_ENDPOINT' }),
+  otlpSampleRatio: opt.number(1, "share of new traces (requests that arrive without a traceparent) recorded with --otlp-endpoint, 0 to 1; a caller's traceparent decides for its requests", { env: 'UGCFS_OTLP_SAMPLE_RATIO', min: 0, max: 1 }),
+};
+
+/** The tracing settings of a loaded config (what the all-in-one server passes to each role). */
+export function traceOf(c: ConfigOf<typeof TRACE_OPTIONS>): ConfigOf<typeof TRACE_OPTIONS> {
+  return { otlpEndpoint: c.otlpEndpoint, otlpSampleRatio: c.otlpSampleRatio };
+}
+
 export const COMMON_SERVER_OPTIONS = {
   host: opt.string('127.0.0.1', 'address to listen on', { env: 'UGCFS_HOST' }),
   clusterSecret: opt.string('', 'shared secret every internal route asks for, loopback included (at least 32 characters)', { env: 'UGCFS_CLUSTER_SECRET', secret: true, required: true }),
@@ -43,6 +57,7 @@ export const COMMON_SERVER_OPTIONS = {
   accessLog: opt.bool(false, 'log one line per answered request (method, url, status, ms, bytes, request id) at info level', { env: 'UGCFS_ACCESS_LOG' }),
   ...REQUEST_LIMIT_OPTIONS,
   ...TLS_OPTIONS,
+  ...TRACE_OPTIONS,
 };
 
 export const NAMESERVER_URL_OPTION = {

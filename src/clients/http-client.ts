@@ -3,11 +3,13 @@
 // UgcfsErrors carrying the peer's code; network failures become UPSTREAM / TIMEOUT.
 // Peers on https:// with a private CA (--tls-ca) are reached through an agent made for that
 // trust set (agentFor), passed down the clients; without one, the shared agent trusts
-// Node's default CAs.
+// Node's default CAs. A call made while a traced request is handled (--otlp-endpoint,
+// src/base/trace.ts) is a CLIENT span of it and carries its traceparent; off, nothing is added.
 import { Agent, request, type Dispatcher } from 'undici';
 import { UgcfsError, errorFromBody } from '../base/errors.ts';
 import { SECRET_HEADER } from '../base/secret.ts';
 import { readTrustedCas } from '../base/tls-files.ts';
+import { endClientSpan, startClientSpan, tracingHere, type Span } from '../base/trace.ts';
 
 const AGENT_OPTIONS = { keepAliveTimeout: 30_000, connections: 128, pipelining: 1 };
 const agent = new Agent(AGENT_OPTIONS);
@@ -57,9 +59,11 @@ function buildHeaders(opts: CallOptions): { headers: Record<string, string>; bod
 export async function callRaw(url: string, opts: CallOptions = {}): Promise<RawResponse> {
   const { headers, body } = buildHeaders(opts);
   const timeout = opts.timeoutMs ?? 10_000;
+  const method = opts.method ?? (body === undefined ? 'GET' : 'POST');
+  const span = startClientSpan(method, url, headers);
   try {
     const res = await request(url, {
-      method: opts.method ?? (body === undefined ? 'GET' : 'POST'),
+      method,
       headers,
       body,
       dispatcher: opts.dispatcher ?? agent,
@@ -68,8 +72,10 @@ export async function callRaw(url: string, opts: CallOptions = {}): Promise<RawR
       signal: opts.signal,
     });
     const buf = Buffer.from(await res.body.arrayBuffer());
+    if (span !== undefined) endClientSpan(span, res.statusCode);
     return { status: res.statusCode, headers: res.headers, body: buf };
   } catch (err) {
+    if (span !== undefined) endClientSpan(span, undefined, err);
     throw networkError(url, err);
   }
 }
@@ -140,6 +146,12 @@ export function sendBytes(method: 'PUT' | 'POST', url: string, body: Buffer, hea
   } catch (err) {
     return Promise.reject(networkError(url, err));
   }
+  // a traced call sends its own copy of the caller's headers, with the traceparent
+  let span: Span | undefined;
+  if (tracingHere()) {
+    headers = { ...headers };
+    span = startClientSpan(method, url, headers);
+  }
   return new Promise<RawResponse>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let status = 0;
@@ -157,14 +169,17 @@ export function sendBytes(method: 'PUT' | 'POST', url: string, body: Buffer, hea
             return true;
           },
           onComplete() {
+            if (span !== undefined) endClientSpan(span, status);
             resolve({ status, headers: {}, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
           },
           onError(err) {
+            if (span !== undefined) endClientSpan(span, undefined, err);
             reject(networkError(url, err));
           },
         },
       );
     } catch (err) {
+      if (span !== undefined) endClientSpan(span, undefined, err);
       reject(networkError(url, err));
     }
   });

@@ -8,8 +8,11 @@
 //   - taking the server's request listener, so that a request a route declines still reaches
 //     fastify unchanged, with the server's gate (the Host check) in front of every route;
 //   - graceful close for answers that outlive the listener call, which fastify cannot give
-//     requests it never sees.
-// The hot paths run through here: nothing below makes a closure or an object per request.
+//     requests it never sees;
+//   - with --otlp-endpoint, a request's SERVER span (src/base/trace.ts), begun as it arrives,
+//     named after its route when the route meters it.
+// The hot paths run through here: nothing below makes a closure or an object per request
+// (tracing off; on, the span and its end listener are the request's).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -17,6 +20,7 @@ import type { AccessLog } from './access-log.ts';
 import { UgcfsError } from '../base/errors.ts';
 import type { Logger } from '../base/log.ts';
 import { routeRecorder, type Metrics, type RouteRecorder } from '../base/metrics.ts';
+import { currentSpan, nameServerSpan, type Tracer } from '../base/trace.ts';
 import { bodyPending } from './request-gate.ts';
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
@@ -130,7 +134,7 @@ export class RouteMeter {
 
   constructor(
     metrics: Metrics,
-    route: string,
+    private readonly route: string,
     private readonly access: AccessLog | undefined,
   ) {
     this.record = routeRecorder(metrics, route);
@@ -140,6 +144,10 @@ export class RouteMeter {
   done(method: string, url: string, status: number, started: number, bytes: number | undefined, reqId: string | undefined): void {
     this.record(method, status, (performance.now() - started) / 1e3);
     if (this.access !== undefined) this.access(method, url, status, started, bytes, reqId);
+    // tracing on: the span of the request answered here gets its route (fastify's routes are
+    // named by their request in http-server.ts first; a span named already keeps its name)
+    const span = currentSpan();
+    if (span !== undefined && span.attributes['http.route'] === undefined) nameServerSpan(span, method, this.route, reqId);
   }
 }
 
@@ -148,10 +156,11 @@ export type AheadAnswer = (req: IncomingMessage, res: ServerResponse) => boolean
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** A server's request listener: its gate (asked first, always), then its routes, last installed first. */
+/** A server's request listener: its tracer's span, its gate (asked first, always), then its routes, last installed first. */
 interface Chain {
   head: Listener;
   gate: AheadAnswer | undefined;
+  tracer: Tracer | undefined;
 }
 
 const chains = new WeakMap<Server, Chain>();
@@ -168,10 +177,11 @@ function chainOf(server: Server): Chain {
       : (req, res) => {
           for (const l of before) l.call(server, req, res);
         };
-  const c: Chain = { head, gate: undefined };
+  const c: Chain = { head, gate: undefined, tracer: undefined };
   chains.set(server, c);
   server.removeAllListeners('request');
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (c.tracer !== undefined) c.tracer.serve(req, res);
     if (c.gate !== undefined && c.gate(req, res)) return;
     c.head.call(server, req, res);
   });
@@ -198,6 +208,14 @@ export function serveAhead(server: Server, answer: AheadAnswer): void {
  */
 export function gateAhead(server: Server, gate: AheadAnswer): void {
   chainOf(server).gate = gate;
+}
+
+/**
+ * Gives every request of the server, fastify's and those answered ahead of it, a SERVER span
+ * of `tracer` before anything else sees it (http-server.ts, with --otlp-endpoint).
+ */
+export function traceAhead(server: Server, tracer: Tracer): void {
+  chainOf(server).tracer = tracer;
 }
 
 /**

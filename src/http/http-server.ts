@@ -3,6 +3,7 @@
 // graceful shutdown, and what every request passes before its body is read — the Host
 // check, routing, the route's declared credential and body limit — with the server's
 // timeouts and connection cap (request-gate.ts). HTTPS with --tls-cert and --tls-key.
+// With --otlp-endpoint, a span per request (src/base/trace.ts, begun in ahead-route.ts).
 import type { Server } from 'node:http';
 import { Server as TlsServer } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -11,9 +12,11 @@ import { createMetrics, type Metrics, type Registry } from '../base/metrics.ts';
 import type { Logger } from '../base/log.ts';
 import { credentialOf, CredentialRule } from '../base/secret.ts';
 import { createAccessLog, type AccessLog } from './access-log.ts';
-import { REQUEST_LIMIT_OPTIONS } from '../base/role-options.ts';
+import { REQUEST_LIMIT_OPTIONS, type TRACE_OPTIONS } from '../base/role-options.ts';
+import type { ConfigOf } from '../base/config.ts';
+import { createTracer, nameServerSpan, spanOfRequest } from '../base/trace.ts';
 import { readServerTls } from '../base/tls-files.ts';
-import { answerError, errorAnswer, gateAhead, logFailure, requestId, RouteMeter, toUgcfsError } from './ahead-route.ts';
+import { answerError, errorAnswer, gateAhead, logFailure, requestId, RouteMeter, toUgcfsError, traceAhead } from './ahead-route.ts';
 import { AllowedHosts, bodyPending, DEFAULT_BODY_LIMIT, routeGate, serverLimits, type AuthCheck, type ServerLimits } from './request-gate.ts';
 
 export { toUgcfsError };
@@ -45,8 +48,11 @@ export interface HttpServerOptions {
   originSecret?: string;
   /** auth kinds routes may declare besides 'public' and 'internal' (e.g. 'admin'), each with its check */
   auth?: Record<string, AuthCheck>;
-  /** timeouts, connection cap and --allowed-hosts: the role's config (COMMON_SERVER_OPTIONS); defaults for what is absent */
-  limits?: Partial<ServerLimits>;
+  /**
+   * the role's config (COMMON_SERVER_OPTIONS): timeouts, connection cap and --allowed-hosts,
+   * and --otlp-endpoint with its sample ratio (tracing); defaults for what is absent
+   */
+  limits?: Partial<ServerLimits & ConfigOf<typeof TRACE_OPTIONS>>;
   /** the address the server listens on (--host), a name it answers */
   listenHost?: string;
   /** the server's own public or advertised URLs ('' ignored), names it answers */
@@ -103,6 +109,12 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   const hosts = new AllowedHosts({ listenHost: opts.listenHost, urls: (opts.ownUrls ?? []).filter(Boolean), allowed: limits.allowedHosts });
   const hostMeter = new RouteMeter(metrics, 'host-gate', access);
   let closing = false;
+  const tracer = createTracer({ endpoint: opts.limits?.otlpEndpoint ?? '', sampleRatio: opts.limits?.otlpSampleRatio ?? 1, role: opts.role, log: opts.log });
+  if (tracer !== undefined) {
+    traceAhead(server, tracer);
+    // on close, the spans still queued go out (a few seconds at most)
+    app.addHook('onClose', async () => tracer.close());
+  }
   gateAhead(server, (req, res) => {
     const host = req.headers.host;
     if (hosts.allows(host)) return false;
@@ -136,6 +148,10 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
   app.addHook('onResponse', async (req, reply) => {
     const started = (req as FastifyRequest & { startedAt?: number }).startedAt;
     const route = req.routeOptions.url ?? 'unmatched';
+    if (tracer !== undefined) {
+      const span = spanOfRequest(req.raw);
+      if (span !== undefined) nameServerSpan(span, req.method, route, req.id);
+    }
     if (started === undefined) {
       metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
     } else {
