@@ -14,7 +14,7 @@ import { SERVER_OPTIONS } from '../cli/commands/server.ts';
 export const CONFIG_DOC = fileURLToPath(new URL('../docs/CONFIGURATION.md', import.meta.url));
 
 export const ROLE_TABLES: Array<{ command: string; table: OptionTable; note: string }> = [
-  { command: 'server', table: SERVER_OPTIONS, note: 'The all-in-one (`npm start`): one name server, `--dataservers` data servers (ids `ds-1`...) and an origin in one process. Each embedded role gets the values below and its own defaults for the rest.' },
+  { command: 'server', table: SERVER_OPTIONS, note: 'The all-in-one (`npm start`): one name server, `--dataservers` data servers (ids `ds-1`...) and an origin (`--origin-workers` processes), each role a supervised process of its own. Each role gets the values below and its own defaults for the rest.' },
   { command: 'nameserver', table: NAMESERVER_OPTIONS, note: 'The cluster brain: one per cluster, or a high-availability group sharing its state in etcd (`--etcd`; one leads, the others stand by).' },
   { command: 'dataserver', table: DATASERVER_OPTIONS, note: 'Keeps blocks. One per disk; give each a `--rack` so replicas spread across racks.' },
   { command: 'origin', table: ORIGIN_OPTIONS, note: 'The caching image origin that CDN edges pull from. Several may run side by side with `--peers`.' },
