@@ -123,7 +123,7 @@ export async function registerUpload(app: FastifyInstance, d: UploadDeps): Promi
         const body = req.body;
         if (body === undefined || body === null || (Buffer.isBuffer(body) && body.length === 0)) throw new UgcfsError('UGCFS_ERR_EMPTY_BODY', 'the upload has no bytes');
         // JSON and other parsed bodies are not files of an allowed type; only raw bytes are.
-        if (!Buffer.isBuffer(body)) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', `the body was sent as ${req.headers['content-type'] ?? 'nothing'}, not as raw bytes or multipart`);
+        if (!Buffer.isBuffer(body)) throw new UgcfsError('UGCFS_ERR_UNSUPPORTED_TYPE', `the body was sent as ${JSON.stringify(String(req.headers['content-type'] ?? '').slice(0, 60))}, which is parsed, not stored: send raw bytes (e.g. application/octet-stream) or multipart`);
         bodies = [{ data: body, declared: req.headers['content-type'] }];
       }
       checked = [];
