@@ -24,7 +24,7 @@ export const MIGRATE_OPTIONS = {
   dryRun: opt.bool(false, 'report what would be copied; store and record nothing'),
   state: opt.string('', 'directory for the resumable state file (default: the current directory)'),
   json: opt.bool(false, 'print the final report as JSON'),
-  maxUploadBytes: ORIGIN_OPTIONS.maxUploadBytes,
+  maxUploadBytes: { ...ORIGIN_OPTIONS.maxUploadBytes, describe: 'largest file copied, images or not' },
   maxPixels: ORIGIN_OPTIONS.maxPixels,
   timeoutMs: opt.int(30_000, 'timeout per old-origin fetch and per image check', { min: 100 }),
   retries: opt.int(3, 'retries of a failed old-origin fetch (timeouts, 5xx, refused connections)', { min: 0, max: 10 }),
@@ -50,8 +50,9 @@ const mod: CommandModule = {
   usage: `ugcfs migrate DIR --prefix /uploads [options]
 ugcfs migrate --from-url BASE --list FILE [options]
 
-Copies every file into the cluster (checked and cleaned like an upload), verifies the
-copy, and maps its old path to the new file id, so the old URL keeps working through
+Copies every regular file into the cluster, images or not (images checked and cleaned
+like an upload, every other file byte for byte, typed from its bytes or name), verifies
+the copy, and maps its old path to the new file id, so the old URL keeps working through
 the origin. Resumable after a kill and idempotent: rerun it any time.
 Exit codes: 0 everything copied or skipped, 1 some files failed, 2 bad usage.
 
