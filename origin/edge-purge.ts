@@ -198,6 +198,11 @@ export class EdgePurger {
     if (this.recent.size > 0 && this.recent.has(fid)) this.deleted([fid]);
   }
 
+  /** Changes whenever something noted may have been forgotten (ServedUrls.generation). */
+  get generation(): number {
+    return this.o.served.generation;
+  }
+
   /** Files whose delete is acknowledged: queue their purge at every edge. */
   deleted(fids: readonly string[]): void {
     const now = Date.now();

@@ -17,6 +17,8 @@ interface Target {
   /** the entry's key in the memory tier */
   memoryKey: string;
   kind: 'original' | 'variant';
+  /** the purge record's generation when this URL was last noted there (--purge-edges) */
+  noted?: number;
 }
 
 export interface HitPathDeps {
@@ -28,7 +30,7 @@ export interface HitPathDeps {
   /** the server's --access-log writer; undefined when off */
   access?: AccessLog;
   /** --purge-edges/--purge-webhook: each URL served is noted for the edges' purge */
-  purge?: { served(fid: string, url: string): void };
+  purge?: { served(fid: string, url: string): void; readonly generation: number };
 }
 
 /** URLs the memo holds; with MEMO_URL_CHARS it bounds the memo to a few MB. */
@@ -114,7 +116,12 @@ export function installHitPath(server: Server, d: HitPathDeps): HitPath {
     const entry = d.core.peek(t.fid, t.memoryKey);
     if (entry === undefined) return false;
     const id = requestId(req.headers);
-    d.purge?.served(t.fid, url);
+    // Noted once per URL while nothing was forgotten since: one compare on later hits. A
+    // tombstoned fid never gets here (peek), so no delete can be under way for it.
+    if (d.purge !== undefined && t.noted !== d.purge.generation) {
+      d.purge.served(t.fid, url);
+      t.noted = d.purge.generation;
+    }
     const h = req.headers;
     if (h['if-none-match'] === undefined && h['if-modified-since'] === undefined && h.range === undefined) {
       // The common case: a plain 200 with headers laid out when the entry was made.

@@ -29,6 +29,12 @@ export interface ServedFile {
 export class ServedUrls {
   private readonly files = new Map<string, Record>();
   private count = 0;
+  /**
+   * Bumped whenever a record is removed (taken or evicted): a caller that saw a URL noted
+   * under the current generation knows it is still remembered, without looking it up
+   * (the hit path keeps it in its memo).
+   */
+  generation = 0;
 
   /** `forgot(n)`: n URLs given up to stay within the bound (a metric) */
   constructor(private readonly maxUrls: number, private readonly forgot: (n: number) => void = () => {}) {}
@@ -60,6 +66,7 @@ export class ServedUrls {
       const n = this.files.get(oldest.value)!.urls.size;
       this.files.delete(oldest.value);
       this.count -= n;
+      this.generation++;
       this.forgot(n);
     }
   }
@@ -70,6 +77,7 @@ export class ServedUrls {
     if (r === undefined) return undefined;
     this.files.delete(fid);
     this.count -= r.urls.size;
+    this.generation++;
     const legacyPaths = [...(r.legacy ?? [])];
     return { urls: [...r.urls], keys: [fid, ...legacyPaths.map(legacyKey)], legacyPaths };
   }

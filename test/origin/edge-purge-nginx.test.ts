@@ -94,6 +94,19 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`nginx edge with the cache-purge module${
     expect(total).toBeGreaterThanOrEqual(paths.length);
   });
 
+  it('purges a URL the origin first answered from its memory (the hit path) as well', async () => {
+    const f = await upload(origins[0]!.url, corpus('photos/Aqua.jpg'));
+    // the variant into both origins' memory by one spelling, then asked through the edge by another
+    for (const o of origins) expect((await http(`${o.url}/${f.fid}?w=130`)).status).toBe(200);
+    const path = `/${f.fid}.jpg?w=130`;
+    const first = await rawGet(edge.url, path);
+    expect([first.status, first.headers['x-edge-cache'], first.headers['x-cache']]).toEqual([200, 'MISS', 'HIT']);
+    expect((await rawGet(edge.url, path)).headers['x-edge-cache']).toBe('HIT');
+    const r = await http(`${origins[1]!.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH });
+    expect(r.status).toBe(204);
+    await forgotten([path], 5_000);
+  });
+
   it('an edge that is down during the delete is purged once it is back, its cache intact', async () => {
     const gone = await upload(origins[0]!.url, corpus('photos/Spring.png'));
     const kept = await upload(origins[0]!.url, corpus('photos/Aqua.jpg'));
