@@ -7,10 +7,11 @@
 // Needs Debian's nginx and libnginx-mod-http-cache-purge; skips, saying so, without them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/cluster.ts';
+import { edgeForgot, edgeGet, warmEdge } from '../helpers/edge-probe.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { NGINX_PURGE_MISSING, nginxPurgeEdge, type NginxPurgeEdge } from '../helpers/nginx-purge-edge.ts';
 import { start, waitFor, type Proc } from '../helpers/proc.ts';
-import { corpus, http, rawGet, startEnv, stopAll, upload, UPLOAD_AUTH, UPLOAD_TOKEN, type Env } from './origin-env.ts';
+import { corpus, http, startEnv, stopAll, upload, UPLOAD_AUTH, UPLOAD_TOKEN, type Env } from './origin-env.ts';
 
 const reason = NGINX_PURGE_MISSING ? ` (SKIPPED: ${NGINX_PURGE_MISSING})` : '';
 if (NGINX_PURGE_MISSING) console.warn(`nginx edge purge tests${reason}`);
@@ -44,25 +45,7 @@ async function health(o: Proc): Promise<{ edgePurgeUrls: number; edgePurgePendin
   return (await http(`${o.url}/healthz`)).json();
 }
 
-/** Fetches every path through the edge twice: a MISS that reaches an origin, then a HIT. */
-async function warm(paths: string[]): Promise<void> {
-  for (const p of paths) {
-    const first = await rawGet(edge.url, p);
-    expect([first.status, first.headers['x-edge-cache']], p).toEqual([200, 'MISS']);
-    const again = await rawGet(edge.url, p);
-    expect([again.status, again.headers['x-edge-cache']], p).toEqual([200, 'HIT']);
-    expect(again.body.equals(first.body), p).toBe(true);
-  }
-}
 
-async function forgotten(paths: string[], timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  await waitFor(`the edge to forget ${paths.join(' ')}`, async () => {
-    for (const p of paths) if ((await rawGet(edge.url, p)).status !== 404) return false;
-    return true;
-  }, timeoutMs, 100);
-  return Date.now() - started;
-}
 
 const sent = (o: Proc, result: 'sent' | 'failed') => metric(o.url, 'ugcfs_edge_purge_requests_total', { edge: edge.purgeUrl, result });
 
@@ -76,7 +59,7 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`nginx edge with the cache-purge module${
       `/${f.fid}.jpg_160x160q70.jpg_.webp`, encodeURI(legacyPath), `${encodeURI(legacyPath)}?w=90`,
     ];
     const before = await Promise.all(origins.map(health));
-    await warm(paths);
+    await warmEdge(edge.url, paths);
     // nginx sent each URL to one origin, once; each remembers what it served
     const after = await Promise.all(origins.map(health));
     const remembered = after.map((h, i) => h.edgePurgeUrls - before[i]!.edgePurgeUrls);
@@ -84,7 +67,7 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`nginx edge with the cache-purge module${
     expect(remembered[0]! + remembered[1]!).toBe(paths.length);
     const r = await http(`${origins[0]!.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH });
     expect(r.status).toBe(204);
-    const ms = await forgotten(paths, 5_000);
+    const ms = await edgeForgot(edge.url, paths, 5_000);
     console.log(`nginx forgot ${paths.length} URLs ${ms} ms after the delete was acknowledged`);
     const done = await Promise.all(origins.map(health));
     expect(done.map((h, i) => h.edgePurgeUrls - before[i]!.edgePurgeUrls)).toEqual([0, 0]);
@@ -99,12 +82,12 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`nginx edge with the cache-purge module${
     // the variant into both origins' memory by one spelling, then asked through the edge by another
     for (const o of origins) expect((await http(`${o.url}/${f.fid}?w=130`)).status).toBe(200);
     const path = `/${f.fid}.jpg?w=130`;
-    const first = await rawGet(edge.url, path);
+    const first = await edgeGet(edge.url, path);
     expect([first.status, first.headers['x-edge-cache'], first.headers['x-cache']]).toEqual([200, 'MISS', 'HIT']);
-    expect((await rawGet(edge.url, path)).headers['x-edge-cache']).toBe('HIT');
+    expect((await edgeGet(edge.url, path)).headers['x-edge-cache']).toBe('HIT');
     const r = await http(`${origins[1]!.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH });
     expect(r.status).toBe(204);
-    await forgotten([path], 5_000);
+    await edgeForgot(edge.url, [path], 5_000);
   });
 
   it('an edge that is down during the delete is purged once it is back, its cache intact', async () => {
@@ -112,7 +95,7 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`nginx edge with the cache-purge module${
     const kept = await upload(origins[0]!.url, corpus('photos/Aqua.jpg'));
     const paths = [`/${gone.fid}.png`, `/${gone.fid}?w=100&fmt=jpeg`, `/${gone.fid}.png_120x120.png`];
     const control = [`/${kept.fid}?w=110`];
-    await warm([...paths, ...control]);
+    await warmEdge(edge.url, [...paths, ...control]);
     const failedBefore = (await sent(origins[0]!, 'failed')) + (await sent(origins[1]!, 'failed'));
     await edge.stop();
     const r = await http(`${origins[1]!.url}/${gone.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH });
@@ -122,9 +105,9 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`nginx edge with the cache-purge module${
     expect(pending).toBeGreaterThanOrEqual(1);
     await edge.start();
     // the retry comes within the backoff's cap (10 s) of the edge coming back
-    await forgotten(paths, 15_000);
+    await edgeForgot(edge.url, paths, 15_000);
     // the restarted edge kept what it had: the file that was not deleted is still a HIT
-    const c = await rawGet(edge.url, control[0]!);
+    const c = await edgeGet(edge.url, control[0]!);
     expect([c.status, c.headers['x-edge-cache']]).toEqual([200, 'HIT']);
     await waitFor('no purge pending', async () => (await Promise.all(origins.map(health))).every((h) => h.edgePurgePending === 0));
   });

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/cluster.ts';
+import { edgeForgot, edgeGet, warmEdge } from '../helpers/edge-probe.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { waitFor, type Proc } from '../helpers/proc.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -68,27 +69,6 @@ afterAll(async () => {
   await stopAll(env);
 });
 
-/** Fetches every path through the edge twice: a MISS that reaches the origin, then a HIT. */
-async function warm(paths: string[]): Promise<void> {
-  for (const p of paths) {
-    const first = await rawGet(varnish.url, p);
-    expect([first.status, first.headers['x-edge-cache']], p).toEqual([200, 'MISS']);
-    const again = await rawGet(varnish.url, p);
-    expect([again.status, again.headers['x-edge-cache']], p).toEqual([200, 'HIT']);
-    expect(again.body.equals(first.body), p).toBe(true);
-  }
-}
-
-/** Waits until the edge answers 404 for every path (a miss that asked the origin). */
-async function forgotten(paths: string[], timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  await waitFor(`the edge to forget ${paths.join(' ')}`, async () => {
-    for (const p of paths) if ((await rawGet(varnish.url, p)).status !== 404) return false;
-    return true;
-  }, timeoutMs, 100);
-  return Date.now() - started;
-}
-
 async function del(via: string, fid: string): Promise<void> {
   const r = await http(`${via}/${fid}`, { method: 'DELETE', headers: UPLOAD_AUTH });
   expect(r.status).toBe(204);
@@ -110,7 +90,7 @@ describe.skipIf(!!VARNISH_MISSING)(`Varnish edge with xkey${reason}`, () => {
     expect(legacy.headers['surrogate-key']).toBe(`${f.fid} ${legacyKey(path)}`);
     expect(legacy.headers['cache-tag']).toBe(`${f.fid},${legacyKey(path)}`);
     // the edge passes the keys on (for a CDN tier behind it) but not its own xkey header
-    const viaEdge = await rawGet(varnish.url, `/${f.fid}`);
+    const viaEdge = await edgeGet(varnish.url, `/${f.fid}`);
     expect(viaEdge.headers['surrogate-key']).toBe(f.fid);
     expect(viaEdge.headers.xkey).toBeUndefined();
   });
@@ -120,9 +100,9 @@ describe.skipIf(!!VARNISH_MISSING)(`Varnish edge with xkey${reason}`, () => {
     const legacyPath = `/uploads/2019/05/${f.fid.slice(-6)} sea.jpg`;
     await env.cluster.client.legacySet(legacyPath, f.fid);
     const paths = [`/${f.fid}.jpg`, `/${f.fid}?w=120`, `/${f.fid}.jpg_200x200.jpg`, encodeURI(legacyPath), `${encodeURI(legacyPath)}_100x100.jpg`];
-    await warm(paths);
+    await warmEdge(varnish.url, paths);
     await del(origin.url, f.fid);
-    const ms = await forgotten(paths, 5_000);
+    const ms = await edgeForgot(varnish.url, paths, 5_000);
     console.log(`Varnish forgot ${paths.length} URLs ${ms} ms after the delete was acknowledged`);
     expect(await metric(origin.url, 'ugcfs_edge_purge_requests_total', { edge: proxy.url, result: 'sent' })).toBeGreaterThanOrEqual(1);
     // The webhook: refused once, then given every URL the origin served the file by, and its keys.
@@ -135,26 +115,26 @@ describe.skipIf(!!VARNISH_MISSING)(`Varnish edge with xkey${reason}`, () => {
   it('a delete made elsewhere (another origin, learnt from the delete feed) purges the edge too', async () => {
     const f = await upload(origin.url, corpus('photos/Spring.png'));
     const paths = [`/${f.fid}.png`, `/${f.fid}?w=90&fmt=webp`];
-    await warm(paths);
+    await warmEdge(varnish.url, paths);
     await del(other.url, f.fid);
-    const ms = await forgotten(paths, 5_000);
+    const ms = await edgeForgot(varnish.url, paths, 5_000);
     console.log(`Varnish forgot a file deleted through another origin after ${ms} ms`);
   });
 
   it('an edge that cannot be reached during the delete gets the purge once it is back', async () => {
     const f = await upload(origin.url, corpus('photos/Aqua.jpg'));
     const paths = [`/${f.fid}`, `/${f.fid}?w=150&h=150&fit=cover`];
-    await warm(paths);
+    await warmEdge(varnish.url, paths);
     const failedBefore = await metric(origin.url, 'ugcfs_edge_purge_requests_total', { edge: proxy.url, result: 'failed' });
     proxy.set({ mode: 'refuse' });
     await del(origin.url, f.fid);
     await waitFor('failed purge attempts', async () => (await metric(origin.url, 'ugcfs_edge_purge_requests_total', { edge: proxy.url, result: 'failed' })) >= failedBefore + 2);
     expect(await metric(origin.url, 'ugcfs_edge_purges_pending', { edge: proxy.url })).toBe(1);
     // Not purged yet: the edge still answers from its copy.
-    for (const p of paths) expect((await rawGet(varnish.url, p)).headers['x-edge-cache'], p).toBe('HIT');
+    for (const p of paths) expect((await edgeGet(varnish.url, p)).headers['x-edge-cache'], p).toBe('HIT');
     proxy.set({ mode: 'pass' });
     // the retry comes within the backoff's cap (10 s) of the edge coming back
-    await forgotten(paths, 15_000);
+    await edgeForgot(varnish.url, paths, 15_000);
     expect(await metric(origin.url, 'ugcfs_edge_purges_pending', { edge: proxy.url })).toBe(0);
   });
 });
