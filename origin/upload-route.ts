@@ -69,7 +69,9 @@ async function multipartFiles(req: FastifyRequest, maxBytes: number): Promise<Ar
         if (total > maxBytes) throw new UgcfsError('UGCFS_ERR_TOO_LARGE', `the files of one upload are larger than ${maxBytes} bytes together`);
         chunks.push(chunk);
       }
-      files.push({ data: Buffer.concat(chunks), declared: part.mimetype, filename: part.filename });
+      // busboy reports `text/plain` for a part that names no type (RFC 7578's default), so
+      // that value claims nothing here: a part without a Content-Type is no lie.
+      files.push({ data: Buffer.concat(chunks), declared: part.mimetype === 'text/plain' ? undefined : part.mimetype, filename: part.filename });
     }
   } catch (err) {
     const code = (err as { code?: string }).code;

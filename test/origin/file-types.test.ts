@@ -131,6 +131,11 @@ describe('--upload-types', () => {
     const m = multipart('photo.jpg', 'image/jpeg', pdf());
     expect((await post(typed, m.body, m.type)).status).toBe(415);
     expect(await storedBytes(env)).toBe(before);
+    // A part that names no type is no lie (multipart parsers report text/plain for it).
+    const untyped = Buffer.concat([Buffer.from('--nOtYpE\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'), corpus('photos/Aqua.jpg'), Buffer.from('\r\n--nOtYpE--\r\n')]);
+    const noType = await post(typed, untyped, 'multipart/form-data; boundary=nOtYpE');
+    expect(noType.status, noType.body.toString()).toBe(201);
+    expect(noType.json().files[0].mime).toBe('image/jpeg');
   });
 
   it('takes video where listed, and a bad --upload-types stops the start (exit 2)', async () => {
