@@ -4,7 +4,7 @@
 // an edge that cannot be reached during the delete gets the purge when it is back; the
 // --purge-webhook receives {fid, paths, keys}, retried after a failure.
 // Needs Debian's varnish and varnish-modules; skips, saying so, without them.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/cluster.ts';
@@ -35,6 +35,8 @@ let hook: Server;
 const notices: Notice[] = [];
 const hookAttempts = new Map<string, number>();
 
+/** --purge-token: the webhook must get it as a bearer token */
+const PURGE_TOKEN = 'purge-' + randomBytes(24).toString('hex');
 const legacyKey = (path: string) => 'legacy-' + createHash('sha256').update(path).digest('hex').slice(0, 32);
 
 beforeAll(async () => {
@@ -48,6 +50,7 @@ beforeAll(async () => {
       const n = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Notice;
       const tries = (hookAttempts.get(n.fid) ?? 0) + 1;
       hookAttempts.set(n.fid, tries);
+      if (req.headers.authorization !== `Bearer ${PURGE_TOKEN}`) return void res.writeHead(401).end();
       if (tries === 1 || req.headers['content-type'] !== 'application/json') return void res.writeHead(503).end();
       notices.push(n);
       res.writeHead(204).end();
@@ -57,7 +60,7 @@ beforeAll(async () => {
   const hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}/purge`;
   const varnishPort = await freePort();
   proxy = await startTcpProxy(varnishPort);
-  origin = await startOrigin(env, ['--purge-edges', proxy.url, '--purge-webhook', hookUrl, '--delete-feed-interval-ms', '500']);
+  origin = await startOrigin(env, ['--purge-edges', proxy.url, '--purge-webhook', hookUrl, '--delete-feed-interval-ms', '500'], { UGCFS_PURGE_TOKEN: PURGE_TOKEN });
   other = await startOrigin(env);
   varnish = await startVarnish({ originPort: Number(new URL(origin.url).port), port: varnishPort });
 }, 120_000);
