@@ -44,7 +44,14 @@ npm_version=$(latest "npm@10")
 
 work=$(mktemp -d /var/tmp/ugcfs-base.XXXXXX)
 root="$work/root"
-trap 'umount -l "$root/proc" "$root/sys" 2>/dev/null; rm -rf --one-file-system "$work"' EXIT
+cleanup() {
+  local rc=$?
+  umount -l "$root/proc" 2>/dev/null || true
+  umount -l "$root/sys" 2>/dev/null || true
+  rm -rf --one-file-system "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
 started=$(date +%s)
 
 echo "build-base: Debian $suite from $mirror (+ $security), Node $node_version, npm $npm_version" >&2
@@ -52,7 +59,10 @@ echo "build-base: Debian $suite from $mirror (+ $security), Node $node_version, 
 
 # Leave out what a server image never reads: manuals, docs (copyright files stay), locales.
 # dpkg skips its fsyncs (as Docker Hub's Debian images do): a crashed build is just redone.
+# The merged-/usr layout is made by mmdebstrap's own hook, not by the usrmerge package,
+# which would pull in perl (50 MB) for a one-time conversion.
 mmdebstrap --quiet --variant=minbase --include=ca-certificates \
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --aptopt='Acquire::Languages "none"' --dpkgopt=force-unsafe-io \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -69,7 +79,13 @@ fi
 printf '%s\n' 'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' 'path-exclude=/usr/share/doc/*' \
   'path-include=/usr/share/doc/*/copyright' 'path-exclude=/usr/share/locale/*' 'path-include=/usr/share/locale/locale.alias' \
   > "$root/etc/dpkg/dpkg.cfg.d/ugcfs-slim"
-printf 'Acquire::Languages "none";\n' > "$root/etc/apt/apt.conf.d/ugcfs-slim"
+# apt in a later image build leaves no package files or caches behind in its layer.
+cat > "$root/etc/apt/apt.conf.d/ugcfs-slim" <<'APT'
+Acquire::Languages "none";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb || true"; };
+APT
 
 if [ "${UGCFS_BASE_HOST_CAS:-1}" != 0 ] && compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"

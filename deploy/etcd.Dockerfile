@@ -12,7 +12,7 @@ FROM ${BASE}
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends etcd-server etcd-client \
- && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /usr/sbin/policy-rc.d \
  && install -d -o etcd -g etcd -m 700 /var/lib/etcd
 # etcd 3.4 refuses to start on arm64 unless told so; amd64 ignores this.
 ENV ETCD_UNSUPPORTED_ARCH=arm64 \

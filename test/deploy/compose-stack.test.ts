@@ -221,14 +221,37 @@ describe.skipIf(skipReason !== undefined)(`docker-compose.yml, built and run${sk
     const back = await edge(`/${late.fid}.jpg`);
     expect(sha256(new Uint8Array(await back.arrayBuffer()))).toBe(late.sha256);
 
-    // The killed server comes back with its volume and rejoins: the name server counts three again.
-    await ok([DOCKER, 'start', id]);
-    await waitFor('three data servers alive again (as the leading name server counts them)', async () => {
+    // The leading name server notices the loss (--dead-after-ms 10000); the killed server comes
+    // back with its volume and rejoins.
+    const alive = (n: number) => async () => {
       for (const port of [ports.ns1, ports.ns2]) {
         const r = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-        if (r?.ok && ((await r.json()) as { dataserversAlive?: number }).dataserversAlive === 3) return true;
+        if (r?.ok && ((await r.json()) as { dataserversAlive?: number }).dataserversAlive === n) return true;
       }
       return false;
-    }, 180_000, 1000);
+    };
+    await waitFor('the name server counts two data servers', alive(2), 120_000, 1000);
+    await ok([DOCKER, 'start', id]);
+    await waitFor('three data servers alive again', alive(3), 180_000, 1000);
+    const back2 = await edge(`/${late.fid}.jpg`);
+    expect(back2.status).toBe(200);
+    await back2.arrayBuffer();
+  }, 20 * 60_000);
+
+  it('stops gracefully: SIGTERM (SIGQUIT for nginx) ends every container with exit 0', async () => {
+    await ok(dc('stop', '--timeout', '30'), env, 10 * 60_000);
+    const ids = (await ok(dc('ps', '-q'), env)).trim().split('\n');
+    const stopped: Array<{ id: string; name: string; code: number }> = [];
+    for (const id of ids) {
+      const [name, code] = (await ok([DOCKER, 'inspect', '-f', '{{.Name}} {{.State.ExitCode}}', id])).trim().split(' ');
+      stopped.push({ id, name: name!.replace(`/${project}_`, ''), code: Number(code) });
+    }
+    expect(stopped).toHaveLength(11);
+    const failed = stopped.filter((c) => c.code !== 0);
+    const logs = await Promise.all(failed.map(async (c) => {
+      const r = await sh([DOCKER, 'logs', '--tail', '30', c.id]);
+      return `${c.name} exited ${c.code}:\n${r.stdout.slice(-3000)}${r.stderr.slice(-3000)}`;
+    }));
+    expect(failed.map((c) => c.name), logs.join('\n')).toEqual([]);
   }, 20 * 60_000);
 });
