@@ -8,7 +8,7 @@
 //      with --otlp-endpoint to a sink in this process (one recording every read as a root span,
 //      one 1 % of them), read by wrk in interleaved rounds; req/s and server CPU per request.
 // Prints JSON result lines.
-//   node bin/run-ts.mjs bench/trace-overhead.ts [--quick] [--size 20480] [--files 30] [--duration 8] [--rounds 3]
+//   node bin/run-ts.mjs bench/dataserver-trace-overhead.ts [--quick] [--size 20480] [--files 30] [--duration 8] [--rounds 3]
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
