@@ -6,11 +6,14 @@ import { request } from 'node:http';
 import { expect } from 'vitest';
 import { waitFor } from './proc.ts';
 
-/** One GET with the path as written; status, the edge's and origin's cache headers, body. */
-export function edgeGet(base: string, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+/**
+ * One request (GET unless told) with the path as written: status, headers, body. `from`
+ * sends it from another loopback address (127.0.0.2: a client the edge's purge ACL does not list).
+ */
+export function edgeGet(base: string, path: string, o: { method?: string; headers?: Record<string, string>; from?: string } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+    const req = request({ host: u.hostname, port: u.port, path, method: o.method ?? 'GET', headers: o.headers, ...(o.from ? { localAddress: o.from, agent: false } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));

@@ -85,6 +85,9 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`nginx edge with the cache-purge module${
     const first = await edgeGet(edge.url, path);
     expect([first.status, first.headers['x-edge-cache'], first.headers['x-cache']]).toEqual([200, 'MISS', 'HIT']);
     expect((await edgeGet(edge.url, path)).headers['x-edge-cache']).toBe('HIT');
+    // only the addresses the purge server allows may purge: 127.0.0.2 is refused, nothing goes
+    expect((await edgeGet(edge.purgeUrl, path, { method: 'PURGE', from: '127.0.0.2' })).status).toBe(403);
+    expect((await edgeGet(edge.url, path)).headers['x-edge-cache']).toBe('HIT');
     const r = await http(`${origins[1]!.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH });
     expect(r.status).toBe(204);
     await edgeForgot(edge.url, [path], 5_000);

@@ -96,6 +96,10 @@ describe.skipIf(!!VARNISH_MISSING)(`Varnish edge with xkey${reason}`, () => {
     const viaEdge = await edgeGet(varnish.url, `/${f.fid}`);
     expect(viaEdge.headers['surrogate-key']).toBe(f.fid);
     expect(viaEdge.headers.xkey).toBeUndefined();
+    // only the addresses in the VCL's purge ACL may purge: 127.0.0.2 is refused, nothing goes
+    const stranger = await edgeGet(varnish.url, '/', { method: 'PURGE', headers: { 'xkey-purge': f.fid }, from: '127.0.0.2' });
+    expect(stranger.status).toBe(403);
+    expect((await edgeGet(varnish.url, `/${f.fid}`)).headers['x-edge-cache']).toBe('HIT');
   });
 
   it('a delete through the origin makes the edge forget the original, variants and a legacy path within 5 s', async () => {
