@@ -71,7 +71,7 @@ abstract class Target {
     this.running = true;
     try {
       while (this.pending.size > 0 && !this.closed) {
-        const batch = [...this.pending.values()].slice(0, EDGE_PURGE.keysPerRequest);
+        const batch = [...this.pending.values()].slice(0, EDGE_PURGE.filesPerBatch);
         const done = (fid: string) => {
           const job = this.pending.get(fid);
           if (!job) return;
@@ -119,8 +119,13 @@ class EdgeTarget extends Target {
   protected async send(jobs: Job[], done: (fid: string) => void): Promise<void> {
     const sent = () => this.p.metrics.edgePurgeRequests.inc({ edge: this.label, result: 'sent' });
     if (this.edge.kind !== 'url') {
-      const kind = await this.edge.purgeKeys([...new Set(jobs.flatMap((j) => j.keys))]);
-      sent();
+      // A file reached by many legacy paths has many keys: requests stay at 50 keys each.
+      const keys = [...new Set(jobs.flatMap((j) => j.keys))];
+      let kind: string | undefined;
+      for (let i = 0; i < keys.length && kind !== 'url'; i += EDGE_PURGE.keysPerRequest) {
+        kind = await this.edge.purgeKeys(keys.slice(i, i + EDGE_PURGE.keysPerRequest));
+        sent();
+      }
       if (kind === 'xkey') return jobs.forEach((j) => done(j.fid));
     }
     // By URL: every URL this origin served each file by, a few at a time.

@@ -53,12 +53,11 @@ export class ServedUrls {
     }
     this.files.set(fid, rec);
     if (!rec.urls.has(url)) {
-      if (rec.urls.size >= URLS_PER_FILE) this.forgot(1);
-      else {
-        rec.urls.add(url);
-        this.count++;
-      }
+      if (rec.urls.size >= URLS_PER_FILE) return this.forgot(1);
+      rec.urls.add(url);
+      this.count++;
     }
+    // only with a URL kept, so a file's legacy paths are bounded by its URLs
     if (legacyPath !== undefined) (rec.legacy ??= new Set()).add(legacyPath);
     while (this.count > this.maxUrls) {
       const oldest = this.files.keys().next();

@@ -26,6 +26,8 @@ export const EDGE_PURGE = {
   tokenHeader: 'x-purge-token',
   /** keys in one key purge: ~50 x 40 characters stays far under any header limit */
   keysPerRequest: 50,
+  /** deleted files taken from a queue at a time */
+  filesPerBatch: 50,
   /** URL purges to one edge at once */
   urlConcurrency: 8,
   /** one purge request (an edge that is slower is as good as down: it is retried) */

@@ -72,6 +72,32 @@ describe('the edge client', () => {
 });
 
 describe('the purge queue', () => {
+  it('splits a file with many keys into key purges of 50 at most', async () => {
+    // answers as deploy/varnish-edge.vcl does, and records the keys of each request
+    const seen: string[][] = [];
+    const edge = createServer((req, res) => {
+      seen.push(String(req.headers['xkey-purge'] ?? '').split(' '));
+      res.writeHead(200, { 'x-edge-purge': 'xkey' }).end();
+    });
+    await new Promise<void>((r) => edge.listen(0, '127.0.0.1', r));
+    const { metrics } = createMetrics('origin');
+    const served = new ServedUrls(1000);
+    const purger = new EdgePurger({ edges: [new EdgeClient(`http://127.0.0.1:${(edge.address() as { port: number }).port}`)], webhook: undefined, served, owns: () => false, maxPending: 10, metrics, log });
+    try {
+      const fid = '1AAAAAQAAAAAAAAAAAAA7';
+      for (let i = 0; i < 120; i++) purger.served(fid, `/old/${i}.jpg`, `/old/${i}.jpg`);
+      purger.deleted([fid]);
+      await waitFor('the purge confirmed', () => purger.health().edgePurgePending === 0 && seen.length > 0);
+      expect(seen.map((k) => k.length)).toEqual([50, 50, 21]);
+      expect(new Set(seen.flat()).size).toBe(121);
+      expect(seen.flat()).toContain(fid);
+    } finally {
+      purger.close();
+      edge.close();
+    }
+  });
+
+
   it('sends only what this origin served or owns, and stays bounded while the edge is down', async () => {
     const { metrics, registry } = createMetrics('origin');
     const down = `http://127.0.0.1:${await freePort()}`; // nothing listens there
