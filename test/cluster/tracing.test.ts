@@ -5,7 +5,7 @@
 // the origin, the name server and both data servers of the write, each parented by the span
 // that called it; a caller's "not sampled" must hold across every hop; a request without a
 // traceparent starts a trace of its own; heartbeats and other background calls, and scrapes,
-// record nothing.
+// record nothing. `ugcfs server --otlp-endpoint` (npm start) hands the flag to every role.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { CORPUS, waitFor } from '../helpers/proc.ts';
+import { startAllInOne, type AllInOne } from '../deploy/all-in-one.ts';
 
 interface ReceivedSpan {
   service: string;
@@ -193,4 +194,30 @@ describe('traces across origin, name server and data servers', () => {
     expect(strays).toEqual([]);
     expect(receiver.spans.some((s) => /\/(metrics|healthz|heartbeat)/.test(s.name))).toBe(false);
   }, 60_000);
+});
+
+describe('traces from the all-in-one', () => {
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let s: AllInOne | undefined;
+
+  afterAll(async () => {
+    await s?.stop();
+    receiver?.server.close();
+  });
+
+  it('ugcfs server --otlp-endpoint traces every role it starts', async () => {
+    receiver = await startReceiver();
+    s = await startAllInOne({ args: ['--otlp-endpoint', `${receiver.url}/v1/traces`, '--origin-workers', '1'] });
+    const traceId = hex(16);
+    // the data servers register with the name server after the origin is up: retry until the write is placed
+    await waitFor('an upload through the all-in-one', async () => {
+      const res = await fetch(`${s!.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...s!.uploadAuth, traceparent: `00-${traceId}-${hex(8)}-01` }, body: readFileSync(join(CORPUS, 'photos', 'Garden.jpg')) });
+      return res.status === 201 ? true : undefined;
+    }, 60_000, 500);
+    const services = await waitFor('spans of every role', () => {
+      const seen = new Set(receiver.spans.filter((x) => x.traceId === traceId).map((x) => x.service));
+      return seen.size === 3 ? seen : undefined;
+    }, 30_000, 200);
+    expect([...services].sort()).toEqual(['ugcfs-dataserver', 'ugcfs-nameserver', 'ugcfs-origin']);
+  }, 150_000);
 });
