@@ -1,5 +1,5 @@
 // Options every server role shares. Each role's own table spreads these in.
-import { opt, type ConfigOf } from './config.ts';
+import { opt } from './config.ts';
 
 /**
  * The limits every server applies to requests and connections (src/http/request-gate.ts).
@@ -15,11 +15,6 @@ export const REQUEST_LIMIT_OPTIONS = {
   allowedHosts: opt.list([], 'host names (Host header) this server answers besides loopback names, IP addresses, its listen host and its public or advertised URL; * answers any. Others get 421 UGCFS_ERR_BAD_HOST', { env: 'UGCFS_ALLOWED_HOSTS' }),
 };
 
-/** The request limits of a loaded config (what the all-in-one server passes to each role). */
-export function requestLimitsOf(c: ConfigOf<typeof REQUEST_LIMIT_OPTIONS>): ConfigOf<typeof REQUEST_LIMIT_OPTIONS> {
-  return { requestTimeoutMs: c.requestTimeoutMs, headersTimeoutMs: c.headersTimeoutMs, keepAliveTimeoutMs: c.keepAliveTimeoutMs, maxConnections: c.maxConnections, maxRequestsPerSocket: c.maxRequestsPerSocket, allowedHosts: c.allowedHosts };
-}
-
 /**
  * HTTPS (docs/SECURITY.md, "TLS between roles"): a server serves it with a certificate and
  * key, and, being a client of its peers too, may trust a private CA when it calls them.
@@ -30,11 +25,6 @@ export const TLS_OPTIONS = {
   tlsCa: opt.string('', "PEM CA bundle file trusted, besides Node's default CAs, when this server calls https:// peers (name servers, data servers, peer origins)", { env: 'UGCFS_TLS_CA' }),
 };
 
-/** The TLS settings of a loaded config (what the all-in-one server passes to each role). */
-export function tlsOf(c: ConfigOf<typeof TLS_OPTIONS>): ConfigOf<typeof TLS_OPTIONS> {
-  return { tlsCert: c.tlsCert, tlsKey: c.tlsKey, tlsCa: c.tlsCa };
-}
-
 /**
  * Request tracing (src/base/trace.ts; docs/OPERATIONS-GUIDE.md, "Traces"): OpenTelemetry
  * spans exported over OTLP/HTTP. Off unless an endpoint is given.
@@ -43,11 +33,6 @@ export const TRACE_OPTIONS = {
   otlpEndpoint: opt.url('', 'OpenTelemetry collector to send request traces to over OTLP/HTTP (JSON), e.g. http://127.0.0.1:4318; /v1/traces is added unless the URL ends with it. Empty: tracing off, at no cost', { env: 'UGCFS_OTLP_ENDPOINT' }),
   otlpSampleRatio: opt.number(1, "share of new traces (requests that arrive without a traceparent) recorded with --otlp-endpoint, 0 to 1; a caller's traceparent decides for its requests", { env: 'UGCFS_OTLP_SAMPLE_RATIO', min: 0, max: 1 }),
 };
-
-/** The tracing settings of a loaded config (what the all-in-one server passes to each role). */
-export function traceOf(c: ConfigOf<typeof TRACE_OPTIONS>): ConfigOf<typeof TRACE_OPTIONS> {
-  return { otlpEndpoint: c.otlpEndpoint, otlpSampleRatio: c.otlpSampleRatio };
-}
 
 export const COMMON_SERVER_OPTIONS = {
   host: opt.string('127.0.0.1', 'address to listen on', { env: 'UGCFS_HOST' }),
