@@ -1,8 +1,8 @@
 // One role of `ugcfs server` as a child process: `node <the bin's Node flags> bin/ugcfs.mjs
-// <role> --flag=value...`, the same command an operator runs for that role alone. The child
-// runs in a process group of its own (a terminal's Ctrl-C reaches only the supervisor, which
-// stops the roles in order) and with an IPC channel whose closing stops it
-// (cli/role-process-guard.mjs), so it never outlives the supervisor.
+// <role> --flag=value...`, the same command an operator runs for that role alone, with
+// cli/role-process-guard.mjs loaded first: the child leaves a terminal's Ctrl-C to the
+// supervisor (which stops the roles in order), and stops itself when the IPC channel to the
+// supervisor closes, so it never outlives the supervisor.
 //
 // Its output is read line by line and passed on to the supervisor's own stdout and stderr:
 // JSON log lines unchanged (each names its role already), other lines (a crash's stack
@@ -106,7 +106,6 @@ export class RoleProcess {
     const child = spawn(process.execPath, [...ugcfsNodeFlags(BIN), '--import', GUARD, BIN, ...cmd.args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      detached: true,
     });
     this.child = child;
     const errors: string[] = [];
@@ -147,15 +146,9 @@ export class RoleProcess {
     return this.exited;
   }
 
-  /** SIGKILL to the role and every process of its group (an origin's workers). */
+  /** SIGKILL to the role (an origin's workers follow it: their channel to it closes). */
   forceKill(): void {
-    const pid = this.child?.pid;
-    if (pid === undefined || !this.running) return;
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      this.child!.kill('SIGKILL');
-    }
+    if (this.running) this.child!.kill('SIGKILL');
   }
 }
 
