@@ -24,7 +24,7 @@ export const ORIGIN_OPTIONS = {
   maxPixels: opt.int(100_000_000, 'largest source image in pixels (width x height x frames)', { min: 1 }),
   maxOutputPixels: opt.int(25_000_000, 'largest variant in pixels', { min: 1 }),
   resizeTimeoutMs: opt.int(15_000, 'image pipeline timeout per variant', { min: 100 }),
-  resizeConcurrency: opt.int(2, 'variants computed at once', { min: 1, max: 64 }),
+  resizeConcurrency: opt.int(4, "variants computed at once (sharp runs them on libuv's pool, 4 threads by default); their source pixels stay within twice --max-pixels", { min: 1, max: 64 }),
   resizeQueue: opt.int(64, 'variants waiting for a slot before 503 Busy', { min: 0 }),
   // Flood control (docs/SECURITY.md, "Floods, quotas and signatures").
   uploadDecodeConcurrency: opt.int(1, 'upload images decoded at once, apart from the variant slots', { min: 1, max: 64 }),

@@ -30,7 +30,7 @@ import { MemoryCache } from './memory-cache.ts';
 import { OriginCore } from './origin-core.ts';
 import { PeerRing, ringSelf } from './peer-ring.ts';
 import { registerReads } from './read-routes.ts';
-import { ResizeGate } from './resize-gate.ts';
+import { pixelBudget, ResizeGate } from './resize-gate.ts';
 import { registerUpload } from './upload-route.ts';
 import { callerOf } from './upload-auth.ts';
 import { parsePresets, presetWatermarks } from './presets.ts';
@@ -151,7 +151,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
         ...flood.health(),
       }),
     });
-    const gate = new ResizeGate(config.resizeConcurrency, config.resizeQueue, (n) => metrics.resizeQueue.set(n), () => metrics.resizeRejected.inc());
+    const gate = new ResizeGate(config.resizeConcurrency, config.resizeQueue, (n) => metrics.resizeQueue.set(n), () => metrics.resizeRejected.inc(), pixelBudget(config.maxPixels, config.workers));
     const flood = floodControl(config, client, metrics, log);
     let hitPath: HitPath | undefined;
     const memory = new MemoryCache<CachedResponse>(config.memoryCacheBytes);

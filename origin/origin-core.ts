@@ -12,6 +12,7 @@ import { makeResponse, type CachedResponse } from './cached-response.ts';
 import type { DiskCache } from './disk-cache.ts';
 import { legacyKey } from './edge-purge-keys.ts';
 import type { FileStore } from './file-store.ts';
+import { jobPixels } from './image-size.ts';
 import { PIPELINE_VERSION, renderVariant, sanitizeOriginal, type PipelineLimits } from './image-pipeline.ts';
 import { fileType, typeByMime } from './file-type.ts';
 import { formatFromMime } from './media-type.ts';
@@ -275,7 +276,7 @@ export class OriginCore {
       this.d.metrics.resizeDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       this.d.metrics.resizes.inc({ format: r.format });
       return r;
-    });
+    }, jobPixels(original.body, this.d.limits.maxPixels));
     // Bytes from outside the cluster (legacy read-through) may change, so their variants
     // are tagged by the source's content, not its path.
     const etag = `"${s.kind === 'fid' ? s.fid : 'L' + shortHash(original.etag)}.${shortHash(v.key)}.v${PIPELINE_VERSION}"`;

@@ -2,7 +2,8 @@
 // origin uses more than one core (nginx's worker_processes, for the same reason). The primary
 // only supervises: it forks the workers, restarts one that dies, relays the few things the
 // workers must do together, and stops them on SIGTERM. Each worker is a whole origin with
-// its own share of the memory and disk cache budgets (docs/ORIGIN.md, "More than one core").
+// its own share of the memory and disk cache budgets and of the resize slots (docs/ORIGIN.md,
+// "More than one core").
 //
 // What the workers do together goes through one mechanism, fanOut(op, arg): the primary asks
 // every other worker to run a named operation and hands the asker their answers (the asker
@@ -41,11 +42,13 @@ export function workerCacheDir(cacheDir: string, index: number): string {
   return index === 0 ? cacheDir : join(cacheDir, `worker-${index}`);
 }
 
-/** The configuration one worker runs with: its share of each cache budget. */
+/** The configuration one worker runs with: its share of each cache budget and of the resize slots. */
 export function workerConfig(config: OriginConfig, index: number): OriginConfig {
   const n = config.workers;
   return Object.freeze({
     ...config,
+    // --resize-concurrency is the origin's, as the pixel budget is (pixelBudget)
+    resizeConcurrency: Math.max(1, Math.ceil(config.resizeConcurrency / n)),
     memoryCacheBytes: Math.floor(config.memoryCacheBytes / n),
     cacheBytes: Math.floor(config.cacheBytes / n),
     cacheDir: config.cacheDir ? workerCacheDir(config.cacheDir, index) : '',
