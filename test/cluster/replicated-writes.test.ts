@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFid } from '../../src/wire/file-id.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
@@ -148,8 +149,11 @@ describe('admin CLI', () => {
     const put = await c.cli(['put', src, '--json']);
     expect(put.code).toBe(0);
     const line = JSON.parse(put.stdout.trim()) as Record<string, unknown>;
-    expect(Object.keys(line).sort()).toEqual(['fid', 'size', 'url']);
+    expect(Object.keys(line).sort()).toEqual(['fid', 'file', 'mime', 'size', 'url']);
     expect(line.size).toBe(5000);
+    expect(line.file).toBe(src);
+    // the type comes from the bytes: random bytes named .png are not an image
+    expect(line.mime).toBe('application/octet-stream');
     const fid = line.fid as string;
     expect(line.url).toMatch(new RegExp(`/${fid}$`));
 
@@ -157,7 +161,7 @@ describe('admin CLI', () => {
     expect(stat.code).toBe(0);
     const st = JSON.parse(stat.stdout) as Record<string, unknown>;
     expect(Object.keys(st).sort()).toEqual(['block', 'fid', 'mime', 'replicas', 'size']);
-    expect(st).toMatchObject({ fid, size: 5000, mime: 'image/png' });
+    expect(st).toMatchObject({ fid, size: 5000, mime: 'application/octet-stream' });
     expect(st.replicas).toHaveLength(2);
 
     const out = join(c.dir, 'download.bin');
@@ -190,12 +194,13 @@ describe('admin CLI', () => {
   it('put stores every readable file, reports the unreadable one, and exits 1', async () => {
     const a = join(c.dir, 'a.jpg');
     const b = join(c.dir, 'b.txt');
-    writeFileSync(a, randomBytes(1500));
+    const jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#c33' } }).jpeg().toBuffer();
+    writeFileSync(a, jpeg);
     writeFileSync(b, 'hello');
     const r = await c.cli(['put', a, join(c.dir, 'missing.jpg'), b, '--json']);
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { fid: string; size: number });
-    expect(lines.map((l) => l.size)).toEqual([1500, 5]);
+    expect(lines.map((l) => l.size)).toEqual([jpeg.length, 5]);
     expect(r.stderr).toContain('missing.jpg');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect((await c.client.read(lines[1]!.fid)).data.toString()).toBe('hello');
