@@ -4,7 +4,8 @@
 // the nginx edge) with a fresh .env, and the test talks to it only through the ports it
 // publishes on 127.0.0.1: uploads through the edge, fetches variants (sharp inside the image),
 // SIGKILLs the data server holding the most of the files (`docker kill -s KILL`), reads every
-// file back and uploads again, then tears it all down with its volumes.
+// file back and uploads again, deletes a file and sees the origins purge it from the edge,
+// stops everything gracefully, then tears it all down with its volumes.
 //
 // Slow (image builds, health-check chains): not part of `npm test`; `npm run test:containers`
 // runs it (test/deploy/vitest.containers.config.ts), and .ci/run starts dockerd for it. It
@@ -237,6 +238,32 @@ describe.skipIf(skipReason !== undefined)(`docker-compose.yml, built and run${sk
     expect(back2.status).toBe(200);
     await back2.arrayBuffer();
   }, 20 * 60_000);
+
+  it('a delete made inside the cluster network leaves the edge in seconds: the origins purge it', async () => {
+    const photo = readdirSync(join(CORPUS, 'photos')).filter((f) => f.endsWith('.jpg')).sort()[0]!;
+    const res = await edge('/upload', { method: 'POST', headers: { authorization: `Bearer ${secrets.upload}` }, body: new Blob([readFileSync(join(CORPUS, 'photos', photo))]) });
+    expect(res.status).toBe(201);
+    const { fid } = ((await res.json()) as { files: Array<{ fid: string }> }).files[0]!;
+    const urls = [`/${fid}.jpg`, `/${fid}.jpg?preset=thumb`];
+    for (const url of urls) {
+      await (await edge(url)).arrayBuffer();
+      const hit = await edge(url);
+      expect(hit.headers.get('x-edge-cache'), url).toBe('HIT');
+      await hit.arrayBuffer();
+    }
+    // The operator's delete, as docs/OPERATIONS-GUIDE.md gives it: from a name server's
+    // container (it holds the cluster secret). Without a purge the edge would serve its
+    // copies for 10 more minutes.
+    const out = await ok(dc('exec', '-T', 'nameserver-1', '/app/bin/ugcfs.mjs', 'rm', fid, '--nameserver', 'http://nameserver-1:7000,http://nameserver-2:7000'), env);
+    expect(out).toContain(`deleted ${fid}`);
+    for (const url of urls) {
+      await waitFor(`${url} gone from the edge`, async () => {
+        const r = await edge(url);
+        await r.arrayBuffer();
+        return r.status === 404;
+      }, 120_000, 1000);
+    }
+  });
 
   it('stops gracefully: SIGTERM (SIGQUIT for nginx) ends every container with exit 0', async () => {
     await ok(dc('stop', '--timeout', '30'), env, 10 * 60_000);

@@ -317,6 +317,20 @@ describe('docker-compose.yml', () => {
     expect(edge.volumes!.some((v) => v.split(':')[1] === cacheDir)).toBe(true);
   });
 
+  it("lets the origins purge the edge: --purge-edges names the edge's purge server, mounted where the edge config includes it", () => {
+    const edge = compose.services.edge!;
+    const conf = readFileSync(join(ROOT, 'deploy', 'nginx-edge.conf'), 'utf8');
+    const pattern = /^include (nginx-edge-purge\S*)\.conf;/m.exec(conf)![1]!;
+    const mount = edge.volumes!.map((v) => v.split(':')).find(([src]) => src === './deploy/compose/nginx-edge-purge.conf');
+    expect(mount?.[1]).toMatch(new RegExp(`^/etc/nginx/${pattern.replace('*', '[^/]*')}\\.conf$`));
+    const purge = readFileSync(join(ROOT, 'deploy', 'compose', 'nginx-edge-purge.conf'), 'utf8');
+    const port = /^\s*listen (\d+);/m.exec(purge)![1];
+    expect(purge).toMatch(/proxy_cache_purge ugcfs_edge \$request_uri;/);
+    expect(purge).toMatch(/^\s*deny all;/m);
+    expect(edge.ports!.some((p) => p.endsWith(`:${port}`)), 'the purge port is not published').toBe(false);
+    for (const [name, s] of byRole('origin')) expect(configOf(s).purgeEdges, name).toBe(`http://edge:${port}`);
+  });
+
   it.skipIf(etcdUsable())('etcd members start from their compose flags and elect a leader (service names mapped to loopback)', async () => {
     const t = tempDir('ugcfs-compose-etcd-');
     const ports = new Map<string, [number, number]>();
