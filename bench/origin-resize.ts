@@ -15,6 +15,8 @@
 //        [--compare-args="..."]                         (a second origin, its flags changed, as another target)
 //        [--disk-cache]                                 (origin with --cache-dir: the disk tier written on each miss)
 //        [--limits-peer]                                (adds bench/peers/bare-sharp.ts with the origin's limits)
+//        [--stages]                                     (only the CPU of each step of a miss, in-process; no servers)
+//        [--perf-map]                                   (JIT symbol maps for `perf record -p PID`; the pids are printed)
 //        [--profile DIR]                                (origin under node --cpu-prof; prints its hot functions)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +32,9 @@ import { CORPUS, killAll, startPeer, startUgcfs, type Child } from './lib/spawn.
 import { median, medianRatio } from './lib/stats.ts';
 import { parseFlags } from './lib/flags.ts';
 import { scrapeMetrics } from '../test/helpers/metrics-scrape.ts';
+import { resizeStages } from './lib/sections/resize-stages.ts';
+import { ORIGIN_OPTIONS } from '../origin/config.ts';
+import { addThreadKinds, threadCpuMs, threadKindsCpuMs, type ThreadKind } from './lib/sections/resize-threads.ts';
 import { opt } from '../src/base/config.ts';
 
 const flags = parseFlags(import.meta.url, {
@@ -43,6 +48,8 @@ const flags = parseFlags(import.meta.url, {
   compareArgs: opt.string('', 'also measure a second origin on the same cluster, started with these extra flags (--compare-args="--resize-concurrency 4")'),
   diskCache: opt.bool(false, 'origin with --cache-dir: every miss also written to the disk tier'),
   limitsPeer: opt.bool(false, "also measure bare sharp run with the origin's limits (bench/peers/bare-sharp.ts)"),
+  stages: opt.bool(false, "only print what each step of a miss costs in CPU, measured in this process (bench/lib/sections/resize-stages.ts)"),
+  perfMap: opt.bool(false, 'origin and peer write /tmp/perf-PID.map, so `perf record -p PID` names their JavaScript'),
   profile: opt.string('', 'run the origin under node --cpu-prof into this directory and print its hot functions'),
 }, { quick: { duration: 3, runs: 3 } });
 const { duration: durationS, runs, concurrency, formats } = flags;
@@ -56,41 +63,23 @@ const PHOTOS = join(CORPUS, 'photos');
 const MIME: Record<string, string> = { '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
 const agent = new Agent({ connections: 64 });
 
-/** CPU ms of one thread so far, from /proc (utime + stime, 100 ticks a second). */
-function threadCpuMs(pid: number, tid: number | string): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** CPU ms of `pid`'s main thread alone: its JavaScript, the HTTP work and the copies. */
-const mainThreadCpuMs = (pid: number) => threadCpuMs(pid, pid);
-
-/** CPU ms per kind of thread: the main one, libuv's pool (sharp's jobs), libvips' workers, the rest (V8's GC helpers). */
-function threadKindsCpuMs(pid: number): Record<string, number> {
-  const out: Record<string, number> = { main: 0, libuv: 0, libvips: 0, other: 0 };
-  let tids: string[] = [];
-  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return out; }
-  for (const tid of tids) {
-    let comm = '';
-    try { comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(); } catch { continue; }
-    const ms = threadCpuMs(pid, tid);
-    if (!Number.isFinite(ms)) continue;
-    const kind = tid === String(pid) ? 'main' : comm.startsWith('libuv') ? 'libuv' : comm.startsWith('libvips') || comm.startsWith('vips') ? 'libvips' : 'other';
-    out[kind]! += ms;
-  }
-  return out;
-}
-
 async function fetchBytes(url: string, mustMiss: boolean): Promise<number> {
   const res = await request(url, { dispatcher: agent });
   const body = Buffer.from(await res.body.arrayBuffer());
   if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${body.toString('utf8', 0, 200)}`);
   if (mustMiss && res.headers['x-cache'] !== 'MISS') throw new Error(`${url} answered X-Cache: ${String(res.headers['x-cache'])}, not a miss`);
   return body.length;
+}
+
+/** CPU ms of `pid`'s main thread alone: its JavaScript, the HTTP work and the copies. */
+const mainThreadCpuMs = (pid: number) => threadCpuMs(pid, pid);
+
+if (flags.stages) {
+  const all = readdirSync(PHOTOS).filter((f) => MIME[extname(f)] !== undefined).sort();
+  for (const st of await resizeStages(PHOTOS, flags.sources.length ? flags.sources : all, ORIGIN_OPTIONS.resizeConcurrency.default)) {
+    console.log(JSON.stringify({ bench: 'origin-resize', stage: st.stage, cpu_us: Number(st.us.toFixed(st.us < 100 ? 2 : 0)), per: st.per }));
+  }
+  process.exit(0);
 }
 
 const work = mkdtempSync(join(tmpdir(), 'ugcfs-bench-resize-'));
@@ -103,14 +92,14 @@ try {
   const cluster = await startCluster({
     dir: join(work, 'cluster'), dataservers: 1, replicas: 1, origin: true,
     originArgs: [...UNLIMITED, ...(flags.diskCache ? ['--cache-dir', join(work, 'cache')] : []), ...originArgs],
-    nodeFlags: { origin: profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, 'origin')] : undefined },
+    nodeFlags: { origin: profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, 'origin')] : flags.perfMap ? ['--perf-basic-prof-only-functions'] : undefined },
   });
   const origin = cluster.origin!;
   const fids = new Map<string, string>();
   for (const p of photos) fids.set(p, await originUpload(origin.url, readFileSync(join(PHOTOS, p)), MIME[extname(p)]!));
-  const peers: Record<string, Child> = { sharp: await startPeer('sharp-defaults', ['--dir', PHOTOS], { nodeFlags: profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, 'sharp')] : undefined }) };
+  const peers: Record<string, Child> = { sharp: await startPeer('sharp-defaults', ['--dir', PHOTOS], { nodeFlags: profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(profileDir, 'sharp')] : flags.perfMap ? ['--perf-basic-prof-only-functions'] : undefined }) };
   if (flags.limitsPeer) peers.sharpLimits = await startBareSharp(PHOTOS);
-  console.log(JSON.stringify({ bench: 'origin-resize', sources: photos, widths: `${MIN_WIDTH}-${MIN_WIDTH + span - 1}`, concurrency, originArgs: [...UNLIMITED, ...(flags.diskCache ? ['--cache-dir', 'DIR'] : []), ...originArgs].join(' ') }));
+  console.log(JSON.stringify({ bench: 'origin-resize', pids: { origin: origin.pid, ...Object.fromEntries(Object.entries(peers).map(([k, c]) => [k, c.pid])) }, sources: photos, widths: `${MIN_WIDTH}-${MIN_WIDTH + span - 1}`, concurrency, originArgs: [...UNLIMITED, ...(flags.diskCache ? ['--cache-dir', 'DIR'] : []), ...originArgs].join(' ') }));
   interface Target { pid: number; miss: boolean; url: (p: string, w: number, fmt: string) => string; serial: number }
   const targets: Record<string, Target> = {
     origin: { pid: origin.pid, miss: true, serial: 0, url: (p, w, fmt) => `${origin.url}/${fids.get(p)}?w=${w}&q=${QUALITY}&fmt=${fmt}` },
@@ -136,7 +125,7 @@ try {
     const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
     const main: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
     // CPU by thread kind over all measured rounds (threads come and go, so summed, not per round)
-    const kinds: Record<string, Record<string, number>> = Object.fromEntries(Object.keys(targets).map((k) => [k, {}]));
+    const kinds: Record<string, Record<ThreadKind, number>> = Object.fromEntries(Object.keys(targets).map((k) => [k, { main: 0, libvips: 0, other: 0 }]));
     const opsDone: Record<string, number> = {};
     for (let r = 0; r <= runs; r++) {
       // Alternate which side goes first, so neither always runs right after the other.
@@ -150,7 +139,7 @@ try {
         const cpuPerOp = (processCpuMs(t.pid) - c0) / Math.max(1, res.ops);
         const mainPerOp = (mainThreadCpuMs(t.pid) - m0) / Math.max(1, res.ops);
         const k1 = threadKindsCpuMs(t.pid);
-        if (r > 0) for (const k of Object.keys(k1)) kinds[id]![k] = (kinds[id]![k] ?? 0) + k1[k]! - (k0[k] ?? 0);
+        if (r > 0) addThreadKinds(kinds[id]!, k0, k1);
         if (r > 0) opsDone[id] = (opsDone[id] ?? 0) + res.ops;
         if (r === 0) continue; // warm-up: thread pools, JIT, the origin's first fetch of each original
         ops[id]!.push(res.opsPerS);

@@ -1,16 +1,18 @@
 // Images: resize misses (every request a variant never asked for before) through the
-// origin, bare sharp and nginx image_filter, JPEG and WebP out, on test/fixtures/photos;
-// then cache hits of computed variants against nginx serving the same bytes statically.
-import { join } from 'node:path';
+// origin as it runs by default, sharp as a user runs it (bench/peers/sharp-defaults.ts) and
+// nginx image_filter, JPEG and WebP out, on every image in test/fixtures/photos (JPEG, PNG,
+// WebP); then cache hits of computed variants against nginx serving the same bytes statically.
+import { extname, join } from 'node:path';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import sharp from 'sharp';
 import type { Section, BenchContext } from '../context.ts';
 import type { Goal } from '../results.ts';
 import { startNginx } from '../nginx.ts';
-import { CORPUS, ROOT, startUgcfs, type Child } from '../spawn.ts';
+import { CORPUS, ROOT, startPeer, startUgcfs, type Child } from '../spawn.ts';
 import { processCpuMs } from '../process-cpu.ts';
-import { RESIZE_JOBS, bareSharpArgs, startBareSharp } from '../sharp-peer.ts';
+import { addThreadKinds, threadKindsCpuMs, type ThreadKind } from './resize-threads.ts';
+import { ORIGIN_OPTIONS } from '../../../origin/config.ts';
 import { vipsThreadsPerResize } from '../../../origin/image-pipeline.ts';
 import { runLoad, checkLoad, type LoadResult } from '../load.ts';
 import { compareReads, rpsRatio, type Target } from '../compare.ts';
@@ -24,20 +26,22 @@ import { rolesAvailable, ORIGIN_WORKERS, startCluster, originUpload, type Cluste
 const UNLIMITED = ['--variant-rate', '0', '--max-variants-per-file', '0'];
 
 const PHOTOS = join(CORPUS, 'photos');
+const MIME: Record<string, string> = { '.jpg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp' };
+const RESIZE_JOBS = ORIGIN_OPTIONS.resizeConcurrency.default;
 const QUALITY = 80;
 const CONCURRENCY = 4;
-/** miss widths run MIN_WIDTH .. MIN_WIDTH + WIDTH_SPAN - 1 */
-const MIN_WIDTH = 240;
-const WIDTH_SPAN = 1200;
+/** miss widths run from MIN_WIDTH up to under the narrowest source, so nobody enlarges */
+const MIN_WIDTH = 200;
 /** the width of the variants whose cache hits are measured */
 const HIT_WIDTH = 400;
 const FORMATS = ['jpeg', 'webp'] as const;
 const agent = new Agent({ connections: 64, keepAliveTimeout: 60_000 });
 
-async function fetchBytes(url: string): Promise<number> {
+async function fetchBytes(url: string, mustMiss = false): Promise<number> {
   const res = await request(url, { dispatcher: agent });
   const body = Buffer.from(await res.body.arrayBuffer());
   if (res.statusCode !== 200) throw new Error(`${url} -> HTTP ${res.statusCode}: ${body.toString('utf8', 0, 200)}`);
+  if (mustMiss && res.headers['x-cache'] !== 'MISS') throw new Error(`${url} answered X-Cache: ${String(res.headers['x-cache'])}, not a miss`);
   return body.length;
 }
 
@@ -48,22 +52,29 @@ interface MissTarget {
   pid?: number;
   /** the URL of a never-seen variant: the n-th distinct width of photo p */
   url: (photo: string, w: number) => string;
+  /** the sources it is asked for (nginx image_filter: the JPEGs, its output being its input's format) */
+  sources: string[];
+  /** the origin: every answer must be a miss */
+  miss?: boolean;
 }
 
 export const section: Section = {
   id: 'images',
   title: 'Images: resize misses against bare sharp and nginx image_filter, cache hits against nginx',
   async run(ctx: BenchContext) {
-    const jpegs = readdirSync(PHOTOS).filter((f) => f.endsWith('.jpg')).sort();
+    const photos = readdirSync(PHOTOS).filter((f) => MIME[extname(f)] !== undefined).sort();
+    const jpegs = photos.filter((f) => f.endsWith('.jpg'));
+    const widths = await Promise.all(photos.map(async (p) => (await sharp(join(PHOTOS, p)).metadata()).width ?? 0));
+    const widthSpan = Math.min(...widths) - MIN_WIDTH;
     const commands: string[] = [wrkCommand(ctx.durationS)];
     const stops: (() => Promise<void>)[] = [];
     const goals: Goal[] = [];
     const data: Record<string, unknown> = {};
     const notes: string[] = [];
     try {
-      const sharpPeer: Child = await startBareSharp(PHOTOS);
+      const sharpPeer: Child = await startPeer('sharp-defaults', ['--dir', PHOTOS]);
       stops.push(() => sharpPeer.stop());
-      commands.push(`node bin/run-ts.mjs bench/peers/bare-sharp.ts ${bareSharpArgs('PHOTOS').join(' ')}`);
+      commands.push('node bin/run-ts.mjs bench/peers/sharp-defaults.ts --dir PHOTOS');
       const staticDir = join(ctx.work, 'variants');
       mkdirSync(staticDir, { recursive: true });
       let nginxUrl: string | undefined;
@@ -81,10 +92,11 @@ export const section: Section = {
       const roles = rolesAvailable();
       if (roles.nameserver && roles.dataserver && roles.origin) {
         try {
-          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: ['--cache-dir', join(ctx.work, 'cache'), ...UNLIMITED] });
+          // The origin's defaults (no --cache-dir: the memory tier only), the two limits aside.
+          cluster = await startCluster({ dir: join(ctx.work, 'cluster'), dataservers: 1, replicas: 1, origin: true, originArgs: UNLIMITED });
           stops.unshift(() => cluster!.stop());
           commands.push(...cluster.commands);
-          for (const p of jpegs) fids.set(p, await originUpload(cluster.origin!.url, readFileSync(join(PHOTOS, p)), 'image/jpeg'));
+          for (const p of photos) fids.set(p, await originUpload(cluster.origin!.url, readFileSync(join(PHOTOS, p)), MIME[extname(p)]!));
         } catch (err) {
           notes.push(`ugcfs origin could not be measured: ${(err as Error).message.split('\n')[0]}`);
           cluster = undefined;
@@ -93,31 +105,38 @@ export const section: Section = {
         notes.push('ugcfs origin not built yet: its rows are not measured.');
       }
 
-      // Resize misses. A global counter walks (photo, width) pairs so no variant repeats
-      // within or across rounds: every origin request is a true miss.
+      // Resize misses. Per target and format a counter walks (photo, width) pairs, sources
+      // in turn and widths upwards, so no target is asked the same variant twice: every
+      // origin request is a true miss (checked: X-Cache).
       const missRows: (string | number)[][] = [];
-      let serial = 0;
-      const nextVariant = () => {
-        const n = serial++;
-        return { photo: jpegs[n % jpegs.length]!, w: MIN_WIDTH + (Math.floor(n / jpegs.length) % WIDTH_SPAN) };
-      };
+      const threadRows: (string | number)[][] = [];
       for (const fmt of FORMATS) {
-        const targets: MissTarget[] = [{ id: 'sharp', label: 'bare sharp', pid: sharpPeer.pid, url: (p, w) => `${sharpPeer.url}/resize/${p}?w=${w}&q=${QUALITY}&fmt=${fmt}` }];
-        if (cluster) targets.push({ id: 'origin', label: 'ugcfs origin (miss)', pid: cluster.origin!.pid, url: (p, w) => `${cluster!.origin!.url}/${fids.get(p)}?w=${w}&q=${QUALITY}&fmt=${fmt}` });
-        if (nginxUrl && ctx.tools.imageFilterModule && fmt === 'jpeg') targets.push({ id: 'nginx', label: 'nginx image_filter', url: (p, w) => `${nginxUrl}/resize/${p}?w=${w}` });
+        const targets: MissTarget[] = [{ id: 'sharp', label: 'sharp, its defaults', pid: sharpPeer.pid, sources: photos, url: (p, w) => `${sharpPeer.url}/resize/${p}?w=${w}&q=${QUALITY}&fmt=${fmt}` }];
+        if (cluster) targets.push({ id: 'origin', label: 'ugcfs origin (miss)', pid: cluster.origin!.pid, sources: photos, miss: true, url: (p, w) => `${cluster!.origin!.url}/${fids.get(p)}?w=${w}&q=${QUALITY}&fmt=${fmt}` });
+        if (nginxUrl && ctx.tools.imageFilterModule && fmt === 'jpeg') targets.push({ id: 'nginx', label: 'nginx image_filter (the JPEGs)', sources: jpegs, url: (p, w) => `${nginxUrl}/resize/${p}?w=${w}` });
+        const serials = new Map<string, number>(targets.map((t) => [t.id, 0]));
+        const nextVariant = (t: MissTarget) => {
+          const n = serials.get(t.id)!;
+          serials.set(t.id, n + 1);
+          if (n >= t.sources.length * widthSpan) throw new Error('ran out of distinct variants: lower --duration or --runs');
+          return { photo: t.sources[n % t.sources.length]!, w: MIN_WIDTH + Math.floor(n / t.sources.length) };
+        };
         const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.id, []]));
         const cpu = new Map<string, number[]>(targets.map((t) => [t.id, []]));
         const errors = new Map<string, string>();
+        const kinds = new Map<string, Record<ThreadKind, number>>(targets.map((t) => [t.id, { main: 0, libvips: 0, other: 0 }]));
         for (let r = 0; r < ctx.runs + 1; r++) {
           // Every other round in reverse order, so no side always runs right after another.
           for (const t of r % 2 === 1 ? [...targets].reverse() : targets) {
             if (errors.has(t.id)) continue;
             try {
               const c0 = t.pid ? processCpuMs(t.pid) : Number.NaN;
+              const k0 = t.pid ? threadKindsCpuMs(t.pid) : undefined;
               // round 0 is a short warm-up (sharp's thread pool, JIT, the origin's copy of the originals)
-              const res = checkLoad(await runLoad({ concurrency: CONCURRENCY, durationS: r === 0 ? 1 : ctx.durationS, op: () => { const v = nextVariant(); return fetchBytes(t.url(v.photo, v.w)); } }), `${fmt} ${t.label}`);
+              const res = checkLoad(await runLoad({ concurrency: CONCURRENCY, durationS: r === 0 ? 1 : ctx.durationS, op: () => { const v = nextVariant(t); return fetchBytes(t.url(v.photo, v.w), t.miss); } }), `${fmt} ${t.label}`);
               if (r > 0) runs.get(t.id)!.push(res);
               if (r > 0 && t.pid) cpu.get(t.id)!.push((processCpuMs(t.pid) - c0) / Math.max(1, res.ops));
+              if (r > 0 && t.pid) addThreadKinds(kinds.get(t.id)!, k0!, threadKindsCpuMs(t.pid));
               if (r > 0) ctx.log(`  resize ${fmt} ${t.label} round ${r}: ${res.opsPerS.toFixed(1)}/s`);
             } catch (err) {
               errors.set(t.id, (err as Error).message);
@@ -131,10 +150,14 @@ export const section: Section = {
           if (rs.length === 0) { missRows.push([fmt, t.label, `failed: ${(errors.get(t.id) ?? '').slice(0, 100)}`, '', '', '', '', '']); continue; }
           const vs = medianRatio(rs.map((x) => x.opsPerS), sharpRuns.map((x) => x.opsPerS));
           const cpuMs = median(cpu.get(t.id)!);
-          missRows.push([fmt, t.label, num(median(rs.map((x) => x.opsPerS)), 1), Number.isFinite(cpuMs) ? num(cpuMs, 1) : '—', micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), ratio(vs), `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
-          if (t.id === 'origin') goals.push({ id: `miss-${fmt}`, name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: ratio(vs), met: vs >= 0.9 });
+          const cpuRatio = cpuMs / median(cpu.get('sharp')!);
+          const k = kinds.get(t.id)!;
+          const done = rs.reduce((a, x) => a + x.ops, 0);
+          if (t.pid) threadRows.push([fmt, t.label, num(k.main / done, 2), num(k.libvips / done, 1), num(k.other / done, 1)]);
+          missRows.push([fmt, t.label, num(median(rs.map((x) => x.opsPerS)), 1), Number.isFinite(cpuMs) ? num(cpuMs, 1) : '—', Number.isFinite(cpuRatio) ? ratio(cpuRatio) : '—', micros(median(rs.map((x) => x.p50))), micros(median(rs.map((x) => x.p99))), ratio(vs), `${Math.round(spread(rs.map((x) => x.opsPerS)) * 100)}%`]);
+          if (t.id === 'origin') goals.push({ id: `miss-${fmt}`, name: `resize misses (${fmt} out) vs sharp with its defaults`, target: '>= 0.9x', measured: ratio(vs), met: vs >= 0.9 });
         }
-        if (!cluster) goals.push({ id: `miss-${fmt}`, name: `resize misses (${fmt} out) vs bare sharp`, target: '>= 0.9x', measured: '—' });
+        if (!cluster) goals.push({ id: `miss-${fmt}`, name: `resize misses (${fmt} out) vs sharp with its defaults`, target: '>= 0.9x', measured: '—' });
         data[`miss-${fmt}`] = Object.fromEntries([...runs].map(([k, v]) => [k, v.map((x) => x.opsPerS)]));
         data[`miss-${fmt}-cpu-ms`] = Object.fromEntries(cpu);
       }
@@ -182,19 +205,21 @@ export const section: Section = {
         data.hits = Object.fromEntries([...figs].map(([k, v]) => [k, v.runs.map((x) => x.rps)]));
       }
 
-      const widths = await Promise.all(jpegs.map(async (p) => (await sharp(join(PHOTOS, p)).metadata()).width ?? 0));
       const values = {
-        photos: jpegs.length,
+        photos: photos.length,
+        jpegs: jpegs.length,
         photoWidths: `${Math.min(...widths)}–${Math.max(...widths)}`,
         concurrency: CONCURRENCY,
         minWidth: MIN_WIDTH,
-        maxWidth: MIN_WIDTH + WIDTH_SPAN - 1,
+        maxWidth: MIN_WIDTH + widthSpan - 1,
+        maxPixelsM: ORIGIN_OPTIONS.maxPixels.default / 1e6,
         quality: QUALITY,
         durationS: ctx.durationS,
         runs: ctx.runs,
         resizeJobs: RESIZE_JOBS,
         vipsThreads: vipsThreadsPerResize(RESIZE_JOBS),
-        missTable: table(['out', 'server', 'resizes/s', 'CPU/resize (ms)', 'p50', 'p99', 'vs bare sharp', 'spread'], missRows),
+        threadTable: table(['out', 'server', 'main thread', 'libvips threads', 'other threads'], threadRows),
+        missTable: table(['out', 'server', 'resizes/s', 'CPU/resize (ms)', 'CPU vs sharp', 'p50', 'p99', 'resizes/s vs sharp', 'spread'], missRows),
         hitTable: hitRows.length ? table(['server', 'req/s', 'p50', 'p99', 'vs nginx', 'spread'], hitRows) : '',
         variants: jpegs.length * FORMATS.length,
         hitWidth: HIT_WIDTH,
