@@ -29,8 +29,10 @@ export class UnderReplicated {
   private recheckHead = 0;
   /** server ids alive at the last tick: a change of liveness re-counts that server's blocks */
   private readonly aliveAtTick = new Set<string>();
-  /** servers whose liveness changed: their blocks at the change, and how far the re-count got */
-  private readonly flipped = new Map<number, { ids: number[]; next: number; now: number }>();
+  /** servers whose liveness changed since their blocks were last re-counted: their blocks once the re-count begins, and how far it got */
+  private readonly flipped = new Map<number, { ids?: number[]; alive: boolean; next: number; force: boolean }>();
+  /** servers (by number) whose blocks were last re-counted with them alive */
+  private readonly countedAlive = new Set<number>();
   private draining = false;
 
   constructor(
@@ -87,9 +89,12 @@ export class UnderReplicated {
       if (alive) this.aliveAtTick.add(ds.id);
       else this.aliveAtTick.delete(ds.id);
       changed = true;
-      // A later flip of the same server replaces its pending re-count: one pass after the last suffices.
+      // Only noted here: the re-count runs in slices (drain). A later flip of the same server
+      // replaces a pending one, and one that ends where the last re-count left it is dropped.
+      // A re-count cut short by the flip leaves its blocks counted either way: that one must run.
       const n = this.registry.servers.of(ds.id);
-      this.flipped.set(n, { ids: this.registry.copies.blocksOf(n), next: 0, now });
+      const prev = this.flipped.get(n);
+      this.flipped.set(n, { alive, next: 0, force: prev !== undefined && (prev.ids !== undefined || prev.force) });
     }
     if (changed) {
       for (const id of this.openBlocks()) this.refresh(id, now);
@@ -103,20 +108,33 @@ export class UnderReplicated {
     const end = performance.now() + RECOUNT_SLICE_MS;
     const now = Date.now();
     for (const [n, f] of this.flipped) {
-      while (f.next < f.ids.length) {
-        this.refresh(f.ids[f.next++]!, Math.max(f.now, now));
-        if ((f.next & 255) === 0 && performance.now() > end) {
-          this.draining = true;
-          setImmediate(() => {
-            this.draining = false;
-            this.drain();
-          });
-          return;
+      if (!f.ids) {
+        // Flapped back: its copies' own events kept their blocks right meanwhile.
+        if (!f.force && f.alive === this.countedAlive.has(n)) {
+          this.flipped.delete(n);
+          continue;
         }
+        f.ids = this.registry.copies.blocksOf(n);
       }
+      while (f.next < f.ids.length) {
+        this.refresh(f.ids[f.next++]!, now);
+        if ((f.next & 255) === 0 && performance.now() > end) return this.drainLater();
+      }
+      if (f.alive) this.countedAlive.add(n);
+      else this.countedAlive.delete(n);
       this.flipped.delete(n);
+      if (performance.now() > end) return this.drainLater();
     }
   };
+
+  private drainLater(): void {
+    if (this.flipped.size === 0) return;
+    this.draining = true;
+    setImmediate(() => {
+      this.draining = false;
+      this.drain();
+    });
+  }
 
   private counted(id: number): void {
     if (this.uncountedCount > 0 && this.uncounted.get(id) === 1) {
