@@ -60,7 +60,7 @@ interface MissTarget {
 
 export const section: Section = {
   id: 'images',
-  title: 'Images: resize misses against bare sharp and nginx image_filter, cache hits against nginx',
+  title: "Images: resize misses against sharp's defaults and nginx image_filter, cache hits against nginx",
   async run(ctx: BenchContext) {
     const photos = readdirSync(PHOTOS).filter((f) => MIME[extname(f)] !== undefined).sort();
     const jpegs = photos.filter((f) => f.endsWith('.jpg'));
