@@ -17,7 +17,7 @@
 //        [--limits-peer]                                (adds bench/peers/bare-sharp.ts with the origin's limits)
 //        [--stages]                                     (only the CPU of each step of a miss, in-process; no servers)
 //        [--perf-map]                                   (JIT symbol maps for `perf record -p PID`; the pids are printed)
-//        [--profile DIR]                                (origin under node --cpu-prof; prints its hot functions)
+//        [--profile DIR]                                (origin and sharp under node --cpu-prof; their main threads' hot functions)
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
@@ -45,12 +45,12 @@ const flags = parseFlags(import.meta.url, {
   formats: opt.list(['jpeg', 'webp'], 'output formats measured', { choices: ['jpeg', 'webp'] }),
   sources: opt.list([], 'source images in test/fixtures/photos (empty: all of them)'),
   originArgs: opt.string('', 'extra flags for the origin, space-separated (--origin-args="--workers 2")'),
-  compareArgs: opt.string('', 'also measure a second origin on the same cluster, started with these extra flags (--compare-args="--resize-concurrency 4")'),
+  compareArgs: opt.string('', 'also measure a second origin on the same cluster, started with these extra flags (--compare-args="--resize-concurrency 2")'),
   diskCache: opt.bool(false, 'origin with --cache-dir: every miss also written to the disk tier'),
   limitsPeer: opt.bool(false, "also measure bare sharp run with the origin's limits (bench/peers/bare-sharp.ts)"),
   stages: opt.bool(false, "only print what each step of a miss costs in CPU, measured in this process (bench/lib/sections/resize-stages.ts)"),
   perfMap: opt.bool(false, 'origin and peer write /tmp/perf-PID.map, so `perf record -p PID` names their JavaScript'),
-  profile: opt.string('', 'run the origin under node --cpu-prof into this directory and print its hot functions'),
+  profile: opt.string('', 'run the origin and the sharp peer under node --cpu-prof into this directory and print their hot functions'),
 }, { quick: { duration: 3, runs: 3 } });
 const { duration: durationS, runs, concurrency, formats } = flags;
 const originArgs = flags.originArgs.split(' ').filter(Boolean);
