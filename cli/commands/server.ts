@@ -115,8 +115,8 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
   }));
   nsPort = portOf(ns.url);
 
-  // The data servers need only the name server: they start together.
-  const dataservers = await Promise.all(Array.from({ length: config.dataservers }, async (_, i) => {
+  // The data servers and the origin need only the name server: they start together.
+  const dataserversServing = Promise.all(Array.from({ length: config.dataservers }, async (_, i) => {
     const id = `ds-${i + 1}`;
     let port = config.dataserverPort === 0 ? 0 : config.dataserverPort + i;
     const ds = await started('--dataserver-port', port, supervisor.start({
@@ -131,8 +131,8 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
   }));
 
   let originPort = config.port;
-  const workers = config.originWorkers || availableParallelism();
-  const origin = await started('--port', originPort, supervisor.start({
+  const workers = config.originWorkers || Math.min(availableParallelism(), ORIGIN_OPTIONS.workers.max ?? 1);
+  const originServing = started('--port', originPort, supervisor.start({
     name: 'origin',
     stopOrder: 0,
     command: () => roleCommand('origin', ORIGIN_OPTIONS, {
@@ -149,6 +149,7 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
       workers,
     }),
   }));
+  const [dataservers, origin] = await Promise.all([dataserversServing, originServing]);
   originPort = portOf(origin.url);
   return { secretsPath, uploadTokenFromFile, nameserver: ns, dataservers, origin: { url: origin.url, workers } };
 }

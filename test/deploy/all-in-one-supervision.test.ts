@@ -1,12 +1,14 @@
 // `ugcfs server` runs each role in a process of its own, under its supervision: a role that
 // is SIGKILLed is restarted on the same URL (logged with its role and signal) while reads go
-// on; SIGTERM stops the origin, then the data servers, then the name server, exits 0 and leaves
-// no process behind; and the roles do not outlive a supervisor that is itself SIGKILLed.
+// on; SIGTERM, or a terminal's Ctrl-C (SIGINT to the whole process group), stops the origin,
+// then the data servers, then the name server, exits 0 and leaves no process behind; and the
+// roles do not outlive a supervisor that is itself SIGKILLed.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CORPUS, waitFor } from '../helpers/proc.ts';
+import { BIN, CORPUS, NODE_FLAGS, ROOT, tempDir, waitFor } from '../helpers/proc.ts';
+import { startReady } from '../helpers/ready-process.ts';
 import { alive, loggedPids, startAllInOne, type AllInOne } from './all-in-one.ts';
 
 type Line = Record<string, unknown> & { msg?: string; role?: string; pid?: number; rolePid?: number };
@@ -129,6 +131,39 @@ describe('ugcfs server supervises a process per role', () => {
     expect(order[4]).toBe('nameserver');
     // No role was restarted while stopping.
     expect(jsonLines(s!).filter((l) => l.msg === 'role exited; restarting it')).toHaveLength(2);
+  }, 180_000);
+});
+
+describe('a terminal Ctrl-C, which reaches every process of the group', () => {
+  const tmp = tempDir('ugcfs-aio-ctrl-c-');
+  afterAll(() => tmp.cleanup());
+
+  it('stops the roles in order through the supervisor and exits 0', async () => {
+    // setsid: the server leads a process group of its own, as a shell job does, so SIGINT to
+    // the group is what a terminal sends on Ctrl-C.
+    const args = ['server', '--data', join(tmp.dir, 'data'), '--port', '0', '--nameserver-port', '0', '--dataserver-port', '0', '--fsync=false', '--dataservers', '2', '--origin-workers', '2'];
+    const p = await startReady([process.execPath, ...NODE_FLAGS, BIN, ...args], { exec: 'setsid', cwd: ROOT, env: { ...process.env, UGCFS_LOG_LEVEL: 'info' }, label: 'setsid ugcfs server', timeoutMs: 150_000 });
+    const group = p.child.pid!;
+    const lines = () => p.lines.filter((l) => l[0] === '{').map((l) => JSON.parse(l) as Line);
+    await waitFor('lines of both origin workers', () => new Set(lines().filter((l) => l.name === 'origin' && typeof l.worker === 'number').map((l) => l.pid)).size === 2, 30_000);
+    // the roles (by the supervisor's listening line) and the origin's workers (by their own lines)
+    const roles = Object.values(lines().find((l) => l.name === 'server' && l.msg === 'listening')!.pids as Record<string, number>);
+    const pids = new Set([...roles, ...lines().filter((l) => l.name === 'origin' && typeof l.worker === 'number').map((l) => l.pid!)]);
+    expect(pids.size).toBe(6);
+    process.kill(-group, 'SIGINT');
+    expect(await p.exited).toBe(0);
+    await waitFor('every role and worker to be gone', () => [...pids].every((pid) => !alive(pid)), 30_000);
+    // Each role stopped on the supervisor's SIGTERM, in order; none on the SIGINT it got too.
+    const shutdowns = lines().filter((l) => l.msg === 'shutting down' && l.worker === undefined);
+    expect(shutdowns.map((l) => [l.name, l.sig])).toEqual([
+      ['server', 'SIGINT'],
+      ['origin', 'SIGTERM'],
+      ...[...shutdowns.slice(2, 4)].map((l) => [l.name, 'SIGTERM']),
+      ['nameserver', 'SIGTERM'],
+    ]);
+    expect(shutdowns.slice(2, 4).map((l) => l.name).sort()).toEqual(['dataserver:ds-1', 'dataserver:ds-2']);
+    expect(lines().filter((l) => l.msg === 'role stopped').map((l) => l.code)).toEqual([0, 0, 0, 0]);
+    expect(lines().some((l) => l.msg === 'role exited; restarting it')).toBe(false);
   }, 180_000);
 });
 

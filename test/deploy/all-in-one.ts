@@ -53,7 +53,8 @@ export async function startAllInOne(opts: { args?: string[]; env?: Record<string
   const dir = opts.dir ?? own!.dir;
   const proc = await start(
     ['server', '--data', join(dir, 'data'), '--port', '0', '--nameserver-port', '0', '--dataserver-port', '0', '--fsync=false', ...(opts.args ?? [])],
-    { env: opts.env, timeoutMs: 60_000 },
+    // five processes and the origin's workers boot on a machine other suites share
+    { env: opts.env, timeoutMs: 150_000 },
   );
   const line = proc.lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } }).find((l) => l?.msg === 'listening');
   const secrets = readSecretsEnv(join(dir, 'data', 'secrets.env'));
