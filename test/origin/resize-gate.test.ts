@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { pixelBudget, ResizeGate } from '../../origin/resize-gate.ts';
 import { headerSize, jobPixels } from '../../origin/image-size.ts';
 import { UgcfsError } from '../../src/base/errors.ts';
+import { workerConfig } from '../../origin/worker-pool.ts';
+import type { OriginConfig } from '../../origin/config.ts';
 import { CORPUS } from '../helpers/proc.ts';
 import { corpus } from './origin-env.ts';
 
@@ -88,9 +90,12 @@ describe('resize gate', () => {
     expect(await gate.run(async () => 'd')).toBe('d');
   });
 
-  it('budgets two images at --max-pixels, shared by the workers', () => {
+  it('budgets two images at --max-pixels, and --workers split it and the slots', () => {
     expect(pixelBudget(100_000_000)).toBe(200_000_000);
     expect(pixelBudget(100_000_000, 2)).toBe(100_000_000);
+    const config = { workers: 3, resizeConcurrency: 4, memoryCacheBytes: 0, cacheBytes: 0, cacheDir: '' } as unknown as OriginConfig;
+    expect(workerConfig(config, 1).resizeConcurrency).toBe(2);
+    expect(workerConfig({ ...config, workers: 8 }, 1).resizeConcurrency).toBe(1);
   });
 });
 
