@@ -162,6 +162,9 @@ try {
     console.log(JSON.stringify({ ...summary, ratio: Number(ratio.toFixed(3)), rounds: perRound, goal: `>= ${GOAL}`, met: ratio >= GOAL }));
   }
   const loadTo = nowUs();
+  // Peak resident memory of each server over the run (VmHWM): the resize slots' bound at work.
+  const peakMb = (pid: number) => { try { return Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024); } catch { return Number.NaN; } };
+  console.log(JSON.stringify({ bench: 'origin-resize', peak_rss_mb: Object.fromEntries(Object.entries(targets).map(([id, t]) => [id, peakMb(t.pid)])) }));
   // What the origin counted: every request a computed variant, and how often an original had
   // to come from the data servers instead of the memory tier.
   const m = await scrapeMetrics(origin.url);
