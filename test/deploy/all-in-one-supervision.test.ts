@@ -5,9 +5,11 @@
 // roles do not outlive a supervisor that is itself SIGKILLed.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, CORPUS, NODE_FLAGS, ROOT, tempDir, waitFor } from '../helpers/proc.ts';
+import { BIN, CORPUS, NODE_FLAGS, ROOT, run, tempDir, waitFor } from '../helpers/proc.ts';
 import { startReady } from '../helpers/ready-process.ts';
 import { alive, loggedPids, startAllInOne, type AllInOne } from './all-in-one.ts';
 
@@ -48,6 +50,16 @@ async function readsBack(s: AllInOne, fid: string): Promise<boolean> {
   const res = await fetch(`${s.origin}/${fid}`);
   const body = Buffer.from(await res.arrayBuffer());
   return res.status === 200 && createHash('sha256').update(body).digest('hex') === stored.get(fid);
+}
+
+/** GET on a connection of its own (closed after the answer). */
+function freshGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
 }
 
 /** Waits until `role` serves with a pid other than `old`, and returns it. */
@@ -117,6 +129,23 @@ describe('ugcfs server supervises a process per role', () => {
     expect(await readsBack(s!, await upload(s!))).toBe(true);
   }, 180_000);
 
+  it('a delete made around the origin (`ugcfs rm`) reaches every origin worker within 5 s', async () => {
+    const fid = await upload(s!);
+    // Each request on a connection of its own: the origin's primary hands connections to its
+    // two workers in turn, so two reads in a row are one per worker (and so are two /healthz,
+    // which name the worker that answered).
+    const workersSeen = new Set<unknown>();
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 2; j++) expect((await freshGet(`${s!.origin}/${fid}`)).status).toBe(200);
+      for (let j = 0; j < 2; j++) workersSeen.add((JSON.parse((await freshGet(`${s!.origin}/healthz`)).body) as { worker?: number }).worker);
+    }
+    expect([...workersSeen].sort()).toEqual([0, 1]);
+    const rm = await run(['rm', fid], { env: { ...s!.cliEnv, UGCFS_NAMESERVER: s!.nameserver } });
+    expect(rm.code, rm.stderr).toBe(0);
+    await sleep(5_500);
+    for (let i = 0; i < 6; i++) expect((await freshGet(`${s!.origin}/${fid}`)).status).toBe(404);
+  }, 120_000);
+
   it('stops the roles in order on SIGTERM, exits 0 and leaves no process behind', async () => {
     const pids = loggedPids(s!.proc);
     // roles, restarted roles and the origin's workers, old and new
@@ -171,8 +200,12 @@ describe('the roles of ugcfs server do not outlive it', () => {
   it('stop themselves when the supervisor is SIGKILLed', async () => {
     const s = await startAllInOne({ args: ['--origin-workers', '2', '--dataservers', '1', '--replicas', '1'] });
     try {
-      const pids = loggedPids(s.proc);
-      expect(pids.size).toBeGreaterThanOrEqual(4);
+      // the name server, the data server and the origin's two workers (the origin's primary
+      // logs nothing of its own); the workers' lines may come after the supervisor's
+      const pids = await waitFor('lines of both origin workers', () => {
+        const seen = loggedPids(s.proc);
+        return seen.size >= 4 ? seen : undefined;
+      }, 30_000);
       expect(await s.proc.kill('SIGKILL')).toBe(null);
       await waitFor('every role and worker to be gone', () => [...pids].every((p) => !alive(p)), 60_000);
     } finally {
