@@ -90,6 +90,19 @@ describe('ugcfs server supervises a process per role', () => {
       return seen.size === 2 ? seen : undefined;
     }, 30_000);
     for (const w of workers) expect(distinct.has(w!)).toBe(false);
+    // Each role runs its own command, with the secrets in its environment, not on its command
+    // line (which `ps` shows every user).
+    for (const [role, pid] of Object.entries(pids)) {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(cmdline, role).toContain(role.split(':')[0]);
+      for (const secret of Object.values(s.secrets)) expect(cmdline.join(' '), role).not.toContain(secret);
+      const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (role === 'origin') {
+        // the origins' credential only: files, never blocks or cluster operations
+        expect(environ).toContain(`UGCFS_ORIGIN_SECRET=${s.secrets.UGCFS_ORIGIN_SECRET}`);
+        expect(environ.some((e) => e.startsWith('UGCFS_CLUSTER_SECRET='))).toBe(false);
+      } else expect(environ, role).toContain(`UGCFS_CLUSTER_SECRET=${s.secrets.UGCFS_CLUSTER_SECRET}`);
+    }
     // Each role's own 'listening' line is the supervisor's to read: only one reaches the output.
     expect(jsonLines(s).filter((l) => l.msg === 'listening')).toHaveLength(1);
   }, 180_000);
