@@ -134,7 +134,12 @@ export class ReportIntake {
     const changed: BlockReport[] = [];
     const stamp = st.full?.stamp;
     const server = st;
-    const applyBlocks = async (pause: Pause, every: number) => {
+    const full = st.full;
+    // A page waits its turn (page-pacer.ts) and yields while applied: meanwhile its sender may
+    // have given up and started again, or a new leader reset every session. Such a page
+    // stops where it is and gets asked for a full report.
+    const stale = () => this.servers.get(dsId) !== server || server.full !== full;
+    const applyBlocks = async (pause: Pause, every: number): Promise<boolean> => {
       for (let i = 0; i < m.blocks.length; i++) {
         const r = m.blocks[i]!;
         let ok = admit(r);
@@ -142,15 +147,18 @@ export class ReportIntake {
         if (this.set(dsId, server, r, ok, stamp)) changed.push(r);
         if (i % every === every - 1) {
           const p = pause();
-          if (p) await p;
+          if (p) {
+            await p;
+            if (stale()) return false;
+          }
         }
       }
+      return !stale();
     };
-    if (m.kind === 'full') await this.pages.run((pause) => applyBlocks(pause, CLOCK_EVERY));
-    else await applyBlocks(nextRound, YIELD_EVERY);
+    const whole = m.kind === 'full' ? await this.pages.run((pause) => (stale() ? Promise.resolve(false) : applyBlocks(pause, CLOCK_EVERY))) : await applyBlocks(nextRound, YIELD_EVERY);
+    if (!whole) return want('page-gap');
     for (const id of m.removed ?? []) this.remove(dsId, st, id);
-    if (m.kind === 'full' && m.last) {
-      const full = st.full!;
+    if (m.kind === 'full' && m.last && full) {
       st.full = undefined;
       for (const id of this.registry.copyIdsNotStamped(dsId, full.stamp)) this.remove(dsId, st, id);
       for (const id of [...st.refused.keys()]) if (!full.others.has(id)) this.remove(dsId, st, id);
