@@ -361,10 +361,11 @@ export class BlockMap {
     return rec.state;
   }
 
+  /** The oldest block that became under-replicated lately, each handed out once; `forgetNews` drops them all (under-replicated.ts). */
+  newlyUnderReplicated = (): number | undefined => this.under.takeFresh();
+  forgetNews = (): void => this.under.clearFresh();
   /** Ids of blocks with fewer live copies than their replica count (kept by events; see tick). */
-  underReplicatedIds(): ReadonlySet<number> {
-    return this.under.ids();
-  }
+  underReplicatedIds = (): ReadonlySet<number> => this.under.ids();
 
   /** Blocks with fewer live copies than their replica count (and those not counted since start). */
   underReplicatedCount(now = Date.now()): number {

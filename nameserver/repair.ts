@@ -47,6 +47,9 @@ export interface RepairCandidate {
   holders: DataserverEntry[];
 }
 
+/** Fewest live copies first, then by id. */
+const sortByDanger = (c: RepairCandidate[]): RepairCandidate[] => c.sort((a, b) => a.holders.length - b.holders.length || a.rec.id - b.rec.id);
+
 export class Repairer {
   private readonly running = new Set<number>();
   /** blocks that found no target; logged once until that changes */
@@ -70,12 +73,30 @@ export class Repairer {
    * under-replicated set (block-map.ts keeps it by events); the next call goes on from there.
    */
   due(now = Date.now(), limit = Infinity, slice = REPAIR_SCAN_SLICE): RepairCandidate[] {
-    if (limit <= 0 || this.d.heldOff(now)) return [];
+    if (this.d.heldOff(now)) {
+      // Everything looks under-replicated while the reports come in: none of it is news later.
+      this.d.blocks.forgetNews();
+      return [];
+    }
+    if (limit <= 0) return [];
     this.d.blocks.tick(now);
     const out: RepairCandidate[] = [];
     let lastCopies = 0;
+    const consider = (id: number): boolean => {
+      const c = this.candidate(id, now);
+      if (!c) return false;
+      out.push(c);
+      // One live copy is as endangered as it gets: enough of those ends the search.
+      return c.holders.length === 1 && ++lastCopies >= limit;
+    };
+    // Blocks that just became under-replicated first (a server that died), then the cursor.
+    let looked = 0;
+    for (let id = this.d.blocks.newlyUnderReplicated(); id !== undefined; id = this.d.blocks.newlyUnderReplicated()) {
+      if (consider(id)) return sortByDanger(out);
+      if (++looked >= slice) return sortByDanger(out);
+    }
     const under = this.d.blocks.underReplicatedIds();
-    for (let looked = 0, wrapped = false; looked < Math.min(slice, under.size); looked++) {
+    for (let wrapped = false; looked < Math.min(slice, under.size); looked++) {
       let next = (this.cursor ??= under.values()).next();
       if (next.done) {
         if (wrapped) break;
@@ -83,13 +104,9 @@ export class Repairer {
         next = (this.cursor = under.values()).next();
         if (next.done) break;
       }
-      const c = this.candidate(next.value, now);
-      if (!c) continue;
-      out.push(c);
-      // One live copy is as endangered as it gets: enough of those ends the search.
-      if (c.holders.length === 1 && ++lastCopies >= limit) break;
+      if (consider(next.value)) break;
     }
-    return out.sort((a, b) => a.holders.length - b.holders.length || a.rec.id - b.rec.id);
+    return sortByDanger(out);
   }
 
   private candidate(id: number, now: number): RepairCandidate | undefined {

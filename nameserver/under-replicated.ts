@@ -6,9 +6,14 @@
 // server with 40k copies takes ~0.15 s, and a name server too busy to answer heartbeats in
 // time sees many servers flap at once; re-counting them all in one go blocked it for seconds,
 // so more heartbeats timed out). Blocks loaded at start are "uncounted" until a report or
-// the sweep (block-sweep.ts) looks at them, and count as under-replicated meanwhile.
+// the sweep (block-sweep.ts) looks at them, and count as under-replicated meanwhile. Blocks
+// that join the set are also queued as news (takeFresh), which repair reads before going
+// round the set with its cursor.
 import { PagedColumn } from './paged-column.ts';
 import type { Registry } from './registry.ts';
+
+/** Newly under-replicated blocks kept for repair's first look; more wait for its cursor. */
+const FRESH_MAX = 100_000;
 
 /** Time a re-count of flipped servers' blocks runs before letting other work in. */
 export const RECOUNT_SLICE_MS = 8;
@@ -21,6 +26,9 @@ interface Recheck {
 
 export class UnderReplicated {
   private readonly under = new Set<number>();
+  /** blocks that joined `under` lately, for repair to look at first (takeFresh) */
+  private readonly fresh: number[] = [];
+  private freshHead = 0;
   /** 1 for blocks loaded but not yet counted */
   private readonly uncounted = new PagedColumn(Uint8Array);
   private uncountedCount = 0;
@@ -64,8 +72,35 @@ export class UnderReplicated {
 
   refresh(id: number, now: number): void {
     this.counted(id);
-    if (this.short(id, now)) this.under.add(id);
-    else this.under.delete(id);
+    if (!this.short(id, now)) this.under.delete(id);
+    else if (!this.under.has(id)) {
+      this.under.add(id);
+      if (this.fresh.length - this.freshHead < FRESH_MAX) this.fresh.push(id);
+    }
+  }
+
+  /**
+   * The oldest block that joined the set since it was last asked, or undefined: repair looks
+   * at these before its cursor goes on round the set, so a server that just died has its
+   * blocks looked at at once however many others wait their turn (repair delay, reports).
+   * Blocks past FRESH_MAX are only in the set; the cursor finds them.
+   */
+  takeFresh(): number | undefined {
+    if (this.freshHead >= this.fresh.length) {
+      this.clearFresh();
+      return undefined;
+    }
+    const id = this.fresh[this.freshHead++]!;
+    if (this.freshHead > 4096 && this.freshHead * 2 > this.fresh.length) {
+      this.fresh.splice(0, this.freshHead);
+      this.freshHead = 0;
+    }
+    return id;
+  }
+
+  clearFresh(): void {
+    this.fresh.length = 0;
+    this.freshHead = 0;
   }
 
   recheckAt(at: number, id: number): void {
