@@ -45,11 +45,19 @@ export interface ServerLimits {
  * answering it closes the connection rather than drain that body. A small one is drained by
  * node:http as usual, and the connection kept.
  */
-export function bodyPending(req: IncomingMessage): boolean {
+export function bodyPending(req: IncomingMessage, drainUpTo = DEFAULT_BODY_LIMIT): boolean {
   if (req.complete) return false;
   const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > DEFAULT_BODY_LIMIT);
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > drainUpTo);
 }
+
+/**
+ * A refused request (401, 404, ...) with a declared body up to this size is read and dropped
+ * after the answer instead of closing the connection: a proxy in front (nginx) that is still
+ * sending the body sees a close as the upstream failing, and answers its client 502 instead
+ * of our 401. A body too large for its route (413) still closes at the route's limit.
+ */
+export const REFUSED_BODY_DRAIN = 1024 * 1024;
 
 /** The host name of a Host header: lower case, without port, brackets or a trailing dot. */
 export function hostnameOf(host: string): string {
