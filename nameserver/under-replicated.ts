@@ -9,6 +9,7 @@
 // the sweep (block-sweep.ts) looks at them, and count as under-replicated meanwhile. Blocks
 // that join the set are also queued as news (takeFresh), which repair reads before going
 // round the set with its cursor.
+import { FifoQueue } from './fifo-queue.ts';
 import { PagedColumn } from './paged-column.ts';
 import type { Registry } from './registry.ts';
 
@@ -27,14 +28,12 @@ interface Recheck {
 export class UnderReplicated {
   private readonly under = new Set<number>();
   /** blocks that joined `under` lately, for repair to look at first (takeFresh) */
-  private readonly fresh: number[] = [];
-  private freshHead = 0;
+  private readonly fresh = new FifoQueue<number>();
   /** 1 for blocks loaded but not yet counted */
   private readonly uncounted = new PagedColumn(Uint8Array);
   private uncountedCount = 0;
   /** confirm windows in the order they end (each is now + a fixed window, so appended in order) */
-  private readonly rechecks: Recheck[] = [];
-  private recheckHead = 0;
+  private readonly rechecks = new FifoQueue<Recheck>();
   /** server ids alive at the last tick: a change of liveness re-counts that server's blocks */
   private readonly aliveAtTick = new Set<string>();
   /** servers whose liveness changed since their blocks were last re-counted: their blocks once the re-count begins, and how far it got */
@@ -75,7 +74,7 @@ export class UnderReplicated {
     if (!this.short(id, now)) this.under.delete(id);
     else if (!this.under.has(id)) {
       this.under.add(id);
-      if (this.fresh.length - this.freshHead < FRESH_MAX) this.fresh.push(id);
+      if (this.fresh.size < FRESH_MAX) this.fresh.push(id);
     }
   }
 
@@ -86,36 +85,24 @@ export class UnderReplicated {
    * Blocks past FRESH_MAX are only in the set; the cursor finds them.
    */
   takeFresh(): number | undefined {
-    if (this.freshHead >= this.fresh.length) {
-      this.clearFresh();
-      return undefined;
-    }
-    const id = this.fresh[this.freshHead++]!;
-    if (this.freshHead > 4096 && this.freshHead * 2 > this.fresh.length) {
-      this.fresh.splice(0, this.freshHead);
-      this.freshHead = 0;
-    }
-    return id;
+    return this.fresh.shift();
   }
 
   clearFresh(): void {
-    this.fresh.length = 0;
-    this.freshHead = 0;
+    this.fresh.clear();
   }
 
   recheckAt(at: number, id: number): void {
-    const last = this.rechecks.at(-1);
+    const last = this.rechecks.last();
     // Windows are a fixed length, so they end in the order they start; keep the queue sorted anyway.
     if (last && last.at > at) at = last.at;
     this.rechecks.push({ at: at + 1, id });
   }
 
   tick(now: number): void {
-    const q = this.rechecks;
-    while (this.recheckHead < q.length && q[this.recheckHead]!.at <= now) this.refresh(q[this.recheckHead++]!.id, now);
-    if (this.recheckHead > 1024 && this.recheckHead * 2 > q.length) {
-      q.splice(0, this.recheckHead);
-      this.recheckHead = 0;
+    for (let r = this.rechecks.peek(); r && r.at <= now; r = this.rechecks.peek()) {
+      this.rechecks.shift();
+      this.refresh(r.id, now);
     }
     let changed = false;
     for (const ds of this.registry.list()) {
