@@ -9,13 +9,11 @@
 //        [--threads T]  libvips threads per resize (0: sharp's default, one per core)
 //        [--vips-cache] keep libvips' operation cache on (sharp's default; off otherwise)
 //   GET /resize/<name>?w=400&fmt=jpeg|webp&q=80
-import { createServer } from 'node:http';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import sharp from 'sharp';
 import { boundedSlot } from '../../origin/legacy-read-through.ts';
 import { parseFlags } from '../lib/flags.ts';
 import { opt } from '../../src/base/config.ts';
+import { serveResizes } from './resize-peer.ts';
 
 const { dir, port, jobs, threads, vipsCache } = parseFlags(import.meta.url, {
   dir: opt.string('', 'the source images, held in memory', { required: true }),
@@ -27,35 +25,15 @@ const { dir, port, jobs, threads, vipsCache } = parseFlags(import.meta.url, {
 if (threads > 0) sharp.concurrency(threads);
 if (!vipsCache) sharp.cache(false);
 const MAX_PIXELS = 100_000_000; // the origin's --max-pixels default
-const sources = new Map<string, Buffer>();
-for (const name of readdirSync(dir)) sources.set(name, readFileSync(join(dir, name)));
-
 // The origin's own semaphore (a plain counting one), so both queue resizes alike.
 const slot = boundedSlot(jobs > 0 ? jobs : Number.POSITIVE_INFINITY);
 
-const server = createServer((req, res) => {
-  const u = new URL(req.url!, 'http://x');
-  const src = sources.get(decodeURIComponent(u.pathname.replace(/^\/resize\//, '')));
-  const w = Number(u.searchParams.get('w') ?? 400);
-  const q = Number(u.searchParams.get('q') ?? 80);
-  const fmt = u.searchParams.get('fmt') === 'webp' ? 'webp' : 'jpeg';
-  if (!src || !(w > 0 && w <= 8192)) {
-    res.writeHead(404).end();
-    return;
-  }
-  slot(() => {
-    const img = sharp(src, { limitInputPixels: MAX_PIXELS, failOn: 'truncated' }).autoOrient().resize({ width: w, withoutEnlargement: true }).toColourspace('srgb');
-    return (fmt === 'webp' ? img.webp({ quality: q }) : img.jpeg({ quality: q })).toBuffer();
-  })
-    .then((out) => {
-      res.writeHead(200, { 'content-type': `image/${fmt}`, 'content-length': out.length });
-      res.end(out);
-    })
-    .catch(() => res.writeHead(422).end());
+serveResizes({
+  dir,
+  port,
+  resize: ({ src, w, q, fmt }) =>
+    slot(() => {
+      const img = sharp(src, { limitInputPixels: MAX_PIXELS, failOn: 'truncated' }).autoOrient().resize({ width: w, withoutEnlargement: true }).toColourspace('srgb');
+      return (fmt === 'webp' ? img.webp({ quality: q }) : img.jpeg({ quality: q })).toBuffer();
+    }),
 });
-server.keepAliveTimeout = 120_000;
-server.listen(port, '127.0.0.1', () => {
-  const a = server.address();
-  process.stdout.write(JSON.stringify({ msg: 'listening', url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : port}` }) + '\n');
-});
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
