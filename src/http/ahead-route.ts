@@ -21,7 +21,7 @@ import { UgcfsError } from '../base/errors.ts';
 import type { Logger } from '../base/log.ts';
 import { routeRecorder, type Metrics, type RouteRecorder } from '../base/metrics.ts';
 import { currentSpan, nameServerSpan, type Tracer } from '../base/trace.ts';
-import { bodyPending } from './request-gate.ts';
+import { closesUnreadBody } from './request-gate.ts';
 
 const REQUEST_ID = /^[\w.-]{1,64}$/;
 
@@ -78,8 +78,8 @@ export function answerError(res: ServerResponse, err: unknown, log: Logger, reqI
     if (!res.headersSent && !res.destroyed) {
       const a = errorAnswer(e);
       a.headers['x-request-id'] = reqId;
-      // A refused body is not read: the connection goes rather than drain it.
-      if (closing || bodyPending(res.req)) a.headers.connection = 'close';
+      // An unread body: drained when small, else the connection goes (the rule fastify's routes follow)
+      if (closing || closesUnreadBody(res.req, a.status)) a.headers.connection = 'close';
       res.writeHead(a.status, a.headers);
       // (a HEAD answer's body is dropped by node:http)
       res.end(a.body);

@@ -17,7 +17,7 @@ import type { ConfigOf } from '../base/config.ts';
 import { createTracer, nameServerSpan, spanOfRequest } from '../base/trace.ts';
 import { readServerTls } from '../base/tls-files.ts';
 import { answerError, errorAnswer, gateAhead, logFailure, requestId, RouteMeter, toUgcfsError, traceAhead } from './ahead-route.ts';
-import { AllowedHosts, bodyPending, DEFAULT_BODY_LIMIT, REFUSED_BODY_DRAIN, routeGate, serverLimits, type AuthCheck, type ServerLimits } from './request-gate.ts';
+import { AllowedHosts, closesUnreadBody, DEFAULT_BODY_LIMIT, routeGate, serverLimits, type AuthCheck, type ServerLimits } from './request-gate.ts';
 
 export { toUgcfsError };
 
@@ -182,10 +182,10 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     reaper.unref();
   });
   app.addHook('onClose', async () => clearInterval(reaper));
-  // An answer sent before its request's body was read (a refusal) closes the connection
-  // rather than drain a big body nobody wants; a small one is drained (REFUSED_BODY_DRAIN).
+  // An answer sent before its request's body was read (a refusal) drains a small body and
+  // closes the connection on a big one (request-gate.ts REFUSED_BODY_DRAIN).
   app.addHook('onSend', async (req, reply, payload) => {
-    if (closing || bodyPending(req.raw, reply.statusCode === 413 ? DEFAULT_BODY_LIMIT : REFUSED_BODY_DRAIN)) reply.header('connection', 'close');
+    if (closing || closesUnreadBody(req.raw, reply.statusCode)) reply.header('connection', 'close');
     return payload;
   });
 

@@ -41,23 +41,24 @@ export interface ServerLimits {
 }
 
 /**
- * A request with a body bigger than a small route takes (or chunked) that has not been read:
- * answering it closes the connection rather than drain that body. A small one is drained by
- * node:http as usual, and the connection kept.
- */
-export function bodyPending(req: IncomingMessage, drainUpTo = DEFAULT_BODY_LIMIT): boolean {
-  if (req.complete) return false;
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > drainUpTo);
-}
-
-/**
- * A refused request (401, 404, ...) with a declared body up to this size is read and dropped
- * after the answer instead of closing the connection: a proxy in front (nginx) that is still
- * sending the body sees a close as the upstream failing, and answers its client 502 instead
- * of our 401. A body too large for its route (413) still closes at the route's limit.
+ * The one rule for what an answer does to its connection when the request's body has not been
+ * read (a refusal: 401, 404, 421, ...), for fastify's routes (http-server.ts onSend) and
+ * those answered ahead of it (ahead-route.ts answerError) alike. A declared body up to this
+ * size is read and dropped by node:http after the answer, and the connection kept: a proxy in
+ * front (nginx) that is still sending the body sees a close as the upstream failing, and
+ * answers its client 502 instead of our 401. A bigger or chunked body closes the connection
+ * rather than be read for nothing, and so does a 413 body past DEFAULT_BODY_LIMIT (too large
+ * for its route: not worth reading either).
  */
 export const REFUSED_BODY_DRAIN = 1024 * 1024;
+
+/** True when the answer (of `status`) to `req` must close the connection: see REFUSED_BODY_DRAIN. */
+export function closesUnreadBody(req: IncomingMessage, status: number): boolean {
+  if (req.complete) return false;
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = req.headers['content-length'];
+  return length !== undefined && Number(length) > (status === 413 ? DEFAULT_BODY_LIMIT : REFUSED_BODY_DRAIN);
+}
 
 /** The host name of a Host header: lower case, without port, brackets or a trailing dot. */
 export function hostnameOf(host: string): string {
@@ -128,8 +129,8 @@ export class AllowedHosts {
  * An onRoute hook: refuses a route that declares no known auth kind, and puts in front of the
  * route's own onRequest hooks the check its declaration asks for (the credential, then the
  * declared body length against the route's limit). fastify runs onRequest hooks before it
- * reads the body, so a refused request's body is never read (the answer closes the
- * connection: http-server.ts).
+ * reads the body, so a refused request's body is never parsed (drained or the connection
+ * closed: REFUSED_BODY_DRAIN).
  */
 export function routeGate(checks: ReadonlyMap<string, AuthCheck | undefined>, defaultBodyLimit: number): (route: RouteOptions) => void {
   return (route) => {

@@ -1,10 +1,12 @@
 // The write routes answered ahead of fastify (dataserver/needle-write-route.ts, their only
 // implementation) against real `ugcfs dataserver` processes: what they keep of fastify's
 // ways — request ids (echoed, made up, forwarded to replicas), the body limit for bodies
-// without a declared length, metrics, the same answer for a URL with a query string — and
+// without a declared length, metrics, the same answer for a URL with a query string, a
+// refused write's body drained (up to 1 MiB) or its connection closed as fastify's are — and
 // graceful shutdown: a write in flight when SIGTERM arrives is finished and acknowledged
 // before the exit.
 import { Agent as HttpAgent, request as httpRequest, createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crc32c } from '@node-rs/crc32';
 import { encodeFid } from '../../src/wire/file-id.ts';
@@ -13,10 +15,37 @@ import type { WriteResult } from '../../src/wire/protocol.ts';
 import { dataserverBed } from '../helpers/dataserver-bed.ts';
 import { metric } from '../helpers/metrics-scrape.ts';
 import { TEST_SECRET, waitFor, type Proc } from '../helpers/proc.ts';
+import { open, target } from '../security/raw-http.ts';
 
 const SECRET = TEST_SECRET;
 const bed = dataserverBed('ugcfs-dswrite-', { secret: SECRET, args: ['--block-size', '64k'] });
 const startDs = (name: string, env: Record<string, string> = {}) => bed.start(name, [], env);
+
+interface SocketAnswer {
+  status: number;
+  connection: string | undefined;
+  /** latin1, so binary bodies come back byte for byte */
+  body: string;
+}
+
+/** The answers arriving on a raw socket, in order, and whether the server has closed it. */
+function answersOn(s: Socket): { got: SocketAnswer[]; closed: boolean } {
+  const on = { got: [] as SocketAnswer[], closed: false };
+  let buf = Buffer.alloc(0);
+  s.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+      const head = buf.subarray(0, end).toString('latin1');
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      on.got.push({ status: Number(head.split(' ')[1]), connection: /\r\nconnection: *(\S+)/i.exec(head)?.[1], body: buf.subarray(end + 4, end + 4 + length).toString('latin1') });
+      buf = buf.subarray(end + 4 + length);
+    }
+  });
+  s.on('close', () => (on.closed = true));
+  s.on('error', () => undefined);
+  return on;
+}
 
 async function call(url: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; body: Buffer; json: () => Record<string, any> }> {
   const headers = new Headers(init.headers);
@@ -124,6 +153,45 @@ describe('PUT /needles/<fid> ahead of fastify', () => {
     expect(small.status).toBe(201);
     expect(JSON.parse(small.body)).toMatchObject({ fid: fidOf(3, 11n), size: 2000 });
     expect(Buffer.compare((await call(`${a.url}/needles/${fidOf(3, 11n)}`)).body, Buffer.concat([bytes(1000), bytes(1000, 2)]))).toBe(0);
+  });
+
+  it('a refused write drains a body up to 1 MiB and keeps its connection; a bigger one, or a 413, closes it', async () => {
+    const kept = fidOf(3, 50n);
+    expect((await call(`${a.url}/needles/${kept}`, { method: 'PUT', body: bytes(700, 5) })).status).toBe(201);
+    const { host, port } = target(a.url);
+    const head = (method: string, path: string, secret: string, length: number) =>
+      `${method} ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nX-Ugcfs-Secret: ${secret}\r\nContent-Length: ${length}\r\n\r\n`;
+    // 500 KB with a wrong secret: answered 401 after its first KB, the rest then read and
+    // dropped, and the same socket answers the next request
+    const s = await open(a.url);
+    const on = answersOn(s);
+    s.write(head('PUT', `/needles/${fidOf(3, 51n)}`, 'wrong', 500_000));
+    s.write(bytes(1000));
+    const refused = await waitFor('the 401', () => on.got[0]);
+    expect(refused.status).toBe(401);
+    expect(JSON.parse(refused.body).error.code).toBe('UGCFS_ERR_UNAUTHORIZED');
+    expect(refused.connection).toBe('keep-alive');
+    s.write(bytes(499_000));
+    s.write(head('GET', `/needles/${kept}`, SECRET, 0));
+    const next = await waitFor('the next answer on the same socket', () => on.got[1]);
+    expect(next.status).toBe(200);
+    expect(Buffer.compare(Buffer.from(next.body, 'latin1'), bytes(700, 5))).toBe(0);
+    expect(on.closed).toBe(false);
+    s.destroy();
+    expect((await call(`${a.url}/needles/${fidOf(3, 51n)}`)).status).toBe(404);
+    // past 1 MiB with a wrong secret, or over the block size (413): answered after the first
+    // KB, and the connection closed rather than drained
+    for (const [secret, length, status] of [['wrong', 2 * 1024 * 1024, 401], [SECRET, 200_000, 413]] as const) {
+      const big = await open(a.url);
+      const bigOn = answersOn(big);
+      big.write(head('PUT', `/needles/${fidOf(3, 52n)}`, secret, length));
+      big.write(bytes(1000));
+      const answer = await waitFor(`the ${status}`, () => bigOn.got[0]);
+      expect(answer.status).toBe(status);
+      expect(answer.connection).toBe('close');
+      await waitFor(`the close after the ${status}`, () => bigOn.closed);
+      big.destroy();
+    }
   });
 
   it('a URL with a query string gets the same answers, counted under the same routes', async () => {
