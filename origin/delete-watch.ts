@@ -21,7 +21,7 @@ export interface DeleteWatchOptions {
   tombstoneMs: number;
   log: Logger;
   /** deletes learnt, after the local purge (--purge-edges) */
-  onDeleted?: (fids: string[]) => void;
+  onDeleted?: (fids: string[]) => void | Promise<void>;
 }
 
 /** Starts watching; returns the stop function. */
@@ -31,7 +31,7 @@ export function watchDeletesInto(feed: DeleteFeedSource, core: OriginCore, o: De
     async onDelete(fids) {
       // A throw here leaves the feed cursor where it was, so the batch is retried next poll.
       await core.purgeMany(fids, o.tombstoneMs);
-      o.onDeleted?.(fids);
+      await o.onDeleted?.(fids);
       o.log.debug({ fids: fids.length }, 'purged files deleted elsewhere');
     },
     onGap() {

@@ -15,11 +15,18 @@
 //   that served the file sends it too: duplicates are idempotent at the edge, and they are
 //   bounded by the origins that served the file, so a bulk delete of cold files costs one
 //   purge per file (batched, 50 keys a request), not one per origin.
+//
+// With a --cache-dir, every purge is journaled on disk before its delete is acknowledged and
+// replayed when the origin starts again (origin/purge-journal.ts); an edge's confirmation
+// is journaled too, and the purge is forgotten once every edge confirmed it.
+import { mkdir, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { splitUrls } from '../src/base/config.ts';
 import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import { EDGE_PURGE, EdgeClient, nextBackoff, WebhookClient, type PurgeNotice } from '../src/clients/edge-client.ts';
+import { PurgeJournal, type JournalJob } from './purge-journal.ts';
 import { ServedUrls } from './served-urls.ts';
 
 interface Job {
@@ -30,6 +37,8 @@ interface Job {
   keys: string[];
   /** when the delete was acknowledged (ms since the epoch) */
   since: number;
+  /** its purges in the journal (several when deleted again while pending) */
+  ids: number[];
 }
 
 /** fids remembered as purged, so the feed's echo of this origin's own delete is not sent twice */
@@ -43,7 +52,7 @@ abstract class Target {
   private running = false;
   private closed = false;
 
-  constructor(readonly label: string, private readonly max: number, protected readonly p: PurgerDeps) {}
+  constructor(readonly label: string, private readonly max: number, protected readonly p: TargetDeps) {}
 
   /** Sends `jobs`, calling `done` for each the edge confirmed; throws when the edge failed. */
   protected abstract send(jobs: Job[], done: (fid: string) => void): Promise<void>;
@@ -54,10 +63,12 @@ abstract class Target {
       had.urls.push(...job.urls.filter((u) => !had.urls.includes(u)));
       had.paths.push(...job.paths.filter((u) => !had.paths.includes(u)));
       had.keys.push(...job.keys.filter((k) => !had.keys.includes(k)));
+      had.ids.push(...job.ids);
     } else {
       if (this.pending.size >= this.max) {
-        const oldest = this.pending.keys().next().value!;
+        const [oldest, dropped] = this.pending.entries().next().value!;
         this.pending.delete(oldest);
+        this.p.settled(dropped.ids, this.label);
         this.p.metrics.edgePurgesDropped.inc({ edge: this.label });
         this.p.log.error({ edge: this.label, fid: oldest, queue: this.max }, 'edge purge queue full: oldest purge dropped (raise --purge-queue, or bring the edge back)');
       }
@@ -76,6 +87,7 @@ abstract class Target {
           const job = this.pending.get(fid);
           if (!job) return;
           this.pending.delete(fid);
+          this.p.settled(job.ids, this.label);
           this.p.metrics.edgePurgeSeconds.observe({ edge: this.label }, (Date.now() - job.since) / 1000);
         };
         try {
@@ -112,7 +124,7 @@ abstract class Target {
 }
 
 class EdgeTarget extends Target {
-  constructor(private readonly edge: EdgeClient, max: number, p: PurgerDeps) {
+  constructor(private readonly edge: EdgeClient, max: number, p: TargetDeps) {
     super(edge.label, max, p);
   }
 
@@ -151,7 +163,7 @@ class EdgeTarget extends Target {
 }
 
 class WebhookTarget extends Target {
-  constructor(private readonly hook: WebhookClient, max: number, p: PurgerDeps) {
+  constructor(private readonly hook: WebhookClient, max: number, p: TargetDeps) {
     super(hook.label, max, p);
   }
 
@@ -178,6 +190,11 @@ export interface PurgerDeps {
   log: Logger;
 }
 
+interface TargetDeps extends PurgerDeps {
+  /** the edge confirmed (or gave up) the journal's purges `ids` */
+  settled(ids: readonly number[], label: string): void;
+}
+
 export interface EdgePurgerOptions extends PurgerDeps {
   edges: readonly EdgeClient[];
   webhook: WebhookClient | undefined;
@@ -191,16 +208,37 @@ export interface EdgePurgerOptions extends PurgerDeps {
 export class EdgePurger {
   private readonly targets: Target[];
   private readonly recent = new Set<string>();
+  private journal: PurgeJournal | undefined;
 
   constructor(private readonly o: EdgePurgerOptions) {
-    this.targets = [...o.edges.map((e) => new EdgeTarget(e, o.maxPending, o)), ...(o.webhook ? [new WebhookTarget(o.webhook, o.maxPending, o)] : [])];
+    const deps: TargetDeps = { ...o, settled: (ids, label) => ids.forEach((id) => this.journal?.done(id, label)) };
+    this.targets = [...o.edges.map((e) => new EdgeTarget(e, o.maxPending, deps)), ...(o.webhook ? [new WebhookTarget(o.webhook, o.maxPending, deps)] : [])];
+  }
+
+  /**
+   * Keeps pending purges in the journal at `path` from now on, and queues what it (and the
+   * journals in `adopt`) still owes each edge: the purges an earlier run left unconfirmed.
+   */
+  async openJournal(path: string, adopt: readonly string[] = []): Promise<number> {
+    const { journal, pending } = await PurgeJournal.open(path, this.targets.map((t) => t.label), this.o.log, adopt);
+    this.journal = journal;
+    for (const { job, edges } of pending) {
+      this.remember(job.fid);
+      for (const t of this.targets) if (edges.includes(t.label)) t.enqueue(this.jobOf(job, [job.id]));
+    }
+    if (pending.length > 0) this.o.log.info({ journal: path, purges: pending.length }, 'edge purges pending from the last run queued again');
+    return pending.length;
+  }
+
+  private jobOf(j: Omit<JournalJob, 'id'>, ids: number[]): Job {
+    return { fid: j.fid, urls: [...j.urls], paths: [...j.urls], keys: [...j.keys], since: j.since, ids };
   }
 
   /** Notes a URL that served `fid` (hit path and routes). A file already purged is purged again at once. */
   served(fid: string, url: string, legacyPath?: string): void {
     this.o.served.note(fid, url, legacyPath);
     // an answer that was under way when the delete came: purge what it may have left
-    if (this.recent.size > 0 && this.recent.has(fid)) this.deleted([fid]);
+    if (this.recent.size > 0 && this.recent.has(fid)) void this.deleted([fid]);
   }
 
   /** Changes whenever something noted may have been forgotten (ServedUrls.generation). */
@@ -208,18 +246,24 @@ export class EdgePurger {
     return this.o.served.generation;
   }
 
-  /** Files whose delete is acknowledged: queue their purge at every edge. */
-  deleted(fids: readonly string[]): void {
+  /**
+   * Files whose delete is being acknowledged: queue their purge at every edge. Resolves once
+   * the purges are in the journal, so the acknowledgement can wait for it.
+   */
+  async deleted(fids: readonly string[]): Promise<void> {
     const now = Date.now();
+    const durable: Array<Promise<void>> = [];
     for (const fid of fids) {
       const rec = this.o.served.take(fid);
       if (this.recent.has(fid) && rec === undefined) continue;
       if (rec === undefined && !this.o.owns(fid)) continue;
       this.remember(fid);
-      for (const t of this.targets) {
-        t.enqueue({ fid, urls: [...(rec?.urls ?? [])], paths: [...(rec?.urls ?? [])], keys: [...(rec?.keys ?? [fid])], since: now });
-      }
+      const job = { fid, urls: rec?.urls ?? [], keys: rec?.keys ?? [fid], since: now };
+      const journaled = this.journal?.queue(job);
+      if (journaled) durable.push(journaled.durable);
+      for (const t of this.targets) t.enqueue(this.jobOf(job, journaled ? [journaled.id] : []));
     }
+    await Promise.all(durable);
   }
 
   private remember(fid: string): void {
@@ -228,25 +272,46 @@ export class EdgePurger {
     if (this.recent.size > RECENT) this.recent.delete(this.recent.values().next().value!);
   }
 
-  /** healthz: files waiting at some edge, URLs remembered for by-URL purges */
-  health(): { edgePurgePending: number; edgePurgeUrls: number } {
-    return { edgePurgePending: this.targets.reduce((n, t) => n + t.size, 0), edgePurgeUrls: this.o.served.size };
+  /** healthz: files waiting at some edge, URLs remembered for by-URL purges, the journal's size */
+  health(): { edgePurgePending: number; edgePurgeUrls: number; edgePurgeJournalBytes?: number } {
+    return { edgePurgePending: this.targets.reduce((n, t) => n + t.size, 0), edgePurgeUrls: this.o.served.size, ...this.journal?.health() };
   }
 
-  close(): void {
+  async close(): Promise<void> {
     for (const t of this.targets) t.close();
+    await this.journal?.close();
   }
 }
 
-/** The purger --purge-edges and --purge-webhook ask for; undefined when neither is given. */
-export function edgePurgerFor(
-  config: { purgeEdges: string; purgeWebhook: string; purgeToken: string; purgeQueue: number; purgeRememberUrls: number },
-  o: PurgerDeps & { peers: { ownerOf(key: string): string | undefined } | undefined; workerIndex: number; dispatcher?: Dispatcher },
-): EdgePurger | undefined {
+/**
+ * Where worker `index` of `workers` journals its purges, and the journals of workers no
+ * longer run that it takes over (worker 0's). All sit in the origin's --cache-dir itself, not
+ * in a worker's own cache directory, which is removed when --workers shrinks
+ * (origin/worker-pool.ts); `cacheDir` is this worker's (workerCacheDir).
+ */
+export async function purgeJournalPaths(cacheDir: string, index: number, workers: number): Promise<{ path: string; adopt: string[] }> {
+  const base = index === 0 ? cacheDir : dirname(cacheDir);
+  const name = (i: number) => join(base, `edge-purges-${i}.journal`);
+  let adopt: string[] = [];
+  if (index === 0) {
+    const names = await readdir(base).catch(() => [] as string[]);
+    adopt = names.filter((n) => Number(/^edge-purges-(\d+)\.journal$/.exec(n)?.[1] ?? -1) >= workers).map((n) => join(base, n));
+  }
+  return { path: name(index), adopt };
+}
+
+/**
+ * The purger --purge-edges and --purge-webhook ask for, its journal open and what an earlier
+ * run left pending queued (with a --cache-dir); undefined when neither flag is given.
+ */
+export async function edgePurgerFor(
+  config: { purgeEdges: string; purgeWebhook: string; purgeToken: string; purgeQueue: number; purgeRememberUrls: number; cacheDir: string },
+  o: PurgerDeps & { peers: { ownerOf(key: string): string | undefined } | undefined; workerIndex: number; workers: number; dispatcher?: Dispatcher },
+): Promise<EdgePurger | undefined> {
   const urls = splitUrls(config.purgeEdges);
   if (urls.length === 0 && config.purgeWebhook === '') return undefined;
   const forgot = (n: number) => o.metrics.servedUrlsForgotten.inc(n);
-  return new EdgePurger({
+  const purger = new EdgePurger({
     edges: urls.map((u) => new EdgeClient(u, config.purgeToken, o.dispatcher)),
     webhook: config.purgeWebhook === '' ? undefined : new WebhookClient(config.purgeWebhook, config.purgeToken, o.dispatcher),
     served: new ServedUrls(config.purgeRememberUrls, forgot),
@@ -256,4 +321,12 @@ export function edgePurgerFor(
     metrics: o.metrics,
     log: o.log,
   });
+  if (config.cacheDir === '') {
+    o.log.warn('edge purges are kept in memory only (no --cache-dir): an origin that stops loses those pending');
+  } else {
+    await mkdir(config.cacheDir, { recursive: true });
+    const { path, adopt } = await purgeJournalPaths(config.cacheDir, o.workerIndex, o.workers);
+    await purger.openJournal(path, adopt);
+  }
+  return purger;
 }

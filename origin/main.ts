@@ -163,7 +163,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
     await watermarks.check(log);
     const core = new OriginCore({ store, memory, disk, peers, gate, limits, metrics, log, watermarks });
     // --purge-edges, --purge-webhook: CDN edges forget deleted files (origin/edge-purge.ts)
-    const edges = edgePurgerFor(config, { peers, workerIndex: pool?.index ?? 0, metrics, log, dispatcher });
+    const edges = await edgePurgerFor(config, { peers, workerIndex: pool?.index ?? 0, workers: pool?.count ?? 1, metrics, log, dispatcher });
     pool?.handle('collect', () => metricsJson());
     pool?.handle('purge', (fids) => core.purgeMany(fids as string[]));
     pool?.handle('revive', (fid) => core.revive(fid as string));
@@ -201,7 +201,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
       url,
       async close() {
         stopWatching();
-        edges?.close();
+        await edges?.close();
         await app.close();
         await resolver.close();
       },

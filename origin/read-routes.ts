@@ -42,7 +42,7 @@ export interface ReadDeps {
   /** --purge-edges/--purge-webhook: notes each URL a file was served by (origin/served-urls.ts) */
   served?: (fid: string, url: string, legacyPath: string | undefined) => void;
   /** --purge-edges/--purge-webhook: called once a delete is acknowledged (origin/edge-purge.ts) */
-  deleted?: (fid: string) => void;
+  deleted?: (fid: string) => void | Promise<void>;
 }
 
 /** A variant named by a preset and nothing else: the operator chose it, so it is never capped. */
@@ -145,7 +145,8 @@ export function registerReads(app: FastifyInstance, d: ReadDeps): void {
       throw err;
     }
     await d.peers()?.broadcastPurge(t.id);
-    d.deleted?.(t.id);
+    // resolves once the purge is journaled (origin/purge-journal.ts): the 204 promises it
+    await d.deleted?.(t.id);
     d.budget?.forget(t.id);
     await d.quota?.release(info.owner, info.size);
     req.log.info({ fid: t.id, by: caller.admin ? 'admin' : caller.owner }, 'deleted');

@@ -3,8 +3,10 @@
 // legacy paths. An edge that purges by exact key (nginx's cache-purge module) can only be
 // told to forget what it was given, so after a delete each of these URLs is purged there.
 // Only this process knows what it served, so the record is per origin (per worker), kept in
-// memory and bounded: the oldest files go first once --purge-remember-urls is reached (the
-// nginx edge's own 10-minute validity then bounds what is missed; docs/ORIGIN.md).
+// memory and bounded: the oldest files go first once --purge-remember-urls is reached. A
+// restart forgets it all (not persisted: docs/ORIGIN.md, "Served URLs across a restart");
+// the nginx edge's own 10-minute validity bounds what either way misses. A purge already
+// queued keeps its URLs in the purge journal (origin/purge-journal.ts).
 import { legacyKey } from './edge-purge-keys.ts';
 
 /** URLs longer than this are not remembered (the origin refuses URLs over 2 KiB anyway). */
