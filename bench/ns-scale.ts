@@ -22,12 +22,10 @@
 //      first repair request about one of its blocks reaches a simulated server.
 // Prints one JSON line per figure (bench/lib/results.ts's format).
 //   node bin/run-ts.mjs bench/ns-scale.ts [--quick] [--blocks 1000000 --servers 100]
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { opt } from '../src/base/config.ts';
 import { SECRET_HEADER } from '../src/base/secret.ts';
@@ -36,10 +34,11 @@ import { NAMESERVER_OPTIONS } from '../nameserver/config.ts';
 import { parseFlags } from './lib/flags.ts';
 import { processCpuMs } from './lib/process-cpu.ts';
 import { percentile } from './lib/stats.ts';
-import { RUN_TS, startUgcfs, type Child } from './lib/spawn.ts';
-import { liveMemory, metric, metricLines, seedBlocks } from './lib/ns-scale-probe.ts';
+import { startUgcfs, type Child } from './lib/spawn.ts';
+import { settled as settledAll, SimControl, type SimStats } from './lib/ns-scale-sim.ts';
+import { liveMemory, metric, metricLines, rssBytes, seedBlocks } from './lib/ns-scale-probe.ts';
 import { simId } from './lib/ns-scale-layout.ts';
-import { freePort, killAllChildren, splitLines, trackChild } from '../test/helpers/ready-process.ts';
+import { freePort, killAllChildren } from '../test/helpers/ready-process.ts';
 import { waitFor } from '../test/helpers/proc.ts';
 
 const D = NAMESERVER_OPTIONS;
@@ -62,7 +61,6 @@ const flags = parseFlags(import.meta.url, {
   stallS: opt.int(90, 'the restart fails as stalled when no more server\'s blocks got in for this long', { min: 5 }),
 }, { quick: { blocks: 50_000, servers: 20, steadyS: 5, assignS: 5 } });
 
-const SIM = fileURLToPath(new URL('./lib/dataserver-sim.ts', import.meta.url));
 const secret = randomBytes(32).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ns-scale: ${m}\n`);
@@ -94,56 +92,19 @@ log(`command: UGCFS_CLUSTER_SECRET=... node --inspect=127.0.0.1:PORT bin/ugcfs.m
 
 // ---- the simulator and its commands
 
-interface SimStats {
-  protocol: string; protocolWhy: string; seconds: number; simCpuPct: number; beats: number; failed: number; firstError: string; errors: Record<string, number>;
-  beatP50Ms: number; beatP99Ms: number; beatMaxMs: number; fullPages: number; deltas: number; deltaBlocks: number; asks: number; waits: number; fullRequests: number; fullsDone: number;
-  bodyBytes: number; repairRequests: number; httpErrors: number; listed: number; live: number; copies: number; registered: number; memoryBytes: number; peakMemoryBytes: number; peakRssBytes: number;
-}
-let sim: ChildProcess | undefined;
-let rpcId = 0;
-const waiting = new Map<number, (m: Record<string, unknown>) => void>();
 let firstRepair: { at: number; block: number; route: string; server: string } | undefined;
-let simReady: (url: string) => void = () => {};
-
-function startSim(): Promise<string> {
-  const args = [SIM, '--nameserver', nsUrl, '--servers', String(flags.servers), '--blocks', String(flags.blocks), '--heartbeat-ms', String(flags.heartbeatMs), '--churn-servers', String(flags.churnServers), '--churn-blocks', String(flags.churnBlocks)];
-  log(`simulator: node bin/run-ts.mjs bench/lib/dataserver-sim.ts ${args.slice(1).join(' ')}`);
-  // 16M simulated copies, and the full reports being sent, need more than the default heap
-  sim = fork(RUN_TS, args, { execArgv: ['--max-old-space-size=8192'], env: { ...process.env, UGCFS_CLUSTER_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  trackChild(sim);
-  for (const s of [sim.stdout!, sim.stderr!]) splitLines(s, (l) => process.stderr.write(`  [sim] ${l}\n`));
-  sim.on('message', (raw) => {
-    const m = raw as Record<string, unknown>;
-    if (typeof m.id === 'number') {
-      waiting.get(m.id)?.(m);
-      waiting.delete(m.id);
-    } else if (m.event === 'ready') simReady(String(m.url));
-    else if (m.event === 'repair') firstRepair ??= m as unknown as typeof firstRepair;
+const sim = new SimControl({
+  nameservers: [nsUrl], servers: flags.servers, blocks: flags.blocks, heartbeatMs: flags.heartbeatMs, churnServers: flags.churnServers, churnBlocks: flags.churnBlocks, secret, log,
+  onEvent: (m) => {
+    if (m.event === 'repair') firstRepair ??= m as unknown as typeof firstRepair;
     else if (m.event === 'protocol') {
       protocol = String(m.protocol);
       log(`the name server takes no block reports (${String(m.why)}): the simulated servers send whole lists in Heartbeat.blocks, as data servers before reports did`);
     }
-  });
-  sim.on('exit', (code, signal) => {
-    if (code) log(`simulator exited with ${code}`);
-    simGone = `the simulator exited (${code ?? signal}): see its [sim] lines`;
-    for (const w of waiting.values()) w({ gone: simGone });
-    waiting.clear();
-  });
-  return new Promise((r) => (simReady = r));
-}
-
-/** why the simulator is gone, once it is: every command then fails instead of waiting for ever */
-let simGone: string | undefined;
-function rpc<T = Record<string, unknown>>(cmd: string, extra: Record<string, unknown> = {}): Promise<T> {
-  return new Promise((resolve, reject) => {
-    if (simGone) return reject(new Error(simGone));
-    const id = ++rpcId;
-    waiting.set(id, (m) => (m.gone ? reject(new Error(String(m.gone))) : resolve(m as T)));
-    sim!.send({ id, cmd, ...extra });
-  });
-}
-const simStats = (reset = false) => rpc<SimStats>('stats', { reset });
+  },
+});
+const rpc = <T = Record<string, unknown>>(cmd: string, extra: Record<string, unknown> = {}) => sim.rpc<T>(cmd, extra);
+const simStats = (reset = false) => sim.stats(reset);
 
 // ---- the name server's API, as an operator and a client call it
 
@@ -190,35 +151,22 @@ async function window(ns: Child, seconds: number): Promise<{ cpuPct: number; sim
   return { cpuPct, sim: await simStats(true) };
 }
 
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : Number.NaN;
-}
-
 /**
  * Waits until every live server's blocks are in (report acknowledged, or list accepted),
  * saying how it goes every 15 s. Undefined when no more server got in for `stallMs` or
  * `timeoutMs` passed; `longestGapMs`: the longest time no more server got in.
  */
-async function settled(timeoutMs: number, stallMs: number): Promise<{ st?: SimStats; last: SimStats; longestGapMs: number }> {
-  const t0 = Date.now();
-  let said = t0;
-  let progress = { listed: -1, at: t0 };
-  let longestGapMs = 0;
-  for (;;) {
-    const s = await simStats();
-    const now = Date.now();
-    if (s.listed !== progress.listed) progress = { listed: s.listed, at: now };
-    longestGapMs = Math.max(longestGapMs, now - progress.at);
-    if (s.listed === s.live && s.registered === flags.servers) return { st: s, last: s, longestGapMs };
-    if (now - progress.at > stallMs || now - t0 > timeoutMs) return { last: s, longestGapMs };
-    if (now - said >= 15_000) {
-      said = now;
+function settled(timeoutMs: number, stallMs: number) {
+  return settledAll(sim, {
+    timeoutMs,
+    stallMs,
+    progress: (s) => s.listed,
+    done: (s) => s.listed === s.live && s.registered === flags.servers,
+    say: async (s) => {
       const applied = await metric(nsUrl, 'ugcfs_report_messages_total', 'kind="full"').catch(() => undefined);
       log(`  ${s.listed} of ${s.live} servers' blocks in; ${s.fullPages} full-report pages answered (${applied ?? '?'} applied by the name server), ${s.asks} asks for the turn (${s.waits} told to wait, ${s.fullRequests} turns given), ${s.failed} beats failed ${JSON.stringify(s.errors)}; simulator ${Math.round(s.memoryBytes / 2 ** 20)} MiB`);
-    }
-    await sleep(200);
-  }
+    },
+  });
 }
 
 /**
@@ -303,7 +251,7 @@ try {
   const tStart = Date.now();
   ns = await startNs();
   freshMs = Date.now() - tStart;
-  await startSim();
+  await sim.start();
   const t1 = Date.now();
   if (!(await settled(120_000, 60_000)).st) throw new Error('the simulated servers did not all register within 2 minutes');
   log(`${flags.servers} servers registered in ${Date.now() - t1} ms (protocol: ${protocol})`);
@@ -392,8 +340,7 @@ try {
   out('simulator', end.simCpuPct, '% of one core', { note: 'the simulator process over the last window; its memory: heap + external, now and the most seen', memoryMiB: Math.round(end.memoryBytes / 2 ** 20), peakMemoryMiB: Math.round(end.peakMemoryBytes / 2 ** 20), peakRssMiB: Math.round(end.peakRssBytes / 2 ** 20), repairRequests: end.repairRequests });
   if (protocol !== 'report') out('protocol', Number.NaN, '', { note: `the name server read whole lists in Heartbeat.blocks: ${st.protocolWhy}` });
 } finally {
-  if (sim?.connected) await Promise.race([rpc('exit').catch(() => undefined), sleep(2000)]);
-  sim?.kill('SIGKILL');
+  await sim.stop();
   await ns?.stop(60_000);
   rmSync(work, { recursive: true, force: true });
 }

@@ -1,7 +1,9 @@
-// Many simulated data servers in one process, for the name-server scale bench
-// (bench/ns-scale.ts starts it with fork and steers it over IPC). Each server beats the real
-// name server every --heartbeat-ms with the real heartbeat (POST /ds/heartbeat through
-// NameserverClient.heartbeat), as dataserver/heartbeat.ts beats: a full report asked for
+// Many simulated data servers in one process, for the name-server scale benches
+// (bench/ns-scale.ts and bench/ns-promotion.ts start it with fork and steer it over IPC). Each
+// server beats every name server of --nameserver (a comma-separated list: a group's leader and
+// standbys) every --heartbeat-ms with the real heartbeat (POST /ds/heartbeat through
+// NameserverClient.heartbeat), as dataserver/heartbeat.ts beats: one loop and one report
+// session per name server URL, so a standby gets the reports too; a full report asked for
 // first (a small message), its pages sent in the beat the name server gives the turn (a
 // long timeout per page), asked again next beat when told to wait; deltas after
 // (ns-scale-session.ts, on dataserver/report-session.ts); and a little churn on some
@@ -22,7 +24,7 @@ import { request } from 'undici';
 import { NameserverClient } from '../../src/clients/nameserver-client.ts';
 import { isUgcfsError } from '../../src/base/errors.ts';
 import { SECRET_HEADER } from '../../src/base/secret.ts';
-import { opt } from '../../src/base/config.ts';
+import { opt, splitUrls } from '../../src/base/config.ts';
 import type { BlockReport, DsCommand, Heartbeat, HeartbeatReply, ReportMessage } from '../../src/wire/protocol.ts';
 import { parseFlags } from './flags.ts';
 import { percentile } from './stats.ts';
@@ -30,18 +32,19 @@ import { churned, holdersOf, newBlockReport, serverBlocks, SIM_BLOCK_SIZE, SIM_F
 import { SimServer } from './ns-scale-server.ts';
 
 const flags = parseFlags(import.meta.url, {
-  nameserver: opt.string('', 'the name server URL', { required: true }),
+  nameserver: opt.string('', 'the name server URLs, comma-separated (every one is beaten, each on its own loop)', { required: true }),
   servers: opt.int(100, 'simulated data servers', { min: 2 }),
   blocks: opt.int(1_000_000, 'blocks of the layout the servers hold after "load" (each on 2 servers)', { min: 0 }),
   heartbeatMs: opt.int(1000, 'heartbeat interval of every server', { min: 10 }),
   churnServers: opt.number(0.2, 'share of beats that carry a change', { min: 0, max: 1 }),
   churnBlocks: opt.int(2, 'blocks changed on such a beat (on every live copy)', { min: 0 }),
+  load: opt.bool(false, 'hold the layout\'s blocks from the first beat (else from the "load" command)'),
 });
 
 /** What the parent sends (one request, one answer with the same id). */
 type Command =
   | { id: number; cmd: 'load' }
-  | { id: number; cmd: 'stats'; reset?: boolean }
+  | { id: number; cmd: 'stats'; reset?: boolean; fullsSince?: number }
   | { id: number; cmd: 'kill'; server: number }
   | { id: number; cmd: 'exit' };
 
@@ -53,7 +56,11 @@ const secret = process.env.UGCFS_CLUSTER_SECRET ?? '';
 // dataserver/heartbeat.ts's timeouts: a full report's page may wait behind other servers' pages
 const timeoutMs = Math.max(2000, flags.heartbeatMs * 2);
 const pageTimeoutMs = Math.max(30_000, flags.heartbeatMs * 4);
-const client = new NameserverClient({ nameservers: flags.nameserver, secret });
+const urls = splitUrls(flags.nameserver);
+/** one client per name server, as each of a data server's beat loops has its own */
+const clients = urls.map((url) => new NameserverClient({ nameservers: [url], secret }));
+/** per name server, per server: when its last full report there was acknowledged whole (ms, 0: never) */
+const fullAt = urls.map(() => new Float64Array(flags.servers));
 
 let layout: Layout | undefined;
 /** 'report' until the name server shows it reads only Heartbeat.blocks */
@@ -109,7 +116,7 @@ const httpServer = createServer((req, res) => {
 });
 await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
 const base = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
-const servers = Array.from({ length: flags.servers }, (_, i) => new SimServer(i, `${base}/ds/${i + 1}`));
+const servers = Array.from({ length: flags.servers }, (_, i) => new SimServer(i, `${base}/ds/${i + 1}`, {}, urls.length));
 
 function holders(id: number): number[] {
   const out = new Set<number>(extraHolders.get(id) ?? []);
@@ -269,19 +276,20 @@ function useBlocks(why: string): void {
  * in turn; a full report is asked for first, and sent at once (once) when the answer gives
  * the turn, not a beat later; told to wait, the server asks again at its next beat.
  */
-async function beatReport(s: SimServer): Promise<void> {
+async function beatReport(s: SimServer, link: number): Promise<void> {
+  const session = s.sessions[link]!;
   for (let round = 0; round < 2; round++) {
-    const wasFull = s.session.sendsFull;
+    const wasFull = session.sendsFull;
     let complete = true;
-    for (const m of s.session.next()) {
-      if (!s.session.current(m) || killed.has(s.index)) return;
+    for (const m of session.next()) {
+      if (!session.current(m) || killed.has(s.index)) return;
       const sentAt = Date.now();
       const t0 = performance.now();
       let reply: HeartbeatReply;
       try {
-        reply = await client.heartbeat({ ...head(s), report: m }, m.kind === 'full' ? pageTimeoutMs : timeoutMs);
+        reply = await clients[link]!.heartbeat({ ...head(s), report: m }, m.kind === 'full' ? pageTimeoutMs : timeoutMs);
       } catch (err) {
-        s.session.unanswered(m);
+        session.unanswered(m);
         if (isUgcfsError(err, 'UGCFS_ERR_BAD_REQUEST') && /blocks/.test((err as Error).message)) useBlocks(`it answered ${JSON.stringify((err as Error).message.slice(0, 80))}`);
         else failed(err);
         return;
@@ -301,19 +309,22 @@ async function beatReport(s: SimServer): Promise<void> {
         return;
       }
       if (reply.report.full) stats[reply.report.wait ? 'waits' : 'fullRequests']++;
-      const wanted = s.session.wantsFull;
-      if (!s.session.answered(m, reply.report)) {
+      const wanted = session.wantsFull;
+      if (!session.answered(m, reply.report)) {
         complete = false;
         break;
       }
-      if (wanted && !s.session.wantsFull) stats.fullsDone++;
+      if (wanted && !session.wantsFull) {
+        stats.fullsDone++;
+        fullAt[link]![s.index] = Date.now();
+      }
     }
-    if (complete || (wasFull && round > 0) || !s.session.sendsFull) return;
+    if (complete || (wasFull && round > 0) || !session.sendsFull) return;
   }
 }
 
 /** What a data server of the time before reports sent: every block, every beat (its JSON kept until a block changes). */
-async function beatBlocks(s: SimServer): Promise<void> {
+async function beatBlocks(s: SimServer, link: number): Promise<void> {
   const v = version.get(s.index) ?? 0;
   let list = listJson.get(s.index);
   if (!list || list.version !== v) listJson.set(s.index, (list = { version: v, json: JSON.stringify(s.current()) }));
@@ -323,7 +334,7 @@ async function beatBlocks(s: SimServer): Promise<void> {
   const sentAt = Date.now();
   const t0 = performance.now();
   try {
-    const res = await request(`${flags.nameserver}/ds/heartbeat`, { method: 'POST', body, headers: { 'content-type': 'application/json', [SECRET_HEADER]: secret }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const res = await request(`${urls[link]!}/ds/heartbeat`, { method: 'POST', body, headers: { 'content-type': 'application/json', [SECRET_HEADER]: secret }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     const reply = (await res.body.json()) as HeartbeatReply & { error?: { message?: string } };
     if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${reply.error?.message ?? ''}`);
     stats.latencies.push(performance.now() - t0);
@@ -336,16 +347,17 @@ async function beatBlocks(s: SimServer): Promise<void> {
   }
 }
 
-function loop(s: SimServer, delay: number): void {
+/** One server's beat loop to one name server; the client work happens once a period, on the first name server's loop. */
+function loop(s: SimServer, link: number, delay: number): void {
   setTimeout(async () => {
     if (killed.has(s.index)) return;
-    churn(s);
+    if (link === 0) churn(s);
     try {
-      await (protocol === 'report' ? beatReport(s) : beatBlocks(s));
+      await (protocol === 'report' ? beatReport(s, link) : beatBlocks(s, link));
     } catch (err) {
       failed(err);
     }
-    loop(s, flags.heartbeatMs);
+    loop(s, link, flags.heartbeatMs);
   }, delay);
 }
 
@@ -360,7 +372,7 @@ function memoryNow(): number {
   return m.heapUsed + m.external;
 }
 
-function snapshot(reset: boolean): Record<string, unknown> {
+function snapshot(reset: boolean, fullsSince = 0): Record<string, unknown> {
   const now = Date.now();
   const cpu = process.cpuUsage(stats.cpu);
   const lat = stats.latencies;
@@ -387,7 +399,12 @@ function snapshot(reset: boolean): Record<string, unknown> {
     repairRequests: stats.repairRequests,
     httpErrors: stats.httpErrors,
     // servers whose blocks the name server has whole: report acknowledged, or a list accepted since the load
-    listed: servers.filter((s) => !killed.has(s.index) && (protocol === 'report' ? !s.session.wantsFull : listed.has(s.index))).length,
+    listed: servers.filter((s) => !killed.has(s.index) && (protocol === 'report' ? s.sessions.every((x) => !x.wantsFull) : listed.has(s.index))).length,
+    // the same per name server
+    listedBy: urls.map((_, k) => servers.filter((s) => !killed.has(s.index) && !s.sessions[k]!.wantsFull).length),
+    // per name server: live servers whose full report there was acknowledged whole at or after `fullsSince`, and the last such moment
+    fullsBy: fullAt.map((at) => servers.filter((s) => !killed.has(s.index) && at[s.index]! >= fullsSince && at[s.index]! > 0).length),
+    lastFullAtBy: fullAt.map((at) => at.reduce((m, t) => Math.max(m, t), 0)),
     live: servers.length - killed.size,
     copies: servers.reduce((n, s) => n + s.count, 0),
     registered: clusterOf.size,
@@ -400,21 +417,24 @@ function snapshot(reset: boolean): Record<string, unknown> {
   return out;
 }
 
+/** From now on every server holds its share of the layout: a full report follows. */
+function loadLayout(): { ms: number; copies: number } {
+  const t0 = Date.now();
+  layout = { blocks: flags.blocks, servers: flags.servers };
+  const share = serverBlocks(layout);
+  servers.forEach((s, i) => {
+    s.load(layout!, share[i]!);
+    version.set(i, (version.get(i) ?? 0) + 1);
+  });
+  listed.clear();
+  return { ms: Date.now() - t0, copies: servers.reduce((n, s) => n + s.count, 0) };
+}
+
 process.on('message', (msg) => {
   const c = msg as Command;
   const reply = (m: Record<string, unknown>) => send({ ...m, id: c.id });
-  if (c.cmd === 'stats') return reply(snapshot(c.reset === true));
-  if (c.cmd === 'load') {
-    const t0 = Date.now();
-    layout = { blocks: flags.blocks, servers: flags.servers };
-    const share = serverBlocks(layout);
-    servers.forEach((s, i) => {
-      s.load(layout!, share[i]!);
-      version.set(i, (version.get(i) ?? 0) + 1);
-    });
-    listed.clear();
-    return reply({ ms: Date.now() - t0, copies: servers.reduce((n, s) => n + s.count, 0) });
-  }
+  if (c.cmd === 'stats') return reply(snapshot(c.reset === true, c.fullsSince));
+  if (c.cmd === 'load') return reply(loadLayout());
   if (c.cmd === 'kill') {
     killed.set(c.server, Date.now());
     return reply({ at: killed.get(c.server), server: servers[c.server]!.id, lastBeat: lastOk.get(c.server) ?? null });
@@ -433,5 +453,7 @@ for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
   });
 }
 
-servers.forEach((s, i) => loop(s, Math.floor((i / servers.length) * flags.heartbeatMs)));
+if (flags.load) log(`holding the layout from the first beat: ${JSON.stringify(loadLayout())}`);
+// each name server's loops spread over the period, offset from the others' as separate timers would be
+urls.forEach((_, k) => servers.forEach((s, i) => loop(s, k, Math.floor(((i + k / urls.length) / servers.length) * flags.heartbeatMs))));
 send({ event: 'ready', url: base });

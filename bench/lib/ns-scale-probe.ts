@@ -2,6 +2,7 @@
 // memory after a full garbage collection (forced through the inspector port it was started
 // with, then read from its own /metrics: prom-client's heap-used and external-memory gauges), and the
 // block records written straight into its LevelDB state with its own store code.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
 import type { BlockRecord } from '../../nameserver/block-map.ts';
@@ -73,6 +74,12 @@ export async function liveMemory(nsUrl: string, inspectPort: number, samples = 3
   return best!;
 }
 
+/** Block `id` of the layout as the name server persists it: sealed, replicas 2, on its two simulated servers. */
+export function layoutRecord(id: number, layout: Layout, createdAt: number): BlockRecord {
+  const [p, q] = holdersOf(id, layout.servers);
+  return { id, replication: REPLICAS, state: 'sealed', replicas: [simId(p), simId(q)], createdAt };
+}
+
 /**
  * Writes the layout's block records (sealed, replicas 2, on their two simulated servers)
  * into a stopped name server's state (<data>/state) through its metadata store, in the shape
@@ -90,8 +97,7 @@ export async function seedBlocks(dataDir: string, layout: Layout, createdAt: num
     for (let from = 1; from <= layout.blocks; from += BATCH) {
       const ops: Array<NamespaceBatchOp<BlockRecord>> = [];
       for (let id = from; id < Math.min(layout.blocks + 1, from + BATCH); id++) {
-        const [p, q] = holdersOf(id, layout.servers);
-        ops.push({ type: 'put', key: String(id), value: { id, replication: REPLICAS, state: 'sealed', replicas: [simId(p), simId(q)], createdAt } });
+        ops.push({ type: 'put', key: String(id), value: layoutRecord(id, layout, createdAt) });
       }
       // unsynced, not atomic: a seed interrupted is redone from scratch
       await blocks.batch(ops, { atomic: false, sync: false });
@@ -101,4 +107,10 @@ export async function seedBlocks(dataDir: string, layout: Layout, createdAt: num
   } finally {
     await db.close();
   }
+}
+
+/** A process's resident set size, bytes (/proc/<pid>/status). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : Number.NaN;
 }

@@ -3,7 +3,8 @@
 // id) plus whatever changed since: blocks created or pulled onto it, copies removed, reports
 // changed by churn or made read-only. Memory is 4 bytes per layout copy and an object per
 // change, so 16M copies fit in one process. Its digest is kept per change (XOR in, XOR out),
-// and its report session (ns-scale-session.ts) is told of every change.
+// and its report sessions (ns-scale-session.ts), one per name server it beats as a data
+// server keeps one per --nameserver URL, are told of every change.
 import { ReportDigest, reportHash } from '../../src/wire/heartbeat.ts';
 import type { BlockReport } from '../../src/wire/protocol.ts';
 import type { ReportSessionOptions } from '../../dataserver/report-session.ts';
@@ -14,7 +15,8 @@ export class SimServer implements ReportSource {
   readonly id: string;
   readonly rack: string;
   readonly digest = new ReportDigest();
-  readonly session: SimReportSession;
+  /** one report session per name server beaten (in the order of their URLs) */
+  readonly sessions: SimReportSession[];
   private layout: Layout | undefined;
   private base: Uint32Array = new Uint32Array(0);
   /** held blocks whose report is not the layout's: changed layout copies, and every other block held */
@@ -27,10 +29,16 @@ export class SimServer implements ReportSource {
     /** its base URL, as the name server calls it */
     readonly url: string,
     sessionOptions: ReportSessionOptions = {},
+    nameservers = 1,
   ) {
     this.id = simId(index);
     this.rack = simRack(index);
-    this.session = new SimReportSession(this, sessionOptions);
+    this.sessions = Array.from({ length: nameservers }, () => new SimReportSession(this, sessionOptions));
+  }
+
+  /** the session with the first name server */
+  get session(): SimReportSession {
+    return this.sessions[0]!;
   }
 
   /** From now on it holds its layout blocks (`ids`, this server's share): a full report follows. */
@@ -41,7 +49,7 @@ export class SimServer implements ReportSource {
     this.gone.clear();
     this.digest.clear();
     for (const id of ids) this.digest.add(reportHash(baseReport(id)));
-    this.session.restart();
+    for (const s of this.sessions) s.restart();
   }
 
   private isBase(id: number): boolean {
@@ -69,7 +77,7 @@ export class SimServer implements ReportSource {
       this.gone.delete(id);
       this.over.set(id, r);
     }
-    this.session.touch(id);
+    for (const s of this.sessions) s.touch(id);
   }
 
   *differences(): Iterable<number> {
