@@ -46,6 +46,38 @@ export function roleCommand(role: string, table: OptionTable, values: Record<str
   return { args, secretEnv };
 }
 
+/**
+ * A role's options as the all-in-one offers them: every option of the role's table, under its
+ * own flag, config key and environment variable, except the `decided` ones, which the
+ * all-in-one sets itself (ports, directories, ids, the name server's URL, the secrets, and
+ * what its own options stand for). One declaration per role drives `ugcfs server`'s option
+ * table, its --help, docs/CONFIGURATION.md and each role's command line.
+ */
+export interface RoleOptions<T extends OptionTable = OptionTable, D extends keyof T = keyof T> {
+  table: T;
+  decided: readonly D[];
+  /** the options passed through */
+  options: Omit<T, D>;
+}
+
+export function roleOptions<T extends OptionTable, D extends keyof T & string>(table: T, decided: readonly D[]): RoleOptions<T, D> {
+  for (const k of decided) if (!(k in table)) throw new Error(`decided option ${k} is not in the role's table`);
+  const options = Object.fromEntries(Object.entries(table).filter(([k]) => !(decided as readonly string[]).includes(k))) as Omit<T, D>;
+  return { table, decided, options };
+}
+
+/**
+ * The values of `role`'s passed options in the all-in-one's `config` that differ from the
+ * role's own defaults: the rest the role takes from its defaults, as the separate command does.
+ */
+export function passedValues(role: RoleOptions, config: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, spec] of Object.entries(role.options as OptionTable)) {
+    if (JSON.stringify(config[k]) !== JSON.stringify(spec.default)) out[k] = config[k];
+  }
+  return out;
+}
+
 export interface RoleExit {
   code: number | null;
   signal: NodeJS.Signals | null;

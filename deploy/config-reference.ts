@@ -9,12 +9,22 @@ import { CLUSTER_CLIENT_OPTIONS } from '../src/clients/cluster-client.ts';
 import { ORIGIN_OPTIONS } from '../origin/config.ts';
 import { NAMESERVER_OPTIONS } from '../nameserver/config.ts';
 import { DATASERVER_OPTIONS } from '../dataserver/config.ts';
-import { SERVER_OPTIONS } from '../cli/commands/server.ts';
+import { ALL_IN_ONE_ROLES, passedFlags, SERVER_OWN_OPTIONS } from '../cli/commands/server.ts';
 
 export const CONFIG_DOC = fileURLToPath(new URL('../docs/CONFIGURATION.md', import.meta.url));
 
 export const ROLE_TABLES: Array<{ command: string; table: OptionTable; note: string }> = [
-  { command: 'server', table: SERVER_OPTIONS, note: 'The all-in-one (`npm start`): one name server, `--dataservers` data servers (ids `ds-1`...) and an origin (`--origin-workers` processes), each role a supervised process of its own. Each role gets the values below and its own defaults for the rest.' },
+  {
+    command: 'server',
+    table: SERVER_OWN_OPTIONS,
+    note:
+      'The all-in-one (`npm start`): one name server, `--dataservers` data servers (ids `ds-1`...) and an origin (`--origin-workers` processes), each role a supervised process of its own. ' +
+      'Its own options are below. Every other option of the three roles (tables below) is taken too, by the same flag, key and environment variable, and passed to that role; a role gets its own defaults for what is not given. ' +
+      'It decides the others itself (or derives them from its own options): ' +
+      Object.entries(ALL_IN_ONE_ROLES).map(([role, r]) => `${role}: ${r.decided.map((k) => '`' + flagName(k) + '`').join(', ')}`).join('; ') +
+      '. Passed through: ' +
+      passedFlags().map((p) => `${p.to}: ${p.flags.map((f) => '`' + f + '`').join(', ')}`).join('; ') + '.',
+  },
   { command: 'nameserver', table: NAMESERVER_OPTIONS, note: 'The cluster brain: one per cluster, or a high-availability group sharing its state in etcd (`--etcd`; one leads, the others stand by).' },
   { command: 'dataserver', table: DATASERVER_OPTIONS, note: 'Keeps blocks. One per disk; give each a `--rack` so replicas spread across racks.' },
   { command: 'origin', table: ORIGIN_OPTIONS, note: 'The caching image origin that CDN edges pull from. Several may run side by side with `--peers`.' },

@@ -8,7 +8,7 @@ import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { describeOptions, loadConfig, opt, type ConfigOf } from '../../src/base/config.ts';
+import { describeOptions, flagName, loadConfig, opt, type ConfigOf } from '../../src/base/config.ts';
 import { UgcfsError } from '../../src/base/errors.ts';
 import { createLogger } from '../../src/base/log.ts';
 import { COMMON_SERVER_OPTIONS } from '../../src/base/role-options.ts';
@@ -17,14 +17,30 @@ import { DATASERVER_OPTIONS } from '../../dataserver/config.ts';
 import { ORIGIN_OPTIONS } from '../../origin/config.ts';
 import { checkLegacyOptions } from '../../origin/legacy-read-through.ts';
 import type { CommandModule } from '../command.ts';
-import { roleCommand, RoleStartError } from '../role-process.ts';
+import { passedValues, roleCommand, roleOptions, RoleStartError } from '../role-process.ts';
 import { loadOrCreateSecrets } from '../secrets-env.ts';
 import { Supervisor } from '../supervisor.ts';
 
-export const SERVER_OPTIONS = {
-  ...COMMON_SERVER_OPTIONS,
+/** The secrets: each role's come from this command's options or <data>/secrets.env. */
+const SECRETS = ['clusterSecret', 'originSecret'] as const;
+
+/**
+ * What the all-in-one decides for each role; every other option of the role's table is
+ * passed through, by its own flag (cli/role-process.ts, roleOptions). The decided ones are its
+ * ports, directories, ids, the name server's URL and the secrets, the options below that
+ * stand for them, and a data server's TEST ONLY hooks.
+ */
+export const ALL_IN_ONE_ROLES = {
+  nameserver: roleOptions(NAMESERVER_OPTIONS, [...SECRETS, 'data', 'port', 'replicas', 'adminToken']),
+  dataserver: roleOptions(DATASERVER_OPTIONS, [...SECRETS, 'nameserver', 'data', 'port', 'id', 'rack', 'publicUrl', 'blockSize', 'fsync', 'testCrashAt', 'testClockOffsetMs']),
+  origin: roleOptions(ORIGIN_OPTIONS, [...SECRETS, 'nameserver', 'port', 'cacheDir', 'cacheBytes', 'workers', 'uploadTokens', 'adminToken']),
+};
+
+/** This command's own options: the one-machine cluster's shape, and what it decides for the roles. */
+export const SERVER_OWN_OPTIONS = {
   // Given or not, the one-machine cluster has one: <data>/secrets.env supplies what is not given.
   clusterSecret: { ...COMMON_SERVER_OPTIONS.clusterSecret, required: false, describe: 'shared secret every internal route asks for (at least 32 characters; default: from <data>/secrets.env, made on the first start)' },
+  originSecret: COMMON_SERVER_OPTIONS.originSecret,
   data: opt.string('./data', 'directory for all state: nameserver/, ds-1/..., cache/ (created if missing)', { env: 'UGCFS_DATA' }),
   port: opt.int(8080, 'origin port (0 picks a free one)', { env: 'UGCFS_ORIGIN_PORT', min: 0, max: 65535 }),
   nameserverPort: opt.int(7000, 'name server port (0 picks a free one)', { env: 'UGCFS_NAMESERVER_PORT', min: 0, max: 65535 }),
@@ -37,12 +53,28 @@ export const SERVER_OPTIONS = {
   originWorkers: opt.int(0, 'origin processes serving --port together, each with its share of the caches (0: one per core)', { env: 'UGCFS_ORIGIN_WORKERS', min: 0, max: ORIGIN_OPTIONS.workers.max }),
   uploadTokens: opt.list([], 'bearer tokens allowed to upload (default: the one in <data>/secrets.env)', { env: 'UGCFS_UPLOAD_TOKENS', secret: true }),
   adminToken: opt.string('', 'token for admin calls and deleting any file (default: from <data>/secrets.env)', { env: 'UGCFS_ADMIN_TOKEN', secret: true }),
-  // The origin's own options, passed to it as they are (docs/MIGRATION.md).
-  legacyOrigin: ORIGIN_OPTIONS.legacyOrigin,
-  legacyImport: ORIGIN_OPTIONS.legacyImport,
+};
+
+/** Its own options first, then every role's passed through (those shared, host, log level, TLS..., go to each role). */
+export const SERVER_OPTIONS = {
+  ...SERVER_OWN_OPTIONS,
+  ...ALL_IN_ONE_ROLES.nameserver.options,
+  ...ALL_IN_ONE_ROLES.dataserver.options,
+  ...ALL_IN_ONE_ROLES.origin.options,
+  ...SERVER_OWN_OPTIONS,
 };
 
 export type ServerConfig = ConfigOf<typeof SERVER_OPTIONS>;
+
+/** The flags passed through, those every role takes first, then each role's own (--help, docs/CONFIGURATION.md). */
+export function passedFlags(): Array<{ to: string; flags: string[] }> {
+  const roles = Object.entries(ALL_IN_ONE_ROLES).map(([role, r]) => ({ role, keys: Object.keys(r.options) }));
+  const everyRole = roles[0]!.keys.filter((k) => roles.every((r) => r.keys.includes(k)));
+  return [
+    { to: 'every role', flags: everyRole.map(flagName) },
+    ...roles.map((r) => ({ to: r.role, flags: r.keys.filter((k) => !everyRole.includes(k)).map(flagName) })),
+  ];
+}
 
 /** An unusable data directory is a usage error with one line, before anything opens. */
 function prepareDataRoot(dir: string): void {
@@ -88,9 +120,8 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
   const adminToken = config.adminToken || secrets.UGCFS_ADMIN_TOKEN;
   const uploadTokenFromFile = config.uploadTokens.length === 0;
   const uploadTokens = uploadTokenFromFile ? secrets.UGCFS_UPLOAD_TOKENS.split(',') : config.uploadTokens;
-  // Every option all roles share (host, log level, request limits, TLS...) goes to each as given.
-  const common = Object.fromEntries(Object.keys(COMMON_SERVER_OPTIONS).map((k) => [k, config[k as keyof typeof COMMON_SERVER_OPTIONS]]));
-  const shared = { ...common, clusterSecret, originSecret };
+  // Each role's options as given (those the roles share, host, log level, TLS..., to each).
+  const given = (role: keyof typeof ALL_IN_ONE_ROLES) => passedValues(ALL_IN_ONE_ROLES[role], config);
   // A role that fails to start says why on its own stderr; the user's fix is often one of
   // this command's options (a taken port, a data directory in use), so name that instead.
   const started = async <T>(option: string, port: number, run: Promise<T>): Promise<T> => {
@@ -111,7 +142,7 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
   const ns = await started('--nameserver-port', nsPort, supervisor.start({
     name: 'nameserver',
     stopOrder: 2,
-    command: () => roleCommand('nameserver', NAMESERVER_OPTIONS, { ...shared, data: join(root, 'nameserver'), port: nsPort, replicas: config.replicas, adminToken }),
+    command: () => roleCommand('nameserver', NAMESERVER_OPTIONS, { ...given('nameserver'), clusterSecret, originSecret, data: join(root, 'nameserver'), port: nsPort, replicas: config.replicas, adminToken }),
   }));
   nsPort = portOf(ns.url);
 
@@ -123,7 +154,7 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
       name: `dataserver:${id}`,
       stopOrder: 1,
       command: () => roleCommand('dataserver', DATASERVER_OPTIONS, {
-        ...shared, nameserver: ns.url, data: join(root, id), id, port, rack: 'local', blockSize: config.blockSize, fsync: config.fsync,
+        ...given('dataserver'), clusterSecret, originSecret, nameserver: ns.url, data: join(root, id), id, port, rack: 'local', blockSize: config.blockSize, fsync: config.fsync,
       }),
     }));
     port = portOf(ds.url);
@@ -136,16 +167,15 @@ export async function startAllInOne(config: ServerConfig, supervisor: Supervisor
     name: 'origin',
     stopOrder: 0,
     command: () => roleCommand('origin', ORIGIN_OPTIONS, {
-      ...shared,
-      clusterSecret: '',
+      ...given('origin'),
+      // the origins' credential only: files, never blocks or cluster operations
+      originSecret,
       nameserver: ns.url,
       port: originPort,
       cacheDir: join(root, 'cache'),
       cacheBytes: config.cacheBytes,
       uploadTokens,
       adminToken,
-      legacyOrigin: config.legacyOrigin,
-      legacyImport: config.legacyImport,
       workers,
     }),
   }));
@@ -190,7 +220,12 @@ image server) and, with --legacy-import, copied into the cluster in the backgrou
 \`ugcfs origin\`.
 
 options:
-${describeOptions(SERVER_OPTIONS)}`,
+${describeOptions(SERVER_OWN_OPTIONS)}
+
+Every other option of \`ugcfs nameserver\`, \`ugcfs dataserver\` and \`ugcfs origin\` is taken
+too, by the same flag, config key and environment variable, and passed to that role (see
+\`ugcfs <role> --help\`):
+${passedFlags().map((p) => `  ${p.to}: ${p.flags.join(' ')}`).join('\n')}`,
   async run(ctx) {
     const { config, positionals } = loadConfig(SERVER_OPTIONS, { argv: ctx.argv, env: ctx.env });
     if (positionals.length > 0) throw new UgcfsError('UGCFS_ERR_BAD_USAGE', `unexpected argument ${positionals[0]}`);
