@@ -1,8 +1,9 @@
 // The name server at scale (issue 24): bench/ns-scale.ts per configuration — one real name
 // server fed by simulated data servers — at 1M blocks on 100 data servers and 8M on 400
-// (--ns-scale-blocks picks which; --quick: the script's own 50k blocks on 20). The goals are
-// the issue's, for 8M blocks on 400 data servers; a smaller configuration's figures are shown
-// against them but not judged.
+// (--ns-scale-blocks picks which; --quick: the script's own 50k blocks on 20), then
+// bench/ns-promotion.ts for the same configuration — two name servers on etcd, the leader
+// SIGKILLed — when etcd is installed. The goals are the issue's, for 8M blocks on 400 data
+// servers; a smaller configuration's figures are shown against them but not judged.
 import { join } from 'node:path';
 import type { Section, BenchContext, SectionOutput } from '../context.ts';
 import type { Goal } from '../results.ts';
@@ -14,6 +15,7 @@ import { ROOT, RUN_TS } from '../spawn.ts';
 import { splitLines, trackChild } from '../../../test/helpers/ready-process.ts';
 import { table, num } from '../markdown.ts';
 import { rolesAvailable } from '../cluster.ts';
+import { etcdUsable } from '../../../test/helpers/etcd.ts';
 
 /** the configuration the goals are for */
 const GOAL = { blocks: 8_000_000, servers: 400 };
@@ -34,17 +36,17 @@ const HELD_OFF_MS = 300_000;
 
 const errorOf = (stderr: string, code: number | null) => (stderr.trim().split('\n').filter((l) => /^(\s*\[sim\] )?(Error|dataserver-sim: (uncaught|unhandled))/.test(l)).pop() ?? `exit ${code}`).slice(0, 300);
 
-/** Runs bench/ns-scale.ts, its progress lines passed on to the log (a run at 8M takes most of an hour). */
-function runBench(args: string[], log: (m: string) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs bench/<script>, its progress lines passed on to the log (a run at 8M takes most of an hour). */
+function runBench(args: string[], log: (m: string) => void, script = 'ns-scale.ts'): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = spawn(process.execPath, [RUN_TS, join(ROOT, 'bench', 'ns-scale.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUN_TS, join(ROOT, 'bench', script), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     trackChild(child);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     splitLines(child.stderr, (l) => {
       stderr += l + '\n';
-      if (/ns-scale:|dataserver-sim:|Error/.test(l)) log(`    ${l}`);
+      if (/ns-scale:|ns-promotion:|dataserver-sim:|Error/.test(l)) log(`    ${l}`);
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 3 * 3600_000);
     child.on('error', (err) => void (stderr += err.message));
@@ -62,9 +64,11 @@ export interface Run {
   code: number | null;
   error?: string;
   lines: ExternalLine[];
+  /** bench/ns-promotion.ts's run of the same configuration (absent: etcd missing, or not run) */
+  promotion?: { command: string; code: number | null; error?: string; lines: ExternalLine[] };
 }
 
-const find = (r: Run, metric: string) => r.lines.find((l) => l.metric === metric);
+const find = (r: Run, metric: string) => r.lines.find((l) => l.metric === metric) ?? r.promotion?.lines.find((l) => l.metric === metric);
 const value = (r: Run, metric: string) => {
   const v = find(r, metric)?.value;
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
@@ -116,8 +120,31 @@ function rows(runs: Run[]): (string | number)[][] {
     ['  the longest time no more server got in; name-server CPU meanwhile', ...cell((r) => both(r, gap))],
     ['  assigns meanwhile: p50 / p99 / worst; assigns / errors', ...cell((r) => both(r, during))],
     ['block records written into the stopped state', ...cell((r) => `${secs(value(r, 'seed_records'))} (${num(Number(find(r, 'seed_records')?.perS))}/s)`)],
+    ...promotionRows(runs),
     ['simulator process CPU (one process for all servers)', ...cell((r) => `${num(value(r, 'simulator'), 1)}%`)],
     ['  its memory (heap + external) at the end / the most seen; resident at most', ...cell((r) => { const l = find(r, 'simulator'); return l ? `${num(Number(l.memoryMiB))} / ${num(Number(l.peakMemoryMiB))} MiB; ${num(Number(l.peakRssMiB))} MiB` : '—'; })],
+  ];
+}
+
+/** Why the promotion run starts one etcd member (the template says it). */
+const PROMOTION_ONE_MEMBER = 'each member keeps the records in its own memory, and three beside two name servers holding 8M blocks each would not fit this machine.';
+
+/** The promotion run's rows (bench/ns-promotion.ts): two name servers on etcd, the leader SIGKILLed. */
+function promotionRows(runs: Run[]): (string | number)[][] {
+  if (!runs.some((r) => r.promotion)) return [];
+  const cell = (f: (r: Run) => string) => runs.map((r) => (!r.promotion ? 'not run' : r.promotion.lines.length === 0 ? 'failed' : f(r)));
+  const line = (r: Run, metric: string) => r.promotion?.lines.find((l) => l.metric === metric);
+  const mib = (b: unknown) => `${num(Number(b) / 2 ** 20, 0)} MiB`;
+  return [
+    ['promotion (2 name servers on etcd): standby start, to listening (every record loaded) / standing by', ...cell((r) => `${secs(value(r, 'standby_load'))} / ${secs(Number(line(r, 'standby_load')?.readyMs))}`)],
+    ['  SIGKILL of the leader to the standby elected', ...cell((r) => secs(value(r, 'promotion_elected')))],
+    ['  to the first assign answered by the new leader', ...cell((r) => secs(value(r, 'promotion_first_assign')))],
+    ["  to every server's full report in at the new leader", ...cell((r) => { const l = line(r, 'promotion_reports_in'); return l && Number.isFinite(l.value) ? secs(l.value) : `**stalled**: ${String(l?.error ?? '—')}`; })],
+    ['  assigns meanwhile (the client given both): p50 / p99 / worst; assigns / errors', ...cell((r) => { const l = line(r, 'promotion_assign_worst'); return l ? `${millis(Number(l.p50))} / ${millis(Number(l.p99))} / ${millis(l.value)}; ${num(Number(l.assigns))} / ${num(Number(l.errors))}` : '—'; })],
+    ["  the new leader's CPU meanwhile; turns given; beats to the dead leader failed", ...cell((r) => { const l = line(r, 'promotion_reports_in'); return l ? `${num(Number(l.nsCpuPct), 0)}%; ${num(Number(l.turnsGiven))}; ${num(Number(l.failedBeats))}` : '—'; })],
+    ["  before the kill: every server's reports in at both, from the servers' start", ...cell((r) => secs(value(r, 'reports_in_both')))],
+    ['  resident: leader / standby / etcd member, reports in', ...cell((r) => { const l = line(r, 'reports_in_both'); return l ? `${mib(l.leaderRssBytes)} / ${mib(l.standbyRssBytes)} / ${mib(l.etcdRssBytes)}` : '—'; })],
+    ['  block records written into etcd (records/s); its database', ...cell((r) => { const l = line(r, 'etcd_seed'); return l ? `${secs(l.value)} (${num(Number(l.perS))}/s); ${mib(l.dbBytes)}` : '—'; })],
   ];
 }
 
@@ -129,6 +156,7 @@ export const section: Section = {
     // the runner's own flags, read again for this section's one (--ns-scale-blocks)
     const wanted = ctx.quick ? [0] : [...readFlags(RUN_OPTIONS, process.argv.slice(2)).nsScaleBlocks];
     const runs: Run[] = [];
+    const noEtcd = etcdUsable();
     for (const blocks of wanted) {
       const servers = blocks === 0 ? 20 : serversFor(blocks);
       const args = blocks === 0 ? ['--quick'] : ['--blocks', String(blocks), '--servers', String(servers)];
@@ -158,9 +186,14 @@ export const section: Section = {
         };
         ctx.log(`  ns-scale: ${label(n, servers)} with repairs held off done (exit ${r2.code})`);
       }
+      if (!noEtcd) {
+        ctx.log(`  ns-promotion: ${label(n, servers)}`);
+        const p = await runBench(args, ctx.log, 'ns-promotion.ts');
+        run.promotion = { command: `node bin/run-ts.mjs bench/ns-promotion.ts ${args.join(' ')}`, code: p.code, lines: parseExternalLines(p.stdout), ...(p.code !== 0 ? { error: errorOf(p.stderr, p.code) } : {}) };
+      }
       runs.push(run);
     }
-    return { ...summarize(runs), commands: runs.flatMap((r) => r.command.split('\n')), data: runs };
+    return { ...summarize(runs), commands: runs.flatMap((r) => [...r.command.split('\n'), ...(r.promotion ? [r.promotion.command] : [])]), data: runs };
   },
 };
 
@@ -182,6 +215,11 @@ export function summarize(runs: Run[]): Pick<SectionOutput, 'values' | 'goals'> 
     // Serving means answering: assigns failing after the first one (the restart stalled) do not count as served.
     const failedAfter = Number(find(top, 'restart_assign_worst')?.errors ?? 0);
     goal('restart', 'name-server restart to serving assigns', '< 30 s', value(top, 'restart_first_assign'), (v) => `${secs(v)}${failedAfter > 0 ? `, then ${num(failedAfter)} assigns failed while the reports came in` : ''}`, (v) => v < 30_000 && failedAfter === 0);
+    const promoted = top.promotion?.lines.find((l) => l.metric === 'promotion_first_assign');
+    const promoErrors = Number(top.promotion?.lines.find((l) => l.metric === 'promotion_assign_worst')?.errors ?? 0);
+    goal('promotion', 'name-server promotion (SIGKILL of the leader, 2 name servers on etcd) to the new leader serving assigns', '< 30 s', promoted && Number.isFinite(promoted.value) ? promoted.value : undefined, (v) => `${secs(v)}${promoErrors > 0 ? `, ${num(promoErrors)} assigns failed meanwhile` : ''}`, (v) => v < 30_000);
+    const promoIn = top.promotion?.lines.find((l) => l.metric === 'promotion_reports_in');
+    goals.push({ id: 'promotion-reports-in', name: `name-server promotion until every data server's full report is in at the new leader${at}`, target: 'reported', measured: promoIn ? (Number.isFinite(promoIn.value) ? secs(promoIn.value) : 'stalled') : 'not measured' });
     const restartIn = find(top, 'restart_reports_in');
     const inMs = restartIn && Number.isFinite(restartIn.value) ? restartIn.value : undefined;
     const held = find(top, 'restart_reports_in_grace');
@@ -199,6 +237,7 @@ export function summarize(runs: Run[]): Pick<SectionOutput, 'values' | 'goals'> 
       notes.push(`${label(r.blocks, r.servers)}: after the restart (the name server's defaults) the reports **stalled**: ${secs(Number(stalled.stalledAfterMs))} after it, ${String(stalled.serversIn)} of ${String(stalled.of)} servers' blocks were in and none more came for ${secs(Number(stalled.longestGapMs))}; the name server, at ${String(stalled.nsCpuPct)}% of a core, then counted ${String(stalled.aliveThen ?? '?')} data servers alive and ${num(Number(stalled.underReplicatedThen))} blocks under-replicated, and ${num(Number(stalled.failedBeats))} beats had gone unanswered (${JSON.stringify(stalled.errors)}). ` +
         (held ? `The configuration was then run again from scratch with \`--startup-grace-ms ${String(held.startupGraceMs)}\` (no repair while the reports come in; the lines marked "held off"): ${Number.isFinite(held.value) ? `every server's blocks were in after ${secs(held.value)}, and the column's other figures (heartbeats, memory, assigns, the dead server: killed so that it is declared dead as the grace ends) were measured in that run` : 'it stalled again'}.` : 'The figures after it were not measured.'));
     }
+    if (r.promotion?.error) notes.push(`${label(r.blocks, r.servers)}: the promotion run failed: ${r.promotion.error}.`);
     if (r.lines.some((l) => l.protocol === 'blocks')) notes.push(`${label(r.blocks, r.servers)}: the name server did not answer \`report\`: the simulated servers sent whole lists in Heartbeat.blocks.`);
   }
   const values = {
@@ -208,6 +247,8 @@ export function summarize(runs: Run[]): Pick<SectionOutput, 'values' | 'goals'> 
     atGoal,
     turns: String(runs[0]?.lines[0]?.fullReportsAtOnce ?? '?'),
     protocol: runs.every((r) => r.lines.every((l) => l.protocol !== 'blocks')) ? 'report' : 'blocks',
+    promotion: runs.some((r) => r.promotion !== undefined),
+    promotionWhyOne: PROMOTION_ONE_MEMBER,
   };
   return { values, goals };
 }
