@@ -27,6 +27,7 @@ import type { Logger } from '../src/base/log.ts';
 import type { Metrics } from '../src/base/metrics.ts';
 import { EDGE_PURGE, EdgeClient, nextBackoff, WebhookClient, type PurgeNotice } from '../src/clients/edge-client.ts';
 import { PurgeJournal, type JournalJob } from './purge-journal.ts';
+import { loadServed, saveServed } from './purge-url-snapshot.ts';
 import { ServedUrls } from './served-urls.ts';
 
 interface Job {
@@ -209,6 +210,8 @@ export class EdgePurger {
   private readonly targets: Target[];
   private readonly recent = new Set<string>();
   private journal: PurgeJournal | undefined;
+  /** where close() saves the served URLs (origin/purge-url-snapshot.ts) */
+  private servedSnapshot: string | undefined;
 
   constructor(private readonly o: EdgePurgerOptions) {
     const deps: TargetDeps = { ...o, settled: (ids, label) => ids.forEach((id) => this.journal?.done(id, label)) };
@@ -228,6 +231,13 @@ export class EdgePurger {
     }
     if (pending.length > 0) this.o.log.info({ journal: path, purges: pending.length }, 'edge purges pending from the last run queued again');
     return pending.length;
+  }
+
+  /** Loads the served URLs a graceful stop saved at `paths`, and saves them to `save` at close(). */
+  async keepServed(paths: readonly string[], save: string): Promise<void> {
+    const urls = await loadServed(paths, this.o.served, this.o.log);
+    if (urls > 0) this.o.log.info({ snapshot: save, urls }, 'served URLs of the last run loaded');
+    this.servedSnapshot = save;
   }
 
   private jobOf(j: Omit<JournalJob, 'id'>, ids: number[]): Job {
@@ -277,27 +287,33 @@ export class EdgePurger {
     return { edgePurgePending: this.targets.reduce((n, t) => n + t.size, 0), edgePurgeUrls: this.o.served.size, ...this.journal?.health() };
   }
 
+  /** Stops sending; saves the served URLs (a graceful stop: the server no longer answers). */
   async close(): Promise<void> {
     for (const t of this.targets) t.close();
+    if (this.servedSnapshot !== undefined) {
+      await saveServed(this.servedSnapshot, this.o.served).catch((err: Error) => this.o.log.error({ snapshot: this.servedSnapshot, err: err.message }, 'served URLs not saved'));
+    }
     await this.journal?.close();
   }
 }
 
+const PURGE_FILES = { journal: /^edge-purges-(\d+)\.journal$/, served: /^served-urls-(\d+)$/ };
+
 /**
- * Where worker `index` of `workers` journals its purges, and the journals of workers no
- * longer run that it takes over (worker 0's). All sit in the origin's --cache-dir itself, not
- * in a worker's own cache directory, which is removed when --workers shrinks
- * (origin/worker-pool.ts); `cacheDir` is this worker's (workerCacheDir).
+ * Where worker `index` of `workers` keeps its purge journal and served-URL snapshot, and
+ * those of workers no longer run that it takes over (worker 0 does). All sit in the origin's
+ * --cache-dir itself, not in a worker's own cache directory, which is removed when --workers
+ * shrinks (origin/worker-pool.ts); `cacheDir` is this worker's (workerCacheDir).
  */
-export async function purgeJournalPaths(cacheDir: string, index: number, workers: number): Promise<{ path: string; adopt: string[] }> {
+export async function purgeFilePaths(cacheDir: string, index: number, workers: number): Promise<{ journal: string; served: string; adopt: { journal: string[]; served: string[] } }> {
   const base = index === 0 ? cacheDir : dirname(cacheDir);
-  const name = (i: number) => join(base, `edge-purges-${i}.journal`);
-  let adopt: string[] = [];
-  if (index === 0) {
-    const names = await readdir(base).catch(() => [] as string[]);
-    adopt = names.filter((n) => Number(/^edge-purges-(\d+)\.journal$/.exec(n)?.[1] ?? -1) >= workers).map((n) => join(base, n));
-  }
-  return { path: name(index), adopt };
+  const names = index === 0 ? await readdir(base).catch(() => [] as string[]) : [];
+  const orphans = (re: RegExp) => names.filter((n) => Number(re.exec(n)?.[1] ?? -1) >= workers).map((n) => join(base, n));
+  return {
+    journal: join(base, `edge-purges-${index}.journal`),
+    served: join(base, `served-urls-${index}`),
+    adopt: { journal: orphans(PURGE_FILES.journal), served: orphans(PURGE_FILES.served) },
+  };
 }
 
 /**
@@ -325,8 +341,9 @@ export async function edgePurgerFor(
     o.log.warn('edge purges are kept in memory only (no --cache-dir): an origin that stops loses those pending');
   } else {
     await mkdir(config.cacheDir, { recursive: true });
-    const { path, adopt } = await purgeJournalPaths(config.cacheDir, o.workerIndex, o.workers);
-    await purger.openJournal(path, adopt);
+    const files = await purgeFilePaths(config.cacheDir, o.workerIndex, o.workers);
+    await purger.openJournal(files.journal, files.adopt.journal);
+    await purger.keepServed([files.served, ...files.adopt.served], files.served);
   }
   return purger;
 }

@@ -201,8 +201,10 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
       url,
       async close() {
         stopWatching();
-        await edges?.close();
+        // after the last answer: a delete in flight still journals its purge, and every URL
+        // served is in the snapshot of what was served
         await app.close();
+        await edges?.close();
         await resolver.close();
       },
     };

@@ -4,9 +4,9 @@
 // told to forget what it was given, so after a delete each of these URLs is purged there.
 // Only this process knows what it served, so the record is per origin (per worker), kept in
 // memory and bounded: the oldest files go first once --purge-remember-urls is reached. A
-// restart forgets it all (not persisted: docs/ORIGIN.md, "Served URLs across a restart");
-// the nginx edge's own 10-minute validity bounds what either way misses. A purge already
-// queued keeps its URLs in the purge journal (origin/purge-journal.ts).
+// graceful stop saves it and the next start loads it (origin/purge-url-snapshot.ts); a crash
+// forgets it, and the nginx edge's own 10-minute validity bounds what is then missed. A purge
+// already queued keeps its URLs in the purge journal (origin/purge-journal.ts).
 import { legacyKey } from './edge-purge-keys.ts';
 
 /** URLs longer than this are not remembered (the origin refuses URLs over 2 KiB anyway). */
@@ -81,6 +81,11 @@ export class ServedUrls {
     this.generation++;
     const legacyPaths = [...(r.legacy ?? [])];
     return { urls: [...r.urls], keys: [fid, ...legacyPaths.map(legacyKey)], legacyPaths };
+  }
+
+  /** What is remembered, file by file, the oldest first (origin/purge-url-snapshot.ts). */
+  *records(): IterableIterator<{ fid: string; urls: string[]; legacy: string[] }> {
+    for (const [fid, r] of this.files) yield { fid, urls: [...r.urls], legacy: [...(r.legacy ?? [])] };
   }
 
   /** URLs remembered now. */

@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/base/log.ts';
 import { createMetrics } from '../../src/base/metrics.ts';
 import { EdgeClient } from '../../src/clients/edge-client.ts';
-import { EdgePurger, purgeJournalPaths } from '../../origin/edge-purge.ts';
+import { EdgePurger, purgeFilePaths } from '../../origin/edge-purge.ts';
 import { COMPACT_SLACK, decodeJournal, encodeRecord, JOURNAL_HEADER, MAX_AGE_MS, PurgeJournal } from '../../origin/purge-journal.ts';
+import { decodeServedSnapshot, encodeServedSnapshot, loadServed, saveServed } from '../../origin/purge-url-snapshot.ts';
 import { ServedUrls } from '../../origin/served-urls.ts';
 import { tempDir, waitFor } from '../helpers/proc.ts';
 
@@ -143,20 +144,51 @@ describe('an EdgePurger with a journal', () => {
   it("worker 0 takes over the journal of a worker no longer run", async () => {
     const dir = fresh();
     up = false;
-    const w1 = await purgeJournalPaths(join(dir, 'worker-1'), 1, 2);
-    expect(w1).toEqual({ path: join(dir, 'edge-purges-1.journal'), adopt: [] });
+    const w1 = await purgeFilePaths(join(dir, 'worker-1'), 1, 2);
+    expect(w1).toEqual({ journal: join(dir, 'edge-purges-1.journal'), served: join(dir, 'served-urls-1'), adopt: { journal: [], served: [] } });
     const gone = purger();
-    await gone.openJournal(w1.path);
+    await gone.openJournal(w1.journal);
     await gone.deleted(['9,cafe']);
     await gone.close();
     // --workers 2 -> 1
-    const w0 = await purgeJournalPaths(dir, 0, 1);
-    expect(w0.adopt).toEqual([w1.path]);
+    const w0 = await purgeFilePaths(dir, 0, 1);
+    expect(w0.adopt.journal).toEqual([w1.journal]);
     up = true;
     const zero = purger();
-    expect(await zero.openJournal(w0.path, w0.adopt)).toBe(1);
-    expect(existsSync(w1.path)).toBe(false);
+    expect(await zero.openJournal(w0.journal, w0.adopt.journal)).toBe(1);
+    expect(existsSync(w1.journal)).toBe(false);
     await waitFor('the adopted purge', () => purged.includes('9,cafe'));
     await zero.close();
+  });
+});
+
+describe('the served URLs snapshot, version 1', () => {
+  const GOLDEN_SERVED = 'ugcfs-served-urls 1\n{"fid":"3,01637037d6","urls":["/old/a%20b.jpg"],"legacy":["/old/a b.jpg"]}\ncrc 4c21a412\n';
+
+  it('has the golden bytes of the layout comment, and refuses a damaged or cut file', () => {
+    expect(encodeServedSnapshot([{ fid: '3,01637037d6', urls: ['/old/a%20b.jpg'], legacy: ['/old/a b.jpg'] }])).toBe(GOLDEN_SERVED);
+    expect(decodeServedSnapshot(GOLDEN_SERVED)).toEqual([{ fid: '3,01637037d6', urls: ['/old/a%20b.jpg'], legacy: ['/old/a b.jpg'] }]);
+    expect(() => decodeServedSnapshot(GOLDEN_SERVED.replace('a%20b', 'a%20c'))).toThrow(/crc/);
+    expect(() => decodeServedSnapshot(GOLDEN_SERVED.slice(0, 60))).toThrow();
+    expect(() => decodeServedSnapshot(GOLDEN_SERVED.replace('urls 1', 'urls 2'))).toThrow(/version/);
+  });
+
+  it('brings back what was served, oldest first, once: the file goes when loaded', async () => {
+    const path = join(fresh(), 'served-urls-0');
+    const a = new ServedUrls(100);
+    a.note('F1', '/F1?w=1');
+    a.note('F2', '/F2.jpg');
+    a.note('F1', '/old/x.jpg', '/old/x.jpg');
+    await saveServed(path, a);
+    const b = new ServedUrls(100);
+    expect(await loadServed([path], b, log)).toBe(3);
+    expect([...b.records()]).toEqual([...a.records()]);
+    expect(b.take('F1')!.keys).toEqual(a.take('F1')!.keys);
+    expect(existsSync(path)).toBe(false);
+    // a damaged snapshot is ignored (and removed), not a reason to stop
+    writeFileSync(path, GOLDEN_SERVED.replace('crc 4', 'crc 5'));
+    const c = new ServedUrls(100);
+    expect(await loadServed([path], c, log)).toBe(0);
+    expect(existsSync(path)).toBe(false);
   });
 });

@@ -3,6 +3,7 @@
 // URL, so the restarted origin must still know which URLs it served the deleted file by. The
 // edge is down during the delete, the origin is SIGKILLed with the purge pending, started
 // again on the same --cache-dir, and the edge, back with its cache intact, forgets every URL.
+// And the URLs an origin served survive a graceful stop (origin/purge-url-snapshot.ts).
 // Needs Debian's nginx and libnginx-mod-http-cache-purge; skips, saying so, without them.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -73,6 +74,23 @@ describe.skipIf(!!NGINX_PURGE_MISSING)(`an origin SIGKILLed with a purge pending
     o = await origin();
     expect(await pending(o)).toBe(0);
     expect(o.lines.some((l) => l.includes('edge purges pending from the last run'))).toBe(false);
+    await o.kill('SIGKILL');
+  });
+
+  it('stopped gracefully, it remembers the URLs it served: a delete after the restart purges them', async () => {
+    let o = await origin();
+    const f = await upload(o.url, corpus('photos/Aqua.jpg'));
+    const paths = [`/${f.fid}.jpg`, `/${f.fid}?w=140`, `/${f.fid}.jpg_90x90.jpg`];
+    await warmEdge(edge.url, paths);
+    expect(await o.kill('SIGTERM')).toBe(0);
+    expect(readdirSync(cacheDir)).toContain('served-urls-0');
+    o = await origin();
+    expect(o.lines.some((l) => l.includes('served URLs of the last run loaded'))).toBe(true);
+    // loaded once: the snapshot is gone until the next graceful stop
+    expect(readdirSync(cacheDir)).not.toContain('served-urls-0');
+    const r = await http(`${o.url}/${f.fid}`, { method: 'DELETE', headers: UPLOAD_AUTH });
+    expect(r.status).toBe(204);
+    await edgeForgot(edge.url, paths, 5_000);
     await o.kill('SIGKILL');
   });
 });
