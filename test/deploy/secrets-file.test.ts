@@ -60,8 +60,9 @@ describe('<data>/secrets.env of ugcfs server', () => {
 
     expect(await first.proc.kill('SIGTERM')).toBe(0);
 
-    // Same data directory: the same file, byte for byte, and the same credentials work.
-    s = await startAllInOne({ dir: tmp.dir, args: ['--dataservers', '2', '--replicas', '2'] });
+    // Same data directory: the same file, byte for byte, and the same credentials work (one
+    // origin process this time: the first start's workers showed they print no credential).
+    s = await startAllInOne({ dir: tmp.dir, args: ['--dataservers', '2', '--replicas', '2', '--origin-workers', '1'] });
     const second = s;
     expect(readFileSync(file, 'utf8')).toBe(text);
     expect(statSync(file).mode & 0o777).toBe(0o600);

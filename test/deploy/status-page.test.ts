@@ -20,7 +20,8 @@ describe('status page of ugcfs server', () => {
   let s: AllInOne;
   let profile: string;
   beforeAll(async () => {
-    s = await startAllInOne({ args: ['--dataservers', '3'] });
+    // one origin process: the page is the name server's
+    s = await startAllInOne({ args: ['--dataservers', '3', '--origin-workers', '1'] });
     profile = mkdtempSync(join(tmpdir(), 'ugcfs-chromium-'));
     const body = readFileSync(join(CORPUS, 'photos', 'Aqua.jpg'));
     const res = await fetch(`${s.origin}/upload`, { method: 'POST', headers: { 'content-type': 'image/jpeg', ...s.uploadAuth }, body });
