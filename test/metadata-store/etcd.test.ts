@@ -224,3 +224,39 @@ describe.skipIf(reason)('etcd metadata store: high availability', () => {
     for (const [i, s] of ss.entries()) await s.revokeLease(leases[i]!);
   });
 });
+
+describe.skipIf(reason)('etcd metadata store: paging a large namespace', () => {
+  it('reads every key once, in order, each request counting a few pages of keys, not all that are left', async () => {
+    const s = await open(uniquePrefix(), { pageSize: 16 });
+    try {
+      const ns = s.namespace<number>('blocks');
+      // decimal ids (the block map's keys: lengths mixed, dense under some prefixes) and a few others
+      const n = 3000;
+      const keys = [...Array.from({ length: n }, (_, i) => String(i + 1)), 'a', 'a0', 'zz', 'é'];
+      for (let i = 0; i < keys.length; i += 128) await ns.batch(keys.slice(i, i + 128).map((k) => ({ type: 'put' as const, key: k, value: 1 })));
+      const sorted = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+      // what etcd walks per request is the count of [key, range_end): summed over the requests
+      let counted = 0;
+      let requests = 0;
+      const range = s.client.range.bind(s.client);
+      s.client.range = async (r) => {
+        const res = await range(r);
+        if (r.limit !== undefined) {
+          counted += res.count;
+          requests++;
+        }
+        return res;
+      };
+      expect((await ns.iterator().all()).map(([k]) => k)).toEqual(sorted);
+      // one long range would count n²/(2 x 16) ≈ 280,000 keys in all
+      expect(counted).toBeLessThan(10 * keys.length);
+      expect(requests).toBeLessThan((3 * keys.length) / 16);
+      // bounds and limits hold across slices
+      expect((await ns.iterator({ gte: '1999', lt: '2001' }).all()).map(([k]) => k)).toEqual(sorted.filter((k) => k >= '1999' && k < '2001'));
+      expect((await ns.iterator({ gt: '25', limit: 40 }).all()).map(([k]) => k)).toEqual(sorted.filter((k) => k > '25').slice(0, 40));
+      expect((await ns.iterator({ reverse: true, limit: 5 }).all()).map(([k]) => k)).toEqual(sorted.slice(-5).reverse());
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+});
