@@ -72,8 +72,9 @@ describe('graceful SIGTERM of ugcfs server during uploads', () => {
     expect(inFlightAtSignal).toBeGreaterThan(0);
     expect(first.proc.lines.some((l) => l.includes('"msg":"shutting down"'))).toBe(true);
 
-    // Same data directory, new process: every acknowledged upload is there, byte-exact.
-    s = await startAllInOne({ dir: tmp.dir });
+    // Same data directory, new process: every acknowledged upload is there, byte-exact (read
+    // through one origin process: the workers' shutdown was the first start's).
+    s = await startAllInOne({ dir: tmp.dir, args: ['--origin-workers', '1'] });
     const second = s;
     for (const { fid, sha256 } of acked) {
       const bytes = await waitFor(`read back ${fid}`, async () => {
