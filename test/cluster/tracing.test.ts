@@ -207,7 +207,8 @@ describe('traces from the all-in-one', () => {
 
   it('ugcfs server --otlp-endpoint traces every role it starts', async () => {
     receiver = await startReceiver();
-    s = await startAllInOne({ args: ['--otlp-endpoint', `${receiver.url}/v1/traces`, '--origin-workers', '1'] });
+    // every role, each process once: one origin process, two data servers (a primary and its replica)
+    s = await startAllInOne({ args: ['--otlp-endpoint', `${receiver.url}/v1/traces`, '--origin-workers', '1', '--dataservers', '2', '--replicas', '2'] });
     const traceId = hex(16);
     // the data servers register with the name server after the origin is up: retry until the write is placed
     await waitFor('an upload through the all-in-one', async () => {
