@@ -3,13 +3,17 @@
 // orders decided again. Events keep both right; the sweep catches what no event announces
 // (a block whose every holder is gone since the name server started, an order lost with
 // its reply), within one pass: blocks / SLICE ticks (8M blocks at 4,000 a tick of 500 ms:
-// ~17 minutes), for a few ms a tick.
+// ~17 minutes). A slice is walked in goes of a few ms with the loop's other work between
+// them: done in one go, a slice held the loop long enough to show in assigns' p99 at 8M.
 import type { Logger } from '../src/base/log.ts';
 import type { BlockMap } from './block-map.ts';
 import type { CopyOrders } from './copy-orders.ts';
+import { nextRound } from './page-pacer.ts';
 
 /** Blocks looked at per tick. */
 export const SWEEP_SLICE = 4000;
+/** Time one go of a slice runs before the loop's other work (assigns, beats) gets a turn. */
+export const SWEEP_GO_MS = 2;
 
 export class BlockSweep {
   private cursor = 0;
@@ -18,27 +22,45 @@ export class BlockSweep {
   passes = 0;
 
   constructor(
-    private readonly blocks: BlockMap,
-    private readonly orders: CopyOrders,
+    private readonly blocks: Pick<BlockMap, 'idsFrom' | 'refresh'>,
+    private readonly orders: Pick<CopyOrders, 'evaluateBlock'>,
     private readonly log: Logger,
     private readonly slice = SWEEP_SLICE,
+    private readonly goMs = SWEEP_GO_MS,
   ) {}
 
-  /** One slice; a slice still running (an order's write) makes this tick skip. */
-  tick(leading: boolean, now = Date.now()): void {
+  /** Starts one slice; a slice still being walked makes this tick skip. */
+  tick(leading: boolean): void {
     if (this.running) return;
     const ids = this.blocks.idsFrom(this.cursor, this.slice);
     if (ids.length < this.slice) {
       this.cursor = 0;
       this.passes++;
     } else this.cursor = ids.at(-1)! + 1;
-    for (const id of ids) this.blocks.refresh(id, now);
-    if (!leading || ids.length === 0) return;
+    if (ids.length === 0) return;
     this.running = true;
-    void (async () => {
-      for (const id of ids) await this.orders.evaluateBlock(id, now);
-    })()
+    this.walk(ids, leading)
       .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'block sweep failed; the next pass retries'))
       .finally(() => (this.running = false));
+  }
+
+  /** True while a slice is being walked. */
+  get busy(): boolean {
+    return this.running;
+  }
+
+  private async walk(ids: readonly number[], leading: boolean): Promise<void> {
+    let goStart = performance.now();
+    let now = Date.now();
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      this.blocks.refresh(id, now);
+      if (leading) await this.orders.evaluateBlock(id, now);
+      if ((i & 31) === 31 && performance.now() - goStart > this.goMs) {
+        await nextRound();
+        goStart = performance.now();
+        now = Date.now();
+      }
+    }
   }
 }

@@ -328,7 +328,7 @@ export async function createNameserver(config: NameserverConfig, log: Logger, op
       metrics.clusterBytes.set(alive.reduce((s, d) => s + d.usedBytes, 0));
       blocks.tick(now);
       const leading = leadership.isLeader();
-      sweep.tick(leading, now);
+      sweep.tick(leading);
       metrics.underReplicated.set(blocks.underReplicatedCount(now));
       metrics.blockTableBytes.set(blocks.tableBytes());
       metrics.nameserverLeader.set(leading ? 1 : 0);
