@@ -1,6 +1,9 @@
 // Assignment: a fresh fid in a writable block whose every replica is alive. Keeps a small
 // pool of writable blocks per replica count, creating blocks (persisted first, then created
-// on each chosen data server) when the pool runs low.
+// on each chosen data server) when the pool runs low. The pool (one block per live server
+// by default: 400 at 400 servers) is computed at most every POOL_TTL_MS, not per assign:
+// checking every open block's copies on each assign was most of an assign's CPU at 400
+// servers. The block picked is checked again, so no fid goes to a block no longer writable.
 import { isUgcfsError, UgcfsError } from '../src/base/errors.ts';
 import { encodeFid, MAX_KEY, newCookie } from '../src/wire/file-id.ts';
 import type { Logger } from '../src/base/log.ts';
@@ -39,12 +42,16 @@ function blockRoom(alive: readonly DataserverEntry[]): number {
 }
 /** a server that refused a block made for it is not asked again for this long */
 const COVERAGE_RETRY_MS = 30_000;
+/** how long a computed pool of writable blocks is used; a block created meanwhile ends it */
+export const POOL_TTL_MS = 100;
 export { MAX_KEY };
 
 export class Allocator {
   private readonly creating = new Map<number, Promise<BlockRecord | undefined>>();
   /** data server id → when a block made to cover it last failed */
   private readonly coverageFailedAt = new Map<string, number>();
+  /** replica count → the writable blocks found at `at` (those found unwritable since are taken out) */
+  private readonly pools = new Map<number, { at: number; recs: BlockRecord[] }>();
 
   constructor(private readonly d: AllocatorDeps) {}
 
@@ -56,24 +63,47 @@ export class Allocator {
     return this.d.writableBlocks > 0 ? this.d.writableBlocks : Math.max(1, alive.length);
   }
 
-  async assign(replication: number, count = 1): Promise<AssignResult> {
-    const now = Date.now();
-    let pool = this.writable(replication, now);
-    if (pool.length === 0) {
-      await this.grow(replication);
-      pool = this.writable(replication, Date.now());
-    }
-    if (pool.length === 0) {
-      throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no writable block with ${replication} live replicas (live data servers: ${this.d.registry.alive(now).length})`);
-    }
+  /** The pool for this replica count, computed again when older than POOL_TTL_MS or empty. */
+  private pool(replication: number, now: number): BlockRecord[] {
+    let p = this.pools.get(replication);
+    if (p && now - p.at < POOL_TTL_MS && p.recs.length > 0) return p.recs;
+    p = { at: now, recs: this.writable(replication, now) };
+    this.pools.set(replication, p);
+    // Coverage is looked at once per pool, not per assign: it walks the pool and the servers.
     const alive = this.d.registry.alive(now);
     const target = this.target(alive);
-    if (pool.length < target) void this.grow(replication);
-    else if (pool.length < 2 * target) {
-      const lonely = this.uncovered(replication, pool, alive, now);
+    if (p.recs.length >= target && p.recs.length < 2 * target) {
+      const lonely = this.uncovered(replication, p.recs, alive, now);
       if (lonely) void this.grow(replication, lonely);
     }
-    const rec = pool[Math.floor(Math.random() * pool.length)]!;
+    return p.recs;
+  }
+
+  /** A random block of the pool that is writable now; blocks found not to be leave the pool. */
+  private pick(replication: number, now: number): BlockRecord | undefined {
+    const recs = this.pool(replication, now);
+    while (recs.length > 0) {
+      const i = Math.floor(Math.random() * recs.length);
+      // read again: the record may have changed since the pool was computed
+      const rec = this.d.blocks.get(recs[i]!.id);
+      if (rec && rec.replication === replication && this.d.blocks.isWritable(rec, now)) return rec;
+      recs[i] = recs[recs.length - 1]!;
+      recs.pop();
+    }
+    return undefined;
+  }
+
+  async assign(replication: number, count = 1): Promise<AssignResult> {
+    const now = Date.now();
+    let rec = this.pick(replication, now);
+    if (!rec) {
+      await this.grow(replication);
+      rec = this.pick(replication, Date.now());
+    }
+    if (!rec) {
+      throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no writable block with ${replication} live replicas (live data servers: ${this.d.registry.alive(now).length})`);
+    }
+    if (this.pool(replication, now).length < this.target(this.d.registry.alive(now))) void this.grow(replication);
     const keys: bigint[] = [];
     for (let i = 0; i < count; i++) keys.push(await this.d.keys.take());
     // Always the whole replica set: if one of them died meanwhile, the write fails and is
@@ -109,6 +139,8 @@ export class Allocator {
       p = this.create(replication, include)
         .then((rec) => {
           if (include) this.coverageFailedAt.delete(include.id);
+          // the new block joins the pool at the next assign
+          this.pools.delete(replication);
           return rec;
         })
         .catch((err) => {
