@@ -49,6 +49,9 @@ export const ORIGIN_OPTIONS = {
   purgeToken: opt.string('', 'sent with every purge: X-Purge-Token to the edges, Authorization: Bearer to the webhook', { env: 'UGCFS_PURGE_TOKEN', secret: true }),
   purgeQueue: opt.int(100_000, 'deleted files waiting per edge while it does not answer; beyond that the oldest purge is dropped', { min: 1 }),
   purgeRememberUrls: opt.int(100_000, 'served URLs remembered (per process) for edges that purge by exact URL (nginx)', { min: 0 }),
+  locationTtlMs: opt.int(10_000, "how long a writable block's location (its replicas) is trusted before the name server is asked again", { min: 100, max: 3_600_000 }),
+  sealedLocationTtlMs: opt.int(3_600_000, "how long a sealed block's location is trusted; a move or repair ends it at once (the delete feed names the block)", { min: 1000, max: 7 * 86_400_000 }),
+  locationCacheSize: opt.int(100_000, 'blocks whose locations are kept; beyond that the least recently used is dropped', { min: 1, max: 10_000_000 }),
   deleteFeedIntervalMs: opt.int(1000, "how often to poll the name server's delete feed for files deleted around this origin (keep well under 5000)", { min: 50, max: 60_000 }),
 };
 

@@ -103,7 +103,7 @@ async function serve(config: OriginConfig, log: Logger, opts: StartOriginOptions
   const self = ringSelf(config);
   // Calls to the name server, the data servers and the peer origins trust --tls-ca.
   const dispatcher = agentFor(config.tlsCa);
-  const client = opts.store ? undefined : new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: credential, dispatcher });
+  const client = opts.store ? undefined : new ClusterClient({ nameserver: splitUrls(config.nameserver), secret: credential, dispatcher, locationTtlMs: config.locationTtlMs, sealedLocationTtlMs: config.sealedLocationTtlMs, locationCacheSize: config.locationCacheSize });
   const store = opts.store ?? clusterFileStore(client!);
   const deleteFeed = opts.deleteFeed ?? client;
   // Legacy paths: the name server's table, with read-through and import in front when configured.
