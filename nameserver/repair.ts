@@ -41,6 +41,8 @@ const REPAIR_COPY_TIMEOUT_MS = 300_000;
  * was most of a saturated name server's time at 8M blocks. A cursor goes round it instead.
  */
 export const REPAIR_SCAN_SLICE = 5000;
+/** ...and for no longer than this per tick, so a scan after a server's death does not hold up assigns. */
+export const REPAIR_SCAN_MS = 4;
 
 export interface RepairCandidate {
   rec: BlockRecord;
@@ -82,6 +84,9 @@ export class Repairer {
     this.d.blocks.tick(now);
     const out: RepairCandidate[] = [];
     let lastCopies = 0;
+    let looked = 0;
+    const until = performance.now() + REPAIR_SCAN_MS;
+    const late = () => (looked & 63) === 0 && performance.now() > until;
     const consider = (id: number): boolean => {
       const c = this.candidate(id, now);
       if (!c) return false;
@@ -90,10 +95,9 @@ export class Repairer {
       return c.holders.length === 1 && ++lastCopies >= limit;
     };
     // Blocks that just became under-replicated first (a server that died), then the cursor.
-    let looked = 0;
     for (let id = this.d.blocks.newlyUnderReplicated(); id !== undefined; id = this.d.blocks.newlyUnderReplicated()) {
       if (consider(id)) return sortByDanger(out);
-      if (++looked >= slice) return sortByDanger(out);
+      if (++looked >= slice || late()) return sortByDanger(out);
     }
     const under = this.d.blocks.underReplicatedIds();
     for (let wrapped = false; looked < Math.min(slice, under.size); looked++) {
@@ -104,7 +108,7 @@ export class Repairer {
         next = (this.cursor = under.values()).next();
         if (next.done) break;
       }
-      if (consider(next.value)) break;
+      if (consider(next.value) || late()) break;
     }
     return sortByDanger(out);
   }
