@@ -21,12 +21,12 @@ export function prefixEnd(prefix: Buffer): Buffer {
 
 /**
  * The end of the slice of keys sharing their first `cut` bytes after `baseBytes` (the
- * namespace's prefix) with `from` (all of `from`, when shorter), no further than `to`.
+ * namespace's prefix) with `from`, no further than `to`.
  */
 function sliceEnd(from: Buffer, baseBytes: number, cut: number, to: Buffer): Buffer {
-  const bytes = Math.min(baseBytes + cut, from.length);
-  if (bytes <= baseBytes) return to;
-  const end = prefixEnd(from.subarray(0, bytes));
+  const want = baseBytes + cut;
+  // a `from` shorter than the prefix is padded with zero bytes (its slice begins at it)
+  const end = prefixEnd(from.length >= want ? from.subarray(0, want) : Buffer.concat([from, Buffer.alloc(want - from.length)]));
   return end.length > 0 && end[0] !== 0 && Buffer.compare(end, to) < 0 ? end : to;
 }
 
@@ -90,7 +90,10 @@ export class EtcdNamespace<V> implements Namespace<V> {
       // of one long range cost O(keys left) each, O(n²) in all (8M block records: hours).
       // A forward page reads a slice instead: the keys sharing their first `cut` bytes with
       // `from` (README.md, "Limits", "Paging"), `cut` adapted so that a slice holds a few pages.
-      let cut = 0;
+      // Never the whole namespace in one request, its first page included: at 8M keys that
+      // one count outlasts the client's timeout. Starting on the first byte, empty slices
+      // are skipped a byte value at a time.
+      let cut = 1;
       for (;;) {
         const slice = reverse ? to : sliceEnd(from, base.length, cut, to);
         const page = await store.client.range({
@@ -117,7 +120,7 @@ export class EtcdNamespace<V> implements Namespace<V> {
         else from = slice; // the slice is read whole: on past it
         // A slice of many pages is narrowed, one of a few keys widened (count: its keys from `from` on).
         if (page.count > 4 * store.pageSize) cut++;
-        else if (page.count < store.pageSize / 4 && cut > 0) cut--;
+        else if (page.count < store.pageSize / 4 && cut > 1) cut--;
       }
     }
     async function* entries(): AsyncGenerator<[string, V]> {
