@@ -234,6 +234,11 @@ try {
   const last = after.last;
   log(`B led ${electedMs} ms after the kill, answered an assign after ${firstAssignMs} ms, had every server's full report after ${reportsInMs} ms`);
   log(`  B's count: ${await metricLines(urls[1]!, 'ugcfs_report_')}`);
+  // B's own account of the take-over, timed from the kill (its log lines are JSON with `time`)
+  for (const l of ns[1]!.lines) {
+    const m = /"time":(\d+).*"msg":"([^"]*(?:election|leads|acting|report is in|repair)[^"]*)"/.exec(l);
+    if (m && Number(m[1]) >= tKill) log(`  B +${Number(m[1]) - tKill} ms: ${m[2]}`);
+  }
   out('promotion_elected', electedMs, 'ms', { note: "SIGKILL of the leader to GET /leader on the standby saying leader (polled every 20 ms)" });
   out('promotion_first_assign', firstAssignMs, 'ms', { afterElectedMs: firstAssignMs - electedMs, goal: 30_000, note: 'SIGKILL of the leader to the first POST /assign the new leader answered (polled every 50 ms)' });
   const turns = { asks: last.asks, waits: last.waits, turnsGiven: last.fullRequests, fullReportsDone: last.fullsDone, fullPages: last.fullPages, failedBeats: last.failed, errors: last.errors, longestGapMs: after.longestGapMs, nsCpuPct: Math.round(nsCpuPct), simCpuPct: Math.round(last.simCpuPct), simPeakMemoryBytes: last.peakMemoryBytes, simPeakRssBytes: last.peakRssBytes };

@@ -4,28 +4,13 @@
 // first, as data servers do), assigns are answered, and one
 // server that stops beating is declared dead no sooner than the dead time and has a repair
 // started. Figures are the bench's business; here only that each was produced.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseExternalLines } from '../../bench/lib/results.ts';
-import { ROOT } from '../helpers/proc.ts';
-import { trackChild } from '../helpers/ready-process.ts';
-
-function runQuick(): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'run-ts.mjs'), 'bench/ns-scale.ts', '--quick', '--steady-s', '2', '--assign-s', '2'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    trackChild(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
+import { runBenchScript } from './run-script.ts';
 
 describe('bench/ns-scale.ts --quick', () => {
   it('measures every figure against a real name server', async () => {
-    const r = await runQuick();
+    const r = await runBenchScript('ns-scale.ts', ['--quick', '--steady-s', '2', '--assign-s', '2']);
     expect(r.code, r.stderr.slice(-2000)).toBe(0);
     const lines = new Map(parseExternalLines(r.stdout).map((l) => [l.metric, l]));
     for (const m of ['ns_cpu_no_blocks', 'restart_listening', 'restart_first_assign', 'restart_reports_in', 'restart_assign_worst', 'ns_cpu_heartbeats', 'memory_per_block', 'assign_p99', 'dead_detected', 'repair_started']) {
