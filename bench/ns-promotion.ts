@@ -201,49 +201,56 @@ try {
   log(`every server's full report is in at A and B after ${initialMs} ms`);
   await sleep(5 * flags.heartbeatMs);
   const weight = await etcdWeight(endpoints[0]!);
-  const rssA = rssBytes(ns[0]!.pid);
-  const rssB = rssBytes(ns[1]!.pid);
-  out('reports_in_both', initialMs, 'ms', { longestGapMs: first.longestGapMs, leaderRssBytes: rssA, standbyRssBytes: rssB, etcdRssBytes: weight.rssBytes, etcdDbBytes: weight.dbBytes, note: "from the simulator's start until both name servers had every server's full report" });
+  // Whoever leads now is killed: under the load of 8M blocks' reports the lead may have moved.
+  const roles = await Promise.all(urls.map((u) => leaderOf(u)));
+  const lead = roles.findIndex((r) => r?.role === 'leader');
+  if (lead < 0) throw new Error(`no name server leads before the kill: ${JSON.stringify(roles)}`);
+  const stby = 1 - lead;
+  const leaderMoved = lead !== 0;
+  if (leaderMoved) log(`the lead moved from A to B before the kill (epoch ${roles[lead]!.epoch}): B is killed, A measured`);
+  const rssA = rssBytes(ns[lead]!.pid);
+  const rssB = rssBytes(ns[stby]!.pid);
+  out('reports_in_both', initialMs, 'ms', { longestGapMs: first.longestGapMs, leaderRssBytes: rssA, standbyRssBytes: rssB, leaderMovedBeforeKill: leaderMoved, etcdRssBytes: weight.rssBytes, etcdDbBytes: weight.dbBytes, note: "from the simulator's start until both name servers had every server's full report" });
 
   // 5., 6. the kill
   const client = new NameserverClient({ nameservers: urls, secret });
   const load = assignLoad(client, flags.assignRate);
   await sleep(5000);
   await sim.stats(true);
-  const cpu0 = processCpuMs(ns[1]!.pid);
+  const cpu0 = processCpuMs(ns[stby]!.pid);
   const tKill = Date.now();
-  log(`SIGKILL of A (pid ${ns[0]!.pid}); B's inspector: 127.0.0.1:${inspect[1]}`);
-  const killed = ns[0]!.kill('SIGKILL');
-  ns[0] = undefined;
-  const elected = waitFor('B to lead', async () => ((await leaderOf(urls[1]!))?.role === 'leader' ? Date.now() - tKill : undefined), flags.settleS * 1000, 20);
-  const firstAssign = waitFor("B's first assign", async () => ((await assignAt(urls[1]!)) ? Date.now() - tKill : undefined), flags.settleS * 1000, 50);
+  log(`SIGKILL of the leader ${'AB'[lead]} (pid ${ns[lead]!.pid}); the standby's inspector: 127.0.0.1:${inspect[stby]}`);
+  const killed = ns[lead]!.kill('SIGKILL');
+  ns[lead] = undefined;
+  const elected = waitFor('B to lead', async () => ((await leaderOf(urls[stby]!))?.role === 'leader' ? Date.now() - tKill : undefined), flags.settleS * 1000, 20);
+  const firstAssign = waitFor("B's first assign", async () => ((await assignAt(urls[stby]!)) ? Date.now() - tKill : undefined), flags.settleS * 1000, 50);
   const after = await settled(sim, {
     timeoutMs: flags.settleS * 1000,
     stallMs: flags.stallS * 1000,
     fullsSince: tKill,
-    progress: (s) => s.fullsBy[1]!,
-    done: (s) => s.fullsBy[1] === s.live,
+    progress: (s) => s.fullsBy[stby]!,
+    done: (s) => s.fullsBy[stby] === s.live,
     say: say('after the kill'),
   });
   const electedMs = await elected;
   const firstAssignMs = await firstAssign;
   await killed;
-  const reportsInMs = after.st ? after.st.lastFullAtBy[1]! - tKill : Number.NaN;
-  const nsCpuPct = ((processCpuMs(ns[1]!.pid) - cpu0) / Math.max(1, Date.now() - tKill)) * 100;
+  const reportsInMs = after.st ? after.st.lastFullAtBy[stby]! - tKill : Number.NaN;
+  const nsCpuPct = ((processCpuMs(ns[stby]!.pid) - cpu0) / Math.max(1, Date.now() - tKill)) * 100;
   await load.stop();
   const last = after.last;
-  log(`B led ${electedMs} ms after the kill, answered an assign after ${firstAssignMs} ms, had every server's full report after ${reportsInMs} ms`);
-  log(`  B's count: ${await metricLines(urls[1]!, 'ugcfs_report_')}`);
+  log(`the standby led ${electedMs} ms after the kill, answered an assign after ${firstAssignMs} ms, had every server's full report after ${reportsInMs} ms`);
+  log(`  the new leader's count: ${await metricLines(urls[stby]!, 'ugcfs_report_')}`);
   // B's own account of the take-over, timed from the kill (its log lines are JSON with `time`)
-  for (const l of ns[1]!.lines) {
+  for (const l of ns[stby]!.lines) {
     const m = /"time":(\d+).*"msg":"([^"]*(?:election|leads|acting|report is in|repair)[^"]*)"/.exec(l);
-    if (m && Number(m[1]) >= tKill) log(`  B +${Number(m[1]) - tKill} ms: ${m[2]}`);
+    if (m && Number(m[1]) >= tKill) log(`  new leader +${Number(m[1]) - tKill} ms: ${m[2]}`);
   }
   out('promotion_elected', electedMs, 'ms', { note: "SIGKILL of the leader to GET /leader on the standby saying leader (polled every 20 ms)" });
   out('promotion_first_assign', firstAssignMs, 'ms', { afterElectedMs: firstAssignMs - electedMs, goal: 30_000, note: 'SIGKILL of the leader to the first POST /assign the new leader answered (polled every 50 ms)' });
   const turns = { asks: last.asks, waits: last.waits, turnsGiven: last.fullRequests, fullReportsDone: last.fullsDone, fullPages: last.fullPages, failedBeats: last.failed, errors: last.errors, longestGapMs: after.longestGapMs, nsCpuPct: Math.round(nsCpuPct), simCpuPct: Math.round(last.simCpuPct), simPeakMemoryBytes: last.peakMemoryBytes, simPeakRssBytes: last.peakRssBytes };
   if (after.st) out('promotion_reports_in', reportsInMs, 'ms', { ...turns, note: "SIGKILL of the leader to every live server's full report acknowledged whole by the new leader" });
-  else out('promotion_reports_in', Number.NaN, 'ms', { ...turns, error: `${last.fullsBy[1]} of ${last.live} servers' full reports in at B, none more for ${Math.round(after.longestGapMs / 1000)} s` });
+  else out('promotion_reports_in', Number.NaN, 'ms', { ...turns, error: `${last.fullsBy[stby]} of ${last.live} servers' full reports in at the new leader, none more for ${Math.round(after.longestGapMs / 1000)} s` });
   // the assigns sent from the kill until every report was in
   const end = tKill + (Number.isFinite(reportsInMs) ? reportsInMs : Date.now() - tKill);
   const window = load.calls.filter((c) => c.at >= tKill && c.at <= end);

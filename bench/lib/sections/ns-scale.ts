@@ -127,7 +127,7 @@ function rows(runs: Run[]): (string | number)[][] {
 }
 
 /** Why the promotion run starts one etcd member (the template says it). */
-const PROMOTION_ONE_MEMBER = 'each member keeps the records in its own memory, and three beside two name servers holding 8M blocks each would not fit this machine.';
+const PROMOTION_ONE_MEMBER = "each member keeps every record in its own memory (the etcd member's resident size below), and three of them beside two name servers holding 8M blocks each would not fit this machine's memory.";
 
 /** The promotion run's rows (bench/ns-promotion.ts): two name servers on etcd, the leader SIGKILLed. */
 function promotionRows(runs: Run[]): (string | number)[][] {
@@ -139,7 +139,7 @@ function promotionRows(runs: Run[]): (string | number)[][] {
     ['promotion (2 name servers on etcd): standby start, to listening (every record loaded) / standing by', ...cell((r) => `${secs(value(r, 'standby_load'))} / ${secs(Number(line(r, 'standby_load')?.readyMs))}`)],
     ['  SIGKILL of the leader to the standby elected', ...cell((r) => secs(value(r, 'promotion_elected')))],
     ['  to the first assign answered by the new leader', ...cell((r) => secs(value(r, 'promotion_first_assign')))],
-    ["  to every server's full report in at the new leader", ...cell((r) => { const l = line(r, 'promotion_reports_in'); return l && Number.isFinite(l.value) ? secs(l.value) : `**stalled**: ${String(l?.error ?? '—')}`; })],
+    ["  to every server's full report in at the new leader", ...cell((r) => { const l = line(r, 'promotion_reports_in'); return !l ? '—' : Number.isFinite(l.value) ? secs(l.value) : `**stalled**: ${String(l.error ?? '—')}`; })],
     ['  assigns meanwhile (the client given both): p50 / p99 / worst; assigns / errors', ...cell((r) => { const l = line(r, 'promotion_assign_worst'); return l ? `${millis(Number(l.p50))} / ${millis(Number(l.p99))} / ${millis(l.value)}; ${num(Number(l.assigns))} / ${num(Number(l.errors))}` : '—'; })],
     ["  the new leader's CPU meanwhile; turns given; beats to the dead leader failed", ...cell((r) => { const l = line(r, 'promotion_reports_in'); return l ? `${num(Number(l.nsCpuPct), 0)}%; ${num(Number(l.turnsGiven))}; ${num(Number(l.failedBeats))}` : '—'; })],
     ["  before the kill: every server's reports in at both, from the servers' start", ...cell((r) => secs(value(r, 'reports_in_both')))],
@@ -220,6 +220,15 @@ export function summarize(runs: Run[]): Pick<SectionOutput, 'values' | 'goals'> 
     goal('promotion', 'name-server promotion (SIGKILL of the leader, 2 name servers on etcd) to the new leader serving assigns', '< 30 s', promoted && Number.isFinite(promoted.value) ? promoted.value : undefined, (v) => `${secs(v)}${promoErrors > 0 ? `, ${num(promoErrors)} assigns failed meanwhile` : ''}`, (v) => v < 30_000);
     const promoIn = top.promotion?.lines.find((l) => l.metric === 'promotion_reports_in');
     goals.push({ id: 'promotion-reports-in', name: `name-server promotion until every data server's full report is in at the new leader${at}`, target: 'reported', measured: promoIn ? (Number.isFinite(promoIn.value) ? secs(promoIn.value) : 'stalled') : 'not measured' });
+    // Not measured at the goal's size: what a smaller configuration measured is said beside it.
+    const smaller = [...runs].sort((a, b) => b.blocks - a.blocks).find((r) => r !== top && Number.isFinite(r.promotion?.lines.find((l) => l.metric === 'promotion_first_assign')?.value));
+    if (smaller) {
+      const at2 = (m: string) => secs(smaller.promotion!.lines.find((l) => l.metric === m)?.value);
+      for (const [id, m] of [['promotion', 'promotion_first_assign'], ['promotion-reports-in', 'promotion_reports_in']] as const) {
+        const g = goals.find((x) => x.id === id)!;
+        if (g.measured === 'not measured') g.measured = `not measured at ${label(top.blocks, top.servers)}; ${at2(m)} at ${label(smaller.blocks, smaller.servers)}`;
+      }
+    }
     const restartIn = find(top, 'restart_reports_in');
     const inMs = restartIn && Number.isFinite(restartIn.value) ? restartIn.value : undefined;
     const held = find(top, 'restart_reports_in_grace');
