@@ -9,7 +9,7 @@ import type { Namespace } from './metadata-store/index.ts';
 import { CopyTable } from './copy-table.ts';
 import { ServerIndex } from './server-index.ts';
 
-interface PersistedDataserver {
+export interface PersistedDataserver {
   id: string;
   url: string;
   rack: string;
@@ -229,11 +229,12 @@ export class Registry {
     const e = this.entries.get(id);
     if (!e) this.entries.set(id, this.entry(p));
     else {
-      // A heartbeat seen here may be newer than the leader's record: the URL stays ours.
+      // A heartbeat seen here may be newer than the leader's record: the URL stays ours;
+      // once the leader's record says the same, there is nothing left to persist on take-over.
       if (!this.unsaved.has(id)) {
         e.url = p.url;
         e.rack = p.rack;
-      }
+      } else if (e.url === p.url && e.rack === p.rack) this.unsaved.delete(id);
       e.draining = p.draining;
     }
   }
