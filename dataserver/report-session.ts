@@ -22,6 +22,12 @@ type Fingerprint = number;
 const REMOVED = -1;
 /** The session of a message asking for the turn to send a full report (no session id is '-'). */
 const ASK = '-';
+/**
+ * Deltas without an answer after which the session starts over with a full report. Each
+ * delta repeats every block of the unanswered ones, so their memory grows with the square of
+ * the beats a name server stays away; a minute of beats is the bound.
+ */
+export const MAX_UNANSWERED_DELTAS = 60;
 
 function fingerprint(hi: number, lo: number): Fingerprint {
   return hi * 0x20_0000 + (lo & 0x1f_ffff);
@@ -83,6 +89,7 @@ export class ReportSession {
     }
     const count = digest.count;
     const digestText = digest.toString();
+    if (this.unacked.size >= MAX_UNANSWERED_DELTAS) this.restart();
     if (this.needFull && this.granted) return this.fullReport(current, now, count, digestText);
     // Not sent unasked: a small message asks for the turn (a session no name server knows).
     if (this.needFull) return [{ session: ASK, seq: 1, kind: 'delta', blocks: [], count, digest: digestText }];

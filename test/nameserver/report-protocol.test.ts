@@ -4,7 +4,7 @@
 // requests lost, replies lost, messages repeated and reordered, the name server's picture
 // damaged, the name server restarted or newly elected.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ReportSession } from '../../dataserver/report-session.ts';
+import { MAX_UNANSWERED_DELTAS, ReportSession } from '../../dataserver/report-session.ts';
 import { BlockMap, type BlockRecord } from '../../nameserver/block-map.ts';
 import { Registry } from '../../nameserver/registry.ts';
 import { ReportIntake, type FullReason } from '../../nameserver/report-intake.ts';
@@ -143,6 +143,26 @@ describe('block reports', () => {
     const [after] = session.next(current());
     expect(after!.blocks).toEqual([]); // acknowledged: not sent again
     expect(fulls).toEqual([]);
+  });
+
+  it('a name server away for a minute of beats gets a full report, not every delta since', async () => {
+    await register();
+    let last: ReportMessage | undefined;
+    for (let i = 0; i < MAX_UNANSWERED_DELTAS; i++) {
+      held.set(2, report(2, 2000 + 100 * i));
+      [last] = session.next(current());
+      expect(last!.kind).toBe('delta');
+      expect(last!.session).not.toBe('-');
+      session.unanswered(last!);
+    }
+    // the unanswered deltas are dropped: the session asks for the turn to send a full report
+    const [ask] = session.next(current());
+    expect(ask).toMatchObject({ session: '-', blocks: [] });
+    expect(session.wantsFull).toBe(true);
+    expect(session.answered(ask!, await deliver(ask!))).toBe(false);
+    for (const m of session.next(current())) expect(session.answered(m, await deliver(m))).toBe(true);
+    expect(seen()).toEqual(current());
+    expect(session.wantsFull).toBe(false);
   });
 
   it('a duplicated or reordered delta changes nothing', async () => {
