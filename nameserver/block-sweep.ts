@@ -8,7 +8,7 @@
 import type { Logger } from '../src/base/log.ts';
 import type { BlockMap } from './block-map.ts';
 import type { CopyOrders } from './copy-orders.ts';
-import { nextRound } from './page-pacer.ts';
+import { PagePacer } from './page-pacer.ts';
 
 /** Blocks looked at per tick. */
 export const SWEEP_SLICE = 4000;
@@ -20,14 +20,18 @@ export class BlockSweep {
   private running = false;
   /** complete passes since start */
   passes = 0;
+  /** walks a slice in goes of `goMs`, as full-report pages are applied */
+  private readonly pacer: PagePacer;
 
   constructor(
     private readonly blocks: Pick<BlockMap, 'idsFrom' | 'refresh'>,
     private readonly orders: Pick<CopyOrders, 'evaluateBlock'>,
     private readonly log: Logger,
     private readonly slice = SWEEP_SLICE,
-    private readonly goMs = SWEEP_GO_MS,
-  ) {}
+    goMs = SWEEP_GO_MS,
+  ) {
+    this.pacer = new PagePacer(goMs);
+  }
 
   /** Starts one slice; a slice still being walked makes this tick skip. */
   tick(leading: boolean): void {
@@ -49,18 +53,15 @@ export class BlockSweep {
     return this.running;
   }
 
-  private async walk(ids: readonly number[], leading: boolean): Promise<void> {
-    let goStart = performance.now();
-    let now = Date.now();
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      this.blocks.refresh(id, now);
-      if (leading) await this.orders.evaluateBlock(id, now);
-      if ((i & 31) === 31 && performance.now() - goStart > this.goMs) {
-        await nextRound();
-        goStart = performance.now();
-        now = Date.now();
+  private walk(ids: readonly number[], leading: boolean): Promise<void> {
+    return this.pacer.run(async (pause) => {
+      for (const id of ids) {
+        const now = Date.now();
+        this.blocks.refresh(id, now);
+        if (leading) await this.orders.evaluateBlock(id, now);
+        const go = pause();
+        if (go) await go;
       }
-    }
+    });
   }
 }
