@@ -14,8 +14,10 @@
 // - Reads go to the preferred server (the leader when known, else the last that answered)
 //   and, on a network error or timeout, to each other listed server in turn. A 4xx is a real
 //   answer; a 421 is followed to the leader.
-// With one name server listed nothing is retried and no extra request is made: a 421 naming
-// a leader is the only answer followed.
+// With one name server listed, only two answers are followed: a 421 naming a leader, and a 421
+// with `leader` null (a group of one on etcd electing itself, e.g. just after a restart), which
+// is retried with the same backoff until the failover deadline. Nothing else is retried and no
+// extra request is made.
 import { UgcfsError, isUgcfsError } from '../base/errors.ts';
 import type { NameserverStatus } from '../wire/protocol.ts';
 import { sleep } from './cluster-types.ts';
@@ -108,8 +110,9 @@ export class NameserverGroup {
       }
       const err: UgcfsError = last;
       const hint = err.code === 'UGCFS_ERR_NOT_LEADER' ? err.details?.leader?.replace(/\/+$/, '') : undefined;
-      // One server listed: only a 421 naming another leader is followed (today's behaviour otherwise).
-      if (this.urls.length === 1 && (hint === undefined || hint === base)) throw noLeader(err);
+      // One server listed: only a 421 naming another leader, or naming none (an election), is followed.
+      const electing = err.code === 'UGCFS_ERR_NOT_LEADER' && hint === undefined;
+      if (this.urls.length === 1 && !electing && (hint === undefined || hint === base)) throw noLeader(err);
       const retryable =
         err.code === 'UGCFS_ERR_NOT_LEADER' || err.code === 'UGCFS_ERR_UNAVAILABLE' || (isNoAnswer(err) && (kind === 'idempotent' || notSent(err)));
       if (!retryable) throw err;

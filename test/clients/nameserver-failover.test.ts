@@ -142,6 +142,18 @@ describe('reads and one server', () => {
     await expect(gone.assign()).rejects.toMatchObject({ code: 'UGCFS_ERR_UPSTREAM' });
   });
 
+  it('one server listed, electing itself (421, leader null): waited out until it leads, else 503 at the deadline', async () => {
+    let leadsAt = Date.now() + 400;
+    const a = await fake((req, res) => (Date.now() >= leadsAt ? leader(() => a.url)(req, res) : standby(() => null)(req, res)));
+    const ns = new NameserverClient({ nameservers: a.url, failoverMs: 2000 });
+    expect((await ns.assign()).fid).toBe(ASSIGNED.fid);
+    expect(a.seen.filter((s) => s === 'POST /assign').length).toBeGreaterThan(1);
+    leadsAt = Infinity;
+    const t0 = Date.now();
+    await expect(ns.assign()).rejects.toMatchObject({ code: 'UGCFS_ERR_UNAVAILABLE' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
+  });
+
   it('nameservers(): each listed server, down ones too; an older build without /leader is role null', async () => {
     const gone = `http://127.0.0.1:${await freePort()}`;
     const old = await fake((req, res) => json(res, 404, { error: { code: 'UGCFS_ERR_ROUTE_NOT_FOUND', message: 'no route' } }));
