@@ -11,15 +11,78 @@
 // turn, and the name server gives it or says to wait (it takes a few servers' full reports
 // at a time). docs/NAMESERVER.md, "Block reports".
 //
-// Cost on the data server: one pass over its reports per beat (a hash per block) — the work
-// that matters, the name server's, is proportional to change.
+// Cost on the data server: what the session reads is a HeldReports. The data server's
+// (report-ledger.ts) is kept by change and journals which blocks changed, so a delta looks
+// only at the blocks changed since the last beat and at those still unacknowledged; a full
+// report reads every block. A plain list of reports (tests, simulations) is compared whole
+// against what was acknowledged, a hash per block per beat.
 import { randomBytes } from 'node:crypto';
-import { REPORT_PAGE_BLOCKS, reportHash, ReportDigest } from '../src/wire/heartbeat.ts';
+import { REPORT_PAGE_BLOCKS, reportHash, ReportDigest, type Hash64 } from '../src/wire/heartbeat.ts';
 import type { BlockReport, ReportAck, ReportMessage } from '../src/wire/protocol.ts';
 
 /** A report's hash folded to one number: what a block looked like when last sent. */
-type Fingerprint = number;
+export type Fingerprint = number;
 const REMOVED = -1;
+
+export function fingerprintOf(h: Hash64): Fingerprint {
+  return h.hi * 0x20_0000 + (h.lo & 0x1f_ffff);
+}
+
+/** The blocks a data server holds, as a report session reads them. */
+export interface HeldReports {
+  /** how many blocks, and the digest of their reports (16 hex) */
+  readonly count: number;
+  readonly digest: string;
+  /** a block's report and its fingerprint; undefined when the block is not held */
+  report(id: number): BlockReport | undefined;
+  fingerprint(id: number): Fingerprint | undefined;
+  /** every report, in id order (a full report's pages) */
+  list(): readonly BlockReport[];
+  /** every block's fingerprint (what a full report leaves acknowledged) */
+  fingerprints(): Map<number, Fingerprint>;
+  /** every id held */
+  ids(): Iterable<number>;
+  /** the position of the journal of changes now */
+  readonly version: number;
+  /** ids whose report changed, or that came or went, after `version`; undefined when no longer known (every id counts then) */
+  changedSince(version: number): readonly number[] | undefined;
+}
+
+/** A plain list of reports as HeldReports: no journal, so every beat compares every block. */
+class ListedReports implements HeldReports {
+  readonly count: number;
+  readonly digest: string;
+  readonly version = 0;
+  private readonly byId = new Map<number, { r: BlockReport; fp: Fingerprint }>();
+  constructor(private readonly reports: readonly BlockReport[]) {
+    const d = new ReportDigest();
+    for (const r of reports) {
+      const h = reportHash(r);
+      d.add(h);
+      this.byId.set(r.id, { r, fp: fingerprintOf(h) });
+    }
+    this.count = d.count;
+    this.digest = d.toString();
+  }
+  report(id: number): BlockReport | undefined {
+    return this.byId.get(id)?.r;
+  }
+  fingerprint(id: number): Fingerprint | undefined {
+    return this.byId.get(id)?.fp;
+  }
+  list(): readonly BlockReport[] {
+    return this.reports;
+  }
+  fingerprints(): Map<number, Fingerprint> {
+    return new Map([...this.byId].map(([id, e]) => [id, e.fp]));
+  }
+  ids(): Iterable<number> {
+    return this.byId.keys();
+  }
+  changedSince(): undefined {
+    return undefined;
+  }
+}
 /** The session of a message asking for the turn to send a full report (no session id is '-'). */
 const ASK = '-';
 /**
@@ -29,9 +92,7 @@ const ASK = '-';
  */
 export const MAX_UNANSWERED_DELTAS = 60;
 
-function fingerprint(hi: number, lo: number): Fingerprint {
-  return hi * 0x20_0000 + (lo & 0x1f_ffff);
-}
+const isList = (c: readonly BlockReport[] | HeldReports): c is readonly BlockReport[] => Array.isArray(c);
 
 export interface ReportSessionOptions {
   pageBlocks?: number;
@@ -47,6 +108,8 @@ export class ReportSession {
   private readonly unacked = new Map<number, Map<number, Fingerprint>>();
   /** the full report being sent: its blocks, and the seq of its last page */
   private full: { blocks: Map<number, Fingerprint>; lastSeq: number } | undefined;
+  /** where the source's journal stood at the last delta or full report */
+  private mark: { source: HeldReports; version: number } | undefined;
   private needFull = true;
   /** the name server gave this server its turn to send a full report (report-intake.ts, turns) */
   private granted = false;
@@ -77,46 +140,56 @@ export class ReportSession {
   }
 
   /** The messages of this beat, in order: a full report's pages, or one delta (maybe empty). */
-  next(current: readonly BlockReport[]): ReportMessage[] {
-    const digest = new ReportDigest();
-    const now = new Map<number, Fingerprint>();
-    const byId = new Map<number, BlockReport>();
-    for (const r of current) {
-      const h = reportHash(r);
-      digest.add(h);
-      now.set(r.id, fingerprint(h.hi, h.lo));
-      byId.set(r.id, r);
-    }
-    const count = digest.count;
-    const digestText = digest.toString();
+  next(current: readonly BlockReport[] | HeldReports): ReportMessage[] {
+    const held = isList(current) ? new ListedReports(current) : current;
+    const { count, digest } = held;
     if (this.unacked.size >= MAX_UNANSWERED_DELTAS) this.restart();
-    if (this.needFull && this.granted) return this.fullReport(current, now, count, digestText);
+    if (this.needFull && this.granted) return this.fullReport(held);
     // Not sent unasked: a small message asks for the turn (a session no name server knows).
-    if (this.needFull) return [{ session: ASK, seq: 1, kind: 'delta', blocks: [], count, digest: digestText }];
+    if (this.needFull) return [{ session: ASK, seq: 1, kind: 'delta', blocks: [], count, digest }];
 
-    const changed = new Set<number>();
-    for (const [id, fp] of now) if (this.acked.get(id) !== fp) changed.add(id);
-    for (const id of this.acked.keys()) if (!now.has(id)) changed.add(id);
-    for (const m of this.unacked.values()) for (const id of m.keys()) changed.add(id);
+    const changed = this.changed(held);
     const blocks: BlockReport[] = [];
     const removed: number[] = [];
     const sent = new Map<number, Fingerprint>();
     for (const id of changed) {
-      const r = byId.get(id);
+      const r = held.report(id);
       if (r) {
         blocks.push(r);
-        sent.set(id, now.get(id)!);
+        sent.set(id, held.fingerprint(id)!);
       } else {
         removed.push(id);
         sent.set(id, REMOVED);
       }
     }
+    this.remember(held);
     const seq = ++this.seq;
     this.unacked.set(seq, sent);
-    return [{ session: this.session, seq, kind: 'delta', blocks, ...(removed.length > 0 ? { removed } : {}), count, digest: digestText }];
+    return [{ session: this.session, seq, kind: 'delta', blocks, ...(removed.length > 0 ? { removed } : {}), count, digest }];
   }
 
-  private fullReport(current: readonly BlockReport[], now: Map<number, Fingerprint>, count: number, digest: string): ReportMessage[] {
+  /** The blocks a delta names: each whose report differs from what was acknowledged, and each of a message not yet acknowledged. */
+  private changed(held: HeldReports): Set<number> {
+    const changed = new Set<number>();
+    const consider = (id: number) => {
+      if (held.fingerprint(id) !== this.acked.get(id)) changed.add(id);
+    };
+    const since = this.mark?.source === held ? held.changedSince(this.mark.version) : undefined;
+    if (since === undefined) {
+      for (const id of held.ids()) consider(id);
+      for (const id of this.acked.keys()) consider(id);
+    } else {
+      // Only these can differ from what was acknowledged: the last message named every block
+      // that did then, and what it named is either acknowledged as sent or named again below.
+      for (const id of since) consider(id);
+    }
+    for (const m of this.unacked.values()) for (const id of m.keys()) changed.add(id);
+    return changed;
+  }
+
+  private fullReport(held: HeldReports): ReportMessage[] {
+    const { count, digest } = held;
+    const current = held.list();
     this.session = this.newSessionId();
     this.seq = 0;
     this.unacked.clear();
@@ -125,8 +198,15 @@ export class ReportSession {
       const blocks = current.slice(i, i + this.pageBlocks);
       pages.push({ session: this.session, seq: ++this.seq, kind: 'full', blocks, last: i + this.pageBlocks >= current.length, count, digest });
     }
-    this.full = { blocks: now, lastSeq: this.seq };
+    this.full = { blocks: held.fingerprints(), lastSeq: this.seq };
+    // Once acknowledged, the full report is the picture: what differs from it changes after now.
+    this.remember(held);
     return pages;
+  }
+
+  /** Where the next delta starts looking (a list, without a journal, is compared whole anyway). */
+  private remember(held: HeldReports): void {
+    this.mark = held instanceof ListedReports ? undefined : { source: held, version: held.version };
   }
 
   /**
