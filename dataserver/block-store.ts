@@ -66,6 +66,11 @@ function syncReadGate(opts: StoreOptions): SyncReadGate | undefined {
   });
 }
 
+/** A whole copy, as block reports count it: not removed, not being pulled, no pull left unfinished. */
+export function heldWhole(b: Block): boolean {
+  return !b.deleted && !b.pulling && !b.incomplete;
+}
+
 /** how often quarantined files are checked for expiry */
 const QUARANTINE_CHECK_MS = 10 * 60_000;
 
@@ -321,10 +326,11 @@ export class BlockStore {
   /**
    * Reports of the blocks held. `completeOnly` leaves out copies still being pulled: the name
    * server rebuilds its block map from heartbeats and must never count a partial copy.
+   * (Heartbeats keep theirs by change: report-ledger.ts.)
    */
   reports(opts: { completeOnly?: boolean } = {}): BlockReport[] {
     return [...this.blocks.values()]
-      .filter((b) => !b.deleted && !(opts.completeOnly && (b.pulling || b.incomplete)))
+      .filter((b) => (opts.completeOnly ? heldWhole(b) : !b.deleted))
       .sort((a, b) => a.id - b.id)
       .map((b) => b.report());
   }
