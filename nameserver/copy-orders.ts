@@ -46,6 +46,22 @@ export class CopyOrders {
   }
 
   /**
+   * False when no copy of `block` needs an order for sure (mayOrder false for each), read
+   * from the columns: the sweep asks this of every block and evaluates only the rest.
+   */
+  mayOrderBlock(block: number): boolean {
+    const state = this.d.blocks.stateOfRecord(block);
+    if (state === undefined) return false;
+    const { copies, servers } = this.d.registry;
+    if (state !== 'sealed' && state !== 'failed' && state !== 'writable') return copies.someCopy(block, () => true);
+    if (this.d.blocks.busyReason(block)) return copies.someCopy(block, () => true);
+    return copies.someCopy(block, (n, sealed, readonly) => {
+      if (!this.d.blocks.isReplica(block, servers.idOf(n))) return true;
+      return state === 'writable' ? sealed : !readonly && !sealed;
+    });
+  }
+
+  /**
    * False when `dsId`'s copy reported as `rep` needs no order for sure (a member's copy of a
    * sealed block, reported read-only): decided from the columns, for every block of a full
    * report; true means evaluate() must look.

@@ -52,6 +52,15 @@ export class CopyTable {
     return this.find(block, ds) !== NONE;
   }
 
+  /** True when `test` holds for some copy of `block`, given its server and flags; no report is materialised (the sweep asks this of every block). */
+  someCopy(block: number, test: (ds: number, sealed: boolean, readonly: boolean) => boolean): boolean {
+    for (let s = this.blockHead.get(block); s !== NONE; s = this.nextInBlock[s]!) {
+      const f = this.flags[s]!;
+      if (test(this.ds[s]!, (f & SEALED) !== 0, (f & READONLY) !== 0)) return true;
+    }
+    return false;
+  }
+
   get(block: number, ds: number): BlockReport | undefined {
     const s = this.find(block, ds);
     return s === NONE ? undefined : this.report(s);
