@@ -18,6 +18,7 @@ import { createTracer, nameServerSpan, spanOfRequest } from '../base/trace.ts';
 import { readServerTls } from '../base/tls-files.ts';
 import { answerError, errorAnswer, gateAhead, logFailure, requestId, RouteMeter, toUgcfsError, traceAhead } from './ahead-route.ts';
 import { AllowedHosts, closesUnreadBody, DEFAULT_BODY_LIMIT, routeGate, serverLimits, type AuthCheck, type ServerLimits } from './request-gate.ts';
+import { requestLogger } from './request-logger.ts';
 
 export { toUgcfsError };
 
@@ -82,6 +83,7 @@ export function createHttpServer(opts: HttpServerOptions): ServerBase {
     loggerInstance: opts.log as unknown as FastifyBaseLogger,
     // Access logging is ours (request id on every line), not fastify's per-request pair.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: requestLogger,
     bodyLimit,
     // the rule the routes served ahead of fastify apply too (ahead-route.ts)
     genReqId: (req) => requestId(req.headers),
