@@ -4,6 +4,8 @@
 // requests lost, replies lost, messages repeated and reordered, the name server's picture
 // damaged, the name server restarted or newly elected.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BlockStore } from '../../dataserver/block-store.ts';
+import { ReportLedger } from '../../dataserver/report-ledger.ts';
 import { MAX_UNANSWERED_DELTAS, ReportSession } from '../../dataserver/report-session.ts';
 import { BlockMap, type BlockRecord } from '../../nameserver/block-map.ts';
 import { Registry } from '../../nameserver/registry.ts';
@@ -275,6 +277,46 @@ describe('block reports', () => {
     expect(intake.reportedWhole('ds-1')).toBe(true);
     expect(intake.reportedWhole('ds-2')).toBe(true);
     expect(intake.reportedWhole('ds-3')).toBe(false);
+  });
+
+  it("a data server's ledger over its real store: the name server's picture follows every change", async () => {
+    const t = tempDir();
+    const store = await BlockStore.open({ dir: t.dir, blockSize: 1 << 20, fsync: false });
+    try {
+      for (const id of [1, 2, 3]) await store.createBlock(id);
+      const ledger = new ReportLedger();
+      /** One beat as the heartbeat makes it: the ledger brought up to date, then the session's messages. */
+      const beatStore = async () => {
+        ledger.refresh(store.blocks);
+        for (let round = 0; round < 2; round++) {
+          let complete = true;
+          for (const m of session.next(ledger)) {
+            if (!session.answered(m, await deliver(m))) {
+              complete = false;
+              break;
+            }
+          }
+          if (complete || !session.sendsFull) break;
+        }
+        expect(seen()).toEqual(store.reports({ completeOnly: true }));
+      };
+      await beatStore();
+      expect(fulls).toEqual(['unknown-session']);
+      await store.put(2, { key: 1n, cookie: 1, uploadTime: 1, mime: 'image/jpeg', owner: '' }, Buffer.alloc(500, 1));
+      await beatStore();
+      expect(registry.get(DS)!.reports.get(2)!.liveCount).toBe(1);
+      await store.setReadonly(1, true);
+      await beatStore();
+      await store.deleteBlock(3);
+      await store.createBlock(11);
+      await beatStore();
+      expect(seen().map((r) => r.id)).toEqual([1, 2, 11]);
+      await beatStore(); // quiet
+      expect(fulls).toEqual(['unknown-session']); // no digest ever disagreed
+    } finally {
+      await store.close();
+      t.cleanup();
+    }
   });
 
   it('under-replication follows the reports, without a scan', async () => {
