@@ -61,8 +61,8 @@ export class Allocator {
     return this.d.blocks.writableCandidates().filter((r) => r.replication === replication && this.d.blocks.isWritable(r, now));
   }
 
-  private target(alive: readonly DataserverEntry[]): number {
-    return this.d.writableBlocks > 0 ? this.d.writableBlocks : Math.max(1, alive.length);
+  private target(aliveCount: number): number {
+    return this.d.writableBlocks > 0 ? this.d.writableBlocks : Math.max(1, aliveCount);
   }
 
   /** The pool for this replica count, computed again when older than POOL_TTL_MS or empty. */
@@ -73,7 +73,7 @@ export class Allocator {
     this.pools.set(replication, p);
     // Coverage is looked at once per pool, not per assign: it walks the pool and the servers.
     const alive = this.d.registry.alive(now);
-    const target = this.target(alive);
+    const target = this.target(alive.length);
     if (p.recs.length >= target && p.recs.length < 2 * target) {
       const lonely = this.uncovered(replication, p.recs, alive, now);
       if (lonely) void this.grow(replication, lonely);
@@ -105,7 +105,7 @@ export class Allocator {
     if (!rec) {
       throw new UgcfsError('UGCFS_ERR_UNAVAILABLE', `no writable block with ${replication} live replicas (live data servers: ${this.d.registry.alive(now).length})`);
     }
-    if (this.pool(replication, now).length < this.target(this.d.registry.alive(now))) void this.grow(replication);
+    if (this.pool(replication, now).length < this.target(this.d.registry.aliveCount(now))) void this.grow(replication);
     const keys: bigint[] = [];
     for (let i = 0; i < count; i++) keys.push(await this.d.keys.take());
     // Always the whole replica set: if one of them died meanwhile, the write fails and is

@@ -187,6 +187,13 @@ export class Registry {
     return this.list().filter((e) => this.isAlive(e, now));
   }
 
+  /** How many are alive, without listing them (every assign asks). */
+  aliveCount(now = Date.now()): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (this.isAlive(e, now)) n++;
+    return n;
+  }
+
   /** A draining server gets no new blocks and no repair copies (ops moves its blocks off). */
   async setDraining(id: string, draining: boolean): Promise<void> {
     const e = this.require(id);
