@@ -22,7 +22,7 @@ function setup(blockIds: number[]) {
     get: (id: number) => recs.get(id),
     isWritable: (r: BlockRecord) => !unwritable.has(r.id),
   } as unknown as BlockMap;
-  const registry = { alive: () => servers, get: (id: string) => servers.find((d) => d.id === id) } as unknown as Registry;
+  const registry = { alive: () => servers, aliveCount: () => servers.length, get: (id: string) => servers.find((d) => d.id === id) } as unknown as Registry;
   let key = 1n;
   const keys = { take: async () => key++ } as unknown as PersistedSequence;
   const metrics = { assigns: { inc: () => {} } } as unknown as Metrics;
