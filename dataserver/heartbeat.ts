@@ -33,6 +33,7 @@ import type { BlockStore } from './block-store.ts';
 import type { ClusterClock } from './cluster-clock.ts';
 import type { ClusterIdentity } from './cluster-identity.ts';
 import { isEpoch, type EpochFence } from './epoch-fence.ts';
+import { nextBeatDelay } from './beat-schedule.ts';
 
 export interface HeartbeatOptions {
   id: string;
@@ -269,14 +270,17 @@ function beatLoop(o: HeartbeatOptions, ledger: ReportLedger, nameserverUrl: stri
     return inFlight;
   };
 
-  const schedule = () => {
+  /** The next beat on the grid of the last one's start (beat-schedule.ts: beats must not fall into step). */
+  const schedule = (startedAt: number) => {
     if (stopped) return;
     timer = setTimeout(() => {
-      void beat().finally(schedule);
-    }, o.intervalMs);
+      const at = Date.now();
+      void beat().finally(() => schedule(at));
+    }, nextBeatDelay(startedAt, Date.now(), o.intervalMs));
     timer.unref();
   };
-  void beat().finally(schedule);
+  const first = Date.now();
+  void beat().finally(() => schedule(first));
 
   return {
     beat,

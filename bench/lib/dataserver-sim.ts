@@ -30,6 +30,7 @@ import { parseFlags } from './flags.ts';
 import { percentile } from './stats.ts';
 import { churned, holdersOf, newBlockReport, serverBlocks, SIM_BLOCK_SIZE, SIM_FREE_BYTES, type Layout } from './ns-scale-layout.ts';
 import { SimServer } from './ns-scale-server.ts';
+import { nextBeatDelay } from '../../dataserver/beat-schedule.ts';
 
 const flags = parseFlags(import.meta.url, {
   nameserver: opt.string('', 'the name server URLs, comma-separated (every one is beaten, each on its own loop)', { required: true }),
@@ -347,17 +348,22 @@ async function beatBlocks(s: SimServer, link: number): Promise<void> {
   }
 }
 
-/** One server's beat loop to one name server; the client work happens once a period, on the first name server's loop. */
+/**
+ * One server's beat loop to one name server, on the data servers' own schedule
+ * (dataserver/beat-schedule.ts); the client work happens once a period, on the first name
+ * server's loop.
+ */
 function loop(s: SimServer, link: number, delay: number): void {
   setTimeout(async () => {
     if (killed.has(s.index)) return;
+    const startedAt = Date.now();
     if (link === 0) churn(s);
     try {
       await (protocol === 'report' ? beatReport(s, link) : beatBlocks(s, link));
     } catch (err) {
       failed(err);
     }
-    loop(s, link, flags.heartbeatMs);
+    loop(s, link, nextBeatDelay(startedAt, Date.now(), flags.heartbeatMs));
   }, delay);
 }
 
