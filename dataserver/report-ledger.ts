@@ -22,8 +22,25 @@ interface Entry {
   fp: Fingerprint;
   /** the pass that last saw the block held */
   seen: number;
-  /** where it is in `order` */
-  pos: number;
+}
+
+/** How far a pass looks ahead in its order for the block it meets: past blocks that went, a few in a row. */
+const AHEAD = 8;
+
+function ahead(order: readonly Entry[], at: number, id: number): number {
+  for (let k = at, end = Math.min(order.length, at + AHEAD); k < end; k++) if (order[k]!.id === id) return k;
+  return -1;
+}
+
+/** Takes the entries at `positions` (ascending) out of `order`, in one pass from the first. */
+function closeUp(order: Entry[], positions: readonly number[]): void {
+  let to = positions[0]!;
+  let p = 0;
+  for (let from = to; from < order.length; from++) {
+    if (from === positions[p]) p++;
+    else order[to++] = order[from]!;
+  }
+  order.length = to;
 }
 
 /** Every field of a report `unchanged` compares (a report's id is its entry's key). */
@@ -63,8 +80,9 @@ export class ReportLedger implements HeldReports {
   private readonly entries = new Map<number, Entry>();
   /**
    * Every entry, in the order the last pass met its block. The store's map keeps its order
-   * (a new block goes last), so a pass finds its entries here one after the other and looks
-   * up the map only where the order changed (a lookup per block was half of a pass).
+   * (a new block goes last), so a pass finds its entries here one after the other, and
+   * neither looks up the map (a lookup per block was half of a pass) nor walks the entries
+   * to find the blocks that went.
    */
   private order: Entry[] = [];
   private sum = new ReportDigest();
@@ -93,6 +111,8 @@ export class ReportLedger implements HeldReports {
     const pass = ++this.passes;
     const order = this.order;
     let at = 0;
+    /** positions in `order` passed over: blocks that went (while the pass keeps to the order) */
+    const passed: number[] = [];
     /** the new order, from the first block met out of the old one */
     let moved: Entry[] | undefined;
     let held = 0;
@@ -104,35 +124,35 @@ export class ReportLedger implements HeldReports {
       if (b !== undefined && !heldWhole(b)) continue;
       held++;
       if (x.id > max) max = x.id;
-      let e = order[at];
-      if (e !== undefined && e.id === x.id) at++;
-      else {
-        moved ??= order.slice(0, held - 1);
+      let e: Entry | undefined;
+      const k = moved === undefined ? ahead(order, at, x.id) : -1;
+      if (k >= 0) {
+        while (at < k) passed.push(at++);
+        e = order[at++]!;
+      } else {
         e = this.entries.get(x.id);
-        // in step again past a block that went: carry on from this one
-        if (e !== undefined && e.pos >= at) at = e.pos + 1;
+        // Out of the old order (a block back, or whole again): the order is made anew. A new
+        // block met past the old order's end is where the store's map puts new blocks.
+        if (moved === undefined && (e !== undefined || at < order.length)) moved = order.slice(0, at).filter((o) => o.seen === pass);
       }
-      if (e === undefined) e = this.add(x.id, given ?? b!.report(), pass);
-      else {
-        e.seen = pass;
-        if (given ? !sameReport(given, e.report) : !unchanged(b!, e.report)) this.change(e, given ?? b!.report());
-      }
-      if (moved !== undefined) {
-        e.pos = moved.length;
-        moved.push(e);
-      }
+      if (e === undefined) {
+        e = this.add(x.id, given ?? b!.report());
+        if (moved === undefined) order[at++] = e;
+      } else if (given ? !sameReport(given, e.report) : !unchanged(b!, e.report)) this.change(e, given ?? b!.report());
+      e.seen = pass;
+      moved?.push(e);
     }
     this.maxId = max;
-    if (held !== this.entries.size) {
-      for (const e of order) {
-        if (e.seen === pass) continue;
-        this.entries.delete(e.id);
-        this.sum.remove(e.hash);
-        this.record(e.id);
-      }
+    if (moved !== undefined) {
+      if (held !== this.entries.size) for (const e of order) if (e.seen !== pass) this.drop(e);
+      this.order = moved;
+    } else {
+      // every entry passed over, and every one after the last met, is of a block that went
+      for (const i of passed) this.drop(order[i]!);
+      for (let i = at; i < order.length; i++) this.drop(order[i]!);
+      order.length = at;
+      if (passed.length > 0) closeUp(order, passed);
     }
-    if (moved !== undefined) this.order = moved;
-    else order.length = at; // what followed were blocks that went
     return blocks && this.verifyEvery > 0 && pass % this.verifyEvery === 0 ? this.verify(blocks) : 0;
   }
 
@@ -155,13 +175,19 @@ export class ReportLedger implements HeldReports {
     return wrong;
   }
 
-  private add(id: number, report: BlockReport, pass: number): Entry {
+  private add(id: number, report: BlockReport): Entry {
     const hash = reportHash(report);
-    const e: Entry = { id, report, hash, fp: fingerprintOf(hash), seen: pass, pos: this.order.length };
+    const e: Entry = { id, report, hash, fp: fingerprintOf(hash), seen: 0 };
     this.entries.set(id, e);
     this.sum.add(hash);
     this.record(id);
     return e;
+  }
+
+  private drop(e: Entry): void {
+    this.entries.delete(e.id);
+    this.sum.remove(e.hash);
+    this.record(e.id);
   }
 
   private change(e: Entry, report: BlockReport): void {
@@ -217,9 +243,5 @@ export class ReportLedger implements HeldReports {
     const fps = new Map<number, Fingerprint>();
     for (const [id, e] of this.entries) fps.set(id, e.fp);
     return fps;
-  }
-
-  ids(): Iterable<number> {
-    return this.entries.keys();
   }
 }
