@@ -1,8 +1,10 @@
 // What a heartbeat's block report costs a data server holding many blocks, per beat and per
 // name server, in steady state: a session whose full report was acknowledged, and 0-2 blocks
 // changed between beats (a write, a seal, a read-only flip, a compaction, a block created or
-// removed). Times the parts heartbeat.ts runs for each name server on each beat: the store's
-// reports and gauges, and the report session's next message and its answer.
+// removed). Times the parts heartbeat.ts runs for each name server on each beat: the report
+// ledger's refresh (report-ledger.ts) and the report session's next message and its answer,
+// and the store's gauges. Beside it, on the same history, the session fed the whole list of
+// reports (store.reports(), a hash per block), as heartbeats were made before the ledger.
 // The store is a real BlockStore (LevelDB in a temporary directory) whose block map is filled
 // with in-memory blocks: a report reads only a block's state, never its file.
 //   node bin/run-ts.mjs bench/dataserver-report-beat.ts [--quick] [--blocks 200000] [--beats 60]
@@ -12,8 +14,9 @@ import { join } from 'node:path';
 import { Block, BlockFile } from '../dataserver/block.ts';
 import { BlockStore } from '../dataserver/block-store.ts';
 import { META_READONLY, META_SEALED, metaWith, type BlockMeta } from '../dataserver/needle-index.ts';
-import { ReportSession } from '../dataserver/report-session.ts';
-import type { ReportMessage } from '../src/wire/protocol.ts';
+import { ReportLedger } from '../dataserver/report-ledger.ts';
+import { ReportSession, type HeldReports } from '../dataserver/report-session.ts';
+import type { BlockReport, ReportMessage } from '../src/wire/protocol.ts';
 import { opt } from '../src/base/config.ts';
 import { parseFlags } from './lib/flags.ts';
 
@@ -63,45 +66,60 @@ function churn(): void {
   }
 }
 
-const session = new ReportSession();
 const ok = (m: ReportMessage) => ({ session: m.session, ack: m.seq });
-// Registration: ask, be given the turn, send the full report, have it acknowledged.
-const [ask] = session.next(store.reports({ completeOnly: true }));
-session.answered(ask!, { session: ask!.session, ack: 0, full: true });
-for (const m of session.next(store.reports({ completeOnly: true }))) session.answered(m, ok(m));
-if (session.wantsFull) throw new Error('the full report was not taken');
+/** A session whose full report was acknowledged: asked, given the turn, sent, acknowledged. */
+function registered(held: () => readonly BlockReport[] | HeldReports): ReportSession {
+  const session = new ReportSession();
+  const [ask] = session.next(held());
+  session.answered(ask!, { session: ask!.session, ack: 0, full: true });
+  for (const m of session.next(held())) session.answered(m, ok(m));
+  if (session.wantsFull) throw new Error('the full report was not taken');
+  return session;
+}
+/** One beat's delta, answered; throws when the session left the steady state. */
+function delta(session: ReportSession, held: readonly BlockReport[] | HeldReports): ReportMessage {
+  const [d] = session.next(held);
+  session.answered(d!, ok(d!));
+  if (d!.kind !== 'delta' || d!.session === '-') throw new Error('steady state left: a full report was asked for');
+  return d!;
+}
+const timed = <T>(f: () => T): [T, number] => {
+  const t0 = process.hrtime.bigint();
+  const r = f();
+  return [r, ms(t0)];
+};
 
-const parts = { reports: [] as number[], gauges: [] as number[], next: [] as number[], total: [] as number[] };
+const ledger = new ReportLedger();
+ledger.refresh(store.blocks);
+const session = registered(() => ledger);
+const listSession = registered(() => store.reports({ completeOnly: true }));
+
+const parts = { refresh: [] as number[], next: [] as number[], total: [] as number[], gauges: [] as number[], listReports: [] as number[], listNext: [] as number[], listTotal: [] as number[] };
 let named = 0;
 for (let beat = -5; beat < flags.beats; beat++) {
   churn();
-  const t0 = process.hrtime.bigint();
-  const t1 = process.hrtime.bigint();
-  store.updateGauges();
-  store.usedBytes();
-  const gauges = ms(t1);
-  const t2 = process.hrtime.bigint();
-  const blocks = store.reports({ completeOnly: true });
-  const reports = ms(t2);
-  const t3 = process.hrtime.bigint();
-  const [d] = session.next(blocks);
-  session.answered(d!, ok(d!));
-  const next = ms(t3);
-  const total = ms(t0);
-  if (d!.kind !== 'delta' || d!.session === '-') throw new Error('steady state left: a full report was asked for');
+  const [, gauges] = timed(() => {
+    store.updateGauges();
+    store.usedBytes();
+  });
+  const [, refresh] = timed(() => ledger.refresh(store.blocks));
+  const [d, next] = timed(() => delta(session, ledger));
+  const [blocks, listReports] = timed(() => store.reports({ completeOnly: true }));
+  const [l, listNext] = timed(() => delta(listSession, blocks));
+  // The same history, the same messages: the ledger's delta is the whole list's.
+  if (d.digest !== l.digest || d.count !== l.count || d.blocks.length !== l.blocks.length || (d.removed?.length ?? 0) !== (l.removed?.length ?? 0)) {
+    throw new Error(`beat ${beat}: the ledger's delta differs from the whole list's`);
+  }
   if (beat < 0) continue; // warm-up
-  named += d!.blocks.length + (d!.removed?.length ?? 0);
-  parts.reports.push(reports);
-  parts.gauges.push(gauges);
-  parts.next.push(next);
-  parts.total.push(total);
+  named += d.blocks.length + (d.removed?.length ?? 0);
+  Object.entries({ refresh, next, total: refresh + next, gauges, listReports, listNext, listTotal: listReports + listNext }).forEach(([k, v]) => parts[k as keyof typeof parts].push(v));
 }
 store.blocks.clear(); // the in-memory blocks have no files or writers to close
 await store.close();
 rmSync(dir, { recursive: true, force: true });
 
 const detail = { blocks: flags.blocks, beats: flags.beats, blocksPerDelta: +(named / flags.beats).toFixed(2) };
-out({ metric: 'block report per beat per name server', value: +median(parts.total).toFixed(3), unit: 'ms', p90ms: +p90(parts.total).toFixed(3), ...detail });
-out({ metric: 'store reports per beat', value: +median(parts.reports).toFixed(3), unit: 'ms', ...detail });
-out({ metric: 'session next + answer per beat', value: +median(parts.next).toFixed(3), unit: 'ms', ...detail });
-out({ metric: 'gauges and used bytes per beat', value: +median(parts.gauges).toFixed(3), unit: 'ms', ...detail });
+const fig = (xs: number[]) => +median(xs).toFixed(3);
+out({ metric: 'block report per beat per name server', value: fig(parts.total), unit: 'ms', p90ms: +p90(parts.total).toFixed(3), refreshMs: fig(parts.refresh), nextMs: fig(parts.next), ...detail });
+out({ metric: 'block report per beat per name server, whole list', value: fig(parts.listTotal), unit: 'ms', p90ms: +p90(parts.listTotal).toFixed(3), reportsMs: fig(parts.listReports), nextMs: fig(parts.listNext), ...detail });
+out({ metric: 'gauges and used bytes per beat', value: fig(parts.gauges), unit: 'ms', ...detail });
