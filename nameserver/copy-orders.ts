@@ -11,7 +11,7 @@
 // decided again after that, when the copy's report changes or the sweep comes by.
 import type { Logger } from '../src/base/log.ts';
 import type { BlockReport, DsCommand } from '../src/wire/protocol.ts';
-import type { BlockMap } from './block-map.ts';
+import type { BlockMap, BlockState } from './block-map.ts';
 import type { PendingDeletes } from './pending-deletes.ts';
 import type { Registry } from './registry.ts';
 
@@ -53,12 +53,7 @@ export class CopyOrders {
     const state = this.d.blocks.stateOfRecord(block);
     if (state === undefined) return false;
     const { copies, servers } = this.d.registry;
-    if (state !== 'sealed' && state !== 'failed' && state !== 'writable') return copies.someCopy(block, () => true);
-    if (this.d.blocks.busyReason(block)) return copies.someCopy(block, () => true);
-    return copies.someCopy(block, (n, sealed, readonly) => {
-      if (!this.d.blocks.isReplica(block, servers.idOf(n))) return true;
-      return state === 'writable' ? sealed : !readonly && !sealed;
-    });
+    return copies.someCopy(block, (n, sealed, readonly) => this.mayNeedOrder(block, state, servers.idOf(n), sealed, readonly));
   }
 
   /**
@@ -68,11 +63,15 @@ export class CopyOrders {
    */
   mayOrder(rep: BlockReport, dsId: string): boolean {
     const state = this.d.blocks.stateOfRecord(rep.id);
-    if (state === undefined) return false;
+    return state !== undefined && this.mayNeedOrder(rep.id, state, dsId, rep.sealed, rep.readonly);
+  }
+
+  /** The rule of both: a copy's flags against its block's state, busy mark and replica set. */
+  private mayNeedOrder(block: number, state: BlockState, dsId: string, sealed: boolean, readonly: boolean): boolean {
     if (state !== 'sealed' && state !== 'failed' && state !== 'writable') return true;
-    if (this.d.blocks.busyReason(rep.id) || !this.d.blocks.isReplica(rep.id, dsId)) return true;
-    if (state === 'writable') return rep.sealed;
-    return !rep.readonly && !rep.sealed;
+    if (this.d.blocks.busyReason(block) || !this.d.blocks.isReplica(block, dsId)) return true;
+    if (state === 'writable') return sealed;
+    return !readonly && !sealed;
   }
 
   /** Decides for server `dsId`'s copy of `block`. */
