@@ -270,17 +270,16 @@ function beatLoop(o: HeartbeatOptions, ledger: ReportLedger, nameserverUrl: stri
     return inFlight;
   };
 
-  /** The next beat on the grid of the last one's start (beat-schedule.ts: beats must not fall into step). */
-  const schedule = (startedAt: number) => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      const at = Date.now();
-      void beat().finally(() => schedule(at));
-    }, nextBeatDelay(startedAt, Date.now(), o.intervalMs));
-    timer.unref();
+  /** A beat, then the next on the grid of this one's start (beat-schedule.ts: beats must not fall into step). */
+  const run = () => {
+    const startedAt = Date.now();
+    void beat().finally(() => {
+      if (stopped) return;
+      timer = setTimeout(run, nextBeatDelay(startedAt, Date.now(), o.intervalMs));
+      timer.unref();
+    });
   };
-  const first = Date.now();
-  void beat().finally(() => schedule(first));
+  run();
 
   return {
     beat,
